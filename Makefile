@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LISTEN ?= 127.0.0.1:50051
+RULESETS ?= rulesets
+
+.PHONY: run test install gen gen-check lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	mkdir -p var
+	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Regenerate protobuf/gRPC code from proto/ (committed; see gen-check).
+gen: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=proto --pyi_out=proto \
+	  --grpc_python_out=proto proto/miaopi/v1/*.proto
+
+# Fails when the committed generated code differs from what the .proto files produce.
+gen-check: $(STAMP)
+	rm -rf build/gen && mkdir -p build/gen
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=build/gen --pyi_out=build/gen \
+	  --grpc_python_out=build/gen proto/miaopi/v1/*.proto
+	diff -r -x '__init__.py' -x '*.proto' -x '__pycache__' build/gen/miaopi proto/miaopi
+
+lint: $(STAMP)
+	$(BIN)/ruff check server clients tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,308 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
+    OUTCOME_APPROVE: _ClassVar[Outcome]
+    OUTCOME_REJECT: _ClassVar[Outcome]
+    OUTCOME_MANUAL_REVIEW: _ClassVar[Outcome]
+
+class ItemType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ITEM_TYPE_UNSPECIFIED: _ClassVar[ItemType]
+    ITEM_TYPE_LICENSING: _ClassVar[ItemType]
+    ITEM_TYPE_BENEFIT_PAYMENT: _ClassVar[ItemType]
+    ITEM_TYPE_CONFIRMATION: _ClassVar[ItemType]
+    ITEM_TYPE_FILING: _ClassVar[ItemType]
+    ITEM_TYPE_AWARD: _ClassVar[ItemType]
+    ITEM_TYPE_ADJUDICATION: _ClassVar[ItemType]
+    ITEM_TYPE_OTHER_POWER: _ClassVar[ItemType]
+    ITEM_TYPE_PUBLIC_SERVICE: _ClassVar[ItemType]
+
+class FieldType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FIELD_TYPE_UNSPECIFIED: _ClassVar[FieldType]
+    FIELD_TYPE_STRING: _ClassVar[FieldType]
+    FIELD_TYPE_INTEGER: _ClassVar[FieldType]
+    FIELD_TYPE_NUMBER: _ClassVar[FieldType]
+    FIELD_TYPE_BOOLEAN: _ClassVar[FieldType]
+    FIELD_TYPE_DATE: _ClassVar[FieldType]
+    FIELD_TYPE_ENUM: _ClassVar[FieldType]
+    FIELD_TYPE_STRING_LIST: _ClassVar[FieldType]
+    FIELD_TYPE_REGION_CODE: _ClassVar[FieldType]
+    FIELD_TYPE_RESIDENT_ID: _ClassVar[FieldType]
+    FIELD_TYPE_CREDIT_CODE: _ClassVar[FieldType]
+
+class MaterialNeed(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MATERIAL_NEED_UNSPECIFIED: _ClassVar[MaterialNeed]
+    MATERIAL_NEED_REQUIRED: _ClassVar[MaterialNeed]
+    MATERIAL_NEED_OPTIONAL: _ClassVar[MaterialNeed]
+    MATERIAL_NEED_DEFERRABLE: _ClassVar[MaterialNeed]
+OUTCOME_UNSPECIFIED: Outcome
+OUTCOME_APPROVE: Outcome
+OUTCOME_REJECT: Outcome
+OUTCOME_MANUAL_REVIEW: Outcome
+ITEM_TYPE_UNSPECIFIED: ItemType
+ITEM_TYPE_LICENSING: ItemType
+ITEM_TYPE_BENEFIT_PAYMENT: ItemType
+ITEM_TYPE_CONFIRMATION: ItemType
+ITEM_TYPE_FILING: ItemType
+ITEM_TYPE_AWARD: ItemType
+ITEM_TYPE_ADJUDICATION: ItemType
+ITEM_TYPE_OTHER_POWER: ItemType
+ITEM_TYPE_PUBLIC_SERVICE: ItemType
+FIELD_TYPE_UNSPECIFIED: FieldType
+FIELD_TYPE_STRING: FieldType
+FIELD_TYPE_INTEGER: FieldType
+FIELD_TYPE_NUMBER: FieldType
+FIELD_TYPE_BOOLEAN: FieldType
+FIELD_TYPE_DATE: FieldType
+FIELD_TYPE_ENUM: FieldType
+FIELD_TYPE_STRING_LIST: FieldType
+FIELD_TYPE_REGION_CODE: FieldType
+FIELD_TYPE_RESIDENT_ID: FieldType
+FIELD_TYPE_CREDIT_CODE: FieldType
+MATERIAL_NEED_UNSPECIFIED: MaterialNeed
+MATERIAL_NEED_REQUIRED: MaterialNeed
+MATERIAL_NEED_OPTIONAL: MaterialNeed
+MATERIAL_NEED_DEFERRABLE: MaterialNeed
+
+class Window(_message.Message):
+    __slots__ = ("window_id", "operator_id")
+    WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    window_id: str
+    operator_id: str
+    def __init__(self, window_id: _Optional[str] = ..., operator_id: _Optional[str] = ...) -> None: ...
+
+class DecideRequest(_message.Message):
+    __slots__ = ("request_id", "item_code", "facts", "materials", "window")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
+    FACTS_FIELD_NUMBER: _ClassVar[int]
+    MATERIALS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    item_code: str
+    facts: _struct_pb2.Struct
+    materials: _containers.RepeatedScalarFieldContainer[str]
+    window: Window
+    def __init__(self, request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., materials: _Optional[_Iterable[str]] = ..., window: _Optional[_Union[Window, _Mapping]] = ...) -> None: ...
+
+class DecideResponse(_message.Message):
+    __slots__ = ("decision",)
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
+class LegalBasis(_message.Message):
+    __slots__ = ("id", "law", "article", "citation")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LAW_FIELD_NUMBER: _ClassVar[int]
+    ARTICLE_FIELD_NUMBER: _ClassVar[int]
+    CITATION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    law: str
+    article: str
+    citation: str
+    def __init__(self, id: _Optional[str] = ..., law: _Optional[str] = ..., article: _Optional[str] = ..., citation: _Optional[str] = ...) -> None: ...
+
+class FactValue(_message.Message):
+    __slots__ = ("path", "value", "missing")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    value: _struct_pb2.Value
+    missing: bool
+    def __init__(self, path: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., missing: _Optional[bool] = ...) -> None: ...
+
+class Reason(_message.Message):
+    __slots__ = ("rule_id", "outcome", "message", "legal_basis", "facts_read", "condition")
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    FACTS_READ_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    outcome: Outcome
+    message: str
+    legal_basis: LegalBasis
+    facts_read: _containers.RepeatedCompositeFieldContainer[FactValue]
+    condition: str
+    def __init__(self, rule_id: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., message: _Optional[str] = ..., legal_basis: _Optional[_Union[LegalBasis, _Mapping]] = ..., facts_read: _Optional[_Iterable[_Union[FactValue, _Mapping]]] = ..., condition: _Optional[str] = ...) -> None: ...
+
+class MaterialRef(_message.Message):
+    __slots__ = ("id", "name", "e_license")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    E_LICENSE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    e_license: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., e_license: _Optional[bool] = ...) -> None: ...
+
+class RulesetRef(_message.Message):
+    __slots__ = ("item_code", "version", "digest")
+    ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    item_code: str
+    version: str
+    digest: str
+    def __init__(self, item_code: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
+
+class Decision(_message.Message):
+    __slots__ = ("decision_id", "request_id", "item_code", "outcome", "reasons", "missing_materials", "pending_materials", "outputs", "ruleset", "as_of_date", "decided_at", "review_due_date", "review_due_date_estimated", "derived_facts")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_MATERIALS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_MATERIALS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    RULESET_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_DATE_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_DUE_DATE_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_DUE_DATE_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    DERIVED_FACTS_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    request_id: str
+    item_code: str
+    outcome: Outcome
+    reasons: _containers.RepeatedCompositeFieldContainer[Reason]
+    missing_materials: _containers.RepeatedCompositeFieldContainer[MaterialRef]
+    pending_materials: _containers.RepeatedCompositeFieldContainer[MaterialRef]
+    outputs: _struct_pb2.Struct
+    ruleset: RulesetRef
+    as_of_date: str
+    decided_at: _timestamp_pb2.Timestamp
+    review_due_date: str
+    review_due_date_estimated: bool
+    derived_facts: _struct_pb2.Struct
+    def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., missing_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., as_of_date: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_due_date: _Optional[str] = ..., review_due_date_estimated: _Optional[bool] = ..., derived_facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ListItemsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListItemsResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Item]
+    def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
+
+class GetItemRequest(_message.Message):
+    __slots__ = ("item_code",)
+    ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
+    item_code: str
+    def __init__(self, item_code: _Optional[str] = ...) -> None: ...
+
+class GetItemResponse(_message.Message):
+    __slots__ = ("item",)
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    item: Item
+    def __init__(self, item: _Optional[_Union[Item, _Mapping]] = ...) -> None: ...
+
+class TimeLimit(_message.Message):
+    __slots__ = ("statutory_working_days", "promised_working_days", "on_the_spot")
+    STATUTORY_WORKING_DAYS_FIELD_NUMBER: _ClassVar[int]
+    PROMISED_WORKING_DAYS_FIELD_NUMBER: _ClassVar[int]
+    ON_THE_SPOT_FIELD_NUMBER: _ClassVar[int]
+    statutory_working_days: int
+    promised_working_days: int
+    on_the_spot: bool
+    def __init__(self, statutory_working_days: _Optional[int] = ..., promised_working_days: _Optional[int] = ..., on_the_spot: _Optional[bool] = ...) -> None: ...
+
+class EnumValue(_message.Message):
+    __slots__ = ("value", "label")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    label: str
+    def __init__(self, value: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+
+class FormField(_message.Message):
+    __slots__ = ("path", "label", "type", "required", "allowed_values", "min", "max", "exclusive_min", "min_length", "max_length", "min_items", "default_value", "derived", "description")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_VALUES_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIVE_MIN_FIELD_NUMBER: _ClassVar[int]
+    MIN_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    MIN_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DERIVED_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    label: str
+    type: FieldType
+    required: bool
+    allowed_values: _containers.RepeatedCompositeFieldContainer[EnumValue]
+    min: float
+    max: float
+    exclusive_min: bool
+    min_length: int
+    max_length: int
+    min_items: int
+    default_value: _struct_pb2.Value
+    derived: bool
+    description: str
+    def __init__(self, path: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., required: _Optional[bool] = ..., allowed_values: _Optional[_Iterable[_Union[EnumValue, _Mapping]]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., exclusive_min: _Optional[bool] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., min_items: _Optional[int] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., derived: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
+
+class Material(_message.Message):
+    __slots__ = ("id", "name", "need", "e_license", "condition")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NEED_FIELD_NUMBER: _ClassVar[int]
+    E_LICENSE_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    need: MaterialNeed
+    e_license: bool
+    condition: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., need: _Optional[_Union[MaterialNeed, str]] = ..., e_license: _Optional[bool] = ..., condition: _Optional[str] = ...) -> None: ...
+
+class Item(_message.Message):
+    __slots__ = ("code", "name", "type", "type_name", "department", "legal_basis", "time_limit", "form_fields", "materials", "ruleset")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    TIME_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    FORM_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    MATERIALS_FIELD_NUMBER: _ClassVar[int]
+    RULESET_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    type: ItemType
+    type_name: str
+    department: str
+    legal_basis: _containers.RepeatedCompositeFieldContainer[LegalBasis]
+    time_limit: TimeLimit
+    form_fields: _containers.RepeatedCompositeFieldContainer[FormField]
+    materials: _containers.RepeatedCompositeFieldContainer[Material]
+    ruleset: RulesetRef
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[ItemType, str]] = ..., type_name: _Optional[str] = ..., department: _Optional[str] = ..., legal_basis: _Optional[_Iterable[_Union[LegalBasis, _Mapping]]] = ..., time_limit: _Optional[_Union[TimeLimit, _Mapping]] = ..., form_fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ...) -> None: ...
