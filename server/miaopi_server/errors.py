@@ -1,0 +1,69 @@
+"""The server side's exceptions, one tree under :class:`MiaopiError`.
+
+    MiaopiError
+    ├── RuleFileError        rule files that do not load (carries every Diagnostic)
+    ├── CaseInvalid          a malformed case (carries every FieldViolation) -> INVALID_ARGUMENT
+    ├── ItemNotFound         an unknown item code                          -> NOT_FOUND
+    └── EngineError          the rules engine refused or failed             -> INTERNAL
+
+`status.py` is the one place that maps them to gRPC codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MiaopiError(Exception):
+    """Base class of every error the server raises on purpose."""
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem in a rule file, located as file:line:column (1-based)."""
+
+    file: str
+    line: int
+    column: int
+    code: str
+    message: str
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.severity} {self.code}: {self.message}"
+
+
+class RuleFileError(MiaopiError):
+    """Rule files failed to load; `diagnostics` lists every problem found, sorted."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field of a case: `field` is a dotted path such as "facts.applicant.id_number"."""
+
+    field: str
+    description: str
+
+
+class CaseInvalid(MiaopiError):
+    """The case is malformed; `violations` names every bad field at once."""
+
+    def __init__(self, violations: list[FieldViolation]):
+        self.violations = violations
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+
+
+class ItemNotFound(MiaopiError):
+    """No rule file decides this item code."""
+
+    def __init__(self, item_code: str):
+        self.item_code = item_code
+        super().__init__(f"未知事项编码 {item_code!r}")
+
+
+class EngineError(MiaopiError):
+    """The rules engine refused a ruleset or failed while evaluating."""

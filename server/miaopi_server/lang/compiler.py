@@ -1,0 +1,343 @@
+"""Type-check a parsed condition against an item's form and compile it to a durable_rules
+condition (the JSON `m` pattern of one rule).
+
+Semantics (the same as `reference.evaluate`): a comparison or test on a missing fact is false;
+`not`, `and`, `or` are ordinary logic. durable_rules refuses `$not` and `$nex`, so negation is
+pushed down to the leaves (`<` becomes `>=`, `in` becomes all-`$neq`, De Morgan for and/or),
+adding "or the fact is missing" where a fact may be missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ast
+from .probes import Probe, ProbeTable
+
+TEXT_KINDS = frozenset({"string", "enum", "region_code", "resident_id", "credit_code"})
+NUMERIC_KINDS = frozenset({"integer", "number"})
+ORDERED_KINDS = NUMERIC_KINDS | {"date"}
+ALWAYS_KEY = "_always"  # every asserted fact carries {"_always": true}
+
+TRUE: dict[str, Any] = {ALWAYS_KEY: True}
+FALSE: dict[str, Any] = {ALWAYS_KEY: False}
+_DURABLE_OP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the compiler needs to know about one fact path."""
+
+    path: str
+    kind: str  # string, integer, number, boolean, date, enum, string_list, region_code, ...
+    always_present: bool
+    enum_values: tuple[str, ...] = ()
+
+
+@dataclass
+class CompileError:
+    code: str
+    message: str
+    pos: int
+
+
+@dataclass
+class Compiled:
+    condition: dict[str, Any]
+    paths: list[str]
+    errors: list[CompileError] = field(default_factory=list)
+
+    @property
+    def never(self) -> bool:
+        return self.condition == FALSE
+
+
+def _and(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    for c in items:
+        if c == FALSE:
+            return FALSE
+        if c == TRUE:
+            continue
+        out.extend(c.get("$and", [c]))
+    if not out:
+        return TRUE
+    return out[0] if len(out) == 1 else {"$and": out}
+
+
+def _or(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    for c in items:
+        if c == TRUE:
+            return TRUE
+        if c == FALSE:
+            continue
+        out.extend(c.get("$or", [c]))
+    if not out:
+        return FALSE
+    return out[0] if len(out) == 1 else {"$or": out}
+
+
+def _cmp(path: str, op: str, value: Any) -> dict[str, Any]:
+    """One durable comparison; `path` may be "$i" (the list element)."""
+    if op == "==":
+        return {path: value}
+    return {_DURABLE_OP[op]: {path: value}}
+
+
+def _is_date(text: str) -> bool:
+    try:
+        return len(text) == 10 and dt.date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+class _Compiler:
+    def __init__(
+        self,
+        fields: Mapping[str, FieldSpec],
+        lists: Mapping[str, tuple[str, ...]],
+        probes: ProbeTable,
+    ):
+        self.fields = fields
+        self.lists = lists
+        self.probes = probes
+        self.errors: list[CompileError] = []
+
+    def fail(self, code: str, message: str, pos: int) -> dict[str, Any]:
+        self.errors.append(CompileError(code, message, pos))
+        return FALSE
+
+    # -- lookups
+    def spec(self, path: ast.Path) -> FieldSpec | None:
+        spec = self.fields.get(path.name)
+        if spec is None:
+            self.fail("MP301", f"字段 {path.name} 不在表单或派生字段中", path.pos)
+        return spec
+
+    def element_kind(self, subject: ast.Path | ast.Element) -> tuple[str, FieldSpec | None]:
+        if isinstance(subject, ast.Element):
+            return "string", None
+        spec = self.spec(subject)
+        return (spec.kind if spec else "?"), spec
+
+    def values(self, values: ast.ValueSet) -> tuple[ast.Const, ...]:
+        if isinstance(values, ast.ListLiteral):
+            return values.items
+        named = self.lists.get(values.name)
+        if named is None:
+            self.fail("MP302", f"未定义的清单 {values.name}", values.pos)
+            return ()
+        return tuple(ast.Const(v, values.pos) for v in named)
+
+    def probe(self, probe: Probe) -> str:
+        return f"_p.{self.probes.key(probe)}"
+
+    def missing(self, spec: FieldSpec | None) -> dict[str, Any]:
+        """Condition 'this fact is missing' (FALSE for facts that are always present)."""
+        if spec is None or spec.always_present:
+            return FALSE
+        return {self.probe(Probe("present", spec.path)): False}
+
+    def present(self, spec: FieldSpec | None) -> dict[str, Any]:
+        if spec is None or spec.always_present:
+            return TRUE
+        return {self.probe(Probe("present", spec.path)): True}
+
+    # -- type checks
+    def check_const(self, kind: str, spec: FieldSpec | None, const: ast.Const, what: str) -> bool:
+        v = const.value
+        ok = (
+            (kind in NUMERIC_KINDS and isinstance(v, int | float) and not isinstance(v, bool))
+            or (kind in TEXT_KINDS and isinstance(v, str))
+            or (kind == "date" and isinstance(v, str) and _is_date(v))
+            or (kind == "boolean" and isinstance(v, bool))
+        )
+        if kind == "?":
+            return False
+        if not ok:
+            expected = {"date": '日期 "YYYY-MM-DD"', "boolean": "true / false"}.get(
+                kind, "数字" if kind in NUMERIC_KINDS else "文字"
+            )
+            self.fail("MP303", f"{what} 是 {kind} 类型，只能与{expected}比较", const.pos)
+            return False
+        if kind == "enum" and spec is not None and v not in spec.enum_values:
+            allowed = "、".join(spec.enum_values)
+            self.fail("MP304", f"{v!r} 不是 {spec.path} 的可选值（{allowed}）", const.pos)
+            return False
+        return True
+
+    # -- compile
+    def compile(self, node: ast.Expr, neg: bool) -> dict[str, Any]:
+        if isinstance(node, ast.Not):
+            return self.compile(node.operand, not neg)
+        if isinstance(node, ast.And | ast.Or):
+            parts = [self.compile(o, neg) for o in node.operands]
+            return _and(parts) if isinstance(node, ast.And) != neg else _or(parts)
+        if isinstance(node, ast.Truthy):
+            spec = self.spec(node.subject)
+            if spec is not None and spec.kind != "boolean":
+                return self.fail("MP305", f"{spec.path} 不是是/否字段，请写出比较", node.pos)
+            if not neg:
+                return {node.subject.name: True}
+            return _or([self.missing(spec), {node.subject.name: False}])
+        if isinstance(node, ast.Presence):
+            spec = self.spec(node.subject)
+            want_missing = node.missing != neg
+            return self.missing(spec) if want_missing else self.present(spec)
+        if isinstance(node, ast.Emptiness):
+            spec = self.spec(node.subject)
+            if spec is None:
+                return FALSE
+            if spec.kind != "string_list":
+                return self.fail("MP306", f"{spec.path} 不是列表，不能检验 empty", node.pos)
+            key = self.probe(Probe("empty", spec.path))
+            return _or([self.missing(spec), {key: not node.empty}]) if neg else {key: node.empty}
+        if isinstance(node, ast.Quantified):
+            return self.quantified(node, neg)
+        return self.leaf(node, neg)
+
+    def leaf(self, node: ast.Expr, neg: bool) -> dict[str, Any]:
+        """A test on a single fact (not inside any / all / no)."""
+        if isinstance(node, ast.Compare):
+            return self.compare(node, neg, element=False)
+        if isinstance(node, ast.Member):
+            return self.member(node, neg, element=False)
+        if isinstance(node, ast.StringTest | ast.Hanzi):
+            subject = node.subject
+            assert isinstance(subject, ast.Path)
+            kind, spec = self.element_kind(subject)
+            if kind == "string_list" and isinstance(node, ast.StringTest):
+                if node.mode != "contains":
+                    return self.fail(
+                        "MP307", "列表请写 any 字段 starts with / ends with ...", node.pos
+                    )
+                as_any = ast.Quantified(
+                    "any", subject, ast.Member(ast.Element(node.pos), node.words, False, node.pos),
+                    node.pos,
+                )
+                return self.quantified(as_any, neg)
+            if kind not in TEXT_KINDS:
+                if kind != "?":
+                    self.fail("MP303", f"{subject.name} 不是文字字段，不能做文字检验", node.pos)
+                return FALSE
+            key = self.probe(self.string_probe(node, subject.name, ""))
+            return _or([self.missing(spec), {key: False}]) if neg else {key: True}
+        raise AssertionError(f"unexpected node {node!r}")
+
+    def string_probe(self, node: ast.StringTest | ast.Hanzi, path: str, quant: str) -> Probe:
+        if isinstance(node, ast.Hanzi):
+            return Probe("hanzi", path, quant=quant)  # type: ignore[arg-type]
+        words: list[str] = []
+        for c in self.values(node.words):
+            if not isinstance(c.value, str) or not c.value:
+                self.fail("MP303", "文字检验只能使用非空文字", c.pos)
+            else:
+                words.append(c.value)
+        return Probe("string", path, node.mode, tuple(words), quant)  # type: ignore[arg-type]
+
+    def compare(self, node: ast.Compare, neg: bool, element: bool) -> dict[str, Any]:
+        left, op, right = node.left, node.op, node.right
+        if isinstance(left, ast.Const):
+            if isinstance(right, ast.Const):
+                return self.fail("MP308", "比较的两边都是常量", node.pos)
+            left, op, right = right, ast.FLIPPED_OP[op], left
+        if neg:
+            op = ast.NEGATED_OP[op]
+        kind, spec = self.element_kind(left)  # type: ignore[arg-type]
+        where = "$i" if element else left.name  # type: ignore[union-attr]
+        label = "列表元素" if element else where
+        if op in ("<", "<=", ">", ">=") and kind not in ORDERED_KINDS and kind != "?":
+            return self.fail("MP309", f"{label} 是 {kind} 类型，不能比较大小", node.pos)
+        if isinstance(right, ast.Const):
+            if not self.check_const(kind, spec, right, label):
+                return FALSE
+            cond = _cmp(where, op, right.value)
+            return _or([self.missing(spec), cond]) if neg else cond
+        if isinstance(right, ast.Element) or element:
+            return self.fail("MP310", "列表元素只能与常量比较", right.pos)
+        other = self.spec(right)
+        if spec is None or other is None:
+            return FALSE
+        same = (
+            (spec.kind in NUMERIC_KINDS and other.kind in NUMERIC_KINDS)
+            or (spec.kind in TEXT_KINDS and other.kind in TEXT_KINDS)
+            or spec.kind == other.kind
+        )
+        if not same or spec.kind == "string_list":
+            return self.fail("MP303", f"{spec.path} 与 {other.path} 类型不同，不能比较", node.pos)
+        cond = _cmp(spec.path, op, {"$m": other.path})
+        if neg:
+            return _or([self.missing(spec), self.missing(other), cond])
+        return _and([self.present(spec), self.present(other), cond])
+
+    def member(self, node: ast.Member, neg: bool, element: bool) -> dict[str, Any]:
+        kind, spec = self.element_kind(node.subject)
+        where = "$i" if element else node.subject.name  # type: ignore[union-attr]
+        if kind == "string_list":
+            return self.fail("MP311", "列表字段请写 any / all / no 字段 in ...", node.pos)
+        consts = self.values(node.values)
+        values = [c.value for c in consts if self.check_const(kind, spec, c, where)]
+        if len(values) != len(consts):
+            return FALSE
+        inside = node.negated == neg  # True: "value is one of them"
+        if inside:
+            cond = _or([_cmp(where, "==", v) for v in dict.fromkeys(values)])
+            return _or([self.missing(spec), cond]) if neg else cond
+        cond = _and([self.present(spec)] + [_cmp(where, "!=", v) for v in dict.fromkeys(values)])
+        return _or([self.missing(spec), cond]) if neg else cond
+
+    def quantified(self, node: ast.Quantified, neg: bool) -> dict[str, Any]:
+        spec = self.spec(node.subject)
+        if spec is None:
+            return FALSE
+        if spec.kind != "string_list":
+            return self.fail("MP312", f"{spec.path} 不是列表，不能用 any / all / no", node.pos)
+        kind = "any" if node.kind == "any" else "all"  # no x t == all x (not t)
+        test_neg = node.kind == "no"
+        if neg:  # not any t == all (not t); not all t == any (not t)
+            kind = "all" if kind == "any" else "any"
+            test_neg = not test_neg
+        test: ast.Expr = node.test
+        while isinstance(test, ast.Not):
+            test, test_neg = test.operand, not test_neg
+        path = spec.path
+        empty = self.probe(Probe("empty", path))
+        if isinstance(test, ast.StringTest | ast.Hanzi):
+            if not test_neg:
+                result = {self.probe(self.string_probe(test, path, kind)): True}
+            else:  # any (not t) == not all t; all (not t) == not any t
+                dual = "all" if kind == "any" else "any"
+                result = {self.probe(self.string_probe(test, path, dual)): False}
+        else:
+            if isinstance(test, ast.Compare):
+                cond = self.compare(test, test_neg, element=True)
+            elif isinstance(test, ast.Member):
+                cond = self.member(test, test_neg, element=True)
+            else:
+                return self.fail("MP206", "列表元素不支持这种检验", test.pos)
+            if cond == TRUE:
+                result = TRUE if kind == "all" else {empty: False}
+            elif cond == FALSE:
+                result = {empty: True} if kind == "all" else FALSE
+            elif kind == "any":
+                result = {"$iany": {path: cond}}
+            else:
+                # durable's $iall is false on an empty list; "all of nothing" is true.
+                result = _or([{empty: True}, {"$iall": {path: cond}}])
+        return _or([self.missing(spec), result]) if neg else _and([self.present(spec), result])
+
+
+def compile_condition(
+    node: ast.Expr,
+    fields: Mapping[str, FieldSpec],
+    lists: Mapping[str, tuple[str, ...]],
+    probes: ProbeTable,
+) -> Compiled:
+    """Compile one parsed condition; type errors are collected in `errors`."""
+    c = _Compiler(fields, lists, probes)
+    condition = c.compile(node, neg=False)
+    return Compiled(condition, ast.paths_of(node), c.errors)
