@@ -182,3 +182,24 @@ def paths_of(node: Expr) -> list[str]:
 
     visit(node)
     return list(seen)
+
+
+def list_refs(node: Expr) -> list[str]:
+    """Names of the named lists a condition uses."""
+    names: dict[str, None] = {}
+
+    def visit(n: object) -> None:
+        if isinstance(n, ListRef):
+            names.setdefault(n.name, None)
+        elif isinstance(n, And | Or):
+            for o in n.operands:
+                visit(o)
+        elif isinstance(n, Not):
+            visit(n.operand)
+        elif isinstance(n, Member | StringTest):
+            visit(n.values if isinstance(n, Member) else n.words)
+        elif isinstance(n, Quantified):
+            visit(n.test)
+
+    visit(node)
+    return list(names)

@@ -1,0 +1,100 @@
+"""Compile an Item into engine rules: one durable_rules rule per policy rule, per material
+condition and per output case, plus the probes the conditions need.
+
+Engine rule names: "r:<rule id>", "m:<material id>", "o:<rule id>:<output>:<case index>".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Diagnostic
+from .lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
+from .lang.probes import MISSING, Probe, ProbeTable
+from .model import APPLICATION_DATE, NO_DEFAULT, Condition, Item
+
+MATERIALS_KEY = "_m"
+PROBES_KEY = "_p"
+
+
+@dataclass(frozen=True)
+class CompiledItem:
+    item: Item
+    conditions: dict[str, dict[str, Any]]  # engine rule name -> durable condition
+    probes: tuple[tuple[str, Probe], ...]
+    paths: tuple[str, ...]  # fact paths any condition reads (all the engine needs)
+    never: frozenset[str]  # engine rules whose condition can never hold
+
+
+def field_specs(item: Item) -> dict[str, FieldSpec]:
+    specs: dict[str, FieldSpec] = {}
+    for f in item.fields.values():
+        source = item.fields.get(f.derive_from) if f.derived else None
+        always = (f.required or f.default is not NO_DEFAULT or f.path == APPLICATION_DATE
+                  or bool(source and source.required))
+        specs[f.path] = FieldSpec(f.path, f.kind, always, f.enum_values)
+    return specs
+
+
+def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
+    """Compile every condition of `item`; type errors come back as diagnostics located at the
+    rule (the loader already located syntax errors precisely)."""
+    specs = field_specs(item)
+    probes = ProbeTable()
+    conditions: dict[str, dict[str, Any]] = {}
+    paths: dict[str, None] = {}
+    never: set[str] = set()
+    diagnostics: list[Diagnostic] = []
+
+    def add(name: str, cond: Condition, where: str, guard: dict[str, Any] | None = None) -> None:
+        compiled = compile_condition(cond.tree, specs, item.lists, probes)
+        for e in compiled.errors:
+            diagnostics.append(Diagnostic(item.source, 1, 1, e.code,
+                                          f"{where}：{e.message}（条件：{cond.source}）"))
+        if compiled.never:
+            never.add(name)
+        for p in compiled.paths:
+            paths.setdefault(p, None)
+        body = compiled.condition
+        conditions[name] = {"$and": [body, guard]} if guard else body
+
+    for rule in item.rules:
+        add(f"r:{rule.id}", rule.when, f"规则 {rule.id}")
+        for out_name, cases in rule.outputs:
+            for i, case in enumerate(cases):
+                if case.when is not None:
+                    add(f"o:{rule.id}:{out_name}:{i}", case.when, f"规则 {rule.id} 的输出 {out_name}")
+    for m in item.materials:
+        if m.need == "optional":
+            continue
+        not_submitted = {f"{MATERIALS_KEY}.{m.id}": False}
+        if m.when is None:
+            conditions[f"m:{m.id}"] = not_submitted
+        else:
+            add(f"m:{m.id}", m.when, f"材料 {m.id}", guard=not_submitted)
+    for _, probe in probes.items():
+        paths.setdefault(probe.path, None)
+    return CompiledItem(item, conditions, tuple(probes.items()), tuple(paths),
+                        frozenset(never)), diagnostics
+
+
+def engine_fact(compiled: CompiledItem, values: dict[str, Any],
+                materials: frozenset[str]) -> dict[str, Any]:
+    """The fact asserted for one case: only what the conditions read, nested by path."""
+    fact: dict[str, Any] = {ALWAYS_KEY: True}
+    for path in compiled.paths:
+        if path in values:
+            node = fact
+            *parents, leaf = path.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = values[path]
+    probe_values: dict[str, bool] = {}
+    for key, probe in compiled.probes:
+        v = probe.compute(lambda p: values.get(p, MISSING))
+        if v is not None:
+            probe_values[key] = v
+    fact[PROBES_KEY] = probe_values
+    fact[MATERIALS_KEY] = {m.id: m.id in materials for m in compiled.item.materials}
+    return fact

@@ -1,0 +1,125 @@
+"""Decide one case: validate, derive, evaluate in the rules engine, assemble the decision.
+
+Pure apart from the engine call: the decision depends only on (case, compiled rule file,
+`today` for cases that omit application.date). Identity and time stamps (decision_id,
+decided_at) are added by the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from .compile import CompiledItem, engine_fact
+from .engine import Engine, RulesetHandle
+from .lang.ast import paths_of
+from .lang.probes import MISSING
+from .model import LegalBasis, Material
+from .validate import Case, validate_case
+from .workdays import add_working_days
+
+APPROVE, REJECT, MANUAL_REVIEW = "APPROVE", "REJECT", "MANUAL_REVIEW"
+NO_RULE_MATCHED = "no_rule_matched"
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule_id: str
+    outcome: str
+    message: str
+    basis: LegalBasis | None
+    facts_read: tuple[tuple[str, Any], ...]  # (path, value or MISSING)
+    condition: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    item_code: str
+    version: str
+    digest: str
+    outcome: str
+    reasons: tuple[Reason, ...]
+    missing_materials: tuple[Material, ...]
+    pending_materials: tuple[Material, ...]
+    outputs: dict[str, Any]
+    as_of: dt.date
+    derived: dict[str, Any]
+    review_due: dt.date | None = None
+    review_due_estimated: bool = False
+    fired: tuple[str, ...] = field(default=(), compare=False)
+
+
+def outcome_of(reasons: tuple[Reason, ...]) -> str:
+    """REJECT > MANUAL_REVIEW > APPROVE; no reason at all is MANUAL_REVIEW."""
+    outcomes = {r.outcome for r in reasons}
+    for o in (REJECT, MANUAL_REVIEW, APPROVE):
+        if o in outcomes:
+            return o
+    return MANUAL_REVIEW
+
+
+def decide(compiled: CompiledItem, handle: RulesetHandle, engine: Engine,
+           facts: Any, materials: Any, today: dt.date) -> Decision:
+    """Decide a case; raises CaseInvalid for malformed input."""
+    case = validate_case(compiled.item, facts, materials, today)
+    fired = engine.evaluate(handle, engine_fact(compiled, case.values, case.materials))
+    return assemble(compiled, case, set(fired))
+
+
+def _read(case: Case, paths: list[str]) -> tuple[tuple[str, Any], ...]:
+    return tuple((p, case.values.get(p, MISSING)) for p in paths)
+
+
+def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
+    """Build the decision from the set of engine rules that fired."""
+    item = compiled.item
+    reasons: list[Reason] = []
+    missing: list[Material] = []
+    pending: list[Material] = []
+    for m in item.materials:
+        if f"m:{m.id}" not in fired:
+            continue
+        if m.need == "deferrable":
+            pending.append(m)
+            continue
+        missing.append(m)
+        when = f"（{m.when.source}）" if m.when else ""
+        reasons.append(Reason(
+            f"material:{m.id}", REJECT, f"缺少必要材料：{m.name}{when}",
+            item.legal_basis.get(item.materials_basis),
+            _read(case, paths_of(m.when.tree)) if m.when else (),
+            m.when.source if m.when else "",
+        ))
+    for rule in item.rules:
+        if f"r:{rule.id}" in fired:
+            reasons.append(Reason(rule.id, rule.outcome, rule.message,
+                                  item.legal_basis.get(rule.basis),
+                                  _read(case, paths_of(rule.when.tree)), rule.when.source))
+    # Policy reasons first in rule-file order, then the materials notice.
+    ordered = tuple(sorted(reasons, key=lambda r: r.rule_id.startswith("material:")))
+    if not ordered:
+        outcome = MANUAL_REVIEW
+        ordered = (Reason(NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()),)
+    else:
+        outcome = outcome_of(ordered)
+    outputs: dict[str, Any] = {}
+    if outcome != REJECT:
+        for rule in item.rules:
+            if f"r:{rule.id}" not in fired:
+                continue
+            for name, cases in rule.outputs:
+                for i, c in enumerate(cases):
+                    if c.when is None or f"o:{rule.id}:{name}:{i}" in fired:
+                        outputs.setdefault(name, c.value)
+                        break
+    due, estimated = None, False
+    if outcome == MANUAL_REVIEW:
+        d = add_working_days(case.as_of, max(item.promised_days, 1))
+        due, estimated = d.date, d.estimated
+    return Decision(
+        item_code=item.code, version=item.version, digest=item.digest, outcome=outcome,
+        reasons=ordered, missing_materials=tuple(missing), pending_materials=tuple(pending),
+        outputs=outputs, as_of=case.as_of, derived=case.derived, review_due=due,
+        review_due_estimated=estimated, fired=tuple(sorted(fired)),
+    )

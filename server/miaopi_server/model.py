@@ -1,0 +1,130 @@
+"""The domain model of a rule file: a standardized item, its form, materials and rules.
+
+Plain frozen data; `rulefile.py` builds it from YAML and `compile.py` turns it into engine
+rules. Conditions stay as the source text the rule author wrote plus their parsed tree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from .lang import ast
+
+FIELD_KINDS = (
+    "string", "integer", "number", "boolean", "date", "enum", "string_list",
+    "region_code", "resident_id", "credit_code",
+)
+ITEM_TYPES = (
+    "行政许可", "行政给付", "行政确认", "行政备案", "行政奖励", "行政裁决", "其他行政权力", "公共服务",
+)
+OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW")
+MATERIAL_NEEDS = ("required", "optional", "deferrable")
+APPLICATION_DATE = "application.date"
+NO_DEFAULT: Any = object()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition as written (`source`) and parsed (`tree`)."""
+
+    source: str
+    tree: ast.Expr
+
+
+@dataclass(frozen=True)
+class LegalBasis:
+    id: str
+    law: str
+    article: str = ""
+
+    @property
+    def citation(self) -> str:
+        return f"《{self.law}》{self.article}"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One form field, or a derived fact (`derive` names the function computing it)."""
+
+    path: str
+    kind: str
+    label: str = ""
+    required: bool = False
+    default: Any = NO_DEFAULT
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_min: bool = False
+    min_length: int = 0
+    max_length: int = 0
+    min_items: int = 0
+    enum: tuple[tuple[str, str], ...] = ()  # (value, label)
+    description: str = ""
+    derive: str = ""
+    derive_from: str = ""
+
+    @property
+    def derived(self) -> bool:
+        return bool(self.derive)
+
+    @property
+    def enum_values(self) -> tuple[str, ...]:
+        return tuple(v for v, _ in self.enum)
+
+
+@dataclass(frozen=True)
+class Material:
+    id: str
+    name: str
+    need: str  # required | optional | deferrable
+    e_license: bool = False
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class OutputCase:
+    """One case of an output table; `when` None is the fallback."""
+
+    value: Any
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    when: Condition
+    outcome: str
+    message: str
+    basis: str
+    outputs: tuple[tuple[str, tuple[OutputCase, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One standardized item as its rule file declares it."""
+
+    code: str
+    name: str
+    type_name: str
+    department: str
+    statutory_days: int
+    promised_days: int
+    on_the_spot: bool
+    version: str
+    effective_from: dt.date | None
+    legal_basis: dict[str, LegalBasis]
+    fields: dict[str, Field]
+    materials: tuple[Material, ...]
+    materials_basis: str
+    rules: tuple[Rule, ...]
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = ""
+    digest: str = ""
+
+    def field_at(self, path: str) -> Field | None:
+        return self.fields.get(path)
+
+    @property
+    def form_fields(self) -> list[Field]:
+        return [f for f in self.fields.values() if not f.derived]

@@ -1,0 +1,577 @@
+"""Load rule files (YAML) into the domain model, collecting every problem with its location.
+
+A rules directory holds one YAML file per item (any depth) and shared named lists under
+`lists/`. Nothing in a rule file is ever executed: conditions are parsed by `lang.parser`
+and compiled to durable_rules conditions later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Diagnostic
+from .lang import ast
+from .lang.parser import ExprSyntaxError, parse
+from .model import (
+    APPLICATION_DATE,
+    FIELD_KINDS,
+    ITEM_TYPES,
+    MATERIAL_NEEDS,
+    OUTCOMES,
+    Condition,
+    Field,
+    Item,
+    LegalBasis,
+    Material,
+    OutputCase,
+    Rule,
+)
+
+LISTS_DIR = "lists"
+_IDENT = re.compile(r"^[^\W\d]\w*$")
+_PATH = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)+$")
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_NULL_TAG = "tag:yaml.org,2002:null"
+DERIVE_FUNCTIONS = {
+    # name: (source kind, result kind)
+    "age": ("resident_id", "integer"),
+    "birth_date": ("resident_id", "date"),
+    "credit_code_checksum_ok": ("credit_code", "boolean"),
+    "credit_code_kind": ("credit_code", "string"),
+}
+_FIELD_KEYS = {
+    "type", "label", "required", "default", "min", "max", "exclusive_min", "min_length",
+    "max_length", "min_items", "values", "description",
+}
+
+
+class _Invalid(Exception):
+    """Raised after a diagnostic was recorded, to abandon one element."""
+
+
+class _FileLoader:
+    def __init__(self, path: Path, display: str, shared_lists: dict[str, tuple[str, ...]]):
+        self.path = path
+        self.display = display
+        self.shared_lists = shared_lists
+        self.diagnostics: list[Diagnostic] = []
+        self.text = ""
+
+    # -- diagnostics
+    def diag(self, node: yaml.Node | None, code: str, message: str, severity: str = "error",
+             offset: tuple[int, int] = (0, 0)) -> None:
+        line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
+        self.diagnostics.append(
+            Diagnostic(self.display, line + offset[0], col + offset[1], code, message, severity)
+        )
+
+    def invalid(self, node: yaml.Node | None, code: str, message: str) -> _Invalid:
+        self.diag(node, code, message)
+        return _Invalid()
+
+    # -- node readers
+    def mapping(self, node: yaml.Node, what: str, allowed: set[str] | None = None,
+                required: tuple[str, ...] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.invalid(node, "MP101", f"{what} 应为键值映射")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.diag(key_node, "MP101", f"{what} 的键应为文字")
+                continue
+            key = key_node.value
+            if key in out:
+                self.diag(key_node, "MP104", f"{what} 中重复的键 {key!r}")
+                continue
+            if allowed is not None and key not in allowed:
+                known = "、".join(sorted(allowed))
+                self.diag(key_node, "MP102", f"{what} 中未知的键 {key!r}（可用：{known}）")
+                continue
+            out[key] = (key_node, value_node)
+        for key in required:
+            if key not in out:
+                self.diag(node, "MP103", f"{what} 缺少必填项 {key!r}")
+        return out
+
+    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.invalid(node, "MP101", f"{what} 应为列表")
+        return list(node.value)
+
+    def text_of(self, node: yaml.Node, what: str, allow_empty: bool = False) -> str:
+        if not isinstance(node, yaml.ScalarNode) or (node.tag == _NULL_TAG and not node.style):
+            raise self.invalid(node, "MP101", f"{what} 应为文字")
+        if not allow_empty and not node.value.strip():
+            raise self.invalid(node, "MP105", f"{what} 不能为空")
+        return str(node.value)
+
+    def int_of(self, node: yaml.Node, what: str, minimum: int = 0) -> int:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _INT_TAG or node.style:
+            raise self.invalid(node, "MP101", f"{what} 应为整数")
+        value = int(node.value)
+        if value < minimum:
+            raise self.invalid(node, "MP105", f"{what} 不能小于 {minimum}")
+        return value
+
+    def number_of(self, node: yaml.Node, what: str) -> float | int:
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) \
+                or node.style:
+            raise self.invalid(node, "MP101", f"{what} 应为数字")
+        return int(node.value) if node.tag == _INT_TAG else float(node.value)
+
+    def bool_of(self, node: yaml.Node, what: str) -> bool:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL_TAG or node.style:
+            raise self.invalid(node, "MP101", f"{what} 应为 true 或 false")
+        return node.value.lower() in ("true", "yes", "on")
+
+    def date_of(self, node: yaml.Node, what: str) -> dt.date:
+        text = self.text_of(node, what)
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                raise ValueError
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise self.invalid(node, "MP105", f"{what} 应为日期 YYYY-MM-DD") from None
+
+    def condition(self, node: yaml.Node, what: str) -> Condition:
+        source = self.text_of(node, what)
+        try:
+            return Condition(source, parse(source))
+        except ExprSyntaxError as exc:
+            self.diag(node, exc.code, f"{what}: {exc.message}", offset=self.offset(node, exc.pos))
+            raise _Invalid() from None
+
+    def offset(self, node: yaml.Node, pos: int) -> tuple[int, int]:
+        """(line, column) offset of character `pos` of a scalar's value from the node start."""
+        value: str = node.value
+        lines_before = value.count("\n", 0, pos)
+        if node.style in ("|", ">"):
+            lines = self.text.splitlines()
+            row = node.start_mark.line + 1 + lines_before
+            indent = len(lines[row]) - len(lines[row].lstrip()) if row < len(lines) else 0
+            col_in_line = pos - (value.rfind("\n", 0, pos) + 1)
+            return 1 + lines_before, indent + col_in_line - node.start_mark.column
+        quote = 1 if node.style in ('"', "'") else 0
+        if lines_before:
+            return lines_before, pos - value.rfind("\n", 0, pos) - node.start_mark.column
+        return 0, pos + quote
+
+    # -- the file
+    def load(self) -> Item | None:
+        raw = self.path.read_bytes()
+        try:
+            self.text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.diagnostics.append(Diagnostic(self.display, 1, 1, "MP100",
+                                               f"文件不是 UTF-8 编码：{exc.reason}"))
+            return None
+        try:
+            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.diagnostics.append(Diagnostic(self.display, line, col, "MP100",
+                                               f"YAML 语法错误：{problem}"))
+            return None
+        if root is None:
+            self.diagnostics.append(Diagnostic(self.display, 1, 1, "MP103", "规则文件为空"))
+            return None
+        try:
+            return self.item(root, raw)
+        except _Invalid:
+            return None
+
+    def item(self, root: yaml.Node, raw: bytes) -> Item | None:
+        top = self.mapping(
+            root, "规则文件",
+            {"schema", "item", "version", "effective_from", "legal_basis", "form", "derived",
+             "lists", "materials", "materials_basis", "rules"},
+            ("item", "version", "legal_basis", "form", "rules"),
+        )
+        if "item" not in top or "version" not in top:
+            raise _Invalid()
+        if "schema" in top and self.text_of(top["schema"][1], "schema") != "miaopi/rulefile/v1":
+            self.diag(top["schema"][1], "MP105", "schema 应为 miaopi/rulefile/v1")
+        head = self.mapping(top["item"][1], "item",
+                            {"code", "name", "type", "department", "time_limit"},
+                            ("code", "name", "type", "department", "time_limit"))
+        code = self.guard(lambda: self.text_of(head["code"][1], "item.code"), "")
+        if code and not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", code):
+            self.diag(head["code"][1], "MP105", "item.code 只能由字母、数字、- 和 _ 组成")
+        name = self.guard(lambda: self.text_of(head["name"][1], "item.name"), "")
+        type_name = self.guard(lambda: self.text_of(head["type"][1], "item.type"), "")
+        if "type" in head and type_name and type_name not in ITEM_TYPES:
+            self.diag(head["type"][1], "MP105",
+                      f"未知的事项类型 {type_name!r}（可用：{'、'.join(ITEM_TYPES)}）")
+        department = self.guard(lambda: self.text_of(head["department"][1], "item.department"), "")
+        statutory, promised, on_the_spot = self.guard(lambda: self.time_limit(head), (0, 0, False))
+        version = self.guard(lambda: self.text_of(top["version"][1], "version"), "")
+        effective_from = None
+        if "effective_from" in top:
+            effective_from = self.guard(
+                lambda: self.date_of(top["effective_from"][1], "effective_from"), None)
+        legal = self.guard(lambda: self.legal_basis(top["legal_basis"][1]), {}) \
+            if "legal_basis" in top else {}
+        fields = self.guard(lambda: self.form(top["form"][1]), {}) if "form" in top else {}
+        if "derived" in top:
+            self.guard(lambda: self.derived(top["derived"][1], fields), None)
+        local_lists = self.guard(lambda: self.local_lists(top["lists"][1]), {}) \
+            if "lists" in top else {}
+        materials = self.guard(lambda: self.materials(top["materials"][1]), ()) \
+            if "materials" in top else ()
+        materials_basis = ""
+        if "materials_basis" in top:
+            node = top["materials_basis"][1]
+            materials_basis = self.guard(lambda: self.text_of(node, "materials_basis"), "")
+            if materials_basis and materials_basis not in legal:
+                self.diag(node, "MP320", f"materials_basis 引用了未定义的依据 {materials_basis!r}")
+        elif any(m.need == "required" for m in materials):
+            self.diag(top["materials"][1] if "materials" in top else root, "MP103",
+                      "有必要材料时须以 materials_basis 指明一次性告知的依据")
+        rules = self.guard(lambda: self.rules(top["rules"][1], legal), ()) if "rules" in top else ()
+        lists = {**self.shared_lists, **local_lists}
+        used = sorted({name for c in _conditions(rules, materials) for name in ast.list_refs(c.tree)
+                       if name in lists})
+        digest = hashlib.sha256(raw + b"\0" + json.dumps(
+            {n: lists[n] for n in used}, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+        return Item(
+            code=code, name=name, type_name=type_name, department=department,
+            statutory_days=statutory, promised_days=promised, on_the_spot=on_the_spot,
+            version=version, effective_from=effective_from, legal_basis=legal,
+            fields=fields, materials=materials, materials_basis=materials_basis, rules=rules,
+            lists=lists, source=self.display, digest=f"sha256:{digest}",
+        )
+
+    def guard(self, fn: Any, fallback: Any) -> Any:
+        try:
+            return fn()
+        except _Invalid:
+            return fallback
+
+    def time_limit(self, head: dict[str, tuple[yaml.Node, yaml.Node]]) -> tuple[int, int, bool]:
+        m = self.mapping(head["time_limit"][1], "item.time_limit",
+                         {"statutory_working_days", "promised_working_days", "on_the_spot"},
+                         ("statutory_working_days", "promised_working_days"))
+        statutory = self.int_of(m["statutory_working_days"][1], "法定办结时限") \
+            if "statutory_working_days" in m else 0
+        promised = self.int_of(m["promised_working_days"][1], "承诺办结时限") \
+            if "promised_working_days" in m else 0
+        on_the_spot = self.bool_of(m["on_the_spot"][1], "on_the_spot") \
+            if "on_the_spot" in m else promised == 0
+        if promised > statutory:
+            self.diag(m["promised_working_days"][1], "MP105", "承诺时限不能长于法定时限")
+        return statutory, promised, on_the_spot
+
+    def legal_basis(self, node: yaml.Node) -> dict[str, LegalBasis]:
+        out: dict[str, LegalBasis] = {}
+        for key, (key_node, value) in self.mapping(node, "legal_basis").items():
+            if not _IDENT.match(key):
+                self.diag(key_node, "MP107", f"依据编号 {key!r} 应为标识符")
+                continue
+            try:
+                m = self.mapping(value, f"legal_basis.{key}", {"law", "article"}, ("law",))
+                law = self.text_of(m["law"][1], "law") if "law" in m else ""
+                law = law.strip().removeprefix("《").removesuffix("》")
+                article = self.text_of(m["article"][1], "article") if "article" in m else ""
+                out[key] = LegalBasis(key, law, article)
+            except _Invalid:
+                continue
+        return out
+
+    def form(self, node: yaml.Node) -> dict[str, Field]:
+        fields: dict[str, Field] = {}
+        for path, (key_node, value) in self.mapping(node, "form").items():
+            if not _PATH.match(path):
+                self.diag(key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段（如 applicant.age）")
+                continue
+            try:
+                fields[path] = self.field(path, value)
+            except _Invalid:
+                continue
+        if APPLICATION_DATE not in fields:
+            fields[APPLICATION_DATE] = Field(APPLICATION_DATE, "date", "申请日期",
+                                             description="决定所依据的日期；缺省为当天（北京时间）")
+        elif fields[APPLICATION_DATE].kind != "date" or fields[APPLICATION_DATE].required:
+            self.diag(node, "MP105", "application.date 须为非必填的 date 字段")
+        self.check_prefixes(node, list(fields))
+        return fields
+
+    def check_prefixes(self, node: yaml.Node, paths: list[str]) -> None:
+        for p in paths:
+            for q in paths:
+                if q.startswith(p + "."):
+                    self.diag(node, "MP107", f"字段 {p} 不能同时是 {q} 的上级")
+
+    def field(self, path: str, node: yaml.Node) -> Field:
+        m = self.mapping(node, f"form.{path}", _FIELD_KEYS, ("type",))
+        if "type" not in m:
+            raise _Invalid()
+        kind = self.text_of(m["type"][1], "type")
+        if kind not in FIELD_KINDS:
+            raise self.invalid(m["type"][1], "MP105",
+                               f"未知的字段类型 {kind!r}（可用：{'、'.join(FIELD_KINDS)}）")
+        kw: dict[str, Any] = {"path": path, "kind": kind}
+        if "label" in m:
+            kw["label"] = self.text_of(m["label"][1], "label")
+        if "description" in m:
+            kw["description"] = self.text_of(m["description"][1], "description")
+        if "required" in m:
+            kw["required"] = self.bool_of(m["required"][1], "required")
+        for key, attr in (("min", "minimum"), ("max", "maximum")):
+            if key in m:
+                if kind not in ("integer", "number"):
+                    self.diag(m[key][0], "MP105", f"{key} 只适用于 integer / number 字段")
+                kw[attr] = self.number_of(m[key][1], key)
+        if "exclusive_min" in m:
+            kw["exclusive_min"] = self.bool_of(m["exclusive_min"][1], "exclusive_min")
+        for key in ("min_length", "max_length", "min_items"):
+            if key in m:
+                kw[key] = self.int_of(m[key][1], key)
+        if "values" in m:
+            values = self.mapping(m["values"][1], f"form.{path}.values")
+            kw["enum"] = tuple((v, self.text_of(n, "标签")) for v, (_, n) in values.items())
+        if kind == "enum" and not kw.get("enum"):
+            raise self.invalid(node, "MP103", f"枚举字段 {path} 须以 values 列出可选值")
+        if kind == "string_list":
+            kw["default"] = []  # lists are always present; an omitted list is empty
+        if "default" in m:
+            if kw.get("required"):
+                self.diag(m["default"][0], "MP105", "必填字段不需要缺省值")
+            kw["default"] = self.default(m["default"][1], kind, path)
+        return Field(**kw)
+
+    def default(self, node: yaml.Node, kind: str, path: str) -> Any:
+        value = _construct(node)
+        ok = {
+            "boolean": isinstance(value, bool),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "string_list": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        }.get(kind, isinstance(value, str))
+        if not ok:
+            raise self.invalid(node, "MP105", f"{path} 的缺省值与类型 {kind} 不符")
+        return value
+
+    def derived(self, node: yaml.Node, fields: dict[str, Field]) -> None:
+        for path, (key_node, value) in self.mapping(node, "derived").items():
+            if not _PATH.match(path):
+                self.diag(key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段")
+                continue
+            if path in fields:
+                self.diag(key_node, "MP104", f"派生字段 {path} 与表单字段重名")
+                continue
+            try:
+                m = self.mapping(value, f"derived.{path}", {"function", "from", "label"},
+                                 ("function", "from"))
+                fn = self.text_of(m["function"][1], "function")
+                source = self.text_of(m["from"][1], "from")
+            except (_Invalid, KeyError):
+                continue
+            if fn not in DERIVE_FUNCTIONS:
+                self.diag(m["function"][1], "MP330",
+                          f"未知的派生函数 {fn!r}（可用：{'、'.join(DERIVE_FUNCTIONS)}）")
+                continue
+            source_kind, result_kind = DERIVE_FUNCTIONS[fn]
+            src = fields.get(source)
+            if src is None or src.kind != source_kind:
+                self.diag(m["from"][1], "MP330", f"{fn} 需要一个 {source_kind} 类型的表单字段")
+                continue
+            label = self.text_of(m["label"][1], "label") if "label" in m else ""
+            fields[path] = Field(path, result_kind, label, required=src.required,
+                                 derive=fn, derive_from=source)
+        self.check_prefixes(node, list(fields))
+
+    def local_lists(self, node: yaml.Node) -> dict[str, tuple[str, ...]]:
+        return _read_lists(self, node)
+
+    def materials(self, node: yaml.Node) -> tuple[Material, ...]:
+        out: list[Material] = []
+        seen: set[str] = set()
+        for entry in self.sequence(node, "materials"):
+            try:
+                m = self.mapping(entry, "材料", {"id", "name", "need", "e_license", "when"},
+                                 ("id", "name", "need"))
+                mid = self.text_of(m["id"][1], "id")
+                if not _IDENT.match(mid) or not mid.isascii():
+                    raise self.invalid(m["id"][1], "MP107", f"材料编号 {mid!r} 应为英文标识符")
+                if mid in seen:
+                    raise self.invalid(m["id"][1], "MP106", f"重复的材料编号 {mid!r}")
+                seen.add(mid)
+                need = self.text_of(m["need"][1], "need")
+                if need not in MATERIAL_NEEDS:
+                    raise self.invalid(m["need"][1], "MP105",
+                                       f"need 应为 {'、'.join(MATERIAL_NEEDS)} 之一")
+                when = self.condition(m["when"][1], f"材料 {mid} 的 when") if "when" in m else None
+                e_license = self.bool_of(m["e_license"][1], "e_license") \
+                    if "e_license" in m else False
+                out.append(Material(mid, self.text_of(m["name"][1], "name"), need, e_license, when))
+            except (_Invalid, KeyError):
+                continue
+        return tuple(out)
+
+    def rules(self, node: yaml.Node, legal: dict[str, LegalBasis]) -> tuple[Rule, ...]:
+        out: list[Rule] = []
+        seen: set[str] = set()
+        for entry in self.sequence(node, "rules"):
+            try:
+                m = self.mapping(entry, "规则", {"id", "when", "outcome", "message", "basis",
+                                                "outputs"},
+                                 ("id", "when", "outcome", "message", "basis"))
+                rid = self.text_of(m["id"][1], "id")
+                if not _IDENT.match(rid) or not rid.isascii():
+                    raise self.invalid(m["id"][1], "MP107", f"规则编号 {rid!r} 应为英文标识符")
+                if rid in seen:
+                    raise self.invalid(m["id"][1], "MP106", f"重复的规则编号 {rid!r}")
+                seen.add(rid)
+                outcome = self.text_of(m["outcome"][1], "outcome")
+                if outcome not in OUTCOMES:
+                    raise self.invalid(m["outcome"][1], "MP105",
+                                       f"outcome 应为 {'、'.join(OUTCOMES)} 之一")
+                basis = self.text_of(m["basis"][1], "basis")
+                if basis not in legal:
+                    self.diag(m["basis"][1], "MP320", f"basis 引用了未定义的依据 {basis!r}")
+                outputs = self.outputs(m["outputs"][1], rid) if "outputs" in m else ()
+                out.append(Rule(rid, self.condition(m["when"][1], f"规则 {rid} 的 when"), outcome,
+                                self.text_of(m["message"][1], "message"), basis, outputs))
+            except (_Invalid, KeyError):
+                continue
+        return tuple(out)
+
+    def outputs(self, node: yaml.Node, rid: str) -> tuple[tuple[str, tuple[OutputCase, ...]], ...]:
+        out = []
+        for name, (key_node, value) in self.mapping(node, f"规则 {rid} 的 outputs").items():
+            if not _IDENT.match(name):
+                self.diag(key_node, "MP107", f"输出名 {name!r} 应为标识符")
+                continue
+            cases: list[OutputCase] = []
+            if not isinstance(value, yaml.SequenceNode):  # a constant output
+                cases.append(OutputCase(_construct(value)))
+            else:
+                for case in value.value:
+                    c = self.mapping(case, f"输出 {name}", {"when", "value"}, ("value",))
+                    if "value" not in c:
+                        continue
+                    when = self.condition(c["when"][1], f"输出 {name} 的 when") \
+                        if "when" in c else None
+                    cases.append(OutputCase(_construct(c["value"][1]), when))
+                if cases and cases[-1].when is not None:
+                    self.diag(value, "MP103", f"输出 {name} 的最后一项应为不带 when 的兜底值",
+                              severity="warning")
+            out.append((name, tuple(cases)))
+        return tuple(out)
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ...]]:
+    """Named lists: {name: {label, values: [...]}} or {name: {label, union: [other names]}}."""
+    raw: dict[str, tuple[yaml.Node, dict[str, tuple[yaml.Node, yaml.Node]]]] = {}
+    for name, (key_node, value) in loader.mapping(node, "lists").items():
+        if not _IDENT.match(name):
+            loader.diag(key_node, "MP107", f"清单名称 {name!r} 应为标识符")
+            continue
+        try:
+            raw[name] = (key_node, loader.mapping(value, f"清单 {name}",
+                                                  {"label", "values", "union"}))
+        except _Invalid:
+            continue
+    out: dict[str, tuple[str, ...]] = {}
+
+    def resolve(name: str, trail: tuple[str, ...]) -> tuple[str, ...]:
+        if name in out:
+            return out[name]
+        _key_node, m = raw[name]
+        values: list[str] = []
+        if "values" in m:
+            for v in loader.sequence(m["values"][1], f"清单 {name}"):
+                values.append(loader.text_of(v, f"清单 {name} 的值"))
+        for ref in loader.sequence(m["union"][1], f"清单 {name}") if "union" in m else []:
+            other = loader.text_of(ref, "union")
+            if other in trail:
+                raise loader.invalid(ref, "MP322", f"清单 {name} 循环引用了 {other}")
+            if other not in raw:
+                raise loader.invalid(ref, "MP321", f"清单 {name} 引用了未定义的清单 {other}")
+            values.extend(resolve(other, (*trail, other)))
+        out[name] = tuple(dict.fromkeys(values))
+        return out[name]
+
+    for name in raw:
+        try:
+            resolve(name, (name,))
+        except _Invalid:
+            continue
+    return out
+
+
+def _conditions(rules: tuple[Rule, ...], materials: tuple[Material, ...]) -> Iterator[Condition]:
+    for r in rules:
+        yield r.when
+        for _, cases in r.outputs:
+            yield from (c.when for c in cases if c.when is not None)
+    yield from (m.when for m in materials if m.when is not None)
+
+
+def conditions_of(item: Item) -> Iterator[Condition]:
+    """Every condition an item's rule file contains."""
+    return _conditions(item.rules, item.materials)
+
+
+def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diagnostic]]:
+    lists: dict[str, tuple[str, ...]] = {}
+    diagnostics: list[Diagnostic] = []
+    lists_dir = root / LISTS_DIR
+    for path in sorted(lists_dir.rglob("*.y*ml")) if lists_dir.is_dir() else []:
+        loader = _FileLoader(path, _display(root, path), {})
+        try:
+            loader.text = path.read_text(encoding="utf-8")
+            node = yaml.compose(loader.text, Loader=yaml.SafeLoader)
+            top = loader.mapping(node, "清单文件", {"lists"}, ("lists",))
+            for name, values in _read_lists(loader, top["lists"][1]).items():
+                if name in lists:
+                    loader.diag(top["lists"][1], "MP104", f"清单 {name} 在多个文件中定义")
+                lists[name] = values
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            loader.diagnostics.append(Diagnostic(
+                loader.display, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
+                "MP100", f"YAML 语法错误：{getattr(exc, 'problem', None) or exc}"))
+        except (_Invalid, KeyError, UnicodeDecodeError):
+            pass
+        diagnostics.extend(loader.diagnostics)
+    return lists, diagnostics
+
+
+def _display(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def item_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.y*ml")
+                  if p.suffix in (".yaml", ".yml") and LISTS_DIR not in p.relative_to(root).parts)
+
+
+def load_rule_file(path: Path, root: Path, lists: dict[str, tuple[str, ...]]
+                   ) -> tuple[Item | None, list[Diagnostic]]:
+    loader = _FileLoader(path, _display(root, path), lists)
+    item = loader.load()
+    return item, loader.diagnostics
