@@ -65,6 +65,10 @@ class Field:
     derive_from: str = ""
 
     @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+    @property
     def derived(self) -> bool:
         return bool(self.derive)
 

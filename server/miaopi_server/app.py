@@ -1,0 +1,120 @@
+"""Wiring: settings -> catalog -> gRPC server (service, health, reflection) -> signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+
+from . import logs
+from .catalog import Catalog, load_catalog
+from .errors import RuleFileError
+from .service import ApprovalService
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
+log = structlog.get_logger("miaopi.app")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server is configured with, loaded once at the entry point."""
+
+    listen: str = "127.0.0.1:50051"
+    rulesets: Path = Path("rulesets")
+    state_dir: Path = Path("var")
+    log_format: str = "auto"
+    log_level: str = "info"
+    grace_seconds: float = 5.0
+
+
+@dataclass
+class Running:
+    server: grpc.aio.Server
+    port: int
+    health: HealthServicer
+    catalog: Catalog
+
+
+async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
+    """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
+    catalog = catalog or load_catalog(settings.rulesets)
+    holder = {"catalog": catalog}
+    server = grpc.aio.server()
+    pb_grpc.add_ApprovalServiceServicer_to_server(
+        ApprovalService(lambda: holder["catalog"]), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    await server.start()
+    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    return Running(server, port, health, catalog)
+
+
+async def serve(settings: Settings) -> None:
+    running = await create_server(settings)
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info("server.started", listen=f"{host}:{running.port}",
+             items=sorted(running.catalog.items), rulesets=str(settings.rulesets))
+    for w in running.catalog.warnings:
+        log.warning("rulefile.warning", diagnostic=str(w))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("server.stopping", grace_seconds=settings.grace_seconds)
+    await running.health.enter_graceful_shutdown()
+    await running.server.stop(settings.grace_seconds)
+    running.catalog.close()
+    log.info("server.stopped")
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    p = argparse.ArgumentParser(prog="miaopi-server", description="秒批 instant approval server")
+    p.add_argument("--listen", default=Settings.listen, help="HOST:PORT (port 0 picks a free one)")
+    p.add_argument("--rulesets", type=Path, default=Settings.rulesets, help="rule files directory")
+    p.add_argument("--state-dir", type=Path, default=Settings.state_dir,
+                   help="where the server keeps its state (audit trail, keys)")
+    p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    a = p.parse_args(argv)
+    return Settings(listen=a.listen, rulesets=a.rulesets, state_dir=a.state_dir,
+                    log_format=a.log_format, log_level=a.log_level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    logs.configure(settings.log_format, settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except RuleFileError as exc:
+        for d in exc.diagnostics:
+            log.error("rulefile.error", diagnostic=str(d))
+        print(f"miaopi-server: rule files failed to load:\n{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        log.error("server.failed", error=str(exc))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Domain objects <-> miaopi.v1 protobuf messages. The only place that knows both."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from miaopi.v1 import approval_pb2 as pb
+
+from .decide import Decision, Reason
+from .lang.probes import MISSING
+from .model import Field, Item, LegalBasis, Material
+
+OUTCOMES = {
+    "APPROVE": pb.OUTCOME_APPROVE,
+    "REJECT": pb.OUTCOME_REJECT,
+    "MANUAL_REVIEW": pb.OUTCOME_MANUAL_REVIEW,
+}
+ITEM_TYPES = {
+    "行政许可": pb.ITEM_TYPE_LICENSING, "行政给付": pb.ITEM_TYPE_BENEFIT_PAYMENT,
+    "行政确认": pb.ITEM_TYPE_CONFIRMATION, "行政备案": pb.ITEM_TYPE_FILING,
+    "行政奖励": pb.ITEM_TYPE_AWARD, "行政裁决": pb.ITEM_TYPE_ADJUDICATION,
+    "其他行政权力": pb.ITEM_TYPE_OTHER_POWER, "公共服务": pb.ITEM_TYPE_PUBLIC_SERVICE,
+}
+FIELD_TYPES = {
+    "string": pb.FIELD_TYPE_STRING, "integer": pb.FIELD_TYPE_INTEGER,
+    "number": pb.FIELD_TYPE_NUMBER, "boolean": pb.FIELD_TYPE_BOOLEAN,
+    "date": pb.FIELD_TYPE_DATE, "enum": pb.FIELD_TYPE_ENUM,
+    "string_list": pb.FIELD_TYPE_STRING_LIST, "region_code": pb.FIELD_TYPE_REGION_CODE,
+    "resident_id": pb.FIELD_TYPE_RESIDENT_ID, "credit_code": pb.FIELD_TYPE_CREDIT_CODE,
+}
+NEEDS = {
+    "required": pb.MATERIAL_NEED_REQUIRED, "optional": pb.MATERIAL_NEED_OPTIONAL,
+    "deferrable": pb.MATERIAL_NEED_DEFERRABLE,
+}
+
+
+def struct_to_dict(s: struct_pb2.Struct) -> dict[str, Any]:
+    """Struct -> plain dict (numbers stay floats; validation decides what is an integer)."""
+    return json_format.MessageToDict(s)
+
+
+def _value(v: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    if isinstance(v, dt.date):
+        v = v.isoformat()
+    json_format.ParseDict(v, out)
+    return out
+
+
+def _struct(d: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in d.items()})
+    return s
+
+
+def legal_basis(b: LegalBasis | None) -> pb.LegalBasis | None:
+    if b is None:
+        return None
+    return pb.LegalBasis(id=b.id, law=b.law, article=b.article, citation=b.citation)
+
+
+def reason(r: Reason) -> pb.Reason:
+    msg = pb.Reason(rule_id=r.rule_id, outcome=OUTCOMES[r.outcome], message=r.message,
+                    condition=r.condition, legal_basis=legal_basis(r.basis))
+    for path, value in r.facts_read:
+        if value is MISSING:
+            msg.facts_read.add(path=path, missing=True)
+        else:
+            msg.facts_read.add(path=path, value=_value(value))
+    return msg
+
+
+def material_ref(m: Material) -> pb.MaterialRef:
+    return pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license)
+
+
+def decision(d: Decision, decision_id: str, request_id: str,
+             decided_at: dt.datetime) -> pb.Decision:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(decided_at)
+    return pb.Decision(
+        decision_id=decision_id, request_id=request_id, item_code=d.item_code,
+        outcome=OUTCOMES[d.outcome], reasons=[reason(r) for r in d.reasons],
+        missing_materials=[material_ref(m) for m in d.missing_materials],
+        pending_materials=[material_ref(m) for m in d.pending_materials],
+        outputs=_struct(d.outputs),
+        ruleset=pb.RulesetRef(item_code=d.item_code, version=d.version, digest=d.digest),
+        as_of_date=d.as_of.isoformat(), decided_at=ts,
+        review_due_date=d.review_due.isoformat() if d.review_due else "",
+        review_due_date_estimated=d.review_due_estimated,
+        derived_facts=_struct(d.derived),
+    )
+
+
+def form_field(f: Field) -> pb.FormField:
+    msg = pb.FormField(
+        path=f.path, label=f.label, type=FIELD_TYPES[f.kind], required=f.required,
+        allowed_values=[pb.EnumValue(value=v, label=label) for v, label in f.enum],
+        exclusive_min=f.exclusive_min, min_length=f.min_length, max_length=f.max_length,
+        min_items=f.min_items, derived=f.derived, description=f.description,
+    )
+    if f.minimum is not None:
+        msg.min = f.minimum
+    if f.maximum is not None:
+        msg.max = f.maximum
+    if f.default is not None and not f.derived and f.has_default:
+        msg.default_value.CopyFrom(_value(f.default))
+    return msg
+
+
+def item(i: Item) -> pb.Item:
+    return pb.Item(
+        code=i.code, name=i.name, type=ITEM_TYPES.get(i.type_name, pb.ITEM_TYPE_UNSPECIFIED),
+        type_name=i.type_name, department=i.department,
+        legal_basis=[legal_basis(b) for b in i.legal_basis.values()],
+        time_limit=pb.TimeLimit(statutory_working_days=i.statutory_days,
+                                promised_working_days=i.promised_days,
+                                on_the_spot=i.on_the_spot),
+        form_fields=[form_field(f) for f in i.fields.values()],
+        materials=[pb.Material(id=m.id, name=m.name, need=NEEDS[m.need], e_license=m.e_license,
+                               condition=m.when.source if m.when else "")
+                   for m in i.materials],
+        ruleset=pb.RulesetRef(item_code=i.code, version=i.version, digest=i.digest),
+    )

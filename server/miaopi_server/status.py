@@ -1,0 +1,41 @@
+"""Domain errors -> gRPC status, in one place.
+
+INVALID_ARGUMENT carries google.rpc.BadRequest with every field violation; NOT_FOUND carries
+google.rpc.ErrorInfo; anything unexpected becomes INTERNAL with a generic message (the
+exception itself is logged, never sent).
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from .errors import CaseInvalid, ItemNotFound
+
+DOMAIN = "miaopi.gov.cn"
+
+
+def _status(code: int, message: str, *details: object) -> grpc.Status:
+    packed = []
+    for d in details:
+        a = any_pb2.Any()
+        a.Pack(d)  # type: ignore[arg-type]
+        packed.append(a)
+    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=packed))
+
+
+def to_status(exc: BaseException) -> grpc.Status:
+    if isinstance(exc, CaseInvalid):
+        bad = error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in exc.violations
+        ])
+        return _status(code_pb2.INVALID_ARGUMENT,
+                       f"申请数据有 {len(exc.violations)} 处错误，请一次改正", bad)
+    if isinstance(exc, ItemNotFound):
+        info = error_details_pb2.ErrorInfo(reason="ITEM_NOT_FOUND", domain=DOMAIN,
+                                           metadata={"item_code": exc.item_code[:64]})
+        return _status(code_pb2.NOT_FOUND, str(exc), info)
+    return _status(code_pb2.INTERNAL, "服务内部错误，请稍后重试")
