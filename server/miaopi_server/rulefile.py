@@ -298,7 +298,7 @@ class _FileLoader:
             try:
                 fields[path] = self.field(path, value)
             except _Invalid:
-                continue
+                fields[path] = Field(path, "?")  # already reported; keeps later errors quiet
         if APPLICATION_DATE not in fields:
             fields[APPLICATION_DATE] = Field(APPLICATION_DATE, "date", "申请日期",
                                              description="决定所依据的日期；缺省为当天（北京时间）")
@@ -425,28 +425,51 @@ class _FileLoader:
         seen: set[str] = set()
         for entry in self.sequence(node, "rules"):
             try:
-                m = self.mapping(entry, "规则", {"id", "when", "outcome", "message", "basis",
-                                                "outputs"},
-                                 ("id", "when", "outcome", "message", "basis"))
-                rid = self.text_of(m["id"][1], "id")
-                if not _IDENT.match(rid) or not rid.isascii():
-                    raise self.invalid(m["id"][1], "MP107", f"规则编号 {rid!r} 应为英文标识符")
-                if rid in seen:
-                    raise self.invalid(m["id"][1], "MP106", f"重复的规则编号 {rid!r}")
-                seen.add(rid)
-                outcome = self.text_of(m["outcome"][1], "outcome")
-                if outcome not in OUTCOMES:
-                    raise self.invalid(m["outcome"][1], "MP105",
-                                       f"outcome 应为 {'、'.join(OUTCOMES)} 之一")
-                basis = self.text_of(m["basis"][1], "basis")
-                if basis not in legal:
-                    self.diag(m["basis"][1], "MP320", f"basis 引用了未定义的依据 {basis!r}")
-                outputs = self.outputs(m["outputs"][1], rid) if "outputs" in m else ()
-                out.append(Rule(rid, self.condition(m["when"][1], f"规则 {rid} 的 when"), outcome,
-                                self.text_of(m["message"][1], "message"), basis, outputs))
+                out.append(self.rule(entry, legal, seen))
             except (_Invalid, KeyError):
                 continue
         return tuple(out)
+
+    def rule(self, entry: yaml.Node, legal: dict[str, LegalBasis], seen: set[str]) -> Rule:
+        """One rule; every part is checked before giving up, so all its problems are reported."""
+        m = self.mapping(entry, "规则", {"id", "when", "outcome", "message", "basis", "outputs"},
+                         ("id", "when", "outcome", "message", "basis"))
+        ok = True
+
+        def part(key: str, read: Any) -> Any:
+            nonlocal ok
+            if key not in m:
+                ok = False
+                return None
+            try:
+                return read(m[key][1])
+            except _Invalid:
+                ok = False
+                return None
+
+        rid = part("id", lambda n: self.text_of(n, "id"))
+        if rid is not None:
+            if not _IDENT.match(rid) or not rid.isascii():
+                self.diag(m["id"][1], "MP107", f"规则编号 {rid!r} 应为英文标识符")
+                ok = False
+            elif rid in seen:
+                self.diag(m["id"][1], "MP106", f"重复的规则编号 {rid!r}")
+                ok = False
+            seen.add(rid)
+        outcome = part("outcome", lambda n: self.text_of(n, "outcome"))
+        if outcome is not None and outcome not in OUTCOMES:
+            self.diag(m["outcome"][1], "MP105",
+                      f"outcome {outcome!r} 应为 {'、'.join(OUTCOMES)} 之一")
+            ok = False
+        basis = part("basis", lambda n: self.text_of(n, "basis"))
+        if basis is not None and basis not in legal:
+            self.diag(m["basis"][1], "MP320", f"basis 引用了未定义的依据 {basis!r}")
+        when = part("when", lambda n: self.condition(n, f"规则 {rid} 的 when"))
+        message = part("message", lambda n: self.text_of(n, "message"))
+        outputs = part("outputs", lambda n: self.outputs(n, rid or "?")) if "outputs" in m else ()
+        if not ok:
+            raise _Invalid()
+        return Rule(rid, when, outcome, message, basis, outputs)
 
     def outputs(self, node: yaml.Node, rid: str) -> tuple[tuple[str, tuple[OutputCase, ...]], ...]:
         out = []

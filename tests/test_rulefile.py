@@ -1,0 +1,134 @@
+"""Rule files: the shipped ones load cleanly; broken ones report every problem, located."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from miaopi_server.catalog import compile_directory, load_catalog
+from miaopi_server.errors import RuleFileError
+from tests.support import RULESETS
+
+GOOD = textwrap.dedent("""\
+    schema: miaopi/rulefile/v1
+    item:
+      code: T0001
+      name: 测试事项
+      type: 行政给付
+      department: 测试局
+      time_limit: {statutory_working_days: 5, promised_working_days: 2}
+    version: "1"
+    legal_basis:
+      art1: {law: 测试办法, article: 第一条}
+    form:
+      person.age: {type: integer, label: 年龄, required: true}
+      person.tags: {type: string_list}
+    materials:
+      - {id: form, name: 申请表, need: required}
+    materials_basis: art1
+    rules:
+      - id: old
+        when: person.age >= 60
+        outcome: APPROVE
+        message: 符合条件
+        basis: art1
+    """)
+
+
+def write(tmp_path: Path, text: str, name: str = "t.yaml") -> Path:
+    root = tmp_path / "rules"
+    root.mkdir(exist_ok=True)
+    (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def codes(root: Path) -> list[tuple[int, int, str]]:
+    _, diags = compile_directory(root)
+    return [(d.line, d.column, d.code) for d in diags if d.severity == "error"]
+
+
+class TestShipped:
+    def test_shipped_rulesets_load_without_problems(self):
+        """Every shipped rule file compiles with no error and no warning."""
+        compiled, diags = compile_directory(RULESETS)
+        assert diags == []
+        assert sorted(c.item.code for c in compiled) == [
+            "BA00027000", "GF00012000", "GF00034001", "XK00051000"]
+
+    def test_digest_covers_shared_lists(self, tmp_path):
+        """Changing a shared list the item uses changes the item's digest."""
+        import shutil
+
+        root = tmp_path / "r"
+        shutil.copytree(RULESETS, root)
+        before = {c.item.code: c.item.digest for c in compile_directory(root)[0]}
+        lists = root / "lists" / "business_scope.yaml"
+        lists.write_text(lists.read_text(encoding="utf-8").replace("理发服务, ", ""),
+                         encoding="utf-8")
+        after = {c.item.code: c.item.digest for c in compile_directory(root)[0]}
+        assert before["XK00051000"] != after["XK00051000"]
+        assert before["GF00012000"] == after["GF00012000"]
+
+
+class TestDiagnostics:
+    def test_good_file(self, tmp_path):
+        """The baseline test file is clean."""
+        assert codes(write(tmp_path, GOOD)) == []
+
+    def test_yaml_syntax_error_located(self, tmp_path):
+        """Broken YAML is reported at its line and column."""
+        assert codes(write(tmp_path, GOOD.replace("name: 测试事项", "name: [测试事项"))) == [
+            (5, 7, "MP100")]
+
+    def test_expression_error_points_into_condition(self, tmp_path):
+        """A syntax error inside a condition points at the exact column in the file."""
+        root = write(tmp_path, GOOD.replace("when: person.age >= 60", "when: person.age => 60"))
+        assert codes(root) == [(19, 22, "MP202")]
+
+    def test_every_problem_reported_at_once(self, tmp_path):
+        """Unknown keys, bad types, undefined references are all collected in one pass."""
+        text = (GOOD.replace("version: \"1\"", "version: \"1\"\ncolour: red")
+                .replace("type: integer", "type: int")
+                .replace("basis: art1\n", "basis: art9\n")
+                .replace("outcome: APPROVE", "outcome: OK"))
+        assert sorted(codes(write(tmp_path, text))) == [
+            (9, 1, "MP102"), (13, 22, "MP105"), (17, 18, "MP320"), (21, 14, "MP105"),
+            (23, 12, "MP320")]
+        diags = compile_directory(write(tmp_path, text))[1]
+        messages = [str(d) for d in diags]
+        assert any("colour" in m for m in messages)
+        assert any("'int'" in m for m in messages)
+        assert any("OK" in m for m in messages)
+
+    def test_unknown_field_and_list(self, tmp_path):
+        """Conditions naming a field not in the form or an undefined list are errors."""
+        text = GOOD.replace("when: person.age >= 60",
+                            "when: person.height > 1 or any person.tags in list nope")
+        assert {c for _, _, c in codes(write(tmp_path, text))} == {"MP301", "MP302"}
+
+    def test_duplicate_rule_id(self, tmp_path):
+        """Two rules with one id are refused."""
+        rule = GOOD[GOOD.index("  - id: old"):]
+        assert codes(write(tmp_path, GOOD + rule)) == [(23, 9, "MP106")]
+
+    def test_duplicate_item_code(self, tmp_path):
+        """Two files declaring one item code are refused."""
+        root = write(tmp_path, GOOD)
+        write(tmp_path, GOOD, "copy.yaml")
+        assert [c for _, _, c in codes(root)] == ["MP108"]
+
+    def test_chinese_messages_display(self, tmp_path):
+        """Diagnostics keep Chinese text readable (no escapes)."""
+        text = GOOD.replace("type: 行政给付", "type: 行政许可证")
+        diags = compile_directory(write(tmp_path, text))[1]
+        assert any("行政许可证" in str(d) for d in diags)
+
+    def test_load_catalog_refuses_errors(self, tmp_path):
+        """A catalog never loads half a directory: any error refuses the whole set."""
+        root = write(tmp_path, GOOD)
+        write(tmp_path, GOOD.replace("T0001", "T0002").replace(">= 60", ">= "), "b.yaml")
+        with pytest.raises(RuleFileError) as info:
+            load_catalog(root)
+        assert [d.code for d in info.value.diagnostics] == ["MP204"]
