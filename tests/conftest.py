@@ -29,3 +29,41 @@ def decide(catalog: Catalog):  # type: ignore[no-untyped-def]
         return catalog.decide(code, facts, materials, TODAY)
 
     return run
+
+
+class LiveServer:
+    """A real miaopi gRPC server on 127.0.0.1:<free port>, run on its own event loop thread."""
+
+    def __init__(self, settings: Any) -> None:
+        import asyncio
+        import threading
+
+        from miaopi_server.app import create_server
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.running = asyncio.run_coroutine_threadsafe(create_server(settings), self.loop).result()
+        self.target = f"127.0.0.1:{self.running.port}"
+
+    def stop(self) -> None:
+        import asyncio
+
+        async def shutdown() -> None:
+            await self.running.server.stop(None)
+            self.running.catalog.close()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    from miaopi_server.app import Settings
+
+    server = LiveServer(Settings(listen="127.0.0.1:0", rulesets=RULESETS,
+                                 state_dir=tmp_path_factory.mktemp("state")))
+    yield server
+    server.stop()
