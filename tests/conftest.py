@@ -10,7 +10,6 @@ import pytest
 
 from miaopi_server.catalog import Catalog, load_catalog
 from miaopi_server.decide import Decision
-
 from tests.support import RULESETS
 
 TODAY = dt.date(2026, 11, 23)
@@ -49,11 +48,7 @@ class LiveServer:
     def stop(self) -> None:
         import asyncio
 
-        async def shutdown() -> None:
-            await self.running.server.stop(None)
-            self.running.catalog.close()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result()
+        asyncio.run_coroutine_threadsafe(self.running.stop(None), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import AS_OF, BUSINESS, BUSINESS_MATERIALS, born_years_before, resident_id, with_facts
+from tests.support import (
+    AS_OF,
+    BUSINESS,
+    BUSINESS_MATERIALS,
+    born_years_before,
+    resident_id,
+    with_facts,
+)
 
 CODE = "XK00051000"
 

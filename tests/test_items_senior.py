@@ -8,7 +8,14 @@ import datetime as dt
 import pytest
 
 from miaopi_server.errors import CaseInvalid
-from tests.support import AS_OF, SENIOR, SENIOR_MATERIALS, born_years_before, resident_id, with_facts
+from tests.support import (
+    AS_OF,
+    SENIOR,
+    SENIOR_MATERIALS,
+    born_years_before,
+    resident_id,
+    with_facts,
+)
 
 CODE = "GF00012000"
 

@@ -156,7 +156,7 @@ def _random_leaf(rng: random.Random) -> str:
                            'contains "店"', "is hanzi", "is not hanzi", 'ends with "x"'])
         return f"{quant} a.l {test}"
     if choice == 11:
-        return f'a.l contains any of ["x", "中国"]'
+        return 'a.l contains any of ["x", "中国"]'
     if choice == 12:
         return f"a.s is {rng.choice(['hanzi', 'not hanzi'])}"
     return f'a.n {rng.choice(["in", "not in"])} [1, 2]'

@@ -23,8 +23,15 @@ from grpc_status import rpc_status
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from tests.support import (
-    AS_OF, BUSINESS, BUSINESS_MATERIALS, RULESETS, SENIOR, SENIOR_MATERIALS, born_years_before,
-    resident_id, with_facts,
+    AS_OF,
+    BUSINESS,
+    BUSINESS_MATERIALS,
+    RULESETS,
+    SENIOR,
+    SENIOR_MATERIALS,
+    born_years_before,
+    resident_id,
+    with_facts,
 )
 
 
@@ -192,6 +199,8 @@ class TestProcess:
             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             assert proc.stderr is not None
+            first = json.loads(proc.stderr.readline())
+            assert first["event"] == "seal.key_generated"  # a fresh state dir warns once
             started = json.loads(proc.stderr.readline())
             assert started["event"] == "server.started"
             with grpc.insecure_channel(started["listen"]) as ch:

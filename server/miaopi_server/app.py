@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 
 from . import logs
+from .audit import seal
+from .audit.sqlite import SQLiteAuditStore
 from .catalog import Catalog, load_catalog
 from .errors import RuleFileError
 from .service import ApprovalService
@@ -34,6 +37,8 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     rulesets: Path = Path("rulesets")
     state_dir: Path = Path("var")
+    seal_key: Path | None = None  # default: <state_dir>/seal_ed25519.pem
+    node_id: str = ""  # default: the host name
     log_format: str = "auto"
     log_level: str = "info"
     grace_seconds: float = 5.0
@@ -45,27 +50,48 @@ class Running:
     port: int
     health: HealthServicer
     catalog: Catalog
+    store: SQLiteAuditStore
+
+    async def stop(self, grace: float | None) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.store.close()
+        self.catalog.close()
+
+
+def open_store(settings: Settings) -> SQLiteAuditStore:
+    key_path = settings.seal_key or settings.state_dir / "seal_ed25519.pem"
+    sealer, created = seal.load_or_create(key_path)
+    if created:
+        log.warning("seal.key_generated", path=str(key_path), key_id=sealer.key_id,
+                    note="development key created; provision a managed key in production")
+    return SQLiteAuditStore(settings.state_dir / "audit.sqlite3", sealer)
 
 
 async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
     catalog = catalog or load_catalog(settings.rulesets)
+    store = open_store(settings)
     holder = {"catalog": catalog}
-    server = grpc.aio.server()
+    # so_reuseport off: a second server on a busy port must fail, not share it silently.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ApprovalServiceServicer_to_server(
-        ApprovalService(lambda: holder["catalog"]), server)
+        ApprovalService(lambda: holder["catalog"], store,
+                        settings.node_id or socket.gethostname()), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError as exc:  # grpcio raises on a failed bind
+        store.close()
+        raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
     await server.start()
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, health, catalog)
+    return Running(server, port, health, catalog, store)
 
 
 async def serve(settings: Settings) -> None:
@@ -81,9 +107,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("server.stopping", grace_seconds=settings.grace_seconds)
-    await running.health.enter_graceful_shutdown()
-    await running.server.stop(settings.grace_seconds)
-    running.catalog.close()
+    await running.stop(settings.grace_seconds)
     log.info("server.stopped")
 
 
@@ -93,11 +117,15 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--rulesets", type=Path, default=Settings.rulesets, help="rule files directory")
     p.add_argument("--state-dir", type=Path, default=Settings.state_dir,
                    help="where the server keeps its state (audit trail, keys)")
+    p.add_argument("--seal-key", type=Path, default=None,
+                   help="Ed25519 private key (PEM) sealing receipts; default <state-dir>/seal_ed25519.pem")
+    p.add_argument("--node-id", default="", help="name recorded in the audit trail (default: host name)")
     p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     a = p.parse_args(argv)
     return Settings(listen=a.listen, rulesets=a.rulesets, state_dir=a.state_dir,
-                    log_format=a.log_format, log_level=a.log_level)
+                    seal_key=a.seal_key, node_id=a.node_id, log_format=a.log_format,
+                    log_level=a.log_level)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,9 @@
     ├── RuleFileError        rule files that do not load (carries every Diagnostic)
     ├── CaseInvalid          a malformed case (carries every FieldViolation) -> INVALID_ARGUMENT
     ├── ItemNotFound         an unknown item code                          -> NOT_FOUND
+    ├── DecisionNotFound     an unknown decision id                        -> NOT_FOUND
+    ├── RequestConflict      a request_id reused for a different case      -> ALREADY_EXISTS
+    ├── AuditUnavailable     the audit trail cannot be made durable        -> UNAVAILABLE
     └── EngineError          the rules engine refused or failed             -> INTERNAL
 
 `status.py` is the one place that maps them to gRPC codes.
@@ -67,3 +70,22 @@ class ItemNotFound(MiaopiError):
 
 class EngineError(MiaopiError):
     """The rules engine refused a ruleset or failed while evaluating."""
+
+
+class DecisionNotFound(MiaopiError):
+    def __init__(self, decision_id: str):
+        self.decision_id = decision_id
+        super().__init__(f"未找到决定 {decision_id!r}")
+
+
+class RequestConflict(MiaopiError):
+    """The request_id was already used for a different case."""
+
+    def __init__(self, request_id: str, decision_id: str):
+        self.request_id = request_id
+        self.decision_id = decision_id
+        super().__init__(f"request_id {request_id!r} 已用于另一申请（决定 {decision_id}）")
+
+
+class AuditUnavailable(MiaopiError):
+    """The decision could not be recorded durably, so it must not be given (fail closed)."""

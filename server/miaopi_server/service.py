@@ -2,34 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 import grpc
 import structlog
+from google.protobuf import struct_pb2
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 
 from . import convert
+from .audit.sqlite import ListFilter, SQLiteAuditStore
 from .catalog import Catalog
-from .errors import CaseInvalid, ItemNotFound
+from .errors import CaseInvalid, DecisionNotFound, FieldViolation, ItemNotFound, MiaopiError
+from .recording import Recorder, decision_of
 from .status import to_status
 
 log = structlog.get_logger("miaopi.service")
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
+MAX_PAGE = 1000
 
 
 def shanghai_today(now: dt.datetime) -> dt.date:
     return now.astimezone(SHANGHAI).date()
 
 
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
+    await context.abort_with_status(to_status(exc))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
 class ApprovalService(pb_grpc.ApprovalServiceServicer):
-    def __init__(self, catalog: Callable[[], Catalog],
+    def __init__(self, catalog: Callable[[], Catalog], store: SQLiteAuditStore, node_id: str,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
         self._catalog = catalog  # a getter: hot reload swaps the catalog behind it
+        self._store = store
+        self._recorder = Recorder(store, node_id)
         self._clock = clock
 
     async def Decide(self, request: pb.DecideRequest,
@@ -38,27 +52,33 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(rpc="Decide", item_code=request.item_code[:64],
                                                window_id=request.window.window_id[:64])
-        now = self._clock()
+        facts = convert.struct_to_dict(request.facts)
+        case = {"item_code": request.item_code, "facts": facts,
+                "materials": list(request.materials)}
+        window = {"window_id": request.window.window_id,
+                  "operator_id": request.window.operator_id}
+
+        async def make_decision() -> pb.Decision:
+            now = self._clock()
+            decision = self._catalog().decide(request.item_code, facts, case["materials"],
+                                              shanghai_today(now))
+            return convert.decision(decision, str(uuid.uuid4()), request.request_id, now)
+
         try:
-            decision = self._catalog().decide(
-                request.item_code, convert.struct_to_dict(request.facts),
-                list(request.materials), shanghai_today(now))
-        except CaseInvalid as exc:
-            log.info("decide.invalid", violations=len(exc.violations))
-            await context.abort_with_status(to_status(exc))
-            raise  # unreachable: abort raises
-        except ItemNotFound as exc:
-            log.info("decide.not_found")
-            await context.abort_with_status(to_status(exc))
-            raise
+            msg = await self._recorder.decide(request.request_id, case, window, make_decision)
+        except (CaseInvalid, ItemNotFound) as exc:
+            log.info("decide.refused", error=type(exc).__name__,
+                     violations=len(getattr(exc, "violations", ())))
+            await _abort(context, exc)
+        except MiaopiError as exc:
+            log.warning("decide.failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await _abort(context, exc)
         except Exception as exc:
-            log.exception("decide.failed")
-            await context.abort_with_status(to_status(exc))
-            raise
-        decision_id = str(uuid.uuid4())
-        msg = convert.decision(decision, decision_id, request.request_id, now)
-        log.info("decision", decision_id=decision_id, outcome=decision.outcome,
-                 ruleset_version=decision.version, ruleset_digest=decision.digest,
+            log.exception("decide.crashed")
+            await _abort(context, exc)
+        log.info("decision", decision_id=msg.decision_id, outcome=pb.Outcome.Name(msg.outcome),
+                 ruleset_version=msg.ruleset.version, ruleset_digest=msg.ruleset.digest,
+                 seq=msg.receipt.seq,
                  duration_ms=round((time.perf_counter() - started) * 1000, 3))
         return pb.DecideResponse(decision=msg)
 
@@ -73,6 +93,62 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         try:
             loaded = self._catalog().get(request.item_code)
         except ItemNotFound as exc:
-            await context.abort_with_status(to_status(exc))
-            raise
+            await _abort(context, exc)
         return pb.GetItemResponse(item=convert.item(loaded.item))
+
+    async def GetDecision(self, request: pb.GetDecisionRequest,
+                          context: grpc.aio.ServicerContext) -> pb.GetDecisionResponse:
+        record = self._store.get(request.decision_id)
+        if record is None:
+            await _abort(context, DecisionNotFound(request.decision_id[:64]))
+        return pb.GetDecisionResponse(decision=decision_of(record), case=_struct(record.case))
+
+    async def ListDecisions(self, request: pb.ListDecisionsRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListDecisionsResponse:
+        size = min(request.page_size or 50, MAX_PAGE)
+        try:
+            before = int(base64.urlsafe_b64decode(request.page_token).decode()) \
+                if request.page_token else 0
+        except ValueError:
+            await _abort(context, CaseInvalid([FieldViolation("page_token", "无效的分页标记")]))
+        f = ListFilter(
+            item_code=request.item_code,
+            outcome=pb.Outcome.Name(request.outcome).removeprefix("OUTCOME_")
+            if request.outcome else "",
+            window_id=request.window_id,
+            decided_from=request.decided_from.ToJsonString()
+            if request.HasField("decided_from") else "",
+            decided_to=request.decided_to.ToJsonString() if request.HasField("decided_to") else "",
+        )
+        records = self._store.list(f, size + 1, before)
+        more = len(records) > size
+        records = records[:size]
+        token = base64.urlsafe_b64encode(str(records[-1].seq).encode()).decode() \
+            if more and records else ""
+        resp = pb.ListDecisionsResponse(decisions=[decision_of(r) for r in records],
+                                        next_page_token=token)
+        if request.include_cases:
+            resp.cases.extend(_struct(r.case) for r in records)
+        return resp
+
+    async def VerifyAuditTrail(self, request: pb.VerifyAuditTrailRequest,
+                               context: grpc.aio.ServicerContext) -> pb.VerifyAuditTrailResponse:
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, self._store.verify, request.from_seq or 1, request.to_seq)
+        log.info("audit.verified", ok=result.ok, checked=result.checked,
+                 first_bad_seq=result.first_bad_seq)
+        return pb.VerifyAuditTrailResponse(ok=result.ok, checked=result.checked,
+                                           first_bad_seq=result.first_bad_seq,
+                                           reason=result.reason)
+
+    async def GetSealKey(self, request: pb.GetSealKeyRequest,
+                         context: grpc.aio.ServicerContext) -> pb.GetSealKeyResponse:
+        sealer = self._store.sealer
+        return pb.GetSealKeyResponse(key_id=sealer.key_id, public_key=sealer.public_raw,
+                                     public_key_pem=sealer.public_pem)
+
+
+def _struct(d: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(d)
+    return s

@@ -12,7 +12,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from .errors import CaseInvalid, ItemNotFound
+from .errors import AuditUnavailable, CaseInvalid, DecisionNotFound, ItemNotFound, RequestConflict
 
 DOMAIN = "miaopi.gov.cn"
 
@@ -38,4 +38,14 @@ def to_status(exc: BaseException) -> grpc.Status:
         info = error_details_pb2.ErrorInfo(reason="ITEM_NOT_FOUND", domain=DOMAIN,
                                            metadata={"item_code": exc.item_code[:64]})
         return _status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, DecisionNotFound):
+        info = error_details_pb2.ErrorInfo(reason="DECISION_NOT_FOUND", domain=DOMAIN)
+        return _status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, RequestConflict):
+        info = error_details_pb2.ErrorInfo(
+            reason="REQUEST_ID_REUSED", domain=DOMAIN,
+            metadata={"request_id": exc.request_id[:128], "decision_id": exc.decision_id})
+        return _status(code_pb2.ALREADY_EXISTS, str(exc), info)
+    if isinstance(exc, AuditUnavailable):
+        return _status(code_pb2.UNAVAILABLE, "审计记录暂不可写，未作出决定，请稍后重试")
     return _status(code_pb2.INTERNAL, "服务内部错误，请稍后重试")

@@ -120,7 +120,7 @@ def _check(f: Field, value: Any, as_of: dt.date) -> str | None:
             return "应为数字"
         if kind == "integer" and not float(value).is_integer():
             return "应为整数"
-        if f.minimum is not None and (value < f.minimum or f.exclusive_min and value == f.minimum):
+        if f.minimum is not None and (value < f.minimum or (f.exclusive_min and value == f.minimum)):
             return f"应{'大于' if f.exclusive_min else '不小于'} {_num(f.minimum)}"
         if f.maximum is not None and value > f.maximum:
             return f"应不大于 {_num(f.maximum)}"

@@ -26,21 +26,21 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18miaopi/v1/approval.proto\x12\tmiaopi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x06Window\x12\x11\n\twindow_id\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\"\x94\x01\n\rDecideRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\titem_code\x18\x02 \x01(\t\x12&\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tmaterials\x18\x04 \x03(\t\x12!\n\x06window\x18\x05 \x01(\x0b\x32\x11.miaopi.v1.Window\"7\n\x0e\x44\x65\x63ideResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x13.miaopi.v1.Decision\"H\n\nLegalBasis\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03law\x18\x02 \x01(\t\x12\x0f\n\x07\x61rticle\x18\x03 \x01(\t\x12\x10\n\x08\x63itation\x18\x04 \x01(\t\"Q\n\tFactValue\x12\x0c\n\x04path\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07missing\x18\x03 \x01(\x08\"\xb8\x01\n\x06Reason\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12#\n\x07outcome\x18\x02 \x01(\x0e\x32\x12.miaopi.v1.Outcome\x12\x0f\n\x07message\x18\x03 \x01(\t\x12*\n\x0blegal_basis\x18\x04 \x01(\x0b\x32\x15.miaopi.v1.LegalBasis\x12(\n\nfacts_read\x18\x05 \x03(\x0b\x32\x14.miaopi.v1.FactValue\x12\x11\n\tcondition\x18\x06 \x01(\t\":\n\x0bMaterialRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\te_license\x18\x03 \x01(\x08\"@\n\nRulesetRef\x12\x11\n\titem_code\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\xf7\x03\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\titem_code\x18\x03 \x01(\t\x12#\n\x07outcome\x18\x04 \x01(\x0e\x32\x12.miaopi.v1.Outcome\x12\"\n\x07reasons\x18\x05 \x03(\x0b\x32\x11.miaopi.v1.Reason\x12\x31\n\x11missing_materials\x18\x06 \x03(\x0b\x32\x16.miaopi.v1.MaterialRef\x12\x31\n\x11pending_materials\x18\x07 \x03(\x0b\x32\x16.miaopi.v1.MaterialRef\x12(\n\x07outputs\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12&\n\x07ruleset\x18\t \x01(\x0b\x32\x15.miaopi.v1.RulesetRef\x12\x12\n\nas_of_date\x18\n \x01(\t\x12.\n\ndecided_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freview_due_date\x18\x0c \x01(\t\x12!\n\x19review_due_date_estimated\x18\r \x01(\x08\x12.\n\rderived_facts\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\"\x12\n\x10ListItemsRequest\"3\n\x11ListItemsResponse\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.miaopi.v1.Item\"#\n\x0eGetItemRequest\x12\x11\n\titem_code\x18\x01 \x01(\t\"0\n\x0fGetItemResponse\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.miaopi.v1.Item\"_\n\tTimeLimit\x12\x1e\n\x16statutory_working_days\x18\x01 \x01(\x05\x12\x1d\n\x15promised_working_days\x18\x02 \x01(\x05\x12\x13\n\x0bon_the_spot\x18\x03 \x01(\x08\")\n\tEnumValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"\xe7\x02\n\tFormField\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.miaopi.v1.FieldType\x12\x10\n\x08required\x18\x04 \x01(\x08\x12,\n\x0e\x61llowed_values\x18\x05 \x03(\x0b\x32\x14.miaopi.v1.EnumValue\x12\x10\n\x03min\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\rexclusive_min\x18\x08 \x01(\x08\x12\x12\n\nmin_length\x18\t \x01(\x05\x12\x12\n\nmax_length\x18\n \x01(\x05\x12\x11\n\tmin_items\x18\x0b \x01(\x05\x12-\n\rdefault_value\x18\x0c \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x64\x65rived\x18\r \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\tB\x06\n\x04_minB\x06\n\x04_max\"q\n\x08Material\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x04need\x18\x03 \x01(\x0e\x32\x17.miaopi.v1.MaterialNeed\x12\x11\n\te_license\x18\x04 \x01(\x08\x12\x11\n\tcondition\x18\x05 \x01(\t\"\xbd\x02\n\x04Item\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.miaopi.v1.ItemType\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\x12\n\ndepartment\x18\x05 \x01(\t\x12*\n\x0blegal_basis\x18\x06 \x03(\x0b\x32\x15.miaopi.v1.LegalBasis\x12(\n\ntime_limit\x18\x07 \x01(\x0b\x32\x14.miaopi.v1.TimeLimit\x12)\n\x0b\x66orm_fields\x18\x08 \x03(\x0b\x32\x14.miaopi.v1.FormField\x12&\n\tmaterials\x18\t \x03(\x0b\x32\x13.miaopi.v1.Material\x12&\n\x07ruleset\x18\n \x01(\x0b\x32\x15.miaopi.v1.RulesetRef*f\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_APPROVE\x10\x01\x12\x12\n\x0eOUTCOME_REJECT\x10\x02\x12\x19\n\x15OUTCOME_MANUAL_REVIEW\x10\x03*\xf9\x01\n\x08ItemType\x12\x19\n\x15ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13ITEM_TYPE_LICENSING\x10\x01\x12\x1d\n\x19ITEM_TYPE_BENEFIT_PAYMENT\x10\x02\x12\x1a\n\x16ITEM_TYPE_CONFIRMATION\x10\x03\x12\x14\n\x10ITEM_TYPE_FILING\x10\x04\x12\x13\n\x0fITEM_TYPE_AWARD\x10\x05\x12\x1a\n\x16ITEM_TYPE_ADJUDICATION\x10\x06\x12\x19\n\x15ITEM_TYPE_OTHER_POWER\x10\x07\x12\x1c\n\x18ITEM_TYPE_PUBLIC_SERVICE\x10\x08*\x9f\x02\n\tFieldType\x12\x1a\n\x16\x46IELD_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46IELD_TYPE_STRING\x10\x01\x12\x16\n\x12\x46IELD_TYPE_INTEGER\x10\x02\x12\x15\n\x11\x46IELD_TYPE_NUMBER\x10\x03\x12\x16\n\x12\x46IELD_TYPE_BOOLEAN\x10\x04\x12\x13\n\x0f\x46IELD_TYPE_DATE\x10\x05\x12\x13\n\x0f\x46IELD_TYPE_ENUM\x10\x06\x12\x1a\n\x16\x46IELD_TYPE_STRING_LIST\x10\x07\x12\x1a\n\x16\x46IELD_TYPE_REGION_CODE\x10\x08\x12\x1a\n\x16\x46IELD_TYPE_RESIDENT_ID\x10\t\x12\x1a\n\x16\x46IELD_TYPE_CREDIT_CODE\x10\n*\x83\x01\n\x0cMaterialNeed\x12\x1d\n\x19MATERIAL_NEED_UNSPECIFIED\x10\x00\x12\x1a\n\x16MATERIAL_NEED_REQUIRED\x10\x01\x12\x1a\n\x16MATERIAL_NEED_OPTIONAL\x10\x02\x12\x1c\n\x18MATERIAL_NEED_DEFERRABLE\x10\x03\x32\xda\x01\n\x0f\x41pprovalService\x12=\n\x06\x44\x65\x63ide\x12\x18.miaopi.v1.DecideRequest\x1a\x19.miaopi.v1.DecideResponse\x12\x46\n\tListItems\x12\x1b.miaopi.v1.ListItemsRequest\x1a\x1c.miaopi.v1.ListItemsResponse\x12@\n\x07GetItem\x12\x19.miaopi.v1.GetItemRequest\x1a\x1a.miaopi.v1.GetItemResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18miaopi/v1/approval.proto\x12\tmiaopi.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x06Window\x12\x11\n\twindow_id\x18\x01 \x01(\t\x12\x13\n\x0boperator_id\x18\x02 \x01(\t\"\x94\x01\n\rDecideRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\titem_code\x18\x02 \x01(\t\x12&\n\x05\x66\x61\x63ts\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tmaterials\x18\x04 \x03(\t\x12!\n\x06window\x18\x05 \x01(\x0b\x32\x11.miaopi.v1.Window\"7\n\x0e\x44\x65\x63ideResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x13.miaopi.v1.Decision\"H\n\nLegalBasis\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03law\x18\x02 \x01(\t\x12\x0f\n\x07\x61rticle\x18\x03 \x01(\t\x12\x10\n\x08\x63itation\x18\x04 \x01(\t\"Q\n\tFactValue\x12\x0c\n\x04path\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07missing\x18\x03 \x01(\x08\"\xb8\x01\n\x06Reason\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12#\n\x07outcome\x18\x02 \x01(\x0e\x32\x12.miaopi.v1.Outcome\x12\x0f\n\x07message\x18\x03 \x01(\t\x12*\n\x0blegal_basis\x18\x04 \x01(\x0b\x32\x15.miaopi.v1.LegalBasis\x12(\n\nfacts_read\x18\x05 \x03(\x0b\x32\x14.miaopi.v1.FactValue\x12\x11\n\tcondition\x18\x06 \x01(\t\":\n\x0bMaterialRef\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\te_license\x18\x03 \x01(\x08\"@\n\nRulesetRef\x12\x11\n\titem_code\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\x9c\x04\n\x08\x44\x65\x63ision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\titem_code\x18\x03 \x01(\t\x12#\n\x07outcome\x18\x04 \x01(\x0e\x32\x12.miaopi.v1.Outcome\x12\"\n\x07reasons\x18\x05 \x03(\x0b\x32\x11.miaopi.v1.Reason\x12\x31\n\x11missing_materials\x18\x06 \x03(\x0b\x32\x16.miaopi.v1.MaterialRef\x12\x31\n\x11pending_materials\x18\x07 \x03(\x0b\x32\x16.miaopi.v1.MaterialRef\x12(\n\x07outputs\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12&\n\x07ruleset\x18\t \x01(\x0b\x32\x15.miaopi.v1.RulesetRef\x12\x12\n\nas_of_date\x18\n \x01(\t\x12.\n\ndecided_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0freview_due_date\x18\x0c \x01(\t\x12!\n\x19review_due_date_estimated\x18\r \x01(\x08\x12.\n\rderived_facts\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x07receipt\x18\x0f \x01(\x0b\x32\x12.miaopi.v1.Receipt\"\xaa\x01\n\x07Receipt\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x11\n\tprev_hash\x18\x02 \x01(\t\x12\x13\n\x0b\x63\x61se_digest\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12!\n\x06window\x18\x05 \x01(\x0b\x32\x11.miaopi.v1.Window\x12\x13\n\x0brecord_hash\x18\x06 \x01(\t\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12\x11\n\tsignature\x18\x08 \x01(\x0c\")\n\x12GetDecisionRequest\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\"c\n\x13GetDecisionResponse\x12%\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x13.miaopi.v1.Decision\x12%\n\x04\x63\x61se\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x81\x02\n\x14ListDecisionsRequest\x12\x11\n\titem_code\x18\x01 \x01(\t\x12#\n\x07outcome\x18\x02 \x01(\x0e\x32\x12.miaopi.v1.Outcome\x12\x11\n\twindow_id\x18\x03 \x01(\t\x12\x30\n\x0c\x64\x65\x63ided_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ndecided_to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x15\n\rinclude_cases\x18\x08 \x01(\x08\"\x80\x01\n\x15ListDecisionsResponse\x12&\n\tdecisions\x18\x01 \x03(\x0b\x32\x13.miaopi.v1.Decision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12&\n\x05\x63\x61ses\x18\x03 \x03(\x0b\x32\x17.google.protobuf.Struct\";\n\x17VerifyAuditTrailRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\x12\x0e\n\x06to_seq\x18\x02 \x01(\x03\"^\n\x18VerifyAuditTrailResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07\x63hecked\x18\x02 \x01(\x03\x12\x15\n\rfirst_bad_seq\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x13\n\x11GetSealKeyRequest\"P\n\x12GetSealKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x16\n\x0epublic_key_pem\x18\x03 \x01(\t\"\x12\n\x10ListItemsRequest\"3\n\x11ListItemsResponse\x12\x1e\n\x05items\x18\x01 \x03(\x0b\x32\x0f.miaopi.v1.Item\"#\n\x0eGetItemRequest\x12\x11\n\titem_code\x18\x01 \x01(\t\"0\n\x0fGetItemResponse\x12\x1d\n\x04item\x18\x01 \x01(\x0b\x32\x0f.miaopi.v1.Item\"_\n\tTimeLimit\x12\x1e\n\x16statutory_working_days\x18\x01 \x01(\x05\x12\x1d\n\x15promised_working_days\x18\x02 \x01(\x05\x12\x13\n\x0bon_the_spot\x18\x03 \x01(\x08\")\n\tEnumValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"\xe7\x02\n\tFormField\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.miaopi.v1.FieldType\x12\x10\n\x08required\x18\x04 \x01(\x08\x12,\n\x0e\x61llowed_values\x18\x05 \x03(\x0b\x32\x14.miaopi.v1.EnumValue\x12\x10\n\x03min\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\rexclusive_min\x18\x08 \x01(\x08\x12\x12\n\nmin_length\x18\t \x01(\x05\x12\x12\n\nmax_length\x18\n \x01(\x05\x12\x11\n\tmin_items\x18\x0b \x01(\x05\x12-\n\rdefault_value\x18\x0c \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x64\x65rived\x18\r \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x0e \x01(\tB\x06\n\x04_minB\x06\n\x04_max\"q\n\x08Material\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x04need\x18\x03 \x01(\x0e\x32\x17.miaopi.v1.MaterialNeed\x12\x11\n\te_license\x18\x04 \x01(\x08\x12\x11\n\tcondition\x18\x05 \x01(\t\"\xbd\x02\n\x04Item\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12!\n\x04type\x18\x03 \x01(\x0e\x32\x13.miaopi.v1.ItemType\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\x12\n\ndepartment\x18\x05 \x01(\t\x12*\n\x0blegal_basis\x18\x06 \x03(\x0b\x32\x15.miaopi.v1.LegalBasis\x12(\n\ntime_limit\x18\x07 \x01(\x0b\x32\x14.miaopi.v1.TimeLimit\x12)\n\x0b\x66orm_fields\x18\x08 \x03(\x0b\x32\x14.miaopi.v1.FormField\x12&\n\tmaterials\x18\t \x03(\x0b\x32\x13.miaopi.v1.Material\x12&\n\x07ruleset\x18\n \x01(\x0b\x32\x15.miaopi.v1.RulesetRef*f\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_APPROVE\x10\x01\x12\x12\n\x0eOUTCOME_REJECT\x10\x02\x12\x19\n\x15OUTCOME_MANUAL_REVIEW\x10\x03*\xf9\x01\n\x08ItemType\x12\x19\n\x15ITEM_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13ITEM_TYPE_LICENSING\x10\x01\x12\x1d\n\x19ITEM_TYPE_BENEFIT_PAYMENT\x10\x02\x12\x1a\n\x16ITEM_TYPE_CONFIRMATION\x10\x03\x12\x14\n\x10ITEM_TYPE_FILING\x10\x04\x12\x13\n\x0fITEM_TYPE_AWARD\x10\x05\x12\x1a\n\x16ITEM_TYPE_ADJUDICATION\x10\x06\x12\x19\n\x15ITEM_TYPE_OTHER_POWER\x10\x07\x12\x1c\n\x18ITEM_TYPE_PUBLIC_SERVICE\x10\x08*\x9f\x02\n\tFieldType\x12\x1a\n\x16\x46IELD_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46IELD_TYPE_STRING\x10\x01\x12\x16\n\x12\x46IELD_TYPE_INTEGER\x10\x02\x12\x15\n\x11\x46IELD_TYPE_NUMBER\x10\x03\x12\x16\n\x12\x46IELD_TYPE_BOOLEAN\x10\x04\x12\x13\n\x0f\x46IELD_TYPE_DATE\x10\x05\x12\x13\n\x0f\x46IELD_TYPE_ENUM\x10\x06\x12\x1a\n\x16\x46IELD_TYPE_STRING_LIST\x10\x07\x12\x1a\n\x16\x46IELD_TYPE_REGION_CODE\x10\x08\x12\x1a\n\x16\x46IELD_TYPE_RESIDENT_ID\x10\t\x12\x1a\n\x16\x46IELD_TYPE_CREDIT_CODE\x10\n*\x83\x01\n\x0cMaterialNeed\x12\x1d\n\x19MATERIAL_NEED_UNSPECIFIED\x10\x00\x12\x1a\n\x16MATERIAL_NEED_REQUIRED\x10\x01\x12\x1a\n\x16MATERIAL_NEED_OPTIONAL\x10\x02\x12\x1c\n\x18MATERIAL_NEED_DEFERRABLE\x10\x03\x32\xa4\x04\n\x0f\x41pprovalService\x12=\n\x06\x44\x65\x63ide\x12\x18.miaopi.v1.DecideRequest\x1a\x19.miaopi.v1.DecideResponse\x12\x46\n\tListItems\x12\x1b.miaopi.v1.ListItemsRequest\x1a\x1c.miaopi.v1.ListItemsResponse\x12@\n\x07GetItem\x12\x19.miaopi.v1.GetItemRequest\x1a\x1a.miaopi.v1.GetItemResponse\x12L\n\x0bGetDecision\x12\x1d.miaopi.v1.GetDecisionRequest\x1a\x1e.miaopi.v1.GetDecisionResponse\x12R\n\rListDecisions\x12\x1f.miaopi.v1.ListDecisionsRequest\x1a .miaopi.v1.ListDecisionsResponse\x12[\n\x10VerifyAuditTrail\x12\".miaopi.v1.VerifyAuditTrailRequest\x1a#.miaopi.v1.VerifyAuditTrailResponse\x12I\n\nGetSealKey\x12\x1c.miaopi.v1.GetSealKeyRequest\x1a\x1d.miaopi.v1.GetSealKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'miaopi.v1.approval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOME']._serialized_start=2433
-  _globals['_OUTCOME']._serialized_end=2535
-  _globals['_ITEMTYPE']._serialized_start=2538
-  _globals['_ITEMTYPE']._serialized_end=2787
-  _globals['_FIELDTYPE']._serialized_start=2790
-  _globals['_FIELDTYPE']._serialized_end=3077
-  _globals['_MATERIALNEED']._serialized_start=3080
-  _globals['_MATERIALNEED']._serialized_end=3211
+  _globals['_OUTCOME']._serialized_start=3438
+  _globals['_OUTCOME']._serialized_end=3540
+  _globals['_ITEMTYPE']._serialized_start=3543
+  _globals['_ITEMTYPE']._serialized_end=3792
+  _globals['_FIELDTYPE']._serialized_start=3795
+  _globals['_FIELDTYPE']._serialized_end=4082
+  _globals['_MATERIALNEED']._serialized_start=4085
+  _globals['_MATERIALNEED']._serialized_end=4216
   _globals['_WINDOW']._serialized_start=102
   _globals['_WINDOW']._serialized_end=150
   _globals['_DECIDEREQUEST']._serialized_start=153
@@ -58,25 +58,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RULESETREF']._serialized_start=764
   _globals['_RULESETREF']._serialized_end=828
   _globals['_DECISION']._serialized_start=831
-  _globals['_DECISION']._serialized_end=1334
-  _globals['_LISTITEMSREQUEST']._serialized_start=1336
-  _globals['_LISTITEMSREQUEST']._serialized_end=1354
-  _globals['_LISTITEMSRESPONSE']._serialized_start=1356
-  _globals['_LISTITEMSRESPONSE']._serialized_end=1407
-  _globals['_GETITEMREQUEST']._serialized_start=1409
-  _globals['_GETITEMREQUEST']._serialized_end=1444
-  _globals['_GETITEMRESPONSE']._serialized_start=1446
-  _globals['_GETITEMRESPONSE']._serialized_end=1494
-  _globals['_TIMELIMIT']._serialized_start=1496
-  _globals['_TIMELIMIT']._serialized_end=1591
-  _globals['_ENUMVALUE']._serialized_start=1593
-  _globals['_ENUMVALUE']._serialized_end=1634
-  _globals['_FORMFIELD']._serialized_start=1637
-  _globals['_FORMFIELD']._serialized_end=1996
-  _globals['_MATERIAL']._serialized_start=1998
-  _globals['_MATERIAL']._serialized_end=2111
-  _globals['_ITEM']._serialized_start=2114
-  _globals['_ITEM']._serialized_end=2431
-  _globals['_APPROVALSERVICE']._serialized_start=3214
-  _globals['_APPROVALSERVICE']._serialized_end=3432
+  _globals['_DECISION']._serialized_end=1371
+  _globals['_RECEIPT']._serialized_start=1374
+  _globals['_RECEIPT']._serialized_end=1544
+  _globals['_GETDECISIONREQUEST']._serialized_start=1546
+  _globals['_GETDECISIONREQUEST']._serialized_end=1587
+  _globals['_GETDECISIONRESPONSE']._serialized_start=1589
+  _globals['_GETDECISIONRESPONSE']._serialized_end=1688
+  _globals['_LISTDECISIONSREQUEST']._serialized_start=1691
+  _globals['_LISTDECISIONSREQUEST']._serialized_end=1948
+  _globals['_LISTDECISIONSRESPONSE']._serialized_start=1951
+  _globals['_LISTDECISIONSRESPONSE']._serialized_end=2079
+  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_start=2081
+  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_end=2140
+  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_start=2142
+  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_end=2236
+  _globals['_GETSEALKEYREQUEST']._serialized_start=2238
+  _globals['_GETSEALKEYREQUEST']._serialized_end=2257
+  _globals['_GETSEALKEYRESPONSE']._serialized_start=2259
+  _globals['_GETSEALKEYRESPONSE']._serialized_end=2339
+  _globals['_LISTITEMSREQUEST']._serialized_start=2341
+  _globals['_LISTITEMSREQUEST']._serialized_end=2359
+  _globals['_LISTITEMSRESPONSE']._serialized_start=2361
+  _globals['_LISTITEMSRESPONSE']._serialized_end=2412
+  _globals['_GETITEMREQUEST']._serialized_start=2414
+  _globals['_GETITEMREQUEST']._serialized_end=2449
+  _globals['_GETITEMRESPONSE']._serialized_start=2451
+  _globals['_GETITEMRESPONSE']._serialized_end=2499
+  _globals['_TIMELIMIT']._serialized_start=2501
+  _globals['_TIMELIMIT']._serialized_end=2596
+  _globals['_ENUMVALUE']._serialized_start=2598
+  _globals['_ENUMVALUE']._serialized_end=2639
+  _globals['_FORMFIELD']._serialized_start=2642
+  _globals['_FORMFIELD']._serialized_end=3001
+  _globals['_MATERIAL']._serialized_start=3003
+  _globals['_MATERIAL']._serialized_end=3116
+  _globals['_ITEM']._serialized_start=3119
+  _globals['_ITEM']._serialized_end=3436
+  _globals['_APPROVALSERVICE']._serialized_start=4219
+  _globals['_APPROVALSERVICE']._serialized_end=4767
 # @@protoc_insertion_point(module_scope)

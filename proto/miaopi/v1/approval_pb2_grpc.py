@@ -50,6 +50,26 @@ class ApprovalServiceStub:
                 request_serializer=miaopi_dot_v1_dot_approval__pb2.GetItemRequest.SerializeToString,
                 response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetItemResponse.FromString,
                 _registered_method=True)
+        self.GetDecision = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/GetDecision',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetDecisionResponse.FromString,
+                _registered_method=True)
+        self.ListDecisions = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/ListDecisions',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.ListDecisionsRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.ListDecisionsResponse.FromString,
+                _registered_method=True)
+        self.VerifyAuditTrail = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/VerifyAuditTrail',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.VerifyAuditTrailRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.VerifyAuditTrailResponse.FromString,
+                _registered_method=True)
+        self.GetSealKey = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/GetSealKey',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.FromString,
+                _registered_method=True)
 
 
 class ApprovalServiceServicer:
@@ -78,6 +98,34 @@ class ApprovalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDecision(self, request, context):
+        """GetDecision returns a recorded decision with its receipt. NOT_FOUND if unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDecisions(self, request, context):
+        """ListDecisions pages through recorded decisions, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyAuditTrail(self, request, context):
+        """VerifyAuditTrail re-checks the hash chain and seals of the audit trail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSealKey(self, request, context):
+        """GetSealKey returns the public key that verifies decision receipts (e-seal).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApprovalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +143,26 @@ def add_ApprovalServiceServicer_to_server(servicer, server):
                     servicer.GetItem,
                     request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetItemRequest.FromString,
                     response_serializer=miaopi_dot_v1_dot_approval__pb2.GetItemResponse.SerializeToString,
+            ),
+            'GetDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecision,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetDecisionRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.GetDecisionResponse.SerializeToString,
+            ),
+            'ListDecisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDecisions,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.ListDecisionsRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'VerifyAuditTrail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyAuditTrail,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.VerifyAuditTrailRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.VerifyAuditTrailResponse.SerializeToString,
+            ),
+            'GetSealKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSealKey,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +247,114 @@ class ApprovalService:
             '/miaopi.v1.ApprovalService/GetItem',
             miaopi_dot_v1_dot_approval__pb2.GetItemRequest.SerializeToString,
             miaopi_dot_v1_dot_approval__pb2.GetItemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/GetDecision',
+            miaopi_dot_v1_dot_approval__pb2.GetDecisionRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.GetDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDecisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/ListDecisions',
+            miaopi_dot_v1_dot_approval__pb2.ListDecisionsRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAuditTrail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/VerifyAuditTrail',
+            miaopi_dot_v1_dot_approval__pb2.VerifyAuditTrailRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.VerifyAuditTrailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSealKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/GetSealKey',
+            miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,162 @@
+"""Replay case files (JSONL, see shared/items/README.md) and the check of one result.
+
+Loading is strict and all-at-once: a typo in a key would otherwise silently check nothing, so
+every bad line is collected and reported together, each as "file:line: problem".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .client import CaseFileError
+
+OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW", "INVALID_ARGUMENT", "NOT_FOUND")
+CASE_KEYS = frozenset({"case_id", "item_code", "facts", "materials", "expected", "note"})
+EXPECTED_KEYS = frozenset({"outcome", "missing_materials", "outputs"})
+
+
+@dataclass(frozen=True)
+class Case:
+    """One line of a case file; `line` is 1-based."""
+
+    case_id: str
+    item_code: str
+    facts: dict[str, Any]
+    materials: list[str]
+    expected: dict[str, Any]
+    line: int
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _problems(obj: Any) -> list[str]:
+    """Everything wrong with one parsed line, in key order."""
+    if not isinstance(obj, dict):
+        return ["a case must be a JSON object"]
+    out: list[str] = []
+    unknown = sorted(set(obj) - CASE_KEYS)
+    if unknown:
+        out.append(f"unknown key(s) {', '.join(unknown)}")
+    if not isinstance(obj.get("case_id", ""), str):
+        out.append("case_id must be a string")
+    if "item_code" not in obj:
+        out.append("missing item_code")
+    elif not isinstance(obj["item_code"], str) or not obj["item_code"]:
+        out.append("item_code must be a non-empty string")
+    if not isinstance(obj.get("facts", {}), dict):
+        out.append("facts must be a JSON object")
+    if not _is_str_list(obj.get("materials", [])):
+        out.append("materials must be a list of strings")
+    if "expected" not in obj:
+        out.append("missing expected")
+        return out
+    exp = obj["expected"]
+    if not isinstance(exp, dict):
+        return [*out, "expected must be a JSON object"]
+    unknown = sorted(set(exp) - EXPECTED_KEYS)
+    if unknown:
+        out.append(f"unknown key(s) in expected: {', '.join(unknown)}")
+    if "outcome" in exp and exp["outcome"] not in OUTCOMES:
+        out.append(f"expected.outcome must be one of {', '.join(OUTCOMES)}")
+    if "missing_materials" in exp and not _is_str_list(exp["missing_materials"]):
+        out.append("expected.missing_materials must be a list of material ids")
+    if "outputs" in exp and not isinstance(exp["outputs"], dict):
+        out.append("expected.outputs must be a JSON object")
+    return out
+
+
+def load_cases(path: str | Path) -> list[Case]:
+    """Read a JSONL case file; blank lines are skipped. Raises CaseFileError naming every
+    bad line (invalid JSON, missing item_code, wrong types, duplicate case_id)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseFileError([f"{path}: cannot read: {exc}"]) from None
+    cases: list[Case] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for n, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{n}: invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        bad = _problems(obj)
+        if bad:
+            problems.append(f"{path}:{n}: {'; '.join(bad)}")
+            continue
+        case_id = obj.get("case_id") or f"line-{n}"  # ids name failures; a line number will do
+        if case_id in seen:
+            problems.append(f"{path}:{n}: duplicate case_id {case_id!r} "
+                            f"(first on line {seen[case_id]})")
+            continue
+        seen[case_id] = n
+        cases.append(Case(case_id, obj["item_code"], obj.get("facts", {}),
+                          obj.get("materials", []), obj["expected"], n))
+    if not problems and not cases:
+        problems.append(f"{path}: no cases")
+    if problems:
+        raise CaseFileError(problems)
+    return cases
+
+
+def _same(want: Any, got: Any) -> bool:
+    """Equality where numbers compare by value (100 == 100.0: Struct numbers are doubles),
+    but booleans are never numbers."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        return isinstance(want, bool) and isinstance(got, bool) and want == got
+    if isinstance(want, int | float) and isinstance(got, int | float):
+        return math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(want, dict) and isinstance(got, dict):
+        return want.keys() == got.keys() and all(_same(want[k], got[k]) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(want) == len(got) and all(_same(a, b) for a, b in zip(want, got, strict=True))
+    return bool(want == got)
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def compare(expected: dict[str, Any], actual_outcome: str,
+            decision: dict[str, Any] | None) -> list[str]:
+    """Mismatches between what a case expects and what was decided; [] when it passes.
+    Only keys present in `expected` are checked."""
+    out: list[str] = []
+    if "outcome" in expected and expected["outcome"] != actual_outcome:
+        out.append(f"outcome: expected {expected['outcome']}, got {actual_outcome}")
+    if decision is None:
+        # An error answer carries no decision, so nothing else can match.
+        unchecked = [k for k in ("missing_materials", "outputs") if k in expected]
+        if unchecked:
+            out.append(f"{', '.join(unchecked)}: expected, but {actual_outcome} has no decision")
+        return out
+    if "missing_materials" in expected:
+        want = set(expected["missing_materials"])
+        got = {m.get("id", "") for m in decision.get("missing_materials", [])}
+        if want != got:
+            parts = [f"missing_materials: expected {sorted(want)}, got {sorted(got)}"]
+            if want - got:
+                parts.append(f"not listed: {', '.join(sorted(want - got))}")
+            if got - want:
+                parts.append(f"unexpected: {', '.join(sorted(got - want))}")
+            out.append("; ".join(parts))
+    outputs = decision.get("outputs", {})
+    for name, want_value in expected.get("outputs", {}).items():
+        if name not in outputs:
+            out.append(f"outputs.{name}: expected {_show(want_value)}, absent")
+        elif not _same(want_value, outputs[name]):
+            out.append(f"outputs.{name}: expected {_show(want_value)}, "
+                       f"got {_show(outputs[name])}")
+    return out

@@ -1,0 +1,1 @@
+"""The audit trail: every decision recorded, hash-chained and sealed before it is returned."""

@@ -1,0 +1,65 @@
+"""Audit records: what is stored for every decision, and how its hash is formed.
+
+A record body is
+    {"seq", "prev_hash", "node_id", "case_digest", "window": {...}, "decision": {...}}
+where `decision` is the decision as returned to the window (proto3 JSON, original field names,
+receipt excluded) and `case_digest` the digest of the case as received, which is stored beside
+the body. record_hash = SHA-256(canonical(body)); the seal signs the raw hash bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .canonical import canonical, digest, sha256_hex
+
+
+def case_digest(item_code: str, facts: dict[str, Any], materials: list[str]) -> str:
+    return digest({"item_code": item_code, "facts": facts, "materials": list(materials)})
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    """A decision waiting to be appended; seq, prev_hash and the seal are assigned on write."""
+
+    decision_id: str
+    request_id: str
+    item_code: str
+    outcome: str
+    window_id: str
+    decided_at: str  # RFC 3339, UTC
+    decision: dict[str, Any]
+    case: dict[str, Any]  # {"item_code", "facts", "materials"} as received
+    case_digest: str
+    window: dict[str, str]
+    node_id: str
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    seq: int
+    decision_id: str
+    request_id: str
+    case_digest: str
+    body: dict[str, Any]
+    case: dict[str, Any]
+    record_hash: str
+    key_id: str
+    signature: bytes
+
+    @property
+    def decision(self) -> dict[str, Any]:
+        return dict(self.body["decision"])
+
+
+def make_body(seq: int, prev_hash: str, pending: PendingRecord) -> dict[str, Any]:
+    return {
+        "seq": seq, "prev_hash": prev_hash, "node_id": pending.node_id,
+        "case_digest": pending.case_digest, "window": pending.window,
+        "decision": pending.decision,
+    }
+
+
+def hash_body(body: dict[str, Any]) -> str:
+    return sha256_hex(canonical(body))

@@ -1,0 +1,311 @@
+"""SQLite audit store: WAL mode, synchronous=FULL, group commit on one writer thread.
+
+Callers hand a PendingRecord to `append` and get a Future. The writer takes every record
+waiting at that moment, chains and seals them in order, inserts them in one transaction and
+commits once (one fsync for the whole batch); only then are the futures resolved, so a decision
+is never returned before its record is durable. If the commit fails, every record of the batch
+fails with AuditUnavailable and the chain head is left where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AuditUnavailable
+from .canonical import GENESIS_HASH, canonical, digest
+from .record import PendingRecord, StoredRecord, hash_body, make_body
+from .seal import Sealer, verify_seal
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq         INTEGER PRIMARY KEY,
+    decision_id TEXT NOT NULL UNIQUE,
+    request_id  TEXT UNIQUE,
+    item_code   TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    window_id   TEXT NOT NULL,
+    decided_at  TEXT NOT NULL,
+    case_digest TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    case_json   TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    signature   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_item ON records (item_code, seq);
+CREATE INDEX IF NOT EXISTS records_window ON records (window_id, seq);
+CREATE INDEX IF NOT EXISTS records_time ON records (decided_at);
+"""
+MAX_BATCH = 512
+_COLUMNS = "seq, decision_id, request_id, case_digest, body, case_json, hash, key_id, signature"
+
+
+class DuplicateRequest(Exception):
+    """The request_id is already on record; `existing` is that record."""
+
+    def __init__(self, existing: StoredRecord):
+        super().__init__(existing.decision_id)
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    checked: int
+    first_bad_seq: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    item_code: str = ""
+    outcome: str = ""
+    window_id: str = ""
+    decided_from: str = ""
+    decided_to: str = ""
+
+
+def _connect(path: Path, busy_timeout_ms: int, readonly: bool = False) -> sqlite3.Connection:
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                           timeout=busy_timeout_ms / 1000)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return conn
+
+
+def _row(row: tuple[Any, ...]) -> StoredRecord:
+    seq, decision_id, request_id, case_dig, body, case_json, h, key_id, sig = row
+    return StoredRecord(seq, decision_id, request_id or "", case_dig, json.loads(body),
+                        json.loads(case_json), h, key_id, bytes(sig))
+
+
+class SQLiteAuditStore:
+    def __init__(self, path: Path, sealer: Sealer, busy_timeout_ms: int = 5000):
+        self.path = path
+        self.sealer = sealer
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():  # facts are personal data: owner-only from the first byte
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._writer = _connect(path, busy_timeout_ms)
+        self._writer.execute("PRAGMA journal_mode = WAL")
+        self._writer.execute("PRAGMA synchronous = FULL")
+        self._writer.executescript(SCHEMA)
+        self._reader = _connect(path, busy_timeout_ms)
+        self._read_lock = threading.Lock()
+        last = self._writer.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
+        self._head = last.fetchone() or (0, GENESIS_HASH)
+        self._queue: queue.SimpleQueue[tuple[PendingRecord, Future[StoredRecord]] | None] = \
+            queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.records_written = 0
+
+    # -- writing
+    def append(self, pending: PendingRecord) -> Future[StoredRecord]:
+        """Queue a record; the future resolves once it is committed (or fails)."""
+        fut: Future[StoredRecord] = Future()
+        self._queue.put((pending, fut))
+        return fut
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(nxt)
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[tuple[PendingRecord, Future[StoredRecord]]]) -> None:
+        seq, prev = self._head
+        written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
+        outcomes: list[tuple[Future[StoredRecord], BaseException]] = []
+        in_batch: dict[str, StoredRecord] = {}
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+            for pending, fut in batch:
+                if pending.request_id:
+                    existing = in_batch.get(pending.request_id) or self._by_request(
+                        self._writer, pending.request_id)
+                    if existing is not None:
+                        outcomes.append((fut, DuplicateRequest(existing)))
+                        continue
+                seq += 1
+                body = make_body(seq, prev, pending)
+                h = hash_body(body)
+                sig = self.sealer.seal(h)
+                record = StoredRecord(seq, pending.decision_id, pending.request_id,
+                                      pending.case_digest, body, pending.case, h,
+                                      self.sealer.key_id, sig)
+                self._writer.execute(
+                    "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
+                    " window_id, decided_at, case_digest, body, case_json, hash, key_id,"
+                    " signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (seq, pending.decision_id, pending.request_id or None, pending.item_code,
+                     pending.outcome, pending.window_id, pending.decided_at, pending.case_digest,
+                     canonical(body).decode(), canonical(pending.case).decode(), h,
+                     self.sealer.key_id, sig))
+                if pending.request_id:
+                    in_batch[pending.request_id] = record
+                written.append((record, fut))
+                prev = h
+            self._writer.execute("COMMIT")
+        except Exception as exc:  # the batch is not durable: none of it may be acknowledged
+            try:
+                self._writer.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            failure = AuditUnavailable(f"audit trail not writable: {exc}")
+            for _, fut in batch:
+                fut.set_exception(failure)
+            return
+        self._head = (seq, prev)
+        self.batches += 1
+        self.records_written += len(written)
+        for record, fut in written:
+            fut.set_result(record)
+        for fut, exc in outcomes:
+            fut.set_exception(exc)
+
+    @staticmethod
+    def _by_request(conn: sqlite3.Connection, request_id: str) -> StoredRecord | None:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE request_id = ?",
+                           (request_id,)).fetchone()
+        return _row(row) if row else None
+
+    # -- reading
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._read_lock:
+            yield self._reader
+
+    def find_request(self, request_id: str) -> StoredRecord | None:
+        with self._read() as conn:
+            return self._by_request(conn, request_id)
+
+    def get(self, decision_id: str) -> StoredRecord | None:
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE decision_id = ?",
+                               (decision_id,)).fetchone()
+        return _row(row) if row else None
+
+    def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
+        """Newest first; `before_seq` continues a previous page."""
+        where, args = [], []
+        for column, value in (("item_code", f.item_code), ("outcome", f.outcome),
+                              ("window_id", f.window_id)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if f.decided_from:
+            where.append("decided_at >= ?")
+            args.append(f.decided_from)
+        if f.decided_to:
+            where.append("decided_at < ?")
+            args.append(f.decided_to)
+        if before_seq:
+            where.append("seq < ?")
+            args.append(before_seq)
+        sql = f"SELECT {_COLUMNS} FROM records"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        with self._read() as conn:
+            rows = conn.execute(sql, (*args, limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
+        return verify_database(self.path, {self.sealer.key_id: self.sealer.public_raw},
+                               from_seq, to_seq)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._writer.close()
+        self._reader.close()
+
+
+def verify_database(path: Path, keys: dict[str, bytes], from_seq: int = 1,
+                    to_seq: int = 0) -> Verification:
+    """Re-check an audit database: chain, hashes, columns, case digests and seals.
+
+    Works on a copy or a live database; `keys` maps key ids to raw Ed25519 public keys.
+    """
+    conn = _connect(path, 5000, readonly=True)
+    try:
+        from_seq = max(from_seq, 1)
+        prev = GENESIS_HASH
+        if from_seq > 1:
+            row = conn.execute("SELECT hash FROM records WHERE seq = ?", (from_seq - 1,)).fetchone()
+            if row is None:
+                return Verification(False, 0, from_seq - 1, "gap: record missing")
+            prev = row[0]
+        sql = ("SELECT seq, decision_id, request_id, item_code, outcome, window_id, case_digest,"
+               " body, case_json, hash, key_id, signature FROM records WHERE seq >= ?")
+        args: list[int] = [from_seq]
+        if to_seq:
+            sql += " AND seq <= ?"
+            args.append(to_seq)
+        expected_seq, checked = from_seq, 0
+        for (seq, decision_id, request_id, item_code, outcome, window_id, case_dig, body_text,
+             case_json, h, key_id, sig) in conn.execute(sql + " ORDER BY seq", args):
+            problem = _check_record(seq, expected_seq, prev, decision_id, request_id, item_code,
+                                    outcome, window_id, case_dig, body_text, case_json, h,
+                                    keys.get(key_id), bytes(sig))
+            if problem:
+                return Verification(False, checked, seq if problem != "gap" else expected_seq,
+                                    problem)
+            prev, expected_seq, checked = h, seq + 1, checked + 1
+        return Verification(True, checked)
+    finally:
+        conn.close()
+
+
+def _check_record(seq: int, expected_seq: int, prev: str, decision_id: str, request_id: Any,
+                  item_code: str, outcome: str, window_id: str, case_dig: str, body_text: str,
+                  case_json: str, h: str, public_raw: bytes | None, sig: bytes) -> str:
+    if seq != expected_seq:
+        return "gap"
+    try:
+        body = json.loads(body_text)
+        case = json.loads(case_json)
+    except ValueError:
+        return "record is not valid JSON"
+    if canonical(body).decode() != body_text:
+        return "record is not in canonical form"
+    if hash_body(body) != h:
+        return "hash mismatch"
+    if body.get("seq") != seq or body.get("prev_hash") != prev:
+        return "chain broken"
+    if digest(case) != case_dig or body.get("case_digest") != case_dig:
+        return "case does not match its digest"
+    decision = body.get("decision", {})
+    columns = (decision.get("decision_id"), decision.get("request_id", "") or None,
+               decision.get("item_code"), str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
+               body.get("window", {}).get("window_id", ""))
+    if columns != (decision_id, request_id, item_code, outcome, window_id):
+        return "indexed columns disagree with the record"
+    if public_raw is None:
+        return "unknown sealing key"
+    if not verify_seal(public_raw, h, sig):
+        return "bad signature"
+    return ""

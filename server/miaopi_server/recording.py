@@ -1,0 +1,93 @@
+"""Record every decision before it is returned, and make request_id idempotent.
+
+- A decision is appended to the audit trail and only then returned, with its receipt. If the
+  append fails the caller gets AuditUnavailable and no decision (fail closed).
+- A request_id seen before with the same case returns the original decision (same id, no new
+  record); with a different case it raises RequestConflict naming the earlier decision.
+  Concurrent duplicates wait for the first one, and the store's unique index on request_id is
+  the last guard across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from google.protobuf import json_format
+
+from miaopi.v1 import approval_pb2 as pb
+
+from .audit.record import PendingRecord, StoredRecord, case_digest
+from .audit.sqlite import DuplicateRequest, SQLiteAuditStore
+from .errors import RequestConflict
+
+
+def receipt(record: StoredRecord) -> pb.Receipt:
+    body = record.body
+    return pb.Receipt(seq=record.seq, prev_hash=body["prev_hash"], case_digest=record.case_digest,
+                      node_id=body["node_id"], window=pb.Window(**body["window"]),
+                      record_hash=record.record_hash, key_id=record.key_id,
+                      signature=record.signature)
+
+
+def decision_of(record: StoredRecord) -> pb.Decision:
+    msg = json_format.ParseDict(record.decision, pb.Decision())
+    msg.receipt.CopyFrom(receipt(record))
+    return msg
+
+
+class Recorder:
+    def __init__(self, store: SQLiteAuditStore, node_id: str):
+        self.store = store
+        self.node_id = node_id
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+
+    async def decide(
+        self,
+        request_id: str,
+        case: dict[str, Any],
+        window: dict[str, str],
+        make_decision: Callable[[], Awaitable[pb.Decision]],
+    ) -> pb.Decision:
+        """Run `make_decision` (unless request_id answers from the record) and record it."""
+        digest = case_digest(case["item_code"], case["facts"], case["materials"])
+        if not request_id:
+            return await self._record(await make_decision(), case, digest, window)
+        while True:
+            waiting = self._inflight.get(request_id)
+            if waiting is None:
+                break
+            await asyncio.shield(waiting)  # the first caller decides; then look again
+        existing = self.store.find_request(request_id)
+        if existing is not None:
+            return self._answer(existing, request_id, digest)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[request_id] = done
+        try:
+            return await self._record(await make_decision(), case, digest, window)
+        except DuplicateRequest as dup:  # recorded meanwhile by another process
+            return self._answer(dup.existing, request_id, digest)
+        finally:
+            del self._inflight[request_id]
+            done.set_result(None)
+
+    def _answer(self, existing: StoredRecord, request_id: str, digest: str) -> pb.Decision:
+        if existing.case_digest != digest:
+            raise RequestConflict(request_id, existing.decision_id)
+        return decision_of(existing)
+
+    async def _record(self, decision: pb.Decision, case: dict[str, Any], digest: str,
+                      window: dict[str, str]) -> pb.Decision:
+        pending = PendingRecord(
+            decision_id=decision.decision_id, request_id=decision.request_id,
+            item_code=decision.item_code,
+            outcome=pb.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),
+            window_id=window.get("window_id", ""),
+            decided_at=decision.decided_at.ToJsonString(),
+            decision=json_format.MessageToDict(decision, preserving_proto_field_name=True),
+            case=case, case_digest=digest, window=window, node_id=self.node_id,
+        )
+        record = await asyncio.wrap_future(self.store.append(pending))
+        decision.receipt.CopyFrom(receipt(record))
+        return decision
