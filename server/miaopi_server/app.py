@@ -39,6 +39,7 @@ class Settings:
     state_dir: Path = Path("var")
     seal_key: Path | None = None  # default: <state_dir>/seal_ed25519.pem
     node_id: str = ""  # default: the host name
+    audit_busy_timeout_ms: int = 5000  # how long a write waits for a locked database
     log_format: str = "auto"
     log_level: str = "info"
     grace_seconds: float = 5.0
@@ -65,7 +66,8 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
     if created:
         log.warning("seal.key_generated", path=str(key_path), key_id=sealer.key_id,
                     note="development key created; provision a managed key in production")
-    return SQLiteAuditStore(settings.state_dir / "audit.sqlite3", sealer)
+    return SQLiteAuditStore(settings.state_dir / "audit.sqlite3", sealer,
+                            settings.audit_busy_timeout_ms)
 
 
 async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
@@ -118,8 +120,9 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument("--state-dir", type=Path, default=Settings.state_dir,
                    help="where the server keeps its state (audit trail, keys)")
     p.add_argument("--seal-key", type=Path, default=None,
-                   help="Ed25519 private key (PEM) sealing receipts; default <state-dir>/seal_ed25519.pem")
-    p.add_argument("--node-id", default="", help="name recorded in the audit trail (default: host name)")
+                   help="Ed25519 private key (PEM); default <state-dir>/seal_ed25519.pem")
+    p.add_argument("--node-id", default="",
+                   help="name recorded in the audit trail (default: host name)")
     p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     a = p.parse_args(argv)
