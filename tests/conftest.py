@@ -15,6 +15,15 @@ from tests.support import RULESETS
 TODAY = dt.date(2026, 11, 23)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def quiet_logs() -> None:
+    """In-process servers log JSON lines to stderr, so CLI output on stdout stays clean.
+    Tests about logging capture them with structlog.testing.capture_logs."""
+    from miaopi_server import logs
+
+    logs.configure("json", "info", cache=False)
+
+
 @pytest.fixture(scope="session")
 def catalog() -> Iterator[Catalog]:
     cat = load_catalog(RULESETS)

@@ -1,8 +1,9 @@
 """`miaopi`: list items, decide a case, replay a case file, from a terminal or a script.
 
-Exit codes: 0 success (any decision is a success), 1 RPC failure or replay mismatches,
-2 bad input (INVALID_ARGUMENT, unreadable facts or case file, rule files that do not load,
-usage), 3 NOT_FOUND. Errors go to stderr as one readable line, never a traceback.
+Exit codes: 0 success (any decision is a success), 1 RPC failure, replay mismatches, a broken
+audit trail or a receipt that does not verify, 2 bad input (INVALID_ARGUMENT, unreadable facts,
+case file, decision file, key or audit database, rule files that do not load, usage),
+3 NOT_FOUND. Errors go to stderr as one readable line, never a traceback.
 """
 
 from __future__ import annotations
@@ -111,6 +112,144 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return OK if report.failed == 0 else FAILED
 
 
+def _sub_target(args: argparse.Namespace) -> str:
+    """A subcommand's own --target when given, else the global one."""
+    return getattr(args, "sub_target", None) or args.target
+
+
+def _read_key(spec: Path) -> bytes:
+    """Raw Ed25519 public key from a PEM file (as `miaopi audit key` writes it)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from miaopi_server.audit.seal import public_key_from_pem
+
+    try:
+        pem = spec.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _InputError(f"cannot read key {spec}: {exc}") from None
+    try:
+        return public_key_from_pem(pem)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise _InputError(f"key {spec}: not an Ed25519 public key in PEM: {exc}") from None
+
+
+def _print_verification(v: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        _print_json(v)
+    else:
+        print(render.audit_verification(v))
+    return OK if v["ok"] else FAILED
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    if args.db is None:
+        if args.keys:
+            raise _InputError("--key is for offline verification with --db; "
+                              "a server verifies with its own key")
+        with Client(_sub_target(args), args.timeout) as c:
+            return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq),
+                                       args.json)
+    import sqlite3
+
+    from miaopi_server.audit.seal import key_id_of
+    from miaopi_server.audit.sqlite import verify_database
+
+    if not args.keys:
+        raise _InputError("a public key is needed for offline verification: --key PEM "
+                          "(the server's sealing key: `miaopi audit key --out seal.pub.pem`)")
+    if not args.db.is_file():
+        raise _InputError(f"cannot open audit database {args.db}: no such file")
+    keys = {key_id_of(raw): raw for raw in (_read_key(k) for k in args.keys)}
+    try:
+        result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq)
+    except sqlite3.Error as exc:
+        raise _InputError(f"cannot read audit database {args.db}: {exc}") from None
+    return _print_verification({"ok": result.ok, "checked": result.checked,
+                                "first_bad_seq": result.first_bad_seq,
+                                "reason": result.reason}, args.json)
+
+
+def _write_text(out: Path | None, text: str) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _InputError(f"cannot write {out}: {exc}") from None
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
+    from .audit import AuditSourceError, export_cases, records_from_db, records_from_server
+
+    try:
+        if args.db is not None:
+            cases = list(export_cases(records_from_db(args.db, args.item)))
+        else:
+            with Client(_sub_target(args), args.timeout) as c:
+                cases = list(export_cases(records_from_server(c, args.item)))
+    except AuditSourceError as exc:
+        raise _InputError(str(exc)) from None
+    _write_text(args.out, "".join(json.dumps(case, ensure_ascii=False) + "\n"
+                                  for case in cases))
+    where = f" to {args.out}" if args.out else ""
+    print(f"exported {len(cases)} case(s){where}", file=sys.stderr)
+    return OK
+
+
+def _cmd_audit_key(args: argparse.Namespace) -> int:
+    with Client(_sub_target(args), args.timeout) as c:
+        key = c.seal_key()
+    _write_text(args.out, key["public_key_pem"])
+    if args.out:
+        print(f"seal key {key['key_id']} written to {args.out}", file=sys.stderr)
+    return OK
+
+
+def _cmd_verify_receipt(args: argparse.Namespace) -> int:
+    from .receipts import receipt_key_id, verify_receipt
+
+    spec = str(args.file)
+    try:
+        text = sys.stdin.read() if spec == "-" else args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _InputError(f"cannot read decision {spec}: {exc}") from None
+    duplicates: list[str] = []
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        duplicates.extend(k for n, k in enumerate(keys) if k in keys[:n])
+        return dict(pairs)
+
+    try:
+        saved = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise _InputError(f"decision {spec}: invalid JSON: {exc}") from None
+    if duplicates:  # a reader could take either value: the file says two things
+        print(f"receipt FAILED: duplicate key {duplicates[0]!r}, the decision is ambiguous")
+        return FAILED
+    if not isinstance(saved, dict):
+        raise _InputError(f"decision {spec}: must be a JSON object (a saved decision)")
+    if args.keys:
+        from miaopi_server.audit.seal import key_id_of
+
+        keys = [_read_key(k) for k in args.keys]
+        # With several keys (rotation), check with the one the receipt names, if given.
+        claimed = receipt_key_id(saved)
+        public = next((k for k in keys if key_id_of(k) == claimed), keys[0])
+    else:
+        with Client(_sub_target(args), args.timeout) as c:
+            public = c.seal_key()["public_key"]
+    check = verify_receipt(saved, public)
+    if check.ok:
+        print(f"receipt OK: seq {check.seq} sealed by {check.key_id}")
+        return OK
+    where = f" (seq {check.seq})" if check.seq else ""
+    print(f"receipt FAILED{where}: {check.reason}")
+    return FAILED
+
+
 def _rpc_error(exc: ClientError, target: str) -> int:
     if exc.code == "INVALID_ARGUMENT":
         _err(f"INVALID_ARGUMENT: {_one_line(exc.message)}")
@@ -174,7 +313,57 @@ def build_parser() -> argparse.ArgumentParser:
                    help="date for cases without application.date (in-process only)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(run=_cmd_replay)
+
+    _add_audit_parsers(sub)
     return p
+
+
+def _add_target(s: argparse.ArgumentParser, group: Any = None) -> None:
+    # Its own dest: a subparser default would otherwise overwrite the global --target.
+    (group or s).add_argument("--target", dest="sub_target", metavar="HOST:PORT",
+                              help="server HOST:PORT (default: the global --target)")
+
+
+def _add_audit_parsers(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="check and export the audit trail, get the seal key")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+
+    s = asub.add_parser("verify", help="re-check the hash chain and seals of the audit trail",
+                        description="Offline with --db and --key, or by the server (--target).")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, metavar="FILE",
+                       help="audit database (or a copy), checked offline; needs --key")
+    _add_target(s, where)
+    s.add_argument("--key", dest="keys", type=Path, action="append", default=[],
+                   metavar="PEM", help="public sealing key (repeat for rotated keys)")
+    s.add_argument("--from", dest="from_seq", type=int, default=0, metavar="N",
+                   help="first sequence number (default 1)")
+    s.add_argument("--to", dest="to_seq", type=int, default=0, metavar="N",
+                   help="last sequence number (default: the latest)")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(run=_cmd_audit_verify)
+
+    s = asub.add_parser("export", help="export recorded decisions as a replay case file")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, metavar="FILE", help="audit database (or a copy)")
+    _add_target(s, where)
+    s.add_argument("--item", default="", metavar="CODE", help="only this item")
+    s.add_argument("--out", type=Path, metavar="FILE", help="write here (default stdout)")
+    s.set_defaults(run=_cmd_audit_export)
+
+    s = asub.add_parser("key", help="write the public sealing key (PEM) for offline checks")
+    _add_target(s)
+    s.add_argument("--out", type=Path, metavar="FILE", help="write here (default stdout)")
+    s.set_defaults(run=_cmd_audit_key)
+
+    s = sub.add_parser("verify-receipt",
+                       help="check a saved decision (decide --json) against its e-seal")
+    s.add_argument("file", type=Path, metavar="FILE", help='saved decision; "-" reads stdin')
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--key", dest="keys", type=Path, action="append", default=[],
+                       metavar="PEM", help="public sealing key (repeat for rotated keys)")
+    _add_target(s, where)
+    s.set_defaults(run=_cmd_verify_receipt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,8 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ClientError as exc:
-        return _rpc_error(exc, args.replay_target if getattr(args, "replay_target", None)
-                          else args.target)
+        return _rpc_error(exc, getattr(args, "replay_target", None) or _sub_target(args))
     except CaseFileError as exc:
         _err("bad case file:")
         for problem in exc.problems:

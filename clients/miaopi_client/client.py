@@ -9,11 +9,13 @@ Errors, one tree under :class:`MiaopiClientError`:
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -141,3 +143,112 @@ class Client:
         except grpc.RpcError as exc:
             raise _error(exc) from None
         return decision_dict(resp.decision)
+
+    def get_decision(self, decision_id: str, include_case: bool = False) -> dict[str, Any]:
+        """A recorded decision with its receipt: {"decision": {...}}, plus "case" (the case as
+        received: item_code, facts, materials) when include_case is set. The case holds
+        personal data, so it is left out unless asked for. NOT_FOUND for an unknown id."""
+        try:
+            resp = self._stub.GetDecision(pb.GetDecisionRequest(decision_id=decision_id),
+                                          timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        out: dict[str, Any] = {"decision": decision_dict(resp.decision)}
+        if include_case:
+            out["case"] = message_dict(resp.case)
+        return out
+
+    def list_decisions(self, item_code: str = "", outcome: str = "", window_id: str = "",
+                       decided_from: str | dt.datetime = "", decided_to: str | dt.datetime = "",
+                       page_size: int = 50, page_token: str = "",
+                       include_cases: bool = False) -> dict[str, Any]:
+        """One page of recorded decisions, newest first: {"decisions": [...],
+        "next_page_token": "" at the end, "cases": [...] parallel to decisions (empty unless
+        include_cases)}. `outcome` is "APPROVE" / "REJECT" / "MANUAL_REVIEW" (the OUTCOME_
+        prefix is optional); decided_from (inclusive) and decided_to (exclusive) are RFC 3339
+        strings or aware datetimes. Empty filters match everything."""
+        req = pb.ListDecisionsRequest(item_code=item_code, window_id=window_id,
+                                      page_size=page_size, page_token=page_token,
+                                      include_cases=include_cases)
+        if outcome:
+            try:
+                req.outcome = pb.Outcome.Value("OUTCOME_" + outcome.removeprefix("OUTCOME_"))
+            except ValueError:
+                raise ClientError("INVALID_ARGUMENT", f"unknown outcome {outcome!r}") from None
+        for field, value in (("decided_from", decided_from), ("decided_to", decided_to)):
+            if value:
+                getattr(req, field).CopyFrom(_timestamp(field, value))
+        try:
+            resp = self._stub.ListDecisions(req, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return {"decisions": [decision_dict(d) for d in resp.decisions],
+                "next_page_token": resp.next_page_token,
+                "cases": [message_dict(c) for c in resp.cases]}
+
+    def _pages(self, filters: dict[str, Any], page_size: int,
+               include_cases: bool) -> Iterator[dict[str, Any]]:
+        token = ""
+        while True:
+            page = self.list_decisions(**filters, page_size=page_size, page_token=token,
+                                       include_cases=include_cases)
+            yield page
+            token = page["next_page_token"]
+            if not token:
+                return
+
+    def iter_decisions(self, item_code: str = "", outcome: str = "", window_id: str = "",
+                       decided_from: str | dt.datetime = "",
+                       decided_to: str | dt.datetime = "",
+                       page_size: int = 50) -> Iterator[dict[str, Any]]:
+        """Every matching decision, newest first, following page tokens."""
+        filters = {"item_code": item_code, "outcome": outcome, "window_id": window_id,
+                   "decided_from": decided_from, "decided_to": decided_to}
+        for page in self._pages(filters, page_size, include_cases=False):
+            yield from page["decisions"]
+
+    def iter_records(self, item_code: str = "", outcome: str = "", window_id: str = "",
+                     decided_from: str | dt.datetime = "", decided_to: str | dt.datetime = "",
+                     page_size: int = 50) -> Iterator[dict[str, Any]]:
+        """Like iter_decisions, with each case as received: {"decision": ..., "case": ...}
+        (the shape of get_decision(..., include_case=True)). For replay and appeals."""
+        filters = {"item_code": item_code, "outcome": outcome, "window_id": window_id,
+                   "decided_from": decided_from, "decided_to": decided_to}
+        for page in self._pages(filters, page_size, include_cases=True):
+            for decision, case in zip(page["decisions"], page["cases"], strict=True):
+                yield {"decision": decision, "case": case}
+
+    def verify_audit_trail(self, from_seq: int = 0, to_seq: int = 0) -> dict[str, Any]:
+        """Have the server re-check its audit trail (0 = from the first / to the latest):
+        {"ok", "checked", "first_bad_seq" (0 when ok), "reason" ("" when ok)}."""
+        try:
+            resp = self._stub.VerifyAuditTrail(
+                pb.VerifyAuditTrailRequest(from_seq=from_seq, to_seq=to_seq),
+                timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return {"ok": resp.ok, "checked": resp.checked, "first_bad_seq": resp.first_bad_seq,
+                "reason": resp.reason}
+
+    def seal_key(self) -> dict[str, Any]:
+        """The public sealing key: {"key_id", "public_key" (raw 32 bytes), "public_key_pem"}."""
+        try:
+            resp = self._stub.GetSealKey(pb.GetSealKeyRequest(), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return {"key_id": resp.key_id, "public_key": bytes(resp.public_key),
+                "public_key_pem": resp.public_key_pem}
+
+
+def _timestamp(field: str, value: str | dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    try:
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                raise ValueError("naive datetime: give a time zone")
+            ts.FromDatetime(value.astimezone(dt.UTC))
+        else:
+            ts.FromJsonString(value)
+    except ValueError as exc:
+        raise ClientError("INVALID_ARGUMENT", f"{field}: not an RFC 3339 time: {exc}") from None
+    return ts

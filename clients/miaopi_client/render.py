@@ -164,8 +164,7 @@ def decision(d: dict[str, Any], colour: bool = False) -> str:
         out.append(f"请求编号 Request:  {d['request_id']}")
     receipt = d.get("receipt")
     if receipt:  # only a server records decisions; in-process ones have none
-        out.append(f"存证 Receipt:      #{receipt.get('seq', '?')} "
-                   f"{receipt.get('record_hash', '')[:16]}")
+        out.append(f"存证 Receipt:      {receipt_line(receipt)}")
     out += ["", "理由 Reasons"]
     for n, r in enumerate(d.get("reasons", []), start=1):
         ro = r.get("outcome", "")
@@ -186,6 +185,21 @@ def decision(d: dict[str, Any], colour: bool = False) -> str:
         out += ["", "输出 Outputs"]
         out += [f"  {k} = {_value(v)}" for k, v in d["outputs"].items()]
     return "\n".join(out)
+
+
+def receipt_line(receipt: dict[str, Any]) -> str:
+    """A receipt in one line: "#seq <first 16 hex digits of the record hash> sealed <key id>"."""
+    line = f"#{receipt.get('seq', '?')} {receipt.get('record_hash', '')[:16]}"
+    if receipt.get("key_id"):
+        line += f" 电子印章 sealed {receipt['key_id']}"
+    return line
+
+
+def audit_verification(v: dict[str, Any]) -> str:
+    """The result of an audit trail check (client.verify_audit_trail's dict)."""
+    if v.get("ok"):
+        return f"audit trail OK: {v.get('checked', 0)} records"
+    return f"audit trail BROKEN at seq {v.get('first_bad_seq', 0)}: {v.get('reason', '')}"
 
 
 def replay_summary(report: ReplayReport, source: str = "") -> str:

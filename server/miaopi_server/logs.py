@@ -12,8 +12,10 @@ import sys
 import structlog
 
 
-def configure(fmt: str = "auto", level: str = "info") -> None:
-    """fmt: "json", "console", or "auto" (console on a TTY, JSON otherwise)."""
+def configure(fmt: str = "auto", level: str = "info", cache: bool = True) -> None:
+    """fmt: "json", "console", or "auto" (console on a TTY, JSON otherwise).
+
+    cache=False keeps loggers re-reading the configuration (tests capture logs that way)."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if use_console
@@ -31,5 +33,5 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )

@@ -1,0 +1,287 @@
+"""The audit trail: durable before acknowledgement, tamper-evident, idempotent, fail-closed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.app import Settings
+from miaopi_server.audit import seal
+from miaopi_server.audit.canonical import canonical
+from miaopi_server.audit.record import PendingRecord, case_digest
+from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
+from tests.conftest import LiveServer
+from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
+
+
+def request(facts=SENIOR, materials=SENIOR_MATERIALS, **kw) -> pb.DecideRequest:  # noqa: ANN001
+    req = pb.DecideRequest(item_code="GF00012000", materials=materials, **kw)
+    json_format.ParseDict(facts, req.facts)
+    return req
+
+
+@pytest.fixture(scope="module")
+def stub(live_server):
+    with grpc.insecure_channel(live_server.target) as channel:
+        yield pb_grpc.ApprovalServiceStub(channel)
+
+
+def make_store(tmp_path: Path) -> SQLiteAuditStore:
+    sealer, _ = seal.load_or_create(tmp_path / "key.pem")
+    return SQLiteAuditStore(tmp_path / "audit.sqlite3", sealer)
+
+
+def pending(i: int, request_id: str = "") -> PendingRecord:
+    case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
+    return PendingRecord(
+        decision_id=f"d{i}", request_id=request_id, item_code="T1", outcome="APPROVE",
+        window_id="w1", decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
+        decision={"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"},
+        case=case, case_digest=case_digest("T1", case["facts"], []),
+        window={"window_id": "w1", "operator_id": "op"}, node_id="n1")
+
+
+class TestRecording:
+    def test_decision_carries_receipt(self, stub, live_server):
+        """A decision is on the record with its seq, chain hash and a seal that verifies."""
+        d = stub.Decide(request(window=pb.Window(window_id="w-7", operator_id="op-1"))).decision
+        r = d.receipt
+        assert r.seq >= 1 and len(r.record_hash) == 64 and r.key_id.startswith("ed25519:")
+        key = stub.GetSealKey(pb.GetSealKeyRequest())
+        assert key.key_id == r.key_id
+        assert seal.verify_seal(key.public_key, r.record_hash, r.signature)
+        assert (r.window.window_id, r.window.operator_id) == ("w-7", "op-1")
+        again = stub.GetDecision(pb.GetDecisionRequest(decision_id=d.decision_id))
+        assert again.decision == d
+        assert json_format.MessageToDict(again.case)["facts"]["applicant"]["name"] == "陈建国"
+
+    def test_get_unknown_decision(self, stub):
+        """An unknown decision id is NOT_FOUND."""
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetDecision(pb.GetDecisionRequest(decision_id="nope"))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+    def test_invalid_cases_are_not_recorded(self, stub, live_server):
+        """Input errors are not decisions and leave no record."""
+        before = stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).checked
+        with pytest.raises(grpc.RpcError):
+            stub.Decide(request(with_facts(SENIOR, applicant__id_number="1")))
+        assert stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).checked == before
+
+    def test_files_are_owner_only(self, live_server):
+        """The audit database (it holds facts) and the sealing key are created 0600."""
+        store = live_server.running.store
+        for path in (store.path, store.path.parent / "seal_ed25519.pem"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    def test_concurrent_decisions_are_group_committed(self, live_server, stub):
+        """Under concurrency several records share one commit, and the chain still verifies."""
+        store = live_server.running.store
+        batches, written = store.batches, store.records_written
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda _: stub.Decide(request()), range(256)))
+        assert store.records_written - written == 256
+        assert store.batches - batches < 256
+        assert stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
+
+
+class TestIdempotency:
+    def test_concurrent_duplicates_make_one_record(self, stub, live_server):
+        """N concurrent calls with one request_id produce one record and one decision_id."""
+        before = live_server.running.store.records_written
+        with ThreadPoolExecutor(16) as pool:
+            ids = set(pool.map(lambda _: stub.Decide(request(request_id="dup-1")).decision
+                               .decision_id, range(40)))
+        assert len(ids) == 1
+        assert live_server.running.store.records_written - before == 1
+
+    def test_same_request_id_other_case_refused(self, stub):
+        """Reusing a request_id for a different case is ALREADY_EXISTS naming the decision."""
+        first = stub.Decide(request(request_id="dup-2")).decision
+        other = with_facts(SENIOR, applicant__hukou_region="440604")
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Decide(request(other, request_id="dup-2"))
+        assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        status = rpc_status.from_call(info.value)
+        err = error_details_pb2.ErrorInfo()
+        assert status is not None and status.details[0].Unpack(err)
+        assert err.metadata["decision_id"] == first.decision_id
+
+    def test_retry_returns_the_original(self, stub):
+        """A retried request gets the original decision, receipt included."""
+        a = stub.Decide(request(request_id="retry-1")).decision
+        b = stub.Decide(request(request_id="retry-1")).decision
+        assert a == b
+
+
+class TestTampering:
+    @pytest.mark.parametrize(
+        ("sql", "reason"),
+        [
+            ("UPDATE records SET body = replace(body, '\"OUTCOME_APPROVE\"', '\"OUTCOME_REJECT\"')"
+             " WHERE seq = 3", "hash mismatch"),
+            ("UPDATE records SET outcome = 'REJECT' WHERE seq = 3", "indexed columns disagree"),
+            ("UPDATE records SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
+             "case does not match"),
+            ("UPDATE records SET signature = X'00' WHERE seq = 3", "bad signature"),
+            ("DELETE FROM records WHERE seq = 3", "gap"),
+        ],
+    )
+    def test_one_changed_record_is_found(self, tmp_path, sql, reason):
+        """Changing one field of one stored record makes verification name exactly that seq."""
+        store = make_store(tmp_path)
+        for i in range(1, 6):
+            store.append(pending(i)).result()
+        assert store.verify().ok
+        store.close()
+        with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
+            conn.execute(sql)
+        keys = {store.sealer.key_id: store.sealer.public_raw}
+        result = verify_database(tmp_path / "audit.sqlite3", keys)
+        assert (result.ok, result.first_bad_seq) == (False, 3)
+        assert reason in result.reason
+
+    def test_rehashed_record_breaks_the_chain(self, tmp_path):
+        """Rewriting a record and recomputing its hash still breaks the seal and the chain."""
+        store = make_store(tmp_path)
+        for i in range(1, 5):
+            store.append(pending(i)).result()
+        store.close()
+        with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
+            body = json.loads(conn.execute("SELECT body FROM records WHERE seq = 2").fetchone()[0])
+            body["window"]["operator_id"] = "someone-else"
+            text = canonical(body).decode()
+            import hashlib
+
+            conn.execute("UPDATE records SET body = ?, hash = ? WHERE seq = 2",
+                         (text, hashlib.sha256(text.encode()).hexdigest()))
+        result = verify_database(tmp_path / "audit.sqlite3",
+                                 {store.sealer.key_id: store.sealer.public_raw})
+        assert (result.ok, result.first_bad_seq, result.reason) == (False, 2, "bad signature")
+
+    def test_range_verification(self, tmp_path):
+        """A sequence range can be verified on its own."""
+        store = make_store(tmp_path)
+        for i in range(1, 8):
+            store.append(pending(i)).result()
+        result = store.verify(3, 5)
+        store.close()
+        assert (result.ok, result.checked) == (True, 3)
+
+    def test_verify_rpc_reports_the_broken_seq(self, tmp_path):
+        """VerifyAuditTrail over gRPC reports the first broken sequence number."""
+        server = LiveServer(Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path))
+        try:
+            with grpc.insecure_channel(server.target) as ch:
+                s = pb_grpc.ApprovalServiceStub(ch)
+                for _ in range(4):
+                    s.Decide(request())
+                with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
+                    conn.execute("UPDATE records SET window_id = 'x' WHERE seq = 2")
+                v = s.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
+            assert (v.ok, v.first_bad_seq) == (False, 2)
+        finally:
+            server.stop()
+
+
+class TestFailClosed:
+    def test_unwritable_store_gives_unavailable_and_no_decision(self, tmp_path):
+        """With the database locked by another process, Decide is UNAVAILABLE; then recovers."""
+        server = LiveServer(Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path,
+                                     audit_busy_timeout_ms=200))
+        try:
+            with grpc.insecure_channel(server.target) as ch:
+                s = pb_grpc.ApprovalServiceStub(ch)
+                s.Decide(request())
+                blocker = sqlite3.connect(tmp_path / "audit.sqlite3", isolation_level=None)
+                blocker.execute("BEGIN EXCLUSIVE")
+                with pytest.raises(grpc.RpcError) as info:
+                    s.Decide(request(request_id="locked-1"))
+                assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+                blocker.execute("ROLLBACK")
+                blocker.close()
+                after = s.Decide(request(request_id="locked-1")).decision
+                assert after.receipt.seq == 2  # the refused decision left no record
+                assert s.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
+        finally:
+            server.stop()
+
+
+@pytest.mark.slow
+class TestCrash:
+    def test_kill_9_mid_burst_loses_no_acknowledged_decision(self, tmp_path):
+        """kill -9 during a burst: every acknowledged decision survives and the chain verifies."""
+        def start() -> tuple[subprocess.Popen[str], str]:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "miaopi_server.app", "--listen", "127.0.0.1:0",
+                 "--rulesets", str(RULESETS), "--state-dir", str(tmp_path),
+                 "--log-format", "json"],
+                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=Path(__file__).resolve().parents[1])
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                event = json.loads(line)
+                if event["event"] == "server.started":
+                    threading.Thread(target=proc.stderr.read, daemon=True).start()  # drain
+                    return proc, event["listen"]
+            raise AssertionError("server did not start")
+
+        proc, target = start()
+        acked: list[str] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def client() -> None:
+            with grpc.insecure_channel(target) as ch:
+                s = pb_grpc.ApprovalServiceStub(ch)
+                while not stop.is_set():
+                    try:
+                        d = s.Decide(request(), timeout=5).decision
+                    except grpc.RpcError:
+                        return
+                    with lock:
+                        acked.append(d.decision_id)
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        assert len(acked) >= 300
+
+        proc, target = start()
+        try:
+            with grpc.insecure_channel(target) as ch:
+                s = pb_grpc.ApprovalServiceStub(ch)
+                for decision_id in acked:
+                    s.GetDecision(pb.GetDecisionRequest(decision_id=decision_id), timeout=5)
+                v = s.VerifyAuditTrail(pb.VerifyAuditTrailRequest(), timeout=30)
+                assert v.ok, v.reason
+                assert v.checked >= len(acked)
+                assert s.Decide(request(), timeout=5).decision.receipt.seq == v.checked + 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
