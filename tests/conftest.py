@@ -67,7 +67,10 @@ class LiveServer:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     from miaopi_server.app import Settings
 
-    server = LiveServer(Settings(listen="127.0.0.1:0", rulesets=RULESETS,
-                                 state_dir=tmp_path_factory.mktemp("state")))
+    server = LiveServer(
+        Settings(
+            listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path_factory.mktemp("state")
+        )
+    )
     yield server
     server.stop()

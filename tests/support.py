@@ -48,7 +48,11 @@ def with_facts(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 AS_OF = "2026-11-20"
 
 SENIOR = {
-    "applicant": {"name": "陈建国", "id_number": resident_id("1950-03-01"), "hukou_region": "440605"},
+    "applicant": {
+        "name": "陈建国",
+        "id_number": resident_id("1950-03-01"),
+        "hukou_region": "440605",
+    },
     "application": {"date": AS_OF},
 }
 SENIOR_MATERIALS = ["id_card", "hukou_book", "bank_account"]
@@ -56,12 +60,21 @@ SENIOR_MATERIALS = ["id_card", "hukou_book", "bank_account"]
 DISABILITY = {
     "applicant": {"name": "李四", "id_number": resident_id("1970-05-05"), "hukou_region": "440605"},
     "household": {"status": "dibao"},
-    "disability": {"certificate_type": "disability_card", "certificate_number": "44060519700505123",
-                   "grade": 2, "certificate_expiry": "2030-01-01"},
+    "disability": {
+        "certificate_type": "disability_card",
+        "certificate_number": "44060519700505123",
+        "grade": 2,
+        "certificate_expiry": "2030-01-01",
+    },
     "application": {"date": AS_OF},
 }
-DISABILITY_MATERIALS = ["id_card", "hukou_book", "bank_account", "disability_card",
-                        "household_certificate"]
+DISABILITY_MATERIALS = [
+    "id_card",
+    "hukou_book",
+    "bank_account",
+    "disability_card",
+    "household_certificate",
+]
 
 BUSINESS = {
     "operator": {"name": "黄丽", "id_number": resident_id("1990-01-01")},
@@ -72,13 +85,22 @@ BUSINESS = {
 BUSINESS_MATERIALS = ["id_card", "application_form", "lease_contract"]
 
 DEVICE = {
-    "enterprise": {"name": "佛山市南海区安心医疗用品有限公司",
-                   "uscc": "91350100M000100Y43", "business_scope": ["第二类医疗器械销售"]},
+    "enterprise": {
+        "name": "佛山市南海区安心医疗用品有限公司",
+        "uscc": "91350100M000100Y43",
+        "business_scope": ["第二类医疗器械销售"],
+    },
     "premises": {"region": "440605", "area_sqm": 120},
     "warehouse": {"outsourced": False, "area_sqm": 50},
     "quality_manager": {"qualified": True},
     "products": {"categories": ["6826 物理治疗设备"]},
     "application": {"date": AS_OF},
 }
-DEVICE_MATERIALS = ["filing_form", "business_license", "id_cards", "qualification_certificate",
-                    "premises_proof", "quality_manual_toc"]
+DEVICE_MATERIALS = [
+    "filing_form",
+    "business_license",
+    "id_cards",
+    "qualification_certificate",
+    "premises_proof",
+    "quality_manual_toc",
+]

@@ -31,7 +31,7 @@ from tests.conftest import LiveServer
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
 
 
-def request(facts=SENIOR, materials=SENIOR_MATERIALS, **kw) -> pb.DecideRequest:  # noqa: ANN001
+def request(facts=SENIOR, materials=SENIOR_MATERIALS, **kw) -> pb.DecideRequest:
     req = pb.DecideRequest(item_code="GF00012000", materials=materials, **kw)
     json_format.ParseDict(facts, req.facts)
     return req
@@ -51,11 +51,18 @@ def make_store(tmp_path: Path) -> SQLiteAuditStore:
 def pending(i: int, request_id: str = "") -> PendingRecord:
     case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
     return PendingRecord(
-        decision_id=f"d{i}", request_id=request_id, item_code="T1", outcome="APPROVE",
-        window_id="w1", decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
+        decision_id=f"d{i}",
+        request_id=request_id,
+        item_code="T1",
+        outcome="APPROVE",
+        window_id="w1",
+        decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
         decision={"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"},
-        case=case, case_digest=case_digest("T1", case["facts"], []),
-        window={"window_id": "w1", "operator_id": "op"}, node_id="n1")
+        case=case,
+        case_digest=case_digest("T1", case["facts"], []),
+        window={"window_id": "w1", "operator_id": "op"},
+        node_id="n1",
+    )
 
 
 class TestRecording:
@@ -107,8 +114,12 @@ class TestIdempotency:
         """N concurrent calls with one request_id produce one record and one decision_id."""
         before = live_server.running.store.records_written
         with ThreadPoolExecutor(16) as pool:
-            ids = set(pool.map(lambda _: stub.Decide(request(request_id="dup-1")).decision
-                               .decision_id, range(40)))
+            ids = set(
+                pool.map(
+                    lambda _: stub.Decide(request(request_id="dup-1")).decision.decision_id,
+                    range(40),
+                )
+            )
         assert len(ids) == 1
         assert live_server.running.store.records_written - before == 1
 
@@ -135,11 +146,16 @@ class TestTampering:
     @pytest.mark.parametrize(
         ("sql", "reason"),
         [
-            ("UPDATE records SET body = replace(body, '\"OUTCOME_APPROVE\"', '\"OUTCOME_REJECT\"')"
-             " WHERE seq = 3", "hash mismatch"),
+            (
+                "UPDATE records SET body = replace(body, 'OUTCOME_APPROVE', 'OUTCOME_REJECT')"
+                " WHERE seq = 3",
+                "hash mismatch",
+            ),
             ("UPDATE records SET outcome = 'REJECT' WHERE seq = 3", "indexed columns disagree"),
-            ("UPDATE records SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
-             "case does not match"),
+            (
+                "UPDATE records SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
+                "case does not match",
+            ),
             ("UPDATE records SET signature = X'00' WHERE seq = 3", "bad signature"),
             ("DELETE FROM records WHERE seq = 3", "gap"),
         ],
@@ -170,10 +186,13 @@ class TestTampering:
             text = canonical(body).decode()
             import hashlib
 
-            conn.execute("UPDATE records SET body = ?, hash = ? WHERE seq = 2",
-                         (text, hashlib.sha256(text.encode()).hexdigest()))
-        result = verify_database(tmp_path / "audit.sqlite3",
-                                 {store.sealer.key_id: store.sealer.public_raw})
+            conn.execute(
+                "UPDATE records SET body = ?, hash = ? WHERE seq = 2",
+                (text, hashlib.sha256(text.encode()).hexdigest()),
+            )
+        result = verify_database(
+            tmp_path / "audit.sqlite3", {store.sealer.key_id: store.sealer.public_raw}
+        )
         assert (result.ok, result.first_bad_seq, result.reason) == (False, 2, "bad signature")
 
     def test_range_verification(self, tmp_path):
@@ -204,8 +223,14 @@ class TestTampering:
 class TestFailClosed:
     def test_unwritable_store_gives_unavailable_and_no_decision(self, tmp_path):
         """With the database locked by another process, Decide is UNAVAILABLE; then recovers."""
-        server = LiveServer(Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path,
-                                     audit_busy_timeout_ms=200))
+        server = LiveServer(
+            Settings(
+                listen="127.0.0.1:0",
+                rulesets=RULESETS,
+                state_dir=tmp_path,
+                audit_busy_timeout_ms=200,
+            )
+        )
         try:
             with grpc.insecure_channel(server.target) as ch:
                 s = pb_grpc.ApprovalServiceStub(ch)
@@ -228,13 +253,27 @@ class TestFailClosed:
 class TestCrash:
     def test_kill_9_mid_burst_loses_no_acknowledged_decision(self, tmp_path):
         """kill -9 during a burst: every acknowledged decision survives and the chain verifies."""
+
         def start() -> tuple[subprocess.Popen[str], str]:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "miaopi_server.app", "--listen", "127.0.0.1:0",
-                 "--rulesets", str(RULESETS), "--state-dir", str(tmp_path),
-                 "--log-format", "json"],
-                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                cwd=Path(__file__).resolve().parents[1])
+                [
+                    sys.executable,
+                    "-m",
+                    "miaopi_server.app",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--rulesets",
+                    str(RULESETS),
+                    "--state-dir",
+                    str(tmp_path),
+                    "--log-format",
+                    "json",
+                ],
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=Path(__file__).resolve().parents[1],
+            )
             assert proc.stderr is not None
             for line in proc.stderr:
                 event = json.loads(line)

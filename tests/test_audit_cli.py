@@ -79,9 +79,22 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def saved(live_server: Any, workdir: Path) -> dict[str, Any]:
     """`miaopi decide --json` of an approved senior case, as a window would save it."""
     facts = write_json(workdir / "facts.json", SENIOR)
-    code, out, err = run("--target", live_server.target, "decide", "--item", SENIOR_CODE,
-                         "--facts", str(facts), "--materials", ",".join(SENIOR_MATERIALS),
-                         "--window-id", "w-save", "--operator-id", "op-save", "--json")
+    code, out, err = run(
+        "--target",
+        live_server.target,
+        "decide",
+        "--item",
+        SENIOR_CODE,
+        "--facts",
+        str(facts),
+        "--materials",
+        ",".join(SENIOR_MATERIALS),
+        "--window-id",
+        "w-save",
+        "--operator-id",
+        "op-save",
+        "--json",
+    )
     assert code == 0, err
     d = json.loads(out)
     assert d["outcome"] == "APPROVE" and d["outputs"]["monthly_amount"] == 30
@@ -101,21 +114,25 @@ def pem(live_server: Any, workdir: Path) -> Path:
 def other_key(workdir: Path) -> tuple[Ed25519PrivateKey, Path]:
     key = Ed25519PrivateKey.generate()
     path = workdir / f"other-{uuid.uuid4().hex[:8]}.pub.pem"
-    path.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return key, path
 
 
 def raw(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw,
-                                         serialization.PublicFormat.Raw)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 # --- verify-receipt -------------------------------------------------------------------------
 
+
 class TestVerifyReceipt:
-    def test_saved_decision_verifies_via_target(self, live_server: Any, saved: dict[str, Any],
-                                                tmp_path: Path) -> None:
+    def test_saved_decision_verifies_via_target(
+        self, live_server: Any, saved: dict[str, Any], tmp_path: Path
+    ) -> None:
         """A fresh decision saved from `decide --json` verifies with the server's key."""
         f = write_json(tmp_path / "d.json", saved)
         code, out, _ = run("verify-receipt", str(f), "--target", live_server.target)
@@ -123,9 +140,9 @@ class TestVerifyReceipt:
         assert code == 0
         assert out.strip() == f"receipt OK: seq {seq} sealed by {key_id}"
 
-    def test_saved_decision_verifies_offline(self, saved: dict[str, Any], pem: Path,
-                                             tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_saved_decision_verifies_offline(
+        self, saved: dict[str, Any], pem: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """...and offline with the PEM from `audit key --out`; "-" reads stdin."""
         f = write_json(tmp_path / "d.json", saved)
         assert run("verify-receipt", str(f), "--key", str(pem))[0] == 0
@@ -145,28 +162,45 @@ class TestVerifyReceipt:
         assert verify_receipt(prefixed, public).ok
         assert saved == before
 
-    @pytest.mark.parametrize("name, change", [
-        ("integral float as int", lambda d: d["outputs"].update(monthly_amount=30)),
-        ("int64 seq as a number", lambda d: d["receipt"].update(seq=int(d["receipt"]["seq"]))),
-        ("outcome as enum number", lambda d: d.update(outcome=1)),
-        ("default value spelled out", lambda d: d.update(review_due_date="")),
-        ("key order", lambda d: d.update(dict(reversed(list(d.items()))))),
-    ])
-    def test_representation_changes_still_verify(self, saved: dict[str, Any], pem: Path,
-                                                 name: str,
-                                                 change: Callable[[dict[str, Any]], Any]) -> None:
+    @pytest.mark.parametrize(
+        "name, change",
+        [
+            ("integral float as int", lambda d: d["outputs"].update(monthly_amount=30)),
+            ("int64 seq as a number", lambda d: d["receipt"].update(seq=int(d["receipt"]["seq"]))),
+            ("outcome as enum number", lambda d: d.update(outcome=1)),
+            ("default value spelled out", lambda d: d.update(review_due_date="")),
+            ("key order", lambda d: d.update(dict(reversed(list(d.items()))))),
+        ],
+    )
+    def test_representation_changes_still_verify(
+        self, saved: dict[str, Any], pem: Path, name: str, change: Callable[[dict[str, Any]], Any]
+    ) -> None:
         """Writing the same value differently is not a change of the decision."""
         d = copy.deepcopy(saved)
         change(d)
         assert verify_receipt(d, public_key_from_pem(pem.read_text())).ok, name
 
-    @pytest.mark.parametrize("edit", [
-        "outcome", "reason_message", "monthly_amount", "as_of_date", "fact_value", "receipt_seq",
-        "reason_outcome", "decided_at", "derived_fact", "operator_id", "extra_field",
-        "drop_reason", "record_hash",
-    ])
-    def test_any_change_fails(self, saved: dict[str, Any], pem: Path, tmp_path: Path,
-                              live_server: Any, edit: str) -> None:
+    @pytest.mark.parametrize(
+        "edit",
+        [
+            "outcome",
+            "reason_message",
+            "monthly_amount",
+            "as_of_date",
+            "fact_value",
+            "receipt_seq",
+            "reason_outcome",
+            "decided_at",
+            "derived_fact",
+            "operator_id",
+            "extra_field",
+            "drop_reason",
+            "record_hash",
+        ],
+    )
+    def test_any_change_fails(
+        self, saved: dict[str, Any], pem: Path, tmp_path: Path, live_server: Any, edit: str
+    ) -> None:
         """Changing any one field of the saved decision makes verify-receipt exit 1."""
         d = copy.deepcopy(saved)
         reason = d["reasons"][0]
@@ -209,9 +243,10 @@ class TestVerifyReceipt:
         """A second "outcome" key (JSON readers differ on which one wins) is refused."""
         text = json.dumps(saved, ensure_ascii=False)
         f = tmp_path / "dup.json"
-        f.write_text(text.replace('"outcome": "APPROVE"',
-                                  '"outcome": "REJECT", "outcome": "APPROVE"', 1),
-                     encoding="utf-8")
+        f.write_text(
+            text.replace('"outcome": "APPROVE"', '"outcome": "REJECT", "outcome": "APPROVE"', 1),
+            encoding="utf-8",
+        )
         code, out, _ = run("verify-receipt", str(f), "--key", str(pem))
         assert code == 1 and "duplicate key 'outcome'" in out
 
@@ -222,8 +257,9 @@ class TestVerifyReceipt:
         assert (check.ok, check.reason) == (False, "record hash mismatch: the decision was changed")
         assert check.seq == int(saved["receipt"]["seq"])
 
-    def test_sealed_by_another_key(self, saved: dict[str, Any], pem: Path, workdir: Path,
-                                   tmp_path: Path, live_server: Any) -> None:
+    def test_sealed_by_another_key(
+        self, saved: dict[str, Any], pem: Path, workdir: Path, tmp_path: Path, live_server: Any
+    ) -> None:
         """A decision (even a changed one) re-sealed with another key fails: by key id when
         it names its own key, by signature when it claims the server's."""
         key, other_pem = other_key(workdir)
@@ -232,9 +268,11 @@ class TestVerifyReceipt:
         msg = parse_decision(d)
         h = hash_body(record_body(msg))
         forged = copy.deepcopy(d)
-        forged["receipt"].update(record_hash=h, key_id=key_id_of(raw(key)),
-                                 signature=__import__("base64").b64encode(
-                                     key.sign(bytes.fromhex(h))).decode())
+        forged["receipt"].update(
+            record_hash=h,
+            key_id=key_id_of(raw(key)),
+            signature=__import__("base64").b64encode(key.sign(bytes.fromhex(h))).decode(),
+        )
         f = write_json(tmp_path / "forged.json", forged)
         assert run("verify-receipt", str(f), "--key", str(other_pem))[0] == 0  # self-consistent
         code, out, _ = run("verify-receipt", str(f), "--target", live_server.target)
@@ -250,8 +288,9 @@ class TestVerifyReceipt:
         code, out, _ = run("verify-receipt", str(genuine), "--key", str(other_pem))
         assert code == 1 and "sealed with another key" in out
 
-    def test_rotated_keys(self, saved: dict[str, Any], pem: Path, workdir: Path,
-                          tmp_path: Path) -> None:
+    def test_rotated_keys(
+        self, saved: dict[str, Any], pem: Path, workdir: Path, tmp_path: Path
+    ) -> None:
         """With several --key, the one the receipt names is used."""
         _, other_pem = other_key(workdir)
         f = write_json(tmp_path / "d.json", saved)
@@ -259,13 +298,13 @@ class TestVerifyReceipt:
 
     def test_no_receipt(self, saved: dict[str, Any], pem: Path, tmp_path: Path) -> None:
         d = {k: v for k, v in saved.items() if k != "receipt"}
-        code, out, _ = run("verify-receipt", str(write_json(tmp_path / "d.json", d)),
-                           "--key", str(pem))
+        code, out, _ = run(
+            "verify-receipt", str(write_json(tmp_path / "d.json", d)), "--key", str(pem)
+        )
         assert code == 1 and "no receipt" in out
 
     @pytest.mark.parametrize("content", [None, "{not json", "[1, 2]"])
-    def test_unreadable_input_exits_2(self, pem: Path, tmp_path: Path,
-                                      content: str | None) -> None:
+    def test_unreadable_input_exits_2(self, pem: Path, tmp_path: Path, content: str | None) -> None:
         f = tmp_path / "d.json"
         if content is not None:
             f.write_text(content, encoding="utf-8")
@@ -279,8 +318,9 @@ class TestVerifyReceipt:
         code, _, err = run("verify-receipt", str(f), "--key", str(bad))
         assert code == 2 and "not an Ed25519 public key" in err
 
-    def test_recorded_decisions_verify(self, client: Client, saved: dict[str, Any],
-                                       pem: Path) -> None:
+    def test_recorded_decisions_verify(
+        self, client: Client, saved: dict[str, Any], pem: Path
+    ) -> None:
         """Decisions served from the record (GetDecision, ListDecisions) verify as well: the
         stored body (30) and the live answer (30.0) hash alike."""
         public = public_key_from_pem(pem.read_text())
@@ -297,11 +337,13 @@ class TestVerifyReceipt:
         form (GetDecision) both verify."""
         public = public_key_from_pem(pem.read_text())
         outcomes: set[str] = set()
-        for n, case in enumerate(c for f in sorted(RULESETS.glob("*.cases.jsonl"))
-                                 for c in load_cases(f)):
+        for n, case in enumerate(
+            c for f in sorted(RULESETS.glob("*.cases.jsonl")) for c in load_cases(f)
+        ):
             try:
-                d = client.decide(case.item_code, case.facts, case.materials,
-                                  window_id="w-ex" if n % 2 else "")
+                d = client.decide(
+                    case.item_code, case.facts, case.materials, window_id="w-ex" if n % 2 else ""
+                )
             except ClientError:
                 continue  # examples of invalid cases: nothing recorded
             outcomes.add(d["outcome"])
@@ -314,8 +356,17 @@ class TestVerifyReceipt:
     def test_decide_shows_receipt(self, live_server: Any, tmp_path: Path) -> None:
         """The readable `decide` output names the receipt: seq, short hash, key id."""
         facts = write_json(tmp_path / "facts.json", SENIOR)
-        code, out, _ = run("--target", live_server.target, "decide", "--item", SENIOR_CODE,
-                           "--facts", str(facts), "--materials", ",".join(SENIOR_MATERIALS))
+        code, out, _ = run(
+            "--target",
+            live_server.target,
+            "decide",
+            "--item",
+            SENIOR_CODE,
+            "--facts",
+            str(facts),
+            "--materials",
+            ",".join(SENIOR_MATERIALS),
+        )
         line = next(x for x in out.splitlines() if x.startswith("存证 Receipt:"))
         assert code == 0
         assert line.split()[2].startswith("#") and "sealed ed25519:" in line
@@ -323,6 +374,7 @@ class TestVerifyReceipt:
 
 
 # --- audit verify / key / export ------------------------------------------------------------
+
 
 class TestAuditVerify:
     def test_via_server(self, live_server: Any, saved: dict[str, Any]) -> None:
@@ -336,23 +388,27 @@ class TestAuditVerify:
         v = json.loads(out)
         assert code == 0 and v["ok"] is True and v["checked"] >= int(saved["receipt"]["seq"])
         seq = saved["receipt"]["seq"]
-        code, out, _ = run("audit", "verify", "--db", db, "--key", str(pem),
-                           "--from", seq, "--to", seq)
+        code, out, _ = run(
+            "audit", "verify", "--db", db, "--key", str(pem), "--from", seq, "--to", seq
+        )
         assert (code, out.strip()) == (0, "audit trail OK: 1 records")
 
     def test_offline_needs_a_key(self, live_server: Any) -> None:
         code, out, err = run("audit", "verify", "--db", str(live_server.running.store.path))
         assert code == 2 and out == "" and "public key is needed" in err
 
-    def test_offline_with_another_key(self, live_server: Any, saved: dict[str, Any],
-                                      workdir: Path) -> None:
+    def test_offline_with_another_key(
+        self, live_server: Any, saved: dict[str, Any], workdir: Path
+    ) -> None:
         _, other_pem = other_key(workdir)
-        code, out, _ = run("audit", "verify", "--db", str(live_server.running.store.path),
-                           "--key", str(other_pem))
+        code, out, _ = run(
+            "audit", "verify", "--db", str(live_server.running.store.path), "--key", str(other_pem)
+        )
         assert code == 1 and out.startswith("audit trail BROKEN at seq 1: unknown sealing key")
 
-    def test_tampered_copy_is_broken(self, live_server: Any, saved: dict[str, Any], pem: Path,
-                                     tmp_path: Path) -> None:
+    def test_tampered_copy_is_broken(
+        self, live_server: Any, saved: dict[str, Any], pem: Path, tmp_path: Path
+    ) -> None:
         """Offline verification of a copy finds a changed record."""
         copy_path = tmp_path / "copy.sqlite3"
         src = sqlite3.connect(live_server.running.store.path)
@@ -362,15 +418,19 @@ class TestAuditVerify:
         src.close()
         seq = int(saved["receipt"]["seq"])
         with dst:
-            dst.execute("UPDATE records SET body = replace(body, '\"monthly_amount\":30',"
-                        " '\"monthly_amount\":300') WHERE seq = ?", (seq,))
+            dst.execute(
+                "UPDATE records SET body = replace(body, '\"monthly_amount\":30',"
+                " '\"monthly_amount\":300') WHERE seq = ?",
+                (seq,),
+            )
         dst.close()
         code, out, _ = run("audit", "verify", "--db", str(copy_path), "--key", str(pem))
         assert code == 1 and out.startswith(f"audit trail BROKEN at seq {seq}: hash mismatch")
 
     def test_missing_db_exits_2(self, pem: Path, tmp_path: Path) -> None:
-        code, _, err = run("audit", "verify", "--db", str(tmp_path / "nope.sqlite3"),
-                           "--key", str(pem))
+        code, _, err = run(
+            "audit", "verify", "--db", str(tmp_path / "nope.sqlite3"), "--key", str(pem)
+        )
         assert code == 2 and "nope.sqlite3" in err
 
     def test_key_to_stdout(self, live_server: Any, pem: Path) -> None:
@@ -392,30 +452,39 @@ def undated(client: Client) -> dict[str, Any]:
     today = shanghai_today(dt.datetime.now(dt.UTC))
     facts = with_facts(SENIOR, application__date=None)
     facts["applicant"]["id_number"] = resident_id(
-        birth_for_age_on(today + dt.timedelta(days=10), 90))
+        birth_for_age_on(today + dt.timedelta(days=10), 90)
+    )
     d = client.decide(SENIOR_CODE, facts, SENIOR_MATERIALS, window_id="w-undated")
     assert d["outputs"]["monthly_amount"] == 100 and d["as_of_date"] == today.isoformat()
     return d
 
 
 class TestExport:
-    def test_export_db_replays(self, live_server: Any, saved: dict[str, Any],
-                               undated: dict[str, Any], tmp_path: Path) -> None:
+    def test_export_db_replays(
+        self, live_server: Any, saved: dict[str, Any], undated: dict[str, Any], tmp_path: Path
+    ) -> None:
         """`audit export --db` writes a case file that replays clean against the rule files,
         today and on any later day: undated cases carry their original as-of date."""
         out = tmp_path / "f.jsonl"
-        code, _, err = run("audit", "export", "--db", str(live_server.running.store.path),
-                           "--out", str(out))
+        code, _, err = run(
+            "audit", "export", "--db", str(live_server.running.store.path), "--out", str(out)
+        )
         assert code == 0 and err.startswith("exported ")
         cases = {c.case_id: c for c in load_cases(out)}
         assert f"exported {len(cases)} case(s)" in err
         assert {saved["decision_id"], undated["decision_id"]} <= set(cases)
         u = cases[undated["decision_id"]]
         assert u.facts["application"]["date"] == undated["as_of_date"]
-        assert u.expected == {"outcome": "APPROVE", "missing_materials": [],
-                              "outputs": {"monthly_amount": 100}}
-        line = next(json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()
-                    if undated["decision_id"] in x)
+        assert u.expected == {
+            "outcome": "APPROVE",
+            "missing_materials": [],
+            "outputs": {"monthly_amount": 100},
+        }
+        line = next(
+            json.loads(x)
+            for x in out.read_text(encoding="utf-8").splitlines()
+            if undated["decision_id"] in x
+        )
         assert line["note"].startswith(f"seq {int(undated['receipt']['seq'])}, decided ")
         assert "\\u" not in out.read_text(encoding="utf-8")
 
@@ -425,16 +494,27 @@ class TestExport:
         code, report, _ = run("replay", str(out), "--rulesets", str(RULESETS), "--today", later)
         assert code == 0, report
 
-    def test_export_from_server_matches_db(self, live_server: Any, undated: dict[str, Any],
-                                           tmp_path: Path) -> None:
+    def test_export_from_server_matches_db(
+        self, live_server: Any, undated: dict[str, Any], tmp_path: Path
+    ) -> None:
         """The same records exported from the server (ListDecisions with cases) and from the
         database file give the same lines, oldest first; --item filters."""
         via_server = tmp_path / "server.jsonl"
-        code, _, _ = run("audit", "export", "--target", live_server.target,
-                         "--item", SENIOR_CODE, "--out", str(via_server))
+        code, _, _ = run(
+            "audit",
+            "export",
+            "--target",
+            live_server.target,
+            "--item",
+            SENIOR_CODE,
+            "--out",
+            str(via_server),
+        )
         assert code == 0
-        via_db = [json.dumps(c, ensure_ascii=False) + "\n" for c in export_cases(
-            records_from_db(live_server.running.store.path, SENIOR_CODE))]
+        via_db = [
+            json.dumps(c, ensure_ascii=False) + "\n"
+            for c in export_cases(records_from_db(live_server.running.store.path, SENIOR_CODE))
+        ]
         text = via_server.read_text(encoding="utf-8")
         assert text == "".join(via_db)
         seqs = [int(json.loads(x)["note"].split(",")[0].split()[1]) for x in text.splitlines()]
@@ -442,8 +522,9 @@ class TestExport:
         assert all(json.loads(x)["item_code"] == SENIOR_CODE for x in text.splitlines())
 
     def test_export_to_stdout(self, live_server: Any, saved: dict[str, Any]) -> None:
-        code, out, err = run("audit", "export", "--db", str(live_server.running.store.path),
-                             "--item", "NO_SUCH_ITEM")
+        code, out, err = run(
+            "audit", "export", "--db", str(live_server.running.store.path), "--item", "NO_SUCH_ITEM"
+        )
         assert (code, out, err.strip()) == (0, "", "exported 0 case(s)")
 
     def test_export_not_an_audit_db(self, tmp_path: Path) -> None:
@@ -455,17 +536,22 @@ class TestExport:
 
 # --- listing --------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def batch(client: Client) -> tuple[str, list[dict[str, Any]]]:
     """Five decisions from one fresh window: 3 senior (2 approve, 1 reject), 2 disability."""
     window = f"w-list-{uuid.uuid4().hex[:8]}"
-    plan = [(SENIOR_CODE, SENIOR, SENIOR_MATERIALS),
-            (DISABILITY_CODE, DISABILITY, DISABILITY_MATERIALS),
-            (SENIOR_CODE, SENIOR, ["id_card"]),
-            (SENIOR_CODE, SENIOR, SENIOR_MATERIALS),
-            (DISABILITY_CODE, DISABILITY, DISABILITY_MATERIALS)]
-    return window, [client.decide(code, facts, mats, window_id=window, operator_id="op")
-                    for code, facts, mats in plan]
+    plan = [
+        (SENIOR_CODE, SENIOR, SENIOR_MATERIALS),
+        (DISABILITY_CODE, DISABILITY, DISABILITY_MATERIALS),
+        (SENIOR_CODE, SENIOR, ["id_card"]),
+        (SENIOR_CODE, SENIOR, SENIOR_MATERIALS),
+        (DISABILITY_CODE, DISABILITY, DISABILITY_MATERIALS),
+    ]
+    return window, [
+        client.decide(code, facts, mats, window_id=window, operator_id="op")
+        for code, facts, mats in plan
+    ]
 
 
 class TestListDecisions:
@@ -480,32 +566,38 @@ class TestListDecisions:
         assert self.ids(page["decisions"]) == self.ids(newest_first)
         assert page["next_page_token"] == "" and page["cases"] == []
         senior = client.list_decisions(window_id=window, item_code=SENIOR_CODE)["decisions"]
-        assert self.ids(senior) == self.ids([d for d in newest_first
-                                             if d["item_code"] == SENIOR_CODE])
+        assert self.ids(senior) == self.ids(
+            [d for d in newest_first if d["item_code"] == SENIOR_CODE]
+        )
         rejected = client.list_decisions(window_id=window, outcome="REJECT")["decisions"]
         assert [d["outcome"] for d in made].count("REJECT") == 1
         assert self.ids(rejected) == self.ids([d for d in made if d["outcome"] == "REJECT"])
-        assert client.list_decisions(window_id=window, outcome="OUTCOME_REJECT")["decisions"] \
+        assert (
+            client.list_decisions(window_id=window, outcome="OUTCOME_REJECT")["decisions"]
             == rejected
+        )
         assert client.list_decisions(window_id="w-nobody")["decisions"] == []
         future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
         assert client.list_decisions(window_id=window, decided_from=future)["decisions"] == []
-        assert self.ids(client.list_decisions(window_id=window,
-                                              decided_to=future)["decisions"]) \
-            == self.ids(newest_first)
+        assert self.ids(
+            client.list_decisions(window_id=window, decided_to=future)["decisions"]
+        ) == self.ids(newest_first)
 
-    def test_cases_parallel_to_decisions(self, client: Client,
-                                         batch: tuple[str, list[dict[str, Any]]]) -> None:
+    def test_cases_parallel_to_decisions(
+        self, client: Client, batch: tuple[str, list[dict[str, Any]]]
+    ) -> None:
         window, made = batch
         page = client.list_decisions(window_id=window, include_cases=True)
-        assert [c["item_code"] for c in page["cases"]] == \
-            [d["item_code"] for d in page["decisions"]]
+        assert [c["item_code"] for c in page["cases"]] == [
+            d["item_code"] for d in page["decisions"]
+        ]
         got = client.get_decision(made[2]["decision_id"], include_case=True)
         assert got["case"]["materials"] == ["id_card"]
         assert got["decision"]["missing_materials"]
 
-    def test_paging_each_once_newest_first(self, client: Client,
-                                           batch: tuple[str, list[dict[str, Any]]]) -> None:
+    def test_paging_each_once_newest_first(
+        self, client: Client, batch: tuple[str, list[dict[str, Any]]]
+    ) -> None:
         window, made = batch
         first = client.list_decisions(window_id=window, page_size=2)
         assert len(first["decisions"]) == 2 and first["next_page_token"]

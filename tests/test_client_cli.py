@@ -46,8 +46,10 @@ SENIOR_90 = {  # ex-0001: 90 years old on 2026-06-15, local hukou -> APPROVE, 20
     "application": {"date": "2026-06-15"},
 }
 SENIOR_MATERIALS = ["id_card", "hukou_book", "bank_account"]
-THREE_BAD_FIELDS = {"applicant": {"name": 3, "id_number": "123", "hukou_region": "abc"},
-                    "application": {"date": "2026-06-15"}}
+THREE_BAD_FIELDS = {
+    "applicant": {"name": 3, "id_number": "123", "hukou_region": "abc"},
+    "application": {"date": "2026-06-15"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +98,11 @@ def closed_port() -> str:
 
 
 def write_cases(path: Path, lines: list[Any]) -> Path:
-    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
-                              for x in lines) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines)
+        + "\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -126,8 +131,14 @@ class TestClient:
 
     def test_decide_approve(self, client: Client) -> None:
         """An eligible case is approved with its monthly amount; outcomes lose the enum prefix."""
-        d = client.decide("GF00012000", SENIOR_90, SENIOR_MATERIALS, request_id="req-1",
-                          window_id="w-1", operator_id="op-1")
+        d = client.decide(
+            "GF00012000",
+            SENIOR_90,
+            SENIOR_MATERIALS,
+            request_id="req-1",
+            window_id="w-1",
+            operator_id="op-1",
+        )
         assert d["outcome"] == "APPROVE"
         assert d["outputs"]["monthly_amount"] == 200
         assert d["request_id"] == "req-1"
@@ -143,8 +154,11 @@ class TestClient:
         assert err.code == "INVALID_ARGUMENT"
         assert isinstance(err, MiaopiClientError)
         fields = [f for f, _ in err.violations]
-        assert {"facts.applicant.name", "facts.applicant.id_number",
-                "facts.applicant.hukou_region"} <= set(fields)
+        assert {
+            "facts.applicant.name",
+            "facts.applicant.id_number",
+            "facts.applicant.hukou_region",
+        } <= set(fields)
         assert all(description for _, description in err.violations)
 
     def test_unknown_item(self, client: Client) -> None:
@@ -163,9 +177,12 @@ class TestClient:
 class TestDecisionDict:
     def test_outcomes_lose_prefix(self) -> None:
         """Decision and reason outcomes become APPROVE/REJECT/MANUAL_REVIEW; the rest is as is."""
-        msg = pb.Decision(decision_id="d", outcome=pb.OUTCOME_MANUAL_REVIEW,
-                          reasons=[pb.Reason(rule_id="r", outcome=pb.OUTCOME_REJECT)],
-                          review_due_date="2026-06-22")
+        msg = pb.Decision(
+            decision_id="d",
+            outcome=pb.OUTCOME_MANUAL_REVIEW,
+            reasons=[pb.Reason(rule_id="r", outcome=pb.OUTCOME_REJECT)],
+            review_due_date="2026-06-22",
+        )
         d = decision_dict(msg)
         assert d["outcome"] == "MANUAL_REVIEW"
         assert d["reasons"][0] == {"rule_id": "r", "outcome": "REJECT"}
@@ -177,22 +194,28 @@ class TestLoadCases:
         """The shared examples load with ids, line numbers and expectations."""
         cases = load_cases(EXAMPLES)
         assert len(cases) == 13
-        assert (cases[0].case_id, cases[0].line, cases[0].item_code) == (
-            "ex-0000", 1, "GF00012000")
+        assert (cases[0].case_id, cases[0].line, cases[0].item_code) == ("ex-0000", 1, "GF00012000")
         assert cases[0].expected["outputs"] == {"monthly_amount": 30}
 
     def test_every_bad_line_reported(self, tmp_path: Path) -> None:
         """All bad lines are reported together, each as file:line and its problem."""
         good = {"case_id": "a", "item_code": "GF00012000", "expected": {"outcome": "REJECT"}}
-        path = write_cases(tmp_path / "c.jsonl", [
-            good,
-            "{not json",
-            {"case_id": "b", "expected": {}},
-            "",
-            {"case_id": "c", "item_code": "GF00012000", "materials": "id_card",
-             "expected": {"outcome": "YES"}},
-            {**good},
-        ])
+        path = write_cases(
+            tmp_path / "c.jsonl",
+            [
+                good,
+                "{not json",
+                {"case_id": "b", "expected": {}},
+                "",
+                {
+                    "case_id": "c",
+                    "item_code": "GF00012000",
+                    "materials": "id_card",
+                    "expected": {"outcome": "YES"},
+                },
+                {**good},
+            ],
+        )
         with pytest.raises(CaseFileError) as info:
             load_cases(path)
         problems = info.value.problems
@@ -205,8 +228,9 @@ class TestLoadCases:
 
     def test_typo_in_expected_is_an_error(self, tmp_path: Path) -> None:
         """An unknown key would silently check nothing, so it is refused."""
-        path = write_cases(tmp_path / "c.jsonl", [
-            {"item_code": "GF00012000", "expected": {"outcomes": "APPROVE"}}])
+        path = write_cases(
+            tmp_path / "c.jsonl", [{"item_code": "GF00012000", "expected": {"outcomes": "APPROVE"}}]
+        )
         with pytest.raises(CaseFileError, match=r"c\.jsonl:1: unknown key\(s\) in expected"):
             load_cases(path)
 
@@ -216,9 +240,14 @@ class TestLoadCases:
             load_cases(tmp_path / "nope.jsonl")
 
 
-DECISION = {"outcome": "REJECT", "outputs": {"monthly_amount": 100.0},
-            "missing_materials": [{"id": "hukou_book", "name": "户口簿", "e_license": True},
-                                  {"id": "bank_account", "name": "本人银行账户信息"}]}
+DECISION = {
+    "outcome": "REJECT",
+    "outputs": {"monthly_amount": 100.0},
+    "missing_materials": [
+        {"id": "hukou_book", "name": "户口簿", "e_license": True},
+        {"id": "bank_account", "name": "本人银行账户信息"},
+    ],
+}
 
 
 class TestCompare:
@@ -233,22 +262,30 @@ class TestCompare:
             ({"missing_materials": []}, "APPROVE", {"outcome": "APPROVE"}, 0),  # absent = []
             ({"outputs": {"monthly_amount": 100}}, "REJECT", DECISION, 0),  # 100 == 100.0
             ({"outputs": {"monthly_amount": 200}}, "REJECT", DECISION, 1),
-            ({"outputs": {"monthly_amount": True}}, "REJECT", {"outputs": {"monthly_amount": 1}},
-             1),  # a boolean is not a number
+            (
+                {"outputs": {"monthly_amount": True}},
+                "REJECT",
+                {"outputs": {"monthly_amount": 1}},
+                1,
+            ),  # a boolean is not a number
             ({"outputs": {"other": 1}}, "REJECT", DECISION, 1),
             ({"outcome": "NOT_FOUND"}, "NOT_FOUND", None, 0),
             ({"outcome": "APPROVE", "outputs": {"x": 1}}, "INVALID_ARGUMENT", None, 2),
         ],
     )
-    def test_table(self, expected: dict[str, Any], outcome: str,
-                   decision: dict[str, Any] | None, mismatches: int) -> None:
+    def test_table(
+        self,
+        expected: dict[str, Any],
+        outcome: str,
+        decision: dict[str, Any] | None,
+        mismatches: int,
+    ) -> None:
         """Only what `expected` gives is checked: outcome, exact material set, outputs."""
         assert len(compare(expected, outcome, decision)) == mismatches
 
     def test_descriptions(self) -> None:
         """Mismatch texts say what was expected and what came back."""
-        got = compare({"outcome": "APPROVE", "missing_materials": ["id_card"]}, "REJECT",
-                      DECISION)
+        got = compare({"outcome": "APPROVE", "missing_materials": ["id_card"]}, "REJECT", DECISION)
         assert got[0] == "outcome: expected APPROVE, got REJECT"
         assert "not listed: id_card" in got[1]
         assert "unexpected: bank_account, hukou_book" in got[1]
@@ -257,18 +294,30 @@ class TestCompare:
 class TestRender:
     def test_decision(self) -> None:
         """A decision shows its outcome, reasons with facts read, 一次性告知 and due date."""
-        d = {"outcome": "MANUAL_REVIEW", "decision_id": "d-1", "as_of_date": "2026-12-30",
-             "review_due_date": "2027-01-06", "review_due_date_estimated": True,
-             "ruleset": {"version": "2024.1", "digest": "sha256:" + "ab" * 32},
-             "reasons": [{"rule_id": "very_old_verify", "outcome": "MANUAL_REVIEW",
-                          "message": "超高龄申请人需人工核验身份",
-                          "legal_basis": {"citation": "《南海区高龄老人津贴发放办法》第五条"},
-                          "facts_read": [{"path": "applicant.age", "value": 106.0},
-                                         {"path": "applicant.deceased", "missing": True}]}],
-             "missing_materials": [{"id": "hukou_book", "name": "户口簿", "e_license": True}],
-             "pending_materials": [{"id": "photo", "name": "照片"}],
-             "outputs": {"monthly_amount": 300.0},
-             "receipt": {"seq": "7", "record_hash": "cd" * 32}}
+        d = {
+            "outcome": "MANUAL_REVIEW",
+            "decision_id": "d-1",
+            "as_of_date": "2026-12-30",
+            "review_due_date": "2027-01-06",
+            "review_due_date_estimated": True,
+            "ruleset": {"version": "2024.1", "digest": "sha256:" + "ab" * 32},
+            "reasons": [
+                {
+                    "rule_id": "very_old_verify",
+                    "outcome": "MANUAL_REVIEW",
+                    "message": "超高龄申请人需人工核验身份",
+                    "legal_basis": {"citation": "《南海区高龄老人津贴发放办法》第五条"},
+                    "facts_read": [
+                        {"path": "applicant.age", "value": 106.0},
+                        {"path": "applicant.deceased", "missing": True},
+                    ],
+                }
+            ],
+            "missing_materials": [{"id": "hukou_book", "name": "户口簿", "e_license": True}],
+            "pending_materials": [{"id": "photo", "name": "照片"}],
+            "outputs": {"monthly_amount": 300.0},
+            "receipt": {"seq": "7", "record_hash": "cd" * 32},
+        }
         text = render.decision(d)
         assert text.splitlines()[0] == "结果 Outcome: 转人工审核 MANUAL_REVIEW"
         assert "2027-01-06 (estimated" in text
@@ -288,13 +337,17 @@ class TestRender:
 
 def stable(d: dict[str, Any] | None) -> dict[str, Any] | None:
     """A decision without what differs on every call or exists only on a server (receipt)."""
-    return None if d is None else {k: v for k, v in d.items()
-                                   if k not in ("decision_id", "decided_at", "receipt")}
+    return (
+        None
+        if d is None
+        else {k: v for k, v in d.items() if k not in ("decision_id", "decided_at", "receipt")}
+    )
 
 
 class TestCliCommands:
-    def test_items(self, target: str, capsys: pytest.CaptureFixture[str],
-                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_items(
+        self, target: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """`items` lists every item; the target may come from MIAOPI_TARGET."""
         monkeypatch.setenv("MIAOPI_TARGET", target)
         assert main(["items"]) == 0
@@ -309,61 +362,115 @@ class TestCliCommands:
         assert json.loads(out)["code"] == "GF00012000"
         assert "高龄老人津贴申领" in out
 
-    def test_decide_readable(self, target: str, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+    def test_decide_readable(
+        self, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """`decide` prints the decision in readable Chinese, never \\u escapes."""
         facts = tmp_path / "facts.json"
         facts.write_text(json.dumps(SENIOR_90, ensure_ascii=False), encoding="utf-8")
-        code = main(["--target", target, "decide", "--item", "GF00012000", "--facts", str(facts),
-                     "--materials", ",".join(SENIOR_MATERIALS)])
+        code = main(
+            [
+                "--target",
+                target,
+                "decide",
+                "--item",
+                "GF00012000",
+                "--facts",
+                str(facts),
+                "--materials",
+                ",".join(SENIOR_MATERIALS),
+            ]
+        )
         out = capsys.readouterr().out
         assert code == 0
         assert "符合高龄津贴申领条件" in out
         assert "通过 APPROVE" in out and "monthly_amount = 200" in out
         assert "\\u" not in out and "\x1b" not in out
 
-    def test_decide_json_from_stdin(self, target: str, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_decide_json_from_stdin(
+        self, target: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """`decide --facts - --json` reads stdin and prints parseable, unescaped JSON."""
         monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(SENIOR_90)))
-        code = main(["--target", target, "decide", "--item", "GF00012000", "--facts", "-",
-                     "--materials", "id_card, hukou_book,bank_account", "--json"])
+        code = main(
+            [
+                "--target",
+                target,
+                "decide",
+                "--item",
+                "GF00012000",
+                "--facts",
+                "-",
+                "--materials",
+                "id_card, hukou_book,bank_account",
+                "--json",
+            ]
+        )
         out = capsys.readouterr().out
         assert code == 0
         d = json.loads(out)
         assert (d["outcome"], d["outputs"]["monthly_amount"]) == ("APPROVE", 200)
         assert "符合高龄津贴申领条件" in out
 
-    def test_decide_invalid_exits_2(self, target: str, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+    def test_decide_invalid_exits_2(
+        self, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """INVALID_ARGUMENT exits 2 with every field violation on stderr."""
         facts = tmp_path / "bad.json"
         facts.write_text(json.dumps(THREE_BAD_FIELDS), encoding="utf-8")
-        code = main(["--target", target, "decide", "--item", "GF00012000", "--facts", str(facts),
-                     "--materials", ",".join(SENIOR_MATERIALS)])
+        code = main(
+            [
+                "--target",
+                target,
+                "decide",
+                "--item",
+                "GF00012000",
+                "--facts",
+                str(facts),
+                "--materials",
+                ",".join(SENIOR_MATERIALS),
+            ]
+        )
         captured = capsys.readouterr()
         assert code == 2
         assert captured.out == ""
-        for field in ("facts.applicant.name", "facts.applicant.id_number",
-                      "facts.applicant.hukou_region"):
+        for field in (
+            "facts.applicant.name",
+            "facts.applicant.id_number",
+            "facts.applicant.hukou_region",
+        ):
             assert field in captured.err
 
-    def test_decide_not_found_exits_3(self, target: str, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+    def test_decide_not_found_exits_3(
+        self, target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """An unknown item exits 3."""
         facts = tmp_path / "empty.json"
         facts.write_text("{}", encoding="utf-8")
-        assert main(["--target", target, "decide", "--item", "XX99999000",
-                     "--facts", str(facts)]) == 3
+        assert (
+            main(["--target", target, "decide", "--item", "XX99999000", "--facts", str(facts)]) == 3
+        )
         assert "NOT_FOUND" in capsys.readouterr().err
 
-    def test_unreachable_exits_1(self, closed_port: str, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def test_unreachable_exits_1(
+        self, closed_port: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """No server: exit 1 with one clear line on stderr, no traceback."""
         facts = tmp_path / "empty.json"
         facts.write_text("{}", encoding="utf-8")
-        code = main(["--target", closed_port, "--timeout", "5", "decide", "--item",
-                     "GF00012000", "--facts", str(facts)])
+        code = main(
+            [
+                "--target",
+                closed_port,
+                "--timeout",
+                "5",
+                "decide",
+                "--item",
+                "GF00012000",
+                "--facts",
+                str(facts),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1
         assert err.startswith(f"miaopi: cannot reach server at {closed_port} (UNAVAILABLE)")
@@ -371,8 +478,9 @@ class TestCliCommands:
         assert "Traceback" not in err
 
     @pytest.mark.parametrize("content", ["[1, 2]", "{nope"])
-    def test_bad_facts_file_exits_2(self, content: str, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+    def test_bad_facts_file_exits_2(
+        self, content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """Facts that are not a JSON object are refused before any RPC."""
         facts = tmp_path / "f.json"
         facts.write_text(content, encoding="utf-8")
@@ -408,8 +516,9 @@ class TestReplay:
         assert "outputs.monthly_amount: expected 100, got 200" in out
         assert "12 通过 passed, 1 失败 failed" in out
 
-    def test_bad_case_file_exits_2(self, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def test_bad_case_file_exits_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A bad line exits 2 and names file:line; nothing is replayed."""
         lines = EXAMPLES.read_text(encoding="utf-8").splitlines()
         lines[4] = lines[4][:-1]  # truncated JSON
@@ -434,6 +543,7 @@ class TestReplay:
                 result = fn(case)
                 seen[name].append(result)
                 return result
+
             return decide
 
         a = replay(cases, recording("local", local))
@@ -446,9 +556,19 @@ class TestReplay:
     def test_in_process_today(self, tmp_path: Path) -> None:
         """`today` stands in for a case without application.date."""
         facts = {"applicant": SENIOR_90["applicant"]}
-        [case] = load_cases(write_cases(tmp_path / "c.jsonl", [
-            {"item_code": "GF00012000", "facts": facts, "materials": SENIOR_MATERIALS,
-             "expected": {"outcome": "APPROVE"}}]))
+        [case] = load_cases(
+            write_cases(
+                tmp_path / "c.jsonl",
+                [
+                    {
+                        "item_code": "GF00012000",
+                        "facts": facts,
+                        "materials": SENIOR_MATERIALS,
+                        "expected": {"outcome": "APPROVE"},
+                    }
+                ],
+            )
+        )
         outcome, d = in_process(RULESETS, today=dt.date(2026, 6, 15))(case)
         assert outcome == "APPROVE"
         assert d is not None and d["as_of_date"] == "2026-06-15"

@@ -46,7 +46,9 @@ class TestFiring:
 class TestConcurrency:
     def test_threads_never_cross_results(self, engine):
         """8 threads evaluating distinct facts each get their own answer, and nothing crashes."""
-        h = engine.register("t", {f"v{i}": {"v": i} for i in range(8)} | {"big": {"$gte": {"v": 4}}})
+        h = engine.register(
+            "t", {f"v{i}": {"v": i} for i in range(8)} | {"big": {"$gte": {"v": 4}}}
+        )
         errors: list[str] = []
 
         def worker(v: int) -> None:

@@ -27,20 +27,32 @@ class TestPolicyRows:
             ({}, "APPROVE", ["eligible"]),
             ({"operator__id_number": operator_aged(15)}, "REJECT", ["under_16"]),
             ({"operator__id_number": operator_aged(16)}, "REJECT", ["minor_without_own_income"]),
-            ({"operator__id_number": operator_aged(17), "operator__own_labor_income": True},
-             "MANUAL_REVIEW", ["minor_with_own_income"]),
+            (
+                {"operator__id_number": operator_aged(17), "operator__own_labor_income": True},
+                "MANUAL_REVIEW",
+                ["minor_with_own_income"],
+            ),
             ({"operator__id_number": operator_aged(18)}, "APPROVE", ["eligible"]),
             ({"operator__is_civil_servant": True}, "REJECT", ["civil_servant", "eligible"]),
             ({"premises__region": "440604"}, "REJECT", ["premises_outside_district"]),
             ({"business__composition": "family"}, "REJECT", ["family_members_missing", "eligible"]),
-            ({"business__composition": "family", "business__family_members": ["黄明"]}, "APPROVE",
-             ["eligible"]),
-            ({"business__scope": ["理发服务", "私人侦探服务"]}, "REJECT",
-             ["scope_prohibited", "eligible"]),
+            (
+                {"business__composition": "family", "business__family_members": ["黄明"]},
+                "APPROVE",
+                ["eligible"],
+            ),
+            (
+                {"business__scope": ["理发服务", "私人侦探服务"]},
+                "REJECT",
+                ["scope_prohibited", "eligible"],
+            ),
             ({"business__scope": ["餐饮服务"]}, "MANUAL_REVIEW", ["scope_licensed", "eligible"]),
             ({"business__scope": ["理发"]}, "MANUAL_REVIEW", ["scope_non_standard", "eligible"]),
-            ({"business__scope": ["网络赌博服务", "食品销售", "修脚"]}, "REJECT",
-             ["scope_prohibited", "scope_licensed", "scope_non_standard", "eligible"]),
+            (
+                {"business__scope": ["网络赌博服务", "食品销售", "修脚"]},
+                "REJECT",
+                ["scope_prohibited", "scope_licensed", "scope_non_standard", "eligible"],
+            ),
         ],
     )
     def test_row(self, decide, changes, outcome, rules):
@@ -84,17 +96,24 @@ class TestName:
 class TestMaterials:
     @pytest.mark.parametrize(
         ("proof", "material"),
-        [("owned", "property_certificate"), ("leased", "lease_contract"),
-         ("free_use", "free_use_certificate")],
+        [
+            ("owned", "property_certificate"),
+            ("leased", "lease_contract"),
+            ("free_use", "free_use_certificate"),
+        ],
     )
     def test_premises_proof_material(self, decide, proof, material):
         """The premises material depends on the kind of proof."""
-        d = decide(CODE, with_facts(BUSINESS, premises__proof=proof), ["id_card", "application_form"])
+        d = decide(
+            CODE, with_facts(BUSINESS, premises__proof=proof), ["id_card", "application_form"]
+        )
         assert [m.id for m in d.missing_materials] == [material]
 
     def test_family_proof_is_deferrable(self, decide):
         """A missing family relationship proof is pending (容缺后补), not a rejection."""
-        facts = with_facts(BUSINESS, business__composition="family", business__family_members=["黄明"])
+        facts = with_facts(
+            BUSINESS, business__composition="family", business__family_members=["黄明"]
+        )
         d = decide(CODE, facts, BUSINESS_MATERIALS)
         assert d.outcome == "APPROVE"
         assert [m.id for m in d.pending_materials] == ["family_relationship_proof"]

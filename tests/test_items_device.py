@@ -16,8 +16,11 @@ class TestPolicyRows:
         ("changes", "outcome", "rules"),
         [
             ({}, "APPROVE", ["eligible"]),
-            ({"enterprise__sells_own_registered_products": True}, "REJECT",
-             ["registrant_own_products"]),
+            (
+                {"enterprise__sells_own_registered_products": True},
+                "REJECT",
+                ["registrant_own_products"],
+            ),
             ({"enterprise__business_scope": ["保健食品销售"]}, "REJECT", ["scope_lacks_class2"]),
             ({"enterprise__uscc": credit_code("93440605BMC03GH60")}, "REJECT", ["not_enterprise"]),
             ({"enterprise__uscc": "92440605MA00000A0G"}, "APPROVE", ["eligible"]),
@@ -28,9 +31,16 @@ class TestPolicyRows:
             ({"warehouse__area_sqm": 20}, "APPROVE", ["eligible"]),
             ({"warehouse__area_sqm": None}, "REJECT", ["warehouse_too_small"]),
             ({"quality_manager__qualified": False}, "REJECT", ["manager_unqualified"]),
-            ({"enterprise__uscc": BAD_CHECK}, "MANUAL_REVIEW", ["credit_code_checksum", "eligible"]),
-            ({"products__categories": ["ivd_reagents"]}, "MANUAL_REVIEW",
-             ["ivd_reagents", "eligible"]),
+            (
+                {"enterprise__uscc": BAD_CHECK},
+                "MANUAL_REVIEW",
+                ["credit_code_checksum", "eligible"],
+            ),
+            (
+                {"products__categories": ["ivd_reagents"]},
+                "MANUAL_REVIEW",
+                ["ivd_reagents", "eligible"],
+            ),
         ],
     )
     def test_row(self, decide, changes, outcome, rules):

@@ -36,8 +36,11 @@ class TestPolicyRows:
             ({"applicant__deceased": True}, "REJECT", ["deceased", "eligible"]),
             ({"applicant__receiving_allowance": True}, "REJECT", ["already_receiving", "eligible"]),
             ({"applicant__id_number": aged(105)}, "MANUAL_REVIEW", ["very_old_verify", "eligible"]),
-            ({"applicant__id_number": aged(60), "applicant__hukou_region": "110105"}, "REJECT",
-             ["under_70", "not_local_hukou"]),
+            (
+                {"applicant__id_number": aged(60), "applicant__hukou_region": "110105"},
+                "REJECT",
+                ["under_70", "not_local_hukou"],
+            ),
         ],
     )
     def test_row(self, decide, changes, outcome, rules):
@@ -74,8 +77,9 @@ class TestAgeBoundaries:
     )
     def test_band(self, decide, years, days_short, outcome, amount):
         """Bands are lower-bound inclusive and the birthday itself counts (周岁)."""
-        d = decide(CODE, with_facts(SENIOR, applicant__id_number=aged(years, days_short)),
-                   SENIOR_MATERIALS)
+        d = decide(
+            CODE, with_facts(SENIOR, applicant__id_number=aged(years, days_short)), SENIOR_MATERIALS
+        )
         assert d.outcome == outcome
         assert d.outputs.get("monthly_amount") == amount
 
@@ -85,8 +89,9 @@ class TestAgeBoundaries:
     )
     def test_leap_day_birthday(self, decide, as_of, age):
         """Born 29 February: a new age on 1 March in common years, on 29 February in leap years."""
-        facts = with_facts(SENIOR, applicant__id_number=resident_id("1956-02-29"),
-                           application__date=as_of)
+        facts = with_facts(
+            SENIOR, applicant__id_number=resident_id("1956-02-29"), application__date=as_of
+        )
         d = decide(CODE, facts, SENIOR_MATERIALS)
         assert d.derived["applicant.age"] == age
         assert d.outcome == ("APPROVE" if age >= 70 else "REJECT")
@@ -98,7 +103,11 @@ class TestMaterials:
         d = decide(CODE, with_facts(SENIOR, application__by_agent=True), ["id_card"])
         assert d.outcome == "REJECT"
         assert [m.id for m in d.missing_materials] == [
-            "hukou_book", "bank_account", "agent_id_card", "power_of_attorney"]
+            "hukou_book",
+            "bank_account",
+            "agent_id_card",
+            "power_of_attorney",
+        ]
         assert "eligible" in [r.rule_id for r in d.reasons]  # other rules still report
         assert d.outputs == {}
 
@@ -119,24 +128,37 @@ class TestMaterials:
 class TestInvalidCases:
     def test_every_bad_field_named(self, decide):
         """A malformed case names every bad field at once."""
-        facts = {"applicant": {"name": "", "id_number": "440605194001011234",
-                               "hukou_region": "44060", "deceased": "no", "nickname": "x"},
-                 "application": {"date": "2026-02-30"}}
+        facts = {
+            "applicant": {
+                "name": "",
+                "id_number": "440605194001011234",
+                "hukou_region": "44060",
+                "deceased": "no",
+                "nickname": "x",
+            },
+            "application": {"date": "2026-02-30"},
+        }
         with pytest.raises(CaseInvalid) as info:
             decide(CODE, facts, ["id_card", "passport"])
         fields = {v.field for v in info.value.violations}
         assert fields == {
-            "facts.applicant.name", "facts.applicant.id_number", "facts.applicant.hukou_region",
-            "facts.applicant.deceased", "facts.applicant.nickname", "facts.application.date",
+            "facts.applicant.name",
+            "facts.applicant.id_number",
+            "facts.applicant.hukou_region",
+            "facts.applicant.deceased",
+            "facts.applicant.nickname",
+            "facts.application.date",
             "materials[1]",
         }
 
     @pytest.mark.parametrize(
         "id_number",
-        ["44060519400101123X",  # checksum
-         "440605194002301230",  # impossible date (checksum irrelevant: date checked first)
-         resident_id("2027-01-01"),  # born after the application date
-         "44060519400101123"],  # 17 chars
+        [
+            "44060519400101123X",  # checksum
+            "440605194002301230",  # impossible date (checksum irrelevant: date checked first)
+            resident_id("2027-01-01"),  # born after the application date
+            "44060519400101123",
+        ],  # 17 chars
     )
     def test_bad_id_numbers(self, decide, id_number):
         """ID numbers failing GB 11643 are input errors, not decisions."""

@@ -55,7 +55,11 @@ class TestShipped:
         compiled, diags = compile_directory(RULESETS)
         assert diags == []
         assert sorted(c.item.code for c in compiled) == [
-            "BA00027000", "GF00012000", "GF00034001", "XK00051000"]
+            "BA00027000",
+            "GF00012000",
+            "GF00034001",
+            "XK00051000",
+        ]
 
     def test_digest_covers_shared_lists(self, tmp_path):
         """Changing a shared list the item uses changes the item's digest."""
@@ -65,8 +69,9 @@ class TestShipped:
         shutil.copytree(RULESETS, root)
         before = {c.item.code: c.item.digest for c in compile_directory(root)[0]}
         lists = root / "lists" / "business_scope.yaml"
-        lists.write_text(lists.read_text(encoding="utf-8").replace("理发服务, ", ""),
-                         encoding="utf-8")
+        lists.write_text(
+            lists.read_text(encoding="utf-8").replace("理发服务, ", ""), encoding="utf-8"
+        )
         after = {c.item.code: c.item.digest for c in compile_directory(root)[0]}
         assert before["XK00051000"] != after["XK00051000"]
         assert before["GF00012000"] == after["GF00012000"]
@@ -80,7 +85,8 @@ class TestDiagnostics:
     def test_yaml_syntax_error_located(self, tmp_path):
         """Broken YAML is reported at its line and column."""
         assert codes(write(tmp_path, GOOD.replace("name: 测试事项", "name: [测试事项"))) == [
-            (5, 7, "MP100")]
+            (5, 7, "MP100")
+        ]
 
     def test_expression_error_points_into_condition(self, tmp_path):
         """A syntax error inside a condition points at the exact column in the file."""
@@ -89,13 +95,19 @@ class TestDiagnostics:
 
     def test_every_problem_reported_at_once(self, tmp_path):
         """Unknown keys, bad types, undefined references are all collected in one pass."""
-        text = (GOOD.replace("version: \"1\"", "version: \"1\"\ncolour: red")
-                .replace("type: integer", "type: int")
-                .replace("basis: art1\n", "basis: art9\n")
-                .replace("outcome: APPROVE", "outcome: OK"))
+        text = (
+            GOOD.replace('version: "1"', 'version: "1"\ncolour: red')
+            .replace("type: integer", "type: int")
+            .replace("basis: art1\n", "basis: art9\n")
+            .replace("outcome: APPROVE", "outcome: OK")
+        )
         assert sorted(codes(write(tmp_path, text))) == [
-            (9, 1, "MP102"), (13, 22, "MP105"), (17, 18, "MP320"), (21, 14, "MP105"),
-            (23, 12, "MP320")]
+            (9, 1, "MP102"),
+            (13, 22, "MP105"),
+            (17, 18, "MP320"),
+            (21, 14, "MP105"),
+            (23, 12, "MP320"),
+        ]
         diags = compile_directory(write(tmp_path, text))[1]
         messages = [str(d) for d in diags]
         assert any("colour" in m for m in messages)
@@ -104,13 +116,14 @@ class TestDiagnostics:
 
     def test_unknown_field_and_list(self, tmp_path):
         """Conditions naming a field not in the form or an undefined list are errors."""
-        text = GOOD.replace("when: person.age >= 60",
-                            "when: person.height > 1 or any person.tags in list nope")
+        text = GOOD.replace(
+            "when: person.age >= 60", "when: person.height > 1 or any person.tags in list nope"
+        )
         assert {c for _, _, c in codes(write(tmp_path, text))} == {"MP301", "MP302"}
 
     def test_duplicate_rule_id(self, tmp_path):
         """Two rules with one id are refused."""
-        rule = GOOD[GOOD.index("  - id: old"):]
+        rule = GOOD[GOOD.index("  - id: old") :]
         assert codes(write(tmp_path, GOOD + rule)) == [(23, 9, "MP106")]
 
     def test_duplicate_item_code(self, tmp_path):

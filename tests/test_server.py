@@ -56,16 +56,20 @@ class TestDecide:
         assert d.request_id == "r-1"
         assert d.outputs["monthly_amount"] == 30
         assert d.reasons[0].legal_basis.citation == "《南海区高龄老人津贴发放办法》第三条"
-        assert {f.path for f in d.reasons[0].facts_read} == {"applicant.age",
-                                                            "applicant.hukou_region"}
+        assert {f.path for f in d.reasons[0].facts_read} == {
+            "applicant.age",
+            "applicant.hukou_region",
+        }
         assert d.ruleset.version == "2024.1" and d.ruleset.digest.startswith("sha256:")
         assert d.as_of_date == AS_OF and d.decided_at.seconds > 0
         assert d.derived_facts["applicant.age"] == 76
 
     def test_decision_ids_unique(self, stub):
         """Every decision gets its own id."""
-        ids = {stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS)).decision.decision_id
-               for _ in range(20)}
+        ids = {
+            stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS)).decision.decision_id
+            for _ in range(20)
+        }
         assert len(ids) == 20
 
     def test_missing_date_defaults_to_today_and_is_echoed(self, stub):
@@ -91,8 +95,12 @@ class TestDecide:
         bad = error_details_pb2.BadRequest()
         assert status is not None and status.details[0].Unpack(bad)
         assert {v.field for v in bad.field_violations} == {
-            "facts.applicant.name", "facts.applicant.id_number", "facts.applicant.hukou_region",
-            "facts.applicant.shoe_size", "materials[1]"}
+            "facts.applicant.name",
+            "facts.applicant.id_number",
+            "facts.applicant.hukou_region",
+            "facts.applicant.shoe_size",
+            "materials[1]",
+        }
 
     def test_unknown_item_not_found(self, stub):
         """An unknown item code is NOT_FOUND."""
@@ -102,8 +110,13 @@ class TestDecide:
 
     def test_chinese_round_trips(self, stub):
         """Chinese names and messages survive the round trip."""
-        d = stub.Decide(request("XK00051000", with_facts(BUSINESS, business__name="南海区中华店"),
-                                BUSINESS_MATERIALS)).decision
+        d = stub.Decide(
+            request(
+                "XK00051000",
+                with_facts(BUSINESS, business__name="南海区中华店"),
+                BUSINESS_MATERIALS,
+            )
+        ).decision
         reason = next(r for r in d.reasons if r.rule_id == "name_forbidden_words")
         assert reason.message == "名称含禁用字词"
         assert any(f.value.string_value == "南海区中华店" for f in reason.facts_read)
@@ -140,7 +153,8 @@ class TestStandardServices:
         """The standard health service reports miaopi.v1.ApprovalService SERVING."""
         with grpc.insecure_channel(live_server.target) as ch:
             resp = health_pb2_grpc.HealthStub(ch).Check(
-                health_pb2.HealthCheckRequest(service="miaopi.v1.ApprovalService"))
+                health_pb2.HealthCheckRequest(service="miaopi.v1.ApprovalService")
+            )
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
 
     def test_reflection_lists_service(self, live_server):
@@ -148,7 +162,8 @@ class TestStandardServices:
         with grpc.insecure_channel(live_server.target) as ch:
             stub = reflection_pb2_grpc.ServerReflectionStub(ch)
             responses = stub.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
             names = {s.name for r in responses for s in r.list_services_response.service}
         assert "miaopi.v1.ApprovalService" in names
 
@@ -156,21 +171,34 @@ class TestStandardServices:
 class TestConcurrency:
     def test_concurrent_clients_get_their_own_answers(self, live_server):
         """64 concurrent clients deciding distinct cases each get the answer to their own case."""
+
         def one(i: int) -> tuple[int, int, float]:
             age = 60 + i % 50
-            facts = with_facts(SENIOR, applicant__id_number=resident_id(
-                born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"))
+            facts = with_facts(
+                SENIOR,
+                applicant__id_number=resident_id(
+                    born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"
+                ),
+            )
             with grpc.insecure_channel(live_server.target) as ch:
-                d = pb_grpc.ApprovalServiceStub(ch).Decide(
-                    request("GF00012000", facts, SENIOR_MATERIALS)).decision
+                d = (
+                    pb_grpc.ApprovalServiceStub(ch)
+                    .Decide(request("GF00012000", facts, SENIOR_MATERIALS))
+                    .decision
+                )
             return age, d.outcome, d.derived_facts["applicant.age"]
 
         with ThreadPoolExecutor(64) as pool:
             results = list(pool.map(one, range(256)))
         for age, outcome, derived_age in results:
             assert derived_age == age
-            expected = (pb.OUTCOME_REJECT if age < 70 else
-                        pb.OUTCOME_MANUAL_REVIEW if age >= 105 else pb.OUTCOME_APPROVE)
+            expected = (
+                pb.OUTCOME_REJECT
+                if age < 70
+                else pb.OUTCOME_MANUAL_REVIEW
+                if age >= 105
+                else pb.OUTCOME_APPROVE
+            )
             assert outcome == expected
 
 
@@ -180,8 +208,11 @@ class TestLogs:
         with structlog.testing.capture_logs() as logs:
             stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS))
             with pytest.raises(grpc.RpcError):
-                stub.Decide(request("GF00012000", with_facts(SENIOR, applicant__id_number="1"),
-                                    SENIOR_MATERIALS))
+                stub.Decide(
+                    request(
+                        "GF00012000", with_facts(SENIOR, applicant__id_number="1"), SENIOR_MATERIALS
+                    )
+                )
         line = next(e for e in logs if e["event"] == "decision")
         assert {"decision_id", "outcome", "ruleset_digest", "duration_ms"} <= set(line)
         text = json.dumps(logs, ensure_ascii=False)
@@ -194,9 +225,23 @@ class TestProcess:
     def test_sigterm_graceful_shutdown(self, tmp_path):
         """miaopi-server starts on a free port, logs JSON, and exits 0 on SIGTERM."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "miaopi_server.app", "--listen", "127.0.0.1:0",
-             "--rulesets", str(RULESETS), "--state-dir", str(tmp_path), "--log-format", "json"],
-            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "miaopi_server.app",
+                "--listen",
+                "127.0.0.1:0",
+                "--rulesets",
+                str(RULESETS),
+                "--state-dir",
+                str(tmp_path),
+                "--log-format",
+                "json",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         try:
             assert proc.stderr is not None
             first = json.loads(proc.stderr.readline())
@@ -204,8 +249,11 @@ class TestProcess:
             started = json.loads(proc.stderr.readline())
             assert started["event"] == "server.started"
             with grpc.insecure_channel(started["listen"]) as ch:
-                d = pb_grpc.ApprovalServiceStub(ch).Decide(
-                    request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=10).decision
+                d = (
+                    pb_grpc.ApprovalServiceStub(ch)
+                    .Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=10)
+                    .decision
+                )
             assert d.outcome == pb.OUTCOME_APPROVE
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0
@@ -218,8 +266,20 @@ class TestProcess:
         """A broken rules directory stops start-up with located diagnostics and exit code 2."""
         (tmp_path / "bad.yaml").write_text("item: [", encoding="utf-8")
         proc = subprocess.run(
-            [sys.executable, "-m", "miaopi_server.app", "--listen", "127.0.0.1:0",
-             "--rulesets", str(tmp_path), "--log-format", "json"],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "miaopi_server.app",
+                "--listen",
+                "127.0.0.1:0",
+                "--rulesets",
+                str(tmp_path),
+                "--log-format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 2
         assert "bad.yaml:1:" in proc.stderr and "MP100" in proc.stderr

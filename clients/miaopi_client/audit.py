@@ -51,8 +51,10 @@ def export_case(record: dict[str, Any]) -> dict[str, Any]:
     as_of = decision.get("as_of_date", "")
     application = facts.get("application")
     if as_of and (not isinstance(application, dict) or "date" not in application):
-        facts["application"] = {**(application if isinstance(application, dict) else {}),
-                                "date": as_of}
+        facts["application"] = {
+            **(application if isinstance(application, dict) else {}),
+            "date": as_of,
+        }
     seq = record.get("seq") or _seq(decision, 0)
     return {
         "case_id": decision.get("decision_id", ""),
@@ -93,8 +95,11 @@ def records_from_db(path: str | Path, item_code: str = "") -> Iterator[dict[str,
         try:
             rows = conn.execute(sql + " ORDER BY seq", args)
             for seq, body, case_json in rows:
-                yield {"seq": seq, "decision": json.loads(body)["decision"],
-                       "case": json.loads(case_json)}
+                yield {
+                    "seq": seq,
+                    "decision": json.loads(body)["decision"],
+                    "case": json.loads(case_json),
+                }
         except sqlite3.Error as exc:
             raise AuditSourceError(f"{path}: not a readable audit trail: {exc}") from None
         except (ValueError, KeyError, TypeError) as exc:
@@ -103,8 +108,9 @@ def records_from_db(path: str | Path, item_code: str = "") -> Iterator[dict[str,
         conn.close()
 
 
-def records_from_server(client: Client, item_code: str = "",
-                        page_size: int = 200) -> Iterator[dict[str, Any]]:
+def records_from_server(
+    client: Client, item_code: str = "", page_size: int = 200
+) -> Iterator[dict[str, Any]]:
     """Every record on a server, oldest first. ListDecisions pages newest first, so the
     whole (filtered) list is fetched before the first record is yielded."""
     fetched = list(client.iter_records(item_code=item_code, page_size=page_size))

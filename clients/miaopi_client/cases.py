@@ -96,12 +96,21 @@ def load_cases(path: str | Path) -> list[Case]:
             continue
         case_id = obj.get("case_id") or f"line-{n}"  # ids name failures; a line number will do
         if case_id in seen:
-            problems.append(f"{path}:{n}: duplicate case_id {case_id!r} "
-                            f"(first on line {seen[case_id]})")
+            problems.append(
+                f"{path}:{n}: duplicate case_id {case_id!r} (first on line {seen[case_id]})"
+            )
             continue
         seen[case_id] = n
-        cases.append(Case(case_id, obj["item_code"], obj.get("facts", {}),
-                          obj.get("materials", []), obj["expected"], n))
+        cases.append(
+            Case(
+                case_id,
+                obj["item_code"],
+                obj.get("facts", {}),
+                obj.get("materials", []),
+                obj["expected"],
+                n,
+            )
+        )
     if not problems and not cases:
         problems.append(f"{path}: no cases")
     if problems:
@@ -129,8 +138,9 @@ def _show(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
-def compare(expected: dict[str, Any], actual_outcome: str,
-            decision: dict[str, Any] | None) -> list[str]:
+def compare(
+    expected: dict[str, Any], actual_outcome: str, decision: dict[str, Any] | None
+) -> list[str]:
     """Mismatches between what a case expects and what was decided; [] when it passes.
     Only keys present in `expected` are checked."""
     out: list[str] = []
@@ -157,6 +167,5 @@ def compare(expected: dict[str, Any], actual_outcome: str,
         if name not in outputs:
             out.append(f"outputs.{name}: expected {_show(want_value)}, absent")
         elif not _same(want_value, outputs[name]):
-            out.append(f"outputs.{name}: expected {_show(want_value)}, "
-                       f"got {_show(outputs[name])}")
+            out.append(f"outputs.{name}: expected {_show(want_value)}, got {_show(outputs[name])}")
     return out

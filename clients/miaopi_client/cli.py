@@ -79,8 +79,14 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     facts = _load_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
     with Client(args.target, args.timeout) as c:
-        d = c.decide(args.item, facts, materials, request_id=args.request_id,
-                     window_id=args.window_id, operator_id=args.operator_id)
+        d = c.decide(
+            args.item,
+            facts,
+            materials,
+            request_id=args.request_id,
+            window_id=args.window_id,
+            operator_id=args.operator_id,
+        )
     if args.json:
         _print_json(d)
     else:
@@ -144,19 +150,21 @@ def _print_verification(v: dict[str, Any], as_json: bool) -> int:
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.db is None:
         if args.keys:
-            raise _InputError("--key is for offline verification with --db; "
-                              "a server verifies with its own key")
+            raise _InputError(
+                "--key is for offline verification with --db; a server verifies with its own key"
+            )
         with Client(_sub_target(args), args.timeout) as c:
-            return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq),
-                                       args.json)
+            return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq), args.json)
     import sqlite3
 
     from miaopi_server.audit.seal import key_id_of
     from miaopi_server.audit.sqlite import verify_database
 
     if not args.keys:
-        raise _InputError("a public key is needed for offline verification: --key PEM "
-                          "(the server's sealing key: `miaopi audit key --out seal.pub.pem`)")
+        raise _InputError(
+            "a public key is needed for offline verification: --key PEM "
+            "(the server's sealing key: `miaopi audit key --out seal.pub.pem`)"
+        )
     if not args.db.is_file():
         raise _InputError(f"cannot open audit database {args.db}: no such file")
     keys = {key_id_of(raw): raw for raw in (_read_key(k) for k in args.keys)}
@@ -164,9 +172,15 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq)
     except sqlite3.Error as exc:
         raise _InputError(f"cannot read audit database {args.db}: {exc}") from None
-    return _print_verification({"ok": result.ok, "checked": result.checked,
-                                "first_bad_seq": result.first_bad_seq,
-                                "reason": result.reason}, args.json)
+    return _print_verification(
+        {
+            "ok": result.ok,
+            "checked": result.checked,
+            "first_bad_seq": result.first_bad_seq,
+            "reason": result.reason,
+        },
+        args.json,
+    )
 
 
 def _write_text(out: Path | None, text: str) -> None:
@@ -191,8 +205,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
                 cases = list(export_cases(records_from_server(c, args.item)))
     except AuditSourceError as exc:
         raise _InputError(str(exc)) from None
-    _write_text(args.out, "".join(json.dumps(case, ensure_ascii=False) + "\n"
-                                  for case in cases))
+    _write_text(args.out, "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in cases))
     where = f" to {args.out}" if args.out else ""
     print(f"exported {len(cases)} case(s){where}", file=sys.stderr)
     return OK
@@ -275,9 +288,12 @@ def _date(s: str) -> dt.date:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="miaopi", description="秒批 instant approval client")
-    p.add_argument("--target", default=os.environ.get("MIAOPI_TARGET", DEFAULT_TARGET),
-                   metavar="HOST:PORT",
-                   help=f"server HOST:PORT (env MIAOPI_TARGET, default {DEFAULT_TARGET})")
+    p.add_argument(
+        "--target",
+        default=os.environ.get("MIAOPI_TARGET", DEFAULT_TARGET),
+        metavar="HOST:PORT",
+        help=f"server HOST:PORT (env MIAOPI_TARGET, default {DEFAULT_TARGET})",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per RPC (default 10)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -292,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("decide", help="decide one case")
     s.add_argument("--item", required=True, metavar="CODE", help="item code")
-    s.add_argument("--facts", required=True, metavar="FILE",
-                   help='JSON object of facts; "-" reads stdin')
+    s.add_argument(
+        "--facts", required=True, metavar="FILE", help='JSON object of facts; "-" reads stdin'
+    )
     s.add_argument("--materials", default="", metavar="A,B,C", help="submitted material ids")
     s.add_argument("--request-id", default="", metavar="ID")
     s.add_argument("--window-id", default="", metavar="ID")
@@ -305,12 +322,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("cases", type=Path, metavar="CASES.jsonl")
     where = s.add_mutually_exclusive_group()
     # Its own dest: a subparser default would otherwise overwrite the global --target.
-    where.add_argument("--target", dest="replay_target", metavar="HOST:PORT",
-                       help="decide on this server (default: the global --target)")
-    where.add_argument("--rulesets", type=Path, metavar="DIR",
-                       help="decide in-process with these rule files, no server")
-    s.add_argument("--today", type=_date, metavar="YYYY-MM-DD",
-                   help="date for cases without application.date (in-process only)")
+    where.add_argument(
+        "--target",
+        dest="replay_target",
+        metavar="HOST:PORT",
+        help="decide on this server (default: the global --target)",
+    )
+    where.add_argument(
+        "--rulesets",
+        type=Path,
+        metavar="DIR",
+        help="decide in-process with these rule files, no server",
+    )
+    s.add_argument(
+        "--today",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="date for cases without application.date (in-process only)",
+    )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(run=_cmd_replay)
 
@@ -320,26 +349,56 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_target(s: argparse.ArgumentParser, group: Any = None) -> None:
     # Its own dest: a subparser default would otherwise overwrite the global --target.
-    (group or s).add_argument("--target", dest="sub_target", metavar="HOST:PORT",
-                              help="server HOST:PORT (default: the global --target)")
+    (group or s).add_argument(
+        "--target",
+        dest="sub_target",
+        metavar="HOST:PORT",
+        help="server HOST:PORT (default: the global --target)",
+    )
 
 
 def _add_audit_parsers(sub: Any) -> None:
     audit = sub.add_parser("audit", help="check and export the audit trail, get the seal key")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
 
-    s = asub.add_parser("verify", help="re-check the hash chain and seals of the audit trail",
-                        description="Offline with --db and --key, or by the server (--target).")
+    s = asub.add_parser(
+        "verify",
+        help="re-check the hash chain and seals of the audit trail",
+        description="Offline with --db and --key, or by the server (--target).",
+    )
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, metavar="FILE",
-                       help="audit database (or a copy), checked offline; needs --key")
+    where.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="audit database (or a copy), checked offline; needs --key",
+    )
     _add_target(s, where)
-    s.add_argument("--key", dest="keys", type=Path, action="append", default=[],
-                   metavar="PEM", help="public sealing key (repeat for rotated keys)")
-    s.add_argument("--from", dest="from_seq", type=int, default=0, metavar="N",
-                   help="first sequence number (default 1)")
-    s.add_argument("--to", dest="to_seq", type=int, default=0, metavar="N",
-                   help="last sequence number (default: the latest)")
+    s.add_argument(
+        "--key",
+        dest="keys",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="public sealing key (repeat for rotated keys)",
+    )
+    s.add_argument(
+        "--from",
+        dest="from_seq",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first sequence number (default 1)",
+    )
+    s.add_argument(
+        "--to",
+        dest="to_seq",
+        type=int,
+        default=0,
+        metavar="N",
+        help="last sequence number (default: the latest)",
+    )
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(run=_cmd_audit_verify)
 
@@ -356,12 +415,20 @@ def _add_audit_parsers(sub: Any) -> None:
     s.add_argument("--out", type=Path, metavar="FILE", help="write here (default stdout)")
     s.set_defaults(run=_cmd_audit_key)
 
-    s = sub.add_parser("verify-receipt",
-                       help="check a saved decision (decide --json) against its e-seal")
+    s = sub.add_parser(
+        "verify-receipt", help="check a saved decision (decide --json) against its e-seal"
+    )
     s.add_argument("file", type=Path, metavar="FILE", help='saved decision; "-" reads stdin')
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--key", dest="keys", type=Path, action="append", default=[],
-                       metavar="PEM", help="public sealing key (repeat for rotated keys)")
+    where.add_argument(
+        "--key",
+        dest="keys",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="public sealing key (repeat for rotated keys)",
+    )
     _add_target(s, where)
     s.set_defaults(run=_cmd_verify_receipt)
 

@@ -31,8 +31,7 @@ class MiaopiClientError(Exception):
 class ClientError(MiaopiClientError):
     """An RPC failed. `code` is the gRPC status name, e.g. "INVALID_ARGUMENT"."""
 
-    def __init__(self, code: str, message: str,
-                 violations: list[tuple[str, str]] | None = None):
+    def __init__(self, code: str, message: str, violations: list[tuple[str, str]] | None = None):
         self.code = code
         self.message = message
         self.violations = list(violations or [])
@@ -107,8 +106,12 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -130,14 +133,24 @@ class Client:
             raise _error(exc) from None
         return message_dict(resp.item)
 
-    def decide(self, item_code: str, facts: dict[str, Any], materials: list[str],
-               request_id: str = "", window_id: str = "",
-               operator_id: str = "") -> dict[str, Any]:
+    def decide(
+        self,
+        item_code: str,
+        facts: dict[str, Any],
+        materials: list[str],
+        request_id: str = "",
+        window_id: str = "",
+        operator_id: str = "",
+    ) -> dict[str, Any]:
         """Decide one case. A malformed case raises ClientError("INVALID_ARGUMENT", ...)
         carrying every field violation; an unknown item raises ClientError("NOT_FOUND", ...)."""
         req = pb.DecideRequest(
-            request_id=request_id, item_code=item_code, facts=facts_struct(facts),
-            materials=materials, window=pb.Window(window_id=window_id, operator_id=operator_id))
+            request_id=request_id,
+            item_code=item_code,
+            facts=facts_struct(facts),
+            materials=materials,
+            window=pb.Window(window_id=window_id, operator_id=operator_id),
+        )
         try:
             resp = self._stub.Decide(req, timeout=self.timeout)
         except grpc.RpcError as exc:
@@ -149,8 +162,9 @@ class Client:
         received: item_code, facts, materials) when include_case is set. The case holds
         personal data, so it is left out unless asked for. NOT_FOUND for an unknown id."""
         try:
-            resp = self._stub.GetDecision(pb.GetDecisionRequest(decision_id=decision_id),
-                                          timeout=self.timeout)
+            resp = self._stub.GetDecision(
+                pb.GetDecisionRequest(decision_id=decision_id), timeout=self.timeout
+            )
         except grpc.RpcError as exc:
             raise _error(exc) from None
         out: dict[str, Any] = {"decision": decision_dict(resp.decision)}
@@ -158,18 +172,29 @@ class Client:
             out["case"] = message_dict(resp.case)
         return out
 
-    def list_decisions(self, item_code: str = "", outcome: str = "", window_id: str = "",
-                       decided_from: str | dt.datetime = "", decided_to: str | dt.datetime = "",
-                       page_size: int = 50, page_token: str = "",
-                       include_cases: bool = False) -> dict[str, Any]:
+    def list_decisions(
+        self,
+        item_code: str = "",
+        outcome: str = "",
+        window_id: str = "",
+        decided_from: str | dt.datetime = "",
+        decided_to: str | dt.datetime = "",
+        page_size: int = 50,
+        page_token: str = "",
+        include_cases: bool = False,
+    ) -> dict[str, Any]:
         """One page of recorded decisions, newest first: {"decisions": [...],
         "next_page_token": "" at the end, "cases": [...] parallel to decisions (empty unless
         include_cases)}. `outcome` is "APPROVE" / "REJECT" / "MANUAL_REVIEW" (the OUTCOME_
         prefix is optional); decided_from (inclusive) and decided_to (exclusive) are RFC 3339
         strings or aware datetimes. Empty filters match everything."""
-        req = pb.ListDecisionsRequest(item_code=item_code, window_id=window_id,
-                                      page_size=page_size, page_token=page_token,
-                                      include_cases=include_cases)
+        req = pb.ListDecisionsRequest(
+            item_code=item_code,
+            window_id=window_id,
+            page_size=page_size,
+            page_token=page_token,
+            include_cases=include_cases,
+        )
         if outcome:
             try:
                 req.outcome = pb.Outcome.Value("OUTCOME_" + outcome.removeprefix("OUTCOME_"))
@@ -182,38 +207,63 @@ class Client:
             resp = self._stub.ListDecisions(req, timeout=self.timeout)
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return {"decisions": [decision_dict(d) for d in resp.decisions],
-                "next_page_token": resp.next_page_token,
-                "cases": [message_dict(c) for c in resp.cases]}
+        return {
+            "decisions": [decision_dict(d) for d in resp.decisions],
+            "next_page_token": resp.next_page_token,
+            "cases": [message_dict(c) for c in resp.cases],
+        }
 
-    def _pages(self, filters: dict[str, Any], page_size: int,
-               include_cases: bool) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, filters: dict[str, Any], page_size: int, include_cases: bool
+    ) -> Iterator[dict[str, Any]]:
         token = ""
         while True:
-            page = self.list_decisions(**filters, page_size=page_size, page_token=token,
-                                       include_cases=include_cases)
+            page = self.list_decisions(
+                **filters, page_size=page_size, page_token=token, include_cases=include_cases
+            )
             yield page
             token = page["next_page_token"]
             if not token:
                 return
 
-    def iter_decisions(self, item_code: str = "", outcome: str = "", window_id: str = "",
-                       decided_from: str | dt.datetime = "",
-                       decided_to: str | dt.datetime = "",
-                       page_size: int = 50) -> Iterator[dict[str, Any]]:
+    def iter_decisions(
+        self,
+        item_code: str = "",
+        outcome: str = "",
+        window_id: str = "",
+        decided_from: str | dt.datetime = "",
+        decided_to: str | dt.datetime = "",
+        page_size: int = 50,
+    ) -> Iterator[dict[str, Any]]:
         """Every matching decision, newest first, following page tokens."""
-        filters = {"item_code": item_code, "outcome": outcome, "window_id": window_id,
-                   "decided_from": decided_from, "decided_to": decided_to}
+        filters = {
+            "item_code": item_code,
+            "outcome": outcome,
+            "window_id": window_id,
+            "decided_from": decided_from,
+            "decided_to": decided_to,
+        }
         for page in self._pages(filters, page_size, include_cases=False):
             yield from page["decisions"]
 
-    def iter_records(self, item_code: str = "", outcome: str = "", window_id: str = "",
-                     decided_from: str | dt.datetime = "", decided_to: str | dt.datetime = "",
-                     page_size: int = 50) -> Iterator[dict[str, Any]]:
+    def iter_records(
+        self,
+        item_code: str = "",
+        outcome: str = "",
+        window_id: str = "",
+        decided_from: str | dt.datetime = "",
+        decided_to: str | dt.datetime = "",
+        page_size: int = 50,
+    ) -> Iterator[dict[str, Any]]:
         """Like iter_decisions, with each case as received: {"decision": ..., "case": ...}
         (the shape of get_decision(..., include_case=True)). For replay and appeals."""
-        filters = {"item_code": item_code, "outcome": outcome, "window_id": window_id,
-                   "decided_from": decided_from, "decided_to": decided_to}
+        filters = {
+            "item_code": item_code,
+            "outcome": outcome,
+            "window_id": window_id,
+            "decided_from": decided_from,
+            "decided_to": decided_to,
+        }
         for page in self._pages(filters, page_size, include_cases=True):
             for decision, case in zip(page["decisions"], page["cases"], strict=True):
                 yield {"decision": decision, "case": case}
@@ -223,12 +273,16 @@ class Client:
         {"ok", "checked", "first_bad_seq" (0 when ok), "reason" ("" when ok)}."""
         try:
             resp = self._stub.VerifyAuditTrail(
-                pb.VerifyAuditTrailRequest(from_seq=from_seq, to_seq=to_seq),
-                timeout=self.timeout)
+                pb.VerifyAuditTrailRequest(from_seq=from_seq, to_seq=to_seq), timeout=self.timeout
+            )
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return {"ok": resp.ok, "checked": resp.checked, "first_bad_seq": resp.first_bad_seq,
-                "reason": resp.reason}
+        return {
+            "ok": resp.ok,
+            "checked": resp.checked,
+            "first_bad_seq": resp.first_bad_seq,
+            "reason": resp.reason,
+        }
 
     def seal_key(self) -> dict[str, Any]:
         """The public sealing key: {"key_id", "public_key" (raw 32 bytes), "public_key_pem"}."""
@@ -236,8 +290,11 @@ class Client:
             resp = self._stub.GetSealKey(pb.GetSealKeyRequest(), timeout=self.timeout)
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return {"key_id": resp.key_id, "public_key": bytes(resp.public_key),
-                "public_key_pem": resp.public_key_pem}
+        return {
+            "key_id": resp.key_id,
+            "public_key": bytes(resp.public_key),
+            "public_key_pem": resp.public_key_pem,
+        }
 
 
 def _timestamp(field: str, value: str | dt.datetime) -> timestamp_pb2.Timestamp:

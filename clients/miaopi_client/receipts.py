@@ -89,8 +89,10 @@ def record_body(msg: pb.Decision) -> dict[str, Any]:
         "prev_hash": receipt.prev_hash,
         "node_id": receipt.node_id,
         "case_digest": receipt.case_digest,
-        "window": {"window_id": receipt.window.window_id,
-                   "operator_id": receipt.window.operator_id},
+        "window": {
+            "window_id": receipt.window.window_id,
+            "operator_id": receipt.window.operator_id,
+        },
         "decision": json_format.MessageToDict(bare, preserving_proto_field_name=True),
     }
 
@@ -121,8 +123,9 @@ def verify_receipt(decision: Any, public_key_raw: bytes) -> ReceiptCheck:
         return ReceiptCheck(False, "record hash mismatch: the decision was changed", seq, key_id)
     expected_key = key_id_of(public_key_raw)
     if key_id != expected_key:
-        return ReceiptCheck(False, f"sealed with another key: {key_id or '(none)'}, "
-                                   f"not {expected_key}", seq, key_id)
+        return ReceiptCheck(
+            False, f"sealed with another key: {key_id or '(none)'}, not {expected_key}", seq, key_id
+        )
     if not verify_seal(public_key_raw, receipt.record_hash, receipt.signature):
         return ReceiptCheck(False, "bad signature", seq, key_id)
     return ReceiptCheck(True, "", seq, key_id)

@@ -44,8 +44,10 @@ def _pad(s: str, width: int) -> str:
 def _table(headers: list[str], rows: list[list[str]], indent: str = "") -> str:
     widths = [max(_width(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join(indent + "  ".join(_pad(c, w) for c, w in zip(r, widths, strict=True))
-                     .rstrip() for r in lines)
+    return "\n".join(
+        indent + "  ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in lines
+    )
 
 
 def _value(v: Any) -> str:
@@ -74,8 +76,16 @@ def item_list(items: list[dict[str, Any]]) -> str:
     """The catalogue as a table."""
     if not items:
         return "没有事项 No items."
-    rows = [[i.get("code", ""), i.get("name", ""), i.get("type_name", ""),
-             i.get("department", ""), i.get("ruleset", {}).get("version", "")] for i in items]
+    rows = [
+        [
+            i.get("code", ""),
+            i.get("name", ""),
+            i.get("type_name", ""),
+            i.get("department", ""),
+            i.get("ruleset", {}).get("version", ""),
+        ]
+        for i in items
+    ]
     return _table(["编码 Code", "名称 Name", "类型 Type", "部门 Department", "版本 Version"], rows)
 
 
@@ -92,8 +102,9 @@ def _constraints(f: dict[str, Any]) -> str:
     if f.get("min_items"):
         parts.append(f"至少 min items {f['min_items']}")
     if f.get("allowed_values"):
-        parts.append(" | ".join(f"{v.get('value', '')}={v.get('label', '')}"
-                                for v in f["allowed_values"]))
+        parts.append(
+            " | ".join(f"{v.get('value', '')}={v.get('label', '')}" for v in f["allowed_values"])
+        )
     if "default_value" in f:
         parts.append(f"默认 default {_value(f['default_value'])}")
     return "; ".join(parts)
@@ -104,8 +115,10 @@ def item(i: dict[str, Any]) -> str:
     tl = i.get("time_limit", {})
     days = "个工作日 working days"
     limit = f"法定 statutory {tl.get('statutory_working_days', 0)} {days}; " + (
-        "即办件 on the spot" if tl.get("on_the_spot")
-        else f"承诺 promised {tl.get('promised_working_days', 0)} {days}")
+        "即办件 on the spot"
+        if tl.get("on_the_spot")
+        else f"承诺 promised {tl.get('promised_working_days', 0)} {days}"
+    )
     out = [
         f"{i.get('code', '')}  {i.get('name', '')}",
         f"  类型 Type:         {i.get('type_name', '')}",
@@ -115,18 +128,35 @@ def item(i: dict[str, Any]) -> str:
         "",
         "表单 Form fields",
     ]
-    fields = [[f.get("path", ""), f.get("label", ""), _enum(f.get("type", ""), "FIELD_TYPE_"),
-               "必填 required" if f.get("required") else "", _constraints(f)]
-              for f in i.get("form_fields", [])]
-    out.append(_table(["路径 Path", "名称 Label", "类型 Type", "必填 Req.", "约束 Constraints"],
-                      fields, "  "))
+    fields = [
+        [
+            f.get("path", ""),
+            f.get("label", ""),
+            _enum(f.get("type", ""), "FIELD_TYPE_"),
+            "必填 required" if f.get("required") else "",
+            _constraints(f),
+        ]
+        for f in i.get("form_fields", [])
+    ]
+    out.append(
+        _table(
+            ["路径 Path", "名称 Label", "类型 Type", "必填 Req.", "约束 Constraints"], fields, "  "
+        )
+    )
     out += ["", "材料 Materials"]
-    mats = [[m.get("id", ""), m.get("name", ""), NEED_LABELS.get(m.get("need", ""), ""),
-             "电子证照 e-license" if m.get("e_license") else "",
-             f"当 when {m['condition']}" if m.get("condition") else ""]
-            for m in i.get("materials", [])]
-    out.append(_table(["编号 ID", "名称 Name", "要求 Need", "免证 E-license", "条件 When"],
-                      mats, "  "))
+    mats = [
+        [
+            m.get("id", ""),
+            m.get("name", ""),
+            NEED_LABELS.get(m.get("need", ""), ""),
+            "电子证照 e-license" if m.get("e_license") else "",
+            f"当 when {m['condition']}" if m.get("condition") else "",
+        ]
+        for m in i.get("materials", [])
+    ]
+    out.append(
+        _table(["编号 ID", "名称 Name", "要求 Need", "免证 E-license", "条件 When"], mats, "  ")
+    )
     out += ["", "设定依据 Legal basis"]
     out += [f"  - {b.get('citation', '')}" for b in i.get("legal_basis", [])]
     return "\n".join(out)
@@ -139,8 +169,11 @@ def _fact(f: dict[str, Any]) -> str:
 
 
 def _materials(refs: list[dict[str, Any]]) -> list[str]:
-    return [f"  - {m.get('id', '')}  {m.get('name', '')}"
-            + ("  [可用电子证照 e-license accepted]" if m.get("e_license") else "") for m in refs]
+    return [
+        f"  - {m.get('id', '')}  {m.get('name', '')}"
+        + ("  [可用电子证照 e-license accepted]" if m.get("e_license") else "")
+        for m in refs
+    ]
 
 
 def decision(d: dict[str, Any], colour: bool = False) -> str:
@@ -168,8 +201,9 @@ def decision(d: dict[str, Any], colour: bool = False) -> str:
     out += ["", "理由 Reasons"]
     for n, r in enumerate(d.get("reasons", []), start=1):
         ro = r.get("outcome", "")
-        out.append(f"  {n}. [{r.get('rule_id', '')}] {OUTCOME_LABELS.get(ro, ro)}: "
-                   f"{r.get('message', '')}")
+        out.append(
+            f"  {n}. [{r.get('rule_id', '')}] {OUTCOME_LABELS.get(ro, ro)}: {r.get('message', '')}"
+        )
         citation = r.get("legal_basis", {}).get("citation")
         if citation:
             out.append(f"     依据 Basis: {citation}")
@@ -217,6 +251,8 @@ def replay_summary(report: ReplayReport, source: str = "") -> str:
     out.append("")
     outcomes = ", ".join(f"{k} {v}" for k, v in report.outcomes.items())
     out.append(f"结果分布 Outcomes: {outcomes}")
-    out.append(f"合计 Total: {report.total} 个案例 cases, {report.passed} 通过 passed, "
-               f"{report.failed} 失败 failed")
+    out.append(
+        f"合计 Total: {report.total} 个案例 cases, {report.passed} 通过 passed, "
+        f"{report.failed} 失败 failed"
+    )
     return "\n".join(out)

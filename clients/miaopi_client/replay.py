@@ -73,12 +73,24 @@ class ReplayReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "total": self.total, "passed": self.passed, "failed": self.failed,
-            "outcomes": self.outcomes, "items": self.items,
-            "failures": [{"case_id": r.case_id, "line": r.line, "item_code": r.item_code,
-                          "mismatches": r.mismatches} for r in self.failures],
-            "cases": [{k: v for k, v in asdict(r).items() if k != "mismatches"}
-                      | {"passed": r.passed} for r in self.results],
+            "total": self.total,
+            "passed": self.passed,
+            "failed": self.failed,
+            "outcomes": self.outcomes,
+            "items": self.items,
+            "failures": [
+                {
+                    "case_id": r.case_id,
+                    "line": r.line,
+                    "item_code": r.item_code,
+                    "mismatches": r.mismatches,
+                }
+                for r in self.failures
+            ],
+            "cases": [
+                {k: v for k, v in asdict(r).items() if k != "mismatches"} | {"passed": r.passed}
+                for r in self.results
+            ],
         }
 
     def to_json(self) -> str:
@@ -91,23 +103,31 @@ def replay(cases: Iterable[Case], decide_fn: DecideFn) -> ReplayReport:
     report = ReplayReport()
     for case in cases:
         outcome, decision = decide_fn(case)
-        report.results.append(CaseResult(case.case_id, case.line, case.item_code, outcome,
-                                         compare(case.expected, outcome, decision)))
+        report.results.append(
+            CaseResult(
+                case.case_id,
+                case.line,
+                case.item_code,
+                outcome,
+                compare(case.expected, outcome, decision),
+            )
+        )
     return report
 
 
 def remote(client: Client) -> DecideFn:
     """Decide over gRPC with `client`."""
+
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
         try:
             # No request_id: an idempotency key would replay yesterday's answer, not decide.
-            d = client.decide(case.item_code, case.facts, case.materials,
-                              window_id=REPLAY_WINDOW)
+            d = client.decide(case.item_code, case.facts, case.materials, window_id=REPLAY_WINDOW)
         except ClientError as exc:
             if exc.code in CASE_ERRORS:
                 return exc.code, None
             raise
         return d.get("outcome", ""), d
+
     return decide
 
 
@@ -128,12 +148,14 @@ def in_process(rulesets_dir: str | Path, today: dt.date | None = None) -> Decide
         # Through a Struct and back, so facts are typed exactly as the server receives them.
         facts = convert.struct_to_dict(facts_struct(case.facts))
         try:
-            d = catalog.decide(case.item_code, facts, list(case.materials),
-                               today or shanghai_today(now))
+            d = catalog.decide(
+                case.item_code, facts, list(case.materials), today or shanghai_today(now)
+            )
         except CaseInvalid:
             return "INVALID_ARGUMENT", None
         except ItemNotFound:
             return "NOT_FOUND", None
         out = decision_dict(convert.decision(d, str(uuid.uuid4()), "", now))
         return out.get("outcome", ""), out
+
     return decide

@@ -64,10 +64,15 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
     key_path = settings.seal_key or settings.state_dir / "seal_ed25519.pem"
     sealer, created = seal.load_or_create(key_path)
     if created:
-        log.warning("seal.key_generated", path=str(key_path), key_id=sealer.key_id,
-                    note="development key created; provision a managed key in production")
-    return SQLiteAuditStore(settings.state_dir / "audit.sqlite3", sealer,
-                            settings.audit_busy_timeout_ms)
+        log.warning(
+            "seal.key_generated",
+            path=str(key_path),
+            key_id=sealer.key_id,
+            note="development key created; provision a managed key in production",
+        )
+    return SQLiteAuditStore(
+        settings.state_dir / "audit.sqlite3", sealer, settings.audit_busy_timeout_ms
+    )
 
 
 async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
@@ -78,13 +83,19 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     # so_reuseport off: a second server on a busy port must fail, not share it silently.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ApprovalServiceServicer_to_server(
-        ApprovalService(lambda: holder["catalog"], store,
-                        settings.node_id or socket.gethostname()), server)
+        ApprovalService(lambda: holder["catalog"], store, settings.node_id or socket.gethostname()),
+        server,
+    )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME), server)
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:  # grpcio raises on a failed bind
@@ -99,8 +110,12 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
 async def serve(settings: Settings) -> None:
     running = await create_server(settings)
     host = settings.listen.rsplit(":", 1)[0]
-    log.info("server.started", listen=f"{host}:{running.port}",
-             items=sorted(running.catalog.items), rulesets=str(settings.rulesets))
+    log.info(
+        "server.started",
+        listen=f"{host}:{running.port}",
+        items=sorted(running.catalog.items),
+        rulesets=str(settings.rulesets),
+    )
     for w in running.catalog.warnings:
         log.warning("rulefile.warning", diagnostic=str(w))
     stop = asyncio.Event()
@@ -117,18 +132,33 @@ def parse_args(argv: list[str] | None) -> Settings:
     p = argparse.ArgumentParser(prog="miaopi-server", description="秒批 instant approval server")
     p.add_argument("--listen", default=Settings.listen, help="HOST:PORT (port 0 picks a free one)")
     p.add_argument("--rulesets", type=Path, default=Settings.rulesets, help="rule files directory")
-    p.add_argument("--state-dir", type=Path, default=Settings.state_dir,
-                   help="where the server keeps its state (audit trail, keys)")
-    p.add_argument("--seal-key", type=Path, default=None,
-                   help="Ed25519 private key (PEM); default <state-dir>/seal_ed25519.pem")
-    p.add_argument("--node-id", default="",
-                   help="name recorded in the audit trail (default: host name)")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Settings.state_dir,
+        help="where the server keeps its state (audit trail, keys)",
+    )
+    p.add_argument(
+        "--seal-key",
+        type=Path,
+        default=None,
+        help="Ed25519 private key (PEM); default <state-dir>/seal_ed25519.pem",
+    )
+    p.add_argument(
+        "--node-id", default="", help="name recorded in the audit trail (default: host name)"
+    )
     p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     a = p.parse_args(argv)
-    return Settings(listen=a.listen, rulesets=a.rulesets, state_dir=a.state_dir,
-                    seal_key=a.seal_key, node_id=a.node_id, log_format=a.log_format,
-                    log_level=a.log_level)
+    return Settings(
+        listen=a.listen,
+        rulesets=a.rulesets,
+        state_dir=a.state_dir,
+        seal_key=a.seal_key,
+        node_id=a.node_id,
+        log_format=a.log_format,
+        log_level=a.log_level,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,8 +66,11 @@ def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]
         if item is None:
             continue
         if item.code in seen:
-            diagnostics.append(Diagnostic(item.source, 1, 1, "MP108",
-                                          f"事项 {item.code} 已在 {seen[item.code]} 中定义"))
+            diagnostics.append(
+                Diagnostic(
+                    item.source, 1, 1, "MP108", f"事项 {item.code} 已在 {seen[item.code]} 中定义"
+                )
+            )
             continue
         seen[item.code] = item.source
         c, diags = compile_item(item)

@@ -31,8 +31,12 @@ def field_specs(item: Item) -> dict[str, FieldSpec]:
     specs: dict[str, FieldSpec] = {}
     for f in item.fields.values():
         source = item.fields.get(f.derive_from) if f.derived else None
-        always = (f.required or f.default is not NO_DEFAULT or f.path == APPLICATION_DATE
-                  or bool(source and source.required))
+        always = (
+            f.required
+            or f.default is not NO_DEFAULT
+            or f.path == APPLICATION_DATE
+            or bool(source and source.required)
+        )
         specs[f.path] = FieldSpec(f.path, f.kind, always, f.enum_values)
     return specs
 
@@ -50,8 +54,11 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
     def add(name: str, cond: Condition, where: str, guard: dict[str, Any] | None = None) -> None:
         compiled = compile_condition(cond.tree, specs, item.lists, probes)
         for e in compiled.errors:
-            diagnostics.append(Diagnostic(item.source, 1, 1, e.code,
-                                          f"{where}：{e.message}（条件：{cond.source}）"))
+            diagnostics.append(
+                Diagnostic(
+                    item.source, 1, 1, e.code, f"{where}：{e.message}（条件：{cond.source}）"
+                )
+            )
         if compiled.never:
             never.add(name)
         for p in compiled.paths:
@@ -64,7 +71,11 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
         for out_name, cases in rule.outputs:
             for i, case in enumerate(cases):
                 if case.when is not None:
-                    add(f"o:{rule.id}:{out_name}:{i}", case.when, f"规则 {rule.id} 的输出 {out_name}")
+                    add(
+                        f"o:{rule.id}:{out_name}:{i}",
+                        case.when,
+                        f"规则 {rule.id} 的输出 {out_name}",
+                    )
     for m in item.materials:
         if m.need == "optional":
             continue
@@ -75,12 +86,14 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
             add(f"m:{m.id}", m.when, f"材料 {m.id}", guard=not_submitted)
     for _, probe in probes.items():
         paths.setdefault(probe.path, None)
-    return CompiledItem(item, conditions, tuple(probes.items()), tuple(paths),
-                        frozenset(never)), diagnostics
+    return CompiledItem(
+        item, conditions, tuple(probes.items()), tuple(paths), frozenset(never)
+    ), diagnostics
 
 
-def engine_fact(compiled: CompiledItem, values: dict[str, Any],
-                materials: frozenset[str]) -> dict[str, Any]:
+def engine_fact(
+    compiled: CompiledItem, values: dict[str, Any], materials: frozenset[str]
+) -> dict[str, Any]:
     """The fact asserted for one case: only what the conditions read, nested by path."""
     fact: dict[str, Any] = {ALWAYS_KEY: True}
     for path in compiled.paths:

@@ -19,20 +19,30 @@ OUTCOMES = {
     "MANUAL_REVIEW": pb.OUTCOME_MANUAL_REVIEW,
 }
 ITEM_TYPES = {
-    "行政许可": pb.ITEM_TYPE_LICENSING, "行政给付": pb.ITEM_TYPE_BENEFIT_PAYMENT,
-    "行政确认": pb.ITEM_TYPE_CONFIRMATION, "行政备案": pb.ITEM_TYPE_FILING,
-    "行政奖励": pb.ITEM_TYPE_AWARD, "行政裁决": pb.ITEM_TYPE_ADJUDICATION,
-    "其他行政权力": pb.ITEM_TYPE_OTHER_POWER, "公共服务": pb.ITEM_TYPE_PUBLIC_SERVICE,
+    "行政许可": pb.ITEM_TYPE_LICENSING,
+    "行政给付": pb.ITEM_TYPE_BENEFIT_PAYMENT,
+    "行政确认": pb.ITEM_TYPE_CONFIRMATION,
+    "行政备案": pb.ITEM_TYPE_FILING,
+    "行政奖励": pb.ITEM_TYPE_AWARD,
+    "行政裁决": pb.ITEM_TYPE_ADJUDICATION,
+    "其他行政权力": pb.ITEM_TYPE_OTHER_POWER,
+    "公共服务": pb.ITEM_TYPE_PUBLIC_SERVICE,
 }
 FIELD_TYPES = {
-    "string": pb.FIELD_TYPE_STRING, "integer": pb.FIELD_TYPE_INTEGER,
-    "number": pb.FIELD_TYPE_NUMBER, "boolean": pb.FIELD_TYPE_BOOLEAN,
-    "date": pb.FIELD_TYPE_DATE, "enum": pb.FIELD_TYPE_ENUM,
-    "string_list": pb.FIELD_TYPE_STRING_LIST, "region_code": pb.FIELD_TYPE_REGION_CODE,
-    "resident_id": pb.FIELD_TYPE_RESIDENT_ID, "credit_code": pb.FIELD_TYPE_CREDIT_CODE,
+    "string": pb.FIELD_TYPE_STRING,
+    "integer": pb.FIELD_TYPE_INTEGER,
+    "number": pb.FIELD_TYPE_NUMBER,
+    "boolean": pb.FIELD_TYPE_BOOLEAN,
+    "date": pb.FIELD_TYPE_DATE,
+    "enum": pb.FIELD_TYPE_ENUM,
+    "string_list": pb.FIELD_TYPE_STRING_LIST,
+    "region_code": pb.FIELD_TYPE_REGION_CODE,
+    "resident_id": pb.FIELD_TYPE_RESIDENT_ID,
+    "credit_code": pb.FIELD_TYPE_CREDIT_CODE,
 }
 NEEDS = {
-    "required": pb.MATERIAL_NEED_REQUIRED, "optional": pb.MATERIAL_NEED_OPTIONAL,
+    "required": pb.MATERIAL_NEED_REQUIRED,
+    "optional": pb.MATERIAL_NEED_OPTIONAL,
     "deferrable": pb.MATERIAL_NEED_DEFERRABLE,
 }
 
@@ -63,8 +73,13 @@ def legal_basis(b: LegalBasis | None) -> pb.LegalBasis | None:
 
 
 def reason(r: Reason) -> pb.Reason:
-    msg = pb.Reason(rule_id=r.rule_id, outcome=OUTCOMES[r.outcome], message=r.message,
-                    condition=r.condition, legal_basis=legal_basis(r.basis))
+    msg = pb.Reason(
+        rule_id=r.rule_id,
+        outcome=OUTCOMES[r.outcome],
+        message=r.message,
+        condition=r.condition,
+        legal_basis=legal_basis(r.basis),
+    )
     for path, value in r.facts_read:
         if value is MISSING:
             msg.facts_read.add(path=path, missing=True)
@@ -77,18 +92,23 @@ def material_ref(m: Material) -> pb.MaterialRef:
     return pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license)
 
 
-def decision(d: Decision, decision_id: str, request_id: str,
-             decided_at: dt.datetime) -> pb.Decision:
+def decision(
+    d: Decision, decision_id: str, request_id: str, decided_at: dt.datetime
+) -> pb.Decision:
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(decided_at)
     return pb.Decision(
-        decision_id=decision_id, request_id=request_id, item_code=d.item_code,
-        outcome=OUTCOMES[d.outcome], reasons=[reason(r) for r in d.reasons],
+        decision_id=decision_id,
+        request_id=request_id,
+        item_code=d.item_code,
+        outcome=OUTCOMES[d.outcome],
+        reasons=[reason(r) for r in d.reasons],
         missing_materials=[material_ref(m) for m in d.missing_materials],
         pending_materials=[material_ref(m) for m in d.pending_materials],
         outputs=_struct(d.outputs),
         ruleset=pb.RulesetRef(item_code=d.item_code, version=d.version, digest=d.digest),
-        as_of_date=d.as_of.isoformat(), decided_at=ts,
+        as_of_date=d.as_of.isoformat(),
+        decided_at=ts,
         review_due_date=d.review_due.isoformat() if d.review_due else "",
         review_due_date_estimated=d.review_due_estimated,
         derived_facts=_struct(d.derived),
@@ -97,10 +117,17 @@ def decision(d: Decision, decision_id: str, request_id: str,
 
 def form_field(f: Field) -> pb.FormField:
     msg = pb.FormField(
-        path=f.path, label=f.label, type=FIELD_TYPES[f.kind], required=f.required,
+        path=f.path,
+        label=f.label,
+        type=FIELD_TYPES[f.kind],
+        required=f.required,
         allowed_values=[pb.EnumValue(value=v, label=label) for v, label in f.enum],
-        exclusive_min=f.exclusive_min, min_length=f.min_length, max_length=f.max_length,
-        min_items=f.min_items, derived=f.derived, description=f.description,
+        exclusive_min=f.exclusive_min,
+        min_length=f.min_length,
+        max_length=f.max_length,
+        min_items=f.min_items,
+        derived=f.derived,
+        description=f.description,
     )
     if f.minimum is not None:
         msg.min = f.minimum
@@ -113,15 +140,27 @@ def form_field(f: Field) -> pb.FormField:
 
 def item(i: Item) -> pb.Item:
     return pb.Item(
-        code=i.code, name=i.name, type=ITEM_TYPES.get(i.type_name, pb.ITEM_TYPE_UNSPECIFIED),
-        type_name=i.type_name, department=i.department,
+        code=i.code,
+        name=i.name,
+        type=ITEM_TYPES.get(i.type_name, pb.ITEM_TYPE_UNSPECIFIED),
+        type_name=i.type_name,
+        department=i.department,
         legal_basis=[legal_basis(b) for b in i.legal_basis.values()],
-        time_limit=pb.TimeLimit(statutory_working_days=i.statutory_days,
-                                promised_working_days=i.promised_days,
-                                on_the_spot=i.on_the_spot),
+        time_limit=pb.TimeLimit(
+            statutory_working_days=i.statutory_days,
+            promised_working_days=i.promised_days,
+            on_the_spot=i.on_the_spot,
+        ),
         form_fields=[form_field(f) for f in i.fields.values()],
-        materials=[pb.Material(id=m.id, name=m.name, need=NEEDS[m.need], e_license=m.e_license,
-                               condition=m.when.source if m.when else "")
-                   for m in i.materials],
+        materials=[
+            pb.Material(
+                id=m.id,
+                name=m.name,
+                need=NEEDS[m.need],
+                e_license=m.e_license,
+                condition=m.when.source if m.when else "",
+            )
+            for m in i.materials
+        ],
         ruleset=pb.RulesetRef(item_code=i.code, version=i.version, digest=i.digest),
     )

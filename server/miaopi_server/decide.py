@@ -59,8 +59,14 @@ def outcome_of(reasons: tuple[Reason, ...]) -> str:
     return MANUAL_REVIEW
 
 
-def decide(compiled: CompiledItem, handle: RulesetHandle, engine: Engine,
-           facts: Any, materials: Any, today: dt.date) -> Decision:
+def decide(
+    compiled: CompiledItem,
+    handle: RulesetHandle,
+    engine: Engine,
+    facts: Any,
+    materials: Any,
+    today: dt.date,
+) -> Decision:
     """Decide a case; raises CaseInvalid for malformed input."""
     case = validate_case(compiled.item, facts, materials, today)
     fired = engine.evaluate(handle, engine_fact(compiled, case.values, case.materials))
@@ -85,22 +91,35 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
             continue
         missing.append(m)
         when = f"（{m.when.source}）" if m.when else ""
-        reasons.append(Reason(
-            f"material:{m.id}", REJECT, f"缺少必要材料：{m.name}{when}",
-            item.legal_basis.get(item.materials_basis),
-            _read(case, paths_of(m.when.tree)) if m.when else (),
-            m.when.source if m.when else "",
-        ))
+        reasons.append(
+            Reason(
+                f"material:{m.id}",
+                REJECT,
+                f"缺少必要材料：{m.name}{when}",
+                item.legal_basis.get(item.materials_basis),
+                _read(case, paths_of(m.when.tree)) if m.when else (),
+                m.when.source if m.when else "",
+            )
+        )
     for rule in item.rules:
         if f"r:{rule.id}" in fired:
-            reasons.append(Reason(rule.id, rule.outcome, rule.message,
-                                  item.legal_basis.get(rule.basis),
-                                  _read(case, paths_of(rule.when.tree)), rule.when.source))
+            reasons.append(
+                Reason(
+                    rule.id,
+                    rule.outcome,
+                    rule.message,
+                    item.legal_basis.get(rule.basis),
+                    _read(case, paths_of(rule.when.tree)),
+                    rule.when.source,
+                )
+            )
     # Policy reasons first in rule-file order, then the materials notice.
     ordered = tuple(sorted(reasons, key=lambda r: r.rule_id.startswith("material:")))
     if not ordered:
         outcome = MANUAL_REVIEW
-        ordered = (Reason(NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()),)
+        ordered = (
+            Reason(NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()),
+        )
     else:
         outcome = outcome_of(ordered)
     outputs: dict[str, Any] = {}
@@ -118,8 +137,17 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
         d = add_working_days(case.as_of, max(item.promised_days, 1))
         due, estimated = d.date, d.estimated
     return Decision(
-        item_code=item.code, version=item.version, digest=item.digest, outcome=outcome,
-        reasons=ordered, missing_materials=tuple(missing), pending_materials=tuple(pending),
-        outputs=outputs, as_of=case.as_of, derived=case.derived, review_due=due,
-        review_due_estimated=estimated, fired=tuple(sorted(fired)),
+        item_code=item.code,
+        version=item.version,
+        digest=item.digest,
+        outcome=outcome,
+        reasons=ordered,
+        missing_materials=tuple(missing),
+        pending_materials=tuple(pending),
+        outputs=outputs,
+        as_of=case.as_of,
+        derived=case.derived,
+        review_due=due,
+        review_due_estimated=estimated,
+        fired=tuple(sorted(fired)),
     )

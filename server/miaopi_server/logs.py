@@ -18,7 +18,8 @@ def configure(fmt: str = "auto", level: str = "info", cache: bool = True) -> Non
     cache=False keeps loggers re-reading the configuration (tests capture logs that way)."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console
+        structlog.dev.ConsoleRenderer()
+        if use_console
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
     structlog.configure(

@@ -13,11 +13,26 @@ from typing import Any
 from .lang import ast
 
 FIELD_KINDS = (
-    "string", "integer", "number", "boolean", "date", "enum", "string_list",
-    "region_code", "resident_id", "credit_code",
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "date",
+    "enum",
+    "string_list",
+    "region_code",
+    "resident_id",
+    "credit_code",
 )
 ITEM_TYPES = (
-    "行政许可", "行政给付", "行政确认", "行政备案", "行政奖励", "行政裁决", "其他行政权力", "公共服务",
+    "行政许可",
+    "行政给付",
+    "行政确认",
+    "行政备案",
+    "行政奖励",
+    "行政裁决",
+    "其他行政权力",
+    "公共服务",
 )
 OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW")
 MATERIAL_NEEDS = ("required", "optional", "deferrable")

@@ -25,10 +25,16 @@ from .errors import RequestConflict
 
 def receipt(record: StoredRecord) -> pb.Receipt:
     body = record.body
-    return pb.Receipt(seq=record.seq, prev_hash=body["prev_hash"], case_digest=record.case_digest,
-                      node_id=body["node_id"], window=pb.Window(**body["window"]),
-                      record_hash=record.record_hash, key_id=record.key_id,
-                      signature=record.signature)
+    return pb.Receipt(
+        seq=record.seq,
+        prev_hash=body["prev_hash"],
+        case_digest=record.case_digest,
+        node_id=body["node_id"],
+        window=pb.Window(**body["window"]),
+        record_hash=record.record_hash,
+        key_id=record.key_id,
+        signature=record.signature,
+    )
 
 
 def decision_of(record: StoredRecord) -> pb.Decision:
@@ -77,16 +83,21 @@ class Recorder:
             raise RequestConflict(request_id, existing.decision_id)
         return decision_of(existing)
 
-    async def _record(self, decision: pb.Decision, case: dict[str, Any], digest: str,
-                      window: dict[str, str]) -> pb.Decision:
+    async def _record(
+        self, decision: pb.Decision, case: dict[str, Any], digest: str, window: dict[str, str]
+    ) -> pb.Decision:
         pending = PendingRecord(
-            decision_id=decision.decision_id, request_id=decision.request_id,
+            decision_id=decision.decision_id,
+            request_id=decision.request_id,
             item_code=decision.item_code,
             outcome=pb.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),
             window_id=window.get("window_id", ""),
             decided_at=decision.decided_at.ToJsonString(),
             decision=json_format.MessageToDict(decision, preserving_proto_field_name=True),
-            case=case, case_digest=digest, window=window, node_id=self.node_id,
+            case=case,
+            case_digest=digest,
+            window=window,
+            node_id=self.node_id,
         )
         record = await asyncio.wrap_future(self.store.append(pending))
         decision.receipt.CopyFrom(receipt(record))

@@ -50,8 +50,18 @@ DERIVE_FUNCTIONS = {
     "credit_code_kind": ("credit_code", "string"),
 }
 _FIELD_KEYS = {
-    "type", "label", "required", "default", "min", "max", "exclusive_min", "min_length",
-    "max_length", "min_items", "values", "description",
+    "type",
+    "label",
+    "required",
+    "default",
+    "min",
+    "max",
+    "exclusive_min",
+    "min_length",
+    "max_length",
+    "min_items",
+    "values",
+    "description",
 }
 
 
@@ -68,8 +78,14 @@ class _FileLoader:
         self.text = ""
 
     # -- diagnostics
-    def diag(self, node: yaml.Node | None, code: str, message: str, severity: str = "error",
-             offset: tuple[int, int] = (0, 0)) -> None:
+    def diag(
+        self,
+        node: yaml.Node | None,
+        code: str,
+        message: str,
+        severity: str = "error",
+        offset: tuple[int, int] = (0, 0),
+    ) -> None:
         line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (1, 1)
         self.diagnostics.append(
             Diagnostic(self.display, line + offset[0], col + offset[1], code, message, severity)
@@ -80,8 +96,13 @@ class _FileLoader:
         return _Invalid()
 
     # -- node readers
-    def mapping(self, node: yaml.Node, what: str, allowed: set[str] | None = None,
-                required: tuple[str, ...] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    def mapping(
+        self,
+        node: yaml.Node,
+        what: str,
+        allowed: set[str] | None = None,
+        required: tuple[str, ...] = (),
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.invalid(node, "MP101", f"{what} 应为键值映射")
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
@@ -124,8 +145,11 @@ class _FileLoader:
         return value
 
     def number_of(self, node: yaml.Node, what: str) -> float | int:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT_TAG, _FLOAT_TAG) \
-                or node.style:
+        if (
+            not isinstance(node, yaml.ScalarNode)
+            or node.tag not in (_INT_TAG, _FLOAT_TAG)
+            or node.style
+        ):
             raise self.invalid(node, "MP101", f"{what} 应为数字")
         return int(node.value) if node.tag == _INT_TAG else float(node.value)
 
@@ -172,8 +196,9 @@ class _FileLoader:
         try:
             self.text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            self.diagnostics.append(Diagnostic(self.display, 1, 1, "MP100",
-                                               f"文件不是 UTF-8 编码：{exc.reason}"))
+            self.diagnostics.append(
+                Diagnostic(self.display, 1, 1, "MP100", f"文件不是 UTF-8 编码：{exc.reason}")
+            )
             return None
         try:
             root = yaml.compose(self.text, Loader=yaml.SafeLoader)
@@ -181,8 +206,9 @@ class _FileLoader:
             mark = getattr(exc, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             problem = getattr(exc, "problem", None) or str(exc)
-            self.diagnostics.append(Diagnostic(self.display, line, col, "MP100",
-                                               f"YAML 语法错误：{problem}"))
+            self.diagnostics.append(
+                Diagnostic(self.display, line, col, "MP100", f"YAML 语法错误：{problem}")
+            )
             return None
         if root is None:
             self.diagnostics.append(Diagnostic(self.display, 1, 1, "MP103", "规则文件为空"))
@@ -194,42 +220,68 @@ class _FileLoader:
 
     def item(self, root: yaml.Node, raw: bytes) -> Item | None:
         top = self.mapping(
-            root, "规则文件",
-            {"schema", "item", "version", "effective_from", "legal_basis", "form", "derived",
-             "lists", "materials", "materials_basis", "rules"},
+            root,
+            "规则文件",
+            {
+                "schema",
+                "item",
+                "version",
+                "effective_from",
+                "legal_basis",
+                "form",
+                "derived",
+                "lists",
+                "materials",
+                "materials_basis",
+                "rules",
+            },
             ("item", "version", "legal_basis", "form", "rules"),
         )
         if "item" not in top or "version" not in top:
             raise _Invalid()
         if "schema" in top and self.text_of(top["schema"][1], "schema") != "miaopi/rulefile/v1":
             self.diag(top["schema"][1], "MP105", "schema 应为 miaopi/rulefile/v1")
-        head = self.mapping(top["item"][1], "item",
-                            {"code", "name", "type", "department", "time_limit"},
-                            ("code", "name", "type", "department", "time_limit"))
+        head = self.mapping(
+            top["item"][1],
+            "item",
+            {"code", "name", "type", "department", "time_limit"},
+            ("code", "name", "type", "department", "time_limit"),
+        )
         code = self.guard(lambda: self.text_of(head["code"][1], "item.code"), "")
         if code and not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", code):
             self.diag(head["code"][1], "MP105", "item.code 只能由字母、数字、- 和 _ 组成")
         name = self.guard(lambda: self.text_of(head["name"][1], "item.name"), "")
         type_name = self.guard(lambda: self.text_of(head["type"][1], "item.type"), "")
         if "type" in head and type_name and type_name not in ITEM_TYPES:
-            self.diag(head["type"][1], "MP105",
-                      f"未知的事项类型 {type_name!r}（可用：{'、'.join(ITEM_TYPES)}）")
+            self.diag(
+                head["type"][1],
+                "MP105",
+                f"未知的事项类型 {type_name!r}（可用：{'、'.join(ITEM_TYPES)}）",
+            )
         department = self.guard(lambda: self.text_of(head["department"][1], "item.department"), "")
         statutory, promised, on_the_spot = self.guard(lambda: self.time_limit(head), (0, 0, False))
         version = self.guard(lambda: self.text_of(top["version"][1], "version"), "")
         effective_from = None
         if "effective_from" in top:
             effective_from = self.guard(
-                lambda: self.date_of(top["effective_from"][1], "effective_from"), None)
-        legal = self.guard(lambda: self.legal_basis(top["legal_basis"][1]), {}) \
-            if "legal_basis" in top else {}
+                lambda: self.date_of(top["effective_from"][1], "effective_from"), None
+            )
+        legal = (
+            self.guard(lambda: self.legal_basis(top["legal_basis"][1]), {})
+            if "legal_basis" in top
+            else {}
+        )
         fields = self.guard(lambda: self.form(top["form"][1]), {}) if "form" in top else {}
         if "derived" in top:
             self.guard(lambda: self.derived(top["derived"][1], fields), None)
-        local_lists = self.guard(lambda: self.local_lists(top["lists"][1]), {}) \
-            if "lists" in top else {}
-        materials = self.guard(lambda: self.materials(top["materials"][1]), ()) \
-            if "materials" in top else ()
+        local_lists = (
+            self.guard(lambda: self.local_lists(top["lists"][1]), {}) if "lists" in top else {}
+        )
+        materials = (
+            self.guard(lambda: self.materials(top["materials"][1]), ())
+            if "materials" in top
+            else ()
+        )
         materials_basis = ""
         if "materials_basis" in top:
             node = top["materials_basis"][1]
@@ -237,20 +289,44 @@ class _FileLoader:
             if materials_basis and materials_basis not in legal:
                 self.diag(node, "MP320", f"materials_basis 引用了未定义的依据 {materials_basis!r}")
         elif any(m.need == "required" for m in materials):
-            self.diag(top["materials"][1] if "materials" in top else root, "MP103",
-                      "有必要材料时须以 materials_basis 指明一次性告知的依据")
+            self.diag(
+                top["materials"][1] if "materials" in top else root,
+                "MP103",
+                "有必要材料时须以 materials_basis 指明一次性告知的依据",
+            )
         rules = self.guard(lambda: self.rules(top["rules"][1], legal), ()) if "rules" in top else ()
         lists = {**self.shared_lists, **local_lists}
-        used = sorted({name for c in _conditions(rules, materials) for name in ast.list_refs(c.tree)
-                       if name in lists})
-        digest = hashlib.sha256(raw + b"\0" + json.dumps(
-            {n: lists[n] for n in used}, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+        used = sorted(
+            {
+                name
+                for c in _conditions(rules, materials)
+                for name in ast.list_refs(c.tree)
+                if name in lists
+            }
+        )
+        digest = hashlib.sha256(
+            raw
+            + b"\0"
+            + json.dumps({n: lists[n] for n in used}, ensure_ascii=False, sort_keys=True).encode()
+        ).hexdigest()
         return Item(
-            code=code, name=name, type_name=type_name, department=department,
-            statutory_days=statutory, promised_days=promised, on_the_spot=on_the_spot,
-            version=version, effective_from=effective_from, legal_basis=legal,
-            fields=fields, materials=materials, materials_basis=materials_basis, rules=rules,
-            lists=lists, source=self.display, digest=f"sha256:{digest}",
+            code=code,
+            name=name,
+            type_name=type_name,
+            department=department,
+            statutory_days=statutory,
+            promised_days=promised,
+            on_the_spot=on_the_spot,
+            version=version,
+            effective_from=effective_from,
+            legal_basis=legal,
+            fields=fields,
+            materials=materials,
+            materials_basis=materials_basis,
+            rules=rules,
+            lists=lists,
+            source=self.display,
+            digest=f"sha256:{digest}",
         )
 
     def guard(self, fn: Any, fallback: Any) -> Any:
@@ -260,15 +336,27 @@ class _FileLoader:
             return fallback
 
     def time_limit(self, head: dict[str, tuple[yaml.Node, yaml.Node]]) -> tuple[int, int, bool]:
-        m = self.mapping(head["time_limit"][1], "item.time_limit",
-                         {"statutory_working_days", "promised_working_days", "on_the_spot"},
-                         ("statutory_working_days", "promised_working_days"))
-        statutory = self.int_of(m["statutory_working_days"][1], "法定办结时限") \
-            if "statutory_working_days" in m else 0
-        promised = self.int_of(m["promised_working_days"][1], "承诺办结时限") \
-            if "promised_working_days" in m else 0
-        on_the_spot = self.bool_of(m["on_the_spot"][1], "on_the_spot") \
-            if "on_the_spot" in m else promised == 0
+        m = self.mapping(
+            head["time_limit"][1],
+            "item.time_limit",
+            {"statutory_working_days", "promised_working_days", "on_the_spot"},
+            ("statutory_working_days", "promised_working_days"),
+        )
+        statutory = (
+            self.int_of(m["statutory_working_days"][1], "法定办结时限")
+            if "statutory_working_days" in m
+            else 0
+        )
+        promised = (
+            self.int_of(m["promised_working_days"][1], "承诺办结时限")
+            if "promised_working_days" in m
+            else 0
+        )
+        on_the_spot = (
+            self.bool_of(m["on_the_spot"][1], "on_the_spot")
+            if "on_the_spot" in m
+            else promised == 0
+        )
         if promised > statutory:
             self.diag(m["promised_working_days"][1], "MP105", "承诺时限不能长于法定时限")
         return statutory, promised, on_the_spot
@@ -293,15 +381,21 @@ class _FileLoader:
         fields: dict[str, Field] = {}
         for path, (key_node, value) in self.mapping(node, "form").items():
             if not _PATH.match(path):
-                self.diag(key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段（如 applicant.age）")
+                self.diag(
+                    key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段（如 applicant.age）"
+                )
                 continue
             try:
                 fields[path] = self.field(path, value)
             except _Invalid:
                 fields[path] = Field(path, "?")  # already reported; keeps later errors quiet
         if APPLICATION_DATE not in fields:
-            fields[APPLICATION_DATE] = Field(APPLICATION_DATE, "date", "申请日期",
-                                             description="决定所依据的日期；缺省为当天（北京时间）")
+            fields[APPLICATION_DATE] = Field(
+                APPLICATION_DATE,
+                "date",
+                "申请日期",
+                description="决定所依据的日期；缺省为当天（北京时间）",
+            )
         elif fields[APPLICATION_DATE].kind != "date" or fields[APPLICATION_DATE].required:
             self.diag(node, "MP105", "application.date 须为非必填的 date 字段")
         self.check_prefixes(node, list(fields))
@@ -319,8 +413,9 @@ class _FileLoader:
             raise _Invalid()
         kind = self.text_of(m["type"][1], "type")
         if kind not in FIELD_KINDS:
-            raise self.invalid(m["type"][1], "MP105",
-                               f"未知的字段类型 {kind!r}（可用：{'、'.join(FIELD_KINDS)}）")
+            raise self.invalid(
+                m["type"][1], "MP105", f"未知的字段类型 {kind!r}（可用：{'、'.join(FIELD_KINDS)}）"
+            )
         kw: dict[str, Any] = {"path": path, "kind": kind}
         if "label" in m:
             kw["label"] = self.text_of(m["label"][1], "label")
@@ -372,15 +467,19 @@ class _FileLoader:
                 self.diag(key_node, "MP104", f"派生字段 {path} 与表单字段重名")
                 continue
             try:
-                m = self.mapping(value, f"derived.{path}", {"function", "from", "label"},
-                                 ("function", "from"))
+                m = self.mapping(
+                    value, f"derived.{path}", {"function", "from", "label"}, ("function", "from")
+                )
                 fn = self.text_of(m["function"][1], "function")
                 source = self.text_of(m["from"][1], "from")
             except (_Invalid, KeyError):
                 continue
             if fn not in DERIVE_FUNCTIONS:
-                self.diag(m["function"][1], "MP330",
-                          f"未知的派生函数 {fn!r}（可用：{'、'.join(DERIVE_FUNCTIONS)}）")
+                self.diag(
+                    m["function"][1],
+                    "MP330",
+                    f"未知的派生函数 {fn!r}（可用：{'、'.join(DERIVE_FUNCTIONS)}）",
+                )
                 continue
             source_kind, result_kind = DERIVE_FUNCTIONS[fn]
             src = fields.get(source)
@@ -388,8 +487,9 @@ class _FileLoader:
                 self.diag(m["from"][1], "MP330", f"{fn} 需要一个 {source_kind} 类型的表单字段")
                 continue
             label = self.text_of(m["label"][1], "label") if "label" in m else ""
-            fields[path] = Field(path, result_kind, label, required=src.required,
-                                 derive=fn, derive_from=source)
+            fields[path] = Field(
+                path, result_kind, label, required=src.required, derive=fn, derive_from=source
+            )
         self.check_prefixes(node, list(fields))
 
     def local_lists(self, node: yaml.Node) -> dict[str, tuple[str, ...]]:
@@ -400,8 +500,12 @@ class _FileLoader:
         seen: set[str] = set()
         for entry in self.sequence(node, "materials"):
             try:
-                m = self.mapping(entry, "材料", {"id", "name", "need", "e_license", "when"},
-                                 ("id", "name", "need"))
+                m = self.mapping(
+                    entry,
+                    "材料",
+                    {"id", "name", "need", "e_license", "when"},
+                    ("id", "name", "need"),
+                )
                 mid = self.text_of(m["id"][1], "id")
                 if not _IDENT.match(mid) or not mid.isascii():
                     raise self.invalid(m["id"][1], "MP107", f"材料编号 {mid!r} 应为英文标识符")
@@ -410,11 +514,13 @@ class _FileLoader:
                 seen.add(mid)
                 need = self.text_of(m["need"][1], "need")
                 if need not in MATERIAL_NEEDS:
-                    raise self.invalid(m["need"][1], "MP105",
-                                       f"need 应为 {'、'.join(MATERIAL_NEEDS)} 之一")
+                    raise self.invalid(
+                        m["need"][1], "MP105", f"need 应为 {'、'.join(MATERIAL_NEEDS)} 之一"
+                    )
                 when = self.condition(m["when"][1], f"材料 {mid} 的 when") if "when" in m else None
-                e_license = self.bool_of(m["e_license"][1], "e_license") \
-                    if "e_license" in m else False
+                e_license = (
+                    self.bool_of(m["e_license"][1], "e_license") if "e_license" in m else False
+                )
                 out.append(Material(mid, self.text_of(m["name"][1], "name"), need, e_license, when))
             except (_Invalid, KeyError):
                 continue
@@ -432,8 +538,12 @@ class _FileLoader:
 
     def rule(self, entry: yaml.Node, legal: dict[str, LegalBasis], seen: set[str]) -> Rule:
         """One rule; every part is checked before giving up, so all its problems are reported."""
-        m = self.mapping(entry, "规则", {"id", "when", "outcome", "message", "basis", "outputs"},
-                         ("id", "when", "outcome", "message", "basis"))
+        m = self.mapping(
+            entry,
+            "规则",
+            {"id", "when", "outcome", "message", "basis", "outputs"},
+            ("id", "when", "outcome", "message", "basis"),
+        )
         ok = True
 
         def part(key: str, read: Any) -> Any:
@@ -458,8 +568,9 @@ class _FileLoader:
             seen.add(rid)
         outcome = part("outcome", lambda n: self.text_of(n, "outcome"))
         if outcome is not None and outcome not in OUTCOMES:
-            self.diag(m["outcome"][1], "MP105",
-                      f"outcome {outcome!r} 应为 {'、'.join(OUTCOMES)} 之一")
+            self.diag(
+                m["outcome"][1], "MP105", f"outcome {outcome!r} 应为 {'、'.join(OUTCOMES)} 之一"
+            )
             ok = False
         basis = part("basis", lambda n: self.text_of(n, "basis"))
         if basis is not None and basis not in legal:
@@ -485,12 +596,19 @@ class _FileLoader:
                     c = self.mapping(case, f"输出 {name}", {"when", "value"}, ("value",))
                     if "value" not in c:
                         continue
-                    when = self.condition(c["when"][1], f"输出 {name} 的 when") \
-                        if "when" in c else None
+                    when = (
+                        self.condition(c["when"][1], f"输出 {name} 的 when")
+                        if "when" in c
+                        else None
+                    )
                     cases.append(OutputCase(_construct(c["value"][1]), when))
                 if cases and cases[-1].when is not None:
-                    self.diag(value, "MP103", f"输出 {name} 的最后一项应为不带 when 的兜底值",
-                              severity="warning")
+                    self.diag(
+                        value,
+                        "MP103",
+                        f"输出 {name} 的最后一项应为不带 when 的兜底值",
+                        severity="warning",
+                    )
             out.append((name, tuple(cases)))
         return tuple(out)
 
@@ -511,8 +629,10 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
             loader.diag(key_node, "MP107", f"清单名称 {name!r} 应为标识符")
             continue
         try:
-            raw[name] = (key_node, loader.mapping(value, f"清单 {name}",
-                                                  {"label", "values", "union"}))
+            raw[name] = (
+                key_node,
+                loader.mapping(value, f"清单 {name}", {"label", "values", "union"}),
+            )
         except _Invalid:
             continue
     out: dict[str, tuple[str, ...]] = {}
@@ -572,9 +692,15 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
                 lists[name] = values
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            loader.diagnostics.append(Diagnostic(
-                loader.display, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                "MP100", f"YAML 语法错误：{getattr(exc, 'problem', None) or exc}"))
+            loader.diagnostics.append(
+                Diagnostic(
+                    loader.display,
+                    mark.line + 1 if mark else 1,
+                    mark.column + 1 if mark else 1,
+                    "MP100",
+                    f"YAML 语法错误：{getattr(exc, 'problem', None) or exc}",
+                )
+            )
         except (_Invalid, KeyError, UnicodeDecodeError):
             pass
         diagnostics.extend(loader.diagnostics)
@@ -589,12 +715,16 @@ def _display(root: Path, path: Path) -> str:
 
 
 def item_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.y*ml")
-                  if p.suffix in (".yaml", ".yml") and LISTS_DIR not in p.relative_to(root).parts)
+    return sorted(
+        p
+        for p in root.rglob("*.y*ml")
+        if p.suffix in (".yaml", ".yml") and LISTS_DIR not in p.relative_to(root).parts
+    )
 
 
-def load_rule_file(path: Path, root: Path, lists: dict[str, tuple[str, ...]]
-                   ) -> tuple[Item | None, list[Diagnostic]]:
+def load_rule_file(
+    path: Path, root: Path, lists: dict[str, tuple[str, ...]]
+) -> tuple[Item | None, list[Diagnostic]]:
     loader = _FileLoader(path, _display(root, path), lists)
     item = loader.load()
     return item, loader.diagnostics

@@ -39,36 +39,49 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoRet
 
 
 class ApprovalService(pb_grpc.ApprovalServiceServicer):
-    def __init__(self, catalog: Callable[[], Catalog], store: SQLiteAuditStore, node_id: str,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)):
+    def __init__(
+        self,
+        catalog: Callable[[], Catalog],
+        store: SQLiteAuditStore,
+        node_id: str,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ):
         self._catalog = catalog  # a getter: hot reload swaps the catalog behind it
         self._store = store
         self._recorder = Recorder(store, node_id)
         self._clock = clock
 
-    async def Decide(self, request: pb.DecideRequest,
-                     context: grpc.aio.ServicerContext) -> pb.DecideResponse:
+    async def Decide(
+        self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DecideResponse:
         started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(rpc="Decide", item_code=request.item_code[:64],
-                                               window_id=request.window.window_id[:64])
+        structlog.contextvars.bind_contextvars(
+            rpc="Decide", item_code=request.item_code[:64], window_id=request.window.window_id[:64]
+        )
         facts = convert.struct_to_dict(request.facts)
-        case = {"item_code": request.item_code, "facts": facts,
-                "materials": list(request.materials)}
-        window = {"window_id": request.window.window_id,
-                  "operator_id": request.window.operator_id}
+        case = {
+            "item_code": request.item_code,
+            "facts": facts,
+            "materials": list(request.materials),
+        }
+        window = {"window_id": request.window.window_id, "operator_id": request.window.operator_id}
 
         async def make_decision() -> pb.Decision:
             now = self._clock()
-            decision = self._catalog().decide(request.item_code, facts, case["materials"],
-                                              shanghai_today(now))
+            decision = self._catalog().decide(
+                request.item_code, facts, case["materials"], shanghai_today(now)
+            )
             return convert.decision(decision, str(uuid.uuid4()), request.request_id, now)
 
         try:
             msg = await self._recorder.decide(request.request_id, case, window, make_decision)
         except (CaseInvalid, ItemNotFound) as exc:
-            log.info("decide.refused", error=type(exc).__name__,
-                     violations=len(getattr(exc, "violations", ())))
+            log.info(
+                "decide.refused",
+                error=type(exc).__name__,
+                violations=len(getattr(exc, "violations", ())),
+            )
             await _abort(context, exc)
         except MiaopiError as exc:
             log.warning("decide.failed", error=type(exc).__name__, detail=str(exc)[:200])
@@ -76,76 +89,106 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         except Exception as exc:
             log.exception("decide.crashed")
             await _abort(context, exc)
-        log.info("decision", decision_id=msg.decision_id, outcome=pb.Outcome.Name(msg.outcome),
-                 ruleset_version=msg.ruleset.version, ruleset_digest=msg.ruleset.digest,
-                 seq=msg.receipt.seq,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        log.info(
+            "decision",
+            decision_id=msg.decision_id,
+            outcome=pb.Outcome.Name(msg.outcome),
+            ruleset_version=msg.ruleset.version,
+            ruleset_digest=msg.ruleset.digest,
+            seq=msg.receipt.seq,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
         return pb.DecideResponse(decision=msg)
 
-    async def ListItems(self, request: pb.ListItemsRequest,
-                        context: grpc.aio.ServicerContext) -> pb.ListItemsResponse:
+    async def ListItems(
+        self, request: pb.ListItemsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListItemsResponse:
         catalog = self._catalog()
         return pb.ListItemsResponse(
-            items=[convert.item(catalog.items[code].item) for code in sorted(catalog.items)])
+            items=[convert.item(catalog.items[code].item) for code in sorted(catalog.items)]
+        )
 
-    async def GetItem(self, request: pb.GetItemRequest,
-                      context: grpc.aio.ServicerContext) -> pb.GetItemResponse:
+    async def GetItem(
+        self, request: pb.GetItemRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetItemResponse:
         try:
             loaded = self._catalog().get(request.item_code)
         except ItemNotFound as exc:
             await _abort(context, exc)
         return pb.GetItemResponse(item=convert.item(loaded.item))
 
-    async def GetDecision(self, request: pb.GetDecisionRequest,
-                          context: grpc.aio.ServicerContext) -> pb.GetDecisionResponse:
+    async def GetDecision(
+        self, request: pb.GetDecisionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDecisionResponse:
         record = self._store.get(request.decision_id)
         if record is None:
             await _abort(context, DecisionNotFound(request.decision_id[:64]))
         return pb.GetDecisionResponse(decision=decision_of(record), case=_struct(record.case))
 
-    async def ListDecisions(self, request: pb.ListDecisionsRequest,
-                            context: grpc.aio.ServicerContext) -> pb.ListDecisionsResponse:
+    async def ListDecisions(
+        self, request: pb.ListDecisionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDecisionsResponse:
         size = min(request.page_size or 50, MAX_PAGE)
         try:
-            before = int(base64.urlsafe_b64decode(request.page_token).decode()) \
-                if request.page_token else 0
+            before = (
+                int(base64.urlsafe_b64decode(request.page_token).decode())
+                if request.page_token
+                else 0
+            )
         except ValueError:
             await _abort(context, CaseInvalid([FieldViolation("page_token", "无效的分页标记")]))
         f = ListFilter(
             item_code=request.item_code,
             outcome=pb.Outcome.Name(request.outcome).removeprefix("OUTCOME_")
-            if request.outcome else "",
+            if request.outcome
+            else "",
             window_id=request.window_id,
             decided_from=request.decided_from.ToJsonString()
-            if request.HasField("decided_from") else "",
+            if request.HasField("decided_from")
+            else "",
             decided_to=request.decided_to.ToJsonString() if request.HasField("decided_to") else "",
         )
         records = self._store.list(f, size + 1, before)
         more = len(records) > size
         records = records[:size]
-        token = base64.urlsafe_b64encode(str(records[-1].seq).encode()).decode() \
-            if more and records else ""
-        resp = pb.ListDecisionsResponse(decisions=[decision_of(r) for r in records],
-                                        next_page_token=token)
+        token = (
+            base64.urlsafe_b64encode(str(records[-1].seq).encode()).decode()
+            if more and records
+            else ""
+        )
+        resp = pb.ListDecisionsResponse(
+            decisions=[decision_of(r) for r in records], next_page_token=token
+        )
         if request.include_cases:
             resp.cases.extend(_struct(r.case) for r in records)
         return resp
 
-    async def VerifyAuditTrail(self, request: pb.VerifyAuditTrailRequest,
-                               context: grpc.aio.ServicerContext) -> pb.VerifyAuditTrailResponse:
+    async def VerifyAuditTrail(
+        self, request: pb.VerifyAuditTrailRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyAuditTrailResponse:
         result = await asyncio.get_running_loop().run_in_executor(
-            None, self._store.verify, request.from_seq or 1, request.to_seq)
-        log.info("audit.verified", ok=result.ok, checked=result.checked,
-                 first_bad_seq=result.first_bad_seq)
-        return pb.VerifyAuditTrailResponse(ok=result.ok, checked=result.checked,
-                                           first_bad_seq=result.first_bad_seq,
-                                           reason=result.reason)
+            None, self._store.verify, request.from_seq or 1, request.to_seq
+        )
+        log.info(
+            "audit.verified",
+            ok=result.ok,
+            checked=result.checked,
+            first_bad_seq=result.first_bad_seq,
+        )
+        return pb.VerifyAuditTrailResponse(
+            ok=result.ok,
+            checked=result.checked,
+            first_bad_seq=result.first_bad_seq,
+            reason=result.reason,
+        )
 
-    async def GetSealKey(self, request: pb.GetSealKeyRequest,
-                         context: grpc.aio.ServicerContext) -> pb.GetSealKeyResponse:
+    async def GetSealKey(
+        self, request: pb.GetSealKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSealKeyResponse:
         sealer = self._store.sealer
-        return pb.GetSealKeyResponse(key_id=sealer.key_id, public_key=sealer.public_raw,
-                                     public_key_pem=sealer.public_pem)
+        return pb.GetSealKeyResponse(
+            key_id=sealer.key_id, public_key=sealer.public_raw, public_key_pem=sealer.public_pem
+        )
 
 
 def _struct(d: dict[str, Any]) -> struct_pb2.Struct:

@@ -28,23 +28,31 @@ def _status(code: int, message: str, *details: object) -> grpc.Status:
 
 def to_status(exc: BaseException) -> grpc.Status:
     if isinstance(exc, CaseInvalid):
-        bad = error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in exc.violations
-        ])
-        return _status(code_pb2.INVALID_ARGUMENT,
-                       f"申请数据有 {len(exc.violations)} 处错误，请一次改正", bad)
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in exc.violations
+            ]
+        )
+        return _status(
+            code_pb2.INVALID_ARGUMENT, f"申请数据有 {len(exc.violations)} 处错误，请一次改正", bad
+        )
     if isinstance(exc, ItemNotFound):
-        info = error_details_pb2.ErrorInfo(reason="ITEM_NOT_FOUND", domain=DOMAIN,
-                                           metadata={"item_code": exc.item_code[:64]})
+        info = error_details_pb2.ErrorInfo(
+            reason="ITEM_NOT_FOUND", domain=DOMAIN, metadata={"item_code": exc.item_code[:64]}
+        )
         return _status(code_pb2.NOT_FOUND, str(exc), info)
     if isinstance(exc, DecisionNotFound):
         info = error_details_pb2.ErrorInfo(reason="DECISION_NOT_FOUND", domain=DOMAIN)
         return _status(code_pb2.NOT_FOUND, str(exc), info)
     if isinstance(exc, RequestConflict):
         info = error_details_pb2.ErrorInfo(
-            reason="REQUEST_ID_REUSED", domain=DOMAIN,
-            metadata={"request_id": exc.request_id[:128], "decision_id": exc.decision_id})
+            reason="REQUEST_ID_REUSED",
+            domain=DOMAIN,
+            metadata={"request_id": exc.request_id[:128], "decision_id": exc.decision_id},
+        )
         return _status(code_pb2.ALREADY_EXISTS, str(exc), info)
     if isinstance(exc, AuditUnavailable):
         return _status(code_pb2.UNAVAILABLE, "审计记录暂不可写，未作出决定，请稍后重试")

@@ -70,8 +70,13 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
     return Case({**values, **derived}, derived, submitted, as_of)
 
 
-def _walk(item: Item, node: Mapping[Any, Any], prefix: str, out: dict[str, Any],
-          violations: list[FieldViolation]) -> None:
+def _walk(
+    item: Item,
+    node: Mapping[Any, Any],
+    prefix: str,
+    out: dict[str, Any],
+    violations: list[FieldViolation],
+) -> None:
     for key, value in node.items():
         path = f"{prefix}{key}"
         f = item.fields.get(path)
@@ -120,7 +125,9 @@ def _check(f: Field, value: Any, as_of: dt.date) -> str | None:
             return "应为数字"
         if kind == "integer" and not float(value).is_integer():
             return "应为整数"
-        if f.minimum is not None and (value < f.minimum or (f.exclusive_min and value == f.minimum)):
+        if f.minimum is not None and (
+            value < f.minimum or (f.exclusive_min and value == f.minimum)
+        ):
             return f"应{'大于' if f.exclusive_min else '不小于'} {_num(f.minimum)}"
         if f.maximum is not None and value > f.maximum:
             return f"应不大于 {_num(f.maximum)}"
@@ -206,8 +213,9 @@ def _derive(item: Item, values: dict[str, Any], as_of: dt.date) -> dict[str, Any
         source = values[f.derive_from]
         if f.derive in ("age", "birth_date"):
             rid = parse_resident_id(source, as_of)
-            out[f.path] = age_on(rid.birth_date, as_of) if f.derive == "age" \
-                else rid.birth_date.isoformat()
+            out[f.path] = (
+                age_on(rid.birth_date, as_of) if f.derive == "age" else rid.birth_date.isoformat()
+            )
         elif f.derive == "credit_code_checksum_ok":
             out[f.path] = parse_credit_code(source).checksum_ok
         elif f.derive == "credit_code_kind":

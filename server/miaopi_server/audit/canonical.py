@@ -27,8 +27,13 @@ def _normalize(value: Any) -> Any:
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(_normalize(value), sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return json.dumps(
+        _normalize(value),
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        allow_nan=False,
+    ).encode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:

@@ -55,8 +55,11 @@ class StoredRecord:
 
 def make_body(seq: int, prev_hash: str, pending: PendingRecord) -> dict[str, Any]:
     return {
-        "seq": seq, "prev_hash": prev_hash, "node_id": pending.node_id,
-        "case_digest": pending.case_digest, "window": pending.window,
+        "seq": seq,
+        "prev_hash": prev_hash,
+        "node_id": pending.node_id,
+        "case_digest": pending.case_digest,
+        "window": pending.window,
         "decision": pending.decision,
     }
 

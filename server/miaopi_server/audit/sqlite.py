@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,16 +77,26 @@ class ListFilter:
 
 def _connect(path: Path, busy_timeout_ms: int, readonly: bool = False) -> sqlite3.Connection:
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                           timeout=busy_timeout_ms / 1000)
+    conn = sqlite3.connect(
+        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     return conn
 
 
 def _row(row: tuple[Any, ...]) -> StoredRecord:
     seq, decision_id, request_id, case_dig, body, case_json, h, key_id, sig = row
-    return StoredRecord(seq, decision_id, request_id or "", case_dig, json.loads(body),
-                        json.loads(case_json), h, key_id, bytes(sig))
+    return StoredRecord(
+        seq,
+        decision_id,
+        request_id or "",
+        case_dig,
+        json.loads(body),
+        json.loads(case_json),
+        h,
+        key_id,
+        bytes(sig),
+    )
 
 
 class SQLiteAuditStore:
@@ -104,8 +114,9 @@ class SQLiteAuditStore:
         self._read_lock = threading.Lock()
         last = self._writer.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
         self._head = last.fetchone() or (0, GENESIS_HASH)
-        self._queue: queue.SimpleQueue[tuple[PendingRecord, Future[StoredRecord]] | None] = \
+        self._queue: queue.SimpleQueue[tuple[PendingRecord, Future[StoredRecord]] | None] = (
             queue.SimpleQueue()
+        )
         self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._thread.start()
         self.batches = 0
@@ -145,7 +156,8 @@ class SQLiteAuditStore:
             for pending, fut in batch:
                 if pending.request_id:
                     existing = in_batch.get(pending.request_id) or self._by_request(
-                        self._writer, pending.request_id)
+                        self._writer, pending.request_id
+                    )
                     if existing is not None:
                         outcomes.append((fut, DuplicateRequest(existing)))
                         continue
@@ -153,27 +165,45 @@ class SQLiteAuditStore:
                 body = make_body(seq, prev, pending)
                 h = hash_body(body)
                 sig = self.sealer.seal(h)
-                record = StoredRecord(seq, pending.decision_id, pending.request_id,
-                                      pending.case_digest, body, pending.case, h,
-                                      self.sealer.key_id, sig)
+                record = StoredRecord(
+                    seq,
+                    pending.decision_id,
+                    pending.request_id,
+                    pending.case_digest,
+                    body,
+                    pending.case,
+                    h,
+                    self.sealer.key_id,
+                    sig,
+                )
                 self._writer.execute(
                     "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
                     " window_id, decided_at, case_digest, body, case_json, hash, key_id,"
                     " signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (seq, pending.decision_id, pending.request_id or None, pending.item_code,
-                     pending.outcome, pending.window_id, pending.decided_at, pending.case_digest,
-                     canonical(body).decode(), canonical(pending.case).decode(), h,
-                     self.sealer.key_id, sig))
+                    (
+                        seq,
+                        pending.decision_id,
+                        pending.request_id or None,
+                        pending.item_code,
+                        pending.outcome,
+                        pending.window_id,
+                        pending.decided_at,
+                        pending.case_digest,
+                        canonical(body).decode(),
+                        canonical(pending.case).decode(),
+                        h,
+                        self.sealer.key_id,
+                        sig,
+                    ),
+                )
                 if pending.request_id:
                     in_batch[pending.request_id] = record
                 written.append((record, fut))
                 prev = h
             self._writer.execute("COMMIT")
         except Exception as exc:  # the batch is not durable: none of it may be acknowledged
-            try:
+            with suppress(sqlite3.Error):
                 self._writer.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             failure = AuditUnavailable(f"audit trail not writable: {exc}")
             for _, fut in batch:
                 fut.set_exception(failure)
@@ -188,8 +218,9 @@ class SQLiteAuditStore:
 
     @staticmethod
     def _by_request(conn: sqlite3.Connection, request_id: str) -> StoredRecord | None:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE request_id = ?",
-                           (request_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM records WHERE request_id = ?", (request_id,)
+        ).fetchone()
         return _row(row) if row else None
 
     # -- reading
@@ -204,15 +235,19 @@ class SQLiteAuditStore:
 
     def get(self, decision_id: str) -> StoredRecord | None:
         with self._read() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM records WHERE decision_id = ?",
-                               (decision_id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM records WHERE decision_id = ?", (decision_id,)
+            ).fetchone()
         return _row(row) if row else None
 
     def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
         """Newest first; `before_seq` continues a previous page."""
         where, args = [], []
-        for column, value in (("item_code", f.item_code), ("outcome", f.outcome),
-                              ("window_id", f.window_id)):
+        for column, value in (
+            ("item_code", f.item_code),
+            ("outcome", f.outcome),
+            ("window_id", f.window_id),
+        ):
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -234,8 +269,9 @@ class SQLiteAuditStore:
         return [_row(r) for r in rows]
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
-        return verify_database(self.path, {self.sealer.key_id: self.sealer.public_raw},
-                               from_seq, to_seq)
+        return verify_database(
+            self.path, {self.sealer.key_id: self.sealer.public_raw}, from_seq, to_seq
+        )
 
     def close(self) -> None:
         self._queue.put(None)
@@ -244,8 +280,9 @@ class SQLiteAuditStore:
         self._reader.close()
 
 
-def verify_database(path: Path, keys: dict[str, bytes], from_seq: int = 1,
-                    to_seq: int = 0) -> Verification:
+def verify_database(
+    path: Path, keys: dict[str, bytes], from_seq: int = 1, to_seq: int = 0
+) -> Verification:
     """Re-check an audit database: chain, hashes, columns, case digests and seals.
 
     Works on a copy or a live database; `keys` maps key ids to raw Ed25519 public keys.
@@ -259,30 +296,71 @@ def verify_database(path: Path, keys: dict[str, bytes], from_seq: int = 1,
             if row is None:
                 return Verification(False, 0, from_seq - 1, "gap: record missing")
             prev = row[0]
-        sql = ("SELECT seq, decision_id, request_id, item_code, outcome, window_id, case_digest,"
-               " body, case_json, hash, key_id, signature FROM records WHERE seq >= ?")
+        sql = (
+            "SELECT seq, decision_id, request_id, item_code, outcome, window_id, case_digest,"
+            " body, case_json, hash, key_id, signature FROM records WHERE seq >= ?"
+        )
         args: list[int] = [from_seq]
         if to_seq:
             sql += " AND seq <= ?"
             args.append(to_seq)
         expected_seq, checked = from_seq, 0
-        for (seq, decision_id, request_id, item_code, outcome, window_id, case_dig, body_text,
-             case_json, h, key_id, sig) in conn.execute(sql + " ORDER BY seq", args):
-            problem = _check_record(seq, expected_seq, prev, decision_id, request_id, item_code,
-                                    outcome, window_id, case_dig, body_text, case_json, h,
-                                    keys.get(key_id), bytes(sig))
+        for (
+            seq,
+            decision_id,
+            request_id,
+            item_code,
+            outcome,
+            window_id,
+            case_dig,
+            body_text,
+            case_json,
+            h,
+            key_id,
+            sig,
+        ) in conn.execute(sql + " ORDER BY seq", args):
+            problem = _check_record(
+                seq,
+                expected_seq,
+                prev,
+                decision_id,
+                request_id,
+                item_code,
+                outcome,
+                window_id,
+                case_dig,
+                body_text,
+                case_json,
+                h,
+                keys.get(key_id),
+                bytes(sig),
+            )
             if problem:
-                return Verification(False, checked, seq if problem != "gap" else expected_seq,
-                                    problem)
+                return Verification(
+                    False, checked, seq if problem != "gap" else expected_seq, problem
+                )
             prev, expected_seq, checked = h, seq + 1, checked + 1
         return Verification(True, checked)
     finally:
         conn.close()
 
 
-def _check_record(seq: int, expected_seq: int, prev: str, decision_id: str, request_id: Any,
-                  item_code: str, outcome: str, window_id: str, case_dig: str, body_text: str,
-                  case_json: str, h: str, public_raw: bytes | None, sig: bytes) -> str:
+def _check_record(
+    seq: int,
+    expected_seq: int,
+    prev: str,
+    decision_id: str,
+    request_id: Any,
+    item_code: str,
+    outcome: str,
+    window_id: str,
+    case_dig: str,
+    body_text: str,
+    case_json: str,
+    h: str,
+    public_raw: bytes | None,
+    sig: bytes,
+) -> str:
     if seq != expected_seq:
         return "gap"
     try:
@@ -299,9 +377,13 @@ def _check_record(seq: int, expected_seq: int, prev: str, decision_id: str, requ
     if digest(case) != case_dig or body.get("case_digest") != case_dig:
         return "case does not match its digest"
     decision = body.get("decision", {})
-    columns = (decision.get("decision_id"), decision.get("request_id", "") or None,
-               decision.get("item_code"), str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
-               body.get("window", {}).get("window_id", ""))
+    columns = (
+        decision.get("decision_id"),
+        decision.get("request_id", "") or None,
+        decision.get("item_code"),
+        str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
+        body.get("window", {}).get("window_id", ""),
+    )
     if columns != (decision_id, request_id, item_code, outcome, window_id):
         return "indexed columns disagree with the record"
     if public_raw is None:

@@ -10,10 +10,20 @@ CompareOp = _Lit["==", "!=", "<", "<=", ">", ">="]
 StringMode = _Lit["contains", "starts", "ends"]
 
 NEGATED_OP: dict[str, CompareOp] = {
-    "==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">",
+    "==": "!=",
+    "!=": "==",
+    "<": ">=",
+    ">=": "<",
+    ">": "<=",
+    "<=": ">",
 }
 FLIPPED_OP: dict[str, CompareOp] = {
-    "==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<=",
+    "==": "==",
+    "!=": "!=",
+    "<": ">",
+    ">": "<",
+    "<=": ">=",
+    ">=": "<=",
 }
 
 
@@ -154,8 +164,17 @@ class Or:
 
 
 Expr = (
-    Compare | Member | StringTest | Hanzi | Presence | Emptiness | Truthy | Quantified
-    | Not | And | Or
+    Compare
+    | Member
+    | StringTest
+    | Hanzi
+    | Presence
+    | Emptiness
+    | Truthy
+    | Quantified
+    | Not
+    | And
+    | Or
 )
 
 

@@ -216,7 +216,9 @@ class _Compiler:
                         "MP307", "列表请写 any 字段 starts with / ends with ...", node.pos
                     )
                 as_any = ast.Quantified(
-                    "any", subject, ast.Member(ast.Element(node.pos), node.words, False, node.pos),
+                    "any",
+                    subject,
+                    ast.Member(ast.Element(node.pos), node.words, False, node.pos),
                     node.pos,
                 )
                 return self.quantified(as_any, neg)
