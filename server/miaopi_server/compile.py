@@ -54,11 +54,8 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
     def add(name: str, cond: Condition, where: str, guard: dict[str, Any] | None = None) -> None:
         compiled = compile_condition(cond.tree, specs, item.lists, probes)
         for e in compiled.errors:
-            diagnostics.append(
-                Diagnostic(
-                    item.source, 1, 1, e.code, f"{where}：{e.message}（条件：{cond.source}）"
-                )
-            )
+            line, column = cond.locate(e.pos)
+            diagnostics.append(Diagnostic(item.source, line, column, e.code, f"{where}：{e.message}"))
         if compiled.never:
             never.add(name)
         for p in compiled.paths:

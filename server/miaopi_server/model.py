@@ -7,6 +7,7 @@ rules. Conditions stay as the source text the rule author wrote plus their parse
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +43,16 @@ NO_DEFAULT: Any = object()
 
 @dataclass(frozen=True)
 class Condition:
-    """A condition as written (`source`) and parsed (`tree`)."""
+    """A condition as written (`source`) and parsed (`tree`).
+
+    `locate` maps a character offset in `source` to (line, column) in the rule file, so that
+    type errors found later point at the exact spot."""
 
     source: str
     tree: ast.Expr
+    locate: Callable[[int], tuple[int, int]] = field(
+        default=lambda pos: (1, 1), compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True)

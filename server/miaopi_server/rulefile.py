@@ -169,8 +169,13 @@ class _FileLoader:
 
     def condition(self, node: yaml.Node, what: str) -> Condition:
         source = self.text_of(node, what)
+
+        def locate(pos: int) -> tuple[int, int]:
+            dl, dc = self.offset(node, pos)
+            return node.start_mark.line + 1 + dl, node.start_mark.column + 1 + dc
+
         try:
-            return Condition(source, parse(source))
+            return Condition(source, parse(source), locate)
         except ExprSyntaxError as exc:
             self.diag(node, exc.code, f"{what}: {exc.message}", offset=self.offset(node, exc.pos))
             raise _Invalid() from None
