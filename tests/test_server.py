@@ -102,6 +102,12 @@ class TestDecide:
             "materials[1]",
         }
 
+    def test_empty_item_code_is_invalid(self, stub):
+        """An empty item code is a bad request, not an unknown item."""
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Decide(request("", SENIOR, SENIOR_MATERIALS))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
     def test_unknown_item_not_found(self, stub):
         """An unknown item code is NOT_FOUND."""
         with pytest.raises(grpc.RpcError) as info:

@@ -15,7 +15,7 @@ from typing import Any
 from .compile import CompiledItem, compile_item
 from .decide import Decision, decide
 from .engine import Engine, RulesetHandle
-from .errors import Diagnostic, ItemNotFound, RuleFileError
+from .errors import CaseInvalid, Diagnostic, FieldViolation, ItemNotFound, RuleFileError
 from .model import Item
 from .rulefile import item_files, load_rule_file, load_shared_lists
 
@@ -37,6 +37,8 @@ class Catalog:
     warnings: list[Diagnostic] = field(default_factory=list)
 
     def get(self, code: str) -> LoadedItem:
+        if not code:
+            raise CaseInvalid([FieldViolation("item_code", "必填：事项编码")])
         loaded = self.items.get(code)
         if loaded is None:
             raise ItemNotFound(code)

@@ -55,7 +55,9 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
         compiled = compile_condition(cond.tree, specs, item.lists, probes)
         for e in compiled.errors:
             line, column = cond.locate(e.pos)
-            diagnostics.append(Diagnostic(item.source, line, column, e.code, f"{where}：{e.message}"))
+            diagnostics.append(
+                Diagnostic(item.source, line, column, e.code, f"{where}：{e.message}")
+            )
         if compiled.never:
             never.add(name)
         for p in compiled.paths:

@@ -65,7 +65,8 @@ class ItemNotFound(MiaopiError):
 
     def __init__(self, item_code: str):
         self.item_code = item_code
-        super().__init__(f"未知事项编码 {item_code!r}")
+        shown = item_code if len(item_code) <= 64 else item_code[:64] + "…"
+        super().__init__(f"未知事项编码 {shown!r}")
 
 
 class EngineError(MiaopiError):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,8 +19,8 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 
-from .audit.record import PendingRecord, StoredRecord, case_digest
-from .audit.sqlite import DuplicateRequest, SQLiteAuditStore
+from .audit.record import PendingRecord, StoredRecord, case_digest, fixed_time
+from .audit.store import AuditStore, DuplicateRequest
 from .errors import RequestConflict
 
 
@@ -44,7 +45,7 @@ def decision_of(record: StoredRecord) -> pb.Decision:
 
 
 class Recorder:
-    def __init__(self, store: SQLiteAuditStore, node_id: str):
+    def __init__(self, store: AuditStore, node_id: str):
         self.store = store
         self.node_id = node_id
         self._inflight: dict[str, asyncio.Future[None]] = {}
@@ -92,7 +93,7 @@ class Recorder:
             item_code=decision.item_code,
             outcome=pb.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),
             window_id=window.get("window_id", ""),
-            decided_at=decision.decided_at.ToJsonString(),
+            decided_at=fixed_time(decision.decided_at.ToDatetime(dt.UTC)),
             decision=json_format.MessageToDict(decision, preserving_proto_field_name=True),
             case=case,
             case_digest=digest,

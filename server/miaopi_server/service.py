@@ -18,7 +18,8 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 
 from . import convert
-from .audit.sqlite import ListFilter, SQLiteAuditStore
+from .audit.record import fixed_time
+from .audit.store import AuditStore, ListFilter
 from .catalog import Catalog
 from .errors import CaseInvalid, DecisionNotFound, FieldViolation, ItemNotFound, MiaopiError
 from .recording import Recorder, decision_of
@@ -42,7 +43,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
     def __init__(
         self,
         catalog: Callable[[], Catalog],
-        store: SQLiteAuditStore,
+        store: AuditStore,
         node_id: str,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ):
@@ -143,10 +144,12 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
             if request.outcome
             else "",
             window_id=request.window_id,
-            decided_from=request.decided_from.ToJsonString()
+            decided_from=fixed_time(request.decided_from.ToDatetime(dt.UTC))
             if request.HasField("decided_from")
             else "",
-            decided_to=request.decided_to.ToJsonString() if request.HasField("decided_to") else "",
+            decided_to=fixed_time(request.decided_to.ToDatetime(dt.UTC))
+            if request.HasField("decided_to")
+            else "",
         )
         records = self._store.list(f, size + 1, before)
         more = len(records) > size

@@ -9,10 +9,16 @@ the body. record_hash = SHA-256(canonical(body)); the seal signs the raw hash by
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from .canonical import canonical, digest, sha256_hex
+
+
+def fixed_time(when: dt.datetime) -> str:
+    """UTC time as fixed-width RFC 3339 (microseconds), so stored times sort as text."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def case_digest(item_code: str, facts: dict[str, Any], materials: list[str]) -> str:
@@ -28,7 +34,7 @@ class PendingRecord:
     item_code: str
     outcome: str
     window_id: str
-    decided_at: str  # RFC 3339, UTC
+    decided_at: str  # fixed_time()
     decision: dict[str, Any]
     case: dict[str, Any]  # {"item_code", "facts", "materials"} as received
     case_digest: str

@@ -1,4 +1,4 @@
-"""SQLite audit store: WAL mode, synchronous=FULL, group commit on one writer thread.
+"""SQLite audit store (a store.AuditStore): WAL, synchronous=FULL, group commit, one writer.
 
 Callers hand a PendingRecord to `append` and get a Future. The writer takes every record
 waiting at that moment, chains and seals them in order, inserts them in one transaction and
@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from ..errors import AuditUnavailable
 from .canonical import GENESIS_HASH, canonical, digest
 from .record import PendingRecord, StoredRecord, hash_body, make_body
 from .seal import Sealer, verify_seal
+from .store import DuplicateRequest, ListFilter, Verification
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -48,31 +48,6 @@ CREATE INDEX IF NOT EXISTS records_time ON records (decided_at);
 """
 MAX_BATCH = 512
 _COLUMNS = "seq, decision_id, request_id, case_digest, body, case_json, hash, key_id, signature"
-
-
-class DuplicateRequest(Exception):
-    """The request_id is already on record; `existing` is that record."""
-
-    def __init__(self, existing: StoredRecord):
-        super().__init__(existing.decision_id)
-        self.existing = existing
-
-
-@dataclass(frozen=True)
-class Verification:
-    ok: bool
-    checked: int
-    first_bad_seq: int = 0
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    item_code: str = ""
-    outcome: str = ""
-    window_id: str = ""
-    decided_from: str = ""
-    decided_to: str = ""
 
 
 def _connect(path: Path, busy_timeout_ms: int, readonly: bool = False) -> sqlite3.Connection:

@@ -1,0 +1,57 @@
+"""The interface every audit store implements (SQLite today; a server database can follow)."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+from .record import PendingRecord, StoredRecord
+from .seal import Sealer
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Filters of ListDecisions; empty strings match everything. Times are fixed-width UTC."""
+
+    item_code: str = ""
+    outcome: str = ""
+    window_id: str = ""
+    decided_from: str = ""
+    decided_to: str = ""
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    checked: int
+    first_bad_seq: int = 0
+    reason: str = ""
+
+
+class DuplicateRequest(Exception):
+    """The request_id is already on record; `existing` is that record."""
+
+    def __init__(self, existing: StoredRecord):
+        super().__init__(existing.decision_id)
+        self.existing = existing
+
+
+class AuditStore(Protocol):
+    sealer: Sealer
+
+    def append(self, pending: PendingRecord) -> Future[StoredRecord]:
+        """Resolve once the record is durable; fail with AuditUnavailable or DuplicateRequest."""
+        ...
+
+    def get(self, decision_id: str) -> StoredRecord | None: ...
+
+    def find_request(self, request_id: str) -> StoredRecord | None: ...
+
+    def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
+        """Newest first, only records with seq < before_seq when given."""
+        ...
+
+    def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification: ...
+
+    def close(self) -> None: ...
