@@ -113,7 +113,7 @@ async def serve(settings: Settings) -> None:
     log.info(
         "server.started",
         listen=f"{host}:{running.port}",
-        items=sorted(running.catalog.items),
+        items=running.catalog.codes,
         rulesets=str(settings.rulesets),
     )
     for w in running.catalog.warnings:

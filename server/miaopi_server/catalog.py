@@ -1,6 +1,10 @@
 """The set of items a server (or an offline tool) decides: load a rules directory, compile
 every file, register it in the engine, and decide cases by item code.
 
+An item may have several rule-file versions, each in force from `effective_from` (and until
+`effective_until`, both inclusive). A case is decided under the version in force on its
+application.date, so a policy change never alters how earlier-dated cases are decided.
+
 Loading is all-or-nothing: if any file has an error, `load_catalog` raises RuleFileError with
 every diagnostic from every file, and nothing is registered.
 """
@@ -8,6 +12,9 @@ every diagnostic from every file, and nothing is registered.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +23,10 @@ from .compile import CompiledItem, compile_item
 from .decide import Decision, decide
 from .engine import Engine, RulesetHandle
 from .errors import CaseInvalid, Diagnostic, FieldViolation, ItemNotFound, RuleFileError
-from .model import Item
+from .model import APPLICATION_DATE, Item
 from .rulefile import item_files, load_rule_file, load_shared_lists
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -30,35 +39,96 @@ class LoadedItem:
         return self.compiled.item
 
 
+def _start(item: Item) -> dt.date:
+    return item.effective_from or dt.date.min
+
+
+def case_date(facts: Any, today: dt.date) -> dt.date:
+    """The as-of date a case asks for: a valid application.date, else today.
+    (An invalid date is reported by validation; today's version validates it.)"""
+    subject, _, name = APPLICATION_DATE.partition(".")
+    value = facts.get(subject, {}) if isinstance(facts, Mapping) else None
+    value = value.get(name) if isinstance(value, Mapping) else None
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    return today
+
+
 @dataclass
 class Catalog:
     engine: Engine
-    items: dict[str, LoadedItem] = field(default_factory=dict)
+    versions: dict[str, list[LoadedItem]] = field(default_factory=dict)  # oldest first
     warnings: list[Diagnostic] = field(default_factory=list)
 
-    def get(self, code: str) -> LoadedItem:
+    @property
+    def codes(self) -> list[str]:
+        return sorted(self.versions)
+
+    def versions_of(self, code: str) -> list[LoadedItem]:
         if not code:
             raise CaseInvalid([FieldViolation("item_code", "必填：事项编码")])
-        loaded = self.items.get(code)
-        if loaded is None:
+        found = self.versions.get(code)
+        if not found:
             raise ItemNotFound(code)
+        return found
+
+    def in_force(self, code: str, day: dt.date) -> LoadedItem | None:
+        return next((v for v in self.versions_of(code) if v.item.in_force(day)), None)
+
+    def current(self, code: str, today: dt.date) -> LoadedItem:
+        """The version in force today, else the latest one (for catalogue display)."""
+        return self.in_force(code, today) or self.versions_of(code)[-1]
+
+    def select(self, code: str, facts: Any, today: dt.date) -> LoadedItem:
+        """The version that decides this case: the one in force on its application.date."""
+        day = case_date(facts, today)
+        loaded = self.in_force(code, day)
+        if loaded is None:
+            raise CaseInvalid(
+                [FieldViolation(f"facts.{APPLICATION_DATE}", f"{day} 没有生效的规则版本")]
+            )
         return loaded
 
     def decide(self, code: str, facts: Any, materials: Any, today: dt.date) -> Decision:
-        loaded = self.get(code)
+        loaded = self.select(code, facts, today)
         return decide(loaded.compiled, loaded.handle, self.engine, facts, materials, today)
 
     def close(self) -> None:
-        for loaded in self.items.values():
-            self.engine.unregister(loaded.handle)
-        self.items.clear()
+        for versions in self.versions.values():
+            for loaded in versions:
+                self.engine.unregister(loaded.handle)
+        self.versions.clear()
+
+
+def _overlaps(compiled: list[CompiledItem]) -> list[Diagnostic]:
+    """Versions of one item must not be in force on the same day."""
+    out: list[Diagnostic] = []
+    by_code: dict[str, list[Item]] = {}
+    for c in compiled:
+        by_code.setdefault(c.item.code, []).append(c.item)
+    for items in by_code.values():
+        items.sort(key=_start)
+        for a, b in itertools.pairwise(items):
+            if a.effective_until is None or a.effective_until >= _start(b):
+                if a.effective_from == b.effective_from:
+                    message = f"事项 {b.code} 已在 {a.source} 中以相同生效日期定义"
+                    out.append(Diagnostic(b.source, 1, 1, "MP108", message))
+                else:
+                    message = (
+                        f"事项 {b.code} 的版本 {a.version}（{a.source}）须在 "
+                        f"{_start(b)} 之前以 effective_until 结束"
+                    )
+                    out.append(Diagnostic(a.source, 1, 1, "MP111", message))
+    return out
 
 
 def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]:
     """Load and compile every rule file under `root`; diagnostics include warnings."""
     lists, diagnostics = load_shared_lists(root)
     compiled: list[CompiledItem] = []
-    seen: dict[str, str] = {}
     files = item_files(root)
     if not files:
         diagnostics.append(Diagnostic(str(root), 1, 1, "MP109", "目录中没有规则文件"))
@@ -67,17 +137,10 @@ def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]
         diagnostics.extend(diags)
         if item is None:
             continue
-        if item.code in seen:
-            diagnostics.append(
-                Diagnostic(
-                    item.source, 1, 1, "MP108", f"事项 {item.code} 已在 {seen[item.code]} 中定义"
-                )
-            )
-            continue
-        seen[item.code] = item.source
         c, diags = compile_item(item)
         diagnostics.extend(diags)
         compiled.append(c)
+    diagnostics.extend(_overlaps(compiled))
     return compiled, diagnostics
 
 
@@ -89,9 +152,9 @@ def load_catalog(root: Path, engine: Engine | None = None) -> Catalog:
         raise RuleFileError(errors)
     catalog = Catalog(engine or Engine(), warnings=[d for d in diagnostics if d not in errors])
     try:
-        for c in compiled:
-            handle = catalog.engine.register(c.item.code, c.conditions)
-            catalog.items[c.item.code] = LoadedItem(c, handle)
+        for c in sorted(compiled, key=lambda c: (c.item.code, _start(c.item))):
+            handle = catalog.engine.register(f"{c.item.code}@{c.item.version}", c.conditions)
+            catalog.versions.setdefault(c.item.code, []).append(LoadedItem(c, handle))
     except Exception:
         catalog.close()
         raise

@@ -9,6 +9,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
 
+from .catalog import Catalog
 from .decide import Decision, Reason
 from .lang.probes import MISSING
 from .model import Field, Item, LegalBasis, Material
@@ -135,6 +136,22 @@ def form_field(f: Field) -> pb.FormField:
         msg.max = f.maximum
     if f.default is not None and not f.derived and f.has_default:
         msg.default_value.CopyFrom(_value(f.default))
+    return msg
+
+
+def item_of(catalog: Catalog, code: str, today: dt.date) -> pb.Item:
+    """An item's catalogue entry as of `today`, with every loaded version."""
+    current = catalog.current(code, today)
+    msg = item(current.item)
+    for v in catalog.versions_of(code):
+        msg.versions.add(
+            version=v.item.version,
+            digest=v.item.digest,
+            source=v.item.source,
+            effective_from=v.item.effective_from.isoformat() if v.item.effective_from else "",
+            effective_until=v.item.effective_until.isoformat() if v.item.effective_until else "",
+            current=v is current,
+        )
     return msg
 
 

@@ -139,6 +139,7 @@ class Item:
     on_the_spot: bool
     version: str
     effective_from: dt.date | None
+    effective_until: dt.date | None
     legal_basis: dict[str, LegalBasis]
     fields: dict[str, Field]
     materials: tuple[Material, ...]
@@ -147,6 +148,12 @@ class Item:
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
     digest: str = ""
+
+    def in_force(self, day: dt.date) -> bool:
+        """effective_from and effective_until are both inclusive; None means unbounded."""
+        return (self.effective_from is None or self.effective_from <= day) and (
+            self.effective_until is None or day <= self.effective_until
+        )
 
     def field_at(self, path: str) -> Field | None:
         return self.fields.get(path)

@@ -232,6 +232,7 @@ class _FileLoader:
                 "item",
                 "version",
                 "effective_from",
+                "effective_until",
                 "legal_basis",
                 "form",
                 "derived",
@@ -266,11 +267,18 @@ class _FileLoader:
         department = self.guard(lambda: self.text_of(head["department"][1], "item.department"), "")
         statutory, promised, on_the_spot = self.guard(lambda: self.time_limit(head), (0, 0, False))
         version = self.guard(lambda: self.text_of(top["version"][1], "version"), "")
+        effective_until = None
+        if "effective_until" in top:
+            effective_until = self.guard(
+                lambda: self.date_of(top["effective_until"][1], "effective_until"), None
+            )
         effective_from = None
         if "effective_from" in top:
             effective_from = self.guard(
                 lambda: self.date_of(top["effective_from"][1], "effective_from"), None
             )
+        if effective_from and effective_until and effective_until < effective_from:
+            self.diag(top["effective_until"][1], "MP105", "effective_until 早于 effective_from")
         legal = (
             self.guard(lambda: self.legal_basis(top["legal_basis"][1]), {})
             if "legal_basis" in top
@@ -324,6 +332,7 @@ class _FileLoader:
             on_the_spot=on_the_spot,
             version=version,
             effective_from=effective_from,
+            effective_until=effective_until,
             legal_basis=legal,
             fields=fields,
             materials=materials,

@@ -105,18 +105,20 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         self, request: pb.ListItemsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListItemsResponse:
         catalog = self._catalog()
+        today = shanghai_today(self._clock())
         return pb.ListItemsResponse(
-            items=[convert.item(catalog.items[code].item) for code in sorted(catalog.items)]
+            items=[convert.item_of(catalog, c, today) for c in catalog.codes]
         )
 
     async def GetItem(
         self, request: pb.GetItemRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetItemResponse:
+        today = shanghai_today(self._clock())
         try:
-            loaded = self._catalog().get(request.item_code)
-        except ItemNotFound as exc:
+            item = convert.item_of(self._catalog(), request.item_code, today)
+        except (ItemNotFound, CaseInvalid) as exc:
             await _abort(context, exc)
-        return pb.GetItemResponse(item=convert.item(loaded.item))
+        return pb.GetItemResponse(item=item)
 
     async def GetDecision(
         self, request: pb.GetDecisionRequest, context: grpc.aio.ServicerContext

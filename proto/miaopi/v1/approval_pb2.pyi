@@ -384,7 +384,7 @@ class Material(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., need: _Optional[_Union[MaterialNeed, str]] = ..., e_license: _Optional[bool] = ..., condition: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("code", "name", "type", "type_name", "department", "legal_basis", "time_limit", "form_fields", "materials", "ruleset")
+    __slots__ = ("code", "name", "type", "type_name", "department", "legal_basis", "time_limit", "form_fields", "materials", "ruleset", "versions")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -395,6 +395,7 @@ class Item(_message.Message):
     FORM_FIELDS_FIELD_NUMBER: _ClassVar[int]
     MATERIALS_FIELD_NUMBER: _ClassVar[int]
     RULESET_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
     code: str
     name: str
     type: ItemType
@@ -405,4 +406,41 @@ class Item(_message.Message):
     form_fields: _containers.RepeatedCompositeFieldContainer[FormField]
     materials: _containers.RepeatedCompositeFieldContainer[Material]
     ruleset: RulesetRef
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[ItemType, str]] = ..., type_name: _Optional[str] = ..., department: _Optional[str] = ..., legal_basis: _Optional[_Iterable[_Union[LegalBasis, _Mapping]]] = ..., time_limit: _Optional[_Union[TimeLimit, _Mapping]] = ..., form_fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ...) -> None: ...
+    versions: _containers.RepeatedCompositeFieldContainer[RulesetVersion]
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[ItemType, str]] = ..., type_name: _Optional[str] = ..., department: _Optional[str] = ..., legal_basis: _Optional[_Iterable[_Union[LegalBasis, _Mapping]]] = ..., time_limit: _Optional[_Union[TimeLimit, _Mapping]] = ..., form_fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[RulesetVersion, _Mapping]]] = ...) -> None: ...
+
+class RulesetVersion(_message.Message):
+    __slots__ = ("version", "digest", "effective_from", "effective_until", "current", "source")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_FROM_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    digest: str
+    effective_from: str
+    effective_until: str
+    current: bool
+    source: str
+    def __init__(self, version: _Optional[str] = ..., digest: _Optional[str] = ..., effective_from: _Optional[str] = ..., effective_until: _Optional[str] = ..., current: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ReloadRulesetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadRulesetsResponse(_message.Message):
+    __slots__ = ("applied", "added", "removed", "changed", "diagnostics", "catalog_digest")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSTICS_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    added: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    changed: _containers.RepeatedScalarFieldContainer[str]
+    diagnostics: _containers.RepeatedScalarFieldContainer[str]
+    catalog_digest: str
+    def __init__(self, applied: _Optional[bool] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., diagnostics: _Optional[_Iterable[str]] = ..., catalog_digest: _Optional[str] = ...) -> None: ...

@@ -70,6 +70,11 @@ class ApprovalServiceStub:
                 request_serializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.SerializeToString,
                 response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.FromString,
                 _registered_method=True)
+        self.ReloadRulesets = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/ReloadRulesets',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsResponse.FromString,
+                _registered_method=True)
 
 
 class ApprovalServiceServicer:
@@ -126,6 +131,15 @@ class ApprovalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadRulesets(self, request, context):
+        """ReloadRulesets re-reads the rules directory. The new set replaces the old one atomically
+        only if every file compiles; otherwise the old set keeps serving and the errors are
+        returned. Decisions in flight finish under the version they started with.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApprovalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +177,11 @@ def add_ApprovalServiceServicer_to_server(servicer, server):
                     servicer.GetSealKey,
                     request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.FromString,
                     response_serializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.SerializeToString,
+            ),
+            'ReloadRulesets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadRulesets,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +374,33 @@ class ApprovalService:
             '/miaopi.v1.ApprovalService/GetSealKey',
             miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.SerializeToString,
             miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadRulesets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/ReloadRulesets',
+            miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsResponse.FromString,
             options,
             channel_credentials,
             insecure,
