@@ -20,6 +20,7 @@ from . import render
 from .cases import load_cases
 from .client import CaseFileError, Client, ClientError, MiaopiClientError
 from .replay import ReplayReport, in_process, remote, replay
+from .rules_cli import add_rules_parsers
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_cmd_replay)
 
     _add_audit_parsers(sub)
+    add_rules_parsers(sub)
     return p
 
 

@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+from typing import Any
+
+
+def add_parsers(rsub: Any) -> None:
+    """Register this module's `miaopi rules` subcommands."""
