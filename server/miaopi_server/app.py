@@ -24,6 +24,7 @@ from .audit import seal
 from .audit.sqlite import SQLiteAuditStore
 from .catalog import Catalog, load_catalog
 from .errors import RuleFileError
+from .reload import CatalogHolder, watch
 from .service import ApprovalService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
@@ -43,6 +44,7 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     grace_seconds: float = 5.0
+    watch_seconds: float = 0.0  # poll the rules directory this often; 0 = no file watch
 
 
 @dataclass
@@ -50,14 +52,21 @@ class Running:
     server: grpc.aio.Server
     port: int
     health: HealthServicer
-    catalog: Catalog
+    holder: CatalogHolder
     store: SQLiteAuditStore
+    watcher: asyncio.Task[None] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.holder.current()
 
     async def stop(self, grace: float | None) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         self.store.close()
-        self.catalog.close()
+        self.holder.close()
 
 
 def open_store(settings: Settings) -> SQLiteAuditStore:
@@ -79,12 +88,11 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
     catalog = catalog or load_catalog(settings.rulesets)
     store = open_store(settings)
-    holder = {"catalog": catalog}
+    holder = CatalogHolder(settings.rulesets, catalog, settings.grace_seconds)
     # so_reuseport off: a second server on a busy port must fail, not share it silently.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ApprovalServiceServicer_to_server(
-        ApprovalService(lambda: holder["catalog"], store, settings.node_id or socket.gethostname()),
-        server,
+        ApprovalService(holder, store, settings.node_id or socket.gethostname()), server
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -104,7 +112,10 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     await server.start()
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    return Running(server, port, health, catalog, store)
+    watcher = None
+    if settings.watch_seconds > 0:
+        watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
+    return Running(server, port, health, holder, store, watcher)
 
 
 async def serve(settings: Settings) -> None:
@@ -122,6 +133,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(running.holder.reload("SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     await stop.wait()
     log.info("server.stopping", grace_seconds=settings.grace_seconds)
     await running.stop(settings.grace_seconds)
@@ -147,6 +166,14 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument(
         "--node-id", default="", help="name recorded in the audit trail (default: host name)"
     )
+    p.add_argument(
+        "--watch",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="reload rule files when they change, polling this often (0 turns it off); "
+        "SIGHUP and the ReloadRulesets RPC reload too",
+    )
     p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     a = p.parse_args(argv)
@@ -158,6 +185,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         node_id=a.node_id,
         log_format=a.log_format,
         log_level=a.log_level,
+        watch_seconds=a.watch,
     )
 
 

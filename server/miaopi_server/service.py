@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import grpc
 import structlog
-from google.protobuf import struct_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
@@ -20,9 +20,9 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from . import convert
 from .audit.record import fixed_time
 from .audit.store import AuditStore, ListFilter
-from .catalog import Catalog
 from .errors import CaseInvalid, DecisionNotFound, FieldViolation, ItemNotFound, MiaopiError
 from .recording import Recorder, decision_of
+from .reload import CatalogHolder, ReloadResult, catalog_digest
 from .status import to_status
 
 log = structlog.get_logger("miaopi.service")
@@ -42,12 +42,13 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoRet
 class ApprovalService(pb_grpc.ApprovalServiceServicer):
     def __init__(
         self,
-        catalog: Callable[[], Catalog],
+        holder: CatalogHolder,
         store: AuditStore,
         node_id: str,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ):
-        self._catalog = catalog  # a getter: hot reload swaps the catalog behind it
+        self._holder = holder
+        self._catalog = holder.current  # read per call: hot reload swaps the catalog
         self._store = store
         self._recorder = Recorder(store, node_id)
         self._clock = clock
@@ -187,6 +188,22 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
             reason=result.reason,
         )
 
+    async def ReloadRulesets(
+        self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReloadRulesetsResponse:
+        return _reload_response(await self._holder.reload("rpc"))
+
+    async def GetRulesetStatus(
+        self, request: pb.GetRulesetStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRulesetStatusResponse:
+        last = self._holder.last
+        return pb.GetRulesetStatusResponse(
+            catalog_digest=catalog_digest(self._catalog()),
+            loaded_at=_timestamp(self._holder.loaded_at),
+            last_reload=_reload_response(last),
+            last_reload_at=_timestamp(last.at),
+        )
+
     async def GetSealKey(
         self, request: pb.GetSealKeyRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSealKeyResponse:
@@ -200,3 +217,20 @@ def _struct(d: dict[str, Any]) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
     s.update(d)
     return s
+
+
+def _reload_response(r: ReloadResult) -> pb.ReloadRulesetsResponse:
+    return pb.ReloadRulesetsResponse(
+        applied=r.applied,
+        added=r.added,
+        removed=r.removed,
+        changed=r.changed,
+        diagnostics=r.diagnostics,
+        catalog_digest=r.catalog_digest,
+    )
+
+
+def _timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)
+    return ts

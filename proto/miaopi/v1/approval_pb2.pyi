@@ -425,6 +425,22 @@ class RulesetVersion(_message.Message):
     source: str
     def __init__(self, version: _Optional[str] = ..., digest: _Optional[str] = ..., effective_from: _Optional[str] = ..., effective_until: _Optional[str] = ..., current: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
 
+class GetRulesetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetRulesetStatusResponse(_message.Message):
+    __slots__ = ("catalog_digest", "loaded_at", "last_reload", "last_reload_at")
+    CATALOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_RELOAD_FIELD_NUMBER: _ClassVar[int]
+    LAST_RELOAD_AT_FIELD_NUMBER: _ClassVar[int]
+    catalog_digest: str
+    loaded_at: _timestamp_pb2.Timestamp
+    last_reload: ReloadRulesetsResponse
+    last_reload_at: _timestamp_pb2.Timestamp
+    def __init__(self, catalog_digest: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reload: _Optional[_Union[ReloadRulesetsResponse, _Mapping]] = ..., last_reload_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ReloadRulesetsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

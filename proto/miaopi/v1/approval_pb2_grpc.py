@@ -75,6 +75,11 @@ class ApprovalServiceStub:
                 request_serializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsRequest.SerializeToString,
                 response_deserializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsResponse.FromString,
                 _registered_method=True)
+        self.GetRulesetStatus = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/GetRulesetStatus',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusResponse.FromString,
+                _registered_method=True)
 
 
 class ApprovalServiceServicer:
@@ -140,6 +145,14 @@ class ApprovalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRulesetStatus(self, request, context):
+        """GetRulesetStatus says which rule set is serving and how the last reload attempt went
+        (including reloads triggered by SIGHUP or the file watch).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApprovalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +195,11 @@ def add_ApprovalServiceServicer_to_server(servicer, server):
                     servicer.ReloadRulesets,
                     request_deserializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsRequest.FromString,
                     response_serializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsResponse.SerializeToString,
+            ),
+            'GetRulesetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRulesetStatus,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +419,33 @@ class ApprovalService:
             '/miaopi.v1.ApprovalService/ReloadRulesets',
             miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsRequest.SerializeToString,
             miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRulesetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/GetRulesetStatus',
+            miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,188 @@
+"""Hot reload: new rule files replace the old set atomically, bad ones are refused while the
+old set keeps serving, and no call fails under load."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.app import Settings
+from tests.conftest import LiveServer
+from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, resident_id, with_facts
+
+SENIOR_FILE = "GF00012000-senior-allowance.yaml"
+CENTENARIAN = with_facts(SENIOR, applicant__id_number=resident_id("1920-01-01"))
+
+
+def request() -> pb.DecideRequest:
+    req = pb.DecideRequest(item_code="GF00012000", materials=SENIOR_MATERIALS)
+    json_format.ParseDict(CENTENARIAN, req.facts)
+    return req
+
+
+def set_amount(root: Path, amount: int) -> None:
+    path = root / SENIOR_FILE
+    text = path.read_text(encoding="utf-8")
+    start = text.index("{when: applicant.age >= 100, value: ")
+    end = text.index("}", start)
+    path.write_text(
+        text[:start] + f"{{when: applicant.age >= 100, value: {amount}" + text[end:],
+        encoding="utf-8",
+    )
+
+
+@pytest.fixture()
+def server(tmp_path):
+    root = tmp_path / "rules"
+    shutil.copytree(RULESETS, root)
+    live = LiveServer(
+        Settings(
+            listen="127.0.0.1:0",
+            rulesets=root,
+            state_dir=tmp_path / "state",
+            grace_seconds=0.2,
+            watch_seconds=0.2,
+        )
+    )
+    live.root = root  # type: ignore[attr-defined]
+    yield live
+    live.stop()
+
+
+class TestReload:
+    def test_reload_under_load_fails_no_call(self, server):
+        """8 clients decide while the rules change and reload 5 times: zero failed calls, and
+        every answer comes from one complete version."""
+        errors: list[str] = []
+        amounts: list[float] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            with grpc.insecure_channel(server.target) as ch:
+                stub = pb_grpc.ApprovalServiceStub(ch)
+                while not stop.is_set():
+                    try:
+                        d = stub.Decide(request(), timeout=10).decision
+                        amounts.append(d.outputs["monthly_amount"])
+                    except grpc.RpcError as exc:
+                        errors.append(f"{exc.code()}: {exc.details()}")
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        with grpc.insecure_channel(server.target) as ch:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            for amount in (310, 320, 330, 340, 350):
+                set_amount(server.root, amount)
+                result = stub.ReloadRulesets(pb.ReloadRulesetsRequest())
+                assert result.applied and result.changed == ["GF00012000@2024.1"]
+                time.sleep(0.05)
+            stop.set()
+            for t in threads:
+                t.join()
+            assert errors == []
+            assert len(amounts) > 50
+            assert set(amounts) <= {300, 310, 320, 330, 340, 350}
+            after = stub.Decide(request()).decision
+            assert after.outputs["monthly_amount"] == 350
+
+    def test_bad_file_refused_old_set_keeps_serving(self, server):
+        """A broken file is refused with located errors; the old set keeps deciding."""
+        with grpc.insecure_channel(server.target) as ch:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            before = stub.Decide(request()).decision.ruleset.digest
+            (server.root / "broken.yaml").write_text("item: {code: X1\n", encoding="utf-8")
+            result = stub.ReloadRulesets(pb.ReloadRulesetsRequest())
+            assert not result.applied
+            assert any("broken.yaml:" in d and "MP100" in d for d in result.diagnostics)
+            assert stub.Decide(request()).decision.ruleset.digest == before
+            status = stub.GetRulesetStatus(pb.GetRulesetStatusRequest())
+            assert not status.last_reload.applied and status.last_reload.diagnostics
+
+    def test_file_watch_picks_up_changes(self, server):
+        """Saving a rule file is enough: the watcher reloads it."""
+        with grpc.insecure_channel(server.target) as ch:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            set_amount(server.root, 333)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if stub.Decide(request()).decision.outputs["monthly_amount"] == 333:
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("the watcher did not reload the changed file")
+            status = stub.GetRulesetStatus(pb.GetRulesetStatusRequest())
+            assert status.last_reload.applied and status.last_reload.changed == [
+                "GF00012000@2024.1"
+            ]
+
+    def test_versions_in_catalogue(self, server):
+        """GetItem lists every loaded version and marks the current one."""
+        with grpc.insecure_channel(server.target) as ch:
+            item = (
+                pb_grpc.ApprovalServiceStub(ch)
+                .GetItem(pb.GetItemRequest(item_code="GF00012000"))
+                .item
+            )
+        assert [(v.version, v.current) for v in item.versions] == [("2024.1", True)]
+        assert item.versions[0].digest == item.ruleset.digest
+
+
+@pytest.mark.slow
+def test_sighup_reloads(tmp_path):
+    """SIGHUP makes a running server re-read its rules directory."""
+    root = tmp_path / "rules"
+    shutil.copytree(RULESETS, root)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "miaopi_server.app",
+            "--listen",
+            "127.0.0.1:0",
+            "--rulesets",
+            str(root),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--log-format",
+            "json",
+            "--watch",
+            "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            event = json.loads(line)
+            if event["event"] == "server.started":
+                target = event["listen"]
+                break
+        set_amount(root, 444)
+        proc.send_signal(signal.SIGHUP)
+        for line in proc.stderr:
+            event = json.loads(line)
+            if event["event"] == "rules.reloaded":
+                assert event["changed"] == ["GF00012000@2024.1"]
+                break
+        with grpc.insecure_channel(target) as ch:
+            d = pb_grpc.ApprovalServiceStub(ch).Decide(request(), timeout=10).decision
+        assert d.outputs["monthly_amount"] == 444
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
