@@ -121,14 +121,6 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
 async def serve(settings: Settings) -> None:
     running = await create_server(settings)
     host = settings.listen.rsplit(":", 1)[0]
-    log.info(
-        "server.started",
-        listen=f"{host}:{running.port}",
-        items=running.catalog.codes,
-        rulesets=str(settings.rulesets),
-    )
-    for w in running.catalog.warnings:
-        log.warning("rulefile.warning", diagnostic=str(w))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +133,15 @@ async def serve(settings: Settings) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    log.info(
+        "server.started",
+        listen=f"{host}:{running.port}",
+        items=running.catalog.codes,
+        rulesets=str(settings.rulesets),
+    )
+    for w in running.catalog.warnings:
+        log.warning("rulefile.warning", diagnostic=str(w))
+
     await stop.wait()
     log.info("server.stopping", grace_seconds=settings.grace_seconds)
     await running.stop(settings.grace_seconds)

@@ -75,6 +75,8 @@ class CatalogHolder:
         self._lock = asyncio.Lock()
         self.loaded_at = dt.datetime.now(dt.UTC)
         self.last = ReloadResult(True, catalog_digest=catalog_digest(catalog))
+        # What the files looked like when the serving set was read (the watcher compares).
+        self.files = snapshot(root)
         self._retired: list[Catalog] = []
 
     def current(self) -> Catalog:
@@ -88,9 +90,11 @@ class CatalogHolder:
         async with self._lock:
             loop = asyncio.get_running_loop()
             old = self._catalog
+            files = await asyncio.to_thread(snapshot, self.root)
             try:
                 new = await loop.run_in_executor(None, load_catalog, self.root, old.engine)
             except RuleFileError as exc:
+                self.files = files  # do not retry the same broken files on every poll
                 diags = [str(d) for d in exc.diagnostics]
                 for d in diags:
                     log.error("rules.reload_refused", trigger=trigger, diagnostic=d)
@@ -106,6 +110,7 @@ class CatalogHolder:
                 return self.last
             before, after = _labels(old), _labels(new)
             self._catalog = new  # the swap: one assignment on the event loop
+            self.files = files
             self.loaded_at = dt.datetime.now(dt.UTC)
             self._retire(old)
             result = ReloadResult(
@@ -150,7 +155,6 @@ async def watch(
     holder: CatalogHolder, interval: float, stopped: Callable[[], bool] = lambda: False
 ) -> None:
     """Poll the rules directory; reload once a change has settled for one interval."""
-    seen = await asyncio.to_thread(snapshot, holder.root)
     pending: tuple[tuple[str, int, int], ...] | None = None
     while not stopped():
         await asyncio.sleep(interval)
@@ -158,11 +162,11 @@ async def watch(
             now = await asyncio.to_thread(snapshot, holder.root)
         except OSError:
             continue
-        if now == seen:
+        if now == holder.files:
             pending = None
             continue
         if now != pending:  # still changing (an editor writing): wait one more interval
             pending = now
             continue
-        seen, pending = now, None
+        pending = None
         await holder.reload("watch")
