@@ -25,6 +25,7 @@ class CompiledItem:
     probes: tuple[tuple[str, Probe], ...]
     paths: tuple[str, ...]  # fact paths any condition reads (all the engine needs)
     never: frozenset[str]  # engine rules whose condition can never hold
+    reads: dict[str, tuple[str, ...]]  # engine rule name -> fact paths its condition reads
 
 
 def field_specs(item: Item) -> dict[str, FieldSpec]:
@@ -49,6 +50,7 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
     conditions: dict[str, dict[str, Any]] = {}
     paths: dict[str, None] = {}
     never: set[str] = set()
+    reads: dict[str, tuple[str, ...]] = {}
     diagnostics: list[Diagnostic] = []
 
     def add(name: str, cond: Condition, where: str, guard: dict[str, Any] | None = None) -> None:
@@ -60,6 +62,7 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
             )
         if compiled.never:
             never.add(name)
+        reads[name] = tuple(compiled.paths)
         for p in compiled.paths:
             paths.setdefault(p, None)
         body = compiled.condition
@@ -86,7 +89,7 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
     for _, probe in probes.items():
         paths.setdefault(probe.path, None)
     return CompiledItem(
-        item, conditions, tuple(probes.items()), tuple(paths), frozenset(never)
+        item, conditions, tuple(probes.items()), tuple(paths), frozenset(never), reads
     ), diagnostics
 
 

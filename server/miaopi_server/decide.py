@@ -13,7 +13,6 @@ from typing import Any
 
 from .compile import CompiledItem, engine_fact
 from .engine import Engine, RulesetHandle
-from .lang.ast import paths_of
 from .lang.probes import MISSING
 from .model import LegalBasis, Material
 from .validate import Case, validate_case
@@ -97,7 +96,7 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
                 REJECT,
                 f"缺少必要材料：{m.name}{when}",
                 item.legal_basis.get(item.materials_basis),
-                _read(case, paths_of(m.when.tree)) if m.when else (),
+                _read(case, compiled.reads[f"m:{m.id}"]) if m.when else (),
                 m.when.source if m.when else "",
             )
         )
@@ -109,7 +108,7 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
                     rule.outcome,
                     rule.message,
                     item.legal_basis.get(rule.basis),
-                    _read(case, paths_of(rule.when.tree)),
+                    _read(case, compiled.reads[f"r:{rule.id}"]),
                     rule.when.source,
                 )
             )

@@ -6,6 +6,7 @@ message is a plain Chinese sentence the clerk can read back to the applicant.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -76,6 +77,11 @@ def _show(ch: str) -> str:
     return f"U+{ord(ch):04X}"
 
 
+_RID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")  # the common, well-formed case: skip the scans
+_RID_BODY = re.compile(r"[0-9]{17}")
+_USCC_SHAPE = re.compile(r"[0-9A-HJ-NP-RTUW-Y]{18}")
+
+
 def _first_not_in(value: str, alphabet: str | dict[str, int]) -> int | None:
     return next((i for i, ch in enumerate(value) if ch not in alphabet), None)
 
@@ -84,7 +90,7 @@ def resident_id_check_char(first17: str) -> str:
     """Check character (0-9 or X) for the first 17 digits of a resident ID number."""
     if len(first17) != 17:
         raise IdentityError("公民身份号码本体码应为17位数字")
-    bad = _first_not_in(first17, _DIGITS)
+    bad = None if _RID_BODY.fullmatch(first17) else _first_not_in(first17, _DIGITS)
     if bad is not None:
         raise IdentityError(f"公民身份号码第{bad + 1}位{_show(first17[bad])}不是数字")
     total = sum(int(ch) * w for ch, w in zip(first17, _RID_WEIGHTS, strict=True))
@@ -96,13 +102,13 @@ def parse_resident_id(value: str, as_of: date) -> ResidentId:
     if len(value) != 18:
         raise IdentityError(f"公民身份号码应为18位，实际为{len(value)}位")
     body, check = value[:17], value[17]
-    bad = _first_not_in(body, _DIGITS)
-    if bad is not None:
-        raise IdentityError(f"公民身份号码第{bad + 1}位{_show(body[bad])}不是数字")
-    if check == "x":
-        # The standard prints X in upper case; a stored lowercase x breaks exact-match lookups.
-        raise IdentityError("公民身份号码末位校验码请使用大写字母X")
-    if check not in _DIGITS and check != "X":
+    if not _RID_SHAPE.fullmatch(value):
+        bad = _first_not_in(body, _DIGITS)
+        if bad is not None:
+            raise IdentityError(f"公民身份号码第{bad + 1}位{_show(body[bad])}不是数字")
+        if check == "x":
+            # The standard prints X in upper case; a lowercase x breaks exact-match lookups.
+            raise IdentityError("公民身份号码末位校验码请使用大写字母X")
         raise IdentityError(f"公民身份号码第18位{_show(check)}应为数字或大写字母X")
     try:
         birth = date(int(body[6:10]), int(body[10:12]), int(body[12:14]))
@@ -160,7 +166,8 @@ def parse_credit_code(value: str) -> CreditCode:
     """
     if len(value) != 18:
         raise IdentityError(f"统一社会信用代码应为18位，实际为{len(value)}位")
-    _check_uscc_chars(value)
+    if not _USCC_SHAPE.fullmatch(value):
+        _check_uscc_chars(value)
     return CreditCode(
         code=value,
         kind=value[:2],  # registration authority + organisation category

@@ -7,6 +7,7 @@ rules. Conditions stay as the source text the rule author wrote plus their parse
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,17 @@ class Item:
     def field_at(self, path: str) -> Field | None:
         return self.fields.get(path)
 
-    @property
+    @functools.cached_property
     def form_fields(self) -> list[Field]:
         return [f for f in self.fields.values() if not f.derived]
+
+    @functools.cached_property
+    def derived_fields(self) -> list[Field]:
+        return [f for f in self.fields.values() if f.derived]
+
+    @functools.cached_property
+    def subjects(self) -> frozenset[str]:
+        """Every proper prefix of a field path: the objects that group facts."""
+        return frozenset(
+            ".".join(p.split(".")[:i]) for p in self.fields for i in range(1, p.count(".") + 1)
+        )

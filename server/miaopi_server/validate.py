@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +49,10 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
     else:
         values[APPLICATION_DATE] = today.isoformat()
 
+    parsed: dict[str, Any] = {}  # identity numbers decoded once, reused by _derive
     for f in item.form_fields:
         if f.path in values:
-            problem = _check(f, values[f.path], as_of)
+            problem = _check(f, values[f.path], as_of, parsed)
             if problem is None:
                 values[f.path] = _normalize(f, values[f.path])
             else:
@@ -66,7 +66,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
     submitted = _materials(item, materials, violations)
     if violations:
         raise CaseInvalid(violations)
-    derived = _derive(item, values, as_of)
+    derived = _derive(item, parsed, as_of)
     return Case({**values, **derived}, derived, submitted, as_of)
 
 
@@ -85,7 +85,7 @@ def _walk(
                 violations.append(FieldViolation(f"facts.{path}", "派生字段由系统计算，请勿提交"))
             elif value is not None:  # null means "not given"
                 out[path] = value
-        elif any(p.startswith(path + ".") for p in item.fields):
+        elif path in item.subjects:
             if isinstance(value, Mapping):
                 _walk(item, value, path + ".", out, violations)
             elif value is not None:
@@ -103,10 +103,14 @@ def _parse_date(text: str) -> dt.date | None:
         return None
 
 
+# Control characters (Cc), lone surrogates (Cs) and private-use code points (Co).
+_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]")
+
+
 def _bad_text(value: str) -> str | None:
     if len(value) > MAX_STRING:
         return f"过长（不超过 {MAX_STRING} 字）"
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in value):
+    if _BAD_CHARS.search(value):
         return "含有控制字符或无效字符"
     return None
 
@@ -115,7 +119,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check(f: Field, value: Any, as_of: dt.date) -> str | None:
+def _check(f: Field, value: Any, as_of: dt.date, parsed: dict[str, Any]) -> str | None:
     """None when `value` is acceptable for field `f`, else a plain description of the problem."""
     kind = f.kind
     if kind == "boolean":
@@ -161,9 +165,9 @@ def _check(f: Field, value: Any, as_of: dt.date) -> str | None:
         if kind == "region_code":
             check_region_code(value)
         elif kind == "resident_id":
-            parse_resident_id(value, as_of)
+            parsed[f.path] = parse_resident_id(value, as_of)
         elif kind == "credit_code":
-            parse_credit_code(value)
+            parsed[f.path] = parse_credit_code(value)
     except IdentityError as exc:
         return str(exc)
     return None
@@ -204,20 +208,19 @@ def _materials(item: Item, materials: Any, violations: list[FieldViolation]) -> 
     return frozenset(submitted)
 
 
-def _derive(item: Item, values: dict[str, Any], as_of: dt.date) -> dict[str, Any]:
-    """Derived facts from validated values (sources are valid, so parsing cannot fail)."""
+def _derive(item: Item, parsed: dict[str, Any], as_of: dt.date) -> dict[str, Any]:
+    """Derived facts from the identity numbers decoded during validation."""
     out: dict[str, Any] = {}
-    for f in item.fields.values():
-        if not f.derived or f.derive_from not in values:
+    for f in item.derived_fields:
+        source = parsed.get(f.derive_from)
+        if source is None:
             continue
-        source = values[f.derive_from]
-        if f.derive in ("age", "birth_date"):
-            rid = parse_resident_id(source, as_of)
-            out[f.path] = (
-                age_on(rid.birth_date, as_of) if f.derive == "age" else rid.birth_date.isoformat()
-            )
+        if f.derive == "age":
+            out[f.path] = age_on(source.birth_date, as_of)
+        elif f.derive == "birth_date":
+            out[f.path] = source.birth_date.isoformat()
         elif f.derive == "credit_code_checksum_ok":
-            out[f.path] = parse_credit_code(source).checksum_ok
+            out[f.path] = source.checksum_ok
         elif f.derive == "credit_code_kind":
-            out[f.path] = parse_credit_code(source).kind
+            out[f.path] = source.kind
     return out
