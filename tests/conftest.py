@@ -42,8 +42,9 @@ def decide(catalog: Catalog):  # type: ignore[no-untyped-def]
 class LiveServer:
     """A real miaopi gRPC server on 127.0.0.1:<free port>, run on its own event loop thread."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, auth: bool = False) -> None:
         import asyncio
+        import dataclasses
         import threading
 
         from miaopi_server.app import create_server
@@ -51,6 +52,8 @@ class LiveServer:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+        if not auth:  # most tests are not about authentication; those that are pass auth=True
+            settings = dataclasses.replace(settings, insecure_no_auth=True, rate_per_second=0)
         self.running = asyncio.run_coroutine_threadsafe(create_server(settings), self.loop).result()
         self.target = f"127.0.0.1:{self.running.port}"
 

@@ -268,6 +268,7 @@ class TestCrash:
                     str(tmp_path),
                     "--log-format",
                     "json",
+                    "--insecure-no-auth",
                 ],
                 stderr=subprocess.PIPE,
                 text=True,

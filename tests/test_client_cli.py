@@ -65,7 +65,9 @@ def _serve(state_dir: Path) -> Iterator[str]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="miaopi-test-server", daemon=True)
     thread.start()
-    settings = Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=state_dir)
+    settings = Settings(
+        listen="127.0.0.1:0", rulesets=RULESETS, state_dir=state_dir, insecure_no_auth=True
+    )
     running = asyncio.run_coroutine_threadsafe(create_server(settings), loop).result(30)
     try:
         yield f"127.0.0.1:{running.port}"

@@ -159,6 +159,7 @@ def test_sighup_reloads(tmp_path):
             str(tmp_path / "state"),
             "--log-format",
             "json",
+            "--insecure-no-auth",
             "--watch",
             "0",
         ],

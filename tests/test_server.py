@@ -243,6 +243,7 @@ class TestProcess:
                 str(tmp_path),
                 "--log-format",
                 "json",
+                "--insecure-no-auth",
             ],
             stderr=subprocess.PIPE,
             text=True,
@@ -250,10 +251,13 @@ class TestProcess:
         )
         try:
             assert proc.stderr is not None
-            first = json.loads(proc.stderr.readline())
-            assert first["event"] == "seal.key_generated"  # a fresh state dir warns once
-            started = json.loads(proc.stderr.readline())
-            assert started["event"] == "server.started"
+            events = [json.loads(proc.stderr.readline()) for _ in range(3)]
+            assert [e["event"] for e in events] == [
+                "seal.key_generated",  # a fresh state dir gets a development key, with a warning
+                "auth.disabled",  # and turning authentication off is warned about at start
+                "server.started",
+            ]
+            started = events[-1]
             with grpc.insecure_channel(started["listen"]) as ch:
                 d = (
                     pb_grpc.ApprovalServiceStub(ch)
@@ -282,6 +286,7 @@ class TestProcess:
                 str(tmp_path),
                 "--log-format",
                 "json",
+                "--insecure-no-auth",
             ],
             capture_output=True,
             text=True,

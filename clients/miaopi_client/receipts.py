@@ -2,7 +2,8 @@
 
 A receipt and the decision it came with rebuild the audit record body (docs/AUDIT.md):
 
-    {"seq", "prev_hash", "node_id", "case_digest", "window": {"window_id", "operator_id"},
+    {"seq", "prev_hash", "node_id", "case_digest",
+     "window": {"window_id", "operator_id", "principal_id"},
      "decision": <the decision in proto3 JSON, original field names, without receipt>}
 
 Its hash must equal receipt.record_hash, receipt.key_id must name the key given, and the
@@ -92,6 +93,7 @@ def record_body(msg: pb.Decision) -> dict[str, Any]:
         "window": {
             "window_id": receipt.window.window_id,
             "operator_id": receipt.window.operator_id,
+            "principal_id": receipt.window.principal_id,
         },
         "decision": json_format.MessageToDict(bare, preserving_proto_field_name=True),
     }

@@ -22,6 +22,7 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from . import logs
 from .audit import seal
 from .audit.sqlite import SQLiteAuditStore
+from .auth import Authenticator, CredentialsError, RateLimiter, write_dev_credentials
 from .catalog import Catalog, load_catalog
 from .errors import RuleFileError
 from .reload import CatalogHolder, watch
@@ -45,6 +46,14 @@ class Settings:
     log_level: str = "info"
     grace_seconds: float = 5.0
     watch_seconds: float = 0.0  # poll the rules directory this often; 0 = no file watch
+    credentials: Path | None = None  # default: development credentials under state_dir
+    insecure_no_auth: bool = False  # explicit opt-out; warned about on every start
+    rate_per_second: float = 200.0  # per principal; 0 = unlimited
+    rate_burst: float = 400.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: clients must present a certificate (mutual TLS)
+    max_request_bytes: int = 1 << 20
 
 
 @dataclass
@@ -84,16 +93,59 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
     )
 
 
+def open_authenticator(settings: Settings) -> Authenticator | None:
+    if settings.insecure_no_auth:
+        log.warning(
+            "auth.disabled",
+            note="authentication is OFF (--insecure-no-auth): anyone reaching the port may "
+            "decide any item as any window",
+        )
+        return None
+    path = settings.credentials
+    if path is None:
+        existed = (settings.state_dir / "dev-tokens.json").exists()
+        path, tokens = write_dev_credentials(settings.state_dir)
+        if not existed:  # printed once, to the terminal only: tokens never go to the log
+            print(
+                f"miaopi-server: development credentials created in {path.parent}/ (0600).\n"
+                f"  The miaopi CLI reads {path.parent / 'dev-tokens.json'} automatically.\n"
+                + "".join(f"  {role:<10} token: {tok}\n" for role, tok in tokens.items()),
+                file=sys.stderr,
+                flush=True,
+            )
+    return Authenticator.from_file(path)
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials:
+    assert settings.tls_cert and settings.tls_key
+    ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
 async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
     catalog = catalog or load_catalog(settings.rulesets)
     store = open_store(settings)
     holder = CatalogHolder(settings.rulesets, catalog, settings.grace_seconds)
-    # so_reuseport off: a second server on a busy port must fail, not share it silently.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_ApprovalServiceServicer_to_server(
-        ApprovalService(holder, store, settings.node_id or socket.gethostname()), server
+    authenticator = open_authenticator(settings)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 0),  # a second server on a busy port must fail, not share it
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+        ]
     )
+    service = ApprovalService(
+        holder,
+        store,
+        settings.node_id or socket.gethostname(),
+        authenticator,
+        RateLimiter(settings.rate_per_second, settings.rate_burst),
+    )
+    pb_grpc.add_ApprovalServiceServicer_to_server(service, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -105,7 +157,10 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
         server,
     )
     try:
-        port = server.add_insecure_port(settings.listen)
+        if settings.tls_cert and settings.tls_key:
+            port = server.add_secure_port(settings.listen, server_credentials(settings))
+        else:
+            port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:  # grpcio raises on a failed bind
         store.close()
         raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
@@ -175,6 +230,32 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="reload rule files when they change, polling this often (0 turns it off); "
         "SIGHUP and the ReloadRulesets RPC reload too",
     )
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        help="principals file (YAML); default: development credentials in --state-dir",
+    )
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="turn authentication OFF (development only; warned on every start)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=Settings.rate_per_second,
+        help="requests per second per principal (0 = unlimited)",
+    )
+    p.add_argument("--burst", type=float, default=Settings.rate_burst)
+    p.add_argument("--tls-cert", type=Path, help="server certificate (PEM) to serve TLS")
+    p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="CA (PEM) for client certificates; makes mutual TLS mandatory",
+    )
+    p.add_argument("--max-request-bytes", type=int, default=Settings.max_request_bytes)
     p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     a = p.parse_args(argv)
@@ -187,6 +268,14 @@ def parse_args(argv: list[str] | None) -> Settings:
         log_format=a.log_format,
         log_level=a.log_level,
         watch_seconds=a.watch,
+        credentials=a.credentials,
+        insecure_no_auth=a.insecure_no_auth,
+        rate_per_second=a.rate,
+        rate_burst=a.burst,
+        tls_cert=a.tls_cert,
+        tls_key=a.tls_key,
+        tls_client_ca=a.tls_client_ca,
+        max_request_bytes=a.max_request_bytes,
     )
 
 
@@ -200,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             log.error("rulefile.error", diagnostic=str(d))
         print(f"miaopi-server: rule files failed to load:\n{exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, CredentialsError) as exc:
         log.error("server.failed", error=str(exc))
+        print(f"miaopi-server: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -20,6 +20,15 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from . import convert
 from .audit.record import fixed_time
 from .audit.store import AuditStore, ListFilter
+from .auth import (
+    ANONYMOUS,
+    Authenticator,
+    PermissionDenied,
+    Principal,
+    RateLimited,
+    RateLimiter,
+    Unauthenticated,
+)
 from .errors import CaseInvalid, DecisionNotFound, FieldViolation, ItemNotFound, MiaopiError
 from .recording import Recorder, decision_of
 from .reload import CatalogHolder, ReloadResult, catalog_digest
@@ -45,13 +54,42 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         holder: CatalogHolder,
         store: AuditStore,
         node_id: str,
+        authenticator: Authenticator | None,
+        limiter: RateLimiter | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ):
+        self._auth = authenticator  # None only with --insecure-no-auth
+        self._limiter = limiter or RateLimiter(0, 0)
         self._holder = holder
         self._catalog = holder.current  # read per call: hot reload swaps the catalog
         self._store = store
         self._recorder = Recorder(store, node_id)
         self._clock = clock
+
+    async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
+        """Authenticate, authorise the RPC for the principal's role, apply its rate limit."""
+        try:
+            if self._auth is None:
+                principal = ANONYMOUS
+            else:
+                names = [
+                    n.decode("utf-8", "replace")
+                    for n in (context.auth_context() or {}).get("x509_common_name", [])
+                ]
+                principal = self._auth.authenticate(context.invocation_metadata() or (), names)
+            if not principal.may_call(rpc):
+                raise PermissionDenied(f"角色 {principal.role} 不能调用 {rpc}")
+            self._limiter.take(principal.id)
+        except (Unauthenticated, PermissionDenied, RateLimited) as exc:
+            # The reason and the principal id only: never the credential itself.
+            log.warning("auth.refused", rpc=rpc, error=type(exc).__name__, reason=str(exc))
+            await _abort(context, exc)
+        structlog.contextvars.bind_contextvars(principal=principal.id)
+        return principal
+
+    async def _deny(self, context: grpc.aio.ServicerContext, rpc: str, reason: str) -> NoReturn:
+        log.warning("auth.refused", rpc=rpc, error="PermissionDenied", reason=reason)
+        await _abort(context, PermissionDenied(reason))
 
     async def Decide(
         self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
@@ -61,13 +99,22 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         structlog.contextvars.bind_contextvars(
             rpc="Decide", item_code=request.item_code[:64], window_id=request.window.window_id[:64]
         )
+        principal = await self._guard(context, "Decide")
+        if not principal.may_decide(request.item_code):
+            await self._deny(context, "Decide", f"未获授权办理事项 {request.item_code[:64]}")
+        if principal.role == "window" and request.window.window_id not in ("", principal.window_id):
+            await self._deny(context, "Decide", "请求中的窗口与认证身份不一致")
         facts = convert.struct_to_dict(request.facts)
         case = {
             "item_code": request.item_code,
             "facts": facts,
             "materials": list(request.materials),
         }
-        window = {"window_id": request.window.window_id, "operator_id": request.window.operator_id}
+        window = {
+            "window_id": principal.window_id or request.window.window_id,
+            "operator_id": request.window.operator_id,
+            "principal_id": principal.id,
+        }
 
         async def make_decision() -> pb.Decision:
             now = self._clock()
@@ -105,6 +152,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
     async def ListItems(
         self, request: pb.ListItemsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListItemsResponse:
+        await self._guard(context, "ListItems")
         catalog = self._catalog()
         today = shanghai_today(self._clock())
         return pb.ListItemsResponse(
@@ -114,6 +162,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
     async def GetItem(
         self, request: pb.GetItemRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetItemResponse:
+        await self._guard(context, "GetItem")
         today = shanghai_today(self._clock())
         try:
             item = convert.item_of(self._catalog(), request.item_code, today)
@@ -124,14 +173,23 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
     async def GetDecision(
         self, request: pb.GetDecisionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDecisionResponse:
+        principal = await self._guard(context, "GetDecision")
         record = self._store.get(request.decision_id)
         if record is None:
             await _abort(context, DecisionNotFound(request.decision_id[:64]))
+        if (
+            not principal.sees_everything
+            and record.body["window"]["window_id"] != principal.window_id
+        ):
+            await self._deny(context, "GetDecision", "只能查看本窗口的决定")
         return pb.GetDecisionResponse(decision=decision_of(record), case=_struct(record.case))
 
     async def ListDecisions(
         self, request: pb.ListDecisionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDecisionsResponse:
+        principal = await self._guard(context, "ListDecisions")
+        if not principal.sees_everything and request.window_id not in ("", principal.window_id):
+            await self._deny(context, "ListDecisions", "只能查看本窗口的决定")
         size = min(request.page_size or 50, MAX_PAGE)
         try:
             before = (
@@ -146,7 +204,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
             outcome=pb.Outcome.Name(request.outcome).removeprefix("OUTCOME_")
             if request.outcome
             else "",
-            window_id=request.window_id,
+            window_id=request.window_id if principal.sees_everything else principal.window_id,
             decided_from=fixed_time(request.decided_from.ToDatetime(dt.UTC))
             if request.HasField("decided_from")
             else "",
@@ -172,6 +230,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
     async def VerifyAuditTrail(
         self, request: pb.VerifyAuditTrailRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyAuditTrailResponse:
+        await self._guard(context, "VerifyAuditTrail")
         result = await asyncio.get_running_loop().run_in_executor(
             None, self._store.verify, request.from_seq or 1, request.to_seq
         )
@@ -191,11 +250,13 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
     async def ReloadRulesets(
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
+        await self._guard(context, "ReloadRulesets")
         return _reload_response(await self._holder.reload("rpc"))
 
     async def GetRulesetStatus(
         self, request: pb.GetRulesetStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetRulesetStatusResponse:
+        await self._guard(context, "GetRulesetStatus")
         last = self._holder.last
         return pb.GetRulesetStatusResponse(
             catalog_digest=catalog_digest(self._catalog()),
@@ -207,6 +268,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
     async def GetSealKey(
         self, request: pb.GetSealKeyRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSealKeyResponse:
+        await self._guard(context, "GetSealKey")
         sealer = self._store.sealer
         return pb.GetSealKeyResponse(
             key_id=sealer.key_id, public_key=sealer.public_raw, public_key_pem=sealer.public_pem

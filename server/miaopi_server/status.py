@@ -12,6 +12,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from .auth import PermissionDenied, RateLimited, Unauthenticated
 from .errors import AuditUnavailable, CaseInvalid, DecisionNotFound, ItemNotFound, RequestConflict
 
 DOMAIN = "miaopi.gov.cn"
@@ -56,4 +57,10 @@ def to_status(exc: BaseException) -> grpc.Status:
         return _status(code_pb2.ALREADY_EXISTS, str(exc), info)
     if isinstance(exc, AuditUnavailable):
         return _status(code_pb2.UNAVAILABLE, "审计记录暂不可写，未作出决定，请稍后重试")
+    if isinstance(exc, Unauthenticated):
+        return _status(code_pb2.UNAUTHENTICATED, "未认证：请提供有效凭证")
+    if isinstance(exc, PermissionDenied):
+        return _status(code_pb2.PERMISSION_DENIED, f"无权执行：{exc}")
+    if isinstance(exc, RateLimited):
+        return _status(code_pb2.RESOURCE_EXHAUSTED, f"请求过于频繁：{exc}")
     return _status(code_pb2.INTERNAL, "服务内部错误，请稍后重试")

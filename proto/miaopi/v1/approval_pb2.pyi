@@ -80,12 +80,14 @@ MATERIAL_NEED_OPTIONAL: MaterialNeed
 MATERIAL_NEED_DEFERRABLE: MaterialNeed
 
 class Window(_message.Message):
-    __slots__ = ("window_id", "operator_id")
+    __slots__ = ("window_id", "operator_id", "principal_id")
     WINDOW_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_ID_FIELD_NUMBER: _ClassVar[int]
     window_id: str
     operator_id: str
-    def __init__(self, window_id: _Optional[str] = ..., operator_id: _Optional[str] = ...) -> None: ...
+    principal_id: str
+    def __init__(self, window_id: _Optional[str] = ..., operator_id: _Optional[str] = ..., principal_id: _Optional[str] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
     __slots__ = ("request_id", "item_code", "facts", "materials", "window")

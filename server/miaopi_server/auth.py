@@ -1,0 +1,250 @@
+"""Who is calling, and what they may do.
+
+Callers present a bearer token (`authorization: Bearer <token>` metadata) or, with mutual TLS,
+a client certificate. A credentials file maps each credential to a principal: its role, its
+window and jurisdiction, and for windows the item codes they may decide. Tokens are stored only
+as SHA-256 hashes and compared in constant time; they are never logged.
+
+Roles:
+    window      Decide (granted items only), read its own decisions, the catalogue, the seal key
+    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status
+    admin       everything a supervisor may, plus ReloadRulesets
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import MiaopiError
+
+READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey"})
+ROLE_RPCS: dict[str, frozenset[str]] = {
+    "window": READ_RPCS | {"Decide", "GetDecision", "ListDecisions"},
+    "supervisor": READ_RPCS
+    | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus"},
+    "admin": READ_RPCS
+    | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus", "ReloadRulesets"},
+}
+ALL_ITEMS = "*"
+
+
+class Unauthenticated(MiaopiError):
+    """No credential, or one that matches no principal."""
+
+
+class PermissionDenied(MiaopiError):
+    """The principal may not call this RPC, decide this item, or act as this window."""
+
+
+class RateLimited(MiaopiError):
+    """The principal exceeded its request rate."""
+
+
+class CredentialsError(MiaopiError):
+    """The credentials file is malformed."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    role: str
+    window_id: str = ""
+    jurisdiction: str = ""
+    items: frozenset[str] = frozenset()
+
+    def may_call(self, rpc: str) -> bool:
+        return rpc in ROLE_RPCS.get(self.role, frozenset())
+
+    def may_decide(self, item_code: str) -> bool:
+        return self.role in ("window", "anonymous") and (
+            ALL_ITEMS in self.items or item_code in self.items
+        )
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role != "window"
+
+
+ROLE_RPCS["anonymous"] = frozenset().union(*ROLE_RPCS.values())
+ANONYMOUS = Principal("anonymous", "anonymous", items=frozenset({ALL_ITEMS}))
+"""Used only when authentication is explicitly turned off (--insecure-no-auth)."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_PRINCIPAL_KEYS = {
+    "id",
+    "role",
+    "window_id",
+    "jurisdiction",
+    "items",
+    "token_sha256",
+    "cert_common_name",
+}
+
+
+class Authenticator:
+    def __init__(self, by_token: Mapping[str, Principal], by_cert: Mapping[str, Principal]):
+        self._by_token = dict(by_token)
+        self._by_cert = dict(by_cert)
+
+    @classmethod
+    def from_file(cls, path: Path) -> Authenticator:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise CredentialsError(f"{path}: {exc}") from exc
+        return cls.from_data(data, str(path))
+
+    @classmethod
+    def from_data(cls, data: Any, where: str = "credentials") -> Authenticator:
+        problems: list[str] = []
+        by_token: dict[str, Principal] = {}
+        by_cert: dict[str, Principal] = {}
+        if (
+            not isinstance(data, Mapping)
+            or set(data) != {"principals"}
+            or not isinstance(data["principals"], Sequence)
+        ):
+            raise CredentialsError(f"{where}: expected a mapping with one key, principals: [...]")
+        seen: set[str] = set()
+        for i, entry in enumerate(data["principals"]):
+            here = f"{where}: principals[{i}]"
+            if not isinstance(entry, Mapping):
+                problems.append(f"{here}: expected a mapping")
+                continue
+            unknown = set(entry) - _PRINCIPAL_KEYS
+            if unknown:
+                problems.append(f"{here}: unknown keys {sorted(unknown)}")
+            pid, role = str(entry.get("id", "")), entry.get("role")
+            if not pid or pid in seen:
+                problems.append(f"{here}: id missing or duplicated")
+            seen.add(pid)
+            if role not in ROLE_RPCS:
+                problems.append(f"{here}: role must be one of {sorted(ROLE_RPCS)}")
+            items = entry.get("items", [])
+            if role == "window" and (not entry.get("window_id") or not items):
+                problems.append(f"{here}: a window needs window_id and items")
+            token_hash = str(entry.get("token_sha256", ""))
+            cert = str(entry.get("cert_common_name", ""))
+            if not token_hash and not cert:
+                problems.append(f"{here}: needs token_sha256 or cert_common_name")
+            if token_hash and (len(token_hash) != 64 or token_hash in by_token):
+                problems.append(f"{here}: token_sha256 must be a unique SHA-256 hex digest")
+            principal = Principal(
+                pid,
+                str(role),
+                str(entry.get("window_id", "")),
+                str(entry.get("jurisdiction", "")),
+                frozenset(str(x) for x in items),
+            )
+            if token_hash:
+                by_token[token_hash.lower()] = principal
+            if cert:
+                by_cert[cert] = principal
+        if problems:
+            raise CredentialsError("; ".join(problems))
+        return cls(by_token, by_cert)
+
+    def authenticate(
+        self, metadata: Sequence[tuple[str, Any]], peer_common_names: Sequence[str] = ()
+    ) -> Principal:
+        header = next((v for k, v in metadata if k == "authorization"), None)
+        if isinstance(header, bytes):
+            header = header.decode("latin-1")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("authorization must be 'Bearer <token>'")
+            digest = hash_token(token.strip())
+            match: Principal | None = None
+            # Constant time: every stored hash is compared, with no early exit on a match.
+            for known, principal in self._by_token.items():
+                if hmac.compare_digest(digest, known):
+                    match = principal
+            if match is None:
+                raise Unauthenticated("unknown credential")
+            return match
+        for name in peer_common_names:
+            if name in self._by_cert:
+                return self._by_cert[name]
+        raise Unauthenticated("missing credential")
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per principal: `rate` requests per second, bursts up to `burst`."""
+
+    rate: float
+    burst: float
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, key: str) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            b = self._buckets.setdefault(key, _Bucket(self.burst, now))
+            b.tokens = min(self.burst, b.tokens + (now - b.stamp) * self.rate)
+            b.stamp = now
+            if b.tokens < 1:
+                raise RateLimited(f"rate limit of {self.rate:g}/s exceeded")
+            b.tokens -= 1
+
+
+def write_dev_credentials(state_dir: Path) -> tuple[Path, dict[str, str]]:
+    """Create development credentials under `state_dir` (owner-only): the server's file of
+    token hashes and the CLI's file of tokens. Returns (credentials path, tokens by role)."""
+    creds = state_dir / "credentials.yaml"
+    tokens_path = state_dir / "dev-tokens.json"
+    if creds.exists() and tokens_path.exists():
+        return creds, json.loads(tokens_path.read_text(encoding="utf-8"))
+    tokens = {role: secrets.token_urlsafe(32) for role in ("window", "supervisor", "admin")}
+    principals = [
+        {
+            "id": "dev-window",
+            "role": "window",
+            "window_id": "DEV-WINDOW-01",
+            "jurisdiction": "440605",
+            "items": [ALL_ITEMS],
+            "token_sha256": hash_token(tokens["window"]),
+        },
+        {
+            "id": "dev-supervisor",
+            "role": "supervisor",
+            "jurisdiction": "440605",
+            "token_sha256": hash_token(tokens["supervisor"]),
+        },
+        {"id": "dev-admin", "role": "admin", "token_sha256": hash_token(tokens["admin"])},
+    ]
+    state_dir.mkdir(parents=True, exist_ok=True)
+    _write_private(creds, yaml.safe_dump({"principals": principals}, allow_unicode=True))
+    _write_private(tokens_path, json.dumps(tokens, indent=2))
+    return creds, tokens
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
