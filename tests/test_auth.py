@@ -1,0 +1,426 @@
+"""Identity and authorisation on a real server: tokens, roles, item grants, window binding,
+rate limits, TLS and mutual TLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+from pathlib import Path
+
+import grpc
+import pytest
+import structlog
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from google.protobuf import json_format
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.app import Settings
+from miaopi_server.auth import Authenticator, CredentialsError, hash_token, write_dev_credentials
+from tests.conftest import LiveServer
+from tests.support import (
+    BUSINESS,
+    BUSINESS_MATERIALS,
+    RULESETS,
+    SENIOR,
+    SENIOR_MATERIALS,
+)
+
+TOKENS = {
+    "w1": "token-window-one",
+    "w2": "token-window-two",
+    "sup": "token-supervisor",
+    "adm": "token-admin",
+    "slow": "token-rate-limited",
+}
+
+
+def credentials(path: Path) -> Path:
+    principals = [
+        {
+            "id": "w1",
+            "role": "window",
+            "window_id": "W-GC-01",
+            "jurisdiction": "440605",
+            "items": ["GF00012000"],
+            "token_sha256": hash_token(TOKENS["w1"]),
+        },
+        {
+            "id": "w2",
+            "role": "window",
+            "window_id": "W-DL-02",
+            "items": ["GF00012000"],
+            "token_sha256": hash_token(TOKENS["w2"]),
+        },
+        {"id": "sup", "role": "supervisor", "token_sha256": hash_token(TOKENS["sup"])},
+        {"id": "adm", "role": "admin", "token_sha256": hash_token(TOKENS["adm"])},
+        {
+            "id": "slow",
+            "role": "window",
+            "window_id": "W-SLOW",
+            "items": ["*"],
+            "token_sha256": hash_token(TOKENS["slow"]),
+        },
+        {
+            "id": "cert-window",
+            "role": "window",
+            "window_id": "W-CERT",
+            "items": ["*"],
+            "cert_common_name": "window-cert-01",
+        },
+    ]
+    path.write_text(yaml.safe_dump({"principals": principals}), encoding="utf-8")
+    return path
+
+
+def decide_req(code="GF00012000", facts=SENIOR, materials=SENIOR_MATERIALS, window_id=""):
+    req = pb.DecideRequest(
+        item_code=code,
+        materials=materials,
+        window=pb.Window(window_id=window_id, operator_id="op-9"),
+    )
+    json_format.ParseDict(facts, req.facts)
+    return req
+
+
+def md(who: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {TOKENS[who]}")]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("auth")
+    live = LiveServer(
+        Settings(
+            listen="127.0.0.1:0",
+            rulesets=RULESETS,
+            state_dir=tmp / "state",
+            credentials=credentials(tmp / "creds.yaml"),
+            rate_per_second=0,
+        ),
+        auth=True,
+    )
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    with grpc.insecure_channel(server.target) as ch:
+        yield pb_grpc.ApprovalServiceStub(ch)
+
+
+def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()
+
+
+class TestAuthentication:
+    @pytest.mark.parametrize(
+        "metadata",
+        [
+            [],
+            [("authorization", "Bearer nope")],
+            [("authorization", TOKENS["w1"])],
+            [("authorization", "Basic dzE6eA==")],
+            [("authorization", "Bearer ")],
+        ],
+    )
+    def test_missing_or_unknown_credential(self, stub, metadata):
+        """No credential, an unknown token or a malformed header is UNAUTHENTICATED."""
+        assert (
+            code_of(lambda: stub.ListItems(pb.ListItemsRequest(), metadata=metadata))
+            == grpc.StatusCode.UNAUTHENTICATED
+        )
+
+    def test_health_needs_no_credential(self, server):
+        """The standard health service stays open for load balancers."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(server.target) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+        assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+    def test_token_never_logged(self, stub):
+        """Refusals are logged with the reason, never with the token."""
+        with structlog.testing.capture_logs() as logs:
+            code_of(
+                lambda: stub.ListItems(
+                    pb.ListItemsRequest(), metadata=[("authorization", "Bearer s3cr3t-x")]
+                )
+            )
+            stub.ListItems(pb.ListItemsRequest(), metadata=md("w1"))
+        text = json.dumps(logs)
+        assert "s3cr3t-x" not in text and TOKENS["w1"] not in text
+        assert any(e["event"] == "auth.refused" for e in logs)
+
+
+class TestAuthorisation:
+    def test_window_decides_granted_item(self, stub):
+        """A window decides its granted item; the record names the authenticated principal."""
+        d = stub.Decide(decide_req(), metadata=md("w1")).decision
+        assert d.outcome == pb.OUTCOME_APPROVE
+        assert (d.receipt.window.window_id, d.receipt.window.principal_id) == ("W-GC-01", "w1")
+        assert d.receipt.window.operator_id == "op-9"
+
+    def test_window_refused_other_items(self, stub):
+        """An item outside the window's grant is PERMISSION_DENIED."""
+        req = decide_req("XK00051000", BUSINESS, BUSINESS_MATERIALS)
+        assert (
+            code_of(lambda: stub.Decide(req, metadata=md("w1")))
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
+
+    def test_window_field_must_match_identity(self, stub):
+        """A window field in the body that disagrees with the credential is refused."""
+        req = decide_req(window_id="W-DL-02")
+        assert (
+            code_of(lambda: stub.Decide(req, metadata=md("w1")))
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
+        assert stub.Decide(decide_req(window_id="W-GC-01"), metadata=md("w1")).decision.receipt
+
+    @pytest.mark.parametrize(
+        ("who", "rpc", "allowed"),
+        [
+            ("w1", "ReloadRulesets", False),
+            ("w1", "VerifyAuditTrail", False),
+            ("sup", "VerifyAuditTrail", True),
+            ("sup", "ReloadRulesets", False),
+            ("sup", "Decide", False),
+            ("adm", "ReloadRulesets", True),
+            ("adm", "Decide", False),
+            ("adm", "GetRulesetStatus", True),
+            ("w1", "GetSealKey", True),
+        ],
+    )
+    def test_role_matrix(self, stub, who, rpc, allowed):
+        """Each role may call exactly its RPCs."""
+        requests = {
+            "ReloadRulesets": pb.ReloadRulesetsRequest(),
+            "VerifyAuditTrail": pb.VerifyAuditTrailRequest(),
+            "Decide": decide_req(),
+            "GetRulesetStatus": pb.GetRulesetStatusRequest(),
+            "GetSealKey": pb.GetSealKeyRequest(),
+        }
+        call = lambda: getattr(stub, rpc)(requests[rpc], metadata=md(who))  # noqa: E731
+        if allowed:
+            call()
+        else:
+            assert code_of(call) == grpc.StatusCode.PERMISSION_DENIED
+
+    def test_windows_read_only_their_own_decisions(self, stub):
+        """A window reads its own decisions; another window's are refused; supervisors see all."""
+        mine = stub.Decide(decide_req(), metadata=md("w2")).decision.decision_id
+        get = pb.GetDecisionRequest(decision_id=mine)
+        assert stub.GetDecision(get, metadata=md("w2")).decision.decision_id == mine
+        assert (
+            code_of(lambda: stub.GetDecision(get, metadata=md("w1")))
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
+        assert stub.GetDecision(get, metadata=md("sup")).decision.decision_id == mine
+        listed = stub.ListDecisions(pb.ListDecisionsRequest(page_size=1000), metadata=md("w1"))
+        assert listed.decisions and all(
+            d.receipt.window.window_id == "W-GC-01" for d in listed.decisions
+        )
+        other = pb.ListDecisionsRequest(window_id="W-DL-02")
+        assert (
+            code_of(lambda: stub.ListDecisions(other, metadata=md("w1")))
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
+        everyone = stub.ListDecisions(pb.ListDecisionsRequest(page_size=1000), metadata=md("sup"))
+        assert {d.receipt.window.window_id for d in everyone.decisions} >= {"W-GC-01", "W-DL-02"}
+
+
+class TestRateLimit:
+    def test_token_bucket(self, tmp_path):
+        """Past its burst a principal gets RESOURCE_EXHAUSTED; others are unaffected."""
+        live = LiveServer(
+            Settings(
+                listen="127.0.0.1:0",
+                rulesets=RULESETS,
+                state_dir=tmp_path,
+                credentials=credentials(tmp_path / "c.yaml"),
+                rate_per_second=1,
+                rate_burst=5,
+            ),
+            auth=True,
+        )
+        try:
+            with grpc.insecure_channel(live.target) as ch:
+                stub = pb_grpc.ApprovalServiceStub(ch)
+                codes = []
+                for _ in range(12):
+                    try:
+                        stub.GetSealKey(pb.GetSealKeyRequest(), metadata=md("slow"))
+                        codes.append("OK")
+                    except grpc.RpcError as exc:
+                        codes.append(exc.code().name)
+                assert codes[:5] == ["OK"] * 5
+                assert "RESOURCE_EXHAUSTED" in codes[5:]
+                stub.GetSealKey(pb.GetSealKeyRequest(), metadata=md("sup"))
+        finally:
+            live.stop()
+
+
+class TestCredentialsFile:
+    @pytest.mark.parametrize(
+        "data",
+        [
+            {"principals": [{"id": "x", "role": "god", "token_sha256": "0" * 64}]},
+            {"principals": [{"id": "x", "role": "window", "token_sha256": "0" * 64}]},
+            {"principals": [{"id": "x", "role": "admin"}]},
+            {"principals": [{"id": "x", "role": "admin", "token_sha256": "abc"}]},
+            {"principals": [{"id": "x", "role": "admin", "token_sha256": "0" * 64, "colour": 1}]},
+            {"users": []},
+        ],
+    )
+    def test_malformed_refused(self, data):
+        """Bad roles, windows without grants, missing or malformed credentials, unknown keys."""
+        with pytest.raises(CredentialsError):
+            Authenticator.from_data(data)
+
+    def test_dev_credentials_owner_only_and_stable(self, tmp_path):
+        """Development credentials are created once, 0600, holding hashes for the server."""
+        creds, tokens = write_dev_credentials(tmp_path)
+        assert set(tokens) == {"window", "supervisor", "admin"}
+        for path in (creds, tmp_path / "dev-tokens.json"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert tokens["admin"] not in creds.read_text(encoding="utf-8")
+        assert write_dev_credentials(tmp_path)[1] == tokens
+        auth = Authenticator.from_file(creds)
+        assert auth.authenticate([("authorization", f"Bearer {tokens['window']}")]).role == "window"
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+def _cert(subject: str, issuer_key, issuer_name, key, ca: bool = False, san: bool = False):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = dt.datetime.now(dt.UTC)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name or name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if san:
+        import ipaddress
+
+        b = b.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    return b.sign(issuer_key or key, hashes.SHA256())
+
+
+def _pem(obj) -> bytes:
+    if isinstance(obj, x509.Certificate):
+        return obj.public_bytes(serialization.Encoding.PEM)
+    return obj.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("miaopi test CA", None, None, ca_key, ca=True)
+    for who, san in (("server", True), ("window-cert-01", False), ("stranger", False)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _cert(who, ca_key, ca.subject, key, san=san)
+        (d / f"{who}.pem").write_bytes(_pem(cert))
+        (d / f"{who}.key").write_bytes(_pem(key))
+    (d / "ca.pem").write_bytes(_pem(ca))
+    return d
+
+
+@pytest.mark.slow
+class TestTLS:
+    def test_tls_with_token(self, pki, tmp_path):
+        """Over TLS a token still authenticates; a plaintext client cannot talk to it."""
+        live = LiveServer(
+            Settings(
+                listen="127.0.0.1:0",
+                rulesets=RULESETS,
+                state_dir=tmp_path,
+                credentials=credentials(tmp_path / "c.yaml"),
+                tls_cert=pki / "server.pem",
+                tls_key=pki / "server.key",
+            ),
+            auth=True,
+        )
+        try:
+            creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes())
+            with grpc.secure_channel(live.target, creds) as ch:
+                d = pb_grpc.ApprovalServiceStub(ch).Decide(decide_req(), metadata=md("w1"))
+            assert d.decision.outcome == pb.OUTCOME_APPROVE
+            with grpc.insecure_channel(live.target) as ch:
+                assert code_of(
+                    lambda: pb_grpc.ApprovalServiceStub(ch).ListItems(
+                        pb.ListItemsRequest(), metadata=md("w1"), timeout=3
+                    )
+                ) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        finally:
+            live.stop()
+
+    def test_mutual_tls_identifies_the_window(self, pki, tmp_path):
+        """With mutual TLS a client certificate is the credential; no certificate, no call."""
+        live = LiveServer(
+            Settings(
+                listen="127.0.0.1:0",
+                rulesets=RULESETS,
+                state_dir=tmp_path,
+                credentials=credentials(tmp_path / "c.yaml"),
+                tls_cert=pki / "server.pem",
+                tls_key=pki / "server.key",
+                tls_client_ca=pki / "ca.pem",
+            ),
+            auth=True,
+        )
+        try:
+
+            def channel(who: str | None) -> grpc.Channel:
+                kw = {}
+                if who:
+                    kw = {
+                        "private_key": (pki / f"{who}.key").read_bytes(),
+                        "certificate_chain": (pki / f"{who}.pem").read_bytes(),
+                    }
+                creds = grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes(), **kw)
+                return grpc.secure_channel(live.target, creds)
+
+            with channel("window-cert-01") as ch:
+                d = pb_grpc.ApprovalServiceStub(ch).Decide(decide_req()).decision
+            assert (d.receipt.window.window_id, d.receipt.window.principal_id) == (
+                "W-CERT",
+                "cert-window",
+            )
+            with channel("stranger") as ch:
+                assert (
+                    code_of(
+                        lambda: pb_grpc.ApprovalServiceStub(ch).ListItems(pb.ListItemsRequest())
+                    )
+                    == grpc.StatusCode.UNAUTHENTICATED
+                )
+            with channel(None) as ch:
+                assert code_of(
+                    lambda: pb_grpc.ApprovalServiceStub(ch).ListItems(
+                        pb.ListItemsRequest(), timeout=3
+                    )
+                ) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        finally:
+            live.stop()
