@@ -100,3 +100,38 @@ def test_random_cases_never_crash(catalog, seed):
         except ItemNotFound:
             refused += 1
     assert decided > 0 and refused > 500  # both paths exercised; nothing else escaped
+
+
+class TestLimits:
+    def test_deep_nesting_refused(self, catalog):
+        """Facts nested beyond the limit are one clear error, not a deep recursion."""
+        deep: dict = {}
+        node = deep
+        for _ in range(50):
+            node["x"] = {}
+            node = node["x"]
+        with pytest.raises(CaseInvalid) as info:
+            catalog.decide("GF00012000", {"applicant": deep}, [], TODAY)
+        assert [v.field for v in info.value.violations] == ["facts"]
+        assert "嵌套过深" in info.value.violations[0].description
+
+    def test_too_many_values_refused(self, catalog):
+        """A case with thousands of values is refused before validation walks it."""
+        facts = {"applicant": {f"k{i}": i for i in range(5000)}}
+        with pytest.raises(CaseInvalid) as info:
+            catalog.decide("GF00012000", facts, [], TODAY)
+        assert "值过多" in info.value.violations[0].description
+
+    def test_error_report_is_bounded(self, catalog):
+        """Hundreds of unknown fields give at most 100 violations plus a count of the rest."""
+        facts = {"applicant": {f"k{i}": i for i in range(300)}}
+        with pytest.raises(CaseInvalid) as info:
+            catalog.decide("GF00012000", facts, [], TODAY)
+        assert len(info.value.violations) == 101
+        assert info.value.violations[-1].description.startswith("另有")
+
+    def test_too_many_materials_refused(self, catalog):
+        """More than 100 material ids is one error."""
+        with pytest.raises(CaseInvalid) as info:
+            catalog.decide("GF00012000", SENIOR, ["id_card"] * 101, TODAY)
+        assert [v.field for v in info.value.violations] == ["materials"]

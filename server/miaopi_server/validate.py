@@ -19,6 +19,10 @@ from .model import APPLICATION_DATE, NO_DEFAULT, Field, Item
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_STRING = 1000  # characters; far above any form's own limits, bounds the work per field
+MAX_DEPTH = 8  # nesting of facts objects and lists
+MAX_VALUES = 2000  # every object, list and scalar in facts counts
+MAX_MATERIALS = 100
+MAX_VIOLATIONS = 100  # a hostile case must not make an unbounded error report
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
     if not isinstance(facts, Mapping):
         violations.append(FieldViolation("facts", "应为按主体分组的对象"))
         facts = {}
+    shape = _shape_problem(facts, materials)
+    if shape is not None:
+        raise CaseInvalid([shape])
     _walk(item, facts, "", values, violations)
 
     as_of = today
@@ -65,9 +72,36 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
 
     submitted = _materials(item, materials, violations)
     if violations:
+        if len(violations) > MAX_VIOLATIONS:
+            more = len(violations) - MAX_VIOLATIONS
+            violations = [
+                *violations[:MAX_VIOLATIONS],
+                FieldViolation("facts", f"另有 {more} 处错误"),
+            ]
         raise CaseInvalid(violations)
     derived = _derive(item, parsed, as_of)
     return Case({**values, **derived}, derived, submitted, as_of)
+
+
+def _shape_problem(facts: Mapping[Any, Any], materials: Any) -> FieldViolation | None:
+    """Limits checked before anything else looks at the case: depth, size, materials count."""
+    stack: list[tuple[Any, int]] = [(facts, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            return FieldViolation("facts", f"值过多（不超过 {MAX_VALUES} 个）")
+        if depth > MAX_DEPTH:
+            return FieldViolation("facts", f"嵌套过深（不超过 {MAX_DEPTH} 层）")
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+            count += len(node)  # keys count too
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    if isinstance(materials, list | tuple) and len(materials) > MAX_MATERIALS:
+        return FieldViolation("materials", f"材料过多（不超过 {MAX_MATERIALS} 项）")
+    return None
 
 
 def _walk(
