@@ -7,17 +7,19 @@ import asyncio
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi.v1 import approval_pb2_grpc as pb_grpc
 
 from . import logs
 from .audit import seal
@@ -93,6 +95,45 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
     )
 
 
+_MALFORMED = object()
+
+
+def add_service(service: ApprovalService, server: grpc.aio.Server) -> None:
+    """Register the servicer like the generated add_..._to_server, except that a request that
+    is not a valid protobuf message gets INVALID_ARGUMENT instead of UNKNOWN with a stack
+    detail."""
+
+    def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except DecodeError:
+                return _MALFORMED
+
+        return deserialize
+
+    def guarded(impl: Callable[..., Any]) -> Callable[..., Any]:
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if request is _MALFORMED:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "请求不是有效的 miaopi.v1 消息"
+                )
+            return await impl(request, context)
+
+        return handle
+
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["ApprovalService"].methods:
+        request_type = getattr(pb, method.input_type.name)
+        response_type = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            guarded(getattr(service, method.name)),
+            request_deserializer=lenient(request_type.FromString),
+            response_serializer=response_type.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+
+
 def open_authenticator(settings: Settings) -> Authenticator | None:
     if settings.insecure_no_auth:
         log.warning(
@@ -145,7 +186,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
         authenticator,
         RateLimiter(settings.rate_per_second, settings.rate_burst),
     )
-    pb_grpc.add_ApprovalServiceServicer_to_server(service, server)
+    add_service(service, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -11,6 +12,7 @@ from miaopi.v1 import approval_pb2 as pb
 
 from .catalog import Catalog
 from .decide import Decision, Reason
+from .errors import CaseInvalid, FieldViolation
 from .lang.probes import MISSING
 from .model import Field, Item, LegalBasis, Material
 
@@ -48,9 +50,33 @@ NEEDS = {
 }
 
 
-def struct_to_dict(s: struct_pb2.Struct) -> dict[str, Any]:
-    """Struct -> plain dict (numbers stay floats; validation decides what is an integer)."""
-    return json_format.MessageToDict(s)
+def struct_to_dict(s: struct_pb2.Struct, root: str = "facts") -> dict[str, Any]:
+    """Struct -> plain dict (numbers stay floats; validation decides what is an integer).
+
+    NaN and infinities have no JSON form (the audit record could not hold them), so they are
+    input errors, reported with their path."""
+    bad: list[FieldViolation] = []
+
+    def value(v: struct_pb2.Value, path: str) -> Any:
+        kind = v.WhichOneof("kind")
+        if kind == "struct_value":
+            return {k: value(x, f"{path}.{k}") for k, x in v.struct_value.fields.items()}
+        if kind == "list_value":
+            return [value(x, f"{path}[{i}]") for i, x in enumerate(v.list_value.values)]
+        if kind == "number_value":
+            if not math.isfinite(v.number_value):
+                bad.append(FieldViolation(path[:200], "数字不能是 NaN 或无穷大"))
+            return v.number_value
+        if kind == "string_value":
+            return v.string_value
+        if kind == "bool_value":
+            return v.bool_value
+        return None
+
+    out = {k: value(x, f"{root}.{k}") for k, x in s.fields.items()}
+    if bad:
+        raise CaseInvalid(bad)
+    return out
 
 
 def _value(v: Any) -> struct_pb2.Value:

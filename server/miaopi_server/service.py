@@ -104,7 +104,10 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
             await self._deny(context, "Decide", f"未获授权办理事项 {request.item_code[:64]}")
         if principal.role == "window" and request.window.window_id not in ("", principal.window_id):
             await self._deny(context, "Decide", "请求中的窗口与认证身份不一致")
-        facts = convert.struct_to_dict(request.facts)
+        try:
+            facts = convert.struct_to_dict(request.facts)
+        except CaseInvalid as exc:
+            await _abort(context, exc)
         case = {
             "item_code": request.item_code,
             "facts": facts,
