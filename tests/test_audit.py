@@ -325,3 +325,37 @@ class TestCrash:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
+
+
+class TestKeyRotation:
+    def test_rotated_key_records_still_verify(self, tmp_path):
+        """After rotating the sealing key, old records verify with the old public key."""
+        state = tmp_path / "state"
+
+        def run(key: str, previous: tuple[Path, ...] = ()) -> pb.VerifyAuditTrailResponse:
+            server = LiveServer(
+                Settings(
+                    listen="127.0.0.1:0",
+                    rulesets=RULESETS,
+                    state_dir=state,
+                    seal_key=tmp_path / key,
+                    previous_seal_keys=previous,
+                )
+            )
+            try:
+                with grpc.insecure_channel(server.target) as ch:
+                    s = pb_grpc.ApprovalServiceStub(ch)
+                    s.Decide(request())
+                    (tmp_path / f"{key}.pub").write_text(
+                        s.GetSealKey(pb.GetSealKeyRequest()).public_key_pem, encoding="utf-8"
+                    )
+                    return s.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
+            finally:
+                server.stop()
+
+        assert run("old.pem").ok
+        without = run("new.pem")
+        assert (without.ok, without.first_bad_seq) == (False, 1)
+        assert "unknown sealing key" in without.reason
+        rotated = run("new.pem", (tmp_path / "old.pem.pub",))
+        assert (rotated.ok, rotated.checked) == (True, 3)

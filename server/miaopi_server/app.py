@@ -42,6 +42,7 @@ class Settings:
     rulesets: Path = Path("rulesets")
     state_dir: Path = Path("var")
     seal_key: Path | None = None  # default: <state_dir>/seal_ed25519.pem
+    previous_seal_keys: tuple[Path, ...] = ()  # public keys (PEM) of rotated-out seal keys
     node_id: str = ""  # default: the host name
     audit_busy_timeout_ms: int = 5000  # how long a write waits for a locked database
     log_format: str = "auto"
@@ -90,8 +91,12 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
             key_id=sealer.key_id,
             note="development key created; provision a managed key in production",
         )
+    previous = {}
+    for pem in settings.previous_seal_keys:
+        raw = seal.public_key_from_pem(pem.read_text(encoding="utf-8"))
+        previous[seal.key_id_of(raw)] = raw
     return SQLiteAuditStore(
-        settings.state_dir / "audit.sqlite3", sealer, settings.audit_busy_timeout_ms
+        settings.state_dir / "audit.sqlite3", sealer, settings.audit_busy_timeout_ms, previous
     )
 
 
@@ -261,6 +266,13 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="Ed25519 private key (PEM); default <state-dir>/seal_ed25519.pem",
     )
     p.add_argument(
+        "--previous-seal-key",
+        type=Path,
+        action="append",
+        default=[],
+        help="public key (PEM) of a rotated-out sealing key; repeatable",
+    )
+    p.add_argument(
         "--node-id", default="", help="name recorded in the audit trail (default: host name)"
     )
     p.add_argument(
@@ -305,6 +317,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         rulesets=a.rulesets,
         state_dir=a.state_dir,
         seal_key=a.seal_key,
+        previous_seal_keys=tuple(a.previous_seal_key),
         node_id=a.node_id,
         log_format=a.log_format,
         log_level=a.log_level,

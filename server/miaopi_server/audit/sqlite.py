@@ -75,9 +75,17 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
 
 
 class SQLiteAuditStore:
-    def __init__(self, path: Path, sealer: Sealer, busy_timeout_ms: int = 5000):
+    def __init__(
+        self,
+        path: Path,
+        sealer: Sealer,
+        busy_timeout_ms: int = 5000,
+        previous_keys: dict[str, bytes] | None = None,
+    ):
         self.path = path
         self.sealer = sealer
+        # Public keys of rotated-out sealing keys: records they sealed still verify.
+        self.keys = {**(previous_keys or {}), sealer.key_id: sealer.public_raw}
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():  # facts are personal data: owner-only from the first byte
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -244,9 +252,7 @@ class SQLiteAuditStore:
         return [_row(r) for r in rows]
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
-        return verify_database(
-            self.path, {self.sealer.key_id: self.sealer.public_raw}, from_seq, to_seq
-        )
+        return verify_database(self.path, self.keys, from_seq, to_seq)
 
     def close(self) -> None:
         self._queue.put(None)
