@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -94,14 +96,48 @@ def _error(exc: grpc.RpcError) -> ClientError:
     return ClientError(code.name, message, violations)
 
 
-class Client:
-    """ApprovalService over one channel; use as a context manager to close it."""
+class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every call."""
 
-    def __init__(self, target: str, timeout: float = 10.0):
+    def __init__(self, token: str):
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return continuation(details._replace(metadata=metadata), request)
+
+
+@dataclass(frozen=True)
+class TLS:
+    """Trust anchors and, for mutual TLS, the client's certificate and key (PEM files)."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        read = lambda p: p.read_bytes() if p else None  # noqa: E731
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+
+class Client:
+    """ApprovalService over one channel; use as a context manager to close it.
+
+    `token` authenticates as a principal; `tls` switches the channel to TLS."""
+
+    def __init__(
+        self, target: str, timeout: float = 10.0, token: str | None = None, tls: TLS | None = None
+    ):
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target)
-        self._stub = pb_grpc.ApprovalServiceStub(self._channel)
+        if tls is not None:
+            self._channel = grpc.secure_channel(target, tls.credentials())
+        else:
+            self._channel = grpc.insecure_channel(target)
+        channel = self._channel
+        if token:
+            channel = grpc.intercept_channel(channel, _BearerToken(token))
+        self._stub = pb_grpc.ApprovalServiceStub(channel)
 
     def __enter__(self) -> Client:
         return self
@@ -295,6 +331,22 @@ class Client:
             "public_key": bytes(resp.public_key),
             "public_key_pem": resp.public_key_pem,
         }
+
+    def reload_rulesets(self) -> dict[str, Any]:
+        """Ask the server to re-read its rules directory (admin)."""
+        try:
+            resp = self._stub.ReloadRulesets(pb.ReloadRulesetsRequest(), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return message_dict(resp)
+
+    def ruleset_status(self) -> dict[str, Any]:
+        """The serving rule set and the last reload attempt."""
+        try:
+            resp = self._stub.GetRulesetStatus(pb.GetRulesetStatusRequest(), timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return message_dict(resp)
 
 
 def _timestamp(field: str, value: str | dt.datetime) -> timestamp_pb2.Timestamp:
