@@ -5,7 +5,8 @@ rules that can never matter. Nothing is executed and nothing is registered in th
 
 Checks, in order:
   1. `catalog.compile_directory`: the loader (MP1xx), condition parser (MP2xx) and compiler
-     (MP3xx) diagnostics, exactly as the server reports them.
+     (MP3xx) diagnostics, exactly as the server reports them. Should the loader crash, files
+     are loaded one by one and the one it crashes on is reported as MP199.
   2. JSON Schema (`docs/rulefile.schema.json`) on every YAML file, located on the YAML node
      (MP150). A problem the loader already reported at the same node is not repeated.
   3. Warnings (MP4xx), only for files that have no error, so one mistake does not cascade:
@@ -39,13 +40,20 @@ from typing import Any
 
 import yaml
 
-from .catalog import compile_directory
-from .compile import CompiledItem, field_specs
+from .catalog import _overlaps, compile_directory
+from .compile import CompiledItem, compile_item, field_specs
 from .errors import Diagnostic
 from .lang import ast
 from .lang.compiler import FieldSpec
 from .model import APPLICATION_DATE, Condition, Item
-from .rulefile import LISTS_DIR, _display, conditions_of, item_files
+from .rulefile import (
+    LISTS_DIR,
+    _display,
+    conditions_of,
+    item_files,
+    load_rule_file,
+    load_shared_lists,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "rulefile.schema.json"
 DNF_LIMIT = 256  # conjuncts; beyond this the contradiction check gives up (claims nothing)
@@ -75,7 +83,10 @@ def lint_directory(root: Path) -> list[Diagnostic]:
 
 
 def lint(root: Path, schema_path: Path = SCHEMA_PATH) -> LintReport:
-    compiled, diagnostics = compile_directory(root)
+    try:
+        compiled, diagnostics = compile_directory(root)
+    except Exception:  # a loader defect must not hide every other file's problems
+        compiled, diagnostics = _compile_each(root)
     lists_dir = root / LISTS_DIR
     list_files = sorted(lists_dir.rglob("*.y*ml")) if lists_dir.is_dir() else []
     paths = [(p, False) for p in item_files(root)] + [(p, True) for p in list_files]
@@ -95,6 +106,33 @@ def lint(root: Path, schema_path: Path = SCHEMA_PATH) -> LintReport:
             diagnostics.extend(_Warnings(c, trees[c.item.source]).run())
     files = sorted(_display(root, p) for p, _ in paths)
     return LintReport(sorted(set(diagnostics)), files)
+
+
+def _compile_each(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]:
+    """`compile_directory`, one file at a time: a file the loader crashes on becomes MP199."""
+    lists, diagnostics = load_shared_lists(root)
+    compiled: list[CompiledItem] = []
+    files = item_files(root)
+    if not files:
+        diagnostics.append(Diagnostic(str(root), 1, 1, "MP109", "目录中没有规则文件"))
+    for path in files:
+        try:
+            item, diags = load_rule_file(path, root, lists)
+            diagnostics.extend(diags)
+            if item is None:
+                continue
+            c, diags = compile_item(item)
+        except Exception as exc:
+            message = (
+                f"加载器内部错误 {type(exc).__name__}: {exc}（服务端加载此文件同样会出错，"
+                "请报告此缺陷；先修正本文件的其他问题通常可以绕过）"
+            )
+            diagnostics.append(Diagnostic(_display(root, path), 1, 1, "MP199", message))
+            continue
+        diagnostics.extend(diags)
+        compiled.append(c)
+    diagnostics.extend(_overlaps(compiled))
+    return compiled, diagnostics
 
 
 def never_holds(item: Item, condition: ast.Expr) -> bool | None:
