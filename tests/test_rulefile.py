@@ -145,3 +145,42 @@ class TestDiagnostics:
         with pytest.raises(RuleFileError) as info:
             load_catalog(root)
         assert [d.code for d in info.value.diagnostics] == ["MP204"]
+
+
+class TestLocationsAndDefaults:
+    @pytest.mark.parametrize(
+        "when",
+        [
+            ">-\n          person.age >= 60\n          and person.agee > 1",
+            "|\n          person.age >= 60\n          and person.agee > 1",
+            "person.age >= 60\n          and person.agee > 1",
+        ],
+    )
+    def test_multi_line_condition_errors_located(self, tmp_path, when):
+        """Errors inside folded, literal and plain multi-line conditions point at the spot."""
+        root = write(tmp_path, GOOD.replace("when: person.age >= 60", f"when: {when}"))
+        line = 21 if when[0] in ">|" else 20
+        assert codes(root) == [(line, 15, "MP301")]
+
+    def test_missing_item_keys_reported_not_crashing(self, tmp_path):
+        """A catalogue element left out is MP103, not a crash."""
+        assert [c for _, _, c in codes(write(tmp_path, GOOD.replace("  code: T0001\n", "")))] == [
+            "MP103"
+        ]
+
+    @pytest.mark.parametrize(
+        ("field", "ok"),
+        [
+            ("{type: date, default: 2024-01-01}", True),
+            ("{type: date, default: 'soon'}", False),
+            ("{type: enum, values: {a: A}, default: b}", False),
+            ("{type: enum, values: {a: A}, default: a}", True),
+            ("{type: integer, default: 2.5}", False),
+            ("{type: integer, min_length: 3}", False),
+            ("{type: string, values: {a: A}}", False),
+        ],
+    )
+    def test_field_definitions_checked(self, tmp_path, field, ok):
+        """Defaults must be valid values; type-specific keys only on their types."""
+        text = GOOD.replace("  person.tags: {type: string_list}", f"  person.tags: {field}")
+        assert (codes(write(tmp_path, text)) == []) == ok

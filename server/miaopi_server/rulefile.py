@@ -34,6 +34,7 @@ from .model import (
     OutputCase,
     Rule,
 )
+from .validate import check_value
 
 LISTS_DIR = "lists"
 _IDENT = re.compile(r"^[^\W\d]\w*$")
@@ -48,6 +49,15 @@ DERIVE_FUNCTIONS = {
     "birth_date": ("resident_id", "date"),
     "credit_code_checksum_ok": ("credit_code", "boolean"),
     "credit_code_kind": ("credit_code", "string"),
+}
+_KEYS_FOR_KINDS = {  # type-specific field keys and the kinds they mean something for
+    "min": ("integer", "number"),
+    "max": ("integer", "number"),
+    "exclusive_min": ("integer", "number"),
+    "min_length": ("string", "string_list"),
+    "max_length": ("string", "string_list"),
+    "min_items": ("string_list",),
+    "values": ("enum",),
 }
 _FIELD_KEYS = {
     "type",
@@ -181,19 +191,28 @@ class _FileLoader:
             raise _Invalid() from None
 
     def offset(self, node: yaml.Node, pos: int) -> tuple[int, int]:
-        """(line, column) offset of character `pos` of a scalar's value from the node start."""
-        value: str = node.value
-        lines_before = value.count("\n", 0, pos)
+        """(line, column) offset of character `pos` of a scalar's value from the node start.
+
+        Walks the scalar's source text alongside its value, so folded (>), literal (|),
+        quoted and plain multi-line scalars all map back to the right spot."""
+        text, value = self.text, node.value
+        j, end = node.start_mark.index, node.end_mark.index
         if node.style in ("|", ">"):
-            lines = self.text.splitlines()
-            row = node.start_mark.line + 1 + lines_before
-            indent = len(lines[row]) - len(lines[row].lstrip()) if row < len(lines) else 0
-            col_in_line = pos - (value.rfind("\n", 0, pos) + 1)
-            return 1 + lines_before, indent + col_in_line - node.start_mark.column
-        quote = 1 if node.style in ('"', "'") else 0
-        if lines_before:
-            return lines_before, pos - value.rfind("\n", 0, pos) - node.start_mark.column
-        return 0, pos + quote
+            j = text.find("\n", j, end) + 1 or j  # content starts after the indicator line
+        elif node.style in ('"', "'"):
+            j += 1
+        for i, ch in enumerate(value[:pos]):
+            if ch.isspace():
+                while j < end and text[j].isspace() and text[j] != value[i + 1 : i + 2]:
+                    j += 1
+                continue
+            found = text.find(ch, j, end)
+            j = found + 1 if found >= 0 else j
+        while j < end and text[j].isspace():  # land on the character itself
+            j += 1
+        line = text.count("\n", 0, j)
+        column = j - (text.rfind("\n", 0, j) + 1)
+        return line - node.start_mark.line, column - node.start_mark.column
 
     # -- the file
     def load(self) -> Item | None:
@@ -344,9 +363,11 @@ class _FileLoader:
         )
 
     def guard(self, fn: Any, fallback: Any) -> Any:
+        """Run one part of the file; on a problem already reported, carry on with `fallback`.
+        (KeyError: a required key whose absence mapping() reported as MP103.)"""
         try:
             return fn()
-        except _Invalid:
+        except (_Invalid, KeyError):
             return fallback
 
     def time_limit(self, head: dict[str, tuple[yaml.Node, yaml.Node]]) -> tuple[int, int, bool]:
@@ -437,10 +458,11 @@ class _FileLoader:
             kw["description"] = self.text_of(m["description"][1], "description")
         if "required" in m:
             kw["required"] = self.bool_of(m["required"][1], "required")
+        for key, kinds in _KEYS_FOR_KINDS.items():
+            if key in m and kind not in kinds:
+                self.diag(m[key][0], "MP105", f"{key} 只适用于 {' / '.join(kinds)} 字段")
         for key, attr in (("min", "minimum"), ("max", "maximum")):
             if key in m:
-                if kind not in ("integer", "number"):
-                    self.diag(m[key][0], "MP105", f"{key} 只适用于 integer / number 字段")
                 kw[attr] = self.number_of(m[key][1], key)
         if "exclusive_min" in m:
             kw["exclusive_min"] = self.bool_of(m["exclusive_min"][1], "exclusive_min")
@@ -457,19 +479,17 @@ class _FileLoader:
         if "default" in m:
             if kw.get("required"):
                 self.diag(m["default"][0], "MP105", "必填字段不需要缺省值")
-            kw["default"] = self.default(m["default"][1], kind, path)
+            kw["default"] = self.default(m["default"][1], Field(**kw))
         return Field(**kw)
 
-    def default(self, node: yaml.Node, kind: str, path: str) -> Any:
+    def default(self, node: yaml.Node, field: Field) -> Any:
+        """A default must be a value a case could send for this field."""
         value = _construct(node)
-        ok = {
-            "boolean": isinstance(value, bool),
-            "integer": isinstance(value, int) and not isinstance(value, bool),
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
-            "string_list": isinstance(value, list) and all(isinstance(v, str) for v in value),
-        }.get(kind, isinstance(value, str))
-        if not ok:
-            raise self.invalid(node, "MP105", f"{path} 的缺省值与类型 {kind} 不符")
+        if isinstance(value, dt.date):  # an unquoted YAML date
+            value = value.isoformat()
+        problem = check_value(field, value)
+        if problem is not None:
+            raise self.invalid(node, "MP105", f"{field.path} 的缺省值不可用：{problem}")
         return value
 
     def derived(self, node: yaml.Node, fields: dict[str, Field]) -> None:

@@ -153,6 +153,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def check_value(f: Field, value: Any) -> str | None:
+    """None when `value` is acceptable for `f` (used for rule-file defaults), else why not."""
+    return _check(f, value, dt.date.max, {})
+
+
 def _check(f: Field, value: Any, as_of: dt.date, parsed: dict[str, Any]) -> str | None:
     """None when `value` is acceptable for field `f`, else a plain description of the problem."""
     kind = f.kind

@@ -55,8 +55,8 @@ def evaluate(node: ast.Expr, get: Getter, lists: Mapping[str, tuple[str, ...]]) 
             return _OPS[n.op](left, right)
         if isinstance(n, ast.Quantified):
             items = get(n.subject.name)
-            if items is MISSING:
-                return n.kind == "no"
+            if items is MISSING:  # like any test on a missing fact (lists default to [])
+                return False
             hits = [test(n.test, e) for e in items]
             return {"any": any(hits), "all": all(hits), "no": not any(hits)}[n.kind]
         subject = operand(n.subject, element)  # type: ignore[union-attr]
