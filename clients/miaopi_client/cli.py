@@ -19,7 +19,7 @@ from typing import Any
 from . import render
 from .cases import load_cases
 from .client import CaseFileError, Client, ClientError, MiaopiClientError
-from .replay import ReplayReport, in_process, remote, replay
+from .replay import ReplayReport, in_process, junit_xml, remote, replay
 from .rules_cli import add_rules_parsers
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -95,23 +95,34 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     return OK
 
 
-def _replay_in_process(args: argparse.Namespace, cases: list[Any]) -> ReplayReport:
+def _replay_in_process(
+    args: argparse.Namespace, cases: list[Any], progress: Any = None
+) -> ReplayReport:
     from miaopi_server.errors import RuleFileError  # only the in-process path needs the server
 
     try:
         decide_fn = in_process(args.rulesets, args.today)
     except RuleFileError as exc:
         raise _InputError(f"rule files in {args.rulesets} failed to load:\n{exc}") from None
-    return replay(cases, decide_fn)
+    return replay(cases, decide_fn, progress)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     cases = load_cases(args.cases)
+
+    def progress(items: Any) -> Any:  # a bar on stderr for big files, terminals only
+        return render.progress(items, len(cases), "replay")
+
     if args.rulesets is not None:
-        report = _replay_in_process(args, cases)
+        report = _replay_in_process(args, cases, progress)
     else:
         with Client(args.replay_target or args.target, args.timeout) as c:
-            report = replay(cases, remote(c))
+            report = replay(cases, remote(c), progress)
+    if args.junit is not None:
+        try:
+            args.junit.write_bytes(junit_xml(report, str(args.cases)))
+        except OSError as exc:
+            raise _InputError(f"cannot write {args.junit}: {exc}") from None
     if args.json:
         print(report.to_json())
     else:
@@ -340,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         metavar="YYYY-MM-DD",
         help="date for cases without application.date (in-process only)",
+    )
+    s.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="also write the report as JUnit XML (a testsuite per item, a testcase per case)",
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(run=_cmd_replay)

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import unicodedata
-from typing import Any, TextIO
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO, TypeVar
 
 from .replay import ReplayReport
+
+T = TypeVar("T")
 
 OUTCOME_LABELS = {
     "APPROVE": "通过 APPROVE",
@@ -246,13 +251,310 @@ def replay_summary(report: ReplayReport, source: str = "") -> str:
             out.append(f"  {r.case_id} ({where}, {r.item_code})")
             out += [f"    - {m}" for m in r.mismatches]
         out.append("")
-    rows = [[code, str(c["passed"]), str(c["failed"])] for code, c in report.items.items()]
-    out.append(_table(["事项 Item", "通过 Passed", "失败 Failed"], rows))
+    outcomes: dict[str, Counter[str]] = {}
+    for r in report.results:
+        outcomes.setdefault(r.item_code, Counter())[r.outcome] += 1
+    rows = [
+        [
+            code,
+            str(c["passed"] + c["failed"]),
+            str(c["passed"]),
+            str(c["failed"]),
+            ", ".join(f"{k} {v}" for k, v in sorted(outcomes[code].items())),
+        ]
+        for code, c in report.items.items()
+    ]
+    out.append(
+        _table(["事项 Item", "案例 Cases", "通过 Passed", "失败 Failed", "结果 Outcomes"], rows)
+    )
     out.append("")
-    outcomes = ", ".join(f"{k} {v}" for k, v in report.outcomes.items())
-    out.append(f"结果分布 Outcomes: {outcomes}")
+    totals = ", ".join(f"{k} {v}" for k, v in report.outcomes.items())
+    out.append(f"结果分布 Outcomes: {totals}")
     out.append(
         f"合计 Total: {report.total} 个案例 cases, {report.passed} 通过 passed, "
         f"{report.failed} 失败 failed"
+    )
+    return "\n".join(out)
+
+
+# -- progress bars (stderr, terminals only)
+
+PROGRESS_MIN_CASES = 1000
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(
+    total: int, desc: str, minimum: int = PROGRESS_MIN_CASES, stream: TextIO | None = None
+) -> Any:
+    """A tqdm bar on stderr when stderr is a terminal and there are at least `minimum` cases;
+    otherwise an object with the same update()/close() that draws nothing, so piped and
+    captured output never carries progress noise."""
+    stream = stream if stream is not None else sys.stderr
+    if total < minimum or not stream.isatty():
+        return _NoBar()
+    from tqdm import tqdm
+
+    class Bar(tqdm):  # type: ignore[type-arg,misc]
+        monitor_interval = 0  # no monitor thread: a thread-free process may fork workers
+
+    return Bar(total=total, desc=desc, unit="case", file=stream, leave=False, dynamic_ncols=True)
+
+
+def progress(
+    items: Iterable[T], total: int, desc: str, minimum: int = PROGRESS_MIN_CASES
+) -> Iterator[T]:
+    """Iterate `items`, advancing a progress_bar."""
+    bar = progress_bar(total, desc, minimum)
+    try:
+        for x in items:
+            yield x
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+# -- rule authoring reports (`miaopi rules test / explain / diff`)
+
+_MARK = {True: "✓", False: "✗"}
+
+
+def _read_values(facts: list[dict[str, Any]]) -> str:
+    if not facts:
+        return "（无 none）"
+    return ", ".join(
+        f"{f['path']}=（缺失 missing）" if f.get("missing") else f"{f['path']}={_value(f['value'])}"
+        for f in facts
+    )
+
+
+_CONNECTIVES = {
+    "and": "全部须成立 all must hold (and)",
+    "or": "任一成立即可 any one suffices (or)",
+    "not and": "整体取反 negated: not (… and …)",
+    "not or": "整体取反 negated: not (… or …)",
+}
+
+
+def _condition_lines(c: dict[str, Any], indent: str) -> list[str]:
+    out = [
+        f"{indent}条件 When: {' '.join(c['condition'].split())}",
+        f"{indent}读取 Read: {_read_values(c['facts_read'])}",
+    ]
+    if c.get("parts"):
+        out.append(
+            f"{indent}各部分 Parts, {_CONNECTIVES.get(c['connective'], c['connective'])}"
+            " — 仅供解释 explanation only:"
+        )
+        for part in c["parts"]:
+            held = "成立 held" if part["held"] else "不成立 did not hold"
+            out.append(f"{indent}  {_MARK[part['held']]} {' '.join(part['source'].split())}")
+            out.append(f"{indent}      {held}; {_read_values(part['facts_read'])}")
+    return out
+
+
+NEED_WORDS = {
+    "required": "必要 required",
+    "optional": "非必要 optional",
+    "deferrable": "容缺后补 deferrable",
+}
+
+
+def explanation(e: dict[str, Any]) -> str:
+    """`miaopi rules explain`: every rule with ✓ matched / ✗ not matched, what it read and
+    which parts held, the output tables and materials, then the decision."""
+    out = [
+        f"{e['item_code']}  {e['item_name']}",
+        f"  版本 Version:  {e['version']} ({_short_digest(e['digest'])})",
+        f"  依据日期 As of: {e['as_of']}",
+        "  ✓ 命中 matched / ✗ 未命中 not matched: 由规则引擎判定 as decided by the rules engine",
+        "",
+        "规则 Rules",
+    ]
+    for r in e["rules"]:
+        ro = OUTCOME_LABELS.get(r["outcome"], r["outcome"])
+        words = "命中 matched" if r["matched"] else "未命中 not matched"
+        out.append(f"  {_MARK[r['matched']]} {r['rule_id']}  {words} → {ro}: {r['message']}")
+        out += _condition_lines(r, "      ")
+        if r.get("never"):
+            out.append("      注意 Note: 此条件永远不会成立 this condition can never hold")
+        if not r["reference_agrees"]:
+            out.append("      警告 WARNING: 参考语义与引擎结论不一致 reference semantics disagree")
+    if e["outputs"]:
+        out += ["", "输出 Outputs (结果不是 REJECT 时给出 reported unless the outcome is REJECT)"]
+        matched_rules = {r["rule_id"] for r in e["rules"] if r["matched"]}
+        group = None
+        for o in e["outputs"]:
+            if (o["rule_id"], o["output"]) != group:
+                group = (o["rule_id"], o["output"])
+                note = (
+                    "规则命中 rule matched"
+                    if o["rule_id"] in matched_rules
+                    else "规则未命中，不给出 rule not matched: not given"
+                )
+                out.append(f"  {o['rule_id']}.{o['output']} ({note})")
+            chosen = "  ← 采用 selected" if o["selected"] else ""
+            if o["condition"] is None:
+                out.append(f"    · [{o['index']}] 否则 otherwise → {_value(o['value'])}{chosen}")
+                continue
+            when = " ".join(o["condition"].split())
+            out.append(
+                f"    {_MARK[o['matched']]} [{o['index']}] 当 when {when} → {_value(o['value'])}"
+                f"{chosen}; 读取 Read: {_read_values(o['facts_read'])}"
+            )
+            if o["parts"]:
+                out += _condition_lines(o, "        ")[2:]
+    if e["materials"]:
+        out += ["", "材料 Materials (✓ 命中 = 需要但未提交 matched = needed and not submitted)"]
+        for m in e["materials"]:
+            need = NEED_WORDS.get(m["need"], m["need"])
+            if m["need"] == "optional":
+                state = "非必要，不检查 optional, not checked"
+            elif m["matched"]:
+                state = (
+                    "未提交，容缺后补 not submitted, may be supplied later"
+                    if m["need"] == "deferrable"
+                    else "未提交，缺少 not submitted: missing"
+                )
+            elif m["submitted"]:
+                state = "已提交 submitted"
+            else:
+                state = "本案不需要 not needed for this case"
+            mark = "-" if m["need"] == "optional" else _MARK[m["matched"]]
+            out.append(f"  {mark} {m['material_id']}  {m['name']} [{need}]: {state}")
+            if m["condition"] is not None:
+                out += _condition_lines(m, "      ")
+    d = e["decision"]
+    outcome = d["outcome"]
+    out += ["", f"结果 Outcome: {OUTCOME_LABELS.get(outcome, outcome)}"]
+    out.append("  理由 Reasons: " + ", ".join(r["rule_id"] for r in d["reasons"]))
+    if d["outputs"]:
+        out.append(
+            "  输出 Outputs: " + ", ".join(f"{k} = {_value(v)}" for k, v in d["outputs"].items())
+        )
+    if d["missing_materials"]:
+        out.append("  缺少材料 Missing materials: " + ", ".join(d["missing_materials"]))
+    if d["pending_materials"]:
+        out.append("  容缺后补 Pending materials: " + ", ".join(d["pending_materials"]))
+    if d.get("review_due"):
+        out.append(f"  人工审核截止 Review due: {d['review_due']}")
+    if e.get("disagreements"):
+        out.append(
+            "  警告 WARNING: 参考语义与引擎不一致 reference semantics disagree with the engine on "
+            + ", ".join(e["disagreements"])
+        )
+    return "\n".join(out)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1f}%"
+
+
+def rules_test_report(r: dict[str, Any]) -> str:
+    """`miaopi rules test`: failures located as file:line, then one row per item."""
+    out: list[str] = []
+    failures = [(i, f) for i in r["items"] for f in i["failures"]]
+    if failures:
+        out.append("不符 Mismatches")
+        for item, f in failures:
+            out.append(f"  {f['case_id']} ({f['file']}:{f['line']}, {item['item_code']})")
+            out += [f"    - {m}" for m in f["mismatches"]]
+        out.append("")
+    rows = [
+        [
+            i["item_code"],
+            i["name"],
+            str(i["cases"]),
+            str(i["passed"]),
+            str(i["failed"]),
+            f"{_pct(i['coverage'])} ({i['rules_exercised']}/{i['rules_total']})",
+        ]
+        for i in r["items"]
+    ]
+    out.append(
+        _table(
+            ["事项 Item", "名称 Name", "案例 Cases", "通过 Passed", "失败 Failed", "覆盖 Coverage"],
+            rows,
+        )
+    )
+    gaps = [i for i in r["items"] if i["unexercised"] or not i["cases"]]
+    if gaps:
+        out += ["", "未覆盖的规则 Rules no passing case exercises"]
+        for i in gaps:
+            if not i["cases"]:
+                out.append(
+                    f"  {i['item_code']}: 没有案例 no cases next to {', '.join(i['sources'])}"
+                )
+            if i["unexercised"]:
+                out.append(f"  {i['item_code']}: {', '.join(i['unexercised'])}")
+    if r.get("unattributed"):
+        out += [
+            "",
+            f"未归属的案例 Cases of items not in this directory (not run): {r['unattributed']}",
+        ]
+    out.append("")
+    below = [i["item_code"] for i in r["items"] if i["coverage"] < r["min_coverage"]]
+    verdict = "通过 OK" if r["ok"] else "失败 FAILED"
+    out.append(
+        f"合计 Total: {r['cases']} 个案例 cases, {r['passed']} 通过 passed, "
+        f"{r['failed']} 失败 failed; 最低覆盖 min coverage {_pct(r['min_coverage'])}"
+        + (f", 未达 below: {', '.join(below)}" if below else "")
+        + f" — {verdict}"
+    )
+    return "\n".join(out)
+
+
+def _diff_value(v: Any) -> str:
+    return "（无 absent）" if v is None else _value(v)
+
+
+def _examples(ids: list[str]) -> str:
+    return ", ".join(ids)
+
+
+def rules_diff_report(r: dict[str, Any]) -> str:
+    """`miaopi rules diff`: per item, outcome transitions and output changes with examples."""
+    out = [f"规则差异 Rule diff: {r['old']} → {r['new']}, {r['total']} 个案例 cases", ""]
+    for i in r["items"]:
+        versions = f"{', '.join(i['old_versions']) or '—'} → {', '.join(i['new_versions']) or '—'}"
+        out.append(f"{i['item_code']}  {i['name']}  版本 versions {versions}")
+        if i["identical"]:
+            out.append("  规则文件相同 identical rule files")
+        if i["skipped_identical"]:
+            out.append(
+                f"  未重新判定 not re-decided: {i['skipped_identical']} "
+                "(两边由同一规则文件判定，不会变化 same rule file on both sides: cannot change)"
+            )
+        if i["transitions"]:
+            out.append("  结果变化 Outcome changes")
+            rows = [
+                [f"{t['from']} → {t['to']}", str(t["count"]), _examples(t["examples"])]
+                for t in i["transitions"]
+            ]
+            out.append(_table(["变化 Change", "数量 Count", "例 Examples"], rows, "    "))
+        if i["output_changes"]:
+            out.append(
+                "  输出变化 Output changes (结果未变的案例 cases whose outcome is unchanged)"
+            )
+            rows = [
+                [
+                    f"{o['output']} {_diff_value(o['from'])} → {_diff_value(o['to'])}",
+                    str(o["count"]),
+                    _examples(o["examples"]),
+                ]
+                for o in i["output_changes"]
+            ]
+            out.append(_table(["变化 Change", "数量 Count", "例 Examples"], rows, "    "))
+        out.append(f"  未变 Unchanged: {i['unchanged']} / {i['cases']}")
+        out.append("")
+    out.append(
+        f"合计 Total: {r['total']} 个案例 cases, {r['outcome_changed']} 结果变化 outcome changed, "
+        f"{r['outputs_changed']} 输出变化 outputs changed, {r['unchanged']} 未变 unchanged"
     )
     return "\n".join(out)

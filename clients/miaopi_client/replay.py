@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -97,11 +98,16 @@ class ReplayReport:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
 
 
-def replay(cases: Iterable[Case], decide_fn: DecideFn) -> ReplayReport:
+def replay(
+    cases: Iterable[Case],
+    decide_fn: DecideFn,
+    progress: Callable[[Iterable[Case]], Iterable[Case]] | None = None,
+) -> ReplayReport:
     """Decide every case and compare it with its expectation. Errors other than the two
-    case errors (e.g. server unreachable) propagate: they say nothing about the cases."""
+    case errors (e.g. server unreachable) propagate: they say nothing about the cases.
+    `progress`, when given, wraps the iteration (e.g. a progress bar)."""
     report = ReplayReport()
-    for case in cases:
+    for case in progress(cases) if progress else cases:
         outcome, decision = decide_fn(case)
         report.results.append(
             CaseResult(
@@ -136,18 +142,23 @@ def in_process(rulesets_dir: str | Path, today: dt.date | None = None) -> Decide
     date of cases that omit application.date (default: today in Asia/Shanghai, as the
     server does). Raises RuleFileError when the rules directory does not load."""
     # Imported here so that the client library does not load the rules engine unless asked.
-    from miaopi_server import convert
     from miaopi_server.catalog import load_catalog
+
+    return from_catalog(load_catalog(Path(rulesets_dir)), today)
+
+
+def from_catalog(catalog: Any, today: dt.date | None = None) -> DecideFn:
+    """The in-process decider of `in_process`, on an already loaded miaopi_server Catalog."""
+    from miaopi_server import convert
     from miaopi_server.errors import CaseInvalid, ItemNotFound
     from miaopi_server.service import shanghai_today
 
-    catalog = load_catalog(Path(rulesets_dir))
-
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
         now = dt.datetime.now(dt.UTC)
-        # Through a Struct and back, so facts are typed exactly as the server receives them.
-        facts = convert.struct_to_dict(facts_struct(case.facts))
         try:
+            # Through a Struct and back, so facts are typed exactly as the server receives
+            # them (and NaN / infinities are refused as it refuses them).
+            facts = convert.struct_to_dict(facts_struct(case.facts))
             d = catalog.decide(
                 case.item_code, facts, list(case.materials), today or shanghai_today(now)
             )
@@ -159,3 +170,53 @@ def in_process(rulesets_dir: str | Path, today: dt.date | None = None) -> Decide
         return out.get("outcome", ""), out
 
     return decide
+
+
+def junit_xml(report: ReplayReport, source: str = "", name: str = "miaopi replay") -> bytes:
+    """The report as JUnit XML (UTF-8): one <testsuite> per item code, one <testcase> per
+    case (classname = item code, name = case id), a <failure> listing every mismatch."""
+    import xml.etree.ElementTree as ET
+
+    by_item: dict[str, list[CaseResult]] = {}
+    for r in report.results:
+        by_item.setdefault(r.item_code, []).append(r)
+    root = ET.Element(
+        "testsuites", name=name, tests=str(report.total), failures=str(report.failed), errors="0"
+    )
+    for code in sorted(by_item):
+        results = by_item[code]
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=_xml_safe(code),
+            tests=str(len(results)),
+            failures=str(sum(not r.passed for r in results)),
+            errors="0",
+            skipped="0",
+        )
+        for r in results:
+            case = ET.SubElement(
+                suite, "testcase", classname=_xml_safe(code), name=_xml_safe(r.case_id)
+            )
+            if source:
+                case.set("file", _xml_safe(source))
+            case.set("line", str(r.line))
+            if r.passed:
+                continue
+            mismatches = [_xml_safe(m) for m in r.mismatches]
+            where = f"{source}:{r.line}" if source else f"line {r.line}"
+            failure = ET.SubElement(case, "failure", message="; ".join(mismatches), type="mismatch")
+            failure.text = "\n".join(
+                [_xml_safe(f"{r.case_id} ({where}): decided {r.outcome}")]
+                + [f"- {m}" for m in mismatches]
+            )
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+# Characters XML 1.0 cannot carry at all, not even escaped.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
