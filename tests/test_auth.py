@@ -424,3 +424,53 @@ class TestTLS:
                 ) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
         finally:
             live.stop()
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory):
+    """Secure by default: no credentials file given, so development credentials are made."""
+    state = tmp_path_factory.mktemp("dev")
+    live = LiveServer(Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=state), auth=True)
+    yield live, state
+    live.stop()
+
+
+class TestCliWithAuth:
+    def test_cli_picks_the_role_token(self, dev_server, capsys):
+        """The CLI uses the development window token to decide and the admin one to reload."""
+        from miaopi_client.cli import main
+
+        live, state = dev_server
+        base = ["--target", live.target, "--dev-tokens", str(state / "dev-tokens.json")]
+        facts = state / "case.json"
+        facts.write_text(json.dumps(SENIOR, ensure_ascii=False), encoding="utf-8")
+        assert (
+            main(
+                [
+                    *base,
+                    "decide",
+                    "--item",
+                    "GF00012000",
+                    "--facts",
+                    str(facts),
+                    "--materials",
+                    ",".join(SENIOR_MATERIALS),
+                    "--json",
+                ]
+            )
+            == 0
+        )
+        decision = json.loads(capsys.readouterr().out)
+        assert decision["receipt"]["window"]["principal_id"] == "dev-window"
+        assert main([*base, "reload"]) == 0
+        assert "rules reloaded" in capsys.readouterr().out
+        assert main([*base, "status"]) == 0
+
+    def test_cli_without_credentials_is_refused(self, dev_server, capsys):
+        """Without a token the server refuses, and the CLI says so in one line."""
+        from miaopi_client.cli import main
+
+        live, state = dev_server
+        code = main(["--target", live.target, "--dev-tokens", str(state / "missing.json"), "items"])
+        assert code != 0
+        assert "UNAUTHENTICATED" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import render
 from .cases import load_cases
-from .client import CaseFileError, Client, ClientError, MiaopiClientError
+from .client import TLS, CaseFileError, Client, ClientError, MiaopiClientError
 from .replay import ReplayReport, in_process, junit_xml, remote, replay
 from .rules_cli import add_rules_parsers
 
@@ -57,7 +57,7 @@ def _load_facts(spec: str) -> dict[str, Any]:
 
 
 def _cmd_items(args: argparse.Namespace) -> int:
-    with Client(args.target, args.timeout) as c:
+    with _client(args, args.target, "window") as c:
         items = c.list_items()
     if args.json:
         _print_json(items)
@@ -67,7 +67,7 @@ def _cmd_items(args: argparse.Namespace) -> int:
 
 
 def _cmd_item(args: argparse.Namespace) -> int:
-    with Client(args.target, args.timeout) as c:
+    with _client(args, args.target, "window") as c:
         item = c.get_item(args.code)
     if args.json:
         _print_json(item)
@@ -79,7 +79,7 @@ def _cmd_item(args: argparse.Namespace) -> int:
 def _cmd_decide(args: argparse.Namespace) -> int:
     facts = _load_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
-    with Client(args.target, args.timeout) as c:
+    with _client(args, args.target, "window") as c:
         d = c.decide(
             args.item,
             facts,
@@ -116,7 +116,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.rulesets is not None:
         report = _replay_in_process(args, cases, progress)
     else:
-        with Client(args.replay_target or args.target, args.timeout) as c:
+        with _client(args, args.replay_target or args.target, "window") as c:
             report = replay(cases, remote(c), progress)
     if args.junit is not None:
         try:
@@ -128,6 +128,59 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     else:
         print(render.replay_summary(report, str(args.cases)))
     return OK if report.failed == 0 else FAILED
+
+
+def _token(args: argparse.Namespace, role: str) -> str | None:
+    """--token, else $MIAOPI_TOKEN, else the development token for `role` that the server
+    wrote under its state directory (var/dev-tokens.json) on first start."""
+    if args.token or os.environ.get("MIAOPI_TOKEN"):
+        return str(args.token or os.environ["MIAOPI_TOKEN"])
+    try:
+        tokens = json.loads(Path(args.dev_tokens).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return tokens.get(role) if isinstance(tokens, dict) else None
+
+
+def _client(args: argparse.Namespace, target: str, role: str) -> Client:
+    """A client for `target` authenticated for what this command needs (`role`)."""
+    tls = None
+    if args.tls_ca or args.tls_cert:
+        tls = TLS(args.tls_ca, args.tls_cert, args.tls_key)
+    return Client(target, args.timeout, token=_token(args, role), tls=tls)
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    with _client(args, args.target, "admin") as c:
+        result = c.reload_rulesets()
+    if args.json:
+        _print_json(result)
+        return OK if result.get("applied") else FAILED
+    if result.get("applied"):
+        changes = [
+            f"{k}: {', '.join(result[k])}" for k in ("added", "removed", "changed") if result.get(k)
+        ]
+        print("rules reloaded" + ("; " + "; ".join(changes) if changes else "; no changes"))
+    else:
+        print("reload REFUSED, the previous rules keep serving:")
+    for d in result.get("diagnostics", []):
+        print(f"  {d}")
+    return OK if result.get("applied") else FAILED
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    with _client(args, args.target, "admin") as c:
+        status = c.ruleset_status()
+    if args.json:
+        _print_json(status)
+        return OK
+    last = status.get("last_reload", {})
+    print(f"serving {status.get('catalog_digest', '')} since {status.get('loaded_at', '')}")
+    state = "applied" if last.get("applied") else "REFUSED"
+    print(f"last reload {status.get('last_reload_at', '')}: {state}")
+    for d in last.get("diagnostics", []):
+        print(f"  {d}")
+    return OK
 
 
 def _sub_target(args: argparse.Namespace) -> str:
@@ -165,7 +218,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             raise _InputError(
                 "--key is for offline verification with --db; a server verifies with its own key"
             )
-        with Client(_sub_target(args), args.timeout) as c:
+        with _client(args, _sub_target(args), "supervisor") as c:
             return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq), args.json)
     import sqlite3
 
@@ -213,7 +266,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
         if args.db is not None:
             cases = list(export_cases(records_from_db(args.db, args.item)))
         else:
-            with Client(_sub_target(args), args.timeout) as c:
+            with _client(args, _sub_target(args), "supervisor") as c:
                 cases = list(export_cases(records_from_server(c, args.item)))
     except AuditSourceError as exc:
         raise _InputError(str(exc)) from None
@@ -224,7 +277,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_key(args: argparse.Namespace) -> int:
-    with Client(_sub_target(args), args.timeout) as c:
+    with _client(args, _sub_target(args), "supervisor") as c:
         key = c.seal_key()
     _write_text(args.out, key["public_key_pem"])
     if args.out:
@@ -264,7 +317,7 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
         claimed = receipt_key_id(saved)
         public = next((k for k in keys if key_id_of(k) == claimed), keys[0])
     else:
-        with Client(_sub_target(args), args.timeout) as c:
+        with _client(args, _sub_target(args), "supervisor") as c:
             public = c.seal_key()["public_key"]
     check = verify_receipt(saved, public)
     if check.ok:
@@ -307,7 +360,30 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"server HOST:PORT (env MIAOPI_TARGET, default {DEFAULT_TARGET})",
     )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per RPC (default 10)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="bearer token (env MIAOPI_TOKEN; default: the development token "
+        "for the command's role from --dev-tokens)",
+    )
+    p.add_argument(
+        "--dev-tokens",
+        default=os.environ.get("MIAOPI_DEV_TOKENS", "var/dev-tokens.json"),
+        metavar="FILE",
+        help="development tokens written by miaopi-server",
+    )
+    p.add_argument("--tls-ca", type=Path, default=None, help="CA (PEM) to trust: use TLS")
+    p.add_argument("--tls-cert", type=Path, default=None, help="client certificate (mutual TLS)")
+    p.add_argument("--tls-key", type=Path, default=None, help="client private key (mutual TLS)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("reload", help="make the server re-read its rule files (admin)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(run=_cmd_reload)
+
+    s = sub.add_parser("status", help="which rule set is serving, and the last reload (admin)")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(run=_cmd_status)
 
     s = sub.add_parser("items", help="list the items the server decides")
     s.add_argument("--json", action="store_true", help="print JSON")
@@ -456,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if getattr(args, "today", None) and args.rulesets is None:
+        if getattr(args, "today", None) and getattr(args, "rulesets", None) is None:
             parser.error("--today needs --rulesets: a server decides with its own clock")
     except SystemExit as exc:  # argparse exits on usage errors and --help
         return exc.code if isinstance(exc.code, int) else BAD_INPUT
