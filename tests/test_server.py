@@ -294,3 +294,18 @@ class TestProcess:
         )
         assert proc.returncode == 2
         assert "bad.yaml:1:" in proc.stderr and "MP100" in proc.stderr
+
+
+class TestTransportLimits:
+    def test_oversized_request_refused(self, stub):
+        """A request over the size limit (1 MiB) is refused before it is parsed."""
+        facts = {"applicant": {"name": "x" * (2 << 20)}}
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Decide(request("GF00012000", facts, SENIOR_MATERIALS))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def test_client_deadline_honoured(self, stub):
+        """A deadline that has already passed ends the call with DEADLINE_EXCEEDED."""
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=0.000001)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
