@@ -359,3 +359,19 @@ class TestKeyRotation:
         assert "unknown sealing key" in without.reason
         rotated = run("new.pem", (tmp_path / "old.pem.pub",))
         assert (rotated.ok, rotated.checked) == (True, 3)
+
+
+class TestCancellation:
+    def test_cancelled_callers_do_not_stop_the_writer(self, tmp_path):
+        """A caller that cancels its pending append leaves the writer thread working."""
+        store = make_store(tmp_path)
+        try:
+            futures = [store.append(pending(i)) for i in range(1, 200)]
+            for f in futures[::3]:
+                f.cancel()
+            done = [f.result(timeout=10) for f in futures if not f.cancelled()]
+            assert done
+            assert store.append(pending(999)).result(timeout=10).seq == len(done) + 1
+            assert store.verify().ok
+        finally:
+            store.close()

@@ -100,6 +100,7 @@ class Recorder:
             window=window,
             node_id=self.node_id,
         )
-        record = await asyncio.wrap_future(self.store.append(pending))
+        # shield: a cancelled RPC must not cancel the write it already queued.
+        record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))
         decision.receipt.CopyFrom(receipt(record))
         return decision

@@ -130,6 +130,11 @@ class SQLiteAuditStore:
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[tuple[PendingRecord, Future[StoredRecord]]]) -> None:
+        # A caller that gave up (its RPC was cancelled) is skipped; once running, a future can
+        # no longer be cancelled, so resolving it below cannot fail and kill this thread.
+        batch = [(p, f) for p, f in batch if f.set_running_or_notify_cancel()]
+        if not batch:
+            return
         seq, prev = self._head
         written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
         outcomes: list[tuple[Future[StoredRecord], BaseException]] = []
