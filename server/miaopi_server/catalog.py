@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +46,8 @@ def case_date(facts: Any, today: dt.date) -> dt.date:
     """The as-of date a case asks for: a valid application.date, else today.
     (An invalid date is reported by validation; today's version validates it.)"""
     subject, _, name = APPLICATION_DATE.partition(".")
-    value = facts.get(subject, {}) if isinstance(facts, Mapping) else None
-    value = value.get(name) if isinstance(value, Mapping) else None
+    value = facts.get(subject, {}) if isinstance(facts, dict) else None
+    value = value.get(name) if isinstance(value, dict) else None
     if isinstance(value, str) and _DATE.fullmatch(value):
         try:
             return dt.date.fromisoformat(value)

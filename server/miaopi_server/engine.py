@@ -42,6 +42,17 @@ class RulesetHandle:
     rules: tuple[str, ...]
 
 
+def _rule_name(messages: str) -> str:
+    """The fired rule's name from an action message `{"<name>":{...matched facts...}}`.
+
+    Names are ASCII identifiers chosen by compile.py (no quotes or escapes), so slicing is
+    exact and avoids decoding the whole matched fact for every firing."""
+    end = messages.find('"', 2)
+    if messages.startswith('{"') and end > 2:
+        return messages[2:end]
+    return next(iter(json.loads(messages)))
+
+
 class Engine:
     """Registers compiled rulesets and evaluates facts against them. Thread-safe."""
 
@@ -88,8 +99,7 @@ class Engine:
                 result = _core.start_action_for_state(handle, state)
                 while result:
                     messages = result[1] if isinstance(result, tuple) else result
-                    for rule in json.loads(messages):
-                        fired.setdefault(rule, None)
+                    fired.setdefault(_rule_name(messages), None)
                     result = _core.complete_and_start_action(handle, state)
         except Exception as exc:
             raise EngineError(f"rules engine failed: {exc}") from exc

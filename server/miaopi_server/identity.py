@@ -6,6 +6,7 @@ message is a plain Chinese sentence the clerk can read back to the applicant.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -93,7 +94,7 @@ def resident_id_check_char(first17: str) -> str:
     bad = None if _RID_BODY.fullmatch(first17) else _first_not_in(first17, _DIGITS)
     if bad is not None:
         raise IdentityError(f"公民身份号码第{bad + 1}位{_show(first17[bad])}不是数字")
-    total = sum(int(ch) * w for ch, w in zip(first17, _RID_WEIGHTS, strict=True))
+    total = sum(map(operator.mul, map(int, first17), _RID_WEIGHTS))
     return _RID_CHECK[total % 11]
 
 

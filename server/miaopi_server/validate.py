@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
     """Check `facts` and `materials` against the item; raise CaseInvalid naming every bad one."""
     violations: list[FieldViolation] = []
     values: dict[str, Any] = {}
-    if not isinstance(facts, Mapping):
+    if not isinstance(facts, dict):  # JSON objects and Structs both arrive as dicts
         violations.append(FieldViolation("facts", "应为按主体分组的对象"))
         facts = {}
     shape = _shape_problem(facts, materials)
@@ -94,7 +94,7 @@ def _shape_problem(facts: Mapping[Any, Any], materials: Any) -> FieldViolation |
             return FieldViolation("facts", f"值过多（不超过 {MAX_VALUES} 个）")
         if depth > MAX_DEPTH:
             return FieldViolation("facts", f"嵌套过深（不超过 {MAX_DEPTH} 层）")
-        if isinstance(node, Mapping):
+        if isinstance(node, dict):
             stack.extend((v, depth + 1) for v in node.values())
             count += len(node)  # keys count too
         elif isinstance(node, list):
@@ -120,7 +120,7 @@ def _walk(
             elif value is not None:  # null means "not given"
                 out[path] = value
         elif path in item.subjects:
-            if isinstance(value, Mapping):
+            if isinstance(value, dict):
                 _walk(item, value, path + ".", out, violations)
             elif value is not None:
                 violations.append(FieldViolation(f"facts.{path}", "应为对象"))
@@ -234,7 +234,7 @@ def _normalize(f: Field, value: Any) -> Any:
 
 def _materials(item: Item, materials: Any, violations: list[FieldViolation]) -> frozenset[str]:
     known = {m.id for m in item.materials}
-    if not isinstance(materials, Iterable) or isinstance(materials, str | bytes | Mapping):
+    if not isinstance(materials, list | tuple):
         violations.append(FieldViolation("materials", "应为材料编号列表"))
         return frozenset()
     submitted: set[str] = set()
