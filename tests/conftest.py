@@ -77,3 +77,67 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     )
     yield server
     server.stop()
+
+
+class ServerProcess:
+    """`python -m miaopi_server.app` as a subprocess with JSON logs and authentication off;
+    every log event is collected in `events` by a reader thread."""
+
+    def __init__(self, rulesets: Any, state_dir: Any, *extra: str) -> None:
+        import json
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        self.events: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "miaopi_server.app",
+                "--listen",
+                "127.0.0.1:0",
+                "--rulesets",
+                str(rulesets),
+                "--state-dir",
+                str(state_dir),
+                "--log-format",
+                "json",
+                "--insecure-no-auth",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                with self._changed:
+                    self.events.append(json.loads(line))
+                    self._changed.notify_all()
+
+        threading.Thread(target=read, daemon=True).start()
+        self.target = self.wait_for("server.started", timeout=60)["listen"]
+
+    def wait_for(self, event: str, timeout: float = 15) -> dict[str, Any]:
+        """The first log event named `event`, waiting for it to appear."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: next((e for e in self.events if e["event"] == event), None), timeout
+            )
+        assert found, f"no {event!r} in {[e['event'] for e in self.events]}"
+        return found
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 15) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=15)

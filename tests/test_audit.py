@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import stat
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +24,7 @@ from miaopi_server.audit import seal
 from miaopi_server.audit.canonical import canonical
 from miaopi_server.audit.record import PendingRecord, case_digest
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
 
 
@@ -254,36 +251,8 @@ class TestCrash:
     def test_kill_9_mid_burst_loses_no_acknowledged_decision(self, tmp_path):
         """kill -9 during a burst: every acknowledged decision survives and the chain verifies."""
 
-        def start() -> tuple[subprocess.Popen[str], str]:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "miaopi_server.app",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--rulesets",
-                    str(RULESETS),
-                    "--state-dir",
-                    str(tmp_path),
-                    "--log-format",
-                    "json",
-                    "--insecure-no-auth",
-                ],
-                stderr=subprocess.PIPE,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                cwd=Path(__file__).resolve().parents[1],
-            )
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                event = json.loads(line)
-                if event["event"] == "server.started":
-                    threading.Thread(target=proc.stderr.read, daemon=True).start()  # drain
-                    return proc, event["listen"]
-            raise AssertionError("server did not start")
-
-        proc, target = start()
+        server = ServerProcess(RULESETS, tmp_path)
+        target = server.target
         acked: list[str] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -305,14 +274,14 @@ class TestCrash:
         deadline = time.monotonic() + 30
         while len(acked) < 300 and time.monotonic() < deadline:
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        server.kill()  # SIGKILL: no chance to flush or close anything
         stop.set()
         for t in threads:
             t.join(timeout=10)
         assert len(acked) >= 300
 
-        proc, target = start()
+        server = ServerProcess(RULESETS, tmp_path)
+        target = server.target
         try:
             with grpc.insecure_channel(target) as ch:
                 s = pb_grpc.ApprovalServiceStub(ch)
@@ -323,8 +292,8 @@ class TestCrash:
                 assert v.checked >= len(acked)
                 assert s.Decide(request(), timeout=5).decision.receipt.seq == v.checked + 1
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
+            server.signal(signal.SIGTERM)
+            server.wait()
 
 
 class TestKeyRotation:

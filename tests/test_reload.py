@@ -3,12 +3,8 @@ old set keeps serving, and no call fails under load."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +16,7 @@ from google.protobuf import json_format
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.app import Settings
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, resident_id, with_facts
 
 SENIOR_FILE = "GF00012000-senior-allowance.yaml"
@@ -146,44 +142,15 @@ def test_sighup_reloads(tmp_path):
     """SIGHUP makes a running server re-read its rules directory."""
     root = tmp_path / "rules"
     shutil.copytree(RULESETS, root)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "miaopi_server.app",
-            "--listen",
-            "127.0.0.1:0",
-            "--rulesets",
-            str(root),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--log-format",
-            "json",
-            "--insecure-no-auth",
-            "--watch",
-            "0",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    server = ServerProcess(root, tmp_path / "state", "--watch", "0")
+    target = server.target
     try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            event = json.loads(line)
-            if event["event"] == "server.started":
-                target = event["listen"]
-                break
         set_amount(root, 444)
-        proc.send_signal(signal.SIGHUP)
-        for line in proc.stderr:
-            event = json.loads(line)
-            if event["event"] == "rules.reloaded":
-                assert event["changed"] == ["GF00012000@2024.1"]
-                break
+        server.signal(signal.SIGHUP)
+        assert server.wait_for("rules.reloaded")["changed"] == ["GF00012000@2024.1"]
         with grpc.insecure_channel(target) as ch:
             d = pb_grpc.ApprovalServiceStub(ch).Decide(request(), timeout=10).decision
         assert d.outputs["monthly_amount"] == 444
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        server.signal(signal.SIGTERM)
+        server.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from grpc_status import rpc_status
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from tests.conftest import ServerProcess
 from tests.support import (
     AS_OF,
     BUSINESS,
@@ -230,47 +230,26 @@ class TestLogs:
 class TestProcess:
     def test_sigterm_graceful_shutdown(self, tmp_path):
         """miaopi-server starts on a free port, logs JSON, and exits 0 on SIGTERM."""
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "miaopi_server.app",
-                "--listen",
-                "127.0.0.1:0",
-                "--rulesets",
-                str(RULESETS),
-                "--state-dir",
-                str(tmp_path),
-                "--log-format",
-                "json",
-                "--insecure-no-auth",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        server = ServerProcess(RULESETS, tmp_path)
         try:
-            assert proc.stderr is not None
-            events = [json.loads(proc.stderr.readline()) for _ in range(3)]
-            assert [e["event"] for e in events] == [
+            assert [e["event"] for e in server.events[:3]] == [
                 "seal.key_generated",  # a fresh state dir gets a development key, with a warning
                 "auth.disabled",  # and turning authentication off is warned about at start
                 "server.started",
             ]
-            started = events[-1]
-            with grpc.insecure_channel(started["listen"]) as ch:
+            with grpc.insecure_channel(server.target) as ch:
                 d = (
                     pb_grpc.ApprovalServiceStub(ch)
                     .Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=10)
                     .decision
                 )
             assert d.outcome == pb.OUTCOME_APPROVE
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=15) == 0
-            events = [json.loads(line)["event"] for line in proc.stderr.read().splitlines()]
-            assert events[-1] == "server.stopped"
+            server.signal(signal.SIGTERM)
+            assert server.wait() == 0
+            server.wait_for("server.stopped")
+            assert server.events[-1]["event"] == "server.stopped"
         finally:
-            proc.kill()
+            server.kill()
 
     def test_bad_rule_files_refuse_to_start(self, tmp_path):
         """A broken rules directory stops start-up with located diagnostics and exit code 2."""
