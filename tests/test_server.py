@@ -272,7 +272,7 @@ class TestProcess:
             timeout=60,
         )
         assert proc.returncode == 2
-        assert "bad.yaml:1:" in proc.stderr and "MP100" in proc.stderr
+        assert "bad.yaml:" in proc.stderr and "MP100" in proc.stderr
 
 
 class TestTransportLimits:

@@ -37,6 +37,8 @@ from .model import (
 from .validate import check_value
 
 LISTS_DIR = "lists"
+# libyaml's loader when PyYAML was built with it (3x faster, same marks), else pure Python.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _IDENT = re.compile(r"^[^\W\d]\w*$")
 _PATH = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)+$")
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -225,7 +227,7 @@ class _FileLoader:
             )
             return None
         try:
-            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            root = yaml.compose(self.text, Loader=YAML_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -718,7 +720,7 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
         loader = _FileLoader(path, _display(root, path), {})
         try:
             loader.text = path.read_text(encoding="utf-8")
-            node = yaml.compose(loader.text, Loader=yaml.SafeLoader)
+            node = yaml.compose(loader.text, Loader=YAML_LOADER)
             top = loader.mapping(node, "清单文件", {"lists"}, ("lists",))
             for name, values in _read_lists(loader, top["lists"][1]).items():
                 if name in lists:

@@ -9,6 +9,7 @@ result as estimated so a due date is never presented as certain when it is not.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -35,6 +36,7 @@ def is_working_day(d: date) -> tuple[bool, bool]:
         return d.weekday() < 5, True
 
 
+@functools.lru_cache(maxsize=4096)  # pure: the same (date, limit) recurs across many cases
 def add_working_days(start: date, days: int) -> DueDate:
     """The days-th working day after start; start itself is never counted."""
     if days < 1:
