@@ -1,0 +1,77 @@
+"""`make bench`: run every benchmark, then write docs/benchmarks.json and docs/BENCHMARKS.md.
+
+    .venv/bin/python -m tests.bench.run              # everything (what `make bench` runs)
+    .venv/bin/python -m tests.bench.run --render     # re-render the Markdown from the JSON
+
+Sections run one after the other (never two at once, except the three RSS processes); each
+section's failure is recorded in the JSON and the report instead of hiding the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .common import ROOT, WORK, log, machine, versions, write_json
+
+JSON_OUT = ROOT / "docs" / "benchmarks.json"
+MD_OUT = ROOT / "docs" / "BENCHMARKS.md"
+
+
+def _section(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) -> None:
+    log(f"--- {name}")
+    t0 = time.perf_counter()
+    try:
+        results[name] = fn()
+    except Exception as exc:  # recorded, not hidden: the report shows the failure
+        traceback.print_exc()
+        results[name] = {"error": f"{type(exc).__name__}: {exc}"[:4000]}
+    results.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t0, 1)
+    log(f"--- {name} done in {results['section_seconds'][name]:.0f} s")
+
+
+def main(argv: list[str]) -> int:
+    from . import report
+
+    if "--render" in argv:
+        results = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        MD_OUT.write_text(report.render(results), encoding="utf-8")
+        return 0
+    started = float(os.environ.get("BENCH_STARTED") or time.time())
+    WORK.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "stamp": {
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "machine": machine(),
+            "versions": versions(),
+            "command": "make bench",
+        }
+    }
+    from . import bench_engine, bench_replay, bench_rpc, bench_scale
+
+    _section(results, "engine", bench_engine.run)
+    _section(results, "rpc", bench_rpc.run)
+    _section(results, "replay", bench_replay.run)
+    _section(results, "scale", bench_scale.run)
+    results["targets"] = report.targets(results)
+    results["total_runtime_seconds"] = round(time.time() - started, 1)
+    results["stamp"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    write_json(JSON_OUT, results)
+    MD_OUT.write_text(report.render(results), encoding="utf-8")
+    log(
+        f"wrote {JSON_OUT.relative_to(ROOT)} and {MD_OUT.relative_to(ROOT)} "
+        f"(make bench total {results['total_runtime_seconds']:.0f} s)"
+    )
+    for t in results["targets"]:
+        log(f"target {t['target']}: {t['measured']} -> {t['status']}")
+    return 0 if not any("error" in v for v in results.values() if isinstance(v, dict)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
