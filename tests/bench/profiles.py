@@ -121,7 +121,7 @@ def collapsed_summary(
     }
 
 
-def cprofile(fn: Callable[[], Any], top: int = 15) -> dict[str, Any]:
+def cprofile(fn: Callable[[], Any], top: int = 40) -> dict[str, Any]:
     """Run fn under cProfile; top functions by self (tottime) and inclusive (cumtime) time."""
     prof = cProfile.Profile()
     prof.enable()

@@ -772,8 +772,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         )
         a(
             "3. **Assembly**: precompute per rule the `Reason` (message, basis, condition source) "
-            "and only attach `facts_read`; compute the review due date lazily/cached per "
-            "(as_of, promised days)."
+            "and only attach `facts_read`."
         )
         a("")
 
@@ -859,52 +858,100 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
                 f"(+{eng_mb:.0f} MB, {1000 * eng_mb / items:.0f} kB per item)."
             )
         comp = prof.get("yaml_compose")
+        loader = prof.get("loader_in_use", "SafeLoader")
         if comp:
             a(
-                f"- `yaml.compose` of the same {items} files: SafeLoader (pure Python, what "
-                f"rulefile.py uses) {comp['safe_s']:.2f} s, CSafeLoader (libyaml, in the "
-                f"installed PyYAML) {comp['csafe_s']:.2f} s: "
-                f"{comp['safe_s'] / comp['csafe_s']:.0f}x; "
-                f"identical line/column marks on every node: {comp.get('same_marks')}."
+                f"- `yaml.compose` of the same {items} files: SafeLoader (pure Python) "
+                f"{comp['safe_s']:.2f} s, CSafeLoader (libyaml) {comp['csafe_s']:.2f} s: "
+                f"{comp['safe_s'] / comp['csafe_s']:.1f}x; identical line/column marks on "
+                f"every node: {comp.get('same_marks')}. `rulefile.py` in this run composes "
+                f"with **{loader}**."
             )
         a("")
-        compose_share = next(
-            (
-                x["percent"] / 100
-                for x in prof.get("top_inclusive", [])
-                if x["function"].startswith("compose (") and "yaml" in x["function"]
-            ),
-            None,
-        )
+
+        def incl(prefix: str) -> float | None:
+            return next(
+                (
+                    x["percent"]
+                    for x in prof.get("top_inclusive", [])
+                    if x["function"].startswith(prefix)
+                ),
+                None,
+            )
+
+        def self_pct(prefix: str) -> float | None:
+            return next(
+                (
+                    x["percent"]
+                    for x in prof.get("top_self", [])
+                    if x["function"].startswith(prefix)
+                ),
+                None,
+            )
+
+        compose = incl("compose (site-packages/yaml")
+        cond = incl("condition (miaopi_server/rulefile.py")
+        compile_ = incl("compile_item (")
+        register = incl("register (miaopi_server/engine.py")
+        resolve = self_pct("resolve (site-packages/yaml/resolver.py")
         load_s = _med(sc, "load_catalog", "seconds")
         serve_s = _med(sc, "server_start", "seconds_to_serving")
-        if compose_share and comp and load_s:
-            projected = load_s * (1 - compose_share * (1 - comp["csafe_s"] / comp["safe_s"]))
-            a(
-                f"What it shows: {compose_share:.0%} of the load is PyYAML's pure-Python "
-                "composer (`yaml.compose(..., Loader=yaml.SafeLoader)` in `rulefile.py`, used "
-                "for the line and column marks of diagnostics); checking, compiling and "
-                "registering are the rest. Composing with libyaml instead would bring "
-                f"`load_catalog` from {load_s:.1f} s to about {projected:.1f} s (by the "
-                "measured compose speed-up): "
-                + (
-                    "enough on its own."
-                    if projected + (serve_s or 0) - load_s <= 3
-                    else "not enough on its own for 3 s at server start."
-                )
-                + " Memory is mostly durable_rules: each registered ruleset costs several "
-                "times its Python model."
+        parts = [
+            f"{label} {_n(v, 0)}%"
+            for label, v in (
+                ("YAML composition", compose),
+                ("parsing the conditions", cond),
+                ("compiling", compile_),
+                ("registering in durable_rules", register),
             )
+            if v is not None
+        ]
+        text = (
+            f"What it shows (inclusive shares of `load_catalog`, composing with {loader}): "
+            + ", ".join(parts)
+            + "."
+        )
+        if resolve:
+            text += (
+                f" PyYAML's implicit-tag resolver (`resolver.py: resolve`, pure Python, run "
+                f"for every scalar even under libyaml) is {resolve}% self time."
+            )
+        if loader == "SafeLoader" and compose and comp and load_s:
+            projected = load_s * (1 - compose / 100 * (1 - comp["csafe_s"] / comp["safe_s"]))
+            text += (
+                f" Composing with libyaml would bring `load_catalog` from {load_s:.1f} s to "
+                f"about {projected:.1f} s (by the measured compose speed-up)."
+            )
+        if load_s and serve_s:
+            text += (
+                f" Server start adds {max(serve_s - load_s, 0):.1f} s (interpreter, imports, "
+                f"gRPC) to the {load_s:.1f} s of `load_catalog`."
+            )
+        text += (
+            " Memory is mostly durable_rules: each registered ruleset costs several times its "
+            "Python model."
+        )
+        a(text)
         a("")
         a("Changes that would fix it:")
         a("")
-        a(
-            "1. **Load time**: compose with `yaml.CSafeLoader` when `yaml.__with_libyaml__` "
-            "(its nodes carry the same line/column marks, checked above), falling back to "
-            "`SafeLoader`; cache each file's compiled model keyed by its content digest "
-            "(already computed for every item) so a restart recompiles only changed files; "
-            "compile files in a process pool on a cold start (two cores here)."
+        fixes = []
+        if loader == "SafeLoader":
+            fixes.append(
+                "compose with `yaml.CSafeLoader` when `yaml.__with_libyaml__` (same line/column "
+                "marks, checked above), falling back to `SafeLoader`"
+            )
+        fixes.append(
+            "cache each file's compiled model on disk keyed by its content digest (already "
+            "computed for every item), so a restart or reload re-reads only changed files"
         )
+        fixes.append("load and compile the files in a process pool on a cold start (two cores)")
+        if resolve:
+            fixes.append(
+                "compose with a loader whose resolver has only the implicit types rule files "
+                "use (or resolve plain scalars lazily), since tag resolution runs in Python"
+            )
+        a("1. **Load time**: " + "; ".join(fixes) + ".")
         a(
             "2. **Memory**: register in durable_rules only the versions in force, or lazily on "
             "the first case of an item; or replace the per-item durable_rules ruleset by "
