@@ -46,7 +46,19 @@ from miaopi.v1 import approval_pb2 as pb
 from tests.support import SENIOR, SENIOR_MATERIALS
 
 from . import profiles
-from .common import PY, ROOT, RULESETS, WORK, Proc, log, median, start, wait_for, write_credentials
+from .common import (
+    PY,
+    ROOT,
+    RULESETS,
+    WORK,
+    Proc,
+    fsync_probe,
+    log,
+    median,
+    start,
+    wait_for,
+    write_credentials,
+)
 
 DECIDE_PATH = "/miaopi.v1.ApprovalService/Decide"
 EMPTY_PATH = "/bench.v1.Empty/Call"
@@ -419,6 +431,7 @@ def run(rounds: int = 5) -> dict[str, Any]:
     #    (audit on) and, for comparison at the same rate, the audit-off server, run after run.
     half = peak / 2
     half_runs: dict[str, list[dict[str, Any]]] = {"miaopi": [], "unrecorded": []}
+    results["fsync_probe_before_half_rate"] = fsync_probe(s.root)
     with Server("miaopi", s, "half") as on, Server("unrecorded", s, "half") as off:
         for srv in (on, off):
             srv.start()
@@ -439,6 +452,7 @@ def run(rounds: int = 5) -> dict[str, Any]:
                 )
         for srv in (on, off):
             results["checks"].append(srv.stop_and_verify())
+    results["fsync_probe_after_half_rate"] = fsync_probe(s.root)
     results["half_rate"] = {
         "target_rps": half,
         "runs": half_runs["miaopi"],

@@ -233,6 +233,35 @@ def write_credentials(path: Path, items: list[str]) -> str:
     return token
 
 
+def fsync_probe(directory: Path, seconds: float = 3.0) -> dict[str, Any]:
+    """How the disk under the audit database answers fdatasync right now: 4 KiB appends,
+    each followed by fdatasync, for `seconds` (the machine is shared; this is context)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "fsync-probe.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    lat: list[float] = []
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            os.write(fd, b"\0" * 4096)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    lat.sort()
+    n = len(lat)
+    return {
+        "calls": n,
+        "p50_ms": round(lat[n // 2], 3),
+        "p99_ms": round(lat[min(n - 1, int(n * 0.99))], 3),
+        "max_ms": round(lat[-1], 3),
+        "over_20ms": sum(x > 20 for x in lat),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 

@@ -172,7 +172,14 @@ def render(r: dict[str, Any]) -> str:
         f"{m.get('memory_gib')} GiB memory, "
         f"{m.get('os')}, Linux {m.get('kernel')}. Shared and noisy: load average "
         f"{m.get('load_average_at_start')} at the start, "
-        f"{st.get('load_average_at_end')} at the end."
+        f"{st.get('load_average_at_end')} at the end"
+        + (
+            " (after each section: "
+            + ", ".join(f"{k} {v}" for k, v in r["section_load_average"].items())
+            + ")."
+            if r.get("section_load_average")
+            else "."
+        )
     )
     a(
         f"- **Versions**: Python {v.get('python')}, miaopi {v.get('miaopi')} (commit "
@@ -264,6 +271,23 @@ def render(r: dict[str, Any]) -> str:
                 f"(part 5) had p50 {_n(median([x['p50_ms'] for x in off]), 2)} ms and p99 "
                 f"**{_n(median([x['p99_ms'] for x in off]), 2)} ms** "
                 f"({[round(x['p99_ms'], 2) for x in off]} ms)."
+            )
+        probes = [
+            (when, rpc_raw.get(f"fsync_probe_{when}_half_rate")) for when in ("before", "after")
+        ]
+        probes = [(w, p) for w, p in probes if isinstance(p, dict) and "max_ms" in p]
+        if probes:
+            a("")
+            a(
+                "Context (the machine is shared): fdatasync of 4 KiB appends on the same "
+                "filesystem for 3 s "
+                + " and ".join(
+                    f"{w} these runs: p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, max "
+                    f"{p['max_ms']:.1f} ms ({p['over_20ms']} of {p['calls']} over 20 ms; load "
+                    f"average {p['load_average']})"
+                    for w, p in probes
+                )
+                + "."
             )
         a("")
         a("Method:")
@@ -574,6 +598,14 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
+def _probe_max(rpc_raw: dict[str, Any]) -> float | None:
+    probes = [
+        rpc_raw.get(k) for k in ("fsync_probe_before_half_rate", "fsync_probe_after_half_rate")
+    ]
+    maxes = [p["max_ms"] for p in probes if isinstance(p, dict) and "max_ms" in p]
+    return max(maxes) if maxes else None
+
+
 def _half_off_p99(rpc_raw: dict[str, Any]) -> float | None:
     off = _get(rpc_raw, "half_rate", "audit_off_runs", default=[])
     return median([x["p99_ms"] for x in off]) if off else None
@@ -671,11 +703,19 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             f"{_n(rpc.get('ratio_audit_on_off'), 2)} of the audit-off figure. "
             + _disk_sentence(rpc_raw)
             + (
-                " p99 at half the peak rate is high for the same reason: requests arriving "
-                "while the event loop or the writer thread holds the GIL wait, and a Decide "
-                "with audit only returns after its batch is committed"
+                " p99 at half the peak rate: a Decide with audit returns only after its "
+                "batch's commit (`synchronous=FULL`, an fdatasync) and queues behind the "
+                "GIL-holding event loop and writer thread, so one slow fsync"
                 + (
-                    f" (audit off at the same rate: p99 {_n(off_p99, 2)} ms)."
+                    f" (the probe around these runs saw up to {_n(probe_max, 0)} ms)"
+                    if (probe_max := _probe_max(rpc_raw)) is not None
+                    else ""
+                )
+                + " or a burst of CPU taken by other processes on this shared 2-core machine "
+                "delays every request of the batch and those queued behind it"
+                + (
+                    f"; the audit-off server at the same rate, which never waits for the "
+                    f"disk, had p99 {_n(off_p99, 2)} ms."
                     if (off_p99 := _half_off_p99(rpc_raw)) is not None
                     else "."
                 )

@@ -33,6 +33,7 @@ def _section(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]
         traceback.print_exc()
         results[name] = {"error": f"{type(exc).__name__}: {exc}"[:4000]}
     results.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t0, 1)
+    results.setdefault("section_load_average", {})[name] = [round(x, 2) for x in os.getloadavg()]
     log(f"--- {name} done in {results['section_seconds'][name]:.0f} s")
 
 
