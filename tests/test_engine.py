@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -65,3 +66,24 @@ class TestConcurrency:
             t.join()
         engine.unregister(h)
         assert errors == []
+
+
+class TestShippedRulesets:
+    def test_no_or_inside_list_quantifiers(self):
+        """durable_rules reads an uninitialised node field when an `$iany` / `$iall` element
+        condition is an `$or`, and then refuses the ruleset (error 102) depending on what the
+        heap held: a reload or a start-up that fails at random. Caught in a long `make bench`
+        process; no shipped item may compile to that form."""
+        from miaopi_server.catalog import compile_directory
+
+        from tests.support import RULESETS
+        from tests.test_lang import unsafe_quantifiers
+
+        compiled, problems = compile_directory(RULESETS)
+        assert compiled and not [p for p in problems if p.severity == "error"]
+        quantified = 0
+        for item in compiled:
+            for name, cond in item.conditions.items():
+                assert not unsafe_quantifiers(cond), (item.item.code, name)
+                quantified += '"$iany"' in json.dumps(cond) or '"$iall"' in json.dumps(cond)
+        assert quantified, "the shipped items use list quantifiers; this test must see them"

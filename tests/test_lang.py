@@ -3,6 +3,7 @@ reference semantics on the real durable_rules engine."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -119,6 +120,25 @@ class TestCompilation:
         """`in list NAME` expands the shared list into the condition."""
         assert compile_ok("a.e in list letters") == {"$or": [{"a.e": "x"}, {"a.e": "y"}]}
 
+    def test_any_member_distributes_over_values(self):
+        """`any x in [...]` never puts an `$or` inside `$iany` (durable refuses that form at
+        random, depending on heap contents): it becomes one `$iany` per value."""
+        cond = compile_ok("any a.l in list letters")
+        assert cond == {"$or": [{"$iany": {"a.l": {"$i": "x"}}}, {"$iany": {"a.l": {"$i": "y"}}}]}
+
+    def test_all_member_is_a_probe(self):
+        """`all x in [...]` cannot distribute, so it is a membership probe over the list."""
+        probes = ProbeTable()
+        cond = compile_ok("all a.l in list letters", probes)
+        [(key, probe)] = [(k, p) for k, p in probes.items() if p.kind == "member"]
+        assert f"{PROBES_KEY}.{key}" in json.dumps(cond)
+        assert not unsafe_quantifiers(cond) and "$iall" not in json.dumps(cond)
+        assert (probe.kind, probe.words, probe.quant) == ("member", ("x", "y"), "all")
+        get = {"a.l": ["x", "y", "x"]}.get
+        assert probe.compute(lambda p: get(p, MISSING)) is True
+        assert probe.compute(lambda p: {"a.l": ["x", "中国"]}.get(p, MISSING)) is False
+        assert probe.compute(lambda p: {"a.l": []}.get(p, MISSING)) is True
+
     def test_impossible_condition_folds_to_false(self):
         """A test that cannot hold on an always-present fact folds to a never-matching pattern."""
         assert compile_ok("a.m is missing") == {ALWAYS_KEY: False}
@@ -208,6 +228,20 @@ def _engine_fact(values: dict[str, Any], probes: ProbeTable) -> dict[str, Any]:
     return fact
 
 
+def unsafe_quantifiers(cond: Any) -> list[Any]:
+    """Every `$iany` / `$iall` whose element condition is an `$or`, anywhere in `cond`."""
+    found: list[Any] = []
+    if isinstance(cond, dict):
+        for key, value in cond.items():
+            if key in ("$iany", "$iall"):
+                found.extend(inner for inner in value.values() if "$or" in inner)
+            found.extend(unsafe_quantifiers(value))
+    elif isinstance(cond, list):
+        for item in cond:
+            found.extend(unsafe_quantifiers(item))
+    return found
+
+
 def test_compiler_agrees_with_reference_semantics():
     """On 400 random conditions x 150 random cases, durable fires exactly when the reference
     semantics says the condition holds (negation, missing facts, quantifiers, probes)."""
@@ -226,6 +260,8 @@ def test_compiler_agrees_with_reference_semantics():
         assert all(not c.errors for c in conditions.values()), [
             (s, c.errors) for s, c in zip(batch, conditions.values(), strict=True) if c.errors
         ]
+        for source, c in zip(batch, conditions.values(), strict=True):
+            assert not unsafe_quantifiers(c.condition), source
         handle = engine.register("diff", {k: c.condition for k, c in conditions.items()})
         for values in facts:
             fired = set(engine.evaluate(handle, _engine_fact(values, probes)))

@@ -292,6 +292,14 @@ class _Compiler:
         cond = _and([self.present(spec)] + [_cmp(where, "!=", v) for v in dict.fromkeys(values)])
         return _or([self.missing(spec), cond]) if neg else cond
 
+    @staticmethod
+    def element_values(branches: list[dict[str, Any]]) -> tuple[str, ...]:
+        """The values of an `$or` of element equalities `{"$i": v}` (what `member` builds)."""
+        values = tuple(b["$i"] for b in branches if set(b) == {"$i"})
+        if len(values) != len(branches):
+            raise AssertionError(f"not a membership test: {branches}")
+        return values
+
     def quantified(self, node: ast.Quantified, neg: bool) -> dict[str, Any]:
         spec = self.spec(node.subject)
         if spec is None:
@@ -325,6 +333,16 @@ class _Compiler:
                 result = TRUE if kind == "all" else {empty: False}
             elif cond == FALSE:
                 result = {empty: True} if kind == "all" else FALSE
+            elif "$or" in cond:
+                # Never an `$or` directly inside `$iany` / `$iall`: durable then reads an
+                # uninitialised node field and refuses the ruleset at random (error 102,
+                # depending on heap contents; docs/ENGINE.md). any x (a or b) distributes
+                # over the branches; "all x in [...]" becomes a probe.
+                if kind == "any":
+                    result = _or([{"$iany": {path: branch}} for branch in cond["$or"]])
+                else:
+                    members = self.element_values(cond["$or"])
+                    result = {self.probe(Probe("member", path, words=members, quant="all")): True}
             elif kind == "any":
                 result = {"$iany": {path: cond}}
             else:

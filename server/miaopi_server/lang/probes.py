@@ -1,8 +1,9 @@
 """Probes: small derived booleans computed in Python before a case reaches the rules engine.
 
-durable_rules cannot test presence safely (`$nex` can spin forever) and its regular-expression
-engine crashes or mis-matches on escapes and CJK ranges, so presence, emptiness and string tests
-are computed here, stored under `_p.<key>` in the asserted fact, and tested in the engine by
+durable_rules cannot test presence safely (`$nex` can spin forever), its regular-expression
+engine crashes or mis-matches on escapes and CJK ranges, and it refuses an `$or` inside `$iall`
+at random, so presence, emptiness, string tests and "every element is one of these values" are
+computed here, stored under `_p.<key>` in the asserted fact, and tested in the engine by
 equality. A probe whose subject is missing is itself absent, so it never matches.
 """
 
@@ -36,7 +37,7 @@ def string_test(text: str, mode: str, words: tuple[str, ...]) -> bool:
 class Probe:
     """One derived boolean. `quant` set means the test runs over the elements of a list."""
 
-    kind: Literal["present", "empty", "string", "hanzi"]
+    kind: Literal["present", "empty", "string", "hanzi", "member"]
     path: str
     mode: str = ""
     words: tuple[str, ...] = ()
@@ -60,6 +61,8 @@ class Probe:
     def _element_test(self) -> Callable[[str], bool]:
         if self.kind == "hanzi":
             return is_hanzi
+        if self.kind == "member":
+            return frozenset(self.words).__contains__
         mode, words = self.mode, self.words
         return lambda text: string_test(text, mode, words)
 
