@@ -7,12 +7,13 @@ Engine rule names: "r:<rule id>", "m:<material id>", "o:<rule id>:<output>:<case
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .errors import Diagnostic
 from .lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
 from .lang.probes import MISSING, Probe, ProbeTable
-from .model import APPLICATION_DATE, NO_DEFAULT, Condition, Item
+from .model import APPLICATION_DATE, NO_DEFAULT, Condition, Item, LegalBasis, Material, Rule
 
 MATERIALS_KEY = "_m"
 PROBES_KEY = "_p"
@@ -26,6 +27,60 @@ class CompiledItem:
     paths: tuple[str, ...]  # fact paths any condition reads (all the engine needs)
     never: frozenset[str]  # engine rules whose condition can never hold
     reads: dict[str, tuple[str, ...]]  # engine rule name -> fact paths its condition reads
+
+    @cached_property
+    def layout(self) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+        """(path, parent keys, leaf key) of every path in `paths`, split once."""
+        return tuple((p, tuple(p.split(".")[:-1]), p.rsplit(".", 1)[-1]) for p in self.paths)
+
+    @cached_property
+    def material_ids(self) -> tuple[str, ...]:
+        return tuple(m.id for m in self.item.materials)
+
+    # What assembling a decision needs per engine rule, worked out once per item.
+    @cached_property
+    def material_plan(
+        self,
+    ) -> tuple[tuple[str, Material, str, LegalBasis | None, tuple[str, ...]], ...]:
+        """(engine rule, material, reason message, legal basis, paths read) per material."""
+        item = self.item
+        basis = item.legal_basis.get(item.materials_basis)
+        return tuple(
+            (
+                f"m:{m.id}",
+                m,
+                f"缺少必要材料：{m.name}" + (f"（{m.when.source}）" if m.when else ""),
+                basis,
+                self.reads[f"m:{m.id}"] if m.when else (),
+            )
+            for m in item.materials
+        )
+
+    @cached_property
+    def rule_plan(self) -> tuple[tuple[str, Rule, LegalBasis | None, tuple[str, ...]], ...]:
+        """(engine rule, rule, legal basis, paths read) per policy rule, in file order."""
+        item = self.item
+        return tuple(
+            (f"r:{r.id}", r, item.legal_basis.get(r.basis), self.reads[f"r:{r.id}"])
+            for r in item.rules
+        )
+
+    @cached_property
+    def output_plan(self) -> dict[str, tuple[tuple[str, tuple[tuple[str | None, Any], ...]], ...]]:
+        """rule id -> ((output name, ((engine rule or None when unconditional, value), ...)))."""
+        return {
+            r.id: tuple(
+                (
+                    name,
+                    tuple(
+                        (None if c.when is None else f"o:{r.id}:{name}:{i}", c.value)
+                        for i, c in enumerate(cases)
+                    ),
+                )
+                for name, cases in r.outputs
+            )
+            for r in self.item.rules
+        }
 
 
 def field_specs(item: Item) -> dict[str, FieldSpec]:
@@ -98,18 +153,18 @@ def engine_fact(
 ) -> dict[str, Any]:
     """The fact asserted for one case: only what the conditions read, nested by path."""
     fact: dict[str, Any] = {ALWAYS_KEY: True}
-    for path in compiled.paths:
+    for path, parents, leaf in compiled.layout:
         if path in values:
             node = fact
-            *parents, leaf = path.split(".")
             for p in parents:
                 node = node.setdefault(p, {})
             node[leaf] = values[path]
+    get = values.get
     probe_values: dict[str, bool] = {}
     for key, probe in compiled.probes:
-        v = probe.compute(lambda p: values.get(p, MISSING))
+        v = probe.compute(lambda p: get(p, MISSING))
         if v is not None:
             probe_values[key] = v
     fact[PROBES_KEY] = probe_values
-    fact[MATERIALS_KEY] = {m.id: m.id in materials for m in compiled.item.materials}
+    fact[MATERIALS_KEY] = {m: m in materials for m in compiled.material_ids}
     return fact

@@ -72,8 +72,9 @@ def decide(
     return assemble(compiled, case, set(fired))
 
 
-def _read(case: Case, paths: list[str]) -> tuple[tuple[str, Any], ...]:
-    return tuple((p, case.values.get(p, MISSING)) for p in paths)
+def _read(case: Case, paths: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    get = case.values.get
+    return tuple((p, get(p, MISSING)) for p in paths)
 
 
 def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
@@ -82,34 +83,22 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
     reasons: list[Reason] = []
     missing: list[Material] = []
     pending: list[Material] = []
-    for m in item.materials:
-        if f"m:{m.id}" not in fired:
+    for key, m, message, basis, reads in compiled.material_plan:
+        if key not in fired:
             continue
         if m.need == "deferrable":
             pending.append(m)
             continue
         missing.append(m)
-        when = f"（{m.when.source}）" if m.when else ""
+        source = m.when.source if m.when else ""
         reasons.append(
-            Reason(
-                f"material:{m.id}",
-                REJECT,
-                f"缺少必要材料：{m.name}{when}",
-                item.legal_basis.get(item.materials_basis),
-                _read(case, compiled.reads[f"m:{m.id}"]) if m.when else (),
-                m.when.source if m.when else "",
-            )
+            Reason(f"material:{m.id}", REJECT, message, basis, _read(case, reads), source)
         )
-    for rule in item.rules:
-        if f"r:{rule.id}" in fired:
+    for key, rule, basis, reads in compiled.rule_plan:
+        if key in fired:
             reasons.append(
                 Reason(
-                    rule.id,
-                    rule.outcome,
-                    rule.message,
-                    item.legal_basis.get(rule.basis),
-                    _read(case, compiled.reads[f"r:{rule.id}"]),
-                    rule.when.source,
+                    rule.id, rule.outcome, rule.message, basis, _read(case, reads), rule.when.source
                 )
             )
     # Policy reasons first in rule-file order, then the materials notice.
@@ -123,13 +112,13 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
         outcome = outcome_of(ordered)
     outputs: dict[str, Any] = {}
     if outcome != REJECT:
-        for rule in item.rules:
-            if f"r:{rule.id}" not in fired:
+        for key, rule, _, _ in compiled.rule_plan:
+            if key not in fired:
                 continue
-            for name, cases in rule.outputs:
-                for i, c in enumerate(cases):
-                    if c.when is None or f"o:{rule.id}:{name}:{i}" in fired:
-                        outputs.setdefault(name, c.value)
+            for name, cases in compiled.output_plan.get(rule.id, ()):
+                for output_key, value in cases:
+                    if output_key is None or output_key in fired:
+                        outputs.setdefault(name, value)
                         break
     due, estimated = None, False
     if outcome == MANUAL_REVIEW:

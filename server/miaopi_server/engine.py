@@ -30,6 +30,7 @@ import durable_rules_engine as _core
 from .errors import EngineError
 
 WARMUP_RULE = "__warmup__"
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 WARMUP_KEY = "_warmup"
 
 
@@ -91,7 +92,7 @@ class Engine:
 
     def _run(self, handle: int, fact: dict[str, Any]) -> list[str]:
         sid = str(next(self._sids))
-        payload = json.dumps({**fact, "sid": sid}, ensure_ascii=False)
+        payload = _encode({**fact, "sid": sid})
         fired: dict[str, None] = {}
         try:
             code, state = _core.assert_fact(handle, payload)

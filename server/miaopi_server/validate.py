@@ -84,21 +84,19 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
 
 
 def _shape_problem(facts: Mapping[Any, Any], materials: Any) -> FieldViolation | None:
-    """Limits checked before anything else looks at the case: depth, size, materials count."""
+    """Limits checked before anything else looks at the case: depth, size, materials count.
+    Every key, object, list and scalar counts as one value; only containers are visited."""
     stack: list[tuple[Any, int]] = [(facts, 1)]
-    count = 0
+    count = 1
     while stack:
         node, depth = stack.pop()
-        count += 1
+        children = node.values() if isinstance(node, dict) else node
+        count += 2 * len(node) if isinstance(node, dict) else len(node)
         if count > MAX_VALUES:
             return FieldViolation("facts", f"值过多（不超过 {MAX_VALUES} 个）")
-        if depth > MAX_DEPTH:
+        if len(node) and depth >= MAX_DEPTH:
             return FieldViolation("facts", f"嵌套过深（不超过 {MAX_DEPTH} 层）")
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-            count += len(node)  # keys count too
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
+        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list))
     if isinstance(materials, list | tuple) and len(materials) > MAX_MATERIALS:
         return FieldViolation("materials", f"材料过多（不超过 {MAX_MATERIALS} 项）")
     return None

@@ -26,6 +26,7 @@ class DueDate:
     estimated: bool  # some day counted lies in a year without a published schedule
 
 
+@functools.lru_cache(maxsize=8192)  # the library scans its whole holiday table on every call
 def is_working_day(d: date) -> tuple[bool, bool]:
     """Return (working, estimated) for one day."""
     try:
