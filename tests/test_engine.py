@@ -75,7 +75,6 @@ class TestShippedRulesets:
         heap held: a reload or a start-up that fails at random. Caught in a long `make bench`
         process; no shipped item may compile to that form."""
         from miaopi_server.catalog import compile_directory
-
         from tests.support import RULESETS
         from tests.test_lang import unsafe_quantifiers
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -21,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from miaopi.v1 import approval_pb2 as pb
 
-from . import logs
+from . import logs, workers
 from .audit import seal
 from .audit.sqlite import SQLiteAuditStore
 from .auth import Authenticator, CredentialsError, RateLimiter, write_dev_credentials
@@ -57,6 +58,8 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate (mutual TLS)
     max_request_bytes: int = 1 << 20
+    workers: int = 1  # server processes sharing the port and the audit trail (workers.py)
+    worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
 
 
 @dataclass
@@ -180,7 +183,8 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     authenticator = open_authenticator(settings)
     server = grpc.aio.server(
         options=[
-            ("grpc.so_reuseport", 0),  # a second server on a busy port must fail, not share it
+            # A second server on a busy port must fail, not share it; --workers share on purpose.
+            ("grpc.so_reuseport", int(settings.worker_index >= 0)),
             ("grpc.max_receive_message_length", settings.max_request_bytes),
         ]
     )
@@ -190,6 +194,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
         settings.node_id or socket.gethostname(),
         authenticator,
         RateLimiter(settings.rate_per_second, settings.rate_burst),
+        on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
     )
     add_service(service, server)
     health = HealthServicer()
@@ -234,19 +239,40 @@ async def serve(settings: Settings) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    is_worker = settings.worker_index >= 0
     log.info(
-        "server.started",
+        "worker.started" if is_worker else "server.started",
         listen=f"{host}:{running.port}",
         items=running.catalog.codes,
         rulesets=str(settings.rulesets),
     )
     for w in running.catalog.warnings:
         log.warning("rulefile.warning", diagnostic=str(w))
+    if is_worker:
+        workers.announce_ready()
+        orphan_watch = asyncio.create_task(_stop_when_orphaned(stop))
 
     await stop.wait()
+    if is_worker:
+        orphan_watch.cancel()
     log.info("server.stopping", grace_seconds=settings.grace_seconds)
     await running.stop(settings.grace_seconds)
     log.info("server.stopped")
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    parent = os.getppid()
+    while not workers.orphaned(parent):
+        await asyncio.sleep(1)
+    log.warning("worker.orphaned", note="the supervisor is gone; stopping")
+    stop.set()
+
+
+def _prepare_shared_state(settings: Settings) -> None:
+    """What every worker shares, created once before they start: seal key, audit database,
+    development credentials (printed once)."""
+    open_store(settings).close()
+    open_authenticator(settings)
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -309,6 +335,14 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="CA (PEM) for client certificates; makes mutual TLS mandatory",
     )
     p.add_argument("--max-request-bytes", type=int, default=Settings.max_request_bytes)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=Settings.workers,
+        help="server processes sharing the port and the audit trail (one per core; "
+        "rate limits apply per process)",
+    )
+    p.add_argument("--worker-index", type=int, default=-1, help=argparse.SUPPRESS)
     p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     a = p.parse_args(argv)
@@ -330,13 +364,24 @@ def parse_args(argv: list[str] | None) -> Settings:
         tls_key=a.tls_key,
         tls_client_ca=a.tls_client_ca,
         max_request_bytes=a.max_request_bytes,
+        workers=a.workers,
+        worker_index=a.worker_index,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = parse_args(argv)
-    logs.configure(settings.log_format, settings.log_level)
+    args = sys.argv[1:] if argv is None else argv
+    settings = parse_args(args)
+    worker = {"worker": settings.worker_index} if settings.worker_index >= 0 else {}
+    logs.configure(settings.log_format, settings.log_level, extra=worker)
+    if settings.workers < 1:
+        print("miaopi-server: --workers must be at least 1", file=sys.stderr)
+        return 2
     try:
+        if settings.workers > 1:
+            return workers.supervise(
+                args, settings.listen, settings.workers, lambda: _prepare_shared_state(settings)
+            )
         asyncio.run(serve(settings))
     except RuleFileError as exc:
         for d in exc.diagnostics:

@@ -57,6 +57,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         authenticator: Authenticator | None,
         limiter: RateLimiter | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        on_reload: Callable[[], None] | None = None,
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
         self._limiter = limiter or RateLimiter(0, 0)
@@ -65,6 +66,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         self._store = store
         self._recorder = Recorder(store, node_id)
         self._clock = clock
+        self._on_reload = on_reload  # --workers: tell the other processes to reload too
 
     async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
         """Authenticate, authorise the RPC for the principal's role, apply its rate limit."""
@@ -254,7 +256,10 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
         await self._guard(context, "ReloadRulesets")
-        return _reload_response(await self._holder.reload("rpc"))
+        result = await self._holder.reload("rpc")
+        if result.applied and self._on_reload is not None:
+            self._on_reload()
+        return _reload_response(result)
 
     async def GetRulesetStatus(
         self, request: pb.GetRulesetStatusRequest, context: grpc.aio.ServicerContext

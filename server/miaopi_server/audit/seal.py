@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -29,7 +30,7 @@ def key_id_of(public_raw: bytes) -> str:
 class Sealer:
     private_key: Ed25519PrivateKey
 
-    @property
+    @cached_property  # read for every record written
     def public_raw(self) -> bytes:
         return self.private_key.public_key().public_bytes(*_RAW)
 
@@ -43,7 +44,7 @@ class Sealer:
             .decode()
         )
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.public_raw)
 

@@ -95,8 +95,6 @@ class SQLiteAuditStore:
         self._writer.executescript(SCHEMA)
         self._reader = _connect(path, busy_timeout_ms)
         self._read_lock = threading.Lock()
-        last = self._writer.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
-        self._head = last.fetchone() or (0, GENESIS_HASH)
         self._queue: queue.SimpleQueue[tuple[PendingRecord, Future[StoredRecord]] | None] = (
             queue.SimpleQueue()
         )
@@ -135,12 +133,15 @@ class SQLiteAuditStore:
         batch = [(p, f) for p, f in batch if f.set_running_or_notify_cancel()]
         if not batch:
             return
-        seq, prev = self._head
         written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
         outcomes: list[tuple[Future[StoredRecord], BaseException]] = []
         in_batch: dict[str, StoredRecord] = {}
         try:
             self._writer.execute("BEGIN IMMEDIATE")
+            # The head is read under the write lock: several server processes may append to
+            # one database (`--workers`), and the chain runs through all of them in seq order.
+            head = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
+            seq, prev = self._writer.execute(head).fetchone() or (0, GENESIS_HASH)
             for pending, fut in batch:
                 if pending.request_id:
                     existing = in_batch.get(pending.request_id) or self._by_request(
@@ -196,7 +197,6 @@ class SQLiteAuditStore:
             for _, fut in batch:
                 fut.set_exception(failure)
             return
-        self._head = (seq, prev)
         self.batches += 1
         self.records_written += len(written)
         for record, fut in written:

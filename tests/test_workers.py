@@ -1,0 +1,176 @@
+"""`--workers 2`: two server processes on one port append to one audit trail, reload together,
+and stop together."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from tests.conftest import ServerProcess
+from tests.support import (
+    AS_OF,
+    RULESETS,
+    SENIOR,
+    SENIOR_MATERIALS,
+    born_years_before,
+    resident_id,
+    with_facts,
+)
+from tests.test_reload import SENIOR_FILE, request, set_amount
+from tests.test_server import request as decide_request
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def rules(tmp_path):
+    root = tmp_path / "rules"
+    shutil.copytree(RULESETS, root)
+    return root
+
+
+@pytest.fixture()
+def workers(rules, tmp_path):
+    server = ServerProcess(rules, tmp_path / "state", "--watch", "0", "--workers", "2")
+    yield server
+    if server.proc.poll() is None:
+        server.signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def _channel(target: str) -> grpc.Channel:
+    """A channel with a connection of its own: channels to one target otherwise share one
+    (gRPC's global subchannel pool), and one connection always lands on one worker."""
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def _decide(target: str, i: int) -> tuple[int, pb.Decision]:
+    """Decide case i on a connection of its own, so the kernel spreads them over workers."""
+    age = 60 + i % 50
+    facts = with_facts(
+        SENIOR,
+        applicant__id_number=resident_id(born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"),
+    )
+    with _channel(target) as ch:
+        stub = pb_grpc.ApprovalServiceStub(ch)
+        req = decide_request("GF00012000", facts, SENIOR_MATERIALS)
+        return age, stub.Decide(req, timeout=30).decision
+
+
+def _digests(target: str, n: int) -> set[str]:
+    """The catalog digest reported over n fresh connections."""
+    out = set()
+    for _ in range(n):
+        with _channel(target) as ch:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            out.add(stub.GetRulesetStatus(pb.GetRulesetStatusRequest(), timeout=10).catalog_digest)
+    return out
+
+
+def test_both_workers_decide_into_one_verified_chain(workers, tmp_path):
+    """64 concurrent clients: every answer is its own case's, both processes answered, and the
+    audit trail written by both is one unbroken, verified chain."""
+    started = workers.wait_for("server.started")
+    assert started["workers"] == 2 and len(set(started["pids"])) == 2
+    with ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(lambda i: _decide(workers.target, i), range(256)))
+    for age, d in results:
+        assert d.derived_facts["applicant.age"] == age
+        expected = (
+            pb.OUTCOME_REJECT
+            if age < 70
+            else pb.OUTCOME_MANUAL_REVIEW
+            if age >= 105
+            else pb.OUTCOME_APPROVE
+        )
+        assert d.outcome == expected
+        assert d.receipt.seq > 0
+    assert sorted(d.receipt.seq for _, d in results) == list(range(1, 257))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answered_by = {e.get("worker") for e in workers.events if e["event"] == "decision"}
+        if len([e for e in workers.events if e["event"] == "decision"]) == 256:
+            break
+        time.sleep(0.1)
+    assert answered_by == {0, 1}, "the kernel should have spread 256 connections over both"
+    with grpc.insecure_channel(workers.target) as ch:
+        v = pb_grpc.ApprovalServiceStub(ch).VerifyAuditTrail(pb.VerifyAuditTrailRequest())
+    assert v.ok and v.checked == 256, v
+    with sqlite3.connect(tmp_path / "state" / "audit.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM records").fetchone() == (256,)
+
+
+def test_request_id_is_idempotent_across_workers(workers):
+    """The same request_id sent on many connections at once is decided and recorded once."""
+
+    def send(_: int) -> str:
+        with _channel(workers.target) as ch:
+            req = request()
+            req.request_id = "同一请求-42"
+            return pb_grpc.ApprovalServiceStub(ch).Decide(req, timeout=30).decision.decision_id
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = set(pool.map(send, range(32)))
+    assert len(ids) == 1
+    with grpc.insecure_channel(workers.target) as ch:
+        v = pb_grpc.ApprovalServiceStub(ch).VerifyAuditTrail(pb.VerifyAuditTrailRequest())
+    assert v.ok and v.checked == 1
+
+
+def test_reload_reaches_every_worker(workers, rules):
+    """SIGHUP to the supervisor, and ReloadRulesets on any one connection, reload all workers."""
+    before = _digests(workers.target, 12)
+    assert len(before) == 1
+    set_amount(rules, 444)
+    workers.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        reloaded = {e.get("worker") for e in workers.events if e["event"] == "rules.reloaded"}
+        if reloaded == {0, 1}:
+            break
+        time.sleep(0.1)
+    assert reloaded == {0, 1}
+    after_sighup = _digests(workers.target, 12)
+    assert len(after_sighup) == 1 and after_sighup != before
+
+    set_amount(rules, 555)
+    with grpc.insecure_channel(workers.target) as ch:
+        r = pb_grpc.ApprovalServiceStub(ch).ReloadRulesets(pb.ReloadRulesetsRequest(), timeout=20)
+    assert r.applied and list(r.changed) == ["GF00012000@2024.1"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        after_rpc = _digests(workers.target, 12)
+        if len(after_rpc) == 1 and after_rpc.isdisjoint(after_sighup):
+            break
+        time.sleep(0.2)
+    assert len(after_rpc) == 1 and after_rpc.isdisjoint(after_sighup | before)
+    assert (rules / SENIOR_FILE).exists()
+
+
+def test_sigterm_stops_all_and_a_dead_worker_stops_the_set(rules, tmp_path):
+    """SIGTERM: every worker drains and the supervisor exits 0. A worker killed outright takes
+    the set down with a non-zero exit, for the process manager to restart."""
+    server = ServerProcess(rules, tmp_path / "a", "--watch", "0", "--workers", "2")
+    pids = server.wait_for("server.started")["pids"]
+    server.signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+    server = ServerProcess(rules, tmp_path / "b", "--watch", "0", "--workers", "2")
+    pids = server.wait_for("server.started")["pids"]
+    os.kill(pids[1], signal.SIGKILL)
+    assert server.wait(30) != 0
+    assert server.wait_for("worker.exited")["worker"] == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(pids[0], 0)
