@@ -44,6 +44,11 @@ def decision_of(record: StoredRecord) -> pb.Decision:
     return msg
 
 
+# A decision as returned to the window, and the same as proto3 JSON (receipt excluded): the
+# form the audit record stores (convert.decision_json).
+Decided = tuple[pb.Decision, dict[str, Any]]
+
+
 class Recorder:
     def __init__(self, store: AuditStore, node_id: str):
         self.store = store
@@ -55,12 +60,12 @@ class Recorder:
         request_id: str,
         case: dict[str, Any],
         window: dict[str, str],
-        make_decision: Callable[[], Awaitable[pb.Decision]],
+        make_decision: Callable[[], Awaitable[Decided]],
     ) -> pb.Decision:
         """Run `make_decision` (unless request_id answers from the record) and record it."""
         digest = case_digest(case["item_code"], case["facts"], case["materials"])
         if not request_id:
-            return await self._record(await make_decision(), case, digest, window)
+            return await self._record(*await make_decision(), case, digest, window)
         while True:
             waiting = self._inflight.get(request_id)
             if waiting is None:
@@ -72,7 +77,7 @@ class Recorder:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[request_id] = done
         try:
-            return await self._record(await make_decision(), case, digest, window)
+            return await self._record(*await make_decision(), case, digest, window)
         except DuplicateRequest as dup:  # recorded meanwhile by another process
             return self._answer(dup.existing, request_id, digest)
         finally:
@@ -85,7 +90,12 @@ class Recorder:
         return decision_of(existing)
 
     async def _record(
-        self, decision: pb.Decision, case: dict[str, Any], digest: str, window: dict[str, str]
+        self,
+        decision: pb.Decision,
+        as_json: dict[str, Any],
+        case: dict[str, Any],
+        digest: str,
+        window: dict[str, str],
     ) -> pb.Decision:
         pending = PendingRecord(
             decision_id=decision.decision_id,
@@ -94,7 +104,7 @@ class Recorder:
             outcome=pb.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),
             window_id=window.get("window_id", ""),
             decided_at=fixed_time(decision.decided_at.ToDatetime(dt.UTC)),
-            decision=json_format.MessageToDict(decision, preserving_proto_field_name=True),
+            decision=as_json,
             case=case,
             case_digest=digest,
             window=window,

@@ -30,7 +30,7 @@ from .auth import (
     Unauthenticated,
 )
 from .errors import CaseInvalid, DecisionNotFound, FieldViolation, ItemNotFound, MiaopiError
-from .recording import Recorder, decision_of
+from .recording import Decided, Recorder, decision_of
 from .reload import CatalogHolder, ReloadResult, catalog_digest
 from .status import to_status
 
@@ -121,12 +121,16 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
             "principal_id": principal.id,
         }
 
-        async def make_decision() -> pb.Decision:
+        async def make_decision() -> Decided:
             now = self._clock()
             decision = self._catalog().decide(
                 request.item_code, facts, case["materials"], shanghai_today(now)
             )
-            return convert.decision(decision, str(uuid.uuid4()), request.request_id, now)
+            decision_id = str(uuid.uuid4())
+            return (
+                convert.decision(decision, decision_id, request.request_id, now),
+                convert.decision_json(decision, decision_id, request.request_id, now),
+            )
 
         try:
             msg = await self._recorder.decide(request.request_id, case, window, make_decision)

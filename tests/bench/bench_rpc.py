@@ -65,6 +65,7 @@ EMPTY_PATH = "/bench.v1.Empty/Call"
 # (connections -c, concurrent streams per connection -m) swept for each server's peak.
 SHAPES = ((1, 16), (4, 4), (16, 1), (4, 16), (8, 32))
 RUN_SECONDS = 5.0
+WORKERS = 2  # `--workers`: one server process per core of this machine
 HALF_RATE_CLIENTS = 4
 
 
@@ -171,6 +172,8 @@ class Server:
         ]
         if self.kind == "miaopi":
             return [PY, "-m", "miaopi_server.app", *flags]
+        if self.kind == "workers":
+            return [PY, "-m", "miaopi_server.app", *flags, "--workers", str(WORKERS)]
         extra = ["--no-record"] if self.kind == "unrecorded" else []
         return [
             PY,
@@ -298,7 +301,7 @@ class Server:
             "expected_ok": self.expected,
             "exit": rc,
         }
-        if self.kind in ("miaopi", "counted"):
+        if self.kind in ("miaopi", "workers", "counted"):
             db = self.dir / "state" / "audit.sqlite3"
             with sqlite3.connect(db) as conn:
                 total, approve = conn.execute(
@@ -310,7 +313,7 @@ class Server:
                     f"{self.kind}: {self.expected} requests answered 200 but the audit trail "
                     f"holds {total} records ({approve} APPROVE): some got grpc-status != 0"
                 )
-        if self.kind != "miaopi":
+        if self.kind not in ("miaopi", "workers"):
             stats = json.loads(self.stats.read_text())
             info.update(stats)
             answered = {

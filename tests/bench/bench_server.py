@@ -26,6 +26,7 @@ from typing import Any
 from miaopi.v1 import approval_pb2 as pb
 from miaopi_server import app
 from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.recording import Decided
 from miaopi_server.service import ApprovalService
 
 ANSWERED = {"decisions": 0}
@@ -39,9 +40,9 @@ class UnrecordedRecorder:
         request_id: str,
         case: dict[str, Any],
         window: dict[str, str],
-        make_decision: Callable[[], Awaitable[pb.Decision]],
+        make_decision: Callable[[], Awaitable[Decided]],
     ) -> pb.Decision:
-        decision = await make_decision()
+        decision, _ = await make_decision()
         ANSWERED["decisions"] += 1
         return decision
 

@@ -9,6 +9,7 @@ fails with AuditUnavailable and the chain head is left where it was.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuditUnavailable
-from .canonical import GENESIS_HASH, canonical, digest
+from .canonical import GENESIS_HASH, canonical, digest, sha256_hex
 from .record import PendingRecord, StoredRecord, hash_body, make_body
 from .seal import Sealer, verify_seal
 from .store import DuplicateRequest, ListFilter, Verification
@@ -89,6 +90,10 @@ class SQLiteAuditStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():  # facts are personal data: owner-only from the first byte
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        # Writers in several processes (`--workers`) queue on this lock file instead of
+        # SQLite's busy handler, which sleep-polls (milliseconds, then tens of them): the
+        # kernel hands the lock over as soon as it is released, or when its holder dies.
+        self._lock_fd = os.open(f"{path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
         self._writer = _connect(path, busy_timeout_ms)
         self._writer.execute("PRAGMA journal_mode = WAL")
         self._writer.execute("PRAGMA synchronous = FULL")
@@ -136,6 +141,7 @@ class SQLiteAuditStore:
         written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
         outcomes: list[tuple[Future[StoredRecord], BaseException]] = []
         in_batch: dict[str, StoredRecord] = {}
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             self._writer.execute("BEGIN IMMEDIATE")
             # The head is read under the write lock: several server processes may append to
@@ -152,7 +158,8 @@ class SQLiteAuditStore:
                         continue
                 seq += 1
                 body = make_body(seq, prev, pending)
-                h = hash_body(body)
+                body_json = canonical(body)
+                h = sha256_hex(body_json)
                 sig = self.sealer.seal(h)
                 record = StoredRecord(
                     seq,
@@ -178,7 +185,7 @@ class SQLiteAuditStore:
                         pending.window_id,
                         pending.decided_at,
                         pending.case_digest,
-                        canonical(body).decode(),
+                        body_json.decode(),
                         canonical(pending.case).decode(),
                         h,
                         self.sealer.key_id,
@@ -197,6 +204,8 @@ class SQLiteAuditStore:
             for _, fut in batch:
                 fut.set_exception(failure)
             return
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self.batches += 1
         self.records_written += len(written)
         for record, fut in written:
@@ -264,6 +273,7 @@ class SQLiteAuditStore:
         self._thread.join()
         self._writer.close()
         self._reader.close()
+        os.close(self._lock_fd)
 
 
 def verify_database(
