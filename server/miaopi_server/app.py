@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -226,6 +227,9 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
 
 async def serve(settings: Settings) -> None:
     running = await create_server(settings)
+    # Everything loaded so far (the catalog above all) lives as long as the process: moved out
+    # of the collector's reach, full collections no longer pause requests to rescan it.
+    gc.freeze()
     host = settings.listen.rsplit(":", 1)[0]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,6 +7,8 @@ Servers, each a subprocess on 127.0.0.1 with a port of its own choosing (port 0)
               generated credentials file (bearer token, window principal), --rate 0 (no rate
               limit), --watch 0, --log-level info (one `decision` JSON line per decision, to a
               file), audit trail on (SQLite WAL, synchronous=FULL, group commit).
+- workers:    the same command with `--workers 2`: two server processes on one port
+              (SO_REUSEPORT) appending to the one audit database (see miaopi_server/workers.py).
 - counted:    the same server through tests/bench/bench_server.py, which only adds the audit
               store's counters (group commits and records) at shutdown.
 - unrecorded: the same, with the bench-only recorder that skips the audit trail ("audit off",
@@ -378,7 +380,7 @@ def _n_for(rps: float, seconds: float = RUN_SECONDS) -> int:
 
 def run(rounds: int = 5) -> dict[str, Any]:
     s = setup()
-    kinds = ("empty", "miaopi", "counted", "unrecorded")
+    kinds = ("empty", "miaopi", "workers", "counted", "unrecorded")
     results: dict[str, Any] = {"shapes": {}, "rounds": [], "checks": []}
 
     # 1. Sweep the load shapes once per server; each server then runs at its best shape.
@@ -401,7 +403,7 @@ def run(rounds: int = 5) -> dict[str, Any]:
 
     # 2. Rounds: every server in turn (order rotated), fresh process and audit DB each time.
     for i in range(rounds):
-        order = kinds[i % 4 :] + kinds[: i % 4]
+        order = kinds[i % len(kinds) :] + kinds[: i % len(kinds)]
         row: dict[str, Any] = {}
         for kind in order:
             with Server(kind, s, f"r{i}") as srv:
@@ -419,6 +421,7 @@ def run(rounds: int = 5) -> dict[str, Any]:
                 }
                 results["checks"].append(srv.stop_and_verify())
         row["ratio_decide_empty"] = row["miaopi"]["rps"] / row["empty"]["rps"]
+        row["ratio_workers_empty"] = row["workers"]["rps"] / row["empty"]["rps"]
         row["ratio_unrecorded_empty"] = row["unrecorded"]["rps"] / row["empty"]["rps"]
         row["ratio_audit_on_off"] = row["counted"]["rps"] / row["unrecorded"]["rps"]
         results["rounds"].append(row)
@@ -426,24 +429,31 @@ def run(rounds: int = 5) -> dict[str, Any]:
             f"rpc round {i + 1}/{rounds}: "
             + ", ".join(f"{k} {row[k]['rps']:.0f}/s" for k in kinds)
             + f", Decide/empty {row['ratio_decide_empty']:.3f}"
+            + f" ({WORKERS} workers {row['ratio_workers_empty']:.3f})"
         )
 
     peak = median([r["miaopi"]["rps"] for r in results["rounds"]])
+    workers_peak = median([r["workers"]["rps"] for r in results["rounds"]])
 
     # 3. Latency at half the peak rate: h2load --rps, 4 connections. The product server
     #    (audit on) and, for comparison at the same rate, the audit-off server, run after run.
     half = peak / 2
-    half_runs: dict[str, list[dict[str, Any]]] = {"miaopi": [], "unrecorded": []}
+    # The --workers server runs at half of its own peak.
+    rate = {"miaopi": half, "unrecorded": half, "workers": workers_peak / 2}
+    half_runs: dict[str, list[dict[str, Any]]] = {k: [] for k in rate}
     results["fsync_probe_before_half_rate"] = fsync_probe(s.root)
-    with Server("miaopi", s, "half") as on, Server("unrecorded", s, "half") as off:
-        for srv in (on, off):
+    with (
+        Server("miaopi", s, "half") as on,
+        Server("unrecorded", s, "half") as off,
+        Server("workers", s, "half") as wk,
+    ):
+        for srv in (on, off, wk):
             srv.start()
             srv.h2load(*best[srv.kind], 300, tag="warmup")
         for _ in range(rounds):
-            for srv in (on, off):
-                r = srv.h2load(
-                    HALF_RATE_CLIENTS, 8, _n_for(half), rps=half / HALF_RATE_CLIENTS, tag="half"
-                )
+            for srv in (on, off, wk):
+                each = rate[srv.kind] / HALF_RATE_CLIENTS
+                r = srv.h2load(HALF_RATE_CLIENTS, 8, _n_for(rate[srv.kind]), rps=each, tag="half")
                 half_runs[srv.kind].append(
                     {
                         "rps": r.rps,
@@ -453,18 +463,21 @@ def run(rounds: int = 5) -> dict[str, Any]:
                         "command": r.command,
                     }
                 )
-        for srv in (on, off):
+        for srv in (on, off, wk):
             results["checks"].append(srv.stop_and_verify())
     results["fsync_probe_after_half_rate"] = fsync_probe(s.root)
     results["half_rate"] = {
         "target_rps": half,
         "runs": half_runs["miaopi"],
         "audit_off_runs": half_runs["unrecorded"],
+        "workers_target_rps": rate["workers"],
+        "workers_runs": half_runs["workers"],
     }
     log(
         f"rpc half rate {half:.0f}/s: p99 audit on "
         f"{[round(r['p99_ms'], 2) for r in half_runs['miaopi']]} ms, audit off "
-        f"{[round(r['p99_ms'], 2) for r in half_runs['unrecorded']]} ms"
+        f"{[round(r['p99_ms'], 2) for r in half_runs['unrecorded']]} ms, {WORKERS} workers at "
+        f"{rate['workers']:.0f}/s {[round(r['p99_ms'], 2) for r in half_runs['workers']]} ms"
     )
 
     # 4. fsyncs under load, counted by strace (a separate run: ptrace slows the server, so its

@@ -48,11 +48,22 @@ def _rpc_medians(rpc: dict[str, Any]) -> dict[str, float | None]:
     if not rounds:
         return {}
     out: dict[str, float | None] = {}
-    for k in ("empty", "miaopi", "counted", "unrecorded"):
-        for f in ("rps", "p50_ms", "p99_ms"):
-            out[f"{k}_{f}"] = median(_rounds(rpc, k, f))
-    for k in ("ratio_decide_empty", "ratio_unrecorded_empty", "ratio_audit_on_off"):
-        out[k] = median([r[k] for r in rounds])
+    for k in ("empty", "miaopi", "workers", "counted", "unrecorded"):
+        if all(k in r for r in rounds):
+            for f in ("rps", "p50_ms", "p99_ms"):
+                out[f"{k}_{f}"] = median(_rounds(rpc, k, f))
+    for k in (
+        "ratio_decide_empty",
+        "ratio_workers_empty",
+        "ratio_unrecorded_empty",
+        "ratio_audit_on_off",
+    ):
+        if all(k in r for r in rounds):
+            out[k] = median([r[k] for r in rounds])
+    workers_half = _get(rpc, "half_rate", "workers_runs", default=[])
+    if workers_half:
+        out["workers_half_p99_ms"] = median([r["p99_ms"] for r in workers_half])
+        out["workers_half_rps"] = median([r["rps"] for r in workers_half])
     half = _get(rpc, "half_rate", "runs", default=[])
     out["half_p99_ms"] = median([r["p99_ms"] for r in half]) if half else None
     out["half_p50_ms"] = median([r["p50_ms"] for r in half]) if half else None
@@ -76,21 +87,27 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
         status = "n/a (not measured)" if value is None else ("met" if ok else "missed")
         return {"key": key, "target": target, "measured": shown, "value": value, "status": status}
 
-    ratio = rpc.get("ratio_decide_empty")
-    half = rpc.get("half_p99_ms")
+    # Both shipped configurations are measured; a target counts as met if either meets it.
+    single, multi = rpc.get("ratio_decide_empty"), rpc.get("ratio_workers_empty")
+    ratio = max((x for x in (single, multi) if x is not None), default=None)
+    half, multi_half = rpc.get("half_p99_ms"), rpc.get("workers_half_p99_ms")
+    best_half = min((x for x in (half, multi_half) if x is not None), default=None)
     return [
         row(
             "Decide throughput >= 0.6 x empty-RPC ceiling (audit on)",
             ratio,
             ratio is not None and ratio >= 0.6,
-            f"{_n(ratio, 3)} x ({_n(rpc.get('miaopi_rps'))} vs {_n(rpc.get('empty_rps'))} req/s)",
+            f"one process {_n(single, 3)} x ({_n(rpc.get('miaopi_rps'))} vs "
+            f"{_n(rpc.get('empty_rps'))} req/s); `--workers 2` {_n(multi, 3)} x "
+            f"({_n(rpc.get('workers_rps'))} req/s)",
             "rpc_ratio",
         ),
         row(
             "p99 <= 5 ms at half the peak rate",
-            half,
-            half is not None and half <= 5,
-            f"{_n(half, 2)} ms p99 at {_n(rpc.get('half_rps'))} req/s",
+            best_half,
+            best_half is not None and best_half <= 5,
+            f"one process {_n(half, 2)} ms at {_n(rpc.get('half_rps'))} req/s; `--workers 2` "
+            f"{_n(multi_half, 2)} ms at {_n(rpc.get('workers_half_rps'))} req/s",
             "half_rate_p99",
         ),
         row(
@@ -236,6 +253,7 @@ def render(r: dict[str, Any]) -> str:
                 "`--watch 0`, `--log-level info` (one `decision` line per call, to a file), "
                 "audit on; Decide GF00012000",
             ),
+            ("workers", "the same command with `--workers 2` (two processes, one audit trail)"),
             ("counted", "the same server via `tests/bench/bench_server.py` (adds audit counters)"),
             ("unrecorded", "the same, audit **off** (bench-only recorder, see part 5)"),
         )
@@ -246,9 +264,15 @@ def render(r: dict[str, Any]) -> str:
             )
         a("")
         runs = [round(x["ratio_decide_empty"], 3) for x in rpc_raw.get("rounds", [])]
+        wruns = [
+            round(x["ratio_workers_empty"], 3)
+            for x in rpc_raw.get("rounds", [])
+            if "ratio_workers_empty" in x
+        ]
         a(
-            f"**Decide / empty = {_n(rpc.get('ratio_decide_empty'), 3)}** (median of the per-round "
-            f"ratios {runs}; target 0.6: {status.get('rpc_ratio')})."
+            f"**Decide / empty = {_n(rpc.get('ratio_decide_empty'), 3)}** with one process, "
+            f"**{_n(rpc.get('ratio_workers_empty'), 3)}** with `--workers 2` (medians of the "
+            f"per-round ratios {runs} and {wruns}; target 0.6: {status.get('rpc_ratio')})."
         )
         a("")
         half_runs = _get(rpc_raw, "half_rate", "runs", default=[])
@@ -271,6 +295,16 @@ def render(r: dict[str, Any]) -> str:
                 f"(part 5) had p50 {_n(median([x['p50_ms'] for x in off]), 2)} ms and p99 "
                 f"**{_n(median([x['p99_ms'] for x in off]), 2)} ms** "
                 f"({[round(x['p99_ms'], 2) for x in off]} ms)."
+            )
+        wk = _get(rpc_raw, "half_rate", "workers_runs", default=[])
+        if wk:
+            a("")
+            a(
+                "The `--workers 2` server, in the same rotation at half of its own peak "
+                f"({_n(_get(rpc_raw, 'half_rate', 'workers_target_rps'))} req/s): p50 "
+                f"{_n(median([x['p50_ms'] for x in wk]), 2)} ms, p99 "
+                f"**{_n(median([x['p99_ms'] for x in wk]), 2)} ms** "
+                f"({[round(x['p99_ms'], 2) for x in wk]} ms)."
             )
         probes = [
             (when, rpc_raw.get(f"fsync_probe_{when}_half_rate")) for when in ("before", "after")
@@ -724,26 +758,42 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             )
         )
         a("")
-        a("Changes that would fix it (none made here: server code is out of this task's scope):")
+        a("Done since the first benchmark (all in this run's numbers):")
         a("")
         a(
-            "1. **Take the audit's Python work off the GIL-critical path.** Build the record body "
-            "from the domain `Decision` directly instead of `json_format.MessageToDict` "
-            "(protobuf's "
-            "pure-Python JSON printer) and canonical-JSON it once; hash and seal in one pass; "
-            "insert with `executemany`. Measured in the profile above as the two audit rows."
+            "1. **`--workers N`** (`miaopi_server/workers.py`): N server processes on one port "
+            "(SO_REUSEPORT) appending to the one audit database. The chain head is read under "
+            "SQLite's write lock, so the hash chain runs through every process in seq order; "
+            "writers queue on a lock file rather than SQLite's busy handler (which sleep-polls "
+            "and gave a p99 of 677 ms with two workers). The `workers` row above is this server."
         )
         a(
-            "2. **Cheaper per-decision work in the request path**: skip `convert.decision`'s "
-            "`ParseDict` per fact value (`_value`), cache `Timestamp`/`uuid` helpers, log the "
-            "decision line with a pre-bound logger (structlog's processor chain runs per call)."
+            "2. **Audit work in the request path**: the record body is built from the domain "
+            "decision (`convert.decision_json`, checked equal to protobuf's `MessageToDict` on "
+            "3,600 decisions in `tests/test_convert.py`) and canonicalised once per record; the "
+            "seal's public key is computed once."
         )
         a(
-            "3. **Scale out, not up**: the GIL caps one process at one core; run N server "
-            "processes on the same port (`grpc.so_reuseport`, today explicitly 0) with one "
-            "audit writer process (or a per-process chain with a merge), or move decide+record "
-            "into a process pool. This is the only change that can move the ratio past ~1 "
-            "core's worth."
+            "3. **Tail latency**: everything loaded at start is moved out of the garbage "
+            "collector's reach (`gc.freeze`), so full collections do not rescan the catalog."
+        )
+        a("")
+        a("What remains, and why:")
+        a("")
+        a(
+            "- Per Decide, the gRPC aio machinery (HTTP/2, a large response serialised, the "
+            "asyncio callbacks) costs more than the whole empty RPC, and it runs under the GIL "
+            "of a Python process; the domain work, the per-decision log line and the audit "
+            "record (hash, Ed25519 seal, insert, group commit) come on top. Two workers on two "
+            "cores share those cores with h2load itself, so they cannot double the single "
+            "process's rate; the 0.6 ratio needs less Python per request than this design has "
+            "(e.g. a gRPC server outside Python, or decisions batched through the engine)."
+        )
+        a(
+            "- p99 at half the peak rate: h2load's `--rps` schedule sends each connection's "
+            "requests in step, so requests arrive in small bursts and queue behind one another "
+            "for about a millisecond of Python each, and a decision waits for its group "
+            "commit's fdatasync; with two workers they also take turns at the write lock."
         )
         a("")
 
@@ -796,23 +846,22 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
                     "around it (validation, engine input, assembly) both have to shrink."
                 )
         a("")
-        a("Changes that would fix it:")
+        a(
+            "Done since the first benchmark: the facts' size and depth are checked in one pass "
+            "over containers only; the engine input's layout, each rule's reason and legal "
+            "basis, and each output's engine rule are worked out once per item; the engine's "
+            "JSON encoder is built once; working-day lookups are cached (the holiday library "
+            "scanned its whole table on every call, a third of assembly)."
+        )
         a("")
         a(
-            "1. **Evaluate conditions without the durable_rules round trip**: compile each rule "
-            "file's conditions to Python closures (the reference semantics in `lang/reference.py` "
-            "are already the spec, and the 60,000-pair differential test would keep them honest), "
-            "as zen-engine does natively; keep durable_rules as the cross-check in tests, or "
-            "batch many cases per `assert_facts` call and one JSON encode/decode."
-        )
-        a(
-            "2. **Validation**: `_shape_problem` walks the whole facts tree before `_walk` walks "
-            "it again; merge them; precompute per-item field dispatch instead of the `isinstance` "
-            "chains in `_check`."
-        )
-        a(
-            "3. **Assembly**: precompute per rule the `Reason` (message, basis, condition source) "
-            "and only attach `facts_read`."
+            "What remains: the durable_rules round trip (assert the case as a fact, read every "
+            "firing back as JSON, delete the session) is the largest single cost and is the "
+            "product's design: conditions are evaluated by durable_rules. Evaluating them in "
+            "Python closures instead (the reference semantics in `lang/reference.py`) would "
+            "meet the target but would no longer be a durable_rules engine; batching many cases "
+            "into one `assert_facts` call needs one session per case and still reads every "
+            "firing back one call at a time."
         )
         a("")
 
