@@ -18,25 +18,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import math
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import render
 from .cases import Case, load_cases
+from .parallel import PARALLEL_MIN_CASES, imap, jobs_for, ranges
 from .replay import CASE_ERRORS, CaseResult, from_catalog, replay
+from .wire import wire_facts
 
 OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
 EXAMPLES = 5  # example case ids kept per transition / output change
-PARALLEL_MIN_CASES = 4000  # below this, worker processes cost more than they save
-CHUNK = 2000  # cases per work unit sent to a worker process
 
 
 class _BadInput(Exception):
@@ -341,47 +339,6 @@ def _read_facts(spec: str) -> dict[str, Any]:
     return facts
 
 
-def wire_facts(facts: dict[str, Any]) -> dict[str, Any]:
-    """Facts typed as the server receives them: as through a protobuf Struct and back (every
-    number becomes a double; validation decides what is an integer). Plain JSON values are
-    converted directly, which gives the same dict much faster; anything else (NaN, infinities,
-    numbers too big for a double) takes the real Struct path, which reports it as the server
-    does (CaseInvalid)."""
-    try:
-        return _wire_value(facts)  # type: ignore[no-any-return]
-    except (_NotPlain, OverflowError):
-        pass
-    from miaopi_server import convert
-
-    from .client import facts_struct
-
-    return convert.struct_to_dict(facts_struct(facts))
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _wire_value(v: Any) -> Any:
-    t = type(v)
-    if t is dict:
-        out = {}
-        for k, x in v.items():
-            if type(k) is not str:
-                raise _NotPlain
-            out[k] = _wire_value(x)
-        return out
-    if t is str or t is bool or v is None:
-        return v
-    if t is int or t is float:
-        f = float(v)
-        if math.isfinite(f):
-            return f
-    elif t is list:
-        return [_wire_value(x) for x in v]
-    raise _NotPlain
-
-
 def _cmd_explain(args: argparse.Namespace) -> int:
     from miaopi_server.errors import CaseInvalid, ItemNotFound
     from miaopi_server.explain import explain
@@ -543,33 +500,26 @@ def _key(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
-_WORKER: Differ | None = None
+# A worker process's differ and cases (forked workers inherit the cases, see parallel.imap).
+_WORKER: tuple[Differ, list[Case]] | None = None
 
 
-def _init_worker(old: str, new: str, today: dt.date, decide_all: bool) -> None:
+def _init_worker(old: str, new: str, today: dt.date, decide_all: bool, cases: list[Case]) -> None:
     global _WORKER
     from miaopi_server.catalog import load_catalog
 
-    _WORKER = Differ(load_catalog(Path(old)), load_catalog(Path(new)), today, decide_all)
+    differ = Differ(load_catalog(Path(old)), load_catalog(Path(new)), today, decide_all)
+    _WORKER = (differ, cases)
 
 
-def _work(chunk: list[tuple[str, str, dict[str, Any], list[str]]]) -> tuple[dict[str, Any], int]:
+def _work(unit: tuple[int, int]) -> dict[str, Any]:
     assert _WORKER is not None
-    return _WORKER.run(chunk), len(chunk)
+    differ, cases = _WORKER
+    return differ.run(_tuples(cases[unit[0] : unit[1]]))
 
 
-def _chunks(cases: list[Case], size: int) -> Iterator[list[tuple[str, str, Any, list[str]]]]:
-    for i in range(0, len(cases), size):
-        yield [(c.case_id, c.item_code, c.facts, list(c.materials)) for c in cases[i : i + size]]
-
-
-def _jobs(requested: int, n_cases: int) -> int:
-    if requested > 0:
-        return requested
-    if n_cases < PARALLEL_MIN_CASES:
-        return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cpus or 1, 8))
+def _tuples(cases: list[Case]) -> list[tuple[str, str, Any, list[str]]]:
+    return [(c.case_id, c.item_code, c.facts, list(c.materials)) for c in cases]
 
 
 def run_rules_diff(
@@ -583,42 +533,30 @@ def run_rules_diff(
 ) -> dict[str, Any]:
     """The report of `miaopi rules diff` as a dict (see render.rules_diff_report).
 
-    With more than one job, cases are decided in worker processes (spawned, each loading both
-    rule sets), CHUNK cases at a time; results are merged in file order, so the examples are
-    the first ones in the file whichever way the work is split."""
+    With more than one job, cases are decided in worker processes (parallel.imap, each loading
+    both rule sets), parallel.CHUNK cases at a time; results are merged in file order, so the
+    examples are the first ones in the file whichever way the work is split."""
     old, new = _load_catalog(old_dir), _load_catalog(new_dir)
     started = time.perf_counter()
     acc: dict[str, ItemDiff] = {}
     try:
-        n_jobs = _jobs(jobs, len(cases))
+        n_jobs = jobs_for(jobs, len(cases))
         if n_jobs == 1:
             differ = Differ(old, new, today, decide_all)
-            for chunk in _chunks(cases, 250):  # small steps: a smooth progress bar
-                for code, d in differ.run(chunk).items():
+            for start, stop in ranges(len(cases), 250):  # small steps: a smooth progress bar
+                for code, d in differ.run(_tuples(cases[start:stop])).items():
                     acc.setdefault(code, ItemDiff()).merge(d)
                 if progress:
-                    progress(len(chunk))
+                    progress(stop - start)
         else:
-            import multiprocessing
-            import threading
-
-            # fork when this process runs no other thread (the CLI); otherwise spawn, since
-            # forking a process with live threads (e.g. gRPC's) can deadlock the child.
-            single = threading.active_count() == 1
-            ctx = multiprocessing.get_context("fork" if single else "spawn")
-            init = (str(old_dir), str(new_dir), today, decide_all)
-            # A forked worker inherits the parent's heap (every loaded case): frozen, its
-            # garbage collector does not walk them (and copy every page they sit on).
-            gc.freeze()
-            try:
-                with ctx.Pool(n_jobs, initializer=_init_worker, initargs=init) as pool:
-                    for part, n in pool.imap(_work, _chunks(cases, CHUNK)):
-                        for code, d in part.items():
-                            acc.setdefault(code, ItemDiff()).merge(d)
-                        if progress:
-                            progress(n)
-            finally:
-                gc.unfreeze()
+            init = (str(old_dir), str(new_dir), today, decide_all, cases)
+            units = list(ranges(len(cases)))
+            parts = imap(n_jobs, _init_worker, init, _work, units)
+            for (start, stop), part in zip(units, parts, strict=True):
+                for code, d in part.items():
+                    acc.setdefault(code, ItemDiff()).merge(d)
+                if progress:
+                    progress(stop - start)
         elapsed = time.perf_counter() - started
         items = [_item_report(code, acc[code], old, new) for code in sorted(acc)]
     finally:

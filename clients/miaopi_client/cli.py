@@ -19,7 +19,8 @@ from typing import Any
 from . import render
 from .cases import load_cases
 from .client import TLS, CaseFileError, Client, ClientError, MiaopiClientError
-from .replay import ReplayReport, in_process, junit_xml, remote, replay
+from .parallel import PARALLEL_MIN_CASES
+from .replay import ReplayReport, junit_xml, remote, replay, replay_file
 from .rules_cli import add_rules_parsers
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -95,27 +96,39 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     return OK
 
 
-def _replay_in_process(
-    args: argparse.Namespace, cases: list[Any], progress: Any = None
-) -> ReplayReport:
+def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
     from miaopi_server.errors import RuleFileError  # only the in-process path needs the server
 
+    bar = render.progress_bar(_lines(args.cases), "replay")  # stderr, terminals, big files
     try:
-        decide_fn = in_process(args.rulesets, args.today)
+        return replay_file(
+            args.cases, args.rulesets, args.today, jobs=args.replay_jobs or 0, progress=bar.update
+        )
     except RuleFileError as exc:
         raise _InputError(f"rule files in {args.rulesets} failed to load:\n{exc}") from None
-    return replay(cases, decide_fn, progress)
+    finally:
+        bar.close()
+
+
+def _lines(path: Path) -> int:
+    """Lines in a file: about its number of cases (0 if it cannot be read: said later)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    cases = load_cases(args.cases)
-
-    def progress(items: Any) -> Any:  # a bar on stderr for big files, terminals only
-        return render.progress(items, len(cases), "replay")
-
+    if args.replay_jobs is not None and args.rulesets is None:
+        raise _InputError("--jobs needs --rulesets: a server decides in its own processes")
     if args.rulesets is not None:
-        report = _replay_in_process(args, cases, progress)
+        report = _replay_in_process(args)
     else:
+        cases = load_cases(args.cases)
+
+        def progress(items: Any) -> Any:  # a bar on stderr for big files, terminals only
+            return render.progress(items, len(cases), "replay")
+
         with _client(args, args.replay_target or args.target, "window") as c:
             report = replay(cases, remote(c), progress)
     if args.junit is not None:
@@ -344,6 +357,16 @@ def _rpc_error(exc: ClientError, target: str) -> int:
     return FAILED
 
 
+def _jobs(s: str) -> int:
+    try:
+        n = int(s)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"not a number of processes (0: automatic): {s!r}")
+    return n
+
+
 def _date(s: str) -> dt.date:
     try:
         return dt.date.fromisoformat(s)
@@ -427,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         metavar="YYYY-MM-DD",
         help="date for cases without application.date (in-process only)",
+    )
+    s.add_argument(
+        "--jobs",
+        dest="replay_jobs",  # `rules diff` has its own --jobs
+        type=_jobs,
+        metavar="N",
+        help=f"worker processes for --rulesets (default 0: one per CPU for "
+        f"{PARALLEL_MIN_CASES}+ cases; 1: none)",
     )
     s.add_argument(
         "--junit",

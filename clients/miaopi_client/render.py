@@ -253,7 +253,9 @@ def replay_summary(report: ReplayReport, source: str = "") -> str:
         out.append("")
     outcomes: dict[str, Counter[str]] = {}
     for r in report.results:
-        outcomes.setdefault(r.item_code, Counter())[r.outcome] += 1
+        if r.item_code not in outcomes:  # not setdefault: a Counter per case adds up
+            outcomes[r.item_code] = Counter()
+        outcomes[r.item_code][r.outcome] += 1
     rows = [
         [
             code,
