@@ -228,6 +228,23 @@ class TestLoadCases:
         assert "expected.outcome must be one of" in problems[2]
         assert problems[3].startswith(f"{path}:6: duplicate case_id 'a'")
 
+    def test_line_separators_inside_strings(self, tmp_path: Path) -> None:
+        """Only \\n (or \\r\\n) ends a line: U+2028 and U+0085 inside a string, which JSON
+        writers leave unescaped, stay part of the case, and line numbers stay right."""
+        a = {"case_id": "a\u2028b", "item_code": "GF00012000", "expected": {"outcome": "REJECT"}}
+        b = {"case_id": "c\x85d", "item_code": "GF00012000", "expected": {"outcome": "REJECT"}}
+        path = tmp_path / "c.jsonl"
+        path.write_bytes(
+            (
+                json.dumps(a, ensure_ascii=False)
+                + "\r\n"
+                + json.dumps(b, ensure_ascii=False)
+                + "\n"
+            ).encode("utf-8")
+        )
+        cases = load_cases(path)
+        assert [(c.case_id, c.line) for c in cases] == [("a\u2028b", 1), ("c\x85d", 2)]
+
     def test_typo_in_expected_is_an_error(self, tmp_path: Path) -> None:
         """An unknown key would silently check nothing, so it is refused."""
         path = write_cases(

@@ -17,7 +17,7 @@ import pytest
 
 from miaopi_client import Client, load_cases
 from miaopi_client.cli import main
-from miaopi_client.client import decision_dict, facts_struct
+from miaopi_client.client import ClientError, decision_dict, facts_struct
 from miaopi_client.parallel import PARALLEL_MIN_CASES, imap, jobs_for
 from miaopi_client.replay import from_catalog, in_process, remote, replay
 from miaopi_client.wire import wire_decision, wire_facts
@@ -46,7 +46,7 @@ def through_struct(facts: dict[str, Any]) -> Any:
     """What the server makes of facts: the Struct round trip, or the exception it raises."""
     try:
         return convert.struct_to_dict(facts_struct(facts))
-    except (CaseInvalid, OverflowError) as exc:
+    except (CaseInvalid, ClientError) as exc:
         return exc
 
 
@@ -107,11 +107,14 @@ class TestWireFacts:
         assert isinstance(want, CaseInvalid)
         assert info.value.violations == want.violations
 
-    def test_beyond_a_double_raises_as_the_struct_does(self) -> None:
+    def test_beyond_a_double_is_the_cases_error(self) -> None:
+        """A number no double holds cannot travel in a Struct: INVALID_ARGUMENT, not a crash."""
         facts = {"a": {"n": 10**309}}
-        assert isinstance(through_struct(facts), OverflowError)
-        with pytest.raises(OverflowError):
+        assert isinstance(want := through_struct(facts), ClientError)
+        assert want.code == "INVALID_ARGUMENT"
+        with pytest.raises(ClientError) as info:
             wire_facts(facts)
+        assert info.value.code == "INVALID_ARGUMENT" and "超出范围" in info.value.message
 
     def test_shipped_cases(self) -> None:
         for c in (c for f in CASE_FILES for c in load_cases(f)):
@@ -308,6 +311,27 @@ def stable(d: dict[str, Any] | None) -> Any:
     if d is None:
         return None
     return typed({k: v for k, v in d.items() if k not in ("decision_id", "decided_at", "receipt")})
+
+
+def test_huge_number_is_an_invalid_case_both_ways(server: LiveServer, tmp_path: Path) -> None:
+    """A case file holding an integer beyond a double replays as INVALID_ARGUMENT in-process
+    and against a server alike, and the other cases still replay."""
+    path = tmp_path / "c.jsonl"
+    huge = '{"case_id": "huge", "item_code": "GF00012000", "facts": {"applicant": {"age": 1%s}}, '
+    huge = huge % ("0" * 400) + '"expected": {"outcome": "INVALID_ARGUMENT"}}'
+    shipped = next(iter(load_cases(CASE_FILES[0])))
+    other = {"case_id": "ok", "item_code": shipped.item_code, "facts": shipped.facts,
+             "materials": list(shipped.materials), "expected": shipped.expected}  # fmt: skip
+    path.write_text(huge + "\n" + json.dumps(other, ensure_ascii=False) + "\n", encoding="utf-8")
+    cases = load_cases(path)
+    with Client(server.target) as c:
+        want = replay(cases, remote(c))
+    got = replay(cases, in_process(RULESETS))
+    assert got.to_dict() == want.to_dict()
+    assert [(r.case_id, r.outcome, r.passed) for r in got.results] == [
+        ("huge", "INVALID_ARGUMENT", True),
+        ("ok", shipped.expected["outcome"], True),
+    ]
 
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=lambda p: p.name)

@@ -95,10 +95,15 @@ def parse_cases(path: Path, lines: list[str]) -> list[Case]:
 def read_lines(path: Path) -> list[str]:
     """The lines of a case file; CaseFileError when it cannot be read."""
     try:
-        # Bytes decoded at once: no newline translation (splitlines ends lines at \r too).
-        return path.read_bytes().decode("utf-8").splitlines()
+        text = path.read_bytes().decode("utf-8")  # at once: no newline translation
     except (OSError, UnicodeDecodeError) as exc:
         raise CaseFileError([f"{path}: cannot read: {exc}"]) from None
+    # JSON Lines ends lines at \n (or \r\n) only: str.splitlines would also split inside a
+    # string at U+2028, U+0085 and the like, which JSON leaves unescaped.
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def parse_line(path: Path, n: int, raw: str) -> Case | str | None:

@@ -73,9 +73,15 @@ def decision_dict(msg: pb.Decision) -> dict[str, Any]:
 
 
 def facts_struct(facts: dict[str, Any]) -> struct_pb2.Struct:
-    """Facts as they travel on the wire (every number becomes a double)."""
+    """Facts as they travel on the wire (every number becomes a double). A number no double
+    can hold is the case's error (INVALID_ARGUMENT), as NaN is on the server."""
     s = struct_pb2.Struct()
-    s.update(facts)
+    try:
+        s.update(facts)
+    except OverflowError:
+        raise ClientError(
+            "INVALID_ARGUMENT", "facts 中有超出范围的数字（超过双精度浮点数的范围）"
+        ) from None
     return s
 
 

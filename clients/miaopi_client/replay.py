@@ -171,6 +171,10 @@ def from_catalog(catalog: Any, today: dt.date | None = None, full: bool = True) 
             d = catalog.decide(case.item_code, facts, list(case.materials), day)
         except CaseInvalid:
             return "INVALID_ARGUMENT", None
+        except ClientError as exc:  # facts no Struct can carry (client.facts_struct)
+            if exc.code != "INVALID_ARGUMENT":
+                raise
+            return "INVALID_ARGUMENT", None
         except ItemNotFound:
             return "NOT_FOUND", None
         return d.outcome, wire_decision(d, full)
