@@ -149,16 +149,17 @@ def _rel(arg: str) -> str:
 
 
 def _profile(cases: Path, n: int = 10_000) -> dict[str, Any]:
-    """cProfile of the replay command's own code path (load, decide, compare) on n cases."""
-    from miaopi_client.cases import load_cases
-    from miaopi_client.replay import in_process, replay
+    """cProfile of the replay command's own code path (read, parse, decide, compare) on n
+    cases in one process (`--jobs 1`: worker processes are out of cProfile's sight; with
+    two, each runs this same path on its share of the lines)."""
+    from miaopi_client.replay import replay_file
 
     sample = cases.with_name(f"profile-{n}.jsonl")
     with cases.open(encoding="utf-8") as f:
         sample.write_text("".join(next(f) for _ in range(n)), encoding="utf-8")
 
     def work() -> None:
-        report = replay(load_cases(sample), in_process(RULESETS))
+        report = replay_file(sample, RULESETS, TODAY, jobs=1)
         assert report.failed == 0
 
     prof = profiles.cprofile(work)
