@@ -22,7 +22,7 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.app import Settings
 from miaopi_server.audit import seal
 from miaopi_server.audit.canonical import canonical
-from miaopi_server.audit.record import PendingRecord, case_digest
+from miaopi_server.audit.record import PendingRecord, canonical_body, case_digest, make_body
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
@@ -104,6 +104,31 @@ class TestRecording:
         assert store.records_written - written == 256
         assert store.batches - batches < 256
         assert stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
+
+
+class TestCanonicalBody:
+    @pytest.mark.parametrize("i", range(6))
+    def test_spliced_body_is_the_canonical_body(self, i):
+        """The writer splices the body from canonical parts; it must be byte for byte what
+        canonical(make_body(...)) gives, or stored hashes would not verify."""
+        p = pending(i)
+        window = {"window_id": '窗口\u2028"1"', "operator_id": "op", "principal_id": "p/1"}
+        changes = {
+            "window": window,
+            "node_id": "节点-1",
+            "decision": {**p.decision, "x": [1.0, 2.5]},
+            "case_json": b"",  # recomputed from the case
+            "decision_json": b"",
+        }
+        p = PendingRecord(**{**p.__dict__, **changes})
+        for seq, prev in ((1, "0" * 64), (10**12, "ab" * 32)):
+            assert canonical_body(seq, prev, p) == canonical(make_body(seq, prev, p))
+
+    def test_recorded_case_digest_is_case_digest(self, stub, live_server):
+        """The digest the recorder computes from the case's canonical bytes is case_digest."""
+        d = stub.Decide(request()).decision
+        facts = json_format.MessageToDict(request().facts)
+        assert d.receipt.case_digest == case_digest("GF00012000", facts, SENIOR_MATERIALS)
 
 
 class TestIdempotency:

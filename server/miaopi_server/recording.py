@@ -19,7 +19,8 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 
-from .audit.record import PendingRecord, StoredRecord, case_digest, fixed_time
+from .audit.canonical import canonical, sha256_hex
+from .audit.record import PendingRecord, StoredRecord, fixed_time
 from .audit.store import AuditStore, DuplicateRequest
 from .errors import RequestConflict
 
@@ -63,9 +64,13 @@ class Recorder:
         make_decision: Callable[[], Awaitable[Decided]],
     ) -> pb.Decision:
         """Run `make_decision` (unless request_id answers from the record) and record it."""
-        digest = case_digest(case["item_code"], case["facts"], case["materials"])
+        # The case's canonical form, hashed here for its digest and stored by the writer.
+        case_json = canonical(
+            {"item_code": case["item_code"], "facts": case["facts"], "materials": case["materials"]}
+        )
+        digest = sha256_hex(case_json)
         if not request_id:
-            return await self._record(*await make_decision(), case, digest, window)
+            return await self._record(*await make_decision(), case, case_json, digest, window)
         while True:
             waiting = self._inflight.get(request_id)
             if waiting is None:
@@ -77,7 +82,7 @@ class Recorder:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[request_id] = done
         try:
-            return await self._record(*await make_decision(), case, digest, window)
+            return await self._record(*await make_decision(), case, case_json, digest, window)
         except DuplicateRequest as dup:  # recorded meanwhile by another process
             return self._answer(dup.existing, request_id, digest)
         finally:
@@ -94,6 +99,7 @@ class Recorder:
         decision: pb.Decision,
         as_json: dict[str, Any],
         case: dict[str, Any],
+        case_json: bytes,
         digest: str,
         window: dict[str, str],
     ) -> pb.Decision:
@@ -109,6 +115,7 @@ class Recorder:
             case_digest=digest,
             window=window,
             node_id=self.node_id,
+            case_json=case_json,
         )
         # shield: a cancelled RPC must not cancel the write it already queued.
         record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))

@@ -10,6 +10,7 @@ the body. record_hash = SHA-256(canonical(body)); the seal signs the raw hash by
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,16 @@ class PendingRecord:
     case_digest: str
     window: dict[str, str]
     node_id: str
+    # canonical(case) and canonical(decision), worked out where the record is made (the
+    # request) rather than in the one writer thread; computed here when not given.
+    case_json: bytes = b""
+    decision_json: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not self.case_json:
+            object.__setattr__(self, "case_json", canonical(self.case))
+        if not self.decision_json:
+            object.__setattr__(self, "decision_json", canonical(self.decision))
 
 
 @dataclass(frozen=True)
@@ -72,3 +83,29 @@ def make_body(seq: int, prev_hash: str, pending: PendingRecord) -> dict[str, Any
 
 def hash_body(body: dict[str, Any]) -> str:
     return sha256_hex(canonical(body))
+
+
+def _text(value: str) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def canonical_body(seq: int, prev_hash: str, pending: PendingRecord) -> bytes:
+    """canonical(make_body(seq, prev_hash, pending)), spliced from the pending record's
+    canonical parts (keys in sorted order) instead of re-encoding the whole decision."""
+    return b"".join(
+        (
+            b'{"case_digest":',
+            _text(pending.case_digest),
+            b',"decision":',
+            pending.decision_json,
+            b',"node_id":',
+            _text(pending.node_id),
+            b',"prev_hash":',
+            _text(prev_hash),
+            b',"seq":',
+            str(seq).encode(),
+            b',"window":',
+            canonical(pending.window),
+            b"}",
+        )
+    )

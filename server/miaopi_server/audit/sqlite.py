@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import AuditUnavailable
 from .canonical import GENESIS_HASH, canonical, digest, sha256_hex
-from .record import PendingRecord, StoredRecord, hash_body, make_body
+from .record import PendingRecord, StoredRecord, canonical_body, hash_body, make_body
 from .seal import Sealer, verify_seal
 from .store import DuplicateRequest, ListFilter, Verification
 
@@ -158,7 +158,7 @@ class SQLiteAuditStore:
                         continue
                 seq += 1
                 body = make_body(seq, prev, pending)
-                body_json = canonical(body)
+                body_json = canonical_body(seq, prev, pending)
                 h = sha256_hex(body_json)
                 sig = self.sealer.seal(h)
                 record = StoredRecord(
@@ -186,7 +186,7 @@ class SQLiteAuditStore:
                         pending.decided_at,
                         pending.case_digest,
                         body_json.decode(),
-                        canonical(pending.case).decode(),
+                        pending.case_json.decode(),
                         h,
                         self.sealer.key_id,
                         sig,
