@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,53 @@ _FIELD_KEYS = {
 
 class _Invalid(Exception):
     """Raised after a diagnostic was recorded, to abandon one element."""
+
+
+@dataclass(frozen=True)
+class ScalarSpan:
+    """Where a scalar's value sits in its rule file: maps a character of the value to (line,
+    column). Keeps only the scalar's own text, not the file or its YAML tree, which every
+    loaded condition would otherwise hold on to (and which could not be pickled)."""
+
+    raw: str  # the scalar as written, quotes and block indicators included
+    value: str
+    style: str | None
+    line: int  # 0-based, of the scalar's first character
+    column: int
+
+    @classmethod
+    def of(cls, text: str, node: yaml.Node) -> ScalarSpan:
+        start, end = node.start_mark, node.end_mark
+        return cls(text[start.index : end.index], node.value, node.style, start.line, start.column)
+
+    def __call__(self, pos: int) -> tuple[int, int]:
+        dl, dc = self.offset(pos)
+        return self.line + 1 + dl, self.column + 1 + dc
+
+    def offset(self, pos: int) -> tuple[int, int]:
+        """(line, column) offset of character `pos` of the value from the scalar's start.
+
+        Walks the scalar's source text alongside its value, so folded (>), literal (|),
+        quoted and plain multi-line scalars all map back to the right spot."""
+        text, value = self.raw, self.value
+        j, end = 0, len(text)
+        if self.style in ("|", ">"):
+            j = text.find("\n", j, end) + 1 or j  # content starts after the indicator line
+        elif self.style in ('"', "'"):
+            j += 1
+        for i, ch in enumerate(value[:pos]):
+            if ch.isspace():
+                while j < end and text[j].isspace() and text[j] != value[i + 1 : i + 2]:
+                    j += 1
+                continue
+            found = text.find(ch, j, end)
+            j = found + 1 if found >= 0 else j
+        while j < end and text[j].isspace():  # land on the character itself
+            j += 1
+        dl = text.count("\n", 0, j)
+        if dl == 0:
+            return 0, j
+        return dl, j - (text.rfind("\n", 0, j) + 1) - self.column
 
 
 class _FileLoader:
@@ -181,40 +229,12 @@ class _FileLoader:
 
     def condition(self, node: yaml.Node, what: str) -> Condition:
         source = self.text_of(node, what)
-
-        def locate(pos: int) -> tuple[int, int]:
-            dl, dc = self.offset(node, pos)
-            return node.start_mark.line + 1 + dl, node.start_mark.column + 1 + dc
-
+        span = ScalarSpan.of(self.text, node)
         try:
-            return Condition(source, parse(source), locate)
+            return Condition(source, parse(source), span)
         except ExprSyntaxError as exc:
-            self.diag(node, exc.code, f"{what}: {exc.message}", offset=self.offset(node, exc.pos))
+            self.diag(node, exc.code, f"{what}: {exc.message}", offset=span.offset(exc.pos))
             raise _Invalid() from None
-
-    def offset(self, node: yaml.Node, pos: int) -> tuple[int, int]:
-        """(line, column) offset of character `pos` of a scalar's value from the node start.
-
-        Walks the scalar's source text alongside its value, so folded (>), literal (|),
-        quoted and plain multi-line scalars all map back to the right spot."""
-        text, value = self.text, node.value
-        j, end = node.start_mark.index, node.end_mark.index
-        if node.style in ("|", ">"):
-            j = text.find("\n", j, end) + 1 or j  # content starts after the indicator line
-        elif node.style in ('"', "'"):
-            j += 1
-        for i, ch in enumerate(value[:pos]):
-            if ch.isspace():
-                while j < end and text[j].isspace() and text[j] != value[i + 1 : i + 2]:
-                    j += 1
-                continue
-            found = text.find(ch, j, end)
-            j = found + 1 if found >= 0 else j
-        while j < end and text[j].isspace():  # land on the character itself
-            j += 1
-        line = text.count("\n", 0, j)
-        column = j - (text.rfind("\n", 0, j) + 1)
-        return line - node.start_mark.line, column - node.start_mark.column
 
     # -- the file
     def load(self) -> Item | None:
