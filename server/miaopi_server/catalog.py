@@ -12,8 +12,12 @@ every diagnostic from every file, and nothing is registered.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,8 +147,37 @@ def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]
     return compiled, diagnostics
 
 
+_pause = {"depth": 0, "was_enabled": True}
+_pause_lock = threading.Lock()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading allocates hundreds of thousands of long-lived objects and no cyclic garbage
+    worth collecting; the cyclic collector would rescan them all again and again (30% of
+    loading 1,000 items). Nested and concurrent pauses are counted; the last one out puts
+    the collector back as the first one in found it."""
+    with _pause_lock:
+        if _pause["depth"] == 0:
+            _pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _pause["depth"] += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pause["depth"] -= 1
+            if _pause["depth"] == 0 and _pause["was_enabled"]:
+                gc.enable()
+
+
 def load_catalog(root: Path, engine: Engine | None = None) -> Catalog:
     """Compile and register every item under `root`, or raise RuleFileError."""
+    with _collector_paused():
+        return _load(root, engine)
+
+
+def _load(root: Path, engine: Engine | None) -> Catalog:
     compiled, diagnostics = compile_directory(root)
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
