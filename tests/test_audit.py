@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import sqlite3
 import stat
@@ -24,6 +26,7 @@ from miaopi_server.audit import seal
 from miaopi_server.audit.canonical import canonical
 from miaopi_server.audit.record import PendingRecord, canonical_body, case_digest, make_body
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
+from miaopi_server.errors import AuditUnavailable
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
 
@@ -269,6 +272,25 @@ class TestFailClosed:
                 assert s.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
         finally:
             server.stop()
+
+    def test_writers_lock_held_elsewhere_fails_closed(self, tmp_path):
+        """A writer in another process that holds the writers' lock and hangs (stopped,
+        frozen) does not hang this one: after the busy timeout the append fails, and once the
+        lock is free appends go through again."""
+        sealer, _ = seal.load_or_create(tmp_path / "key.pem")
+        store = SQLiteAuditStore(tmp_path / "audit.sqlite3", sealer, busy_timeout_ms=300)
+        holder = os.open(tmp_path / "audit.sqlite3.writelock", os.O_RDWR)
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX)
+            started = time.monotonic()
+            with pytest.raises(AuditUnavailable, match="lock busy"):
+                store.append(pending(1)).result(timeout=10)
+            assert 0.3 <= time.monotonic() - started < 5
+            fcntl.flock(holder, fcntl.LOCK_UN)
+            assert store.append(pending(2)).result(timeout=10).seq == 1
+        finally:
+            os.close(holder)
+            store.close()
 
 
 @pytest.mark.slow

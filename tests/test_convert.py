@@ -19,6 +19,7 @@ TIMES = [
     dt.datetime(2026, 11, 20, 1, 2, 3, tzinfo=dt.UTC),  # no fraction
     dt.datetime(2026, 11, 20, 1, 2, 3, 120000, tzinfo=dt.UTC),  # milliseconds
     dt.datetime(2026, 11, 20, 9, 2, 3, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+    dt.datetime(2026, 11, 20, 9, 2, 3, 5),  # naive: protobuf takes it as UTC
 ]
 
 

@@ -121,6 +121,21 @@ class TestDiagnostics:
         )
         assert codes(write(tmp_path, text)) == [(19, 11, "MP301"), (19, 51, "MP302")]
 
+    def test_non_finite_output_refused(self, tmp_path):
+        """.inf / .nan have no JSON form: no decision could carry or record them."""
+        text = GOOD + (
+            "    outputs:\n"
+            "      amount: .inf\n"
+            "      band:\n"
+            "        - {when: person.age >= 80, value: .nan}\n"
+            "        - {value: {nested: [1, -.inf]}}\n"
+        )
+        assert codes(write(tmp_path, text)) == [
+            (24, 15, "MP105"),
+            (26, 43, "MP105"),
+            (27, 19, "MP105"),
+        ]
+
     def test_duplicate_rule_id(self, tmp_path):
         """Two rules with one id are refused."""
         rule = GOOD[GOOD.index("  - id: old") :]

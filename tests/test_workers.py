@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +18,7 @@ import pytest
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.workers import exit_code
 from tests.conftest import ServerProcess
 from tests.support import (
     AS_OF,
@@ -174,3 +178,61 @@ def test_sigterm_stops_all_and_a_dead_worker_stops_the_set(rules, tmp_path):
     assert server.wait_for("worker.exited")["worker"] == 1
     with pytest.raises(ProcessLookupError):
         os.kill(pids[0], 0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_second_set_cannot_share_a_fixed_port(rules, tmp_path):
+    """Workers share their port on purpose; another set (or server) on it is refused."""
+    port = _free_port()
+    first = ServerProcess(
+        rules, tmp_path / "a", "--watch", "0", "--workers", "2", "--listen", f"127.0.0.1:{port}"
+    )
+    try:
+        assert first.target == f"127.0.0.1:{port}"
+        second = subprocess.run(
+            [sys.executable, "-m", "miaopi_server.app", "--rulesets", str(rules), "--state-dir",
+             str(tmp_path / "b"), "--insecure-no-auth", "--log-format", "json", "--watch", "0",
+             "--workers", "2", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
+    finally:
+        first.signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+
+
+def test_sigterm_during_start_up_stops_at_once(rules, tmp_path):
+    """A stop asked for while workers are still starting is not held until all have started."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "miaopi_server.app", "--rulesets", str(rules), "--state-dir",
+         str(tmp_path), "--insecure-no-auth", "--log-format", "json", "--watch", "0",
+         "--workers", "8", "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stderr is not None
+    for line in server.stderr:  # the first worker is on its way
+        if '"auth.disabled"' in line:
+            break
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(30) == 0
+    rest = server.stderr.read()
+    assert '"server.started"' not in rest and '"during": "start-up"' in rest
+
+
+def test_exit_codes_as_a_shell_reports_them():
+    assert [exit_code(c) for c in (0, 2, -9, -15, None)] == [0, 2, 137, 143, 1]
+
+
+def test_workers_need_host_and_port(rules, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "miaopi_server.app", "--rulesets", str(rules), "--state-dir",
+         str(tmp_path), "--insecure-no-auth", "--workers", "2", "--listen", "unix:/tmp/x.sock"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and "--workers needs --listen HOST:PORT" in done.stderr

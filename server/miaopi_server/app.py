@@ -225,7 +225,9 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     return Running(server, port, health, holder, store, watcher)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, supervisor: int = 0) -> None:
+    """Serve until SIGTERM / SIGINT. A worker (settings.worker_index >= 0) stops by itself
+    when its `supervisor` process is gone."""
     running = await create_server(settings)
     # Everything loaded so far (the catalog above all) lives as long as the process: moved out
     # of the collector's reach, full collections no longer pause requests to rescan it.
@@ -254,7 +256,7 @@ async def serve(settings: Settings) -> None:
         log.warning("rulefile.warning", diagnostic=str(w))
     if is_worker:
         workers.announce_ready()
-        orphan_watch = asyncio.create_task(_stop_when_orphaned(stop))
+        orphan_watch = asyncio.create_task(_stop_when_orphaned(stop, supervisor))
 
     await stop.wait()
     if is_worker:
@@ -264,9 +266,8 @@ async def serve(settings: Settings) -> None:
     log.info("server.stopped")
 
 
-async def _stop_when_orphaned(stop: asyncio.Event) -> None:
-    parent = os.getppid()
-    while not workers.orphaned(parent):
+async def _stop_when_orphaned(stop: asyncio.Event, supervisor: int) -> None:
+    while not workers.orphaned(supervisor):
         await asyncio.sleep(1)
     log.warning("worker.orphaned", note="the supervisor is gone; stopping")
     stop.set()
@@ -386,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             return workers.supervise(
                 args, settings.listen, settings.workers, lambda: _prepare_shared_state(settings)
             )
-        asyncio.run(serve(settings))
+        # A worker notes its supervisor first thing, so it can tell when that one is gone.
+        asyncio.run(serve(settings, os.getppid() if settings.worker_index >= 0 else 0))
     except RuleFileError as exc:
         for d in exc.diagnostics:
             log.error("rulefile.error", diagnostic=str(d))

@@ -198,8 +198,9 @@ def _json_material(m: Material) -> dict[str, Any]:
 
 
 def _json_timestamp(when: dt.datetime) -> str:
-    """RFC 3339 in UTC with 0, 3 or 6 fractional digits, as Timestamp.ToJsonString."""
-    when = when.astimezone(dt.UTC)
+    """RFC 3339 in UTC with 0, 3 or 6 fractional digits, as Timestamp.ToJsonString (which,
+    like Timestamp.FromDatetime, takes a naive time as UTC)."""
+    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
     text = when.strftime("%Y-%m-%dT%H:%M:%S")
     micros = when.microsecond
     if micros == 0:

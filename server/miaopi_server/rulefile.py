@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -638,6 +639,14 @@ class _FileLoader:
             raise _Invalid()
         return Rule(rid, when, outcome, message, basis, outputs)
 
+    def output_value(self, node: yaml.Node, name: str) -> Any:
+        """An output's value; .inf and .nan have no JSON form, so no decision could carry
+        (or record) them."""
+        value = _construct(node)
+        if _non_finite(value):
+            self.diag(node, "MP105", f"输出 {name} 的值不能是无穷大或 NaN")
+        return value
+
     def outputs(self, node: yaml.Node, rid: str) -> tuple[tuple[str, tuple[OutputCase, ...]], ...]:
         out = []
         for name, (key_node, value) in self.mapping(node, f"规则 {rid} 的 outputs").items():
@@ -646,7 +655,7 @@ class _FileLoader:
                 continue
             cases: list[OutputCase] = []
             if not isinstance(value, yaml.SequenceNode):  # a constant output
-                cases.append(OutputCase(_construct(value)))
+                cases.append(OutputCase(self.output_value(value, name)))
             else:
                 for case in value.value:
                     c = self.mapping(case, f"输出 {name}", {"when", "value"}, ("value",))
@@ -657,7 +666,7 @@ class _FileLoader:
                         if "when" in c
                         else None
                     )
-                    cases.append(OutputCase(_construct(c["value"][1]), when))
+                    cases.append(OutputCase(self.output_value(c["value"][1], name), when))
                 if cases and cases[-1].when is not None:
                     self.diag(
                         value,
@@ -667,6 +676,16 @@ class _FileLoader:
                     )
             out.append((name, tuple(cases)))
         return tuple(out)
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _construct(node: yaml.Node) -> Any:

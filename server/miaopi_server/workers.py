@@ -17,6 +17,7 @@ supervisor disappears stops itself.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -30,14 +31,25 @@ log = structlog.get_logger("miaopi.workers")
 READY = "miaopi-worker-ready"  # the line a worker prints on stdout once it serves
 
 
-def reserve_port(listen: str) -> tuple[str, socket.socket | None]:
-    """`listen` with a concrete port. For port 0, a free port is bound (not listened on) with
-    SO_REUSEPORT and held until every worker has bound it too."""
-    host, _, port = listen.rpartition(":")
-    if int(port) != 0:
-        return listen, None
+class PortError(OSError):
+    """The address cannot be served by a set of workers."""
+
+
+def reserve_port(listen: str) -> tuple[str, socket.socket]:
+    """`listen` with a concrete port, and a socket holding it (bound with SO_REUSEPORT, not
+    listening) until every worker has bound it too. A port some other socket holds is
+    refused first, so a second set of workers can never quietly share it."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or host.startswith("unix"):
+        raise PortError(f"--workers needs --listen HOST:PORT, not {listen!r}")
     bare = host.strip("[]")
-    family, kind, proto, _, addr = socket.getaddrinfo(bare, 0, type=socket.SOCK_STREAM)[0]
+    family, kind, proto, _, addr = socket.getaddrinfo(bare, int(port), type=socket.SOCK_STREAM)[0]
+    if int(port) != 0:
+        with socket.socket(family, kind, proto) as probe:  # no SO_REUSEPORT: fails if taken
+            try:
+                probe.bind(addr)
+            except OSError as exc:
+                raise PortError(f"cannot listen on {listen}: {exc.strerror}") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(addr)
@@ -50,30 +62,65 @@ def worker_argv(argv: list[str], listen: str, index: int) -> list[str]:
             "--workers", "1", "--worker-index", str(index)]  # fmt: skip
 
 
+def exit_code(code: int | None) -> int:
+    """A worker's return code as a shell would report it (killed by signal n: 128 + n)."""
+    if code is None:
+        return 1
+    return 128 - code if code < 0 else code
+
+
 def supervise(argv: list[str], listen: str, workers: int, prepare: Callable[[], None]) -> int:
     """Run `workers` servers on `listen` until SIGTERM / SIGINT; the exit code of the set."""
-    prepare()
-    listen, reservation = reserve_port(listen)
     pending: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, lambda signum, _frame: pending.append(signum))
+    listen, reservation = reserve_port(listen)
+    try:
+        prepare()
+    except BaseException:
+        reservation.close()
+        raise
     procs: list[subprocess.Popen[str]] = []
     try:
         for i in range(workers):
-            proc = subprocess.Popen(worker_argv(argv, listen, i), stdout=subprocess.PIPE, text=True)
+            # A session of its own: a terminal's Ctrl-C or hang-up reaches the supervisor
+            # only, which stops or reloads the workers in order.
+            proc = subprocess.Popen(
+                worker_argv(argv, listen, i),
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
             procs.append(proc)
-            assert proc.stdout is not None
-            line = proc.stdout.readline()  # blocks until the worker serves or exits
-            if not line.startswith(READY):
-                code = proc.wait()
-                log.error("worker.failed_to_start", worker=i, exit_code=code)
+            problem = _wait_ready(proc, pending)
+            if problem == "stopped":
+                log.info("server.stopping", workers=len(procs), during="start-up")
                 _stop(procs)
-                return code or 1
+                return 0
+            if problem is not None:
+                log.error("worker.failed_to_start", worker=i, problem=problem)
+                codes = _stop(procs)
+                return max(1, *(exit_code(c) for c in codes))
     finally:
-        if reservation is not None:
-            reservation.close()
+        reservation.close()
     log.info("server.started", listen=listen, workers=workers, pids=[p.pid for p in procs])
     return _run(procs, pending)
+
+
+def _wait_ready(proc: subprocess.Popen[str], pending: list[int]) -> str | None:
+    """None once the worker says it serves; else why not ("stopped" on SIGTERM / SIGINT)."""
+    assert proc.stdout is not None
+    while True:
+        if any(sig in (signal.SIGTERM, signal.SIGINT) for sig in pending):
+            return "stopped"
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith(READY):
+                return None
+            return f"exited with {exit_code(proc.wait())}" if not line else "unexpected output"
+        if proc.poll() is not None:
+            return f"exited with {exit_code(proc.returncode)}"
 
 
 def _run(procs: list[subprocess.Popen[str]], pending: list[int]) -> int:
@@ -82,16 +129,16 @@ def _run(procs: list[subprocess.Popen[str]], pending: list[int]) -> int:
             signum = pending.pop(0)
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("server.stopping", workers=len(procs))
-                codes = _stop(procs)
+                codes = [exit_code(c) for c in _stop(procs)]
                 log.info("server.stopped", exit_codes=codes)
-                return max(codes, default=0)
+                return next((c for c in codes if c != 0), 0)
             for p in procs:  # SIGHUP, or SIGUSR1 from a worker that reloaded over RPC
                 p.send_signal(signal.SIGHUP)
         for i, p in enumerate(procs):
             if p.poll() is not None:
-                log.error("worker.exited", worker=i, exit_code=p.returncode)
+                log.error("worker.exited", worker=i, exit_code=exit_code(p.returncode))
                 _stop(procs)
-                return p.returncode or 1
+                return exit_code(p.returncode) or 1
         time.sleep(0.1)
 
 

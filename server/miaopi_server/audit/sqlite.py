@@ -15,6 +15,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
@@ -91,9 +92,10 @@ class SQLiteAuditStore:
         if not path.exists():  # facts are personal data: owner-only from the first byte
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         # Writers in several processes (`--workers`) queue on this lock file instead of
-        # SQLite's busy handler, which sleep-polls (milliseconds, then tens of them): the
-        # kernel hands the lock over as soon as it is released, or when its holder dies.
+        # SQLite's busy handler, which sleep-polls in steps of up to 100 ms; this polls in
+        # steps of at most 2 ms, and the kernel releases it when its holder dies.
         self._lock_fd = os.open(f"{path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._busy_timeout_s = busy_timeout_ms / 1000
         self._writer = _connect(path, busy_timeout_ms)
         self._writer.execute("PRAGMA journal_mode = WAL")
         self._writer.execute("PRAGMA synchronous = FULL")
@@ -141,8 +143,10 @@ class SQLiteAuditStore:
         written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
         outcomes: list[tuple[Future[StoredRecord], BaseException]] = []
         in_batch: dict[str, StoredRecord] = {}
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        locked = False
         try:
+            self._lock_writers()
+            locked = True
             self._writer.execute("BEGIN IMMEDIATE")
             # The head is read under the write lock: several server processes may append to
             # one database (`--workers`), and the chain runs through all of them in seq order.
@@ -205,13 +209,30 @@ class SQLiteAuditStore:
                 fut.set_exception(failure)
             return
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self.batches += 1
         self.records_written += len(written)
         for record, fut in written:
             fut.set_result(record)
         for fut, exc in outcomes:
             fut.set_exception(exc)
+
+    def _lock_writers(self) -> None:
+        """Take the writers' lock file, or raise once the busy timeout has passed (a frozen
+        writer in another process must not stop this one failing closed). A holder keeps it
+        for one commit, so the wait starts with short polls."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise AuditUnavailable("audit writers' lock busy beyond the timeout") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
 
     @staticmethod
     def _by_request(conn: sqlite3.Connection, request_id: str) -> StoredRecord | None:
