@@ -60,7 +60,8 @@ DECIDE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("convert.decision (domain decision -> protobuf)", ("decision (miaopi_server/convert.py",)),
     ("rest of Decide (context vars, uuid, clock, Timestamp, response)", ("make_decision",)),
     (
-        "audit work in the request path (case digest, MessageToDict, receipt, futures)",
+        "audit work in the request path (case and decision canonical JSON, digest, receipt, "
+        "futures)",
         ("Recorder.", "case_digest", "SQLiteAuditStore.append"),
     ),
     ("per-decision log line (structlog JSON)", ("structlog",)),
