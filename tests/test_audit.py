@@ -293,6 +293,27 @@ class TestFailClosed:
             store.close()
 
 
+class TestCheckpoints:
+    def test_checkpointed_in_the_background_not_in_a_commit(self, tmp_path):
+        """Commits never copy the WAL into the database (no auto-checkpoint); a background
+        thread does, within about a second, and closing leaves the database whole."""
+        store = make_store(tmp_path)
+        db = tmp_path / "audit.sqlite3"
+        try:
+            assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+            empty = db.stat().st_size
+            for i in range(1, 300):
+                store.append(pending(i)).result(timeout=10)
+            deadline = time.monotonic() + 10
+            while db.stat().st_size == empty and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert db.stat().st_size > empty  # records copied into the database file
+        finally:
+            store.close()
+        assert not (tmp_path / "audit.sqlite3-wal").exists()
+        assert verify_database(db, {store.sealer.key_id: store.sealer.public_raw}).checked == 299
+
+
 @pytest.mark.slow
 class TestCrash:
     def test_kill_9_mid_burst_loses_no_acknowledged_decision(self, tmp_path):

@@ -49,6 +49,7 @@ CREATE INDEX IF NOT EXISTS records_window ON records (window_id, seq);
 CREATE INDEX IF NOT EXISTS records_time ON records (decided_at);
 """
 MAX_BATCH = 512
+CHECKPOINT_SECONDS = 1.0
 _COLUMNS = "seq, decision_id, request_id, case_digest, body, case_json, hash, key_id, signature"
 
 
@@ -99,8 +100,18 @@ class SQLiteAuditStore:
         self._writer = _connect(path, busy_timeout_ms)
         self._writer.execute("PRAGMA journal_mode = WAL")
         self._writer.execute("PRAGMA synchronous = FULL")
+        # Checkpoints (copying the WAL into the database, with an fsync of its own) run in a
+        # thread of their own, not inside whichever commit crosses the WAL threshold: that
+        # commit, and every decision waiting on it, would otherwise wait for the copy.
+        self._writer.execute("PRAGMA wal_autocheckpoint = 0")
         self._writer.executescript(SCHEMA)
         self._reader = _connect(path, busy_timeout_ms)
+        self._checkpointer = _connect(path, busy_timeout_ms)
+        self._closing = threading.Event()
+        self._checkpoint_thread = threading.Thread(
+            target=self._checkpoint_loop, name="audit-checkpoint", daemon=True
+        )
+        self._checkpoint_thread.start()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[PendingRecord, Future[StoredRecord]] | None] = (
             queue.SimpleQueue()
@@ -289,9 +300,21 @@ class SQLiteAuditStore:
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
         return verify_database(self.path, self.keys, from_seq, to_seq)
 
+    def _checkpoint_loop(self) -> None:
+        """A PASSIVE checkpoint every CHECKPOINT_SECONDS: it copies what it can without
+        waiting for (or blocking) writers or readers; the WAL restarts from its beginning once
+        everything in it is in the database. Failures are retried next time: the WAL keeps the
+        records durable meanwhile."""
+        while not self._closing.wait(CHECKPOINT_SECONDS):
+            with suppress(sqlite3.Error):
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
+        self._closing.set()
+        self._checkpoint_thread.join()
+        self._checkpointer.close()  # the last connection to close checkpoints the rest
         self._writer.close()
         self._reader.close()
         os.close(self._lock_fd)
