@@ -35,7 +35,7 @@ gen-check: $(STAMP)
 	  --grpc_python_out=build/gen proto/miaopi/v1/*.proto
 	diff -r -x '__init__.py' -x '*.proto' -x '__pycache__' build/gen/miaopi proto/miaopi
 
-# Benchmarks (not part of `make test`, ~20 minutes on 2 cores): installs what it needs
+# Benchmarks (not part of `make test`, ~12 minutes on 2 cores): installs what it needs
 # (tests/bench/install.sh: h2load and strace via apt, zen-engine, rule-engine and py-spy into
 # the venv), then writes docs/BENCHMARKS.md and docs/benchmarks.json. Scratch in build/bench/.
 bench: $(STAMP)
