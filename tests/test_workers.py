@@ -236,3 +236,20 @@ def test_workers_need_host_and_port(rules, tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 1 and "--workers needs --listen HOST:PORT" in done.stderr
+
+
+def test_restart_on_the_same_port_right_after_stopping(rules, tmp_path):
+    """Connections of the previous run lingering in TIME_WAIT do not block a restart."""
+    port = _free_port()
+    args = ("--watch", "0", "--workers", "2", "--listen", f"127.0.0.1:{port}")
+    for run in range(2):
+        server = ServerProcess(rules, tmp_path / "state", *args)
+        channels = [_channel(server.target) for _ in range(8)]
+        try:
+            for ch in channels:  # open connections, which the stopping server closes first
+                pb_grpc.ApprovalServiceStub(ch).GetRulesetStatus(pb.GetRulesetStatusRequest())
+        finally:
+            server.signal(signal.SIGTERM)
+            assert server.wait(30) == 0, f"run {run}"
+            for ch in channels:
+                ch.close()

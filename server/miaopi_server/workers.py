@@ -46,11 +46,15 @@ def reserve_port(listen: str) -> tuple[str, socket.socket]:
     family, kind, proto, _, addr = socket.getaddrinfo(bare, int(port), type=socket.SOCK_STREAM)[0]
     if int(port) != 0:
         with socket.socket(family, kind, proto) as probe:  # no SO_REUSEPORT: fails if taken
+            # SO_REUSEADDR as gRPC sets it: connections of a previous run in TIME_WAIT do not
+            # count, a socket listening on the port does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(addr)
             except OSError as exc:
                 raise PortError(f"cannot listen on {listen}: {exc.strerror}") from None
     sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(addr)
     return f"{host}:{sock.getsockname()[1]}", sock
