@@ -253,3 +253,28 @@ def test_restart_on_the_same_port_right_after_stopping(rules, tmp_path):
             assert server.wait(30) == 0, f"run {run}"
             for ch in channels:
                 ch.close()
+
+
+def test_a_worker_signals_only_a_supervisor_that_started_it(rules, tmp_path):
+    """Run by hand with the hidden --worker-index, a server's ReloadRulesets must not send
+    SIGUSR1 to whatever started it (it would end a shell); here that is this test."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, _frame: received.append(signum))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "miaopi_server.app", "--rulesets", str(rules), "--state-dir",
+         str(tmp_path), "--insecure-no-auth", "--watch", "0", "--worker-index", "0",
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("miaopi-worker-ready")
+        with _channel(f"127.0.0.1:{port}") as ch:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            assert stub.ReloadRulesets(pb.ReloadRulesetsRequest(), timeout=20).applied
+        time.sleep(0.5)
+        assert received == []
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        signal.signal(signal.SIGUSR1, previous)

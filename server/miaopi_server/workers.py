@@ -29,6 +29,7 @@ import structlog
 
 log = structlog.get_logger("miaopi.workers")
 READY = "miaopi-worker-ready"  # the line a worker prints on stdout once it serves
+SUPERVISOR_ENV = "MIAOPI_SUPERVISOR_PID"  # set for workers: who may be sent SIGUSR1
 
 
 class PortError(OSError):
@@ -94,6 +95,7 @@ def supervise(argv: list[str], listen: str, workers: int, prepare: Callable[[], 
                 stdout=subprocess.PIPE,
                 text=True,
                 start_new_session=True,
+                env={**os.environ, SUPERVISOR_ENV: str(os.getpid())},
             )
             procs.append(proc)
             problem = _wait_ready(proc, pending)
@@ -168,8 +170,11 @@ def announce_ready() -> None:
 
 
 def notify_reloaded() -> None:
-    """After a ReloadRulesets RPC: ask the supervisor to make every worker reload."""
-    os.kill(os.getppid(), signal.SIGUSR1)
+    """After a ReloadRulesets RPC: ask the supervisor to make every worker reload. Only a
+    supervisor that started this process is signalled (SIGUSR1 would end a shell)."""
+    parent = os.getppid()
+    if os.environ.get(SUPERVISOR_ENV) == str(parent):
+        os.kill(parent, signal.SIGUSR1)
 
 
 def orphaned(parent: int) -> bool:
