@@ -50,3 +50,24 @@ def test_decision_json_equals_message_to_dict(catalog, code):
                 compared += 1
     assert compared >= 6 * 200
     assert len(outcomes) >= 2, outcomes
+
+
+def test_naive_time_is_utc_whatever_the_local_zone(catalog, monkeypatch):
+    """protobuf takes a naive datetime as UTC; so must the record, also on a server whose
+    local zone is Asia/Shanghai."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        facts, materials = generate(ITEMS[0], 1, seed=1)[0]
+        d = catalog.decide(ITEMS[0], facts, materials, TODAY)
+        naive = dt.datetime(2026, 11, 20, 3, 4, 5, 120000)
+        expected = json_format.MessageToDict(
+            convert.decision(d, "d-1", "", naive), preserving_proto_field_name=True
+        )
+        got = convert.decision_json(d, "d-1", "", naive)
+        assert got["decided_at"] == expected["decided_at"] == "2026-11-20T03:04:05.120Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
