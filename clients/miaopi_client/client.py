@@ -63,7 +63,11 @@ def decision_dict(msg: pb.Decision) -> dict[str, Any]:
     Outcomes lose their enum prefix ("OUTCOME_APPROVE" -> "APPROVE") so that they compare
     directly with case files; everything else is as MessageToDict gives it.
     """
-    d = message_dict(msg)
+    return without_outcome_prefix(message_dict(msg))
+
+
+def without_outcome_prefix(d: dict[str, Any]) -> dict[str, Any]:
+    """A decision's proto3 JSON with its outcomes as case files write them; `d` is changed."""
     if "outcome" in d:
         d["outcome"] = _outcome(d["outcome"])
     for r in d.get("reasons", []):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from .client import decision_dict, facts_struct, without_outcome_prefix
+
 _OUTCOMES = frozenset({"APPROVE", "REJECT", "MANUAL_REVIEW"})
 
 
@@ -29,8 +31,6 @@ def wire_facts(facts: dict[str, Any]) -> dict[str, Any]:
     except (_NotPlain, OverflowError):
         pass
     from miaopi_server import convert
-
-    from .client import facts_struct
 
     return convert.struct_to_dict(facts_struct(facts))
 
@@ -58,84 +58,31 @@ def _plain(v: Any) -> Any:
     raise _NotPlain
 
 
-def _top(v: Any) -> Any:
-    # convert._struct and convert._value turn a date into text at the top level only.
-    return _plain(v.isoformat() if isinstance(v, dt.date) else v)
-
-
 def wire_decision(d: Any, full: bool = True) -> dict[str, Any]:
     """A miaopi_server Decision as client.decision_dict gives it from convert.decision,
     without what only a server adds (decision_id, decided_at, receipt): defaults omitted,
     outcomes without their enum prefix, Struct and Value numbers as floats. With full=False,
     only outcome, missing_materials and outputs (all that cases.compare reads)."""
+    from miaopi_server import convert  # only in-process deciders have Decisions to convert
+
     try:
-        return _decision(d, full)
-    except (_NotPlain, OverflowError):
+        if d.outcome not in _OUTCOMES:
+            raise _NotPlain
+        if not full:
+            missing = [convert.material_json(m) for m in d.missing_materials]
+            return {"outcome": d.outcome, "outputs": convert.json_value(d.outputs)} | (
+                {"missing_materials": missing} if missing else {}
+            )
+        # convert.decision_json is MessageToDict(convert.decision(...)) built directly.
+        out = convert.decision_json(d, "", "", _ANY_TIME)
+        del out["decided_at"]
+        return without_outcome_prefix(out)
+    except (_NotPlain, ValueError, TypeError, OverflowError):
         pass
-    from miaopi_server import convert
-
-    from .client import decision_dict
-
     out = decision_dict(convert.decision(d, "", "", dt.datetime.now(dt.UTC)))
     del out["decided_at"]
     return out if full else {k: out[k] for k in _COMPARED if k in out}
 
 
 _COMPARED = ("outcome", "missing_materials", "outputs")
-
-
-def _decision(d: Any, full: bool) -> dict[str, Any]:
-    if d.outcome not in _OUTCOMES:
-        raise _NotPlain
-    missing = [_material(m) for m in d.missing_materials]
-    outputs = {k: _top(v) for k, v in d.outputs.items()}
-    if not full:
-        return {"outcome": d.outcome, "outputs": outputs} | (
-            {"missing_materials": missing} if missing else {}
-        )
-    # Keys in the .proto's field order, as MessageToDict lists them; empty ones left out.
-    out: dict[str, Any] = _non_empty(item_code=d.item_code, outcome=d.outcome)
-    if d.reasons:
-        out["reasons"] = [_reason(r) for r in d.reasons]
-    if missing:
-        out["missing_materials"] = missing
-    if d.pending_materials:
-        out["pending_materials"] = [_material(m) for m in d.pending_materials]
-    out["outputs"] = outputs
-    out["ruleset"] = _non_empty(item_code=d.item_code, version=d.version, digest=d.digest)
-    out["as_of_date"] = d.as_of.isoformat()
-    if d.review_due:
-        out["review_due_date"] = d.review_due.isoformat()
-    if d.review_due_estimated:
-        out["review_due_date_estimated"] = True
-    out["derived_facts"] = {k: _top(v) for k, v in d.derived.items()}
-    return out
-
-
-def _reason(r: Any) -> dict[str, Any]:
-    from miaopi_server.lang.probes import MISSING
-
-    if r.outcome not in _OUTCOMES:
-        raise _NotPlain
-    out = _non_empty(rule_id=r.rule_id, outcome=r.outcome, message=r.message)
-    b = r.basis
-    if b is not None:
-        out["legal_basis"] = _non_empty(id=b.id, law=b.law, article=b.article, citation=b.citation)
-    if r.facts_read:
-        out["facts_read"] = [
-            _non_empty(path=p, missing=True)
-            if v is MISSING
-            else _non_empty(path=p) | {"value": _top(v)}
-            for p, v in r.facts_read
-        ]
-    if r.condition:
-        out["condition"] = r.condition
-    return out
-
-
-def _material(m: Any) -> dict[str, Any]:
-    return _non_empty(id=m.id, name=m.name, e_license=m.e_license)
-
-
-def _non_empty(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v}
+_ANY_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # decided_at is dropped
