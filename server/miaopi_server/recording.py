@@ -19,8 +19,8 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 
-from .audit.canonical import canonical, sha256_hex
-from .audit.record import PendingRecord, StoredRecord, fixed_time
+from .audit.canonical import sha256_hex
+from .audit.record import PendingRecord, StoredRecord, case_canonical, fixed_time
 from .audit.store import AuditStore, DuplicateRequest
 from .errors import RequestConflict
 
@@ -65,9 +65,7 @@ class Recorder:
     ) -> pb.Decision:
         """Run `make_decision` (unless request_id answers from the record) and record it."""
         # The case's canonical form, hashed here for its digest and stored by the writer.
-        case_json = canonical(
-            {"item_code": case["item_code"], "facts": case["facts"], "materials": case["materials"]}
-        )
+        case_json = case_canonical(case["item_code"], case["facts"], case["materials"])
         digest = sha256_hex(case_json)
         if not request_id:
             return await self._record(*await make_decision(), case, case_json, digest, window)

@@ -10,11 +10,10 @@ the body. record_hash = SHA-256(canonical(body)); the seal signs the raw hash by
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from .canonical import canonical, digest, sha256_hex
+from .canonical import canonical, sha256_hex
 
 
 def fixed_time(when: dt.datetime) -> str:
@@ -22,8 +21,13 @@ def fixed_time(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def case_canonical(item_code: str, facts: dict[str, Any], materials: list[str]) -> bytes:
+    """The canonical form of a case as received: what is stored, and what its digest hashes."""
+    return canonical({"item_code": item_code, "facts": facts, "materials": list(materials)})
+
+
 def case_digest(item_code: str, facts: dict[str, Any], materials: list[str]) -> str:
-    return digest({"item_code": item_code, "facts": facts, "materials": list(materials)})
+    return sha256_hex(case_canonical(item_code, facts, materials))
 
 
 @dataclass(frozen=True)
@@ -85,23 +89,19 @@ def hash_body(body: dict[str, Any]) -> str:
     return sha256_hex(canonical(body))
 
 
-def _text(value: str) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
-
-
 def canonical_body(seq: int, prev_hash: str, pending: PendingRecord) -> bytes:
     """canonical(make_body(seq, prev_hash, pending)), spliced from the pending record's
     canonical parts (keys in sorted order) instead of re-encoding the whole decision."""
     return b"".join(
         (
             b'{"case_digest":',
-            _text(pending.case_digest),
+            canonical(pending.case_digest),
             b',"decision":',
             pending.decision_json,
             b',"node_id":',
-            _text(pending.node_id),
+            canonical(pending.node_id),
             b',"prev_hash":',
-            _text(prev_hash),
+            canonical(prev_hash),
             b',"seq":',
             str(seq).encode(),
             b',"window":',
