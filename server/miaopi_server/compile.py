@@ -19,6 +19,23 @@ MATERIALS_KEY = "_m"
 PROBES_KEY = "_p"
 
 
+# Engine rule names: the one place that spells them.
+def rule_key(rule_id: str) -> str:
+    return f"r:{rule_id}"
+
+
+def material_key(material_id: str) -> str:
+    return f"m:{material_id}"
+
+
+def output_key(rule_id: str, output: str, index: int) -> str:
+    return f"o:{rule_id}:{output}:{index}"
+
+
+OutputPlan = tuple[tuple[str, tuple[tuple[str | None, Any], ...]], ...]
+RulePlan = tuple[str, Rule, LegalBasis | None, tuple[str, ...], OutputPlan]
+
+
 @dataclass(frozen=True)
 class CompiledItem:
     item: Item
@@ -47,40 +64,39 @@ class CompiledItem:
         basis = item.legal_basis.get(item.materials_basis)
         return tuple(
             (
-                f"m:{m.id}",
+                material_key(m.id),
                 m,
                 f"缺少必要材料：{m.name}" + (f"（{m.when.source}）" if m.when else ""),
                 basis,
-                self.reads[f"m:{m.id}"] if m.when else (),
+                self.reads[material_key(m.id)] if m.when else (),
             )
             for m in item.materials
         )
 
     @cached_property
-    def rule_plan(self) -> tuple[tuple[str, Rule, LegalBasis | None, tuple[str, ...]], ...]:
-        """(engine rule, rule, legal basis, paths read) per policy rule, in file order."""
+    def rule_plan(self) -> tuple[RulePlan, ...]:
+        """Per policy rule, in file order: (engine rule, rule, legal basis, paths read,
+        ((output name, ((engine rule or None when unconditional, value), ...)), ...))."""
         item = self.item
         return tuple(
-            (f"r:{r.id}", r, item.legal_basis.get(r.basis), self.reads[f"r:{r.id}"])
+            (
+                rule_key(r.id),
+                r,
+                item.legal_basis.get(r.basis),
+                self.reads[rule_key(r.id)],
+                tuple(
+                    (
+                        name,
+                        tuple(
+                            (None if c.when is None else output_key(r.id, name, i), c.value)
+                            for i, c in enumerate(cases)
+                        ),
+                    )
+                    for name, cases in r.outputs
+                ),
+            )
             for r in item.rules
         )
-
-    @cached_property
-    def output_plan(self) -> dict[str, tuple[tuple[str, tuple[tuple[str | None, Any], ...]], ...]]:
-        """rule id -> ((output name, ((engine rule or None when unconditional, value), ...)))."""
-        return {
-            r.id: tuple(
-                (
-                    name,
-                    tuple(
-                        (None if c.when is None else f"o:{r.id}:{name}:{i}", c.value)
-                        for i, c in enumerate(cases)
-                    ),
-                )
-                for name, cases in r.outputs
-            )
-            for r in self.item.rules
-        }
 
 
 def field_specs(item: Item) -> dict[str, FieldSpec]:
@@ -124,12 +140,12 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
         conditions[name] = {"$and": [body, guard]} if guard else body
 
     for rule in item.rules:
-        add(f"r:{rule.id}", rule.when, f"规则 {rule.id}")
+        add(rule_key(rule.id), rule.when, f"规则 {rule.id}")
         for out_name, cases in rule.outputs:
             for i, case in enumerate(cases):
                 if case.when is not None:
                     add(
-                        f"o:{rule.id}:{out_name}:{i}",
+                        output_key(rule.id, out_name, i),
                         case.when,
                         f"规则 {rule.id} 的输出 {out_name}",
                     )
@@ -138,9 +154,9 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
             continue
         not_submitted = {f"{MATERIALS_KEY}.{m.id}": False}
         if m.when is None:
-            conditions[f"m:{m.id}"] = not_submitted
+            conditions[material_key(m.id)] = not_submitted
         else:
-            add(f"m:{m.id}", m.when, f"材料 {m.id}", guard=not_submitted)
+            add(material_key(m.id), m.when, f"材料 {m.id}", guard=not_submitted)
     for _, probe in probes.items():
         paths.setdefault(probe.path, None)
     return CompiledItem(

@@ -94,7 +94,7 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
         reasons.append(
             Reason(f"material:{m.id}", REJECT, message, basis, _read(case, reads), source)
         )
-    for key, rule, basis, reads in compiled.rule_plan:
+    for key, rule, basis, reads, _ in compiled.rule_plan:
         if key in fired:
             reasons.append(
                 Reason(
@@ -112,10 +112,10 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
         outcome = outcome_of(ordered)
     outputs: dict[str, Any] = {}
     if outcome != REJECT:
-        for key, rule, _, _ in compiled.rule_plan:
+        for key, _, _, _, output_plan in compiled.rule_plan:
             if key not in fired:
                 continue
-            for name, cases in compiled.output_plan.get(rule.id, ()):
+            for name, cases in output_plan:
                 for output_key, value in cases:
                     if output_key is None or output_key in fired:
                         outputs.setdefault(name, value)

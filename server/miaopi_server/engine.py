@@ -30,8 +30,8 @@ import durable_rules_engine as _core
 from .errors import EngineError
 
 WARMUP_RULE = "__warmup__"
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 WARMUP_KEY = "_warmup"
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog
+from .compile import material_key, output_key, rule_key
 from .decide import Decision
 from .lang import ast
 from .lang.parser import ExprSyntaxError, tokenize
@@ -68,7 +69,7 @@ class RuleExplained:
 
     @property
     def engine_rule(self) -> str:
-        return f"r:{self.rule_id}"
+        return rule_key(self.rule_id)
 
     @property
     def reference_agrees(self) -> bool:
@@ -93,7 +94,7 @@ class OutputCaseExplained:
     def engine_rule(self) -> str | None:
         if self.condition is None:
             return None
-        return f"o:{self.rule_id}:{self.output}:{self.index}"
+        return output_key(self.rule_id, self.output, self.index)
 
     @property
     def reference_agrees(self) -> bool:
@@ -115,7 +116,7 @@ class MaterialExplained:
 
     @property
     def engine_rule(self) -> str | None:
-        return None if self.need == "optional" else f"m:{self.material_id}"
+        return None if self.need == "optional" else material_key(self.material_id)
 
     @property
     def required_here(self) -> bool:
@@ -158,7 +159,7 @@ class Explanation:
                 out.append(o.engine_rule)
         for m in self.materials:
             if not m.reference_agrees:
-                out.append(m.engine_rule or f"m:{m.material_id}")
+                out.append(m.engine_rule or material_key(m.material_id))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -244,19 +245,19 @@ def explain(catalog: Catalog, code: str, facts: Any, materials: Any, today: dt.d
             rule.outcome,
             rule.message,
             _condition(rule.when, case, item),
-            f"r:{rule.id}" in fired,
-            f"r:{rule.id}" in never,
+            rule_key(rule.id) in fired,
+            rule_key(rule.id) in never,
         )
         for rule in item.rules
     )
 
     outputs: list[OutputCaseExplained] = []
     for rule in item.rules:
-        rule_matched = f"r:{rule.id}" in fired
+        rule_matched = rule_key(rule.id) in fired
         for name, cases in rule.outputs:
             chosen = False
             for i, c in enumerate(cases):
-                matched = c.when is None or f"o:{rule.id}:{name}:{i}" in fired
+                matched = c.when is None or output_key(rule.id, name, i) in fired
                 selected = rule_matched and matched and not chosen
                 chosen = chosen or selected
                 outputs.append(
@@ -278,7 +279,7 @@ def explain(catalog: Catalog, code: str, facts: Any, materials: Any, today: dt.d
             m.need,
             m.id in case.materials,
             _condition(m.when, case, item) if m.when else None,
-            f"m:{m.id}" in fired,
+            material_key(m.id) in fired,
         )
         for m in item.materials
     )

@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from .catalog import _overlaps, compile_directory
-from .compile import CompiledItem, compile_item, field_specs
+from .compile import CompiledItem, compile_item, field_specs, material_key, rule_key
 from .errors import Diagnostic
 from .lang import ast
 from .lang.compiler import FieldSpec
@@ -816,7 +816,7 @@ class _Warnings:
         never: set[str] = set()
         for rule in self.item.rules:
             sure, why = self.why_never(self.f(rule.when))
-            if sure or f"r:{rule.id}" in self.c.never:
+            if sure or rule_key(rule.id) in self.c.never:
                 never.add(rule.id)
                 detail = f"（{why}）" if why else ""
                 self.warn(
@@ -828,7 +828,7 @@ class _Warnings:
             if m.when is None:
                 continue
             sure, why = self.why_never(self.f(m.when))
-            if sure or f"m:{m.id}" in self.c.never:
+            if sure or material_key(m.id) in self.c.never:
                 detail = f"（{why}）" if why else ""
                 self.warn(
                     m.when.locate(0),
