@@ -174,18 +174,29 @@ class TestStandardServices:
         assert "miaopi.v1.ApprovalService" in names
 
 
+def numbered_senior(i: int) -> tuple[int, dict[str, Any]]:
+    """Senior-allowance case i of a series: distinct ID numbers, ages 60 to 109."""
+    age = 60 + i % 50
+    facts = with_facts(
+        SENIOR,
+        applicant__id_number=resident_id(born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"),
+    )
+    return age, facts
+
+
+def senior_outcome(age: int) -> int:
+    """What the shipped senior allowance decides at `age` with every material submitted."""
+    if age < 70:
+        return pb.OUTCOME_REJECT
+    return pb.OUTCOME_MANUAL_REVIEW if age >= 105 else pb.OUTCOME_APPROVE
+
+
 class TestConcurrency:
     def test_concurrent_clients_get_their_own_answers(self, live_server):
         """64 concurrent clients deciding distinct cases each get the answer to their own case."""
 
         def one(i: int) -> tuple[int, int, float]:
-            age = 60 + i % 50
-            facts = with_facts(
-                SENIOR,
-                applicant__id_number=resident_id(
-                    born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"
-                ),
-            )
+            age, facts = numbered_senior(i)
             with grpc.insecure_channel(live_server.target) as ch:
                 d = (
                     pb_grpc.ApprovalServiceStub(ch)
@@ -198,14 +209,7 @@ class TestConcurrency:
             results = list(pool.map(one, range(256)))
         for age, outcome, derived_age in results:
             assert derived_age == age
-            expected = (
-                pb.OUTCOME_REJECT
-                if age < 70
-                else pb.OUTCOME_MANUAL_REVIEW
-                if age >= 105
-                else pb.OUTCOME_APPROVE
-            )
-            assert outcome == expected
+            assert outcome == senior_outcome(age)
 
 
 class TestLogs:

@@ -20,16 +20,9 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.workers import exit_code
 from tests.conftest import ServerProcess
-from tests.support import (
-    AS_OF,
-    RULESETS,
-    SENIOR,
-    SENIOR_MATERIALS,
-    born_years_before,
-    resident_id,
-    with_facts,
-)
+from tests.support import RULESETS, SENIOR_MATERIALS
 from tests.test_reload import SENIOR_FILE, request, set_amount
+from tests.test_server import numbered_senior, senior_outcome
 from tests.test_server import request as decide_request
 
 pytestmark = pytest.mark.slow
@@ -59,11 +52,7 @@ def _channel(target: str) -> grpc.Channel:
 
 def _decide(target: str, i: int) -> tuple[int, pb.Decision]:
     """Decide case i on a connection of its own, so the kernel spreads them over workers."""
-    age = 60 + i % 50
-    facts = with_facts(
-        SENIOR,
-        applicant__id_number=resident_id(born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"),
-    )
+    age, facts = numbered_senior(i)
     with _channel(target) as ch:
         stub = pb_grpc.ApprovalServiceStub(ch)
         req = decide_request("GF00012000", facts, SENIOR_MATERIALS)
@@ -89,14 +78,7 @@ def test_both_workers_decide_into_one_verified_chain(workers, tmp_path):
         results = list(pool.map(lambda i: _decide(workers.target, i), range(256)))
     for age, d in results:
         assert d.derived_facts["applicant.age"] == age
-        expected = (
-            pb.OUTCOME_REJECT
-            if age < 70
-            else pb.OUTCOME_MANUAL_REVIEW
-            if age >= 105
-            else pb.OUTCOME_APPROVE
-        )
-        assert d.outcome == expected
+        assert d.outcome == senior_outcome(age)
         assert d.receipt.seq > 0
     assert sorted(d.receipt.seq for _, d in results) == list(range(1, 257))
     deadline = time.monotonic() + 10
