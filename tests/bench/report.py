@@ -62,6 +62,7 @@ def _rpc_medians(rpc: dict[str, Any]) -> dict[str, float | None]:
             out[k] = median([r[k] for r in rounds])
     workers_half = _get(rpc, "half_rate", "workers_runs", default=[])
     if workers_half:
+        out["workers_half_p50_ms"] = median([r["p50_ms"] for r in workers_half])
         out["workers_half_p99_ms"] = median([r["p99_ms"] for r in workers_half])
         out["workers_half_rps"] = median([r["rps"] for r in workers_half])
     half = _get(rpc, "half_rate", "runs", default=[])
@@ -293,19 +294,15 @@ def render(r: dict[str, Any]) -> str:
             a("")
             a(
                 "At the same rate, alternating run for run with it, the audit-off server "
-                f"(part 5) had p50 {_n(median([x['p50_ms'] for x in off]), 2)} ms and p99 "
-                f"**{_n(median([x['p99_ms'] for x in off]), 2)} ms** "
-                f"({[round(x['p99_ms'], 2) for x in off]} ms)."
+                f"(part 5) had {_latency(off)}."
             )
         wk = _get(rpc_raw, "half_rate", "workers_runs", default=[])
         if wk:
             a("")
             a(
                 "The `--workers 2` server, in the same rotation at half of its own peak "
-                f"({_n(_get(rpc_raw, 'half_rate', 'workers_target_rps'))} req/s): p50 "
-                f"{_n(median([x['p50_ms'] for x in wk]), 2)} ms, p99 "
-                f"**{_n(median([x['p99_ms'] for x in wk]), 2)} ms** "
-                f"({[round(x['p99_ms'], 2) for x in wk]} ms)."
+                f"({_n(_get(rpc_raw, 'half_rate', 'workers_target_rps'))} req/s): "
+                f"{_latency(wk)}."
             )
         probes = [
             (when, rpc_raw.get(f"fsync_probe_{when}_half_rate")) for when in ("before", "after")
@@ -653,14 +650,21 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
+def _latency(runs: list[dict[str, Any]]) -> str:
+    """Medians of some h2load runs' p50 and p99, and each run's p99."""
+    return (
+        f"p50 {_n(median([x['p50_ms'] for x in runs]), 2)} ms, p99 "
+        f"**{_n(median([x['p99_ms'] for x in runs]), 2)} ms** "
+        f"({[round(x['p99_ms'], 2) for x in runs]} ms)"
+    )
+
+
 def _in_short(r: dict[str, Any]) -> list[str]:
     """What the figures mean for sizing a deployment, in a few lines (from this run only)."""
     rpc = _rpc_medians(r.get("rpc", {}))
     one, two = rpc.get("miaopi_rps"), rpc.get("workers_rps")
     if not one:
         return []
-    half = _get(r, "rpc", "half_rate", default={})
-    wk_half = half.get("workers_runs") or []
     replay_s = _med(r, "replay", "replay", "seconds")
     serve_s = _med(r, "scale", "server_start", "seconds_to_serving")
     serve_rss = _med(r, "scale", "server_start", "rss_mb")
@@ -675,9 +679,9 @@ def _in_short(r: dict[str, Any]) -> list[str]:
         f"- **Latency** at half the peak rate: p50 {_n(rpc.get('half_p50_ms'), 1)} ms, p99 "
         f"{_n(rpc.get('half_p99_ms'), 1)} ms (one process)"
         + (
-            f"; p50 {_n(median([x['p50_ms'] for x in wk_half]), 1)} ms, p99 "
-            f"{_n(median([x['p99_ms'] for x in wk_half]), 1)} ms (`--workers 2`)"
-            if wk_half
+            f"; p50 {_n(rpc['workers_half_p50_ms'], 1)} ms, p99 "
+            f"{_n(rpc['workers_half_p99_ms'], 1)} ms (`--workers 2`)"
+            if "workers_half_p99_ms" in rpc
             else ""
         )
         + ".",
