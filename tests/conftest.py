@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from miaopi_server.catalog import Catalog, load_catalog
-from miaopi_server.decide import Decision
+from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.decide import Decision
 from tests.support import RULESETS
 
 TODAY = dt.date(2026, 11, 23)
@@ -19,7 +19,7 @@ TODAY = dt.date(2026, 11, 23)
 def quiet_logs() -> None:
     """In-process servers log JSON lines to stderr, so CLI output on stdout stays clean.
     Tests about logging capture them with structlog.testing.capture_logs."""
-    from miaopi_server import logs
+    from miaopi_server.ops import logs
 
     logs.configure("json", "info", cache=False)
 

@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from miaopi_server.identity import credit_code_check_char, resident_id_check_char
+from miaopi_server.rules.identity import credit_code_check_char, resident_id_check_char
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ROOT / "rulesets"

@@ -20,12 +20,12 @@ from miaopi_client import render
 from miaopi_client.authoring_tools import run_rules_diff, wire_facts
 from miaopi_client.cases import load_cases
 from miaopi_client.cli import main
-from miaopi_server.catalog import Catalog, load_catalog
+from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.explain import explain, split_top_level, unparse
 from miaopi_server.errors import CaseInvalid, ItemNotFound
-from miaopi_server.explain import explain, split_top_level, unparse
-from miaopi_server.identity import resident_id_check_char
 from miaopi_server.lang.parser import parse
 from miaopi_server.lang.probes import MISSING
+from miaopi_server.rules.identity import resident_id_check_char
 from tests.support import AS_OF, RULESETS, SENIOR, SENIOR_MATERIALS, resident_id, with_facts
 
 TODAY = "2026-11-23"
@@ -717,7 +717,7 @@ def test_diff_100k_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_wire_facts_is_the_struct_round_trip() -> None:
     from miaopi_client.client import facts_struct
-    from miaopi_server import convert
+    from miaopi_server.edge import convert
 
     for c in [*shipped_cases(), *vary_cases(500)]:
         fast = wire_facts(c["facts"])

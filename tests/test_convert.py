@@ -9,7 +9,7 @@ import json
 import pytest
 from google.protobuf import json_format
 
-from miaopi_server import convert
+from miaopi_server.edge import convert
 from miaopi_server.errors import CaseInvalid
 from tests.bench.cases import ITEMS, generate
 from tests.support import AS_OF

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from miaopi_server.compile import PROBES_KEY
-from miaopi_server.engine import Engine
+from miaopi_server.decision.engine import Engine
 from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
 from miaopi_server.lang.parser import ExprSyntaxError, parse
 from miaopi_server.lang.probes import MISSING, ProbeTable, is_hanzi
 from miaopi_server.lang.reference import evaluate
+from miaopi_server.rules.compile import PROBES_KEY
 
 FIELDS = {
     "a.n": FieldSpec("a.n", "integer", False),

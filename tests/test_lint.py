@@ -21,16 +21,18 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
 from miaopi_client.cli import main
-from miaopi_server.catalog import compile_directory
+from miaopi_server.decision.catalog import compile_directory
 from miaopi_server.lang.parser import parse
-from miaopi_server.lint import SCHEMA_PATH, lint, lint_directory, never_holds
-from miaopi_server.model import FIELD_KINDS, ITEM_TYPES, MATERIAL_NEEDS, OUTCOMES, Item
-from miaopi_server.rulefile import _FIELD_KEYS, DERIVE_FUNCTIONS
+from miaopi_server.rules.lint import lint, lint_directory, never_holds
+from miaopi_server.rules.loader import _FIELD_KEYS, DERIVE_FUNCTIONS
+from miaopi_server.rules.model import FIELD_KINDS, ITEM_TYPES, MATERIAL_NEEDS, OUTCOMES, Item
+from miaopi_server.rules.schema import rulefile_schema
 from tests.support import RULESETS
 
 CASES = Path(__file__).parent / "lint_cases"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
-SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+SCHEMA = rulefile_schema()
+SCHEMA_PATH = (Path(__file__).parents[1] / "docs" / "rulefile.schema.json").resolve()
 SCHEMA_LINE = "# yaml-language-server: $schema=../docs/rulefile.schema.json"
 
 GOOD = textwrap.dedent("""\

@@ -15,7 +15,7 @@ from miaopi_server.errors import CaseInvalid, ItemNotFound
 from miaopi_server.lang.compiler import FieldSpec, compile_condition
 from miaopi_server.lang.parser import KEYWORDS, ExprSyntaxError, parse
 from miaopi_server.lang.probes import ProbeTable
-from miaopi_server.rulefile import load_rule_file
+from miaopi_server.rules.loader import load_rule_file
 
 FIELDS = {
     "a.n": FieldSpec("a.n", "integer", False),

@@ -21,12 +21,12 @@ from miaopi_client.client import ClientError, decision_dict, facts_struct
 from miaopi_client.parallel import PARALLEL_MIN_CASES, imap, jobs_for
 from miaopi_client.replay import from_catalog, in_process, remote, replay
 from miaopi_client.wire import wire_decision, wire_facts
-from miaopi_server import convert
-from miaopi_server.catalog import Catalog
-from miaopi_server.decide import Decision, Reason
+from miaopi_server.decision.catalog import Catalog
+from miaopi_server.decision.decide import Decision, Reason
+from miaopi_server.edge import convert
 from miaopi_server.errors import CaseInvalid, ItemNotFound
 from miaopi_server.lang.probes import MISSING
-from miaopi_server.model import LegalBasis, Material
+from miaopi_server.rules.model import LegalBasis, Material
 from tests.conftest import TODAY, LiveServer
 from tests.support import RULESETS, SHARED
 

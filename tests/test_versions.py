@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from miaopi_server.catalog import compile_directory, load_catalog
+from miaopi_server.decision.catalog import compile_directory, load_catalog
 from miaopi_server.errors import CaseInvalid
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
 

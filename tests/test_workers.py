@@ -18,7 +18,7 @@ import pytest
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-from miaopi_server.workers import exit_code
+from miaopi_server.ops.workers import exit_code
 from tests.conftest import ServerProcess
 from tests.support import RULESETS, SENIOR_MATERIALS
 from tests.test_reload import SENIOR_FILE, request, set_amount

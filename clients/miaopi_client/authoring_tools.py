@@ -151,13 +151,13 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 def _today(args: argparse.Namespace) -> dt.date:
     if args.rules_today is not None:
         return args.rules_today  # type: ignore[no-any-return]
-    from miaopi_server.service import shanghai_today
+    from miaopi_server.edge.service import shanghai_today
 
     return shanghai_today(dt.datetime.now(dt.UTC))
 
 
 def _load_catalog(root: Path) -> Any:
-    from miaopi_server.catalog import load_catalog
+    from miaopi_server.decision.catalog import load_catalog
     from miaopi_server.errors import RuleFileError
 
     try:
@@ -340,8 +340,8 @@ def _read_facts(spec: str) -> dict[str, Any]:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from miaopi_server.decision.explain import explain
     from miaopi_server.errors import CaseInvalid, ItemNotFound
-    from miaopi_server.explain import explain
 
     facts = _read_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
@@ -506,7 +506,7 @@ _WORKER: tuple[Differ, list[Case]] | None = None
 
 def _init_worker(old: str, new: str, today: dt.date, decide_all: bool, cases: list[Case]) -> None:
     global _WORKER
-    from miaopi_server.catalog import load_catalog
+    from miaopi_server.decision.catalog import load_catalog
 
     differ = Differ(load_catalog(Path(old)), load_catalog(Path(new)), today, decide_all)
     _WORKER = (differ, cases)

@@ -30,7 +30,7 @@ def wire_facts(facts: dict[str, Any]) -> dict[str, Any]:
         return _plain(facts)  # type: ignore[no-any-return]
     except (_NotPlain, OverflowError):
         pass
-    from miaopi_server import convert
+    from miaopi_server.edge import convert
 
     return convert.struct_to_dict(facts_struct(facts))
 
@@ -63,7 +63,7 @@ def wire_decision(d: Any, full: bool = True) -> dict[str, Any]:
     without what only a server adds (decision_id, decided_at, receipt): defaults omitted,
     outcomes without their enum prefix, Struct and Value numbers as floats. With full=False,
     only outcome, missing_materials and outputs (all that cases.compare reads)."""
-    from miaopi_server import convert  # only in-process deciders have Decisions to convert
+    from miaopi_server.edge import convert  # only in-process deciders have Decisions to convert
 
     try:
         if d.outcome not in _OUTCOMES:

@@ -22,15 +22,19 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from miaopi.v1 import approval_pb2 as pb
-
-from . import logs, workers
-from .audit import seal
-from .audit.sqlite import SQLiteAuditStore
-from .auth import Authenticator, CredentialsError, RateLimiter, write_dev_credentials
-from .catalog import Catalog, load_catalog
-from .errors import RuleFileError
-from .reload import CatalogHolder, watch
-from .service import ApprovalService
+from miaopi_server.audit import seal
+from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.edge.auth import (
+    Authenticator,
+    CredentialsError,
+    RateLimiter,
+    write_dev_credentials,
+)
+from miaopi_server.edge.service import ApprovalService
+from miaopi_server.errors import RuleFileError
+from miaopi_server.ops import logs, workers
+from miaopi_server.ops.reload import CatalogHolder, watch
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
 log = structlog.get_logger("miaopi.app")

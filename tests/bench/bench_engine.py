@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from miaopi_server.catalog import load_catalog
-from miaopi_server.decide import NO_RULE_MATCHED, Decision
+from miaopi_server.decision.catalog import load_catalog
+from miaopi_server.decision.decide import NO_RULE_MATCHED, Decision
 
 from . import profiles
 from .cases import ITEMS, SENIOR, generate
@@ -126,9 +126,9 @@ def _stages(catalog: Any, cases: list[tuple[Any, Any]], rounds: int) -> dict[str
     """Each stage of catalog.decide timed alone on the senior cases (inputs of a stage are
     prepared by running the stages before it, outside the timing): how fast could the
     decision be if the other stages cost nothing?"""
-    from miaopi_server.compile import engine_fact
-    from miaopi_server.decide import assemble
-    from miaopi_server.validate import validate_case
+    from miaopi_server.decision.decide import assemble
+    from miaopi_server.decision.validate import validate_case
+    from miaopi_server.rules.compile import engine_fact
 
     loaded = catalog.select(SENIOR, cases[0][0], TODAY)
     compiled, handle, engine = loaded.compiled, loaded.handle, catalog.engine

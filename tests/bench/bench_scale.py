@@ -56,7 +56,7 @@ LOAD_SCRIPT = """
 import json, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from miaopi_server.catalog import load_catalog
+from miaopi_server.decision.catalog import load_catalog
 from tests.bench.common import rss_mb
 t1 = time.perf_counter()
 rss0 = rss_mb()
@@ -68,7 +68,7 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "rss_before_mb": rss0,
 
 RSS_SCRIPT = """
 import datetime as dt, json, sys, time
-from miaopi_server.catalog import load_catalog
+from miaopi_server.decision.catalog import load_catalog
 from tests.bench.cases import mixed
 from tests.bench.common import RULESETS, TODAY, rss_mb
 total, every = int(sys.argv[1]), int(sys.argv[2])
@@ -246,8 +246,8 @@ def _profile_load(root: Path, n: int = 200) -> dict[str, Any]:
 import json, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 from pathlib import Path
-from miaopi_server.catalog import compile_directory, load_catalog
-from miaopi_server.engine import Engine
+from miaopi_server.decision.catalog import compile_directory, load_catalog
+from miaopi_server.decision.engine import Engine
 from tests.bench.common import rss_mb
 from tests.bench import profiles
 root = Path(sys.argv[1])
@@ -260,7 +260,7 @@ for c in compiled:
 r2 = rss_mb()
 prof = profiles.cprofile(lambda: load_catalog(root))
 prof["items"] = {n}
-from miaopi_server import rulefile
+from miaopi_server.rules import loader
 loader = getattr(rulefile, "YAML_LOADER", None)
 prof["loader_in_use"] = loader.__name__ if loader is not None else "SafeLoader"
 # Evidence for a fix: the same files composed by PyYAML's pure-Python and libyaml loaders.

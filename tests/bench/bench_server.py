@@ -26,8 +26,8 @@ from typing import Any
 from miaopi.v1 import approval_pb2 as pb
 from miaopi_server import app
 from miaopi_server.audit.sqlite import SQLiteAuditStore
-from miaopi_server.recording import Decided
-from miaopi_server.service import ApprovalService
+from miaopi_server.edge.recording import Decided
+from miaopi_server.edge.service import ApprovalService
 
 ANSWERED = {"decisions": 0}
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from miaopi_server.identity import age_on, parse_credit_code, parse_resident_id
+from miaopi_server.rules.identity import age_on, parse_credit_code, parse_resident_id
 
 from .cases import BUSINESS, DEVICE, DISABILITY, SENIOR
 

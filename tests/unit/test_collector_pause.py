@@ -8,7 +8,7 @@ import threading
 import pytest
 from tests.support import RULESETS
 
-from miaopi_server.catalog import _collector_paused, load_catalog
+from miaopi_server.decision.catalog import _collector_paused, load_catalog
 from miaopi_server.errors import RuleFileError
 
 

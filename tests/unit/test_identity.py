@@ -1,4 +1,4 @@
-"""Unit tests for miaopi_server.identity."""
+"""Unit tests for miaopi_server.rules.identity."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from miaopi_server.identity import (
+from miaopi_server.rules.identity import (
     CreditCode,
     IdentityError,
     ResidentId,

@@ -1,4 +1,4 @@
-"""Unit tests for miaopi_server.workdays.
+"""Unit tests for miaopi_server.decision.workdays.
 
 Expected dates follow the 2025/2026 schedules carried by chinese_calendar 1.11
 (State Council notices); the 调休 make-up workdays used below are
@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import chinese_calendar
 import pytest
 
-from miaopi_server.workdays import DueDate, add_working_days, is_working_day
+from miaopi_server.decision.workdays import DueDate, add_working_days, is_working_day
 
 
 class TestIsWorkingDay:

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from .canonical import canonical, sha256_hex
+from miaopi_server.audit.canonical import canonical, sha256_hex
 
 
 def fixed_time(when: dt.datetime) -> str:

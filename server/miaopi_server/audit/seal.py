@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .canonical import sha256_hex
+from miaopi_server.audit.canonical import sha256_hex
 
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 

@@ -22,11 +22,17 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuditUnavailable
-from .canonical import GENESIS_HASH, canonical, digest, sha256_hex
-from .record import PendingRecord, StoredRecord, canonical_body, hash_body, make_body
-from .seal import Sealer, verify_seal
-from .store import DuplicateRequest, ListFilter, Verification
+from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest, sha256_hex
+from miaopi_server.audit.record import (
+    PendingRecord,
+    StoredRecord,
+    canonical_body,
+    hash_body,
+    make_body,
+)
+from miaopi_server.audit.seal import Sealer, verify_seal
+from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
+from miaopi_server.errors import AuditUnavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (

@@ -6,8 +6,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from .record import PendingRecord, StoredRecord
-from .seal import Sealer
+from miaopi_server.audit.record import PendingRecord, StoredRecord
+from miaopi_server.audit.seal import Sealer
 
 
 @dataclass(frozen=True)

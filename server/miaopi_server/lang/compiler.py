@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ast
-from .probes import Probe, ProbeTable
+from miaopi_server.lang import ast
+from miaopi_server.lang.probes import Probe, ProbeTable
 
 TEXT_KINDS = frozenset({"string", "enum", "region_code", "resident_id", "credit_code"})
 NUMERIC_KINDS = frozenset({"integer", "number"})

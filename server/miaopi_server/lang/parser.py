@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import ast
+from miaopi_server.lang import ast
 
 KEYWORDS = frozenset(
     "and or not in is missing present empty hanzi any all no list of contains starts ends "

@@ -11,8 +11,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import ast
-from .probes import MISSING, Getter, is_hanzi, string_test
+from miaopi_server.lang import ast
+from miaopi_server.lang.probes import MISSING, Getter, is_hanzi, string_test
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,

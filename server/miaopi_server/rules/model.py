@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .lang import ast
+from miaopi_server.lang import ast
 
 FIELD_KINDS = (
     "string",

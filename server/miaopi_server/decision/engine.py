@@ -27,7 +27,7 @@ from typing import Any
 
 import durable_rules_engine as _core
 
-from .errors import EngineError
+from miaopi_server.errors import EngineError
 
 WARMUP_RULE = "__warmup__"
 WARMUP_KEY = "_warmup"

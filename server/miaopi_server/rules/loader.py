@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
-from .errors import Diagnostic
-from .lang import ast
-from .lang.parser import ExprSyntaxError, parse
-from .model import (
+from miaopi_server.decision.validate import check_value
+from miaopi_server.errors import Diagnostic
+from miaopi_server.lang import ast
+from miaopi_server.lang.parser import ExprSyntaxError, parse
+from miaopi_server.rules.model import (
     APPLICATION_DATE,
     FIELD_KINDS,
     ITEM_TYPES,
@@ -36,7 +37,6 @@ from .model import (
     OutputCase,
     Rule,
 )
-from .validate import check_value
 
 LISTS_DIR = "lists"
 # libyaml's loader when PyYAML was built with it (3x faster, same marks), else pure Python.

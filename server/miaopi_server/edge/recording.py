@@ -18,11 +18,10 @@ from typing import Any
 from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
-
-from .audit.canonical import sha256_hex
-from .audit.record import PendingRecord, StoredRecord, case_canonical, fixed_time
-from .audit.store import AuditStore, DuplicateRequest
-from .errors import RequestConflict
+from miaopi_server.audit.canonical import sha256_hex
+from miaopi_server.audit.record import PendingRecord, StoredRecord, case_canonical, fixed_time
+from miaopi_server.audit.store import AuditStore, DuplicateRequest
+from miaopi_server.errors import RequestConflict
 
 
 def receipt(record: StoredRecord) -> pb.Receipt:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import structlog
 
-from .catalog import Catalog, load_catalog
-from .engine import Engine
-from .errors import RuleFileError
+from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.engine import Engine
+from miaopi_server.errors import RuleFileError
 
 log = structlog.get_logger("miaopi.reload")
 

@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from .errors import Diagnostic
-from .lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
-from .lang.probes import MISSING, Probe, ProbeTable
-from .model import APPLICATION_DATE, NO_DEFAULT, Condition, Item, LegalBasis, Material, Rule
+from miaopi_server.errors import Diagnostic
+from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
+from miaopi_server.lang.probes import MISSING, Probe, ProbeTable
+from miaopi_server.rules.model import (
+    APPLICATION_DATE,
+    NO_DEFAULT,
+    Condition,
+    Item,
+    LegalBasis,
+    Material,
+    Rule,
+)
 
 MATERIALS_KEY = "_m"
 PROBES_KEY = "_p"

@@ -13,9 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CaseInvalid, FieldViolation
-from .identity import IdentityError, age_on, check_region_code, parse_credit_code, parse_resident_id
-from .model import APPLICATION_DATE, NO_DEFAULT, Field, Item
+from miaopi_server.errors import CaseInvalid, FieldViolation
+from miaopi_server.rules.identity import (
+    IdentityError,
+    age_on,
+    check_region_code,
+    parse_credit_code,
+    parse_resident_id,
+)
+from miaopi_server.rules.model import APPLICATION_DATE, NO_DEFAULT, Field, Item
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_STRING = 1000  # characters; far above any form's own limits, bounds the work per field

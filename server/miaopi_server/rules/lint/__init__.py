@@ -7,7 +7,7 @@ Checks, in order:
   1. `catalog.compile_directory`: the loader (MP1xx), condition parser (MP2xx) and compiler
      (MP3xx) diagnostics, exactly as the server reports them. Should the loader crash, files
      are loaded one by one and the one it crashes on is reported as MP199.
-  2. JSON Schema (`docs/rulefile.schema.json`) on every YAML file, located on the YAML node
+  2. JSON Schema (`rules/rulefile.schema.json`) on every YAML file, located on the YAML node
      (MP150). A problem the loader already reported at the same node is not repeated.
   3. Warnings (MP4xx), only for files that have no error, so one mistake does not cascade:
      MP401 a rule (or a material's `when`) that can never match
@@ -30,7 +30,6 @@ complete: it only claims "never" when it is sure, and gives up (claims nothing) 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,13 +39,18 @@ from typing import Any
 
 import yaml
 
-from .catalog import _overlaps, compile_directory
-from .compile import CompiledItem, compile_item, field_specs, material_key, rule_key
-from .errors import Diagnostic
-from .lang import ast
-from .lang.compiler import FieldSpec
-from .model import APPLICATION_DATE, Condition, Item
-from .rulefile import (
+from miaopi_server.decision.catalog import _overlaps, compile_directory
+from miaopi_server.errors import Diagnostic
+from miaopi_server.lang import ast
+from miaopi_server.lang.compiler import FieldSpec
+from miaopi_server.rules.compile import (
+    CompiledItem,
+    compile_item,
+    field_specs,
+    material_key,
+    rule_key,
+)
+from miaopi_server.rules.loader import (
     LISTS_DIR,
     _display,
     conditions_of,
@@ -54,8 +58,9 @@ from .rulefile import (
     load_rule_file,
     load_shared_lists,
 )
+from miaopi_server.rules.model import APPLICATION_DATE, Condition, Item
+from miaopi_server.rules.schema import rulefile_schema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "rulefile.schema.json"
 DNF_LIMIT = 256  # conjuncts; beyond this the contradiction check gives up (claims nothing)
 WARNING = "warning"
 _NEVER_MISSING = "总有值（必填、有缺省值或由必填字段派生），不会缺失"
@@ -82,7 +87,7 @@ def lint_directory(root: Path) -> list[Diagnostic]:
     return lint(root).diagnostics
 
 
-def lint(root: Path, schema_path: Path = SCHEMA_PATH) -> LintReport:
+def lint(root: Path) -> LintReport:
     try:
         compiled, diagnostics = compile_directory(root)
     except Exception:  # a loader defect must not hide every other file's problems
@@ -90,7 +95,7 @@ def lint(root: Path, schema_path: Path = SCHEMA_PATH) -> LintReport:
     lists_dir = root / LISTS_DIR
     list_files = sorted(lists_dir.rglob("*.y*ml")) if lists_dir.is_dir() else []
     paths = [(p, False) for p in item_files(root)] + [(p, True) for p in list_files]
-    schema = _Schema.load(schema_path)
+    schema = _schema()
     trees: dict[str, yaml.Node] = {}
     for path, is_list in paths:
         display = _display(root, path)
@@ -256,6 +261,11 @@ def _yaml_kind(value: Any) -> str:
     return _TYPE_NAMES.get(type(value).__name__, "其他类型")
 
 
+@cache
+def _schema() -> _Schema:
+    return _Schema(rulefile_schema())
+
+
 class _Schema:
     def __init__(self, schema: dict[str, Any]):
         from jsonschema import Draft202012Validator, FormatChecker
@@ -272,11 +282,6 @@ class _Schema:
 
         self.item = validator("itemFile")
         self.lists = validator("listFile")
-
-    @staticmethod
-    @cache
-    def load(path: Path) -> _Schema:
-        return _Schema(json.loads(path.read_text(encoding="utf-8")))
 
     def check(
         self, display: str, root: yaml.Node, is_list: bool, already: set[tuple[int, int]]

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .errors import MiaopiError
+from miaopi_server.errors import MiaopiError
 
 READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey"})
 ROLE_RPCS: dict[str, frozenset[str]] = {

@@ -12,8 +12,14 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from .auth import PermissionDenied, RateLimited, Unauthenticated
-from .errors import AuditUnavailable, CaseInvalid, DecisionNotFound, ItemNotFound, RequestConflict
+from miaopi_server.edge.auth import PermissionDenied, RateLimited, Unauthenticated
+from miaopi_server.errors import (
+    AuditUnavailable,
+    CaseInvalid,
+    DecisionNotFound,
+    ItemNotFound,
+    RequestConflict,
+)
 
 DOMAIN = "miaopi.gov.cn"
 

@@ -16,11 +16,10 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-
-from . import convert
-from .audit.record import fixed_time
-from .audit.store import AuditStore, ListFilter
-from .auth import (
+from miaopi_server.audit.record import fixed_time
+from miaopi_server.audit.store import AuditStore, ListFilter
+from miaopi_server.edge import convert
+from miaopi_server.edge.auth import (
     ANONYMOUS,
     Authenticator,
     PermissionDenied,
@@ -29,10 +28,16 @@ from .auth import (
     RateLimiter,
     Unauthenticated,
 )
-from .errors import CaseInvalid, DecisionNotFound, FieldViolation, ItemNotFound, MiaopiError
-from .recording import Decided, Recorder, decision_of
-from .reload import CatalogHolder, ReloadResult, catalog_digest
-from .status import to_status
+from miaopi_server.edge.recording import Decided, Recorder, decision_of
+from miaopi_server.edge.status import to_status
+from miaopi_server.errors import (
+    CaseInvalid,
+    DecisionNotFound,
+    FieldViolation,
+    ItemNotFound,
+    MiaopiError,
+)
+from miaopi_server.ops.reload import CatalogHolder, ReloadResult, catalog_digest
 
 log = structlog.get_logger("miaopi.service")
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991

@@ -22,12 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compile import CompiledItem, compile_item
-from .decide import Decision, decide
-from .engine import Engine, RulesetHandle
-from .errors import CaseInvalid, Diagnostic, FieldViolation, ItemNotFound, RuleFileError
-from .model import APPLICATION_DATE, Item
-from .rulefile import item_files, load_rule_file, load_shared_lists
+from miaopi_server.decision.decide import Decision, decide
+from miaopi_server.decision.engine import Engine, RulesetHandle
+from miaopi_server.errors import (
+    CaseInvalid,
+    Diagnostic,
+    FieldViolation,
+    ItemNotFound,
+    RuleFileError,
+)
+from miaopi_server.rules.compile import CompiledItem, compile_item
+from miaopi_server.rules.loader import item_files, load_rule_file, load_shared_lists
+from miaopi_server.rules.model import APPLICATION_DATE, Item
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -9,12 +9,11 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
-
-from .catalog import Catalog
-from .decide import Decision, Reason
-from .errors import CaseInvalid, FieldViolation
-from .lang.probes import MISSING
-from .model import Field, Item, LegalBasis, Material
+from miaopi_server.decision.catalog import Catalog
+from miaopi_server.decision.decide import Decision, Reason
+from miaopi_server.errors import CaseInvalid, FieldViolation
+from miaopi_server.lang.probes import MISSING
+from miaopi_server.rules.model import Field, Item, LegalBasis, Material
 
 OUTCOMES = {
     "APPROVE": pb.OUTCOME_APPROVE,

@@ -11,12 +11,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compile import CompiledItem, engine_fact
-from .engine import Engine, RulesetHandle
-from .lang.probes import MISSING
-from .model import LegalBasis, Material
-from .validate import Case, validate_case
-from .workdays import add_working_days
+from miaopi_server.decision.engine import Engine, RulesetHandle
+from miaopi_server.decision.validate import Case, validate_case
+from miaopi_server.decision.workdays import add_working_days
+from miaopi_server.lang.probes import MISSING
+from miaopi_server.rules.compile import CompiledItem, engine_fact
+from miaopi_server.rules.model import LegalBasis, Material
 
 APPROVE, REJECT, MANUAL_REVIEW = "APPROVE", "REJECT", "MANUAL_REVIEW"
 NO_RULE_MATCHED = "no_rule_matched"

@@ -22,15 +22,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog
-from .compile import material_key, output_key, rule_key
-from .decide import Decision
-from .lang import ast
-from .lang.parser import ExprSyntaxError, tokenize
-from .lang.probes import MISSING
-from .lang.reference import evaluate
-from .model import Condition, Item
-from .validate import Case, validate_case
+from miaopi_server.decision.catalog import Catalog
+from miaopi_server.decision.decide import Decision
+from miaopi_server.decision.validate import Case, validate_case
+from miaopi_server.lang import ast
+from miaopi_server.lang.parser import ExprSyntaxError, tokenize
+from miaopi_server.lang.probes import MISSING
+from miaopi_server.lang.reference import evaluate
+from miaopi_server.rules.compile import material_key, output_key, rule_key
+from miaopi_server.rules.model import Condition, Item
 
 FactRead = tuple[str, Any]  # (path, value or MISSING)
 
