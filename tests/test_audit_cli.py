@@ -29,7 +29,7 @@ from miaopi_client.cli import main
 from miaopi_client.receipts import parse_decision, record_body, verify_receipt
 from miaopi_server.audit.record import hash_body
 from miaopi_server.audit.seal import key_id_of, public_key_from_pem
-from miaopi_server.edge.service import shanghai_today
+from miaopi_server.clock import shanghai_today
 from tests.support import (
     DISABILITY,
     DISABILITY_MATERIALS,

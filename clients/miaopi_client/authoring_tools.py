@@ -151,7 +151,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 def _today(args: argparse.Namespace) -> dt.date:
     if args.rules_today is not None:
         return args.rules_today  # type: ignore[no-any-return]
-    from miaopi_server.edge.service import shanghai_today
+    from miaopi_server.clock import shanghai_today
 
     return shanghai_today(dt.datetime.now(dt.UTC))
 

@@ -160,7 +160,7 @@ def from_catalog(catalog: Any, today: dt.date | None = None, full: bool = True) 
     Its decisions have the shape of remote ones (wire.wire_decision) without what only a
     server adds: decision_id, decided_at, receipt (nothing recorded them). With full=False,
     only what cases.compare reads: outcome, missing_materials, outputs."""
-    from miaopi_server.edge.service import shanghai_today
+    from miaopi_server.clock import shanghai_today
     from miaopi_server.errors import CaseInvalid, ItemNotFound
 
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
@@ -193,8 +193,8 @@ def replay_file(
     parallel.jobs_for(jobs, lines) says so; the report, or the CaseFileError, is the same
     either way. `progress(n)` is called as n more lines are done. Raises RuleFileError when
     the rules directory does not load (before any worker starts)."""
+    from miaopi_server.clock import shanghai_today
     from miaopi_server.decision.catalog import load_catalog
-    from miaopi_server.edge.service import shanghai_today
     from miaopi_server.errors import RuleFileError
 
     path = Path(path)

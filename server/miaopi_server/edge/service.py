@@ -18,6 +18,7 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.audit.record import fixed_time
 from miaopi_server.audit.store import AuditStore, ListFilter
+from miaopi_server.clock import shanghai_today, utc_now
 from miaopi_server.edge import convert
 from miaopi_server.edge.auth import (
     ANONYMOUS,
@@ -40,12 +41,7 @@ from miaopi_server.errors import (
 from miaopi_server.ops.reload import CatalogHolder, ReloadResult, catalog_digest
 
 log = structlog.get_logger("miaopi.service")
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
 MAX_PAGE = 1000
-
-
-def shanghai_today(now: dt.datetime) -> dt.date:
-    return now.astimezone(SHANGHAI).date()
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
@@ -61,7 +57,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         node_id: str,
         authenticator: Authenticator | None,
         limiter: RateLimiter | None = None,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        clock: Callable[[], dt.datetime] = utc_now,
         on_reload: Callable[[], None] | None = None,
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
