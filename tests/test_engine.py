@@ -74,7 +74,7 @@ class TestShippedRulesets:
         condition is an `$or`, and then refuses the ruleset (error 102) depending on what the
         heap held: a reload or a start-up that fails at random. Caught in a long `make bench`
         process; no shipped item may compile to that form."""
-        from miaopi_server.decision.catalog import compile_directory
+        from miaopi_server.rules.directory import compile_directory
         from tests.support import RULESETS
         from tests.test_lang import unsafe_quantifiers
 

@@ -21,8 +21,8 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
 from miaopi_client.cli import main
-from miaopi_server.decision.catalog import compile_directory
 from miaopi_server.lang.parser import parse
+from miaopi_server.rules.directory import compile_directory
 from miaopi_server.rules.lint import lint, lint_directory, never_holds
 from miaopi_server.rules.loader import _FIELD_KEYS, DERIVE_FUNCTIONS
 from miaopi_server.rules.model import FIELD_KINDS, ITEM_TYPES, MATERIAL_NEEDS, OUTCOMES, Item

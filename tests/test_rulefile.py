@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from miaopi_server.decision.catalog import compile_directory, load_catalog
+from miaopi_server.decision.catalog import load_catalog
 from miaopi_server.errors import RuleFileError
+from miaopi_server.rules.directory import compile_directory
 from tests.support import RULESETS
 
 GOOD = textwrap.dedent("""\

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from miaopi_server.decision.catalog import compile_directory, load_catalog
+from miaopi_server.decision.catalog import load_catalog
 from miaopi_server.errors import CaseInvalid
+from miaopi_server.rules.directory import compile_directory
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
 
 SENIOR_FILE = "GF00012000-senior-allowance.yaml"

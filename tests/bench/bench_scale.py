@@ -246,7 +246,8 @@ def _profile_load(root: Path, n: int = 200) -> dict[str, Any]:
 import json, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 from pathlib import Path
-from miaopi_server.decision.catalog import compile_directory, load_catalog
+from miaopi_server.decision.catalog import load_catalog
+from miaopi_server.rules.directory import compile_directory
 from miaopi_server.decision.engine import Engine
 from tests.bench.common import rss_mb
 from tests.bench import profiles

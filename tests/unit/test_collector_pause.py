@@ -8,8 +8,9 @@ import threading
 import pytest
 from tests.support import RULESETS
 
-from miaopi_server.decision.catalog import _collector_paused, load_catalog
+from miaopi_server.decision.catalog import load_catalog
 from miaopi_server.errors import RuleFileError
+from miaopi_server.rules.directory import collector_paused
 
 
 def test_paused_during_and_restored_after_nested_and_concurrent_pauses():
@@ -18,16 +19,16 @@ def test_paused_during_and_restored_after_nested_and_concurrent_pauses():
     inside = threading.Barrier(2)
 
     def other() -> None:
-        with _collector_paused():
+        with collector_paused():
             inside.wait()
             seen.append(gc.isenabled())
             inside.wait()
 
     t = threading.Thread(target=other)
-    with _collector_paused():
+    with collector_paused():
         t.start()
         inside.wait()
-        with _collector_paused():
+        with collector_paused():
             seen.append(gc.isenabled())
         inside.wait()
         t.join()

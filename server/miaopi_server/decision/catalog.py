@@ -12,12 +12,7 @@ every diagnostic from every file, and nothing is registered.
 from __future__ import annotations
 
 import datetime as dt
-import gc
-import itertools
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +26,8 @@ from miaopi_server.errors import (
     ItemNotFound,
     RuleFileError,
 )
-from miaopi_server.rules.compile import CompiledItem, compile_item
-from miaopi_server.rules.loader import item_files, load_rule_file, load_shared_lists
+from miaopi_server.rules.compile import CompiledItem
+from miaopi_server.rules.directory import collector_paused, compile_directory
 from miaopi_server.rules.model import APPLICATION_DATE, Item
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -46,10 +41,6 @@ class LoadedItem:
     @property
     def item(self) -> Item:
         return self.compiled.item
-
-
-def _start(item: Item) -> dt.date:
-    return item.effective_from or dt.date.min
 
 
 def case_date(facts: Any, today: dt.date) -> dt.date:
@@ -112,78 +103,9 @@ class Catalog:
         self.versions.clear()
 
 
-def _overlaps(compiled: list[CompiledItem]) -> list[Diagnostic]:
-    """Versions of one item must not be in force on the same day."""
-    out: list[Diagnostic] = []
-    by_code: dict[str, list[Item]] = {}
-    for c in compiled:
-        by_code.setdefault(c.item.code, []).append(c.item)
-    for items in by_code.values():
-        items.sort(key=_start)
-        for a, b in itertools.pairwise(items):
-            if a.effective_until is None or a.effective_until >= _start(b):
-                if a.effective_from == b.effective_from:
-                    message = f"事项 {b.code} 已在 {a.source} 中以相同生效日期定义"
-                    out.append(Diagnostic(b.source, 1, 1, "MP108", message))
-                else:
-                    message = (
-                        f"事项 {b.code} 的版本 {a.version}（{a.source}）须在 "
-                        f"{_start(b)} 之前以 effective_until 结束"
-                    )
-                    out.append(Diagnostic(a.source, 1, 1, "MP111", message))
-    return out
-
-
-def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]:
-    """Load and compile every rule file under `root`; diagnostics include warnings."""
-    lists, diagnostics = load_shared_lists(root)
-    compiled: list[CompiledItem] = []
-    files = item_files(root)
-    if not files:
-        diagnostics.append(Diagnostic(str(root), 1, 1, "MP109", "目录中没有规则文件"))
-    for i, path in enumerate(files, 1):
-        if i % 16 == 0:
-            # Young generations only: frees the YAML loaders' reference cycles (left behind
-            # while loading pauses the collector) without rescanning the model built so far.
-            gc.collect(1)
-        item, diags = load_rule_file(path, root, lists)
-        diagnostics.extend(diags)
-        if item is None:
-            continue
-        c, diags = compile_item(item)
-        diagnostics.extend(diags)
-        compiled.append(c)
-    diagnostics.extend(_overlaps(compiled))
-    return compiled, diagnostics
-
-
-_pause = {"depth": 0, "was_enabled": True}
-_pause_lock = threading.Lock()
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Loading allocates hundreds of thousands of long-lived objects and no cyclic garbage
-    worth collecting; the cyclic collector would rescan them all again and again (30% of
-    loading 1,000 items). Nested and concurrent pauses are counted; the last one out puts
-    the collector back as the first one in found it."""
-    with _pause_lock:
-        if _pause["depth"] == 0:
-            _pause["was_enabled"] = gc.isenabled()
-            gc.disable()
-        _pause["depth"] += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pause["depth"] -= 1
-            if _pause["depth"] == 0 and _pause["was_enabled"]:
-                gc.enable()
-
-
 def load_catalog(root: Path, engine: Engine | None = None) -> Catalog:
     """Compile and register every item under `root`, or raise RuleFileError."""
-    with _collector_paused():
+    with collector_paused():
         return _load(root, engine)
 
 
@@ -194,7 +116,7 @@ def _load(root: Path, engine: Engine | None) -> Catalog:
         raise RuleFileError(errors)
     catalog = Catalog(engine or Engine(), warnings=[d for d in diagnostics if d not in errors])
     try:
-        for c in sorted(compiled, key=lambda c: (c.item.code, _start(c.item))):
+        for c in sorted(compiled, key=lambda c: (c.item.code, c.item.starts)):
             handle = catalog.engine.register(f"{c.item.code}@{c.item.version}", c.conditions)
             catalog.versions.setdefault(c.item.code, []).append(LoadedItem(c, handle))
     except Exception:

@@ -150,6 +150,11 @@ class Item:
     source: str = ""
     digest: str = ""
 
+    @property
+    def starts(self) -> dt.date:
+        """The first day this version is in force (date.min when unbounded)."""
+        return self.effective_from or dt.date.min
+
     def in_force(self, day: dt.date) -> bool:
         """effective_from and effective_until are both inclusive; None means unbounded."""
         return (self.effective_from is None or self.effective_from <= day) and (

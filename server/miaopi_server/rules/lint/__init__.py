@@ -4,7 +4,7 @@ rules that can never matter. Nothing is executed and nothing is registered in th
     lint_directory(root) -> sorted diagnostics (errors and warnings), each file:line:column
 
 Checks, in order:
-  1. `catalog.compile_directory`: the loader (MP1xx), condition parser (MP2xx) and compiler
+  1. `directory.compile_directory`: the loader (MP1xx), condition parser (MP2xx) and compiler
      (MP3xx) diagnostics, exactly as the server reports them. Should the loader crash, files
      are loaded one by one and the one it crashes on is reported as MP199.
   2. JSON Schema (`rules/rulefile.schema.json`) on every YAML file, located on the YAML node
@@ -39,7 +39,6 @@ from typing import Any
 
 import yaml
 
-from miaopi_server.decision.catalog import _overlaps, compile_directory
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import FieldSpec
@@ -50,6 +49,7 @@ from miaopi_server.rules.compile import (
     material_key,
     rule_key,
 )
+from miaopi_server.rules.directory import compile_directory, version_overlaps
 from miaopi_server.rules.loader import (
     LISTS_DIR,
     _display,
@@ -136,7 +136,7 @@ def _compile_each(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]:
             continue
         diagnostics.extend(diags)
         compiled.append(c)
-    diagnostics.extend(_overlaps(compiled))
+    diagnostics.extend(version_overlaps(compiled))
     return compiled, diagnostics
 
 
