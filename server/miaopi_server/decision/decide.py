@@ -83,22 +83,29 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
     reasons: list[Reason] = []
     missing: list[Material] = []
     pending: list[Material] = []
-    for key, m, message, basis, reads in compiled.material_plan:
-        if key not in fired:
+    for mp in compiled.material_plan:
+        if mp.engine_rule not in fired:
             continue
+        m = mp.material
         if m.need == "deferrable":
             pending.append(m)
             continue
         missing.append(m)
         source = m.when.source if m.when else ""
         reasons.append(
-            Reason(f"material:{m.id}", REJECT, message, basis, _read(case, reads), source)
+            Reason(f"material:{m.id}", REJECT, mp.message, mp.basis, _read(case, mp.reads), source)
         )
-    for key, rule, basis, reads, _ in compiled.rule_plan:
-        if key in fired:
+    for rp in compiled.rule_plan:
+        if rp.engine_rule in fired:
+            rule = rp.rule
             reasons.append(
                 Reason(
-                    rule.id, rule.outcome, rule.message, basis, _read(case, reads), rule.when.source
+                    rule.id,
+                    rule.outcome,
+                    rule.message,
+                    rp.basis,
+                    _read(case, rp.reads),
+                    rule.when.source,
                 )
             )
     # Policy reasons first in rule-file order, then the materials notice.
@@ -112,13 +119,13 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
         outcome = outcome_of(ordered)
     outputs: dict[str, Any] = {}
     if outcome != REJECT:
-        for key, _, _, _, output_plan in compiled.rule_plan:
-            if key not in fired:
+        for rp in compiled.rule_plan:
+            if rp.engine_rule not in fired:
                 continue
-            for name, cases in output_plan:
-                for output_key, value in cases:
-                    if output_key is None or output_key in fired:
-                        outputs.setdefault(name, value)
+            for output in rp.outputs:
+                for choice in output.choices:
+                    if choice.engine_rule is None or choice.engine_rule in fired:
+                        outputs.setdefault(output.name, choice.value)
                         break
     due, estimated = None, False
     if outcome == MANUAL_REVIEW:

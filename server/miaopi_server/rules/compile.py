@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
@@ -40,8 +40,36 @@ def output_key(rule_id: str, output: str, index: int) -> str:
     return f"o:{rule_id}:{output}:{index}"
 
 
-OutputPlan = tuple[tuple[str, tuple[tuple[str | None, Any], ...]], ...]
-RulePlan = tuple[str, Rule, LegalBasis | None, tuple[str, ...], OutputPlan]
+class OutputChoice(NamedTuple):
+    """One case of an output table: chosen when `engine_rule` fired (None: the fallback)."""
+
+    engine_rule: str | None
+    value: Any
+
+
+class OutputPlan(NamedTuple):
+    name: str
+    choices: tuple[OutputChoice, ...]  # in table order; the first that holds is chosen
+
+
+class RulePlan(NamedTuple):
+    """What assembling a decision needs of one policy rule, worked out once per item."""
+
+    engine_rule: str
+    rule: Rule
+    basis: LegalBasis | None
+    reads: tuple[str, ...]  # fact paths its condition reads, reported in its reason
+    outputs: tuple[OutputPlan, ...]
+
+
+class MaterialPlan(NamedTuple):
+    """A material the engine checks (required or deferrable; optional ones never are)."""
+
+    engine_rule: str
+    material: Material
+    message: str  # the reason given when it is missing
+    basis: LegalBasis | None
+    reads: tuple[str, ...]  # fact paths its `when` reads
 
 
 @dataclass(frozen=True)
@@ -62,41 +90,40 @@ class CompiledItem:
     def material_ids(self) -> tuple[str, ...]:
         return tuple(m.id for m in self.item.materials)
 
-    # What assembling a decision needs per engine rule, worked out once per item.
     @cached_property
-    def material_plan(
-        self,
-    ) -> tuple[tuple[str, Material, str, LegalBasis | None, tuple[str, ...]], ...]:
-        """(engine rule, material, reason message, legal basis, paths read) per material."""
+    def material_plan(self) -> tuple[MaterialPlan, ...]:
+        """One plan per material that has an engine rule, in file order."""
         item = self.item
         basis = item.legal_basis.get(item.materials_basis)
         return tuple(
-            (
-                material_key(m.id),
-                m,
-                f"缺少必要材料：{m.name}" + (f"（{m.when.source}）" if m.when else ""),
-                basis,
-                self.reads[material_key(m.id)] if m.when else (),
+            MaterialPlan(
+                engine_rule=key,
+                material=m,
+                message=f"缺少必要材料：{m.name}" + (f"（{m.when.source}）" if m.when else ""),
+                basis=basis,
+                reads=self.reads.get(key, ()),
             )
             for m in item.materials
+            if (key := material_key(m.id)) in self.conditions
         )
 
     @cached_property
     def rule_plan(self) -> tuple[RulePlan, ...]:
-        """Per policy rule, in file order: (engine rule, rule, legal basis, paths read,
-        ((output name, ((engine rule or None when unconditional, value), ...)), ...))."""
+        """One plan per policy rule, in file order."""
         item = self.item
         return tuple(
-            (
-                rule_key(r.id),
-                r,
-                item.legal_basis.get(r.basis),
-                self.reads[rule_key(r.id)],
-                tuple(
-                    (
+            RulePlan(
+                engine_rule=rule_key(r.id),
+                rule=r,
+                basis=item.legal_basis.get(r.basis),
+                reads=self.reads[rule_key(r.id)],
+                outputs=tuple(
+                    OutputPlan(
                         name,
                         tuple(
-                            (None if c.when is None else output_key(r.id, name, i), c.value)
+                            OutputChoice(
+                                None if c.when is None else output_key(r.id, name, i), c.value
+                            )
                             for i, c in enumerate(cases)
                         ),
                     )
