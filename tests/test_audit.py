@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -24,7 +25,7 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.app import Settings
 from miaopi_server.audit import seal
 from miaopi_server.audit.canonical import canonical
-from miaopi_server.audit.record import PendingRecord, canonical_body, case_digest, make_body
+from miaopi_server.audit.record import PendingRecord, canonical_body, case_canonical, case_digest
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from miaopi_server.errors import AuditUnavailable
 from tests.conftest import LiveServer, ServerProcess
@@ -48,8 +49,15 @@ def make_store(tmp_path: Path) -> SQLiteAuditStore:
     return SQLiteAuditStore(tmp_path / "audit.sqlite3", sealer)
 
 
-def pending(i: int, request_id: str = "") -> PendingRecord:
+def pending(
+    i: int,
+    request_id: str = "",
+    window: dict[str, str] | None = None,
+    node_id: str = "n1",
+    decision: dict[str, Any] | None = None,
+) -> PendingRecord:
     case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
+    decision = decision or {"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"}
     return PendingRecord(
         decision_id=f"d{i}",
         request_id=request_id,
@@ -57,11 +65,12 @@ def pending(i: int, request_id: str = "") -> PendingRecord:
         outcome="APPROVE",
         window_id="w1",
         decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
-        decision={"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"},
         case=case,
+        case_json=case_canonical("T1", case["facts"], []),
         case_digest=case_digest("T1", case["facts"], []),
-        window={"window_id": "w1", "operator_id": "op"},
-        node_id="n1",
+        window=window or {"window_id": "w1", "operator_id": "op"},
+        node_id=node_id,
+        decision_json=canonical(decision),
     )
 
 
@@ -112,20 +121,21 @@ class TestRecording:
 class TestCanonicalBody:
     @pytest.mark.parametrize("i", range(6))
     def test_spliced_body_is_the_canonical_body(self, i):
-        """The writer splices the body from canonical parts; it must be byte for byte what
-        canonical(make_body(...)) gives, or stored hashes would not verify."""
-        p = pending(i)
+        """The writer splices the body from canonical parts; it must be byte for byte the
+        canonical JSON of the documented body, or stored hashes would not verify."""
         window = {"window_id": '窗口\u2028"1"', "operator_id": "op", "principal_id": "p/1"}
-        changes = {
-            "window": window,
-            "node_id": "节点-1",
-            "decision": {**p.decision, "x": [1.0, 2.5]},
-            "case_json": b"",  # recomputed from the case
-            "decision_json": b"",
-        }
-        p = PendingRecord(**{**p.__dict__, **changes})
+        decision = {"decision_id": f"d{i}", "outcome": "OUTCOME_APPROVE", "x": [1.0, 2.5]}
+        p = pending(i, window=window, node_id="节点-1", decision=decision)
         for seq, prev in ((1, "0" * 64), (10**12, "ab" * 32)):
-            assert canonical_body(seq, prev, p) == canonical(make_body(seq, prev, p))
+            body = {
+                "seq": seq,
+                "prev_hash": prev,
+                "node_id": "节点-1",
+                "case_digest": p.case_digest,
+                "window": window,
+                "decision": decision,
+            }
+            assert canonical_body(seq, prev, p) == canonical(body)
 
     def test_recorded_case_digest_is_case_digest(self, stub, live_server):
         """The digest the recorder computes from the case's canonical bytes is case_digest."""

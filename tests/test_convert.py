@@ -9,6 +9,7 @@ import json
 import pytest
 from google.protobuf import json_format
 
+from miaopi_server.audit.decision_json import decision_json
 from miaopi_server.edge import convert
 from miaopi_server.errors import CaseInvalid
 from tests.bench.cases import ITEMS, generate
@@ -45,7 +46,7 @@ def test_decision_json_equals_message_to_dict(catalog, code):
                     convert.decision(d, "d-1", request_id, when),
                     preserving_proto_field_name=True,
                 )
-                got = convert.decision_json(d, "d-1", request_id, when)
+                got = decision_json(d, "d-1", request_id, when)
                 assert _typed(got) == _typed(expected)  # 30.0 stays 30.0, not 30
                 compared += 1
     assert compared >= 6 * 200
@@ -66,7 +67,7 @@ def test_naive_time_is_utc_whatever_the_local_zone(catalog, monkeypatch):
         expected = json_format.MessageToDict(
             convert.decision(d, "d-1", "", naive), preserving_proto_field_name=True
         )
-        got = convert.decision_json(d, "d-1", "", naive)
+        got = decision_json(d, "d-1", "", naive)
         assert got["decided_at"] == expected["decided_at"] == "2026-11-20T03:04:05.120Z"
     finally:
         monkeypatch.undo()

@@ -9,6 +9,7 @@ commands that need it.
 from __future__ import annotations
 
 from miaopi_server.audit.canonical import canonical
+from miaopi_server.audit.decision_json import decision_json, json_value, material_json
 from miaopi_server.audit.record import hash_body
 from miaopi_server.audit.seal import key_id_of, public_key_from_pem, verify_seal
 from miaopi_server.audit.sqlite import verify_database
@@ -17,7 +18,6 @@ from miaopi_server.decision.catalog import Catalog, load_catalog
 from miaopi_server.decision.decide import Decision
 from miaopi_server.decision.explain import explain
 from miaopi_server.edge.convert import decision as decision_message
-from miaopi_server.edge.convert import decision_json, json_value, material_json
 from miaopi_server.edge.convert import struct_to_dict as facts_from_struct
 from miaopi_server.errors import CaseInvalid, ItemNotFound, RuleFileError
 from miaopi_server.rules.lint import lint

@@ -1,17 +1,13 @@
 """miaopi's own server for the audit-cost benchmark: `miaopi_server.app.main` with the same
 flags as `python -m miaopi_server.app`, plus two bench-only switches.
 
-    python -m tests.bench.bench_server --stats-file S [--no-record] -- <miaopi-server flags>
-
---stats-file S  on shutdown, write the audit store's counters (batches = group commits,
-                records_written) and the number of decisions answered, as JSON.
---no-record     "audit off": the servicer's recorder is replaced by one that returns the
+    python -m tests.bench.bench_server --stats-file S [--no-record     "audit off": the servicer's recorder is replaced by one that returns the
                 decision without recording it. Everything else is the product's path:
                 authentication, authorisation, Struct -> dict, catalog.decide (validation,
                 derivation, engine, assembly), convert.decision, the `decision` log line,
-                response serialisation. What is skipped: the case digest, the proto -> dict of
-                the decision, hash chaining, the Ed25519 seal, the SQLite insert and the
-                group commit (fsync), and the receipt. The product has no such switch on
+                response serialisation. What is skipped: the case digest, the decision's
+                record JSON, hash chaining, the Ed25519 seal, the SQLite insert and the
+                group commit (fsync); the receipt is empty. The product has no such switch on
                 purpose (a decision is never returned unrecorded); this exists only here.
 """
 
@@ -19,17 +15,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from miaopi.v1 import approval_pb2 as pb
 from miaopi_server import app
+from miaopi_server.audit.record import StoredRecord
+from miaopi_server.audit.recorder import Decided, Recorded
 from miaopi_server.audit.sqlite import SQLiteAuditStore
-from miaopi_server.edge.recording import Decided
 from miaopi_server.edge.service import ApprovalService
 
 ANSWERED = {"decisions": 0}
+
+
+# Stands in for the record the product would have written: an empty receipt.
+NO_RECORD = StoredRecord(0, "", "", "", "", "", {}, "", {}, "", "", b"")
 
 
 class UnrecordedRecorder:
@@ -40,11 +40,11 @@ class UnrecordedRecorder:
         request_id: str,
         case: dict[str, Any],
         window: dict[str, str],
-        make_decision: Callable[[], Awaitable[Decided]],
-    ) -> pb.Decision:
-        decision, _ = await make_decision()
+        make_decision: Callable[[], Decided],
+    ) -> Recorded:
+        decided = make_decision()
         ANSWERED["decisions"] += 1
-        return decision
+        return Recorded(NO_RECORD, decided)
 
 
 class UnrecordedService(ApprovalService):

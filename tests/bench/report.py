@@ -834,7 +834,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         )
         a(
             "2. **Audit work in the request path**: the record body is built from the domain "
-            "decision (`convert.decision_json`, checked equal to protobuf's `MessageToDict` on "
+            "decision (`audit.decision_json`, checked equal to protobuf's `MessageToDict` on "
             "3,600 decisions in `tests/test_convert.py`) and canonicalised once per record; the "
             "seal's public key is computed once."
         )

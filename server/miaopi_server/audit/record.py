@@ -10,15 +10,18 @@ the body. record_hash = SHA-256(canonical(body)); the seal signs the raw hash by
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
 
 
 def fixed_time(when: dt.datetime) -> str:
-    """UTC time as fixed-width RFC 3339 (microseconds), so stored times sort as text."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC time as fixed-width RFC 3339 (microseconds), so stored times sort as text. A naive
+    time is UTC, as protobuf's Timestamp takes it."""
+    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def case_canonical(item_code: str, facts: dict[str, Any], materials: list[str]) -> bytes:
@@ -32,57 +35,53 @@ def case_digest(item_code: str, facts: dict[str, Any], materials: list[str]) -> 
 
 @dataclass(frozen=True)
 class PendingRecord:
-    """A decision waiting to be appended; seq, prev_hash and the seal are assigned on write."""
+    """A decision waiting to be appended; seq, prev_hash and the seal are assigned on write.
+    Its case and decision arrive already canonical (made in the request, not in the one
+    writer thread); the writer splices them into the body."""
 
     decision_id: str
     request_id: str
     item_code: str
-    outcome: str
+    outcome: str  # APPROVE | REJECT | MANUAL_REVIEW
     window_id: str
     decided_at: str  # fixed_time()
-    decision: dict[str, Any]
     case: dict[str, Any]  # {"item_code", "facts", "materials"} as received
-    case_digest: str
+    case_json: bytes  # case_canonical(...) of `case`
+    case_digest: str  # sha256_hex(case_json)
     window: dict[str, str]
     node_id: str
-    # canonical(case) and canonical(decision), worked out where the record is made (the
-    # request) rather than in the one writer thread; computed here when not given.
-    case_json: bytes = b""
-    decision_json: bytes = b""
-
-    def __post_init__(self) -> None:
-        if not self.case_json:
-            object.__setattr__(self, "case_json", canonical(self.case))
-        if not self.decision_json:
-            object.__setattr__(self, "decision_json", canonical(self.decision))
+    decision_json: bytes  # canonical(the decision's proto3 JSON, receipt excluded)
 
 
 @dataclass(frozen=True)
 class StoredRecord:
+    """A record as the trail holds it. The body is kept as its canonical text (what the hash
+    covers) and parsed only when asked for; the receipt's parts are fields of their own."""
+
     seq: int
     decision_id: str
     request_id: str
     case_digest: str
-    body: dict[str, Any]
+    prev_hash: str
+    node_id: str
+    window: dict[str, str]
+    body_json: str
     case: dict[str, Any]
     record_hash: str
     key_id: str
     signature: bytes
+    _parsed: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self._parsed is None:
+            object.__setattr__(self, "_parsed", json.loads(self.body_json))
+        assert self._parsed is not None
+        return self._parsed
 
     @property
     def decision(self) -> dict[str, Any]:
         return dict(self.body["decision"])
-
-
-def make_body(seq: int, prev_hash: str, pending: PendingRecord) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "prev_hash": prev_hash,
-        "node_id": pending.node_id,
-        "case_digest": pending.case_digest,
-        "window": pending.window,
-        "decision": pending.decision,
-    }
 
 
 def hash_body(body: dict[str, Any]) -> str:
@@ -90,8 +89,8 @@ def hash_body(body: dict[str, Any]) -> str:
 
 
 def canonical_body(seq: int, prev_hash: str, pending: PendingRecord) -> bytes:
-    """canonical(make_body(seq, prev_hash, pending)), spliced from the pending record's
-    canonical parts (keys in sorted order) instead of re-encoding the whole decision."""
+    """The canonical body of the record (see the module docstring), spliced from the pending
+    record's canonical parts (keys in sorted order) instead of re-encoding the decision."""
     return b"".join(
         (
             b'{"case_digest":',

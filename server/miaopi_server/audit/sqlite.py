@@ -28,7 +28,6 @@ from miaopi_server.audit.record import (
     StoredRecord,
     canonical_body,
     hash_body,
-    make_body,
 )
 from miaopi_server.audit.seal import Sealer, verify_seal
 from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
@@ -69,17 +68,22 @@ def _connect(path: Path, busy_timeout_ms: int, readonly: bool = False) -> sqlite
 
 
 def _row(row: tuple[Any, ...]) -> StoredRecord:
-    seq, decision_id, request_id, case_dig, body, case_json, h, key_id, sig = row
+    seq, decision_id, request_id, case_dig, body_json, case_json, h, key_id, sig = row
+    body = json.loads(body_json)
     return StoredRecord(
-        seq,
-        decision_id,
-        request_id or "",
-        case_dig,
-        json.loads(body),
-        json.loads(case_json),
-        h,
-        key_id,
-        bytes(sig),
+        seq=seq,
+        decision_id=decision_id,
+        request_id=request_id or "",
+        case_digest=case_dig,
+        prev_hash=body["prev_hash"],
+        node_id=body["node_id"],
+        window=body["window"],
+        body_json=body_json,
+        case=json.loads(case_json),
+        record_hash=h,
+        key_id=key_id,
+        signature=bytes(sig),
+        _parsed=body,
     )
 
 
@@ -178,20 +182,23 @@ class SQLiteAuditStore:
                         outcomes.append((fut, DuplicateRequest(existing)))
                         continue
                 seq += 1
-                body = make_body(seq, prev, pending)
-                body_json = canonical_body(seq, prev, pending)
-                h = sha256_hex(body_json)
+                body_bytes = canonical_body(seq, prev, pending)
+                h = sha256_hex(body_bytes)
+                body_json = body_bytes.decode()
                 sig = self.sealer.seal(h)
                 record = StoredRecord(
-                    seq,
-                    pending.decision_id,
-                    pending.request_id,
-                    pending.case_digest,
-                    body,
-                    pending.case,
-                    h,
-                    self.sealer.key_id,
-                    sig,
+                    seq=seq,
+                    decision_id=pending.decision_id,
+                    request_id=pending.request_id,
+                    case_digest=pending.case_digest,
+                    prev_hash=prev,
+                    node_id=pending.node_id,
+                    window=pending.window,
+                    body_json=body_json,
+                    case=pending.case,
+                    record_hash=h,
+                    key_id=self.sealer.key_id,
+                    signature=sig,
                 )
                 self._writer.execute(
                     "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
@@ -206,7 +213,7 @@ class SQLiteAuditStore:
                         pending.window_id,
                         pending.decided_at,
                         pending.case_digest,
-                        body_json.decode(),
+                        body_json,
                         pending.case_json.decode(),
                         h,
                         self.sealer.key_id,

@@ -9,6 +9,8 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
+from miaopi_server.audit.record import StoredRecord
+from miaopi_server.audit.recorder import Recorded
 from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import Decision, Reason
 from miaopi_server.errors import CaseInvalid, FieldViolation
@@ -148,91 +150,40 @@ def decision(
     )
 
 
-# -- the same decision as proto3 JSON (what MessageToDict(decision(...)) gives), built from the
-# domain objects directly: the audit record stores this form, and protobuf's pure-Python JSON
-# printer cost a tenth of a Decide. tests/test_convert.py checks the two agree.
+def receipt(record: StoredRecord) -> pb.Receipt:
+    return pb.Receipt(
+        seq=record.seq,
+        prev_hash=record.prev_hash,
+        case_digest=record.case_digest,
+        node_id=record.node_id,
+        window=pb.Window(**record.window),
+        record_hash=record.record_hash,
+        key_id=record.key_id,
+        signature=record.signature,
+    )
 
 
-def _non_empty(**fields: Any) -> dict[str, Any]:
-    """proto3 JSON leaves out fields at their default (empty text, false, zero)."""
-    return {k: v for k, v in fields.items() if v}
+def decision_of(record: StoredRecord) -> pb.Decision:
+    """A recorded decision as the window first received it, receipt included."""
+    msg = json_format.ParseDict(record.decision, pb.Decision())
+    msg.receipt.CopyFrom(receipt(record))
+    return msg
 
 
-def json_value(v: Any) -> Any:
-    """A Struct value's JSON form: numbers as floats, dates (at any depth) as ISO text.
-    NaN and infinities raise ValueError, as MessageToDict does."""
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, int | float):
-        if not math.isfinite(v):
-            raise ValueError(f"{v} has no JSON form")
-        return float(v)
-    if isinstance(v, dt.date):
-        return v.isoformat()
-    if isinstance(v, dict):
-        return {k: json_value(x) for k, x in v.items()}
-    return [json_value(x) for x in v]
-
-
-def _json_basis(b: LegalBasis) -> dict[str, str]:
-    return _non_empty(id=b.id, law=b.law, article=b.article, citation=b.citation)
-
-
-def _json_reason(r: Reason) -> dict[str, Any]:
-    out = _non_empty(rule_id=r.rule_id, outcome=f"OUTCOME_{r.outcome}", message=r.message)
-    if r.basis is not None:
-        out["legal_basis"] = _json_basis(r.basis)
-    if r.facts_read:
-        out["facts_read"] = [
-            _non_empty(path=p, missing=True)
-            if v is MISSING
-            else _non_empty(path=p) | {"value": json_value(v)}
-            for p, v in r.facts_read
-        ]
-    if r.condition:
-        out["condition"] = r.condition
-    return out
-
-
-def material_json(m: Material) -> dict[str, Any]:
-    return _non_empty(id=m.id, name=m.name, e_license=m.e_license)
-
-
-def _json_timestamp(when: dt.datetime) -> str:
-    """RFC 3339 in UTC with 0, 3 or 6 fractional digits, as Timestamp.ToJsonString (which,
-    like Timestamp.FromDatetime, takes a naive time as UTC)."""
-    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
-    micros = when.microsecond
-    if micros == 0:
-        return text + "Z"
-    if micros % 1000 == 0:
-        return f"{text}.{micros // 1000:03d}Z"
-    return f"{text}.{micros:06d}Z"
-
-
-def decision_json(
-    d: Decision, decision_id: str, request_id: str, decided_at: dt.datetime
-) -> dict[str, Any]:
-    """`decision(...)` as proto3 JSON with the original field names, receipt excluded."""
-    out = _non_empty(decision_id=decision_id, request_id=request_id, item_code=d.item_code)
-    out["outcome"] = f"OUTCOME_{d.outcome}"
-    if d.reasons:
-        out["reasons"] = [_json_reason(r) for r in d.reasons]
-    if d.missing_materials:
-        out["missing_materials"] = [material_json(m) for m in d.missing_materials]
-    if d.pending_materials:
-        out["pending_materials"] = [material_json(m) for m in d.pending_materials]
-    out["outputs"] = json_value(d.outputs)
-    out["ruleset"] = _non_empty(item_code=d.item_code, version=d.version, digest=d.digest)
-    out["as_of_date"] = d.as_of.isoformat()
-    out["decided_at"] = _json_timestamp(decided_at)
-    if d.review_due:
-        out["review_due_date"] = d.review_due.isoformat()
-    if d.review_due_estimated:
-        out["review_due_date_estimated"] = True
-    out["derived_facts"] = json_value(d.derived)
-    return out
+def recorded_decision(recorded: Recorded) -> pb.Decision:
+    """What Decide returns: the decision just made (built from the domain objects) or, for a
+    repeated request_id, the one on record; with its receipt either way."""
+    decided = recorded.decided
+    if decided is None:
+        return decision_of(recorded.record)
+    msg = decision(
+        decided.decision,
+        decided.decision_id,
+        recorded.record.request_id,
+        decided.decided_at,
+    )
+    msg.receipt.CopyFrom(receipt(recorded.record))
+    return msg
 
 
 def form_field(f: Field) -> pb.FormField:

@@ -17,6 +17,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.audit.record import fixed_time
+from miaopi_server.audit.recorder import Decided, Recorder
 from miaopi_server.audit.store import AuditStore, ListFilter
 from miaopi_server.clock import shanghai_today, utc_now
 from miaopi_server.edge import convert
@@ -29,7 +30,6 @@ from miaopi_server.edge.auth import (
     RateLimiter,
     Unauthenticated,
 )
-from miaopi_server.edge.recording import Decided, Recorder, decision_of
 from miaopi_server.edge.status import to_status
 from miaopi_server.errors import (
     CaseInvalid,
@@ -122,19 +122,16 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
             "principal_id": principal.id,
         }
 
-        async def make_decision() -> Decided:
+        def make_decision() -> Decided:
             now = self._clock()
             decision = self._catalog().decide(
                 request.item_code, facts, case["materials"], shanghai_today(now)
             )
-            decision_id = str(uuid.uuid4())
-            return (
-                convert.decision(decision, decision_id, request.request_id, now),
-                convert.decision_json(decision, decision_id, request.request_id, now),
-            )
+            return Decided(decision, str(uuid.uuid4()), now)
 
         try:
-            msg = await self._recorder.decide(request.request_id, case, window, make_decision)
+            recorded = await self._recorder.decide(request.request_id, case, window, make_decision)
+            msg = convert.recorded_decision(recorded)
         except (CaseInvalid, ItemNotFound) as exc:
             log.info(
                 "decide.refused",
@@ -187,12 +184,11 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
         record = self._store.get(request.decision_id)
         if record is None:
             await _abort(context, DecisionNotFound(request.decision_id[:64]))
-        if (
-            not principal.sees_everything
-            and record.body["window"]["window_id"] != principal.window_id
-        ):
+        if not principal.sees_everything and record.window["window_id"] != principal.window_id:
             await self._deny(context, "GetDecision", "只能查看本窗口的决定")
-        return pb.GetDecisionResponse(decision=decision_of(record), case=_struct(record.case))
+        return pb.GetDecisionResponse(
+            decision=convert.decision_of(record), case=_struct(record.case)
+        )
 
     async def ListDecisions(
         self, request: pb.ListDecisionsRequest, context: grpc.aio.ServicerContext
@@ -231,7 +227,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):
             else ""
         )
         resp = pb.ListDecisionsResponse(
-            decisions=[decision_of(r) for r in records], next_page_token=token
+            decisions=[convert.decision_of(r) for r in records], next_page_token=token
         )
         if request.include_cases:
             resp.cases.extend(_struct(r.case) for r in records)

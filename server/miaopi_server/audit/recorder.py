@@ -1,52 +1,48 @@
 """Record every decision before it is returned, and make request_id idempotent.
 
-- A decision is appended to the audit trail and only then returned, with its receipt. If the
+- A decision is appended to the audit trail and only then returned, with its record. If the
   append fails the caller gets AuditUnavailable and no decision (fail closed).
-- A request_id seen before with the same case returns the original decision (same id, no new
-  record); with a different case it raises RequestConflict naming the earlier decision.
+- A request_id seen before with the same case returns the original record (no new decision,
+  no new record); with a different case it raises RequestConflict naming the earlier decision.
   Concurrent duplicates wait for the first one, and the store's unique index on request_id is
   the last guard across processes.
+
+Works on domain objects only: the record's decision JSON comes from `decision_json`, the one
+builder of that shape; the edge turns what comes back into protobuf.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import json_format
-
-from miaopi.v1 import approval_pb2 as pb
-from miaopi_server.audit.canonical import sha256_hex
+from miaopi_server.audit.canonical import canonical, sha256_hex
+from miaopi_server.audit.decision_json import decision_json
 from miaopi_server.audit.record import PendingRecord, StoredRecord, case_canonical, fixed_time
 from miaopi_server.audit.store import AuditStore, DuplicateRequest
+from miaopi_server.decision.decide import Decision
 from miaopi_server.errors import RequestConflict
 
 
-def receipt(record: StoredRecord) -> pb.Receipt:
-    body = record.body
-    return pb.Receipt(
-        seq=record.seq,
-        prev_hash=body["prev_hash"],
-        case_digest=record.case_digest,
-        node_id=body["node_id"],
-        window=pb.Window(**body["window"]),
-        record_hash=record.record_hash,
-        key_id=record.key_id,
-        signature=record.signature,
-    )
+@dataclass(frozen=True)
+class Decided:
+    """A decision just made, with what the server adds to it."""
+
+    decision: Decision
+    decision_id: str
+    decided_at: dt.datetime
 
 
-def decision_of(record: StoredRecord) -> pb.Decision:
-    msg = json_format.ParseDict(record.decision, pb.Decision())
-    msg.receipt.CopyFrom(receipt(record))
-    return msg
+@dataclass(frozen=True)
+class Recorded:
+    """A durable record, and the decision made for it now (None when the record answers a
+    repeated request_id: the decision is then the record's)."""
 
-
-# A decision as returned to the window, and the same as proto3 JSON (receipt excluded): the
-# form the audit record stores (convert.decision_json).
-Decided = tuple[pb.Decision, dict[str, Any]]
+    record: StoredRecord
+    decided: Decided | None
 
 
 class Recorder:
@@ -60,14 +56,14 @@ class Recorder:
         request_id: str,
         case: dict[str, Any],
         window: dict[str, str],
-        make_decision: Callable[[], Awaitable[Decided]],
-    ) -> pb.Decision:
+        make_decision: Callable[[], Decided],
+    ) -> Recorded:
         """Run `make_decision` (unless request_id answers from the record) and record it."""
         # The case's canonical form, hashed here for its digest and stored by the writer.
         case_json = case_canonical(case["item_code"], case["facts"], case["materials"])
         digest = sha256_hex(case_json)
         if not request_id:
-            return await self._record(*await make_decision(), case, case_json, digest, window)
+            return await self._record(make_decision(), request_id, case, case_json, digest, window)
         while True:
             waiting = self._inflight.get(request_id)
             if waiting is None:
@@ -79,42 +75,44 @@ class Recorder:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[request_id] = done
         try:
-            return await self._record(*await make_decision(), case, case_json, digest, window)
+            return await self._record(make_decision(), request_id, case, case_json, digest, window)
         except DuplicateRequest as dup:  # recorded meanwhile by another process
             return self._answer(dup.existing, request_id, digest)
         finally:
             del self._inflight[request_id]
             done.set_result(None)
 
-    def _answer(self, existing: StoredRecord, request_id: str, digest: str) -> pb.Decision:
+    def _answer(self, existing: StoredRecord, request_id: str, digest: str) -> Recorded:
         if existing.case_digest != digest:
             raise RequestConflict(request_id, existing.decision_id)
-        return decision_of(existing)
+        return Recorded(existing, None)
 
     async def _record(
         self,
-        decision: pb.Decision,
-        as_json: dict[str, Any],
+        decided: Decided,
+        request_id: str,
         case: dict[str, Any],
         case_json: bytes,
         digest: str,
         window: dict[str, str],
-    ) -> pb.Decision:
+    ) -> Recorded:
+        d = decided.decision
         pending = PendingRecord(
-            decision_id=decision.decision_id,
-            request_id=decision.request_id,
-            item_code=decision.item_code,
-            outcome=pb.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),
+            decision_id=decided.decision_id,
+            request_id=request_id,
+            item_code=d.item_code,
+            outcome=d.outcome,
             window_id=window.get("window_id", ""),
-            decided_at=fixed_time(decision.decided_at.ToDatetime(dt.UTC)),
-            decision=as_json,
+            decided_at=fixed_time(decided.decided_at),
             case=case,
+            case_json=case_json,
             case_digest=digest,
             window=window,
             node_id=self.node_id,
-            case_json=case_json,
+            decision_json=canonical(
+                decision_json(d, decided.decision_id, request_id, decided.decided_at)
+            ),
         )
         # shield: a cancelled RPC must not cancel the write it already queued.
         record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))
-        decision.receipt.CopyFrom(receipt(record))
-        return decision
+        return Recorded(record, decided)
