@@ -1,7 +1,11 @@
 """miaopi's own server for the audit-cost benchmark: `miaopi_server.app.main` with the same
 flags as `python -m miaopi_server.app`, plus two bench-only switches.
 
-    python -m tests.bench.bench_server --stats-file S [--no-record     "audit off": the servicer's recorder is replaced by one that returns the
+    python -m tests.bench.bench_server --stats-file S [--no-record] -- <miaopi-server flags>
+
+--stats-file S  on shutdown, write the audit store's counters (batches = group commits,
+                records_written) and the number of decisions answered, as JSON.
+--no-record     "audit off": the servicer's recorder is replaced by one that returns the
                 decision without recording it. Everything else is the product's path:
                 authentication, authorisation, Struct -> dict, catalog.decide (validation,
                 derivation, engine, assembly), convert.decision, the `decision` log line,
