@@ -68,7 +68,7 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    from miaopi_server.app import Settings
+    from miaopi_server.settings import Settings
 
     server = LiveServer(
         Settings(

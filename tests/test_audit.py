@@ -22,12 +22,12 @@ from grpc_status import rpc_status
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-from miaopi_server.app import Settings
 from miaopi_server.audit import seal
 from miaopi_server.audit.canonical import canonical
 from miaopi_server.audit.record import PendingRecord, canonical_body, case_canonical, case_digest
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from miaopi_server.errors import AuditUnavailable
+from miaopi_server.settings import Settings
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
 

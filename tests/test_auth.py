@@ -20,13 +20,13 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-from miaopi_server.app import Settings
 from miaopi_server.edge.auth import (
     Authenticator,
     CredentialsError,
     hash_token,
     write_dev_credentials,
 )
+from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
 from tests.support import (
     BUSINESS,

@@ -33,7 +33,8 @@ from miaopi_client.cases import compare
 from miaopi_client.cli import main
 from miaopi_client.client import decision_dict
 from miaopi_client.replay import DecideFn, in_process, remote
-from miaopi_server.app import Settings, create_server
+from miaopi_server.app import create_server
+from miaopi_server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 RULESETS = REPO / "rulesets"

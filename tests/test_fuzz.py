@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi_server.app import Settings
+from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
 from tests.support import (
     BUSINESS,

@@ -15,7 +15,7 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-from miaopi_server.app import Settings
+from miaopi_server.settings import Settings
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, resident_id, with_facts
 

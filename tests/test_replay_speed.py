@@ -297,7 +297,7 @@ def _double(unit: tuple[int, int]) -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    from miaopi_server.app import Settings
+    from miaopi_server.settings import Settings
 
     s = LiveServer(
         Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path_factory.mktemp("s"))

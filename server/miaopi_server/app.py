@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import os
@@ -11,7 +10,6 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -35,36 +33,10 @@ from miaopi_server.edge.service import ApprovalService
 from miaopi_server.errors import RuleFileError
 from miaopi_server.ops import logs, workers
 from miaopi_server.ops.reload import CatalogHolder, watch
+from miaopi_server.settings import Settings, parse_args
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
 log = structlog.get_logger("miaopi.app")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the server is configured with, loaded once at the entry point."""
-
-    listen: str = "127.0.0.1:50051"
-    rulesets: Path = Path("rulesets")
-    state_dir: Path = Path("var")
-    seal_key: Path | None = None  # default: <state_dir>/seal_ed25519.pem
-    previous_seal_keys: tuple[Path, ...] = ()  # public keys (PEM) of rotated-out seal keys
-    node_id: str = ""  # default: the host name
-    audit_busy_timeout_ms: int = 5000  # how long a write waits for a locked database
-    log_format: str = "auto"
-    log_level: str = "info"
-    grace_seconds: float = 5.0
-    watch_seconds: float = 0.0  # poll the rules directory this often; 0 = no file watch
-    credentials: Path | None = None  # default: development credentials under state_dir
-    insecure_no_auth: bool = False  # explicit opt-out; warned about on every start
-    rate_per_second: float = 200.0  # per principal; 0 = unlimited
-    rate_burst: float = 400.0
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None  # set: clients must present a certificate (mutual TLS)
-    max_request_bytes: int = 1 << 20
-    workers: int = 1  # server processes sharing the port and the audit trail (workers.py)
-    worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
 
 
 @dataclass
@@ -282,100 +254,6 @@ def _prepare_shared_state(settings: Settings) -> None:
     development credentials (printed once)."""
     open_store(settings).close()
     open_authenticator(settings)
-
-
-def parse_args(argv: list[str] | None) -> Settings:
-    p = argparse.ArgumentParser(prog="miaopi-server", description="秒批 instant approval server")
-    p.add_argument("--listen", default=Settings.listen, help="HOST:PORT (port 0 picks a free one)")
-    p.add_argument("--rulesets", type=Path, default=Settings.rulesets, help="rule files directory")
-    p.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Settings.state_dir,
-        help="where the server keeps its state (audit trail, keys)",
-    )
-    p.add_argument(
-        "--seal-key",
-        type=Path,
-        default=None,
-        help="Ed25519 private key (PEM); default <state-dir>/seal_ed25519.pem",
-    )
-    p.add_argument(
-        "--previous-seal-key",
-        type=Path,
-        action="append",
-        default=[],
-        help="public key (PEM) of a rotated-out sealing key; repeatable",
-    )
-    p.add_argument(
-        "--node-id", default="", help="name recorded in the audit trail (default: host name)"
-    )
-    p.add_argument(
-        "--watch",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="reload rule files when they change, polling this often (0 turns it off); "
-        "SIGHUP and the ReloadRulesets RPC reload too",
-    )
-    p.add_argument(
-        "--credentials",
-        type=Path,
-        default=None,
-        help="principals file (YAML); default: development credentials in --state-dir",
-    )
-    p.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        help="turn authentication OFF (development only; warned on every start)",
-    )
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=Settings.rate_per_second,
-        help="requests per second per principal (0 = unlimited)",
-    )
-    p.add_argument("--burst", type=float, default=Settings.rate_burst)
-    p.add_argument("--tls-cert", type=Path, help="server certificate (PEM) to serve TLS")
-    p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
-    p.add_argument(
-        "--tls-client-ca",
-        type=Path,
-        help="CA (PEM) for client certificates; makes mutual TLS mandatory",
-    )
-    p.add_argument("--max-request-bytes", type=int, default=Settings.max_request_bytes)
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=Settings.workers,
-        help="server processes sharing the port and the audit trail (one per core; "
-        "rate limits apply per process)",
-    )
-    p.add_argument("--worker-index", type=int, default=-1, help=argparse.SUPPRESS)
-    p.add_argument("--log-format", choices=("auto", "json", "console"), default="auto")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    a = p.parse_args(argv)
-    return Settings(
-        listen=a.listen,
-        rulesets=a.rulesets,
-        state_dir=a.state_dir,
-        seal_key=a.seal_key,
-        previous_seal_keys=tuple(a.previous_seal_key),
-        node_id=a.node_id,
-        log_format=a.log_format,
-        log_level=a.log_level,
-        watch_seconds=a.watch,
-        credentials=a.credentials,
-        insecure_no_auth=a.insecure_no_auth,
-        rate_per_second=a.rate,
-        rate_burst=a.burst,
-        tls_cert=a.tls_cert,
-        tls_key=a.tls_key,
-        tls_client_ca=a.tls_client_ca,
-        max_request_bytes=a.max_request_bytes,
-        workers=a.workers,
-        worker_index=a.worker_index,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,107 @@
+"""Everything the server is configured with: one frozen object, built once at the entry
+point (from the command line) and passed down."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server is configured with, loaded once at the entry point."""
+
+    listen: str = "127.0.0.1:50051"
+    rulesets: Path = Path("rulesets")
+    state_dir: Path = Path("var")
+    seal_key: Path | None = None  # default: <state_dir>/seal_ed25519.pem
+    previous_seal_keys: tuple[Path, ...] = ()  # public keys (PEM) of rotated-out seal keys
+    node_id: str = ""  # default: the host name
+    audit_busy_timeout_ms: int = 5000  # how long a write waits for a locked database
+    log_format: str = "auto"
+    log_level: str = "info"
+    grace_seconds: float = 5.0
+    watch_seconds: float = 2.0  # poll the rules directory this often; 0 = no file watch
+    credentials: Path | None = None  # default: development credentials under state_dir
+    insecure_no_auth: bool = False  # explicit opt-out; warned about on every start
+    rate_per_second: float = 200.0  # per principal; 0 = unlimited
+    rate_burst: float = 400.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: clients must present a certificate (mutual TLS)
+    max_request_bytes: int = 1 << 20
+    workers: int = 1  # server processes sharing the port and the audit trail (workers.py)
+    worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    p = argparse.ArgumentParser(prog="miaopi-server", description="秒批 instant approval server")
+    p.add_argument("--listen", help="HOST:PORT (port 0 picks a free one)")
+    p.add_argument("--rulesets", type=Path, help="rule files directory")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the server keeps its state (audit trail, keys)",
+    )
+    p.add_argument(
+        "--seal-key",
+        type=Path,
+        help="Ed25519 private key (PEM); default <state-dir>/seal_ed25519.pem",
+    )
+    p.add_argument(
+        "--previous-seal-key",
+        dest="previous_seal_keys",
+        type=Path,
+        action="append",
+        help="public key (PEM) of a rotated-out sealing key; repeatable",
+    )
+    p.add_argument("--node-id", help="name recorded in the audit trail (default: host name)")
+    p.add_argument(
+        "--watch",
+        dest="watch_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="reload rule files when they change, polling this often (0 turns it off); "
+        "SIGHUP and the ReloadRulesets RPC reload too",
+    )
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        help="principals file (YAML); default: development credentials in --state-dir",
+    )
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="turn authentication OFF (development only; warned on every start)",
+    )
+    p.add_argument(
+        "--rate",
+        dest="rate_per_second",
+        type=float,
+        help="requests per second per principal (0 = unlimited)",
+    )
+    p.add_argument("--burst", dest="rate_burst", type=float)
+    p.add_argument("--tls-cert", type=Path, help="server certificate (PEM) to serve TLS")
+    p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
+    p.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="CA (PEM) for client certificates; makes mutual TLS mandatory",
+    )
+    p.add_argument("--max-request-bytes", type=int)
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port and the audit trail (one per core; "
+        "rate limits apply per process)",
+    )
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--log-format", choices=("auto", "json", "console"))
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    # Every option's dest is a Settings field and nothing has an argparse default: what the
+    # command line leaves out keeps the one default, the dataclass's.
+    given = {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
+    if "previous_seal_keys" in given:
+        given["previous_seal_keys"] = tuple(given["previous_seal_keys"])
+    return Settings(**given)
