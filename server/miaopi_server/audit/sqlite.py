@@ -239,8 +239,8 @@ class SQLiteAuditStore:
         self.records_written += len(written)
         for record, fut in written:
             fut.set_result(record)
-        for fut, exc in outcomes:
-            fut.set_exception(exc)
+        for fut, refusal in outcomes:
+            fut.set_exception(refusal)
 
     def _lock_writers(self) -> None:
         """Take the writers' lock file, or raise once the busy timeout has passed (a frozen
@@ -284,7 +284,8 @@ class SQLiteAuditStore:
 
     def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
         """Newest first; `before_seq` continues a previous page."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | int] = []
         for column, value in (
             ("item_code", f.item_code),
             ("outcome", f.outcome),

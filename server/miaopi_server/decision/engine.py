@@ -51,7 +51,8 @@ def _rule_name(messages: str) -> str:
     end = messages.find('"', 2)
     if messages.startswith('{"') and end > 2:
         return messages[2:end]
-    return next(iter(json.loads(messages)))
+    first: str = next(iter(json.loads(messages)))
+    return first
 
 
 class Engine:

@@ -49,7 +49,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoRet
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
-class ApprovalService(pb_grpc.ApprovalServiceServicer):
+class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  # no stubs
     def __init__(
         self,
         holder: CatalogHolder,

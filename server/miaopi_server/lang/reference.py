@@ -59,7 +59,7 @@ def evaluate(node: ast.Expr, get: Getter, lists: Mapping[str, tuple[str, ...]]) 
                 return False
             hits = [test(n.test, e) for e in items]
             return {"any": any(hits), "all": all(hits), "no": not any(hits)}[n.kind]
-        subject = operand(n.subject, element)  # type: ignore[union-attr]
+        subject = operand(n.subject, element)
         if subject is MISSING:
             return False
         if isinstance(n, ast.Truthy):

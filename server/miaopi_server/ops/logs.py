@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -22,7 +23,9 @@ def configure(
     `extra` is added to every event (e.g. the worker number)."""
     fixed = dict(extra or {})
 
-    def add_extra(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    def add_extra(
+        _logger: Any, _name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         event.update(fixed)
         return event
 
