@@ -52,8 +52,8 @@ from miaopi_server.rules.compile import (
 from miaopi_server.rules.directory import compile_directory, version_overlaps
 from miaopi_server.rules.loader import (
     LISTS_DIR,
-    _display,
     conditions_of,
+    display_path,
     item_files,
     load_rule_file,
     load_shared_lists,
@@ -98,7 +98,7 @@ def lint(root: Path) -> LintReport:
     schema = _schema()
     trees: dict[str, yaml.Node] = {}
     for path, is_list in paths:
-        display = _display(root, path)
+        display = display_path(root, path)
         tree = _compose(path)
         if tree is None:
             continue  # unreadable or not YAML: the loader said so (MP100)
@@ -109,7 +109,7 @@ def lint(root: Path) -> LintReport:
     for c in compiled:
         if c.item.source not in failed and c.item.source in trees:
             diagnostics.extend(_Warnings(c, trees[c.item.source]).run())
-    files = sorted(_display(root, p) for p, _ in paths)
+    files = sorted(display_path(root, p) for p, _ in paths)
     return LintReport(sorted(set(diagnostics)), files)
 
 
@@ -132,7 +132,7 @@ def _compile_each(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]:
                 f"加载器内部错误 {type(exc).__name__}: {exc}（服务端加载此文件同样会出错，"
                 "请报告此缺陷；先修正本文件的其他问题通常可以绕过）"
             )
-            diagnostics.append(Diagnostic(_display(root, path), 1, 1, "MP199", message))
+            diagnostics.append(Diagnostic(display_path(root, path), 1, 1, "MP199", message))
             continue
         diagnostics.extend(diags)
         compiled.append(c)
