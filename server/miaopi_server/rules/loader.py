@@ -756,7 +756,7 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
     diagnostics: list[Diagnostic] = []
     lists_dir = root / LISTS_DIR
     for path in sorted(lists_dir.rglob("*.y*ml")) if lists_dir.is_dir() else []:
-        loader = _FileLoader(path, _display(root, path), {})
+        loader = _FileLoader(path, display_path(root, path), {})
         try:
             loader.text = path.read_text(encoding="utf-8")
             node = yaml.compose(loader.text, Loader=YAML_LOADER)
@@ -782,7 +782,7 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
     return lists, diagnostics
 
 
-def _display(root: Path, path: Path) -> str:
+def display_path(root: Path, path: Path) -> str:
     try:
         return str(path.relative_to(root.parent))
     except ValueError:
@@ -800,6 +800,6 @@ def item_files(root: Path) -> list[Path]:
 def load_rule_file(
     path: Path, root: Path, lists: dict[str, tuple[str, ...]]
 ) -> tuple[Item | None, list[Diagnostic]]:
-    loader = _FileLoader(path, _display(root, path), lists)
+    loader = _FileLoader(path, display_path(root, path), lists)
     item = loader.load()
     return item, loader.diagnostics
