@@ -17,8 +17,8 @@ import yaml
 from miaopi_server.errors import Diagnostic
 from miaopi_server.rules.compile import CompiledItem, compile_item
 from miaopi_server.rules.directory import compile_directory, version_overlaps
-from miaopi_server.rules.lint.schema_check import schema_problems
 from miaopi_server.rules.lint.item_warnings import WARNING, item_warnings
+from miaopi_server.rules.lint.schema_check import schema_problems
 from miaopi_server.rules.lint.yaml_nodes import compose_file
 from miaopi_server.rules.loader import (
     LISTS_DIR,
