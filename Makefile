@@ -21,6 +21,7 @@ run: $(STAMP)
 	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var
 
 test: $(STAMP)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Regenerate protobuf/gRPC code from proto/ (committed; see gen-check).

@@ -8,18 +8,14 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from miaopi.v1 import approval_pb2 as pb
 from miaopi_server.audit import seal
 from miaopi_server.audit.sqlite import SQLiteAuditStore
 from miaopi_server.decision.catalog import Catalog, load_catalog
@@ -29,13 +25,12 @@ from miaopi_server.edge.auth import (
     RateLimiter,
     write_dev_credentials,
 )
-from miaopi_server.edge.service import ApprovalService
+from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import RuleFileError
 from miaopi_server.ops import logs, workers
 from miaopi_server.ops.reload import CatalogHolder, watch
 from miaopi_server.settings import Settings, parse_args
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
 log = structlog.get_logger("miaopi.app")
 
 
@@ -78,45 +73,6 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
     return SQLiteAuditStore(
         settings.state_dir / "audit.sqlite3", sealer, settings.audit_busy_timeout_ms, previous
     )
-
-
-_MALFORMED = object()
-
-
-def add_service(service: ApprovalService, server: grpc.aio.Server) -> None:
-    """Register the servicer like the generated add_..._to_server, except that a request that
-    is not a valid protobuf message gets INVALID_ARGUMENT instead of UNKNOWN with a stack
-    detail."""
-
-    def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-        def deserialize(data: bytes) -> Any:
-            try:
-                return parse(data)
-            except DecodeError:
-                return _MALFORMED
-
-        return deserialize
-
-    def guarded(impl: Callable[..., Any]) -> Callable[..., Any]:
-        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if request is _MALFORMED:
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "请求不是有效的 miaopi.v1 消息"
-                )
-            return await impl(request, context)
-
-        return handle
-
-    handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["ApprovalService"].methods:
-        request_type = getattr(pb, method.input_type.name)
-        response_type = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            guarded(getattr(service, method.name)),
-            request_deserializer=lenient(request_type.FromString),
-            response_serializer=response_type.SerializeToString,
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
 
 def open_authenticator(settings: Settings) -> Authenticator | None:
@@ -173,7 +129,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
         RateLimiter(settings.rate_per_second, settings.rate_burst),
         on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
     )
-    add_service(service, server)
+    add_to_server(service, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

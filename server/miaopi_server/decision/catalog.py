@@ -19,6 +19,7 @@ from typing import Any
 
 from miaopi_server.decision.decide import Decision, decide
 from miaopi_server.decision.engine import Engine, RulesetHandle
+from miaopi_server.decision.validate import validate_case
 from miaopi_server.errors import (
     CaseInvalid,
     Diagnostic,
@@ -91,6 +92,10 @@ class Catalog:
                 [FieldViolation(f"facts.{APPLICATION_DATE}", f"{day} 没有生效的规则版本")]
             )
         return loaded
+
+    def check(self, code: str, facts: Any, materials: Any, today: dt.date) -> None:
+        """Raise CaseInvalid naming every bad field of the case, as `decide` would; no engine."""
+        validate_case(self.select(code, facts, today).item, facts, materials, today)
 
     def decide(self, code: str, facts: Any, materials: Any, today: dt.date) -> Decision:
         loaded = self.select(code, facts, today)

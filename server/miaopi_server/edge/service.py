@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import time
 import uuid
@@ -13,12 +12,12 @@ from typing import Any, NoReturn
 import grpc
 import structlog
 from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-from miaopi_server.audit.record import fixed_time
 from miaopi_server.audit.recorder import Decided, Recorder
-from miaopi_server.audit.store import AuditStore, ListFilter
+from miaopi_server.audit.store import AuditStore
 from miaopi_server.clock import shanghai_today, utc_now
 from miaopi_server.edge import convert
 from miaopi_server.edge.auth import (
@@ -29,6 +28,11 @@ from miaopi_server.edge.auth import (
     RateLimited,
     RateLimiter,
     Unauthenticated,
+)
+from miaopi_server.edge.requests import (
+    encode_page_token,
+    envelope_violations,
+    parse_list_request,
 )
 from miaopi_server.edge.status import to_status
 from miaopi_server.errors import (
@@ -41,7 +45,7 @@ from miaopi_server.errors import (
 from miaopi_server.ops.reload import CatalogHolder, ReloadResult, catalog_digest
 
 log = structlog.get_logger("miaopi.service")
-MAX_PAGE = 1000
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
@@ -107,10 +111,11 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             await self._deny(context, "Decide", f"未获授权办理事项 {request.item_code[:64]}")
         if principal.role == "window" and request.window.window_id not in ("", principal.window_id):
             await self._deny(context, "Decide", "请求中的窗口与认证身份不一致")
+        envelope = envelope_violations(request)
         try:
             facts = convert.struct_to_dict(request.facts)
         except CaseInvalid as exc:
-            await _abort(context, exc)
+            await _abort(context, CaseInvalid([*envelope, *exc.violations]))
         case = {
             "item_code": request.item_code,
             "facts": facts,
@@ -121,6 +126,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             "operator_id": request.window.operator_id,
             "principal_id": principal.id,
         }
+
+        if envelope:  # reported together with whatever is wrong in the case itself
+            await _abort(context, self._with_case_problems(envelope, case))
 
         def make_decision() -> Decided:
             now = self._clock()
@@ -155,6 +163,18 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         return pb.DecideResponse(decision=msg)
+
+    def _with_case_problems(
+        self, violations: list[FieldViolation], case: dict[str, Any]
+    ) -> CaseInvalid:
+        today = shanghai_today(self._clock())
+        try:
+            self._catalog().check(case["item_code"], case["facts"], case["materials"], today)
+        except CaseInvalid as exc:
+            return CaseInvalid([*violations, *exc.violations])
+        except ItemNotFound:
+            pass
+        return CaseInvalid(violations)
 
     async def ListItems(
         self, request: pb.ListItemsRequest, context: grpc.aio.ServicerContext
@@ -196,36 +216,15 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         principal = await self._guard(context, "ListDecisions")
         if not principal.sees_everything and request.window_id not in ("", principal.window_id):
             await self._deny(context, "ListDecisions", "只能查看本窗口的决定")
-        size = min(request.page_size or 50, MAX_PAGE)
-        try:
-            before = (
-                int(base64.urlsafe_b64decode(request.page_token).decode())
-                if request.page_token
-                else 0
-            )
-        except ValueError:
-            await _abort(context, CaseInvalid([FieldViolation("page_token", "无效的分页标记")]))
-        f = ListFilter(
-            item_code=request.item_code,
-            outcome=pb.Outcome.Name(request.outcome).removeprefix("OUTCOME_")
-            if request.outcome
-            else "",
-            window_id=request.window_id if principal.sees_everything else principal.window_id,
-            decided_from=fixed_time(request.decided_from.ToDatetime(dt.UTC))
-            if request.HasField("decided_from")
-            else "",
-            decided_to=fixed_time(request.decided_to.ToDatetime(dt.UTC))
-            if request.HasField("decided_to")
-            else "",
-        )
-        records = self._store.list(f, size + 1, before)
+        window_id = request.window_id if principal.sees_everything else principal.window_id
+        query, violations = parse_list_request(request, window_id)
+        if query is None:
+            await _abort(context, CaseInvalid(violations))
+        size = query.page_size
+        records = self._store.list(query.filter, size + 1, query.before_seq)
         more = len(records) > size
         records = records[:size]
-        token = (
-            base64.urlsafe_b64encode(str(records[-1].seq).encode()).decode()
-            if more and records
-            else ""
-        )
+        token = encode_page_token(records[-1].seq) if more and records else ""
         resp = pb.ListDecisionsResponse(
             decisions=[convert.decision_of(r) for r in records], next_page_token=token
         )
@@ -282,6 +281,52 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         return pb.GetSealKeyResponse(
             key_id=sealer.key_id, public_key=sealer.public_raw, public_key_pem=sealer.public_pem
         )
+
+
+_MALFORMED = object()
+
+
+def add_to_server(service: ApprovalService, server: grpc.aio.Server) -> None:
+    """Register the servicer like the generated add_..._to_server, except that a request that
+    is not a valid protobuf message gets INVALID_ARGUMENT instead of UNKNOWN with a stack
+    detail, and an unexpected exception in any RPC gets INTERNAL with a generic message (the
+    exception is logged, its text never sent)."""
+
+    def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except DecodeError:
+                return _MALFORMED
+
+        return deserialize
+
+    def guarded(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if request is _MALFORMED:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "请求不是有效的 miaopi.v1 消息"
+                )
+            try:
+                return await impl(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                log.exception("rpc.crashed", rpc=name)
+                await _abort(context, exc)
+
+        return handle
+
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["ApprovalService"].methods:
+        request_type = getattr(pb, method.input_type.name)
+        response_type = getattr(pb, method.output_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            guarded(method.name, getattr(service, method.name)),
+            request_deserializer=lenient(request_type.FromString),
+            response_serializer=response_type.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
 
 
 def _struct(d: dict[str, Any]) -> struct_pb2.Struct:

@@ -22,6 +22,15 @@ from miaopi_server.errors import (
 )
 
 DOMAIN = "miaopi.gov.cn"
+# Status details travel in HTTP/2 trailers (a few KB at most): text that echoes the request is
+# clipped so the error itself always reaches the caller.
+MAX_FIELD = 200
+MAX_DESCRIPTION = 300
+MAX_MESSAGE = 500
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _status(code: int, message: str, *details: object) -> grpc.Status:
@@ -30,7 +39,8 @@ def _status(code: int, message: str, *details: object) -> grpc.Status:
         a = any_pb2.Any()
         a.Pack(d)  # type: ignore[arg-type]
         packed.append(a)
-    return rpc_status.to_status(status_pb2.Status(code=code, message=message, details=packed))
+    status = status_pb2.Status(code=code, message=_clip(message, MAX_MESSAGE), details=packed)
+    return rpc_status.to_status(status)
 
 
 def to_status(exc: BaseException) -> grpc.Status:
@@ -38,7 +48,8 @@ def to_status(exc: BaseException) -> grpc.Status:
         bad = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=_clip(v.field, MAX_FIELD),
+                    description=_clip(v.description, MAX_DESCRIPTION),
                 )
                 for v in exc.violations
             ]
