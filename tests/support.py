@@ -11,7 +11,9 @@ from miaopi_server.rules.identity import credit_code_check_char, resident_id_che
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ROOT / "rulesets"
-SHARED = ROOT.parent / "shared"
+# The 13 worked examples of the item specifications (shared/cases/examples.jsonl), copied here
+# so that the suite needs nothing outside the repository.
+EXAMPLES = ROOT / "tests" / "data" / "examples.jsonl"
 
 
 def resident_id(birth: str, region: str = "440605", seq: str = "123") -> str:
