@@ -45,7 +45,7 @@ def summary(errors: int, warnings: int, files: int) -> str:
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
-    from miaopi_server.rules.lint import lint  # only this command needs the server
+    from miaopi_server.offline import lint  # only this command needs the server
 
     root: Path = args.dir
     if not root.is_dir():

@@ -25,13 +25,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import render
-from .cases import Case, load_cases
+from .cases import Case, load_cases, same_value
 from .parallel import PARALLEL_MIN_CASES, imap, jobs_for, ranges
 from .replay import CASE_ERRORS, CaseResult, from_catalog, replay
 from .wire import wire_facts
+
+if TYPE_CHECKING:  # imported where used: the CLI loads the rules engine only when needed
+    from miaopi_server.offline import Catalog
 
 OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
 EXAMPLES = 5  # example case ids kept per transition / output change
@@ -151,14 +154,13 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 def _today(args: argparse.Namespace) -> dt.date:
     if args.rules_today is not None:
         return args.rules_today  # type: ignore[no-any-return]
-    from miaopi_server.clock import shanghai_today
+    from miaopi_server.offline import shanghai_today
 
     return shanghai_today(dt.datetime.now(dt.UTC))
 
 
-def _load_catalog(root: Path) -> Any:
-    from miaopi_server.decision.catalog import load_catalog
-    from miaopi_server.errors import RuleFileError
+def _load_catalog(root: Path) -> Catalog:
+    from miaopi_server.offline import RuleFileError, load_catalog
 
     try:
         return load_catalog(root)
@@ -245,7 +247,7 @@ def _rule_file(root: Path, source: str) -> Path:
 
 
 def run_rules_test(
-    root: Path, today: dt.date, min_coverage: float = 0.0, catalog: Any = None
+    root: Path, today: dt.date, min_coverage: float = 0.0, catalog: Catalog | None = None
 ) -> dict[str, Any]:
     """The report of `miaopi rules test` as a dict (see render.rules_test_report). Raises
     CaseFileError for a malformed case file, RuleFileError-derived _BadInput for rules."""
@@ -340,8 +342,7 @@ def _read_facts(spec: str) -> dict[str, Any]:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from miaopi_server.decision.explain import explain
-    from miaopi_server.errors import CaseInvalid, ItemNotFound
+    from miaopi_server.offline import CaseInvalid, ItemNotFound, explain
 
     facts = _read_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
@@ -387,12 +388,12 @@ class ItemDiff:
         self.unchanged += other.unchanged
         self.outputs_changed += other.outputs_changed
         self.skipped_identical += other.skipped_identical
-        for k, (n, ex) in other.transitions.items():
-            mine = self.transitions.setdefault(k, [0, []])
+        for transition, (n, ex) in other.transitions.items():
+            mine = self.transitions.setdefault(transition, [0, []])
             mine[0] += n
             mine[1].extend(ex[: EXAMPLES - len(mine[1])])
-        for k, (n, ex, a, b) in other.outputs.items():
-            mine = self.outputs.setdefault(k, [0, [], a, b])
+        for change, (n, ex, a, b) in other.outputs.items():
+            mine = self.outputs.setdefault(change, [0, [], a, b])
             mine[0] += n
             mine[1].extend(ex[: EXAMPLES - len(mine[1])])
 
@@ -407,13 +408,13 @@ Outcome = tuple[str, dict[str, Any] | None]  # (outcome, outputs; None for a cas
 class Differ:
     """Decides cases under two catalogs and accumulates the differences per item code."""
 
-    def __init__(self, old: Any, new: Any, today: dt.date, decide_all: bool = False):
-        from miaopi_server.errors import CaseInvalid, ItemNotFound
+    def __init__(self, old: Catalog, new: Catalog, today: dt.date, decide_all: bool = False):
+        from miaopi_server.offline import CaseInvalid, ItemNotFound
 
         self.old, self.new, self.today, self.decide_all = old, new, today, decide_all
         self._invalid, self._not_found = CaseInvalid, ItemNotFound
 
-    def _decide(self, catalog: Any, code: str, facts: Any, materials: list[str]) -> Outcome:
+    def _decide(self, catalog: Catalog, code: str, facts: Any, materials: list[str]) -> Outcome:
         try:
             d = catalog.decide(code, facts, materials, self.today)
         except self._invalid:
@@ -422,7 +423,7 @@ class Differ:
             return CASE_ERRORS[1], None
         return d.outcome, d.outputs
 
-    def _digest(self, catalog: Any, code: str, facts: Any) -> str | None:
+    def _digest(self, catalog: Catalog, code: str, facts: Any) -> str | None:
         try:
             return str(catalog.select(code, facts, self.today).item.digest)
         except (self._invalid, self._not_found):
@@ -465,7 +466,7 @@ class Differ:
         a, b = before[1] or {}, after[1] or {}
         for name in sorted(a.keys() | b.keys()):
             va, vb = a.get(name), b.get(name)
-            if _same_value(va, vb):
+            if same_value(va, vb):
                 continue
             changed = True
             out = item.outputs.setdefault((name, _key(va), _key(vb)), [0, [], va, vb])
@@ -484,14 +485,6 @@ class Differ:
         return acc
 
 
-def _same_value(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    from .cases import _same
-
-    return _same(a, b)
-
-
 def _key(v: Any) -> str:
     if v is None:
         return ""
@@ -506,7 +499,7 @@ _WORKER: tuple[Differ, list[Case]] | None = None
 
 def _init_worker(old: str, new: str, today: dt.date, decide_all: bool, cases: list[Case]) -> None:
     global _WORKER
-    from miaopi_server.decision.catalog import load_catalog
+    from miaopi_server.offline import load_catalog
 
     differ = Differ(load_catalog(Path(old)), load_catalog(Path(new)), today, decide_all)
     _WORKER = (differ, cases)
@@ -579,11 +572,11 @@ def run_rules_diff(
     }
 
 
-def _versions(catalog: Any, code: str) -> list[Any]:
+def _versions(catalog: Catalog, code: str) -> list[Any]:
     return list(catalog.versions.get(code, []))
 
 
-def _item_report(code: str, d: ItemDiff, old: Any, new: Any) -> dict[str, Any]:
+def _item_report(code: str, d: ItemDiff, old: Catalog, new: Catalog) -> dict[str, Any]:
     before, after = _versions(old, code), _versions(new, code)
     name = next((v.item.name for v in reversed(after + before)), "")
     transitions = sorted(d.transitions.items(), key=lambda kv: (-kv[1][0], kv[0]))

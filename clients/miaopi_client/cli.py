@@ -97,7 +97,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
-    from miaopi_server.errors import RuleFileError  # only the in-process path needs the server
+    from miaopi_server.offline import RuleFileError  # only the in-process path needs the server
 
     bar = render.progress_bar(_lines(args.cases), "replay")  # stderr, terminals, big files
     try:
@@ -205,7 +205,7 @@ def _read_key(spec: Path) -> bytes:
     """Raw Ed25519 public key from a PEM file (as `miaopi audit key` writes it)."""
     from cryptography.exceptions import UnsupportedAlgorithm
 
-    from miaopi_server.audit.seal import public_key_from_pem
+    from miaopi_server.offline import public_key_from_pem
 
     try:
         pem = spec.read_text(encoding="ascii")
@@ -235,8 +235,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq), args.json)
     import sqlite3
 
-    from miaopi_server.audit.seal import key_id_of
-    from miaopi_server.audit.sqlite import verify_database
+    from miaopi_server.offline import key_id_of, verify_database
 
     if not args.keys:
         raise _InputError(
@@ -323,7 +322,7 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
     if not isinstance(saved, dict):
         raise _InputError(f"decision {spec}: must be a JSON object (a saved decision)")
     if args.keys:
-        from miaopi_server.audit.seal import key_id_of
+        from miaopi_server.offline import key_id_of
 
         keys = [_read_key(k) for k in args.keys]
         # With several keys (rotation), check with the one the receipt names, if given.
