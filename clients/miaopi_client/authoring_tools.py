@@ -29,6 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 from . import render
 from .cases import Case, load_cases, same_value
+from .cmdline import (
+    BAD_INPUT,
+    FAILED,
+    NOT_FOUND,
+    OK,
+    BadInput,
+    date_arg,
+    err,
+    print_json,
+    read_facts,
+)
 from .parallel import PARALLEL_MIN_CASES, imap, jobs_for, ranges
 from .replay import CASE_ERRORS, CaseResult, from_catalog, replay
 from .wire import wire_facts
@@ -36,12 +47,7 @@ from .wire import wire_facts
 if TYPE_CHECKING:  # imported where used: the CLI loads the rules engine only when needed
     from miaopi_server.offline import Catalog
 
-OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
 EXAMPLES = 5  # example case ids kept per transition / output change
-
-
-class _BadInput(Exception):
-    """A local input cannot be used: exit 2 with this message."""
 
 
 def add_parsers(rsub: Any) -> None:
@@ -64,7 +70,7 @@ def add_parsers(rsub: Any) -> None:
     )
     _add_today(s)
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.set_defaults(run=_guarded(_cmd_test))
+    s.set_defaults(run=_cmd_test)
 
     s = rsub.add_parser(
         "explain",
@@ -80,7 +86,7 @@ def add_parsers(rsub: Any) -> None:
     s.add_argument("--materials", default="", metavar="A,B,C", help="submitted material ids")
     _add_today(s)
     s.add_argument("--json", action="store_true", help="print the explanation as JSON")
-    s.set_defaults(run=_guarded(_cmd_explain))
+    s.set_defaults(run=_cmd_explain)
 
     s = rsub.add_parser(
         "diff",
@@ -109,7 +115,7 @@ def add_parsers(rsub: Any) -> None:
     )
     _add_today(s)
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.set_defaults(run=_guarded(_cmd_diff))
+    s.set_defaults(run=_cmd_diff)
 
 
 def _add_today(s: argparse.ArgumentParser) -> None:
@@ -117,17 +123,10 @@ def _add_today(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--today",
         dest="rules_today",
-        type=_date,
+        type=date_arg,
         metavar="YYYY-MM-DD",
         help="date for cases without application.date (default: today in Asia/Shanghai)",
     )
-
-
-def _date(s: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {s!r}") from None
 
 
 def _percent(s: str) -> float:
@@ -138,17 +137,6 @@ def _percent(s: str) -> float:
     if not 0 <= v <= 100 or math.isnan(v):
         raise argparse.ArgumentTypeError(f"a percentage is between 0 and 100: {s!r}")
     return v
-
-
-def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except _BadInput as exc:
-            print(f"miaopi: {exc}", file=sys.stderr)
-            return BAD_INPUT
-
-    return run
 
 
 def _today(args: argparse.Namespace) -> dt.date:
@@ -165,11 +153,7 @@ def _load_catalog(root: Path) -> Catalog:
     try:
         return load_catalog(root)
     except RuleFileError as exc:
-        raise _BadInput(f"rule files in {root} failed to load:\n{exc}") from None
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False, indent=2))
+        raise BadInput(f"rule files in {root} failed to load:\n{exc}") from None
 
 
 # -- rules test
@@ -250,7 +234,7 @@ def run_rules_test(
     root: Path, today: dt.date, min_coverage: float = 0.0, catalog: Catalog | None = None
 ) -> dict[str, Any]:
     """The report of `miaopi rules test` as a dict (see render.rules_test_report). Raises
-    CaseFileError for a malformed case file, RuleFileError-derived _BadInput for rules."""
+    CaseFileError for a malformed case file, BadInput for rule files that do not load."""
     own = catalog is None
     catalog = catalog if catalog is not None else _load_catalog(root)
     try:
@@ -318,7 +302,7 @@ def run_rules_test(
 def _cmd_test(args: argparse.Namespace) -> int:
     report = run_rules_test(args.rulesets, _today(args), args.min_coverage)
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         print(render.rules_test_report(report))
     return OK if report["ok"] else FAILED
@@ -327,40 +311,26 @@ def _cmd_test(args: argparse.Namespace) -> int:
 # -- rules explain
 
 
-def _read_facts(spec: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if spec == "-" else Path(spec).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _BadInput(f"cannot read facts {spec}: {exc}") from None
-    try:
-        facts = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _BadInput(f"facts {spec}: invalid JSON: {exc}") from None
-    if not isinstance(facts, dict):
-        raise _BadInput(f"facts {spec}: must be a JSON object nested by subject")
-    return facts
-
-
 def _cmd_explain(args: argparse.Namespace) -> int:
     from miaopi_server.offline import CaseInvalid, ItemNotFound, explain
 
-    facts = _read_facts(args.facts)
+    facts = read_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
     catalog = _load_catalog(args.rulesets)
     try:
         e = explain(catalog, args.item, wire_facts(facts), materials, _today(args))
     except CaseInvalid as exc:
-        print("miaopi: INVALID_ARGUMENT: the case is malformed", file=sys.stderr)
+        err("INVALID_ARGUMENT: the case is malformed")
         for v in exc.violations:
             print(f"  {v.field}: {v.description}", file=sys.stderr)
         return BAD_INPUT
     except ItemNotFound as exc:
-        print(f"miaopi: NOT_FOUND: {exc}", file=sys.stderr)
+        err(f"NOT_FOUND: {exc}")
         return NOT_FOUND
     finally:
         catalog.close()
     if args.json:
-        _print_json(e.to_dict())
+        print_json(e.to_dict())
     else:
         print(render.explanation(e.to_dict()))
     return OK
@@ -606,7 +576,7 @@ def _item_report(code: str, d: ItemDiff, old: Catalog, new: Catalog) -> dict[str
 def _cmd_diff(args: argparse.Namespace) -> int:
     cases = load_cases(args.cases)
     if args.jobs < 0:
-        raise _BadInput("--jobs must be 0 (automatic) or more")
+        raise BadInput("--jobs must be 0 (automatic) or more")
     bar = render.progress_bar(len(cases), "diff", minimum=1)
     try:
         report = run_rules_diff(
@@ -621,7 +591,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         print(render.rules_diff_report(report))
     return FAILED if args.fail_on_change and report["changed"] else OK
