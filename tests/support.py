@@ -1,17 +1,28 @@
-"""Helpers shared by the tests: valid identity numbers and baseline cases per sample item."""
+"""Helpers shared by the tests: valid identity numbers, baseline cases per sample item, gRPC
+requests, rule-file edits, principals and tokens, hostile values, checks on compiled conditions.
+
+Test modules import from here (or from conftest), never from each other."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import random
 from pathlib import Path
 from typing import Any
 
+import yaml
+from google.protobuf import json_format
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi_server.edge.auth import hash_token
 from miaopi_server.rules.identity import credit_code_check_char, resident_id_check_char
 
 ROOT = Path(__file__).resolve().parents[1]
 RULESETS = ROOT / "rulesets"
-SHARED = ROOT.parent / "shared"
+# The 13 worked examples of the item specifications (shared/cases/examples.jsonl), copied here
+# so that the suite needs nothing outside the repository.
+EXAMPLES = ROOT / "tests" / "data" / "examples.jsonl"
 
 
 def resident_id(birth: str, region: str = "440605", seq: str = "123") -> str:
@@ -104,3 +115,179 @@ DEVICE_MATERIALS = [
     "premises_proof",
     "quality_manual_toc",
 ]
+
+
+# -- requests
+
+
+def decide_request(
+    code: str, facts: dict[str, Any], materials: list[str], **kw: Any
+) -> pb.DecideRequest:
+    """A DecideRequest for one case (extra fields as keywords, e.g. window=...)."""
+    req = pb.DecideRequest(item_code=code, materials=materials, **kw)
+    json_format.ParseDict(facts, req.facts)
+    return req
+
+
+def numbered_senior(i: int) -> tuple[int, dict[str, Any]]:
+    """Senior-allowance case i of a series: distinct ID numbers, ages 60 to 109."""
+    age = 60 + i % 50
+    facts = with_facts(
+        SENIOR,
+        applicant__id_number=resident_id(born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"),
+    )
+    return age, facts
+
+
+def senior_outcome(age: int) -> int:
+    """What the shipped senior allowance decides at `age` with every material submitted."""
+    if age < 70:
+        return pb.OUTCOME_REJECT
+    return pb.OUTCOME_MANUAL_REVIEW if age >= 105 else pb.OUTCOME_APPROVE
+
+
+# -- editing the senior rule file, and a case whose amount shows the edit
+
+SENIOR_FILE = "GF00012000-senior-allowance.yaml"
+CENTENARIAN = with_facts(SENIOR, applicant__id_number=resident_id("1920-01-01"))
+
+
+def centenarian_request() -> pb.DecideRequest:
+    """The senior allowance for a 100-year-old: the amount set_amount changes."""
+    req = pb.DecideRequest(item_code="GF00012000", materials=SENIOR_MATERIALS)
+    json_format.ParseDict(CENTENARIAN, req.facts)
+    return req
+
+
+def set_amount(root: Path, amount: int) -> None:
+    """Edit the senior rule file under `root`: the monthly amount from age 100."""
+    path = root / SENIOR_FILE
+    text = path.read_text(encoding="utf-8")
+    start = text.index("{when: applicant.age >= 100, value: ")
+    end = text.index("}", start)
+    path.write_text(
+        text[:start] + f"{{when: applicant.age >= 100, value: {amount}" + text[end:],
+        encoding="utf-8",
+    )
+
+
+# -- principals (for a credentials file)
+
+TOKENS = {
+    "w1": "token-window-one",
+    "w2": "token-window-two",
+    "sup": "token-supervisor",
+    "adm": "token-admin",
+    "slow": "token-rate-limited",
+}
+
+
+def credentials(path: Path) -> Path:
+    """Write a credentials file for TOKENS (plus a certificate-only window) to `path`."""
+    principals = [
+        {
+            "id": "w1",
+            "role": "window",
+            "window_id": "W-GC-01",
+            "jurisdiction": "440605",
+            "items": ["GF00012000"],
+            "token_sha256": hash_token(TOKENS["w1"]),
+        },
+        {
+            "id": "w2",
+            "role": "window",
+            "window_id": "W-DL-02",
+            "items": ["GF00012000"],
+            "token_sha256": hash_token(TOKENS["w2"]),
+        },
+        {"id": "sup", "role": "supervisor", "token_sha256": hash_token(TOKENS["sup"])},
+        {"id": "adm", "role": "admin", "token_sha256": hash_token(TOKENS["adm"])},
+        {
+            "id": "slow",
+            "role": "window",
+            "window_id": "W-SLOW",
+            "items": ["*"],
+            "token_sha256": hash_token(TOKENS["slow"]),
+        },
+        {
+            "id": "cert-window",
+            "role": "window",
+            "window_id": "W-CERT",
+            "items": ["*"],
+            "cert_common_name": "window-cert-01",
+        },
+    ]
+    path.write_text(yaml.safe_dump({"principals": principals}), encoding="utf-8")
+    return path
+
+
+# -- hostile values
+
+NASTY: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2.5,
+    1e308,
+    float("nan"),
+    float("inf"),
+    "",
+    " ",
+    "\x00",
+    "\ud800",
+    'a"b\\c',
+    "中华" * 400,
+    "x" * 5000,
+    [],
+    [None],
+    [[["deep"]]],
+    {},
+    {"a": {"b": {}}},
+    "2024-02-30",
+    "9999-12-31",
+    "440605",
+    "11010519491231002X",
+    "第二类医疗器械销售",
+    ["网络赌博服务", "\u202e"],
+    70,
+    39.99999,
+    "OUTCOME_APPROVE",
+    "$or",
+    {"$gte": 1},
+]
+
+
+def mutate(rng: random.Random, facts: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `facts` with one to three facts or subjects, existing or new (`$and`, `_p`),
+    set to NASTY values."""
+    out = copy.deepcopy(facts)
+    for _ in range(rng.randrange(1, 4)):
+        subject = rng.choice([*out, "zzz", "_p", "_m", "_always"])
+        if rng.random() < 0.15:
+            out[subject] = rng.choice(NASTY)
+            continue
+        node = out.setdefault(subject, {})
+        if not isinstance(node, dict):
+            continue
+        key = rng.choice([*node, "extra", "age", "sid", "$and"]) if node else "extra"
+        node[key] = rng.choice(NASTY)
+    return out
+
+
+# -- compiled conditions
+
+
+def unsafe_quantifiers(cond: Any) -> list[Any]:
+    """Every `$iany` / `$iall` whose element condition is an `$or`, anywhere in `cond`."""
+    found: list[Any] = []
+    if isinstance(cond, dict):
+        for key, value in cond.items():
+            if key in ("$iany", "$iall"):
+                found.extend(inner for inner in value.values() if "$or" in inner)
+            found.extend(unsafe_quantifiers(value))
+    elif isinstance(cond, list):
+        for item in cond:
+            found.extend(unsafe_quantifiers(item))
+    return found

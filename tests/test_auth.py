@@ -6,12 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
-from pathlib import Path
 
 import grpc
 import pytest
 import structlog
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,7 +21,6 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.edge.auth import (
     Authenticator,
     CredentialsError,
-    hash_token,
     write_dev_credentials,
 )
 from miaopi_server.settings import Settings
@@ -34,53 +31,9 @@ from tests.support import (
     RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
+    TOKENS,
+    credentials,
 )
-
-TOKENS = {
-    "w1": "token-window-one",
-    "w2": "token-window-two",
-    "sup": "token-supervisor",
-    "adm": "token-admin",
-    "slow": "token-rate-limited",
-}
-
-
-def credentials(path: Path) -> Path:
-    principals = [
-        {
-            "id": "w1",
-            "role": "window",
-            "window_id": "W-GC-01",
-            "jurisdiction": "440605",
-            "items": ["GF00012000"],
-            "token_sha256": hash_token(TOKENS["w1"]),
-        },
-        {
-            "id": "w2",
-            "role": "window",
-            "window_id": "W-DL-02",
-            "items": ["GF00012000"],
-            "token_sha256": hash_token(TOKENS["w2"]),
-        },
-        {"id": "sup", "role": "supervisor", "token_sha256": hash_token(TOKENS["sup"])},
-        {"id": "adm", "role": "admin", "token_sha256": hash_token(TOKENS["adm"])},
-        {
-            "id": "slow",
-            "role": "window",
-            "window_id": "W-SLOW",
-            "items": ["*"],
-            "token_sha256": hash_token(TOKENS["slow"]),
-        },
-        {
-            "id": "cert-window",
-            "role": "window",
-            "window_id": "W-CERT",
-            "items": ["*"],
-            "cert_common_name": "window-cert-01",
-        },
-    ]
-    path.write_text(yaml.safe_dump({"principals": principals}), encoding="utf-8")
-    return path
 
 
 def decide_req(code="GF00012000", facts=SENIOR, materials=SENIOR_MATERIALS, window_id=""):

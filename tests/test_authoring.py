@@ -26,11 +26,18 @@ from miaopi_server.errors import CaseInvalid, ItemNotFound
 from miaopi_server.lang.parser import parse
 from miaopi_server.lang.probes import MISSING
 from miaopi_server.rules.identity import resident_id_check_char
-from tests.support import AS_OF, RULESETS, SENIOR, SENIOR_MATERIALS, resident_id, with_facts
+from tests.support import (
+    AS_OF,
+    RULESETS,
+    SENIOR,
+    SENIOR_FILE,
+    SENIOR_MATERIALS,
+    resident_id,
+    with_facts,
+)
 
 TODAY = "2026-11-23"
 TODAY_DATE = dt.date.fromisoformat(TODAY)
-SENIOR_FILE = "GF00012000-senior-allowance.yaml"
 SENIOR_CASES = "GF00012000-senior-allowance.cases.jsonl"
 SENIOR_RULES = [
     "under_70",

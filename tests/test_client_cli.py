@@ -35,11 +35,8 @@ from miaopi_client.client import decision_dict
 from miaopi_client.replay import DecideFn, in_process, remote
 from miaopi_server.app import create_server
 from miaopi_server.settings import Settings
+from tests.support import EXAMPLES, RULESETS
 
-REPO = Path(__file__).resolve().parents[1]
-RULESETS = REPO / "rulesets"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-EXAMPLES = SHARED / "cases" / "examples.jsonl"
 ITEM_CODES = ["BA00027000", "GF00012000", "GF00034001", "XK00051000"]
 
 SENIOR_90 = {  # ex-0001: 90 years old on 2026-06-15, local hukou -> APPROVE, 200 yuan

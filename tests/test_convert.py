@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from miaopi_server.audit.decision_json import decision_json
 from miaopi_server.edge import convert
 from miaopi_server.errors import CaseInvalid
-from tests.bench.cases import ITEMS, generate
+from tests.case_generator import ITEMS, generate
 from tests.support import AS_OF
 
 TODAY = dt.date.fromisoformat(AS_OF)

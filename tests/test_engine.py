@@ -75,8 +75,7 @@ class TestShippedRulesets:
         heap held: a reload or a start-up that fails at random. Caught in a long `make bench`
         process; no shipped item may compile to that form."""
         from miaopi_server.rules.directory import compile_directory
-        from tests.support import RULESETS
-        from tests.test_lang import unsafe_quantifiers
+        from tests.support import RULESETS, unsafe_quantifiers
 
         compiled, problems = compile_directory(RULESETS)
         assert compiled and not [p for p in problems if p.severity == "error"]

@@ -23,12 +23,14 @@ from tests.support import (
     DEVICE_MATERIALS,
     DISABILITY,
     DISABILITY_MATERIALS,
+    NASTY,
     RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
+    TOKENS,
+    credentials,
+    mutate,
 )
-from tests.test_auth import TOKENS, credentials
-from tests.test_robustness import NASTY, mutate
 
 ALLOWED = {
     grpc.StatusCode.OK,

@@ -16,6 +16,7 @@ from miaopi_server.lang.parser import ExprSyntaxError, parse
 from miaopi_server.lang.probes import MISSING, ProbeTable, is_hanzi
 from miaopi_server.lang.reference import evaluate
 from miaopi_server.rules.compile import PROBES_KEY
+from tests.support import unsafe_quantifiers
 
 FIELDS = {
     "a.n": FieldSpec("a.n", "integer", False),
@@ -226,20 +227,6 @@ def _engine_fact(values: dict[str, Any], probes: ProbeTable) -> dict[str, Any]:
     get = lambda p: values.get(p, MISSING)  # noqa: E731
     fact[PROBES_KEY] = {k: v for k, p in probes.items() if (v := p.compute(get)) is not None}
     return fact
-
-
-def unsafe_quantifiers(cond: Any) -> list[Any]:
-    """Every `$iany` / `$iall` whose element condition is an `$or`, anywhere in `cond`."""
-    found: list[Any] = []
-    if isinstance(cond, dict):
-        for key, value in cond.items():
-            if key in ("$iany", "$iall"):
-                found.extend(inner for inner in value.values() if "$or" in inner)
-            found.extend(unsafe_quantifiers(value))
-    elif isinstance(cond, list):
-        for item in cond:
-            found.extend(unsafe_quantifiers(item))
-    return found
 
 
 def test_compiler_agrees_with_reference_semantics():

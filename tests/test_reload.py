@@ -7,37 +7,15 @@ import shutil
 import signal
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.settings import Settings
 from tests.conftest import LiveServer, ServerProcess
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, resident_id, with_facts
-
-SENIOR_FILE = "GF00012000-senior-allowance.yaml"
-CENTENARIAN = with_facts(SENIOR, applicant__id_number=resident_id("1920-01-01"))
-
-
-def request() -> pb.DecideRequest:
-    req = pb.DecideRequest(item_code="GF00012000", materials=SENIOR_MATERIALS)
-    json_format.ParseDict(CENTENARIAN, req.facts)
-    return req
-
-
-def set_amount(root: Path, amount: int) -> None:
-    path = root / SENIOR_FILE
-    text = path.read_text(encoding="utf-8")
-    start = text.index("{when: applicant.age >= 100, value: ")
-    end = text.index("}", start)
-    path.write_text(
-        text[:start] + f"{{when: applicant.age >= 100, value: {amount}" + text[end:],
-        encoding="utf-8",
-    )
+from tests.support import RULESETS, centenarian_request, set_amount
 
 
 @pytest.fixture()
@@ -71,7 +49,7 @@ class TestReload:
                 stub = pb_grpc.ApprovalServiceStub(ch)
                 while not stop.is_set():
                     try:
-                        d = stub.Decide(request(), timeout=10).decision
+                        d = stub.Decide(centenarian_request(), timeout=10).decision
                         amounts.append(d.outputs["monthly_amount"])
                     except grpc.RpcError as exc:
                         errors.append(f"{exc.code()}: {exc.details()}")
@@ -92,19 +70,19 @@ class TestReload:
             assert errors == []
             assert len(amounts) > 50
             assert set(amounts) <= {300, 310, 320, 330, 340, 350}
-            after = stub.Decide(request()).decision
+            after = stub.Decide(centenarian_request()).decision
             assert after.outputs["monthly_amount"] == 350
 
     def test_bad_file_refused_old_set_keeps_serving(self, server):
         """A broken file is refused with located errors; the old set keeps deciding."""
         with grpc.insecure_channel(server.target) as ch:
             stub = pb_grpc.ApprovalServiceStub(ch)
-            before = stub.Decide(request()).decision.ruleset.digest
+            before = stub.Decide(centenarian_request()).decision.ruleset.digest
             (server.root / "broken.yaml").write_text("item: {code: X1\n", encoding="utf-8")
             result = stub.ReloadRulesets(pb.ReloadRulesetsRequest())
             assert not result.applied
             assert any("broken.yaml:" in d and "MP100" in d for d in result.diagnostics)
-            assert stub.Decide(request()).decision.ruleset.digest == before
+            assert stub.Decide(centenarian_request()).decision.ruleset.digest == before
             status = stub.GetRulesetStatus(pb.GetRulesetStatusRequest())
             assert not status.last_reload.applied and status.last_reload.diagnostics
 
@@ -115,7 +93,7 @@ class TestReload:
             set_amount(server.root, 333)
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
-                if stub.Decide(request()).decision.outputs["monthly_amount"] == 333:
+                if stub.Decide(centenarian_request()).decision.outputs["monthly_amount"] == 333:
                     break
                 time.sleep(0.1)
             else:
@@ -149,7 +127,7 @@ def test_sighup_reloads(tmp_path):
         server.signal(signal.SIGHUP)
         assert server.wait_for("rules.reloaded")["changed"] == ["GF00012000@2024.1"]
         with grpc.insecure_channel(target) as ch:
-            d = pb_grpc.ApprovalServiceStub(ch).Decide(request(), timeout=10).decision
+            d = pb_grpc.ApprovalServiceStub(ch).Decide(centenarian_request(), timeout=10).decision
         assert d.outputs["monthly_amount"] == 444
     finally:
         server.signal(signal.SIGTERM)

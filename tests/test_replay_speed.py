@@ -28,9 +28,9 @@ from miaopi_server.errors import CaseInvalid, ItemNotFound
 from miaopi_server.lang.probes import MISSING
 from miaopi_server.rules.model import LegalBasis, Material
 from tests.conftest import TODAY, LiveServer
-from tests.support import RULESETS, SHARED
+from tests.support import EXAMPLES, RULESETS
 
-CASE_FILES = [*sorted(RULESETS.glob("*.cases.jsonl")), SHARED / "cases" / "examples.jsonl"]
+CASE_FILES = [*sorted(RULESETS.glob("*.cases.jsonl")), EXAMPLES]
 
 
 def typed(v: Any) -> Any:

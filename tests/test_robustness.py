@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import random
 from typing import Any
@@ -19,6 +18,7 @@ from tests.support import (
     DISABILITY_MATERIALS,
     SENIOR,
     SENIOR_MATERIALS,
+    mutate,
 )
 
 TODAY = dt.date(2026, 11, 23)
@@ -28,55 +28,6 @@ BASES = {
     "XK00051000": (BUSINESS, BUSINESS_MATERIALS),
     "BA00027000": (DEVICE, DEVICE_MATERIALS),
 }
-NASTY: list[Any] = [
-    None,
-    True,
-    False,
-    0,
-    -1,
-    2.5,
-    1e308,
-    float("nan"),
-    float("inf"),
-    "",
-    " ",
-    "\x00",
-    "\ud800",
-    'a"b\\c',
-    "中华" * 400,
-    "x" * 5000,
-    [],
-    [None],
-    [[["deep"]]],
-    {},
-    {"a": {"b": {}}},
-    "2024-02-30",
-    "9999-12-31",
-    "440605",
-    "11010519491231002X",
-    "第二类医疗器械销售",
-    ["网络赌博服务", "\u202e"],
-    70,
-    39.99999,
-    "OUTCOME_APPROVE",
-    "$or",
-    {"$gte": 1},
-]
-
-
-def mutate(rng: random.Random, facts: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(facts)
-    for _ in range(rng.randrange(1, 4)):
-        subject = rng.choice([*out, "zzz", "_p", "_m", "_always"])
-        if rng.random() < 0.15:
-            out[subject] = rng.choice(NASTY)
-            continue
-        node = out.setdefault(subject, {})
-        if not isinstance(node, dict):
-            continue
-        key = rng.choice([*node, "extra", "age", "sid", "$and"]) if node else "extra"
-        node[key] = rng.choice(NASTY)
-    return out
 
 
 @pytest.mark.parametrize("seed", range(4))

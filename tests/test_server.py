@@ -8,12 +8,10 @@ import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import grpc
 import pytest
 import structlog
-from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -29,16 +27,11 @@ from tests.support import (
     RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
-    born_years_before,
-    resident_id,
+    decide_request,
+    numbered_senior,
+    senior_outcome,
     with_facts,
 )
-
-
-def request(code: str, facts: dict[str, Any], materials: list[str], **kw: Any) -> pb.DecideRequest:
-    req = pb.DecideRequest(item_code=code, materials=materials, **kw)
-    json_format.ParseDict(facts, req.facts)
-    return req
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +44,9 @@ def stub(live_server):
 class TestDecide:
     def test_approve_with_explanation(self, stub):
         """A decision carries outcome, reasons with citation and facts read, ruleset, dates."""
-        d = stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS, request_id="r-1")).decision
+        d = stub.Decide(
+            decide_request("GF00012000", SENIOR, SENIOR_MATERIALS, request_id="r-1")
+        ).decision
         assert d.outcome == pb.OUTCOME_APPROVE
         assert d.request_id == "r-1"
         assert d.outputs["monthly_amount"] == 30
@@ -67,7 +62,7 @@ class TestDecide:
     def test_decision_ids_unique(self, stub):
         """Every decision gets its own id."""
         ids = {
-            stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS)).decision.decision_id
+            stub.Decide(decide_request("GF00012000", SENIOR, SENIOR_MATERIALS)).decision.decision_id
             for _ in range(20)
         }
         assert len(ids) == 20
@@ -75,13 +70,13 @@ class TestDecide:
     def test_missing_date_defaults_to_today_and_is_echoed(self, stub):
         """Without application.date the server decides as of today in Asia/Shanghai."""
         facts = with_facts(SENIOR, application__date=None)
-        d = stub.Decide(request("GF00012000", facts, SENIOR_MATERIALS)).decision
+        d = stub.Decide(decide_request("GF00012000", facts, SENIOR_MATERIALS)).decision
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", d.as_of_date)
 
     def test_manual_review_has_due_date(self, stub):
         """MANUAL_REVIEW carries the review due date in working days."""
         facts = with_facts(BUSINESS, business__scope=["餐饮服务"])
-        d = stub.Decide(request("XK00051000", facts, BUSINESS_MATERIALS)).decision
+        d = stub.Decide(decide_request("XK00051000", facts, BUSINESS_MATERIALS)).decision
         assert d.outcome == pb.OUTCOME_MANUAL_REVIEW
         assert d.review_due_date == "2026-11-23"  # promised 1 working day after Friday 20th
 
@@ -89,7 +84,7 @@ class TestDecide:
         """A malformed case gets INVALID_ARGUMENT with a BadRequest violation per bad field."""
         facts = {"applicant": {"id_number": "1", "hukou_region": "x", "shoe_size": 42}}
         with pytest.raises(grpc.RpcError) as info:
-            stub.Decide(request("GF00012000", facts, ["id_card", "selfie"]))
+            stub.Decide(decide_request("GF00012000", facts, ["id_card", "selfie"]))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         status = rpc_status.from_call(info.value)
         bad = error_details_pb2.BadRequest()
@@ -105,19 +100,19 @@ class TestDecide:
     def test_empty_item_code_is_invalid(self, stub):
         """An empty item code is a bad request, not an unknown item."""
         with pytest.raises(grpc.RpcError) as info:
-            stub.Decide(request("", SENIOR, SENIOR_MATERIALS))
+            stub.Decide(decide_request("", SENIOR, SENIOR_MATERIALS))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     def test_unknown_item_not_found(self, stub):
         """An unknown item code is NOT_FOUND."""
         with pytest.raises(grpc.RpcError) as info:
-            stub.Decide(request("XX99999000", {}, []))
+            stub.Decide(decide_request("XX99999000", {}, []))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
     def test_chinese_round_trips(self, stub):
         """Chinese names and messages survive the round trip."""
         d = stub.Decide(
-            request(
+            decide_request(
                 "XK00051000",
                 with_facts(BUSINESS, business__name="南海区中华店"),
                 BUSINESS_MATERIALS,
@@ -174,23 +169,6 @@ class TestStandardServices:
         assert "miaopi.v1.ApprovalService" in names
 
 
-def numbered_senior(i: int) -> tuple[int, dict[str, Any]]:
-    """Senior-allowance case i of a series: distinct ID numbers, ages 60 to 109."""
-    age = 60 + i % 50
-    facts = with_facts(
-        SENIOR,
-        applicant__id_number=resident_id(born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"),
-    )
-    return age, facts
-
-
-def senior_outcome(age: int) -> int:
-    """What the shipped senior allowance decides at `age` with every material submitted."""
-    if age < 70:
-        return pb.OUTCOME_REJECT
-    return pb.OUTCOME_MANUAL_REVIEW if age >= 105 else pb.OUTCOME_APPROVE
-
-
 class TestConcurrency:
     def test_concurrent_clients_get_their_own_answers(self, live_server):
         """64 concurrent clients deciding distinct cases each get the answer to their own case."""
@@ -200,7 +178,7 @@ class TestConcurrency:
             with grpc.insecure_channel(live_server.target) as ch:
                 d = (
                     pb_grpc.ApprovalServiceStub(ch)
-                    .Decide(request("GF00012000", facts, SENIOR_MATERIALS))
+                    .Decide(decide_request("GF00012000", facts, SENIOR_MATERIALS))
                     .decision
                 )
             return age, d.outcome, d.derived_facts["applicant.age"]
@@ -216,10 +194,10 @@ class TestLogs:
     def test_no_facts_in_logs(self, stub):
         """The canonical decision line has ids, codes and timing, and never facts."""
         with structlog.testing.capture_logs() as logs:
-            stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS))
+            stub.Decide(decide_request("GF00012000", SENIOR, SENIOR_MATERIALS))
             with pytest.raises(grpc.RpcError):
                 stub.Decide(
-                    request(
+                    decide_request(
                         "GF00012000", with_facts(SENIOR, applicant__id_number="1"), SENIOR_MATERIALS
                     )
                 )
@@ -244,7 +222,7 @@ class TestProcess:
             with grpc.insecure_channel(server.target) as ch:
                 d = (
                     pb_grpc.ApprovalServiceStub(ch)
-                    .Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=10)
+                    .Decide(decide_request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=10)
                     .decision
                 )
             assert d.outcome == pb.OUTCOME_APPROVE
@@ -284,11 +262,11 @@ class TestTransportLimits:
         """A request over the size limit (1 MiB) is refused before it is parsed."""
         facts = {"applicant": {"name": "x" * (2 << 20)}}
         with pytest.raises(grpc.RpcError) as info:
-            stub.Decide(request("GF00012000", facts, SENIOR_MATERIALS))
+            stub.Decide(decide_request("GF00012000", facts, SENIOR_MATERIALS))
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     def test_client_deadline_honoured(self, stub):
         """A deadline that has already passed ends the call with DEADLINE_EXCEEDED."""
         with pytest.raises(grpc.RpcError) as info:
-            stub.Decide(request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=0.000001)
+            stub.Decide(decide_request("GF00012000", SENIOR, SENIOR_MATERIALS), timeout=0.000001)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

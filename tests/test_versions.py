@@ -12,9 +12,8 @@ import pytest
 from miaopi_server.decision.catalog import load_catalog
 from miaopi_server.errors import CaseInvalid
 from miaopi_server.rules.directory import compile_directory
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
+from tests.support import RULESETS, SENIOR, SENIOR_FILE, SENIOR_MATERIALS, with_facts
 
-SENIOR_FILE = "GF00012000-senior-allowance.yaml"
 TODAY = dt.date(2026, 11, 23)
 
 

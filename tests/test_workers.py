@@ -20,10 +20,16 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.ops.workers import exit_code
 from tests.conftest import ServerProcess
-from tests.support import RULESETS, SENIOR_MATERIALS
-from tests.test_reload import SENIOR_FILE, request, set_amount
-from tests.test_server import numbered_senior, senior_outcome
-from tests.test_server import request as decide_request
+from tests.support import (
+    RULESETS,
+    SENIOR_FILE,
+    SENIOR_MATERIALS,
+    centenarian_request,
+    decide_request,
+    numbered_senior,
+    senior_outcome,
+    set_amount,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +106,7 @@ def test_request_id_is_idempotent_across_workers(workers):
 
     def send(_: int) -> str:
         with _channel(workers.target) as ch:
-            req = request()
+            req = centenarian_request()
             req.request_id = "同一请求-42"
             return pb_grpc.ApprovalServiceStub(ch).Decide(req, timeout=30).decision.decision_id
 

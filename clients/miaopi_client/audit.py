@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from miaopi_server.audit.canonical import canonical
+from miaopi_server.offline import canonical
 
 from .client import Client
 

@@ -9,12 +9,10 @@ no warning either), 1 otherwise, 2 when DIR cannot be linted (missing, not a dir
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-OK, FAILED, BAD_INPUT = 0, 1, 2
+from .cmdline import FAILED, OK, BadInput, print_json
 
 
 def add_parsers(rsub: Any) -> None:
@@ -45,13 +43,12 @@ def summary(errors: int, warnings: int, files: int) -> str:
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
-    from miaopi_server.rules.lint import lint  # only this command needs the server
+    from miaopi_server.offline import lint  # only this command needs the server
 
     root: Path = args.dir
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a directory"
-        print(f"miaopi: rules directory {root} {what}", file=sys.stderr)
-        return BAD_INPUT
+        raise BadInput(f"rules directory {root} {what}")
     report = lint(root)
     if args.json:
         rows = [
@@ -65,7 +62,7 @@ def _cmd_lint(args: argparse.Namespace) -> int:
             }
             for d in report.diagnostics
         ]
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print_json(rows)
     else:
         for d in report.diagnostics:
             print(d)

@@ -25,20 +25,29 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import render
-from .cases import Case, load_cases
+from .cases import Case, load_cases, same_value
+from .cmdline import (
+    BAD_INPUT,
+    FAILED,
+    NOT_FOUND,
+    OK,
+    BadInput,
+    date_arg,
+    err,
+    print_json,
+    read_facts,
+)
 from .parallel import PARALLEL_MIN_CASES, imap, jobs_for, ranges
 from .replay import CASE_ERRORS, CaseResult, from_catalog, replay
 from .wire import wire_facts
 
-OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
+if TYPE_CHECKING:  # imported where used: the CLI loads the rules engine only when needed
+    from miaopi_server.offline import Catalog
+
 EXAMPLES = 5  # example case ids kept per transition / output change
-
-
-class _BadInput(Exception):
-    """A local input cannot be used: exit 2 with this message."""
 
 
 def add_parsers(rsub: Any) -> None:
@@ -61,7 +70,7 @@ def add_parsers(rsub: Any) -> None:
     )
     _add_today(s)
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.set_defaults(run=_guarded(_cmd_test))
+    s.set_defaults(run=_cmd_test)
 
     s = rsub.add_parser(
         "explain",
@@ -77,7 +86,7 @@ def add_parsers(rsub: Any) -> None:
     s.add_argument("--materials", default="", metavar="A,B,C", help="submitted material ids")
     _add_today(s)
     s.add_argument("--json", action="store_true", help="print the explanation as JSON")
-    s.set_defaults(run=_guarded(_cmd_explain))
+    s.set_defaults(run=_cmd_explain)
 
     s = rsub.add_parser(
         "diff",
@@ -106,7 +115,7 @@ def add_parsers(rsub: Any) -> None:
     )
     _add_today(s)
     s.add_argument("--json", action="store_true", help="print the report as JSON")
-    s.set_defaults(run=_guarded(_cmd_diff))
+    s.set_defaults(run=_cmd_diff)
 
 
 def _add_today(s: argparse.ArgumentParser) -> None:
@@ -114,17 +123,10 @@ def _add_today(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--today",
         dest="rules_today",
-        type=_date,
+        type=date_arg,
         metavar="YYYY-MM-DD",
         help="date for cases without application.date (default: today in Asia/Shanghai)",
     )
-
-
-def _date(s: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {s!r}") from None
 
 
 def _percent(s: str) -> float:
@@ -137,37 +139,21 @@ def _percent(s: str) -> float:
     return v
 
 
-def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except _BadInput as exc:
-            print(f"miaopi: {exc}", file=sys.stderr)
-            return BAD_INPUT
-
-    return run
-
-
 def _today(args: argparse.Namespace) -> dt.date:
     if args.rules_today is not None:
         return args.rules_today  # type: ignore[no-any-return]
-    from miaopi_server.clock import shanghai_today
+    from miaopi_server.offline import shanghai_today
 
     return shanghai_today(dt.datetime.now(dt.UTC))
 
 
-def _load_catalog(root: Path) -> Any:
-    from miaopi_server.decision.catalog import load_catalog
-    from miaopi_server.errors import RuleFileError
+def _load_catalog(root: Path) -> Catalog:
+    from miaopi_server.offline import RuleFileError, load_catalog
 
     try:
         return load_catalog(root)
     except RuleFileError as exc:
-        raise _BadInput(f"rule files in {root} failed to load:\n{exc}") from None
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False, indent=2))
+        raise BadInput(f"rule files in {root} failed to load:\n{exc}") from None
 
 
 # -- rules test
@@ -245,10 +231,10 @@ def _rule_file(root: Path, source: str) -> Path:
 
 
 def run_rules_test(
-    root: Path, today: dt.date, min_coverage: float = 0.0, catalog: Any = None
+    root: Path, today: dt.date, min_coverage: float = 0.0, catalog: Catalog | None = None
 ) -> dict[str, Any]:
     """The report of `miaopi rules test` as a dict (see render.rules_test_report). Raises
-    CaseFileError for a malformed case file, RuleFileError-derived _BadInput for rules."""
+    CaseFileError for a malformed case file, BadInput for rule files that do not load."""
     own = catalog is None
     catalog = catalog if catalog is not None else _load_catalog(root)
     try:
@@ -316,7 +302,7 @@ def run_rules_test(
 def _cmd_test(args: argparse.Namespace) -> int:
     report = run_rules_test(args.rulesets, _today(args), args.min_coverage)
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         print(render.rules_test_report(report))
     return OK if report["ok"] else FAILED
@@ -325,41 +311,26 @@ def _cmd_test(args: argparse.Namespace) -> int:
 # -- rules explain
 
 
-def _read_facts(spec: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if spec == "-" else Path(spec).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _BadInput(f"cannot read facts {spec}: {exc}") from None
-    try:
-        facts = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _BadInput(f"facts {spec}: invalid JSON: {exc}") from None
-    if not isinstance(facts, dict):
-        raise _BadInput(f"facts {spec}: must be a JSON object nested by subject")
-    return facts
-
-
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from miaopi_server.decision.explain import explain
-    from miaopi_server.errors import CaseInvalid, ItemNotFound
+    from miaopi_server.offline import CaseInvalid, ItemNotFound, explain
 
-    facts = _read_facts(args.facts)
+    facts = read_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
     catalog = _load_catalog(args.rulesets)
     try:
         e = explain(catalog, args.item, wire_facts(facts), materials, _today(args))
     except CaseInvalid as exc:
-        print("miaopi: INVALID_ARGUMENT: the case is malformed", file=sys.stderr)
+        err("INVALID_ARGUMENT: the case is malformed")
         for v in exc.violations:
             print(f"  {v.field}: {v.description}", file=sys.stderr)
         return BAD_INPUT
     except ItemNotFound as exc:
-        print(f"miaopi: NOT_FOUND: {exc}", file=sys.stderr)
+        err(f"NOT_FOUND: {exc}")
         return NOT_FOUND
     finally:
         catalog.close()
     if args.json:
-        _print_json(e.to_dict())
+        print_json(e.to_dict())
     else:
         print(render.explanation(e.to_dict()))
     return OK
@@ -387,12 +358,12 @@ class ItemDiff:
         self.unchanged += other.unchanged
         self.outputs_changed += other.outputs_changed
         self.skipped_identical += other.skipped_identical
-        for k, (n, ex) in other.transitions.items():
-            mine = self.transitions.setdefault(k, [0, []])
+        for transition, (n, ex) in other.transitions.items():
+            mine = self.transitions.setdefault(transition, [0, []])
             mine[0] += n
             mine[1].extend(ex[: EXAMPLES - len(mine[1])])
-        for k, (n, ex, a, b) in other.outputs.items():
-            mine = self.outputs.setdefault(k, [0, [], a, b])
+        for change, (n, ex, a, b) in other.outputs.items():
+            mine = self.outputs.setdefault(change, [0, [], a, b])
             mine[0] += n
             mine[1].extend(ex[: EXAMPLES - len(mine[1])])
 
@@ -407,13 +378,13 @@ Outcome = tuple[str, dict[str, Any] | None]  # (outcome, outputs; None for a cas
 class Differ:
     """Decides cases under two catalogs and accumulates the differences per item code."""
 
-    def __init__(self, old: Any, new: Any, today: dt.date, decide_all: bool = False):
-        from miaopi_server.errors import CaseInvalid, ItemNotFound
+    def __init__(self, old: Catalog, new: Catalog, today: dt.date, decide_all: bool = False):
+        from miaopi_server.offline import CaseInvalid, ItemNotFound
 
         self.old, self.new, self.today, self.decide_all = old, new, today, decide_all
         self._invalid, self._not_found = CaseInvalid, ItemNotFound
 
-    def _decide(self, catalog: Any, code: str, facts: Any, materials: list[str]) -> Outcome:
+    def _decide(self, catalog: Catalog, code: str, facts: Any, materials: list[str]) -> Outcome:
         try:
             d = catalog.decide(code, facts, materials, self.today)
         except self._invalid:
@@ -422,7 +393,7 @@ class Differ:
             return CASE_ERRORS[1], None
         return d.outcome, d.outputs
 
-    def _digest(self, catalog: Any, code: str, facts: Any) -> str | None:
+    def _digest(self, catalog: Catalog, code: str, facts: Any) -> str | None:
         try:
             return str(catalog.select(code, facts, self.today).item.digest)
         except (self._invalid, self._not_found):
@@ -465,7 +436,7 @@ class Differ:
         a, b = before[1] or {}, after[1] or {}
         for name in sorted(a.keys() | b.keys()):
             va, vb = a.get(name), b.get(name)
-            if _same_value(va, vb):
+            if same_value(va, vb):
                 continue
             changed = True
             out = item.outputs.setdefault((name, _key(va), _key(vb)), [0, [], va, vb])
@@ -484,14 +455,6 @@ class Differ:
         return acc
 
 
-def _same_value(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    from .cases import _same
-
-    return _same(a, b)
-
-
 def _key(v: Any) -> str:
     if v is None:
         return ""
@@ -506,7 +469,7 @@ _WORKER: tuple[Differ, list[Case]] | None = None
 
 def _init_worker(old: str, new: str, today: dt.date, decide_all: bool, cases: list[Case]) -> None:
     global _WORKER
-    from miaopi_server.decision.catalog import load_catalog
+    from miaopi_server.offline import load_catalog
 
     differ = Differ(load_catalog(Path(old)), load_catalog(Path(new)), today, decide_all)
     _WORKER = (differ, cases)
@@ -579,11 +542,11 @@ def run_rules_diff(
     }
 
 
-def _versions(catalog: Any, code: str) -> list[Any]:
+def _versions(catalog: Catalog, code: str) -> list[Any]:
     return list(catalog.versions.get(code, []))
 
 
-def _item_report(code: str, d: ItemDiff, old: Any, new: Any) -> dict[str, Any]:
+def _item_report(code: str, d: ItemDiff, old: Catalog, new: Catalog) -> dict[str, Any]:
     before, after = _versions(old, code), _versions(new, code)
     name = next((v.item.name for v in reversed(after + before)), "")
     transitions = sorted(d.transitions.items(), key=lambda kv: (-kv[1][0], kv[0]))
@@ -613,7 +576,7 @@ def _item_report(code: str, d: ItemDiff, old: Any, new: Any) -> dict[str, Any]:
 def _cmd_diff(args: argparse.Namespace) -> int:
     cases = load_cases(args.cases)
     if args.jobs < 0:
-        raise _BadInput("--jobs must be 0 (automatic) or more")
+        raise BadInput("--jobs must be 0 (automatic) or more")
     bar = render.progress_bar(len(cases), "diff", minimum=1)
     try:
         report = run_rules_diff(
@@ -628,7 +591,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         print(render.rules_diff_report(report))
     return FAILED if args.fail_on_change and report["changed"] else OK

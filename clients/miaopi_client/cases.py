@@ -165,7 +165,7 @@ def checked(path: Path, parsed: Iterable[C | str | None]) -> list[C]:
     return out
 
 
-def _same(want: Any, got: Any) -> bool:
+def same_value(want: Any, got: Any) -> bool:
     """Equality where numbers compare by value (100 == 100.0: Struct numbers are doubles),
     but booleans are never numbers."""
     if isinstance(want, bool) or isinstance(got, bool):
@@ -173,9 +173,11 @@ def _same(want: Any, got: Any) -> bool:
     if isinstance(want, int | float) and isinstance(got, int | float):
         return math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-9)
     if isinstance(want, dict) and isinstance(got, dict):
-        return want.keys() == got.keys() and all(_same(want[k], got[k]) for k in want)
+        return want.keys() == got.keys() and all(same_value(want[k], got[k]) for k in want)
     if isinstance(want, list) and isinstance(got, list):
-        return len(want) == len(got) and all(_same(a, b) for a, b in zip(want, got, strict=True))
+        return len(want) == len(got) and all(
+            same_value(a, b) for a, b in zip(want, got, strict=True)
+        )
     return bool(want == got)
 
 
@@ -213,6 +215,6 @@ def compare(
     for name, want_value in expected.get("outputs", {}).items():
         if name not in outputs:
             out.append(f"outputs.{name}: expected {_show(want_value)}, absent")
-        elif not _same(want_value, outputs[name]):
+        elif not same_value(want_value, outputs[name]):
             out.append(f"outputs.{name}: expected {_show(want_value)}, got {_show(outputs[name])}")
     return out

@@ -9,7 +9,6 @@ case file, decision file, key or audit database, rule files that do not load, us
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import sys
@@ -18,50 +17,34 @@ from typing import Any
 
 from . import render
 from .cases import load_cases
-from .client import TLS, CaseFileError, Client, ClientError, MiaopiClientError
+from .client import TLS, CaseFileError, Client, ClientError
+from .cmdline import (
+    BAD_INPUT,
+    FAILED,
+    NOT_FOUND,
+    OK,
+    BadInput,
+    date_arg,
+    err,
+    print_json,
+    read_facts,
+)
 from .parallel import PARALLEL_MIN_CASES
 from .replay import ReplayReport, junit_xml, remote, replay, replay_file
 from .rules_cli import add_rules_parsers
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
-
-
-class _InputError(MiaopiClientError):
-    """A local input (facts file, rules directory) cannot be used: exit 2."""
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False, indent=2))
-
-
-def _err(message: str) -> None:
-    print(f"miaopi: {message}", file=sys.stderr)
 
 
 def _one_line(s: str) -> str:
     return " ".join(s.split())
 
 
-def _load_facts(spec: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if spec == "-" else Path(spec).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _InputError(f"cannot read facts {spec}: {exc}") from None
-    try:
-        facts = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _InputError(f"facts {spec}: invalid JSON: {exc}") from None
-    if not isinstance(facts, dict):
-        raise _InputError(f"facts {spec}: must be a JSON object nested by subject")
-    return facts
-
-
 def _cmd_items(args: argparse.Namespace) -> int:
     with _client(args, args.target, "window") as c:
         items = c.list_items()
     if args.json:
-        _print_json(items)
+        print_json(items)
     else:
         print(render.item_list(items))
     return OK
@@ -71,14 +54,14 @@ def _cmd_item(args: argparse.Namespace) -> int:
     with _client(args, args.target, "window") as c:
         item = c.get_item(args.code)
     if args.json:
-        _print_json(item)
+        print_json(item)
     else:
         print(render.item(item))
     return OK
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
-    facts = _load_facts(args.facts)
+    facts = read_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
     with _client(args, args.target, "window") as c:
         d = c.decide(
@@ -90,14 +73,14 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             operator_id=args.operator_id,
         )
     if args.json:
-        _print_json(d)
+        print_json(d)
     else:
         print(render.decision(d, colour=render.use_colour(sys.stdout)))
     return OK
 
 
 def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
-    from miaopi_server.errors import RuleFileError  # only the in-process path needs the server
+    from miaopi_server.offline import RuleFileError  # only the in-process path needs the server
 
     bar = render.progress_bar(_lines(args.cases), "replay")  # stderr, terminals, big files
     try:
@@ -105,7 +88,7 @@ def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
             args.cases, args.rulesets, args.today, jobs=args.replay_jobs or 0, progress=bar.update
         )
     except RuleFileError as exc:
-        raise _InputError(f"rule files in {args.rulesets} failed to load:\n{exc}") from None
+        raise BadInput(f"rule files in {args.rulesets} failed to load:\n{exc}") from None
     finally:
         bar.close()
 
@@ -120,7 +103,7 @@ def _lines(path: Path) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.replay_jobs is not None and args.rulesets is None:
-        raise _InputError("--jobs needs --rulesets: a server decides in its own processes")
+        raise BadInput("--jobs needs --rulesets: a server decides in its own processes")
     if args.rulesets is not None:
         report = _replay_in_process(args)
     else:
@@ -135,7 +118,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         try:
             args.junit.write_bytes(junit_xml(report, str(args.cases)))
         except OSError as exc:
-            raise _InputError(f"cannot write {args.junit}: {exc}") from None
+            raise BadInput(f"cannot write {args.junit}: {exc}") from None
     if args.json:
         print(report.to_json())
     else:
@@ -167,7 +150,7 @@ def _cmd_reload(args: argparse.Namespace) -> int:
     with _client(args, args.target, "admin") as c:
         result = c.reload_rulesets()
     if args.json:
-        _print_json(result)
+        print_json(result)
         return OK if result.get("applied") else FAILED
     if result.get("applied"):
         changes = [
@@ -185,7 +168,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     with _client(args, args.target, "admin") as c:
         status = c.ruleset_status()
     if args.json:
-        _print_json(status)
+        print_json(status)
         return OK
     last = status.get("last_reload", {})
     print(f"serving {status.get('catalog_digest', '')} since {status.get('loaded_at', '')}")
@@ -205,21 +188,21 @@ def _read_key(spec: Path) -> bytes:
     """Raw Ed25519 public key from a PEM file (as `miaopi audit key` writes it)."""
     from cryptography.exceptions import UnsupportedAlgorithm
 
-    from miaopi_server.audit.seal import public_key_from_pem
+    from miaopi_server.offline import public_key_from_pem
 
     try:
         pem = spec.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _InputError(f"cannot read key {spec}: {exc}") from None
+        raise BadInput(f"cannot read key {spec}: {exc}") from None
     try:
         return public_key_from_pem(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise _InputError(f"key {spec}: not an Ed25519 public key in PEM: {exc}") from None
+        raise BadInput(f"key {spec}: not an Ed25519 public key in PEM: {exc}") from None
 
 
 def _print_verification(v: dict[str, Any], as_json: bool) -> int:
     if as_json:
-        _print_json(v)
+        print_json(v)
     else:
         print(render.audit_verification(v))
     return OK if v["ok"] else FAILED
@@ -228,28 +211,27 @@ def _print_verification(v: dict[str, Any], as_json: bool) -> int:
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.db is None:
         if args.keys:
-            raise _InputError(
+            raise BadInput(
                 "--key is for offline verification with --db; a server verifies with its own key"
             )
         with _client(args, _sub_target(args), "supervisor") as c:
             return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq), args.json)
     import sqlite3
 
-    from miaopi_server.audit.seal import key_id_of
-    from miaopi_server.audit.sqlite import verify_database
+    from miaopi_server.offline import key_id_of, verify_database
 
     if not args.keys:
-        raise _InputError(
+        raise BadInput(
             "a public key is needed for offline verification: --key PEM "
             "(the server's sealing key: `miaopi audit key --out seal.pub.pem`)"
         )
     if not args.db.is_file():
-        raise _InputError(f"cannot open audit database {args.db}: no such file")
+        raise BadInput(f"cannot open audit database {args.db}: no such file")
     keys = {key_id_of(raw): raw for raw in (_read_key(k) for k in args.keys)}
     try:
         result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq)
     except sqlite3.Error as exc:
-        raise _InputError(f"cannot read audit database {args.db}: {exc}") from None
+        raise BadInput(f"cannot read audit database {args.db}: {exc}") from None
     return _print_verification(
         {
             "ok": result.ok,
@@ -269,7 +251,7 @@ def _write_text(out: Path | None, text: str) -> None:
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise _InputError(f"cannot write {out}: {exc}") from None
+        raise BadInput(f"cannot write {out}: {exc}") from None
 
 
 def _cmd_audit_export(args: argparse.Namespace) -> int:
@@ -282,7 +264,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
             with _client(args, _sub_target(args), "supervisor") as c:
                 cases = list(export_cases(records_from_server(c, args.item)))
     except AuditSourceError as exc:
-        raise _InputError(str(exc)) from None
+        raise BadInput(str(exc)) from None
     _write_text(args.out, "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in cases))
     where = f" to {args.out}" if args.out else ""
     print(f"exported {len(cases)} case(s){where}", file=sys.stderr)
@@ -305,7 +287,7 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
     try:
         text = sys.stdin.read() if spec == "-" else args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _InputError(f"cannot read decision {spec}: {exc}") from None
+        raise BadInput(f"cannot read decision {spec}: {exc}") from None
     duplicates: list[str] = []
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -316,14 +298,14 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
     try:
         saved = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
-        raise _InputError(f"decision {spec}: invalid JSON: {exc}") from None
+        raise BadInput(f"decision {spec}: invalid JSON: {exc}") from None
     if duplicates:  # a reader could take either value: the file says two things
         print(f"receipt FAILED: duplicate key {duplicates[0]!r}, the decision is ambiguous")
         return FAILED
     if not isinstance(saved, dict):
-        raise _InputError(f"decision {spec}: must be a JSON object (a saved decision)")
+        raise BadInput(f"decision {spec}: must be a JSON object (a saved decision)")
     if args.keys:
-        from miaopi_server.audit.seal import key_id_of
+        from miaopi_server.offline import key_id_of
 
         keys = [_read_key(k) for k in args.keys]
         # With several keys (rotation), check with the one the receipt names, if given.
@@ -343,17 +325,17 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
 
 def _rpc_error(exc: ClientError, target: str) -> int:
     if exc.code == "INVALID_ARGUMENT":
-        _err(f"INVALID_ARGUMENT: {_one_line(exc.message)}")
+        err(f"INVALID_ARGUMENT: {_one_line(exc.message)}")
         for field, description in exc.violations:
             print(f"  {field}: {description}", file=sys.stderr)
         return BAD_INPUT
     if exc.code == "NOT_FOUND":
-        _err(f"NOT_FOUND: {_one_line(exc.message)}")
+        err(f"NOT_FOUND: {_one_line(exc.message)}")
         return NOT_FOUND
     if exc.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-        _err(f"cannot reach server at {target} ({exc.code}): {_one_line(exc.message)}")
+        err(f"cannot reach server at {target} ({exc.code}): {_one_line(exc.message)}")
         return FAILED
-    _err(f"{exc.code}: {_one_line(exc.message)}")
+    err(f"{exc.code}: {_one_line(exc.message)}")
     return FAILED
 
 
@@ -365,13 +347,6 @@ def _jobs(s: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"not a number of processes (0: automatic): {s!r}")
     return n
-
-
-def _date(s: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {s!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -447,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--today",
-        type=_date,
+        type=date_arg,
         metavar="YYYY-MM-DD",
         help="date for cases without application.date (in-process only)",
     )
@@ -572,12 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as exc:
         return _rpc_error(exc, getattr(args, "replay_target", None) or _sub_target(args))
     except CaseFileError as exc:
-        _err("bad case file:")
+        err("bad case file:")
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return BAD_INPUT
-    except _InputError as exc:
-        _err(str(exc))
+    except BadInput as exc:
+        err(str(exc))
         return BAD_INPUT
     except KeyboardInterrupt:
         return 130

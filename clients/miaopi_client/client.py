@@ -10,7 +10,7 @@ Errors, one tree under :class:`MiaopiClientError`:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -163,20 +163,21 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def list_items(self) -> list[dict[str, Any]]:
-        """Every item the server decides, ordered by code."""
+    def _call(self, rpc: Callable[..., Any], request: Message) -> Any:
+        """One unary call with this client's deadline; a failure raises ClientError."""
         try:
-            resp = self._stub.ListItems(pb.ListItemsRequest(), timeout=self.timeout)
+            return rpc(request, timeout=self.timeout)
         except grpc.RpcError as exc:
             raise _error(exc) from None
+
+    def list_items(self) -> list[dict[str, Any]]:
+        """Every item the server decides, ordered by code."""
+        resp = self._call(self._stub.ListItems, pb.ListItemsRequest())
         return [message_dict(i) for i in resp.items]
 
     def get_item(self, code: str) -> dict[str, Any]:
         """One item's catalogue entry; ClientError("NOT_FOUND", ...) for an unknown code."""
-        try:
-            resp = self._stub.GetItem(pb.GetItemRequest(item_code=code), timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(self._stub.GetItem, pb.GetItemRequest(item_code=code))
         return message_dict(resp.item)
 
     def decide(
@@ -197,22 +198,14 @@ class Client:
             materials=materials,
             window=pb.Window(window_id=window_id, operator_id=operator_id),
         )
-        try:
-            resp = self._stub.Decide(req, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(self._stub.Decide, req)
         return decision_dict(resp.decision)
 
     def get_decision(self, decision_id: str, include_case: bool = False) -> dict[str, Any]:
         """A recorded decision with its receipt: {"decision": {...}}, plus "case" (the case as
         received: item_code, facts, materials) when include_case is set. The case holds
         personal data, so it is left out unless asked for. NOT_FOUND for an unknown id."""
-        try:
-            resp = self._stub.GetDecision(
-                pb.GetDecisionRequest(decision_id=decision_id), timeout=self.timeout
-            )
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(self._stub.GetDecision, pb.GetDecisionRequest(decision_id=decision_id))
         out: dict[str, Any] = {"decision": decision_dict(resp.decision)}
         if include_case:
             out["case"] = message_dict(resp.case)
@@ -249,10 +242,7 @@ class Client:
         for field, value in (("decided_from", decided_from), ("decided_to", decided_to)):
             if value:
                 getattr(req, field).CopyFrom(_timestamp(field, value))
-        try:
-            resp = self._stub.ListDecisions(req, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(self._stub.ListDecisions, req)
         return {
             "decisions": [decision_dict(d) for d in resp.decisions],
             "next_page_token": resp.next_page_token,
@@ -317,12 +307,10 @@ class Client:
     def verify_audit_trail(self, from_seq: int = 0, to_seq: int = 0) -> dict[str, Any]:
         """Have the server re-check its audit trail (0 = from the first / to the latest):
         {"ok", "checked", "first_bad_seq" (0 when ok), "reason" ("" when ok)}."""
-        try:
-            resp = self._stub.VerifyAuditTrail(
-                pb.VerifyAuditTrailRequest(from_seq=from_seq, to_seq=to_seq), timeout=self.timeout
-            )
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(
+            self._stub.VerifyAuditTrail,
+            pb.VerifyAuditTrailRequest(from_seq=from_seq, to_seq=to_seq),
+        )
         return {
             "ok": resp.ok,
             "checked": resp.checked,
@@ -332,10 +320,7 @@ class Client:
 
     def seal_key(self) -> dict[str, Any]:
         """The public sealing key: {"key_id", "public_key" (raw 32 bytes), "public_key_pem"}."""
-        try:
-            resp = self._stub.GetSealKey(pb.GetSealKeyRequest(), timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(self._stub.GetSealKey, pb.GetSealKeyRequest())
         return {
             "key_id": resp.key_id,
             "public_key": bytes(resp.public_key),
@@ -344,18 +329,12 @@ class Client:
 
     def reload_rulesets(self) -> dict[str, Any]:
         """Ask the server to re-read its rules directory (admin)."""
-        try:
-            resp = self._stub.ReloadRulesets(pb.ReloadRulesetsRequest(), timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(self._stub.ReloadRulesets, pb.ReloadRulesetsRequest())
         return message_dict(resp)
 
     def ruleset_status(self) -> dict[str, Any]:
         """The serving rule set and the last reload attempt."""
-        try:
-            resp = self._stub.GetRulesetStatus(pb.GetRulesetStatusRequest(), timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise _error(exc) from None
+        resp = self._call(self._stub.GetRulesetStatus, pb.GetRulesetStatusRequest())
         return message_dict(resp)
 
 

@@ -27,8 +27,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi_server.audit.record import hash_body
-from miaopi_server.audit.seal import key_id_of, verify_seal
+from miaopi_server.offline import hash_body, key_id_of, verify_seal
 
 _PREFIX = "OUTCOME_"
 

@@ -16,12 +16,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import parallel
 from .cases import Case, checked, compare, parse_cases, parse_line, read_lines
 from .client import Client, ClientError
 from .wire import wire_decision, wire_facts
+
+if TYPE_CHECKING:  # imported where used: the client library loads the rules engine only when asked
+    from miaopi_server.offline import Catalog
 
 # outcome ("APPROVE", ..., or "INVALID_ARGUMENT" / "NOT_FOUND") and the decision, if any
 DecideFn = Callable[[Case], tuple[str, dict[str, Any] | None]]
@@ -149,19 +152,18 @@ def in_process(rulesets_dir: str | Path, today: dt.date | None = None) -> Decide
     date of cases that omit application.date (default: today in Asia/Shanghai, as the
     server does). Raises RuleFileError when the rules directory does not load."""
     # Imported here so that the client library does not load the rules engine unless asked.
-    from miaopi_server.decision.catalog import load_catalog
+    from miaopi_server.offline import load_catalog
 
     return from_catalog(load_catalog(Path(rulesets_dir)), today)
 
 
-def from_catalog(catalog: Any, today: dt.date | None = None, full: bool = True) -> DecideFn:
+def from_catalog(catalog: Catalog, today: dt.date | None = None, full: bool = True) -> DecideFn:
     """The in-process decider of `in_process`, on an already loaded miaopi_server Catalog.
 
     Its decisions have the shape of remote ones (wire.wire_decision) without what only a
     server adds: decision_id, decided_at, receipt (nothing recorded them). With full=False,
     only what cases.compare reads: outcome, missing_materials, outputs."""
-    from miaopi_server.clock import shanghai_today
-    from miaopi_server.errors import CaseInvalid, ItemNotFound
+    from miaopi_server.offline import CaseInvalid, ItemNotFound, shanghai_today
 
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
         try:
@@ -193,9 +195,7 @@ def replay_file(
     parallel.jobs_for(jobs, lines) says so; the report, or the CaseFileError, is the same
     either way. `progress(n)` is called as n more lines are done. Raises RuleFileError when
     the rules directory does not load (before any worker starts)."""
-    from miaopi_server.clock import shanghai_today
-    from miaopi_server.decision.catalog import load_catalog
-    from miaopi_server.errors import RuleFileError
+    from miaopi_server.offline import RuleFileError, load_catalog, shanghai_today
 
     path = Path(path)
     lines = read_lines(path)
@@ -249,7 +249,7 @@ _WORKER: tuple[Path, DecideFn, list[str]] | None = None
 
 def _init_worker(path: Path, rulesets_dir: str, today: dt.date, lines: list[str]) -> None:
     global _WORKER
-    from miaopi_server.decision.catalog import load_catalog
+    from miaopi_server.offline import load_catalog
 
     _WORKER = (path, from_catalog(load_catalog(Path(rulesets_dir)), today, full=False), lines)
 

@@ -25,14 +25,14 @@ class _NotPlain(Exception):
 
 def wire_facts(facts: dict[str, Any]) -> dict[str, Any]:
     """Facts typed as the server receives them: as through a protobuf Struct and back
-    (convert.struct_to_dict of client.facts_struct), e.g. every number a float."""
+    (offline.facts_from_struct of client.facts_struct), e.g. every number a float."""
     try:
         return _plain(facts)  # type: ignore[no-any-return]
     except (_NotPlain, OverflowError):
         pass
-    from miaopi_server import offline
+    from miaopi_server.offline import facts_from_struct
 
-    return offline.facts_from_struct(facts_struct(facts))
+    return facts_from_struct(facts_struct(facts))
 
 
 def _plain(v: Any) -> Any:
@@ -59,27 +59,29 @@ def _plain(v: Any) -> Any:
 
 
 def wire_decision(d: Any, full: bool = True) -> dict[str, Any]:
-    """A miaopi_server Decision as client.decision_dict gives it from convert.decision,
-    without what only a server adds (decision_id, decided_at, receipt): defaults omitted,
-    outcomes without their enum prefix, Struct and Value numbers as floats. With full=False,
-    only outcome, missing_materials and outputs (all that cases.compare reads)."""
-    from miaopi_server import offline  # only in-process deciders have Decisions to convert
+    """A miaopi_server Decision as client.decision_dict gives it from the server's message
+    (offline.decision_message), without what only a server adds (decision_id, decided_at,
+    receipt): defaults omitted, outcomes without their enum prefix, Struct and Value numbers as
+    floats. With full=False, only outcome, missing_materials and outputs (all that
+    cases.compare reads)."""
+    # Only in-process deciders have Decisions to convert.
+    from miaopi_server.offline import decision_json, decision_message, json_value, material_json
 
     try:
         if d.outcome not in _OUTCOMES:
             raise _NotPlain
         if not full:
-            missing = [offline.material_json(m) for m in d.missing_materials]
-            return {"outcome": d.outcome, "outputs": offline.json_value(d.outputs)} | (
+            missing = [material_json(m) for m in d.missing_materials]
+            return {"outcome": d.outcome, "outputs": json_value(d.outputs)} | (
                 {"missing_materials": missing} if missing else {}
             )
         # decision_json is MessageToDict(decision_message(...)) built directly.
-        out = offline.decision_json(d, "", "", _ANY_TIME)
+        out = decision_json(d, "", "", _ANY_TIME)
         del out["decided_at"]
         return without_outcome_prefix(out)
     except (_NotPlain, ValueError, TypeError, OverflowError):
         pass
-    out = decision_dict(offline.decision_message(d, "", "", dt.datetime.now(dt.UTC)))
+    out = decision_dict(decision_message(d, "", "", dt.datetime.now(dt.UTC)))
     del out["decided_at"]
     return out if full else {k: out[k] for k in _COMPARED if k in out}
 

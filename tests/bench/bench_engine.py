@@ -21,9 +21,9 @@ from typing import Any
 
 from miaopi_server.decision.catalog import load_catalog
 from miaopi_server.decision.decide import NO_RULE_MATCHED, Decision
+from tests.case_generator import ITEMS, SENIOR, generate
 
 from . import profiles
-from .cases import ITEMS, SENIOR, generate
 from .common import RULESETS, TODAY, log, median
 from .peers import RuleEnginePeer, ZenPeer, prepare
 

@@ -35,8 +35,7 @@ N_CASES = 100_000
 def _decide_chunk(args: tuple[int, int]) -> list[str]:
     """Worker: generate cases [start, stop) of the mixed stream and their expectations."""
     from miaopi_server.decision.catalog import load_catalog
-
-    from .cases import mixed
+    from tests.case_generator import mixed
 
     start, stop = args
     catalog = load_catalog(RULESETS)

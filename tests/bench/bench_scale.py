@@ -69,7 +69,7 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "rss_before_mb": rss0,
 RSS_SCRIPT = """
 import datetime as dt, json, sys, time
 from miaopi_server.decision.catalog import load_catalog
-from tests.bench.cases import mixed
+from tests.case_generator import mixed
 from tests.bench.common import RULESETS, TODAY, rss_mb
 total, every = int(sys.argv[1]), int(sys.argv[2])
 catalog = load_catalog(RULESETS)

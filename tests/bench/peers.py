@@ -32,8 +32,7 @@ from typing import Any
 import yaml
 
 from miaopi_server.rules.identity import age_on, parse_credit_code, parse_resident_id
-
-from .cases import BUSINESS, DEVICE, DISABILITY, SENIOR
+from tests.case_generator import BUSINESS, DEVICE, DISABILITY, SENIOR
 
 REJECT, REVIEW, APPROVE, PENDING = "REJECT", "MANUAL_REVIEW", "APPROVE", "PENDING"
 Result = tuple[str, Any, frozenset[str]]  # outcome, monthly amount or None, matched rule ids

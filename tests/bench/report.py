@@ -373,7 +373,7 @@ def render(r: dict[str, Any]) -> str:
     if items:
         a(
             f"{_get(eng, 'cases_per_item')} generated valid cases per item "
-            "(tests/bench/cases.py: ages and birthdays incl. birthday edges and 29 February, "
+            "(tests/case_generator.py: ages and birthdays incl. birthday edges and 29 February, "
             "regions, flags present/defaulted, enums, certificate dates, areas, business names "
             "and scopes, credit codes, agents, missing materials). Before any timing, each peer's "
             "(outcome, monthly amount, set of matched rule ids) was checked equal to miaopi's "

@@ -5,6 +5,8 @@ each one (no INVALID_ARGUMENT) before timing anything. The generators vary what 
 read: ages and birthdays (birthday edges, 29 February), regions, flags (present, defaulted),
 enums, areas, certificate dates, business names and scopes, credit codes, by-agent filings and
 the materials submitted (complete most of the time, sometimes one or more missing).
+
+Shared by the benchmarks (tests/bench) and the tests that need many varied cases (test_convert).
 """
 
 from __future__ import annotations

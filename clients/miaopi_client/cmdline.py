@@ -1,0 +1,56 @@
+"""What every `miaopi` command shares: exit codes, the bad-input error, errors on stderr, JSON
+on stdout, reading a facts file and parsing a date argument.
+
+Exit codes: 0 success, 1 failure (an RPC failed, cases fail, a check does not pass), 2 bad
+input, 3 NOT_FOUND. `cli.main` turns BadInput into its message on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .client import MiaopiClientError
+
+OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
+
+
+class BadInput(MiaopiClientError):
+    """A local input (facts file, rules directory, key, audit database) cannot be used:
+    the command exits 2 with this message."""
+
+
+def err(message: str) -> None:
+    """One line on stderr, `miaopi: message`."""
+    print(f"miaopi: {message}", file=sys.stderr)
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def read_facts(spec: str) -> dict[str, Any]:
+    """The JSON object of facts in file `spec` ("-": stdin); BadInput when it is not one."""
+    try:
+        text = sys.stdin.read() if spec == "-" else Path(spec).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read facts {spec}: {exc}") from None
+    try:
+        facts = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"facts {spec}: invalid JSON: {exc}") from None
+    if not isinstance(facts, dict):
+        raise BadInput(f"facts {spec}: must be a JSON object nested by subject")
+    return facts
+
+
+def date_arg(s: str) -> dt.date:
+    """argparse type of a YYYY-MM-DD option."""
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {s!r}") from None
