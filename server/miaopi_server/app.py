@@ -26,7 +26,7 @@ from miaopi_server.edge.auth import (
     write_dev_credentials,
 )
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
-from miaopi_server.errors import RuleFileError
+from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
 from miaopi_server.ops.reload import CatalogHolder, watch
 from miaopi_server.settings import Settings, parse_args
@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             log.error("rulefile.error", diagnostic=str(d))
         print(f"miaopi-server: rule files failed to load:\n{exc}", file=sys.stderr)
         return 2
-    except (OSError, CredentialsError) as exc:
+    except (OSError, CredentialsError, AuditUnavailable) as exc:
+        # AuditUnavailable here: the audit database could not be opened or migrated at start
+        # (AuditSchemaTooNew: a newer server migrated it).
         log.error("server.failed", error=str(exc))
         print(f"miaopi-server: {exc}", file=sys.stderr)
         return 1

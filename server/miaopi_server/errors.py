@@ -7,6 +7,7 @@
     ├── DecisionNotFound     an unknown decision id                        -> NOT_FOUND
     ├── RequestConflict      a request_id reused for a different case      -> ALREADY_EXISTS
     ├── AuditUnavailable     the audit trail cannot be made durable        -> UNAVAILABLE
+    │   └── AuditSchemaTooNew  the audit database is newer than this code (refused at start)
     └── EngineError          the rules engine refused or failed             -> INTERNAL
 
 `status.py` is the one place that maps them to gRPC codes.
@@ -90,3 +91,17 @@ class RequestConflict(MiaopiError):
 
 class AuditUnavailable(MiaopiError):
     """The decision could not be recorded durably, so it must not be given (fail closed)."""
+
+
+class AuditSchemaTooNew(AuditUnavailable):
+    """The audit database has a schema version this code does not know (a newer server
+    migrated it); writing to it could break that server's records, so it is not opened."""
+
+    def __init__(self, database: str, found: int, known: int):
+        self.database = database
+        self.found = found
+        self.known = known
+        super().__init__(
+            f"audit database {database} is at schema version {found}, newer than this "
+            f"server knows (version {known}): run the newer miaopi-server it was migrated by"
+        )

@@ -5,6 +5,8 @@ waiting at that moment, chains and seals them in order, inserts them in one tran
 commits once (one fsync for the whole batch); only then are the futures resolved, so a decision
 is never returned before its record is durable. If the commit fails, every record of the batch
 fails with AuditUnavailable and the chain head is left where it was.
+
+Opening the store brings the database's schema up to date (sqlite_migrate.py).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from miaopi_server.audit import migrations
 from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest, sha256_hex
 from miaopi_server.audit.record import (
     PendingRecord,
@@ -30,29 +33,10 @@ from miaopi_server.audit.record import (
     hash_body,
 )
 from miaopi_server.audit.seal import Sealer, verify_seal
+from miaopi_server.audit.sqlite_migrate import migrate
 from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
 from miaopi_server.errors import AuditUnavailable
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    seq         INTEGER PRIMARY KEY,
-    decision_id TEXT NOT NULL UNIQUE,
-    request_id  TEXT UNIQUE,
-    item_code   TEXT NOT NULL,
-    outcome     TEXT NOT NULL,
-    window_id   TEXT NOT NULL,
-    decided_at  TEXT NOT NULL,
-    case_digest TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    case_json   TEXT NOT NULL,
-    hash        TEXT NOT NULL,
-    key_id      TEXT NOT NULL,
-    signature   BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_item ON records (item_code, seq);
-CREATE INDEX IF NOT EXISTS records_window ON records (window_id, seq);
-CREATE INDEX IF NOT EXISTS records_time ON records (decided_at);
-"""
 MAX_BATCH = 512
 CHECKPOINT_SECONDS = 1.0
 _COLUMNS = "seq, decision_id, request_id, case_digest, body, case_json, hash, key_id, signature"
@@ -94,7 +78,11 @@ class SQLiteAuditStore:
         sealer: Sealer,
         busy_timeout_ms: int = 5000,
         previous_keys: dict[str, bytes] | None = None,
+        schema: Sequence[migrations.Migration] | None = None,
     ):
+        """Open (creating if need be) the database at `path` and bring its schema to the
+        newest of `schema` (default: the shipped migrations). Raises AuditSchemaTooNew for a
+        database a newer server migrated, AuditUnavailable when it cannot be opened."""
         self.path = path
         self.sealer = sealer
         # Public keys of rotated-out sealing keys: records they sealed still verify.
@@ -107,14 +95,17 @@ class SQLiteAuditStore:
         # steps of at most 2 ms, and the kernel releases it when its holder dies.
         self._lock_fd = os.open(f"{path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
         self._busy_timeout_s = busy_timeout_ms / 1000
-        self._writer = _connect(path, busy_timeout_ms)
-        self._writer.execute("PRAGMA journal_mode = WAL")
-        self._writer.execute("PRAGMA synchronous = FULL")
-        # Checkpoints (copying the WAL into the database, with an fsync of its own) run in a
-        # thread of their own, not inside whichever commit crosses the WAL threshold: that
-        # commit, and every decision waiting on it, would otherwise wait for the copy.
-        self._writer.execute("PRAGMA wal_autocheckpoint = 0")
-        self._writer.executescript(SCHEMA)
+        writer = None
+        try:
+            writer = self._writer = _connect(path, busy_timeout_ms)
+            self.schema_version = self._prepare(migrations.shipped() if schema is None else schema)
+        except BaseException as exc:
+            if writer is not None:
+                writer.close()
+            os.close(self._lock_fd)
+            if isinstance(exc, sqlite3.Error):
+                raise AuditUnavailable(f"cannot open audit database {path}: {exc}") from exc
+            raise
         self._reader = _connect(path, busy_timeout_ms)
         self._checkpointer = _connect(path, busy_timeout_ms)
         self._closing = threading.Event()
@@ -130,6 +121,21 @@ class SQLiteAuditStore:
         self._thread.start()
         self.batches = 0
         self.records_written = 0
+
+    def _prepare(self, schema: Sequence[migrations.Migration]) -> int:
+        """Set the journal mode and migrate; other processes starting on the same database
+        (`--workers`, a second server) wait on the writers' lock meanwhile."""
+        self._lock_writers()
+        try:
+            self._writer.execute("PRAGMA journal_mode = WAL")
+            self._writer.execute("PRAGMA synchronous = FULL")
+            # Checkpoints (copying the WAL into the database, with an fsync of its own) run in
+            # a thread of their own, not inside whichever commit crosses the WAL threshold:
+            # that commit, and every decision waiting on it, would otherwise wait for the copy.
+            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+            return migrate(self._writer, schema, str(self.path))
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     # -- writing
     def append(self, pending: PendingRecord) -> Future[StoredRecord]:
