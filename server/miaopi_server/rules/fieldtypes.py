@@ -7,9 +7,10 @@ compiler (how conditions compare a fact) and the gRPC edge (the FieldType enum v
 tests/test_fieldtypes.py checks rulefile.schema.json, docs/RULES.md and the proto enum
 against it. Adding a field type is one `FieldType(...)` below plus its tests.
 
-A `FieldTypes` registry is a plain value: tests build one with extra types and pass it to
-`load_rule_file`, `compile_item` and `validate_case`. Looking up a name it does not hold
-raises `UnknownFieldType`; nothing falls back to "any text".
+A `FieldTypes` registry is a plain value (tests build one with extra types). `load_rule_file`
+takes one, checks every `type:` against it and keeps it on the Item, so compiling and
+validating that item use the same types. Looking up a name a registry does not hold raises
+`UnknownFieldType`; nothing falls back to "any text".
 """
 
 from __future__ import annotations
