@@ -11,7 +11,7 @@ import pytest
 
 from miaopi_server.decision.engine import Engine
 from miaopi_server.lang import ast
-from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
+from miaopi_server.lang.compiler import ALWAYS_KEY, Compares, FieldSpec, compile_condition
 from miaopi_server.lang.parser import ExprSyntaxError, parse
 from miaopi_server.lang.probes import MISSING, ProbeTable, is_hanzi
 from miaopi_server.lang.reference import evaluate
@@ -19,14 +19,14 @@ from miaopi_server.rules.compile import PROBES_KEY
 from tests.support import unsafe_quantifiers
 
 FIELDS = {
-    "a.n": FieldSpec("a.n", "integer", False),
-    "a.m": FieldSpec("a.m", "integer", True),
-    "a.b": FieldSpec("a.b", "boolean", False),
-    "a.s": FieldSpec("a.s", "string", False),
-    "a.e": FieldSpec("a.e", "enum", True, ("x", "y", "z")),
-    "a.d": FieldSpec("a.d", "date", False),
-    "a.d2": FieldSpec("a.d2", "date", True),
-    "a.l": FieldSpec("a.l", "string_list", True),
+    "a.n": FieldSpec("a.n", "integer", False, compares=Compares.NUMBER),
+    "a.m": FieldSpec("a.m", "integer", True, compares=Compares.NUMBER),
+    "a.b": FieldSpec("a.b", "boolean", False, compares=Compares.BOOLEAN),
+    "a.s": FieldSpec("a.s", "string", False, compares=Compares.TEXT),
+    "a.e": FieldSpec("a.e", "enum", True, ("x", "y", "z"), compares=Compares.CHOICE),
+    "a.d": FieldSpec("a.d", "date", False, compares=Compares.DATE),
+    "a.d2": FieldSpec("a.d2", "date", True, compares=Compares.DATE),
+    "a.l": FieldSpec("a.l", "string_list", True, compares=Compares.TEXT_LIST),
 }
 LISTS = {"words": ("中国", "店", "x"), "letters": ("x", "y")}
 

@@ -23,9 +23,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 from miaopi_client.cli import main
 from miaopi_server.lang.parser import parse
 from miaopi_server.rules.directory import compile_directory
+from miaopi_server.rules.fieldtypes import FIELD_TYPES
 from miaopi_server.rules.lint import lint, lint_directory, never_holds
 from miaopi_server.rules.loader import _FIELD_KEYS, DERIVE_FUNCTIONS
-from miaopi_server.rules.model import FIELD_KINDS, ITEM_TYPES, MATERIAL_NEEDS, OUTCOMES, Item
+from miaopi_server.rules.model import ITEM_TYPES, MATERIAL_NEEDS, OUTCOMES, Item
 from miaopi_server.rules.schema import rulefile_schema
 from tests.support import RULESETS
 
@@ -222,7 +223,7 @@ class TestSchema:
     def test_enums_match_the_model(self) -> None:
         """The schema's value lists are the ones the loader accepts."""
         defs = SCHEMA["$defs"]
-        assert defs["field"]["properties"]["type"]["enum"] == list(FIELD_KINDS)
+        assert defs["field"]["properties"]["type"]["enum"] == list(FIELD_TYPES.names)
         assert defs["item"]["properties"]["type"]["enum"] == list(ITEM_TYPES)
         assert defs["rule"]["properties"]["outcome"]["enum"] == list(OUTCOMES)
         assert defs["material"]["properties"]["need"]["enum"] == list(MATERIAL_NEEDS)

@@ -12,17 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from miaopi_server.errors import CaseInvalid, ItemNotFound
-from miaopi_server.lang.compiler import FieldSpec, compile_condition
+from miaopi_server.lang.compiler import Compares, FieldSpec, compile_condition
 from miaopi_server.lang.parser import KEYWORDS, ExprSyntaxError, parse
 from miaopi_server.lang.probes import ProbeTable
 from miaopi_server.rules.loader import load_rule_file
 
 FIELDS = {
-    "a.n": FieldSpec("a.n", "integer", False),
-    "a.s": FieldSpec("a.s", "string", False),
-    "a.b": FieldSpec("a.b", "boolean", True),
-    "a.l": FieldSpec("a.l", "string_list", True),
-    "a.d": FieldSpec("a.d", "date", True),
+    "a.n": FieldSpec("a.n", "integer", False, compares=Compares.NUMBER),
+    "a.s": FieldSpec("a.s", "string", False, compares=Compares.TEXT),
+    "a.b": FieldSpec("a.b", "boolean", True, compares=Compares.BOOLEAN),
+    "a.l": FieldSpec("a.l", "string_list", True, compares=Compares.TEXT_LIST),
+    "a.d": FieldSpec("a.d", "date", True, compares=Compares.DATE),
 }
 TOKENS = [
     *sorted(KEYWORDS),

@@ -12,7 +12,6 @@ every diagnostic from every file, and nothing is registered.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,8 @@ from miaopi_server.errors import (
 )
 from miaopi_server.rules.compile import CompiledItem
 from miaopi_server.rules.directory import collector_paused, compile_directory
+from miaopi_server.rules.fieldtypes import parse_date
 from miaopi_server.rules.model import APPLICATION_DATE, Item
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -50,12 +48,8 @@ def case_date(facts: Any, today: dt.date) -> dt.date:
     subject, _, name = APPLICATION_DATE.partition(".")
     value = facts.get(subject, {}) if isinstance(facts, dict) else None
     value = value.get(name) if isinstance(value, dict) else None
-    if isinstance(value, str) and _DATE.fullmatch(value):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    return today
+    day = parse_date(value) if isinstance(value, str) else None
+    return day or today
 
 
 @dataclass

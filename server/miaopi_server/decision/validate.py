@@ -7,24 +7,15 @@ normalized: defaults filled in, integers as int, application.date set, derived f
 from __future__ import annotations
 
 import datetime as dt
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from miaopi_server.errors import CaseInvalid, FieldViolation
-from miaopi_server.rules.identity import (
-    IdentityError,
-    age_on,
-    check_region_code,
-    parse_credit_code,
-    parse_resident_id,
-)
-from miaopi_server.rules.model import APPLICATION_DATE, NO_DEFAULT, Field, Item
+from miaopi_server.rules.fieldtypes import ValueRejected, parse_date
+from miaopi_server.rules.identity import age_on
+from miaopi_server.rules.model import APPLICATION_DATE, NO_DEFAULT, Item
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-MAX_STRING = 1000  # characters; far above any form's own limits, bounds the work per field
 MAX_DEPTH = 8  # nesting of facts objects and lists
 MAX_VALUES = 2000  # every object, list and scalar in facts counts
 MAX_MATERIALS = 100
@@ -56,21 +47,23 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
     as_of = today
     date_value = values.get(APPLICATION_DATE)
     if isinstance(date_value, str):
-        parsed = _parse_date(date_value)
-        if parsed is not None:
-            as_of = parsed
+        as_of = parse_date(date_value) or today
     else:
         values[APPLICATION_DATE] = today.isoformat()
 
     parsed: dict[str, Any] = {}  # identity numbers decoded once, reused by _derive
     for f in item.form_fields:
         if f.path in values:
-            problem = _check(f, values[f.path], as_of, parsed)
-            if problem is None:
-                values[f.path] = _normalize(f, values[f.path])
-            else:
-                violations.append(FieldViolation(f"facts.{f.path}", problem))
+            field_type = item.type_of(f)
+            try:
+                decoded = field_type.check(f, values[f.path], as_of)
+            except ValueRejected as exc:
+                violations.append(FieldViolation(f"facts.{f.path}", str(exc)))
                 del values[f.path]
+                continue
+            values[f.path] = field_type.normalize(values[f.path])
+            if decoded is not None:
+                parsed[f.path] = decoded
         elif f.required:
             violations.append(FieldViolation(f"facts.{f.path}", f"必填项（{f.label or f.path}）"))
         elif f.default is not NO_DEFAULT:
@@ -130,110 +123,6 @@ def _walk(
                 violations.append(FieldViolation(f"facts.{path}", "应为对象"))
         else:
             violations.append(FieldViolation(f"facts.{path}", "表单中没有此字段"))
-
-
-def _parse_date(text: str) -> dt.date | None:
-    if not _DATE.fullmatch(text):
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-# Control characters (Cc), lone surrogates (Cs) and private-use code points (Co).
-_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]")
-
-
-def _bad_text(value: str) -> str | None:
-    if len(value) > MAX_STRING:
-        return f"过长（不超过 {MAX_STRING} 字）"
-    if _BAD_CHARS.search(value):
-        return "含有控制字符或无效字符"
-    return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_value(f: Field, value: Any) -> str | None:
-    """None when `value` is acceptable for `f` (used for rule-file defaults), else why not."""
-    return _check(f, value, dt.date.max, {})
-
-
-def _check(f: Field, value: Any, as_of: dt.date, parsed: dict[str, Any]) -> str | None:
-    """None when `value` is acceptable for field `f`, else a plain description of the problem."""
-    kind = f.kind
-    if kind == "boolean":
-        return None if isinstance(value, bool) else "应为 true 或 false"
-    if kind in ("integer", "number"):
-        if not _is_number(value):
-            return "应为数字"
-        if kind == "integer" and not float(value).is_integer():
-            return "应为整数"
-        if f.minimum is not None and (
-            value < f.minimum or (f.exclusive_min and value == f.minimum)
-        ):
-            return f"应{'大于' if f.exclusive_min else '不小于'} {_num(f.minimum)}"
-        if f.maximum is not None and value > f.maximum:
-            return f"应不大于 {_num(f.maximum)}"
-        return None
-    if kind == "string_list":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return "应为文字列表"
-        if len(value) < f.min_items:
-            return f"至少填写 {f.min_items} 项"
-        if len(value) > MAX_STRING:
-            return "项数过多"
-        for v in value:
-            problem = _bad_text(v) or _length(f, v)
-            if problem:
-                return f"第 {value.index(v) + 1} 项{problem}"
-        return None
-    if not isinstance(value, str):
-        return "应为文字"
-    problem = _bad_text(value)
-    if problem:
-        return problem
-    if kind == "string":
-        return _length(f, value)
-    if kind == "date":
-        return None if _parse_date(value) else "应为有效日期 YYYY-MM-DD"
-    if kind == "enum":
-        if value in f.enum_values:
-            return None
-        return "应为以下之一：" + "、".join(f"{v}（{label}）" for v, label in f.enum)
-    try:
-        if kind == "region_code":
-            check_region_code(value)
-        elif kind == "resident_id":
-            parsed[f.path] = parse_resident_id(value, as_of)
-        elif kind == "credit_code":
-            parsed[f.path] = parse_credit_code(value)
-    except IdentityError as exc:
-        return str(exc)
-    return None
-
-
-def _length(f: Field, value: str) -> str | None:
-    if len(value) < max(f.min_length, 1 if f.kind == "string" else 0):
-        return "不能为空"
-    if f.max_length and len(value) > f.max_length:
-        return f"不超过 {f.max_length} 字"
-    return None
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def _normalize(f: Field, value: Any) -> Any:
-    if f.kind == "integer":
-        return int(value)
-    if f.kind == "number" and float(value).is_integer():
-        return int(value)
-    return value
 
 
 def _materials(item: Item, materials: Any, violations: list[FieldViolation]) -> frozenset[str]:

@@ -15,6 +15,7 @@ from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import Decision, Reason
 from miaopi_server.errors import CaseInvalid, FieldViolation
 from miaopi_server.lang.probes import MISSING
+from miaopi_server.rules import fieldtypes
 from miaopi_server.rules.model import Field, Item, LegalBasis, Material
 
 OUTCOMES = {
@@ -32,18 +33,9 @@ ITEM_TYPES = {
     "其他行政权力": pb.ITEM_TYPE_OTHER_POWER,
     "公共服务": pb.ITEM_TYPE_PUBLIC_SERVICE,
 }
-FIELD_TYPES = {
-    "string": pb.FIELD_TYPE_STRING,
-    "integer": pb.FIELD_TYPE_INTEGER,
-    "number": pb.FIELD_TYPE_NUMBER,
-    "boolean": pb.FIELD_TYPE_BOOLEAN,
-    "date": pb.FIELD_TYPE_DATE,
-    "enum": pb.FIELD_TYPE_ENUM,
-    "string_list": pb.FIELD_TYPE_STRING_LIST,
-    "region_code": pb.FIELD_TYPE_REGION_CODE,
-    "resident_id": pb.FIELD_TYPE_RESIDENT_ID,
-    "credit_code": pb.FIELD_TYPE_CREDIT_CODE,
-}
+# Field type name -> miaopi.v1.FieldType value, from the registry; a type whose pb_name is not
+# in the proto enum stops the server at import rather than failing one GetItem later.
+FIELD_TYPES = {t.name: pb.FieldType.Value(t.pb_name) for t in fieldtypes.FIELD_TYPES}
 NEEDS = {
     "required": pb.MATERIAL_NEED_REQUIRED,
     "optional": pb.MATERIAL_NEED_OPTIONAL,

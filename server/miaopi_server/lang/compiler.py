@@ -10,6 +10,7 @@ adding "or the fact is missing" where a fact may be missing.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +18,6 @@ from typing import Any
 from miaopi_server.lang import ast
 from miaopi_server.lang.probes import Probe, ProbeTable
 
-TEXT_KINDS = frozenset({"string", "enum", "region_code", "resident_id", "credit_code"})
-NUMERIC_KINDS = frozenset({"integer", "number"})
-ORDERED_KINDS = NUMERIC_KINDS | {"date"}
 ALWAYS_KEY = "_always"  # every asserted fact carries {"_always": true}
 
 TRUE: dict[str, Any] = {ALWAYS_KEY: True}
@@ -27,14 +25,60 @@ FALSE: dict[str, Any] = {ALWAYS_KEY: False}
 _DURABLE_OP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 
 
+class Compares(enum.Enum):
+    """How conditions may use a fact: each field type (rules/fieldtypes.py) names one."""
+
+    NUMBER = "number"  # == != < <= > >= with numbers and other NUMBER facts
+    TEXT = "text"  # == != in, contains / starts with / ends with / hanzi; other text facts
+    CHOICE = "choice"  # as TEXT, and a constant must be one of the field's enum values
+    DATE = "date"  # == != < <= > >= with "YYYY-MM-DD" and other DATE facts
+    BOOLEAN = "boolean"  # the fact alone (`a.b`, `not a.b`), == true / false
+    TEXT_LIST = "text_list"  # empty, contains, any / all / no over its text elements
+
+    @property
+    def ordered(self) -> bool:
+        return self in (Compares.NUMBER, Compares.DATE)
+
+    @property
+    def textual(self) -> bool:
+        return self in (Compares.TEXT, Compares.CHOICE)
+
+    def accepts(self, value: Any) -> bool:
+        """Whether a constant in a condition can be compared with such a fact."""
+        if self is Compares.NUMBER:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        if self.textual:
+            return isinstance(value, str)
+        if self is Compares.DATE:
+            return isinstance(value, str) and _is_date(value)
+        if self is Compares.BOOLEAN:
+            return isinstance(value, bool)
+        return False  # a list is never compared with one constant
+
+    @property
+    def expected(self) -> str:
+        """What a constant compared with such a fact must be, for error messages."""
+        return {
+            Compares.DATE: '日期 "YYYY-MM-DD"',
+            Compares.BOOLEAN: "true / false",
+            Compares.NUMBER: "数字",
+        }.get(self, "文字")
+
+
+ELEMENT = ("string", Compares.TEXT)  # an element of a list (`x` in `any x ...`)
+
+
 @dataclass(frozen=True)
 class FieldSpec:
-    """What the compiler needs to know about one fact path."""
+    """What the compiler needs to know about one fact path. `kind` is the field type's name
+    (for messages); `compares` is None for a field whose type failed to load (already
+    reported): constants compared with it add no further errors."""
 
     path: str
-    kind: str  # string, integer, number, boolean, date, enum, string_list, region_code, ...
+    kind: str
     always_present: bool
     enum_values: tuple[str, ...] = ()
+    compares: Compares | None = field(kw_only=True)
 
 
 @dataclass
@@ -118,11 +162,16 @@ class _Compiler:
             self.fail("MP301", f"字段 {path.name} 不在表单或派生字段中", path.pos)
         return spec
 
-    def element_kind(self, subject: ast.Path | ast.Element) -> tuple[str, FieldSpec | None]:
+    def element_kind(
+        self, subject: ast.Path | ast.Element
+    ) -> tuple[str, Compares | None, FieldSpec | None]:
+        """The subject's type name, how it compares (None: unknown, already reported), spec."""
         if isinstance(subject, ast.Element):
-            return "string", None
+            return (*ELEMENT, None)
         spec = self.spec(subject)
-        return (spec.kind if spec else "?"), spec
+        if spec is None:
+            return "?", None, None
+        return spec.kind, spec.compares, spec
 
     def values(self, values: ast.ValueSet) -> tuple[ast.Const, ...]:
         if isinstance(values, ast.ListLiteral):
@@ -148,23 +197,22 @@ class _Compiler:
         return {self.probe(Probe("present", spec.path)): True}
 
     # -- type checks
-    def check_const(self, kind: str, spec: FieldSpec | None, const: ast.Const, what: str) -> bool:
+    def check_const(
+        self,
+        kind: str,
+        compares: Compares | None,
+        spec: FieldSpec | None,
+        const: ast.Const,
+        what: str,
+    ) -> bool:
         v = const.value
-        ok = (
-            (kind in NUMERIC_KINDS and isinstance(v, int | float) and not isinstance(v, bool))
-            or (kind in TEXT_KINDS and isinstance(v, str))
-            or (kind == "date" and isinstance(v, str) and _is_date(v))
-            or (kind == "boolean" and isinstance(v, bool))
-        )
-        if kind == "?":
+        if compares is None:
             return False
-        if not ok:
-            expected = {"date": '日期 "YYYY-MM-DD"', "boolean": "true / false"}.get(
-                kind, "数字" if kind in NUMERIC_KINDS else "文字"
-            )
+        if not compares.accepts(v):
+            expected = compares.expected
             self.fail("MP303", f"{what} 是 {kind} 类型，只能与{expected}比较", const.pos)
             return False
-        if kind == "enum" and spec is not None and v not in spec.enum_values:
+        if compares is Compares.CHOICE and spec is not None and v not in spec.enum_values:
             allowed = "、".join(spec.enum_values)
             self.fail("MP304", f"{v!r} 不是 {spec.path} 的可选值（{allowed}）", const.pos)
             return False
@@ -179,7 +227,7 @@ class _Compiler:
             return _and(parts) if isinstance(node, ast.And) != neg else _or(parts)
         if isinstance(node, ast.Truthy):
             spec = self.spec(node.subject)
-            if spec is not None and spec.kind != "boolean":
+            if spec is not None and spec.compares is not Compares.BOOLEAN:
                 return self.fail("MP305", f"{spec.path} 不是是/否字段，请写出比较", node.pos)
             if not neg:
                 return {node.subject.name: True}
@@ -192,7 +240,7 @@ class _Compiler:
             spec = self.spec(node.subject)
             if spec is None:
                 return FALSE
-            if spec.kind != "string_list":
+            if spec.compares is not Compares.TEXT_LIST:
                 return self.fail("MP306", f"{spec.path} 不是列表，不能检验 empty", node.pos)
             key = self.probe(Probe("empty", spec.path))
             return _or([self.missing(spec), {key: not node.empty}]) if neg else {key: node.empty}
@@ -209,8 +257,8 @@ class _Compiler:
         if isinstance(node, ast.StringTest | ast.Hanzi):
             subject = node.subject
             assert isinstance(subject, ast.Path)
-            kind, spec = self.element_kind(subject)
-            if kind == "string_list" and isinstance(node, ast.StringTest):
+            _, compares, spec = self.element_kind(subject)
+            if compares is Compares.TEXT_LIST and isinstance(node, ast.StringTest):
                 if node.mode != "contains":
                     return self.fail(
                         "MP307", "列表请写 any 字段 starts with / ends with ...", node.pos
@@ -222,8 +270,8 @@ class _Compiler:
                     node.pos,
                 )
                 return self.quantified(as_any, neg)
-            if kind not in TEXT_KINDS:
-                if kind != "?":
+            if compares is None or not compares.textual:
+                if compares is not None:
                     self.fail("MP303", f"{subject.name} 不是文字字段，不能做文字检验", node.pos)
                 return FALSE
             key = self.probe(self.string_probe(node, subject.name, ""))
@@ -249,13 +297,13 @@ class _Compiler:
             left, op, right = right, ast.FLIPPED_OP[op], left
         if neg:
             op = ast.NEGATED_OP[op]
-        kind, spec = self.element_kind(left)  # type: ignore[arg-type]
+        kind, compares, spec = self.element_kind(left)  # type: ignore[arg-type]
         where = "$i" if element else left.name  # type: ignore[union-attr]
         label = "列表元素" if element else where
-        if op in ("<", "<=", ">", ">=") and kind not in ORDERED_KINDS and kind != "?":
+        if op in ("<", "<=", ">", ">=") and compares is not None and not compares.ordered:
             return self.fail("MP309", f"{label} 是 {kind} 类型，不能比较大小", node.pos)
         if isinstance(right, ast.Const):
-            if not self.check_const(kind, spec, right, label):
+            if not self.check_const(kind, compares, spec, right, label):
                 return FALSE
             cond = _cmp(where, op, right.value)
             return _or([self.missing(spec), cond]) if neg else cond
@@ -264,12 +312,9 @@ class _Compiler:
         other = self.spec(right)
         if spec is None or other is None:
             return FALSE
-        same = (
-            (spec.kind in NUMERIC_KINDS and other.kind in NUMERIC_KINDS)
-            or (spec.kind in TEXT_KINDS and other.kind in TEXT_KINDS)
-            or spec.kind == other.kind
-        )
-        if not same or spec.kind == "string_list":
+        a, b = spec.compares, other.compares
+        same = a is b or (a is not None and b is not None and a.textual and b.textual)
+        if not same or a is Compares.TEXT_LIST:
             return self.fail("MP303", f"{spec.path} 与 {other.path} 类型不同，不能比较", node.pos)
         cond = _cmp(spec.path, op, {"$m": other.path})
         if neg:
@@ -277,12 +322,12 @@ class _Compiler:
         return _and([self.present(spec), self.present(other), cond])
 
     def member(self, node: ast.Member, neg: bool, element: bool) -> dict[str, Any]:
-        kind, spec = self.element_kind(node.subject)
+        kind, compares, spec = self.element_kind(node.subject)
         where = "$i" if element else node.subject.name  # type: ignore[union-attr]
-        if kind == "string_list":
+        if compares is Compares.TEXT_LIST:
             return self.fail("MP311", "列表字段请写 any / all / no 字段 in ...", node.pos)
         consts = self.values(node.values)
-        values = [c.value for c in consts if self.check_const(kind, spec, c, where)]
+        values = [c.value for c in consts if self.check_const(kind, compares, spec, c, where)]
         if len(values) != len(consts):
             return FALSE
         inside = node.negated == neg  # True: "value is one of them"
@@ -304,7 +349,7 @@ class _Compiler:
         spec = self.spec(node.subject)
         if spec is None:
             return FALSE
-        if spec.kind != "string_list":
+        if spec.compares is not Compares.TEXT_LIST:
             return self.fail("MP312", f"{spec.path} 不是列表，不能用 any / all / no", node.pos)
         kind = "any" if node.kind == "any" else "all"  # no x t == all x (not t)
         test_neg = node.kind == "no"

@@ -16,6 +16,7 @@ from miaopi_server.lang.probes import MISSING, Probe, ProbeTable
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
     NO_DEFAULT,
+    UNKNOWN_KIND,
     Condition,
     Item,
     LegalBasis,
@@ -144,7 +145,8 @@ def field_specs(item: Item) -> dict[str, FieldSpec]:
             or f.path == APPLICATION_DATE
             or bool(source and source.required)
         )
-        specs[f.path] = FieldSpec(f.path, f.kind, always, f.enum_values)
+        compares = None if f.kind == UNKNOWN_KIND else item.type_of(f).compares
+        specs[f.path] = FieldSpec(f.path, f.kind, always, f.enum_values, compares=compares)
     return specs
 
 

@@ -19,16 +19,16 @@ from typing import Any
 
 import yaml
 
-from miaopi_server.decision.validate import check_value
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
 from miaopi_server.lang.parser import ExprSyntaxError, parse
+from miaopi_server.rules.fieldtypes import FIELD_TYPES, OPTIONS, FieldTypes, parse_date
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
-    FIELD_KINDS,
     ITEM_TYPES,
     MATERIAL_NEEDS,
     OUTCOMES,
+    UNKNOWN_KIND,
     Condition,
     Field,
     Item,
@@ -53,15 +53,6 @@ DERIVE_FUNCTIONS = {
     "birth_date": ("resident_id", "date"),
     "credit_code_checksum_ok": ("credit_code", "boolean"),
     "credit_code_kind": ("credit_code", "string"),
-}
-_KEYS_FOR_KINDS = {  # type-specific field keys and the kinds they mean something for
-    "min": ("integer", "number"),
-    "max": ("integer", "number"),
-    "exclusive_min": ("integer", "number"),
-    "min_length": ("string", "string_list"),
-    "max_length": ("string", "string_list"),
-    "min_items": ("string_list",),
-    "values": ("enum",),
 }
 _FIELD_KEYS = {
     "type",
@@ -131,10 +122,17 @@ class ScalarSpan:
 
 
 class _FileLoader:
-    def __init__(self, path: Path, display: str, shared_lists: dict[str, tuple[str, ...]]):
+    def __init__(
+        self,
+        path: Path,
+        display: str,
+        shared_lists: dict[str, tuple[str, ...]],
+        field_types: FieldTypes,
+    ):
         self.path = path
         self.display = display
         self.shared_lists = shared_lists
+        self.field_types = field_types
         self.diagnostics: list[Diagnostic] = []
         self.text = ""
 
@@ -220,13 +218,10 @@ class _FileLoader:
         return node.value.lower() in ("true", "yes", "on")
 
     def date_of(self, node: yaml.Node, what: str) -> dt.date:
-        text = self.text_of(node, what)
-        try:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                raise ValueError
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise self.invalid(node, "MP105", f"{what} 应为日期 YYYY-MM-DD") from None
+        day = parse_date(self.text_of(node, what))
+        if day is None:
+            raise self.invalid(node, "MP105", f"{what} 应为日期 YYYY-MM-DD")
+        return day
 
     def condition(self, node: yaml.Node, what: str) -> Condition:
         source = self.text_of(node, what)
@@ -380,6 +375,7 @@ class _FileLoader:
             materials=materials,
             materials_basis=materials_basis,
             rules=rules,
+            field_types=self.field_types,
             lists=lists,
             source=self.display,
             digest=f"sha256:{digest}",
@@ -446,7 +442,9 @@ class _FileLoader:
             try:
                 fields[path] = self.field(path, value)
             except _Invalid:
-                fields[path] = Field(path, "?")  # already reported; keeps later errors quiet
+                fields[path] = Field(
+                    path, UNKNOWN_KIND
+                )  # already reported; keeps later errors quiet
         if APPLICATION_DATE not in fields:
             fields[APPLICATION_DATE] = Field(
                 APPLICATION_DATE,
@@ -470,10 +468,9 @@ class _FileLoader:
         if "type" not in m:
             raise _Invalid()
         kind = self.text_of(m["type"][1], "type")
-        if kind not in FIELD_KINDS:
-            raise self.invalid(
-                m["type"][1], "MP105", f"未知的字段类型 {kind!r}（可用：{'、'.join(FIELD_KINDS)}）"
-            )
+        if kind not in self.field_types:
+            known = "、".join(self.field_types.names)
+            raise self.invalid(m["type"][1], "MP105", f"未知的字段类型 {kind!r}（可用：{known}）")
         kw: dict[str, Any] = {"path": path, "kind": kind}
         if "label" in m:
             kw["label"] = self.text_of(m["label"][1], "label")
@@ -481,9 +478,10 @@ class _FileLoader:
             kw["description"] = self.text_of(m["description"][1], "description")
         if "required" in m:
             kw["required"] = self.bool_of(m["required"][1], "required")
-        for key, kinds in _KEYS_FOR_KINDS.items():
-            if key in m and kind not in kinds:
-                self.diag(m[key][0], "MP105", f"{key} 只适用于 {' / '.join(kinds)} 字段")
+        for key in OPTIONS:
+            if key in m and key not in self.field_types[kind].options:
+                kinds = " / ".join(self.field_types.accepting(key))
+                self.diag(m[key][0], "MP105", f"{key} 只适用于 {kinds} 字段")
         for key, attr in (("min", "minimum"), ("max", "maximum")):
             if key in m:
                 kw[attr] = self.number_of(m[key][1], key)
@@ -510,7 +508,7 @@ class _FileLoader:
         value = _construct(node)
         if isinstance(value, dt.date):  # an unquoted YAML date
             value = value.isoformat()
-        problem = check_value(field, value)
+        problem = self.field_types[field.kind].problem(field, value)
         if problem is not None:
             raise self.invalid(node, "MP105", f"{field.path} 的缺省值不可用：{problem}")
         return value
@@ -756,7 +754,9 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
     diagnostics: list[Diagnostic] = []
     lists_dir = root / LISTS_DIR
     for path in sorted(lists_dir.rglob("*.y*ml")) if lists_dir.is_dir() else []:
-        loader = _FileLoader(path, display_path(root, path), {})
+        loader = _FileLoader(
+            path, display_path(root, path), {}, FIELD_TYPES
+        )  # a list file: no form
         try:
             loader.text = path.read_text(encoding="utf-8")
             node = yaml.compose(loader.text, Loader=YAML_LOADER)
@@ -798,8 +798,12 @@ def item_files(root: Path) -> list[Path]:
 
 
 def load_rule_file(
-    path: Path, root: Path, lists: dict[str, tuple[str, ...]]
+    path: Path,
+    root: Path,
+    lists: dict[str, tuple[str, ...]],
+    field_types: FieldTypes = FIELD_TYPES,
 ) -> tuple[Item | None, list[Diagnostic]]:
-    loader = _FileLoader(path, display_path(root, path), lists)
+    """Load one rule file; `field_types` are the field types its form may use."""
+    loader = _FileLoader(path, display_path(root, path), lists, field_types)
     item = loader.load()
     return item, loader.diagnostics

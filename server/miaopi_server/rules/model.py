@@ -10,22 +10,13 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from miaopi_server.lang import ast
 
-FIELD_KINDS = (
-    "string",
-    "integer",
-    "number",
-    "boolean",
-    "date",
-    "enum",
-    "string_list",
-    "region_code",
-    "resident_id",
-    "credit_code",
-)
+if TYPE_CHECKING:
+    from miaopi_server.rules.fieldtypes import FieldType, FieldTypes
+
 ITEM_TYPES = (
     "行政许可",
     "行政给付",
@@ -40,6 +31,8 @@ OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW")
 MATERIAL_NEEDS = ("required", "optional", "deferrable")
 APPLICATION_DATE = "application.date"
 NO_DEFAULT: Any = object()
+# The kind of a field whose `type` could not be read (already reported as an error).
+UNKNOWN_KIND = "?"
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,7 @@ class Field:
     """One form field, or a derived fact (`derive` names the function computing it)."""
 
     path: str
-    kind: str
+    kind: str  # a field type name (rules/fieldtypes.py), or UNKNOWN_KIND
     label: str = ""
     required: bool = False
     default: Any = NO_DEFAULT
@@ -146,6 +139,8 @@ class Item:
     materials: tuple[Material, ...]
     materials_basis: str
     rules: tuple[Rule, ...]
+    # The registry the loader checked `fields` against; validation and compilation use it.
+    field_types: FieldTypes = field(compare=False, repr=False)
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
     digest: str = ""
@@ -163,6 +158,10 @@ class Item:
 
     def field_at(self, path: str) -> Field | None:
         return self.fields.get(path)
+
+    def type_of(self, f: Field) -> FieldType:
+        """The field's type; raises UnknownFieldType for one its registry does not hold."""
+        return self.field_types[f.kind]
 
     @functools.cached_property
     def form_fields(self) -> list[Field]:
