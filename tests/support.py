@@ -15,6 +15,8 @@ import yaml
 from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
+from miaopi_server.audit.canonical import canonical
+from miaopi_server.audit.record import PendingRecord, case_canonical, case_digest
 from miaopi_server.edge.auth import hash_token
 from miaopi_server.rules.identity import credit_code_check_char, resident_id_check_char
 
@@ -291,3 +293,28 @@ def unsafe_quantifiers(cond: Any) -> list[Any]:
         for item in cond:
             found.extend(unsafe_quantifiers(item))
     return found
+
+
+def pending(
+    i: int,
+    request_id: str = "",
+    window: dict[str, str] | None = None,
+    node_id: str = "n1",
+    decision: dict[str, Any] | None = None,
+) -> PendingRecord:
+    case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
+    decision = decision or {"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"}
+    return PendingRecord(
+        decision_id=f"d{i}",
+        request_id=request_id,
+        item_code="T1",
+        outcome="APPROVE",
+        window_id="w1",
+        decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
+        case=case,
+        case_json=case_canonical("T1", case["facts"], []),
+        case_digest=case_digest("T1", case["facts"], []),
+        window=window or {"window_id": "w1", "operator_id": "op"},
+        node_id=node_id,
+        decision_json=canonical(decision),
+    )

@@ -209,3 +209,34 @@ class TestArchitectureDocument:
             if (p / "__init__.py").exists()
         )
         assert [p for p in packages if f"`{p}/`" not in text] == []
+
+
+class TestSuiteIndependence:
+    def test_test_modules_do_not_import_each_other(self):
+        """Shared test helpers live in tests/support.py or conftest.py, never in a test module;
+        and the suite does not depend on the benchmarks."""
+        tests = ROOT / "tests"
+        crossing = []
+        for path in sorted(tests.rglob("*.py")):
+            if "bench" in path.relative_to(tests).parts:
+                continue
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for i in imports_of(module, path):
+                parts = i.target.split(".")
+                if (
+                    parts[0] == "tests"
+                    and len(parts) > 1
+                    and (parts[1].startswith("test_") or parts[1] in ("bench", "unit"))
+                ):
+                    crossing.append(str(i))
+        assert crossing == []
+
+    def test_suite_reads_nothing_outside_the_repository(self):
+        """A clone with no ../shared beside it passes: no test names a path above the repo."""
+        outside = [
+            str(p.relative_to(ROOT))
+            for p in sorted((ROOT / "tests").rglob("*.py"))
+            if p != Path(__file__).resolve()
+            and re.search(r"[\"']shared[\"']|\.\./shared", p.read_text(encoding="utf-8"))
+        ]
+        assert outside == []

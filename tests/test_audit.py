@@ -12,7 +12,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -24,12 +23,12 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.audit import seal
 from miaopi_server.audit.canonical import canonical
-from miaopi_server.audit.record import PendingRecord, canonical_body, case_canonical, case_digest
+from miaopi_server.audit.record import canonical_body, case_digest
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from miaopi_server.errors import AuditUnavailable
 from miaopi_server.settings import Settings
 from tests.conftest import LiveServer, ServerProcess
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, with_facts
+from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending, with_facts
 
 
 def request(facts=SENIOR, materials=SENIOR_MATERIALS, **kw) -> pb.DecideRequest:
@@ -47,31 +46,6 @@ def stub(live_server):
 def make_store(tmp_path: Path) -> SQLiteAuditStore:
     sealer, _ = seal.load_or_create(tmp_path / "key.pem")
     return SQLiteAuditStore(tmp_path / "audit.sqlite3", sealer)
-
-
-def pending(
-    i: int,
-    request_id: str = "",
-    window: dict[str, str] | None = None,
-    node_id: str = "n1",
-    decision: dict[str, Any] | None = None,
-) -> PendingRecord:
-    case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
-    decision = decision or {"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"}
-    return PendingRecord(
-        decision_id=f"d{i}",
-        request_id=request_id,
-        item_code="T1",
-        outcome="APPROVE",
-        window_id="w1",
-        decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
-        case=case,
-        case_json=case_canonical("T1", case["facts"], []),
-        case_digest=case_digest("T1", case["facts"], []),
-        window=window or {"window_id": "w1", "operator_id": "op"},
-        node_id=node_id,
-        decision_json=canonical(decision),
-    )
 
 
 class TestRecording:

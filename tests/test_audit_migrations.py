@@ -25,8 +25,7 @@ from miaopi_server.audit.sqlite_migrate import statements
 from miaopi_server.audit.store import ListFilter
 from miaopi_server.errors import AuditSchemaTooNew, AuditUnavailable
 from tests.conftest import LiveServer
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS
-from tests.test_audit import pending
+from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending
 
 # Written by the server as of commit ebea569 (before schema versions): six real decisions
 # (approve, reject, manual review; three items; request ids and window ids in Chinese) made

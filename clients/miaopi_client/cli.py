@@ -181,7 +181,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _sub_target(args: argparse.Namespace) -> str:
     """A subcommand's own --target when given, else the global one."""
-    return getattr(args, "sub_target", None) or args.target
+    target: str = getattr(args, "sub_target", None) or args.target
+    return target
 
 
 def _read_key(spec: Path) -> bytes:

@@ -126,7 +126,9 @@ class TLS:
     key: Path | None = None
 
     def credentials(self) -> grpc.ChannelCredentials:
-        read = lambda p: p.read_bytes() if p else None  # noqa: E731
+        def read(p: Path | None) -> bytes | None:
+            return p.read_bytes() if p else None
+
         return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
 
 

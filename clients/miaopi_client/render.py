@@ -303,7 +303,7 @@ def progress_bar(
         return _NoBar()
     from tqdm import tqdm
 
-    class Bar(tqdm):  # type: ignore[type-arg,misc]
+    class Bar(tqdm):  # type: ignore[misc]  # tqdm ships no types
         monitor_interval = 0  # no monitor thread: a thread-free process may fork workers
 
     return Bar(total=total, desc=desc, unit="case", file=stream, leave=False, dynamic_ncols=True)

@@ -311,7 +311,8 @@ def junit_xml(report: ReplayReport, source: str = "", name: str = "miaopi replay
                 + [f"- {m}" for m in mismatches]
             )
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
 
 
 # Characters XML 1.0 cannot carry at all, not even escaped.

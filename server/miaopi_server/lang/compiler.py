@@ -297,7 +297,7 @@ class _Compiler:
             left, op, right = right, ast.FLIPPED_OP[op], left
         if neg:
             op = ast.NEGATED_OP[op]
-        kind, compares, spec = self.element_kind(left)  # type: ignore[arg-type]
+        kind, compares, spec = self.element_kind(left)
         where = "$i" if element else left.name  # type: ignore[union-attr]
         label = "列表元素" if element else where
         if op in ("<", "<=", ">", ">=") and compares is not None and not compares.ordered:
@@ -361,6 +361,7 @@ class _Compiler:
             test, test_neg = test.operand, not test_neg
         path = spec.path
         empty = self.probe(Probe("empty", path))
+        result: dict[str, Any]
         if isinstance(test, ast.StringTest | ast.Hanzi):
             if not test_neg:
                 result = {self.probe(self.string_probe(test, path, kind)): True}

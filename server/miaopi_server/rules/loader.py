@@ -89,7 +89,8 @@ class ScalarSpan:
     @classmethod
     def of(cls, text: str, node: yaml.Node) -> ScalarSpan:
         start, end = node.start_mark, node.end_mark
-        return cls(text[start.index : end.index], node.value, node.style, start.line, start.column)
+        style = node.style if isinstance(node, yaml.ScalarNode) else None
+        return cls(text[start.index : end.index], node.value, style, start.line, start.column)
 
     def __call__(self, pos: int) -> tuple[int, int]:
         dl, dc = self.offset(pos)
@@ -157,7 +158,7 @@ class _FileLoader:
     # -- node readers
     def mapping(
         self,
-        node: yaml.Node,
+        node: yaml.Node | None,
         what: str,
         allowed: set[str] | None = None,
         required: tuple[str, ...] = (),
@@ -754,9 +755,8 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
     diagnostics: list[Diagnostic] = []
     lists_dir = root / LISTS_DIR
     for path in sorted(lists_dir.rglob("*.y*ml")) if lists_dir.is_dir() else []:
-        loader = _FileLoader(
-            path, display_path(root, path), {}, FIELD_TYPES
-        )  # a list file: no form
+        # A list file has no form: the standard field types are never consulted.
+        loader = _FileLoader(path, display_path(root, path), {}, FIELD_TYPES)
         try:
             loader.text = path.read_text(encoding="utf-8")
             node = yaml.compose(loader.text, Loader=YAML_LOADER)

@@ -71,6 +71,7 @@ class _Warnings:
 
     def rule_node(self, rule_id: str) -> yaml.Node | None:
         rules = self.top.get("rules", (None, None))[1]
+        entry: yaml.Node
         for entry in rules.value if isinstance(rules, yaml.SequenceNode) else []:
             rid = entries(entry).get("id")
             if rid and rid[1].value == rule_id:
