@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import random
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,26 @@ def with_facts(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
         else:
             node[leaf] = value
     return out
+
+
+# The first lines of every small test rule file: item T0001 with one legal basis, `art1`.
+RULE_FILE_HEAD = """\
+schema: miaopi/rulefile/v1
+item:
+  code: T0001
+  name: 测试事项
+  type: 行政给付
+  department: 测试局
+  time_limit: {statutory_working_days: 5, promised_working_days: 2}
+version: "1"
+legal_basis:
+  art1: {law: 测试办法, article: 第一条}
+"""
+
+
+def rule_file(rest: str) -> str:
+    """A test rule file: RULE_FILE_HEAD, then `rest` (form, materials, rules), dedented."""
+    return RULE_FILE_HEAD + textwrap.dedent(rest)
 
 
 AS_OF = "2026-11-20"

@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import json
 import re
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from miaopi_server.rules.fieldtypes import (
 from miaopi_server.rules.loader import load_rule_file
 from miaopi_server.rules.model import Field, Item
 from miaopi_server.rules.schema import rulefile_schema
-from tests.support import ROOT, credit_code, resident_id
+from tests.support import ROOT, credit_code, resident_id, rule_file
 
 TODAY = dt.date(2026, 11, 20)
 
@@ -79,19 +78,9 @@ def holds_for(compares: Compares, good: Any) -> str:
     }[compares]()
 
 
-def rule_file(kind: str, keys: str, when: str) -> str:
+def typed_rule_file(kind: str, keys: str, when: str) -> str:
     extra = f", {keys}" if keys else ""
-    return textwrap.dedent(f"""\
-        schema: miaopi/rulefile/v1
-        item:
-          code: T0001
-          name: 测试事项
-          type: 行政给付
-          department: 测试局
-          time_limit: {{statutory_working_days: 5, promised_working_days: 2}}
-        version: "1"
-        legal_basis:
-          art1: {{law: 测试办法, article: 第一条}}
+    return rule_file(f"""\
         form:
           t.x: {{type: {kind}{extra}}}
         materials: []
@@ -138,7 +127,7 @@ class TestRegistry:
         self, tmp_path: Path
     ) -> None:
         """Validation looks a type up; it never falls back to accepting any text."""
-        item, _ = load(tmp_path, rule_file("string", "", 't.x == "a"'))
+        item, _ = load(tmp_path, typed_rule_file("string", "", 't.x == "a"'))
         assert item is not None
         broken = dataclasses.replace(item, fields={"t.x": Field("t.x", "mobile_phone")})
         with pytest.raises(UnknownFieldType):
@@ -173,7 +162,7 @@ class TestEveryTypeIsComplete:
         """A condition using the comparisons of its class compiles, and decides."""
         sample = SAMPLES[t.name]
         item, diags = load(
-            tmp_path, rule_file(t.name, sample.keys, holds_for(t.compares, sample.good))
+            tmp_path, typed_rule_file(t.name, sample.keys, holds_for(t.compares, sample.good))
         )
         assert diags == [] and item is not None
         assert field_specs(item)["t.x"].compares is t.compares
@@ -276,7 +265,7 @@ class TestDates:
         assert parse_date(text) == day
 
     def test_catalog_and_validation_agree_on_application_date(self, tmp_path: Path) -> None:
-        item, _ = load(tmp_path, rule_file("string", "", 't.x == "a"'))
+        item, _ = load(tmp_path, typed_rule_file("string", "", 't.x == "a"'))
         assert item is not None
         for text in ("2024-02-29", "2023-02-29", "２０２４-０２-２９"):
             facts = {"application": {"date": text}}
@@ -289,7 +278,7 @@ class TestDates:
                 assert [v.description for v in exc.violations] == ["应为有效日期 YYYY-MM-DD"]
 
     def test_rule_file_dates_use_it(self, tmp_path: Path) -> None:
-        text = rule_file("string", "", 't.x == "a"').replace(
+        text = typed_rule_file("string", "", 't.x == "a"').replace(
             'version: "1"', 'version: "1"\neffective_from: "2023-02-29"'
         )
         _, diags = load(tmp_path, text)
@@ -324,7 +313,7 @@ MOBILE_PHONE = FieldType(
     check=_check_mobile_phone,
 )
 WITH_MOBILE = FIELD_TYPES.extended(MOBILE_PHONE)
-MOBILE_RULES = rule_file("mobile_phone", "", 't.x starts with "139"').replace(
+MOBILE_RULES = typed_rule_file("mobile_phone", "", 't.x starts with "139"').replace(
     "t.x: {type: mobile_phone}", "t.x: {type: mobile_phone, default: '13800138000'}"
 )
 
@@ -356,14 +345,14 @@ class TestRegisteringIsEnough:
         ]
 
     def test_its_comparisons_are_type_checked(self, tmp_path: Path) -> None:
-        text = rule_file("mobile_phone", "", "t.x > 5")
+        text = typed_rule_file("mobile_phone", "", "t.x > 5")
         item, diags = load(tmp_path, text, WITH_MOBILE)
         assert item is not None
         _, diags = compile_item(item)
         assert [d.code for d in diags] == ["MP309"]
 
     def test_keys_it_does_not_take_are_refused(self, tmp_path: Path) -> None:
-        text = rule_file("mobile_phone", "min_length: 3", 't.x == "13912345678"')
+        text = typed_rule_file("mobile_phone", "min_length: 3", 't.x == "13912345678"')
         _, diags = load(tmp_path, text, WITH_MOBILE)
         assert [(d.code, d.message) for d in diags] == [
             ("MP105", "min_length 只适用于 string / string_list 字段")

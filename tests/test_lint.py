@@ -28,7 +28,7 @@ from miaopi_server.rules.lint import lint, lint_directory, never_holds
 from miaopi_server.rules.loader import _FIELD_KEYS, DERIVE_FUNCTIONS
 from miaopi_server.rules.model import ITEM_TYPES, MATERIAL_NEEDS, OUTCOMES, Item
 from miaopi_server.rules.schema import rulefile_schema
-from tests.support import RULESETS
+from tests.support import RULESETS, rule_file
 
 CASES = Path(__file__).parent / "lint_cases"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
@@ -36,17 +36,7 @@ SCHEMA = rulefile_schema()
 SCHEMA_PATH = (Path(__file__).parents[1] / "docs" / "rulefile.schema.json").resolve()
 SCHEMA_LINE = "# yaml-language-server: $schema=../docs/rulefile.schema.json"
 
-GOOD = textwrap.dedent("""\
-    schema: miaopi/rulefile/v1
-    item:
-      code: T0001
-      name: 测试事项
-      type: 行政给付
-      department: 测试局
-      time_limit: {statutory_working_days: 5, promised_working_days: 2}
-    version: "1"
-    legal_basis:
-      art1: {law: 测试办法, article: 第一条}
+GOOD = rule_file("""\
     form:
       person.age: {type: integer, label: 年龄, required: true}
       person.name: {type: string, label: 姓名, required: true}

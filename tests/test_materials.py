@@ -6,20 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 from miaopi_server.decision.catalog import load_catalog
+from tests.support import rule_file
 
 TODAY = dt.date(2026, 6, 15)
 
-ITEM = """\
-schema: miaopi/rulefile/v1
-item:
-  code: T0001
-  name: 测试事项
-  type: 行政给付
-  department: 测试局
-  time_limit: {statutory_working_days: 5, promised_working_days: 2}
-version: "1"
-legal_basis:
-  art1: {law: 测试办法, article: 第一条}
+ITEM = rule_file("""\
 form:
   person.age: {type: integer, label: 年龄, required: true}
 materials:
@@ -34,7 +25,7 @@ rules:
     outcome: APPROVE
     message: 符合条件
     basis: art1
-"""
+""")
 
 
 def write(tmp_path: Path, text: str) -> Path:

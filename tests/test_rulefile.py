@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,9 @@ import pytest
 from miaopi_server.decision.catalog import load_catalog
 from miaopi_server.errors import RuleFileError
 from miaopi_server.rules.directory import compile_directory
-from tests.support import RULESETS
+from tests.support import RULESETS, rule_file
 
-GOOD = textwrap.dedent("""\
-    schema: miaopi/rulefile/v1
-    item:
-      code: T0001
-      name: 测试事项
-      type: 行政给付
-      department: 测试局
-      time_limit: {statutory_working_days: 5, promised_working_days: 2}
-    version: "1"
-    legal_basis:
-      art1: {law: 测试办法, article: 第一条}
+GOOD = rule_file("""\
     form:
       person.age: {type: integer, label: 年龄, required: true}
       person.tags: {type: string_list}

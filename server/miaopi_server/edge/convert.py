@@ -15,6 +15,7 @@ from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import Decision, Reason
 from miaopi_server.errors import CaseInvalid, FieldViolation
 from miaopi_server.lang.probes import MISSING
+from miaopi_server.ops.reload import ReloadResult
 from miaopi_server.rules import fieldtypes
 from miaopi_server.rules.model import Field, Item, LegalBasis, Material
 
@@ -87,7 +88,8 @@ def _value(v: Any) -> struct_pb2.Value:
     return out
 
 
-def _struct(d: dict[str, Any]) -> struct_pb2.Struct:
+def struct(d: dict[str, Any]) -> struct_pb2.Struct:
+    """A dict as a Struct; dates (at the top level, as decisions have them) as ISO text."""
     s = struct_pb2.Struct()
     s.update({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in d.items()})
     return s
@@ -132,13 +134,13 @@ def decision(
         reasons=[reason(r) for r in d.reasons],
         missing_materials=[material_ref(m) for m in d.missing_materials],
         pending_materials=[material_ref(m) for m in d.pending_materials],
-        outputs=_struct(d.outputs),
+        outputs=struct(d.outputs),
         ruleset=pb.RulesetRef(item_code=d.item_code, version=d.version, digest=d.digest),
         as_of_date=d.as_of.isoformat(),
         decided_at=ts,
         review_due_date=d.review_due.isoformat() if d.review_due else "",
         review_due_date_estimated=d.review_due_estimated,
-        derived_facts=_struct(d.derived),
+        derived_facts=struct(d.derived),
     )
 
 
@@ -243,3 +245,20 @@ def item(i: Item) -> pb.Item:
         ],
         ruleset=pb.RulesetRef(item_code=i.code, version=i.version, digest=i.digest),
     )
+
+
+def reload_response(r: ReloadResult) -> pb.ReloadRulesetsResponse:
+    return pb.ReloadRulesetsResponse(
+        applied=r.applied,
+        added=r.added,
+        removed=r.removed,
+        changed=r.changed,
+        diagnostics=r.diagnostics,
+        catalog_digest=r.catalog_digest,
+    )
+
+
+def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)
+    return ts

@@ -11,7 +11,6 @@ from typing import Any, NoReturn
 
 import grpc
 import structlog
-from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from miaopi.v1 import approval_pb2 as pb
@@ -42,7 +41,7 @@ from miaopi_server.errors import (
     ItemNotFound,
     MiaopiError,
 )
-from miaopi_server.ops.reload import CatalogHolder, ReloadResult, catalog_digest
+from miaopi_server.ops.reload import CatalogHolder, catalog_digest
 
 log = structlog.get_logger("miaopi.service")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
@@ -207,7 +206,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if not principal.sees_everything and record.window["window_id"] != principal.window_id:
             await self._deny(context, "GetDecision", "只能查看本窗口的决定")
         return pb.GetDecisionResponse(
-            decision=convert.decision_of(record), case=_struct(record.case)
+            decision=convert.decision_of(record), case=convert.struct(record.case)
         )
 
     async def ListDecisions(
@@ -229,7 +228,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             decisions=[convert.decision_of(r) for r in records], next_page_token=token
         )
         if request.include_cases:
-            resp.cases.extend(_struct(r.case) for r in records)
+            resp.cases.extend(convert.struct(r.case) for r in records)
         return resp
 
     async def VerifyAuditTrail(
@@ -259,7 +258,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         result = await self._holder.reload("rpc")
         if result.applied and self._on_reload is not None:
             self._on_reload()
-        return _reload_response(result)
+        return convert.reload_response(result)
 
     async def GetRulesetStatus(
         self, request: pb.GetRulesetStatusRequest, context: grpc.aio.ServicerContext
@@ -268,9 +267,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         last = self._holder.last
         return pb.GetRulesetStatusResponse(
             catalog_digest=catalog_digest(self._catalog()),
-            loaded_at=_timestamp(self._holder.loaded_at),
-            last_reload=_reload_response(last),
-            last_reload_at=_timestamp(last.at),
+            loaded_at=convert.timestamp(self._holder.loaded_at),
+            last_reload=convert.reload_response(last),
+            last_reload_at=convert.timestamp(last.at),
         )
 
     async def GetSealKey(
@@ -327,26 +326,3 @@ def add_to_server(service: ApprovalService, server: grpc.aio.Server) -> None:
             response_serializer=response_type.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-
-
-def _struct(d: dict[str, Any]) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(d)
-    return s
-
-
-def _reload_response(r: ReloadResult) -> pb.ReloadRulesetsResponse:
-    return pb.ReloadRulesetsResponse(
-        applied=r.applied,
-        added=r.added,
-        removed=r.removed,
-        changed=r.changed,
-        diagnostics=r.diagnostics,
-        catalog_digest=r.catalog_digest,
-    )
-
-
-def _timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when)
-    return ts

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from miaopi_server.errors import Diagnostic
 from miaopi_server.rules.compile import CompiledItem, compile_item
-from miaopi_server.rules.loader import item_files, load_rule_file, load_shared_lists
+from miaopi_server.rules.loader import (
+    display_path,
+    item_files,
+    load_rule_file,
+    load_shared_lists,
+)
 from miaopi_server.rules.model import Item
 
 
@@ -39,7 +44,8 @@ def version_overlaps(compiled: list[CompiledItem]) -> list[Diagnostic]:
 
 
 def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]:
-    """Load and compile every rule file under `root`; diagnostics include warnings."""
+    """Load and compile every rule file under `root`; diagnostics include warnings. A file the
+    loader or compiler crashes on is reported as MP199 (a defect of ours), never raised."""
     lists, diagnostics = load_shared_lists(root)
     compiled: list[CompiledItem] = []
     files = item_files(root)
@@ -50,11 +56,19 @@ def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]
             # Young generations only: frees the YAML loaders' reference cycles (left behind
             # while loading pauses the collector) without rescanning the model built so far.
             gc.collect(1)
-        item, diags = load_rule_file(path, root, lists)
-        diagnostics.extend(diags)
-        if item is None:
+        try:
+            item, diags = load_rule_file(path, root, lists)
+            diagnostics.extend(diags)
+            if item is None:
+                continue
+            c, diags = compile_item(item)
+        except Exception as exc:  # a loader defect must not hide every other file's problems
+            message = (
+                f"加载器内部错误 {type(exc).__name__}: {exc}（服务端加载此文件同样会出错，"
+                "请报告此缺陷；先修正本文件的其他问题通常可以绕过）"
+            )
+            diagnostics.append(Diagnostic(display_path(root, path), 1, 1, "MP199", message))
             continue
-        c, diags = compile_item(item)
         diagnostics.extend(diags)
         compiled.append(c)
     diagnostics.extend(version_overlaps(compiled))
