@@ -52,16 +52,16 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
         values[APPLICATION_DATE] = today.isoformat()
 
     parsed: dict[str, Any] = {}  # identity numbers decoded once, reused by _derive
-    for f in item.form_fields:
+    for f, check, normalize in item.form_checks:
         if f.path in values:
-            field_type = item.type_of(f)
             try:
-                decoded = field_type.check(f, values[f.path], as_of)
+                decoded = check(f, values[f.path], as_of)
             except ValueRejected as exc:
                 violations.append(FieldViolation(f"facts.{f.path}", str(exc)))
                 del values[f.path]
                 continue
-            values[f.path] = field_type.normalize(values[f.path])
+            if normalize is not None:
+                values[f.path] = normalize(values[f.path])
             if decoded is not None:
                 parsed[f.path] = decoded
         elif f.required:

@@ -49,7 +49,8 @@ class UnknownFieldType(LookupError):
 Check = Callable[["Field", Any, dt.date], Any]
 
 
-def _unchanged(value: Any) -> Any:
+def unchanged(value: Any) -> Any:
+    """The normalisation of a type whose accepted values are used as given."""
     return value
 
 
@@ -66,7 +67,7 @@ class FieldType:
     options: tuple[str, ...]  # the type-specific keys (of OPTIONS) this type accepts
     doc: str  # "中文 / English": the schema's enumDescriptions and the docs/RULES.md row
     check: Check = field(repr=False)
-    normalize: Callable[[Any], Any] = field(default=_unchanged, repr=False)
+    normalize: Callable[[Any], Any] = field(default=unchanged, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.options) - set(OPTIONS)
