@@ -324,7 +324,12 @@ def pending(
     decision: dict[str, Any] | None = None,
 ) -> PendingRecord:
     case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
-    decision = decision or {"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"}
+    decision = decision or {
+        "decision_id": f"d{i}",
+        "item_code": "T1",
+        "outcome": "OUTCOME_APPROVE",
+        **({"request_id": request_id} if request_id else {}),
+    }
     return PendingRecord(
         decision_id=f"d{i}",
         request_id=request_id,
