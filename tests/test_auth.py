@@ -466,3 +466,42 @@ class TestCliWithAuth:
         code = main(["--target", live.target, "--dev-tokens", str(state / "missing.json"), "items"])
         assert code != 0
         assert "UNAUTHENTICATED" in capsys.readouterr().err
+
+
+class TestDevelopmentCredentialsNotice:
+    def test_tokens_never_reach_a_non_terminal_stderr(self, tmp_path):
+        """Started with stderr to a pipe (a log file, a journal), the first start names the
+        tokens file but prints no token; the JSON log lines stay parseable around it."""
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "miaopi_server.app", "--listen", "127.0.0.1:0",
+             "--rulesets", str(RULESETS), "--state-dir", str(tmp_path / "state"),
+             "--log-format", "json", "--watch", "0"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        seen = []
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                seen.append(line)
+                if '"server.started"' in line:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+        text = "".join(seen)
+        tokens = json.loads((tmp_path / "state" / "dev-tokens.json").read_text(encoding="utf-8"))
+        assert tokens and not any(t in text for t in tokens.values())
+        assert "dev-tokens.json" in text and "not shown" in text
+
+    def test_tokens_are_shown_on_a_terminal(self, tmp_path):
+        """On a terminal the notice lists each role's token once, so a developer can copy it."""
+        from miaopi_server.app import dev_credentials_notice
+
+        tokens = {"window": "tok-w", "supervisor": "tok-s", "admin": "tok-a"}
+        shown = dev_credentials_notice(tmp_path, tokens, terminal=True)
+        assert all(shown.count(t) == 1 for t in tokens.values())
+        hidden = dev_credentials_notice(tmp_path, tokens, terminal=False)
+        assert not any(t in hidden for t in tokens.values())
