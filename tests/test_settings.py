@@ -24,7 +24,8 @@ class TestSettings:
                 "--credentials", "c.yaml", "--insecure-no-auth", "--rate", "5", "--burst", "7",
                 "--tls-cert", "cert.pem", "--tls-key", "key.pem", "--tls-client-ca", "ca.pem",
                 "--max-request-bytes", "99", "--workers", "3", "--worker-index", "1",
-                "--log-format", "json", "--log-level", "debug",
+                "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
+                "--idle-timeout", "60", "--max-connections", "10",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -47,6 +48,9 @@ class TestSettings:
             worker_index=1,
             log_format="json",
             log_level="debug",
+            handshake_timeout_seconds=2.0,
+            idle_connection_seconds=60.0,
+            max_connections=10,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

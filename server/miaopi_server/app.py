@@ -127,6 +127,9 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
             # A second server on a busy port must fail, not share it; --workers share on purpose.
             ("grpc.so_reuseport", int(settings.worker_index >= 0)),
             ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.server_handshake_timeout_ms", int(settings.handshake_timeout_seconds * 1000)),
+            ("grpc.max_connection_idle_ms", int(settings.idle_connection_seconds * 1000)),
+            ("grpc.max_allowed_incoming_connections", settings.max_connections),
         ]
     )
     service = ApprovalService(

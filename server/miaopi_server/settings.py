@@ -31,6 +31,12 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate (mutual TLS)
     max_request_bytes: int = 1 << 20
+    # Connections (per process): one that has not finished its HTTP/2 (and TLS) handshake in
+    # this time is closed, so half-open connections cannot pile up; an idle one is closed
+    # after idle_connection_seconds; beyond max_connections new ones are closed at once.
+    handshake_timeout_seconds: float = 10.0
+    idle_connection_seconds: float = 300.0
+    max_connections: int = 1000
     workers: int = 1  # server processes sharing the port and the audit trail (workers.py)
     worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
 
@@ -90,6 +96,23 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="CA (PEM) for client certificates; makes mutual TLS mandatory",
     )
     p.add_argument("--max-request-bytes", type=int)
+    p.add_argument(
+        "--handshake-timeout",
+        dest="handshake_timeout_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection that has not completed its handshake in this time",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        dest="idle_connection_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection idle this long",
+    )
+    p.add_argument(
+        "--max-connections", type=int, help="open connections per process; more are refused"
+    )
     p.add_argument(
         "--workers",
         type=int,
