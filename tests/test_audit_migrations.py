@@ -17,13 +17,13 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-from miaopi_server.app import Settings
 from miaopi_server.audit import migrations, seal
 from miaopi_server.audit.migrations import Migration
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from miaopi_server.audit.sqlite_migrate import statements
 from miaopi_server.audit.store import ListFilter
 from miaopi_server.errors import AuditSchemaTooNew, AuditUnavailable
+from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending
 

@@ -20,8 +20,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from miaopi_server.offline import canonical
-
 from .client import Client
 
 
@@ -31,6 +29,8 @@ class AuditSourceError(Exception):
 
 def _plain(value: Any) -> Any:
     """Integral numbers without a fraction (Struct numbers are doubles): 2.0 -> 2."""
+    from miaopi_server.offline import canonical  # loads the engine: only when exporting
+
     return json.loads(canonical(value))
 
 

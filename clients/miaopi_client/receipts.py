@@ -27,7 +27,6 @@ from typing import Any
 from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi_server.offline import hash_body, key_id_of, verify_seal
 
 _PREFIX = "OUTCOME_"
 
@@ -111,6 +110,8 @@ def receipt_key_id(obj: Any) -> str:
 def verify_receipt(decision: Any, public_key_raw: bytes) -> ReceiptCheck:
     """Check that `decision` is exactly what was recorded and sealed by `public_key_raw`
     (the raw 32-byte Ed25519 public key, as GetSealKey returns it)."""
+    from miaopi_server.offline import hash_body, key_id_of, verify_seal  # loads the engine
+
     try:
         msg = parse_decision(decision)
     except ReceiptFormatError as exc:

@@ -12,9 +12,12 @@ plain JSON) takes the real protobuf path instead, which treats it exactly as the
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client import decision_dict, facts_struct, without_outcome_prefix
+
+if TYPE_CHECKING:
+    from miaopi_server.offline import Decision
 
 _OUTCOMES = frozenset({"APPROVE", "REJECT", "MANUAL_REVIEW"})
 
@@ -58,7 +61,7 @@ def _plain(v: Any) -> Any:
     raise _NotPlain
 
 
-def wire_decision(d: Any, full: bool = True) -> dict[str, Any]:
+def wire_decision(d: Decision, full: bool = True) -> dict[str, Any]:
     """A miaopi_server Decision as client.decision_dict gives it from the server's message
     (offline.decision_message), without what only a server adds (decision_id, decided_at,
     receipt): defaults omitted, outcomes without their enum prefix, Struct and Value numbers as

@@ -10,7 +10,7 @@
     │   └── AuditSchemaTooNew  the audit database is newer than this code (refused at start)
     └── EngineError          the rules engine refused or failed             -> INTERNAL
 
-`status.py` is the one place that maps them to gRPC codes.
+`edge/status.py` is the one place that maps them to gRPC codes.
 """
 
 from __future__ import annotations

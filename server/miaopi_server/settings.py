@@ -37,7 +37,7 @@ class Settings:
     handshake_timeout_seconds: float = 10.0
     idle_connection_seconds: float = 300.0
     max_connections: int = 1000
-    workers: int = 1  # server processes sharing the port and the audit trail (workers.py)
+    workers: int = 1  # server processes sharing the port and the audit trail (ops/workers.py)
     worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
 
 
@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument(
         "--previous-seal-key",
         dest="previous_seal_keys",
+        metavar="PREVIOUS_SEAL_KEY",
         type=Path,
         action="append",
         help="public key (PEM) of a rotated-out sealing key; repeatable",
@@ -84,10 +85,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument(
         "--rate",
         dest="rate_per_second",
+        metavar="RATE",
         type=float,
         help="requests per second per principal (0 = unlimited)",
     )
-    p.add_argument("--burst", dest="rate_burst", type=float)
+    p.add_argument("--burst", dest="rate_burst", metavar="BURST", type=float)
     p.add_argument("--tls-cert", type=Path, help="server certificate (PEM) to serve TLS")
     p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     p.add_argument(

@@ -1,4 +1,4 @@
-"""A decision as proto3 JSON: what `MessageToDict(edge.convert.decision(...),
+"""A decision as proto3 JSON: what `MessageToDict(edge.convert.decision_message(...),
 preserving_proto_field_name=True)` gives, receipt excluded, built from the domain objects
 directly. The audit record stores this form (canonicalised), and offline replay compares it;
 protobuf's pure-Python JSON printer cost a tenth of a Decide. tests/test_convert.py checks

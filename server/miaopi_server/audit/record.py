@@ -56,7 +56,8 @@ class PendingRecord:
 @dataclass(frozen=True)
 class StoredRecord:
     """A record as the trail holds it. The body is kept as its canonical text (what the hash
-    covers) and parsed only when asked for; the receipt's parts are fields of their own."""
+    covers); the receipt's parts are fields of their own, so a record just written is never
+    parsed back (one read from the database arrives with its parsed body)."""
 
     seq: int
     decision_id: str

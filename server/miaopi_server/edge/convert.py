@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
+from miaopi_server.audit.decision_json import json_value
 from miaopi_server.audit.record import StoredRecord
 from miaopi_server.audit.recorder import Recorded
 from miaopi_server.decision.catalog import Catalog
@@ -44,7 +45,7 @@ NEEDS = {
 }
 
 
-def struct_to_dict(s: struct_pb2.Struct, root: str = "facts") -> dict[str, Any]:
+def facts_from_struct(s: struct_pb2.Struct, root: str = "facts") -> dict[str, Any]:
     """Struct -> plain dict (numbers stay floats; validation decides what is an integer).
 
     NaN and infinities have no JSON form (the audit record could not hold them), so they are
@@ -89,9 +90,10 @@ def _value(v: Any) -> struct_pb2.Value:
 
 
 def struct(d: dict[str, Any]) -> struct_pb2.Struct:
-    """A dict as a Struct; dates (at the top level, as decisions have them) as ISO text."""
+    """A dict as a Struct, its values as the record's JSON has them (dates at any depth as ISO
+    text), so the message and the record never disagree and building it cannot fail."""
     s = struct_pb2.Struct()
-    s.update({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in d.items()})
+    s.update(json_value(d))
     return s
 
 
@@ -121,11 +123,9 @@ def material_ref(m: Material) -> pb.MaterialRef:
     return pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license)
 
 
-def decision(
+def decision_message(
     d: Decision, decision_id: str, request_id: str, decided_at: dt.datetime
 ) -> pb.Decision:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(decided_at)
     return pb.Decision(
         decision_id=decision_id,
         request_id=request_id,
@@ -137,7 +137,7 @@ def decision(
         outputs=struct(d.outputs),
         ruleset=pb.RulesetRef(item_code=d.item_code, version=d.version, digest=d.digest),
         as_of_date=d.as_of.isoformat(),
-        decided_at=ts,
+        decided_at=timestamp(decided_at),
         review_due_date=d.review_due.isoformat() if d.review_due else "",
         review_due_date_estimated=d.review_due_estimated,
         derived_facts=struct(d.derived),
@@ -170,7 +170,7 @@ def recorded_decision(recorded: Recorded) -> pb.Decision:
     decided = recorded.decided
     if decided is None:
         return decision_of(recorded.record)
-    msg = decision(
+    msg = decision_message(
         decided.decision,
         decided.decision_id,
         recorded.record.request_id,

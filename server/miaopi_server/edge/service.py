@@ -112,7 +112,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             await self._deny(context, "Decide", "请求中的窗口与认证身份不一致")
         envelope = envelope_violations(request)
         try:
-            facts = convert.struct_to_dict(request.facts)
+            facts = convert.facts_from_struct(request.facts)
         except CaseInvalid as exc:
             await _abort(context, CaseInvalid([*envelope, *exc.violations]))
         case = {
@@ -326,3 +326,5 @@ def add_to_server(service: ApprovalService, server: grpc.aio.Server) -> None:
             response_serializer=response_type.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    # As the generated add_..._to_server does: registered methods skip the generic lookup.
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)

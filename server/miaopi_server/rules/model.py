@@ -1,7 +1,7 @@
 """The domain model of a rule file: a standardized item, its form, materials and rules.
 
-Plain frozen data; `rulefile.py` builds it from YAML and `compile.py` turns it into engine
-rules. Conditions stay as the source text the rule author wrote plus their parsed tree.
+Plain frozen data; `rules/loader.py` builds it from YAML and `rules/compile.py` turns it into
+engine rules. Conditions stay as the source text the rule author wrote plus their parsed tree.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from miaopi_server.lang import ast
 from miaopi_server.rules.fieldtypes import Check, FieldType, FieldTypes, unchanged
@@ -91,6 +91,12 @@ class Field:
         return tuple(v for v, _ in self.enum)
 
 
+class FormCheck(NamedTuple):
+    field: Field
+    check: Check  # raises ValueRejected, or returns what derived facts are computed from
+    normalize: Callable[[Any], Any] | None  # None: accepted values are used as given
+
+
 @dataclass(frozen=True)
 class Material:
     id: str
@@ -166,11 +172,11 @@ class Item:
         return [f for f in self.fields.values() if not f.derived]
 
     @functools.cached_property
-    def form_checks(self) -> tuple[tuple[Field, Check, Callable[[Any], Any] | None], ...]:
-        """(field, its type's check, its normalisation or None) per form field, looked up once
-        per item rather than once per value validated."""
+    def form_checks(self) -> tuple[FormCheck, ...]:
+        """Each form field with its type's check, looked up once per item rather than once
+        per value validated."""
         return tuple(
-            (f, t.check, None if t.normalize is unchanged else t.normalize)
+            FormCheck(f, t.check, None if t.normalize is unchanged else t.normalize)
             for f in self.form_fields
             for t in (self.type_of(f),)
         )
