@@ -19,6 +19,7 @@ from miaopi_server.lang import ast
 from miaopi_server.lang.probes import Probe, ProbeTable
 
 ALWAYS_KEY = "_always"  # every asserted fact carries {"_always": true}
+MAX_LIST_VALUES = 20_000  # values in one inline [...] or named list (docs/RULES.md)
 
 TRUE: dict[str, Any] = {ALWAYS_KEY: True}
 FALSE: dict[str, Any] = {ALWAYS_KEY: False}
@@ -175,6 +176,10 @@ class _Compiler:
 
     def values(self, values: ast.ValueSet) -> tuple[ast.Const, ...]:
         if isinstance(values, ast.ListLiteral):
+            if len(values.items) > MAX_LIST_VALUES:
+                count = len(values.items)
+                self.fail("MP343", f"列表有 {count} 个值，超过上限 {MAX_LIST_VALUES}", values.pos)
+                return ()
             return values.items
         named = self.lists.get(values.name)
         if named is None:
