@@ -21,6 +21,7 @@ import yaml
 
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
+from miaopi_server.lang.compiler import MAX_LIST_VALUES
 from miaopi_server.lang.parser import ExprSyntaxError, parse
 from miaopi_server.rules.fieldtypes import FIELD_TYPES, OPTIONS, FieldTypes, parse_date
 from miaopi_server.rules.model import (
@@ -39,6 +40,13 @@ from miaopi_server.rules.model import (
 )
 
 LISTS_DIR = "lists"
+# Limits on what a rule file may hold (docs/RULES.md). A file or list past them is refused
+# with a located error by the loader, and so by lint and the server alike.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# Subjects (first segment of a field path) the engine or our fact layout uses: `sid` and `id`
+# are the engine's session and fact ids, `_always`, `_m` (materials), `_p` (probes) and
+# `_warmup` are ours; every name starting with `_` is kept for such use.
+RESERVED_SUBJECTS = frozenset({"sid", "id"})
 # libyaml's loader when PyYAML was built with it (3x faster, same marks), else pure Python.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _IDENT = re.compile(r"^[^\W\d]\w*$")
@@ -72,6 +80,33 @@ _FIELD_KEYS = {
 
 class _Invalid(Exception):
     """Raised after a diagnostic was recorded, to abandon one element."""
+
+
+class _Empty:
+    """An empty YAML document."""
+
+
+def yaml_refusal(raw: bytes, text: str) -> tuple[int, int, str, str] | None:
+    """(line, column, code, message) when a rule or list file must not be composed: larger than
+    MAX_FILE_BYTES, or using anchors / aliases (a few lines of aliases expand to billions of
+    nodes in any tool that walks the document: lint, editors, the JSON Schema check). Raises
+    yaml.YAMLError for a file that does not parse."""
+    if len(raw) > MAX_FILE_BYTES:
+        size = f"{len(raw) / 1024 / 1024:.1f} MiB"
+        return 1, 1, "MP110", f"文件过大（{size}，上限 {MAX_FILE_BYTES // 1024 // 1024} MiB）"
+    if "&" not in text and "*" not in text:
+        return None  # no anchor or alias can be written without one of them
+    for event in yaml.parse(text, Loader=YAML_LOADER):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+            mark = event.start_mark
+            return (
+                mark.line + 1 if mark else 1,
+                mark.column + 1 if mark else 1,
+                "MP110",
+                "规则文件不支持 YAML 锚点和别名（& 与 *），请直接写出内容",
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -135,6 +170,7 @@ class _FileLoader:
         self.shared_lists = shared_lists
         self.field_types = field_types
         self.diagnostics: list[Diagnostic] = []
+        self.raw = b""
         self.text = ""
 
     # -- diagnostics
@@ -234,16 +270,22 @@ class _FileLoader:
             raise _Invalid() from None
 
     # -- the file
-    def load(self) -> Item | None:
-        raw = self.path.read_bytes()
+    def compose(self) -> yaml.Node | _Empty | None:
+        """The file's YAML node tree (_Empty for an empty file); None after reporting why it
+        cannot be read (MP100, MP110)."""
         try:
-            self.text = raw.decode("utf-8")
+            self.raw = self.path.read_bytes()
+            self.text = self.raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.diagnostics.append(
                 Diagnostic(self.display, 1, 1, "MP100", f"文件不是 UTF-8 编码：{exc.reason}")
             )
             return None
         try:
+            refusal = yaml_refusal(self.raw, self.text)
+            if refusal is not None:
+                self.diagnostics.append(Diagnostic(self.display, *refusal))
+                return None
             root = yaml.compose(self.text, Loader=YAML_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -253,11 +295,17 @@ class _FileLoader:
                 Diagnostic(self.display, line, col, "MP100", f"YAML 语法错误：{problem}")
             )
             return None
+        return _Empty() if root is None else root
+
+    def load(self) -> Item | None:
+        root = self.compose()
         if root is None:
+            return None
+        if isinstance(root, _Empty):
             self.diagnostics.append(Diagnostic(self.display, 1, 1, "MP103", "规则文件为空"))
             return None
         try:
-            return self.item(root, raw)
+            return self.item(root, self.raw)
         except _Invalid:
             return None
 
@@ -440,6 +488,8 @@ class _FileLoader:
                     key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段（如 applicant.age）"
                 )
                 continue
+            if self.reserved(key_node, path):
+                continue
             try:
                 fields[path] = self.field(path, value)
             except _Invalid:
@@ -457,6 +507,19 @@ class _FileLoader:
             self.diag(node, "MP105", "application.date 须为非必填的 date 字段")
         self.check_prefixes(node, list(fields))
         return fields
+
+    def reserved(self, key_node: yaml.Node, path: str) -> bool:
+        """Report (MP112) a field path whose subject the engine or the fact layout uses."""
+        subject = path.split(".")[0]
+        if subject in RESERVED_SUBJECTS or subject.startswith("_"):
+            self.diag(
+                key_node,
+                "MP112",
+                f"字段路径 {path!r} 的主体 {subject!r} 为规则引擎保留"
+                "（sid、id 及以 _ 开头的名称），请换一个名称",
+            )
+            return True
+        return False
 
     def check_prefixes(self, node: yaml.Node, paths: list[str]) -> None:
         for p in paths:
@@ -518,6 +581,8 @@ class _FileLoader:
         for path, (key_node, value) in self.mapping(node, "derived").items():
             if not _PATH.match(path):
                 self.diag(key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段")
+                continue
+            if self.reserved(key_node, path):
                 continue
             if path in fields:
                 self.diag(key_node, "MP104", f"派生字段 {path} 与表单字段重名")
@@ -731,9 +796,16 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
 
     for name in raw:
         try:
-            resolve(name, (name,))
+            values = resolve(name, (name,))
         except _Invalid:
             continue
+        if len(values) > MAX_LIST_VALUES:
+            loader.diag(
+                raw[name][0],
+                "MP343",
+                f"清单 {name} 有 {len(values)} 个值，超过上限 {MAX_LIST_VALUES}",
+            )
+            del out[name]
     return out
 
 
@@ -758,9 +830,13 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
         # A list file has no form: the standard field types are never consulted.
         loader = _FileLoader(path, display_path(root, path), {}, FIELD_TYPES)
         try:
-            loader.text = path.read_text(encoding="utf-8")
-            node = yaml.compose(loader.text, Loader=YAML_LOADER)
-            top = loader.mapping(node, "清单文件", {"lists"}, ("lists",))
+            node = loader.compose()
+            if node is None:
+                diagnostics.extend(loader.diagnostics)
+                continue
+            top = loader.mapping(
+                None if isinstance(node, _Empty) else node, "清单文件", {"lists"}, ("lists",)
+            )
             for name, values in _read_lists(loader, top["lists"][1]).items():
                 if name in lists:
                     loader.diag(top["lists"][1], "MP104", f"清单 {name} 在多个文件中定义")
