@@ -139,6 +139,34 @@ def parse_date(text: str) -> dt.date | None:
         return None
 
 
+# The as-of dates a case may ask for (its application.date; today when it gives none). Wide
+# enough for any real application and for replaying any historical rule version, and far
+# enough from datetime.date.max that a review due date (at most MAX_TIME_LIMIT_DAYS working
+# days later) is always a date. Outside 2004..the latest year the State Council has published
+# the working-day calendar is Monday-Friday, flagged as estimated (decision/workdays.py).
+EARLIEST_AS_OF = dt.date(1900, 1, 1)
+LATEST_AS_OF = dt.date(2199, 12, 31)
+# The longest time limit (法定/承诺办结时限) a rule file may give, in working days: about four
+# years, beyond any statute; it also bounds the work of computing a due date.
+MAX_TIME_LIMIT_DAYS = 1000
+
+
+def as_of_date(value: Any) -> dt.date | None:
+    """The as-of date an application.date value asks for: a YYYY-MM-DD string within
+    EARLIEST_AS_OF..LATEST_AS_OF, else None (validation says which of these it is not)."""
+    day = parse_date(value) if isinstance(value, str) else None
+    return day if day is not None and EARLIEST_AS_OF <= day <= LATEST_AS_OF else None
+
+
+def as_of_problem(value: Any) -> str | None:
+    """Why a valid date cannot be an as-of date (None when it can, or is not a date at all:
+    the date field's own check reports that)."""
+    day = parse_date(value) if isinstance(value, str) else None
+    if day is not None and not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
+        return f"应在 {EARLIEST_AS_OF} 至 {LATEST_AS_OF} 之间"
+    return None
+
+
 # -- checks shared by several types ------------------------------------------------------------
 
 # Control characters (Cc), lone surrogates (Cs) and private-use code points (Co).

@@ -22,7 +22,13 @@ import yaml
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
 from miaopi_server.lang.parser import ExprSyntaxError, parse
-from miaopi_server.rules.fieldtypes import FIELD_TYPES, OPTIONS, FieldTypes, parse_date
+from miaopi_server.rules.fieldtypes import (
+    FIELD_TYPES,
+    MAX_TIME_LIMIT_DAYS,
+    OPTIONS,
+    FieldTypes,
+    parse_date,
+)
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
     ITEM_TYPES,
@@ -414,6 +420,12 @@ class _FileLoader:
         )
         if promised > statutory:
             self.diag(m["promised_working_days"][1], "MP105", "承诺时限不能长于法定时限")
+        if statutory > MAX_TIME_LIMIT_DAYS:
+            self.diag(
+                m["statutory_working_days"][1],
+                "MP105",
+                f"法定办结时限不能超过 {MAX_TIME_LIMIT_DAYS} 个工作日",
+            )
         return statutory, promised, on_the_spot
 
     def legal_basis(self, node: yaml.Node) -> dict[str, LegalBasis]:

@@ -1,0 +1,225 @@
+"""What a window sends in a case is taken as sent or refused with the field named: a value of
+the wrong JSON type is never dropped or replaced (application.date above all), dotted keys
+are refused everywhere, as-of dates are bounded, and names carry no invisible characters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.decision.catalog import Catalog
+from miaopi_server.decision.workdays import add_working_days
+from miaopi_server.errors import CaseInvalid
+from miaopi_server.rules.fieldtypes import (
+    EARLIEST_AS_OF,
+    LATEST_AS_OF,
+    MAX_TIME_LIMIT_DAYS,
+)
+from miaopi_server.rules.loader import load_rule_file
+from tests.support import (
+    BUSINESS,
+    BUSINESS_MATERIALS,
+    DEVICE,
+    DEVICE_MATERIALS,
+    DISABILITY,
+    DISABILITY_MATERIALS,
+    SENIOR,
+    SENIOR_MATERIALS,
+    decide_request,
+    rule_file,
+    with_facts,
+)
+
+TODAY = dt.date(2026, 11, 23)
+BASES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "GF00012000": (SENIOR, SENIOR_MATERIALS),
+    "GF00034001": (DISABILITY, DISABILITY_MATERIALS),
+    "XK00051000": (BUSINESS, BUSINESS_MATERIALS),
+    "BA00027000": (DEVICE, DEVICE_MATERIALS),
+}
+# A business case that goes to MANUAL_REVIEW (catering needs an on-site check): it has a due date.
+REVIEWED = with_facts(BUSINESS, business__scope=["餐饮服务"])
+
+
+@pytest.fixture(scope="module")
+def stub(live_server):
+    channel = grpc.insecure_channel(live_server.target)
+    yield pb_grpc.ApprovalServiceStub(channel)
+    channel.close()
+
+
+def refused(stub: Any, code: str, facts: dict[str, Any], materials: list[str]) -> set[str]:
+    """Decide over gRPC, expect INVALID_ARGUMENT, return the fields it names."""
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Decide(decide_request(code, facts, materials))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    status = rpc_status.from_call(info.value)
+    bad = error_details_pb2.BadRequest()
+    assert status is not None and status.details[0].Unpack(bad)
+    return {v.field for v in bad.field_violations}
+
+
+def violations(catalog: Catalog, code: str, facts: Any, materials: list[str]) -> dict[str, str]:
+    with pytest.raises(CaseInvalid) as info:
+        catalog.decide(code, facts, materials, TODAY)
+    return {v.field: v.description for v in info.value.violations}
+
+
+# -- 10: a value of the wrong JSON type is refused, never replaced --------------------------
+
+WRONG_DATES = [20261120, 2026.5, True, False, ["2026-11-20"], {"y": 2026}, {}, []]
+
+
+class TestApplicationDateType:
+    @pytest.mark.parametrize("value", WRONG_DATES, ids=repr)
+    def test_refused_not_replaced_by_today(self, catalog, value):
+        """application.date given as a number, bool, list or object names the field."""
+        facts = with_facts(SENIOR, application__date=value)
+        found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
+        assert list(found) == ["facts.application.date"]
+
+    @pytest.mark.parametrize("value", [20261120, True, ["2026-11-20"], {"y": 2026}], ids=repr)
+    def test_refused_over_grpc(self, stub, value):
+        facts = with_facts(SENIOR, application__date=value)
+        assert refused(stub, "GF00012000", facts, SENIOR_MATERIALS) == {"facts.application.date"}
+
+    def test_null_still_means_not_given(self, catalog):
+        """null is "not given" for every field: the case is decided as of today."""
+        facts = with_facts(SENIOR, application__date=None)
+        facts["application"]["date"] = None
+        assert catalog.decide("GF00012000", facts, SENIOR_MATERIALS, TODAY).as_of == TODAY
+
+
+SAMPLES: list[Any] = ["x", 3, 2.5, True, ["x"], {"x": 1}]
+
+
+def _takes(kind: str, value: Any) -> bool:
+    """Whether a field type takes a JSON value of this type (its value may still be bad)."""
+    if kind in ("integer", "number"):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and (kind == "number" or float(value).is_integer())
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "string_list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, str)
+
+
+def test_every_field_refuses_every_wrong_type(catalog):
+    """Every form field of every shipped item (application.date included): each JSON value of
+    a type the field does not take is refused naming that field, never dropped, defaulted or
+    replaced."""
+    checked = 0
+    for code in catalog.codes:
+        facts, materials = BASES[code]
+        for f in catalog.current(code, TODAY).item.fields.values():
+            if f.derived:
+                continue
+            subject, name = f.path.split(".")
+            for value in (v for v in SAMPLES if not _takes(f.kind, v)):
+                case = with_facts(facts, **{f"{subject}__{name}": value})
+                found = violations(catalog, code, case, materials)
+                assert f"facts.{f.path}" in found, (code, f.path, value, found)
+                checked += 1
+    assert checked > 150
+
+
+# -- 11: dotted keys are refused, everywhere ------------------------------------------------
+
+
+class TestDottedKeys:
+    def test_top_level_dotted_date_refused(self, catalog):
+        """{"application.date": ...} is not the nested key: refused, not read by one part of
+        the server and ignored by another (it chose no rule version, yet was validated)."""
+        facts = with_facts(SENIOR, application=None)
+        facts["application.date"] = "2019-06-01"  # before the shipped version is in force
+        found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
+        assert list(found) == ["facts.application.date"]
+        assert "'application.date'" in found["facts.application.date"]
+
+    def test_flat_beside_nested_refused(self, catalog):
+        """A flat "applicant.hukou_region" beside the nested one: neither silently wins."""
+        facts = dict(SENIOR)
+        facts["applicant.hukou_region"] = "110101"
+        found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
+        assert list(found) == ["facts.applicant.hukou_region"]
+        assert "'applicant.hukou_region'" in found["facts.applicant.hukou_region"]
+
+    def test_dotted_key_inside_a_subject_refused(self, catalog):
+        facts = with_facts(SENIOR)
+        facts["applicant"]["name.x"] = "张三"
+        found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
+        assert list(found) == ["facts.applicant.name.x"]
+        assert "'name.x'" in found["facts.applicant.name.x"]
+
+    def test_refused_over_grpc(self, stub):
+        facts = with_facts(SENIOR, application=None)
+        facts["application.date"] = "2026-11-20"
+        assert refused(stub, "GF00012000", facts, SENIOR_MATERIALS) == {"facts.application.date"}
+
+
+# -- 12: as-of dates are bounded; the due date is always a date -----------------------------
+
+
+class TestAsOfRange:
+    @pytest.mark.parametrize("day", ["9999-12-31", "2200-01-01", "1899-12-31", "0001-01-01"])
+    def test_out_of_range_refused_over_grpc(self, stub, day):
+        """A MANUAL_REVIEW case dated 9999-12-31 was INTERNAL (OverflowError in the due date)."""
+        facts = with_facts(REVIEWED, application__date=day)
+        assert refused(stub, "XK00051000", facts, BUSINESS_MATERIALS) == {"facts.application.date"}
+
+    @pytest.mark.parametrize("day", ["9999-12-31", "1899-12-31"])
+    def test_message_states_the_range(self, catalog, day):
+        facts = with_facts(REVIEWED, application__date=day)
+        found = violations(catalog, "XK00051000", facts, BUSINESS_MATERIALS)
+        assert found == {"facts.application.date": "应在 1900-01-01 至 2199-12-31 之间"}
+
+    def test_last_day_has_a_due_date(self, stub):
+        """The last as-of date decides, and its review due date lies beyond it (estimated)."""
+        facts = with_facts(REVIEWED, application__date=LATEST_AS_OF.isoformat())
+        d = stub.Decide(decide_request("XK00051000", facts, BUSINESS_MATERIALS)).decision
+        assert d.outcome == pb.OUTCOME_MANUAL_REVIEW
+        assert d.as_of_date == "2199-12-31"
+        assert d.review_due_date > "2199-12-31" and d.review_due_date_estimated
+
+    def test_due_date_safe_at_both_ends(self):
+        """The longest time limit from either end of the range is a date, not an overflow."""
+        for start in (EARLIEST_AS_OF, LATEST_AS_OF):
+            due = add_working_days(start, MAX_TIME_LIMIT_DAYS)
+            assert start < due.date < start + dt.timedelta(days=2 * MAX_TIME_LIMIT_DAYS)
+            assert due.estimated
+
+    def test_due_date_never_overflows(self):
+        """Outside the bounds it is a ValueError saying so, never an OverflowError or a loop."""
+        with pytest.raises(ValueError, match="days must be within"):
+            add_working_days(TODAY, MAX_TIME_LIMIT_DAYS + 1)
+        with pytest.raises(ValueError, match="no working day"):
+            add_working_days(dt.date.max - dt.timedelta(days=3), 5)
+
+    def test_rule_file_time_limit_bounded(self, tmp_path):
+        """A time limit beyond MAX_TIME_LIMIT_DAYS is a located load error (a due date is
+        counted day by day: 10**9 days would stall a decision)."""
+        text = rule_file(
+            """\
+            form:
+              t.x: {type: string}
+            rules:
+              - {id: r1, when: 't.x == "a"', outcome: MANUAL_REVIEW, message: m, basis: art1}
+            """
+        ).replace("statutory_working_days: 5", f"statutory_working_days: {MAX_TIME_LIMIT_DAYS + 1}")
+        path = tmp_path / "t.yaml"
+        path.write_text(text, encoding="utf-8")
+        _, diags = load_rule_file(path, tmp_path, {})
+        assert [(d.code, d.line, d.message) for d in diags] == [
+            ("MP105", 7, "法定办结时限不能超过 1000 个工作日")
+        ]
+        ok = text.replace(f"{MAX_TIME_LIMIT_DAYS + 1}", f"{MAX_TIME_LIMIT_DAYS}")
+        path.write_text(ok, encoding="utf-8")
+        assert load_rule_file(path, tmp_path, {})[1] == []
