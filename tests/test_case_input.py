@@ -223,3 +223,48 @@ class TestAsOfRange:
         ok = text.replace(f"{MAX_TIME_LIMIT_DAYS + 1}", f"{MAX_TIME_LIMIT_DAYS}")
         path.write_text(ok, encoding="utf-8")
         assert load_rule_file(path, tmp_path, {})[1] == []
+
+
+# -- 17a: names carry no invisible characters and are not blank -----------------------------
+
+INVISIBLE = ["\u202e", "\u2028", "\u2029", "\u200b", "\u200d", "\ufeff", "\u00ad", "\u2066"]
+
+
+class TestVisibleText:
+    @pytest.mark.parametrize("ch", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+    def test_format_characters_refused(self, catalog, ch):
+        """U+202E can make 陈建国 display as another name; U+2028 breaks lines in logs and
+        receipts; U+200B makes two names that look the same differ."""
+        facts = with_facts(SENIOR, applicant__name=f"陈{ch}建国")
+        found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
+        assert found == {"facts.applicant.name": f"含有不可见的格式字符或分隔符（U+{ord(ch):04X}）"}
+
+    @pytest.mark.parametrize("blank", [" ", "   ", "\u3000\u3000", "\u00a0"], ids=repr)
+    def test_whitespace_only_refused(self, catalog, blank):
+        facts = with_facts(SENIOR, applicant__name=blank)
+        found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
+        assert found == {"facts.applicant.name": "不能只有空白字符"}
+
+    def test_list_items_too(self, catalog):
+        for item, message in (("  ", "第 2 项不能只有空白字符"), ("理发\u200b", "第 2 项含有")):
+            facts = with_facts(BUSINESS, business__scope=["理发服务", item])
+            found = violations(catalog, "XK00051000", facts, BUSINESS_MATERIALS)
+            assert found["facts.business.scope"].startswith(message), found
+
+    def test_existing_messages_stay(self, catalog):
+        """Empty is still 不能为空 and a control character still its own message."""
+        for value, message in (("", "不能为空"), ("陈\x07建国", "含有控制字符或无效字符")):
+            facts = with_facts(SENIOR, applicant__name=value)
+            assert violations(catalog, "GF00012000", facts, SENIOR_MATERIALS) == {
+                "facts.applicant.name": message
+            }
+
+    @pytest.mark.parametrize("name", ["阿卜杜·热合曼", "Li Na", "欧阳　娜娜", "陈建国"])
+    def test_real_names_accepted(self, catalog, name):
+        """Middle dots, inner spaces (also 全角) and plain Chinese names are names."""
+        facts = with_facts(SENIOR, applicant__name=name)
+        assert catalog.decide("GF00012000", facts, SENIOR_MATERIALS, TODAY).outcome == "APPROVE"
+
+    def test_refused_over_grpc(self, stub):
+        facts = with_facts(SENIOR, applicant__name="\u202e国建陈")
+        assert refused(stub, "GF00012000", facts, SENIOR_MATERIALS) == {"facts.applicant.name"}

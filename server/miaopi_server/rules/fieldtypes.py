@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -173,12 +174,27 @@ def as_of_problem(value: Any) -> str | None:
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]")
 
 
+# Invisible characters that change how text reads without being seen: format characters (Cf:
+# U+200B zero width space, U+202E right-to-left override, U+FEFF, ...) and the line and
+# paragraph separators (Zl U+2028, Zp U+2029). A name holding one looks like another name.
+_INVISIBLE = frozenset({"Cf", "Zl", "Zp"})
+
+
 def _bad_text(value: str) -> str | None:
     if len(value) > MAX_STRING:
         return f"过长（不超过 {MAX_STRING} 字）"
     if _BAD_CHARS.search(value):
         return "含有控制字符或无效字符"
+    if not value.isprintable():  # fast path: printable text has none of them
+        for ch in value:
+            if unicodedata.category(ch) in _INVISIBLE:
+                return f"含有不可见的格式字符或分隔符（U+{ord(ch):04X}）"
     return None
+
+
+def _blank(value: str) -> str | None:
+    """Text that is there but shows nothing: only spaces (incl. U+3000 全角空格)."""
+    return "不能只有空白字符" if value and value.isspace() else None
 
 
 def _text(value: Any) -> str:
@@ -227,7 +243,8 @@ def _identity(parse: Callable[[], Any]) -> Any:
 
 
 def _check_string(f: Field, value: Any, as_of: dt.date) -> None:
-    problem = _length(f, _text(value), at_least=1)
+    text = _text(value)
+    problem = _blank(text) or _length(f, text, at_least=1)
     if problem:
         raise ValueRejected(problem)
 
@@ -262,10 +279,10 @@ def _check_string_list(f: Field, value: Any, as_of: dt.date) -> None:
         raise ValueRejected(f"至少填写 {f.min_items} 项")
     if len(value) > MAX_STRING:
         raise ValueRejected("项数过多")
-    for v in value:
-        problem = _bad_text(v) or _length(f, v, at_least=0)
+    for i, v in enumerate(value, 1):
+        problem = _bad_text(v) or _blank(v) or _length(f, v, at_least=0)
         if problem:
-            raise ValueRejected(f"第 {value.index(v) + 1} 项{problem}")
+            raise ValueRejected(f"第 {i} 项{problem}")
 
 
 def _check_region_code(f: Field, value: Any, as_of: dt.date) -> None:
