@@ -5,15 +5,18 @@ are refused everywhere, as-of dates are bounded, and names carry no invisible ch
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.audit.record import case_digest
 from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.workdays import add_working_days
 from miaopi_server.errors import CaseInvalid
@@ -23,6 +26,8 @@ from miaopi_server.rules.fieldtypes import (
     MAX_TIME_LIMIT_DAYS,
 )
 from miaopi_server.rules.loader import load_rule_file
+from miaopi_server.settings import Settings
+from tests.conftest import LiveServer
 from tests.support import (
     BUSINESS,
     BUSINESS_MATERIALS,
@@ -30,6 +35,8 @@ from tests.support import (
     DEVICE_MATERIALS,
     DISABILITY,
     DISABILITY_MATERIALS,
+    ROOT,
+    RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
     decide_request,
@@ -268,3 +275,88 @@ class TestVisibleText:
     def test_refused_over_grpc(self, stub):
         facts = with_facts(SENIOR, applicant__name="\u202e国建陈")
         assert refused(stub, "GF00012000", facts, SENIOR_MATERIALS) == {"facts.applicant.name"}
+
+
+# -- 17b: materials are a set: order and repeats do not make another case -------------------
+
+OLD_DB = ROOT / "tests" / "data" / "audit-v0-ebea569.sqlite3"
+OLD_KEY_PEM = ROOT / "tests" / "data" / "audit-v0-ebea569.seal.pub.pem"
+
+
+def _decide(stub: Any, request_id: str, materials: list[str], window: str = "") -> pb.Decision:
+    req = decide_request(
+        "GF00012000",
+        SENIOR,
+        materials,
+        request_id=request_id,
+        window=pb.Window(window_id=window),
+    )
+    return stub.Decide(req).decision
+
+
+class TestMaterialsAreASet:
+    def test_retry_in_another_order_is_the_same_request(self, stub):
+        """A retry listing the materials in another order, or one of them twice, gets the
+        original decision back (was ALREADY_EXISTS); other materials are still a conflict."""
+        first = _decide(stub, "set-1", ["id_card", "hukou_book", "bank_account"])
+        for again in (
+            ["bank_account", "id_card", "hukou_book"],
+            ["hukou_book", "id_card", "bank_account", "id_card"],
+        ):
+            d = _decide(stub, "set-1", again)
+            assert (d.decision_id, d.receipt.seq) == (first.decision_id, first.receipt.seq)
+            assert d.receipt.case_digest == first.receipt.case_digest
+        with pytest.raises(grpc.RpcError) as info:
+            _decide(stub, "set-1", ["id_card", "hukou_book"])
+        assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+    def test_digest_is_of_the_sorted_set(self, stub):
+        d = _decide(stub, "set-2", ["id_card", "bank_account", "hukou_book", "bank_account"])
+        assert d.receipt.case_digest == case_digest(
+            "GF00012000", SENIOR, ["bank_account", "hukou_book", "id_card"]
+        )
+        got = stub.GetDecision(pb.GetDecisionRequest(decision_id=d.decision_id))
+        assert list(got.case["materials"]) == ["bank_account", "hukou_book", "id_card"]
+        assert stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
+
+    def test_old_records_still_verify_and_answer_retries(self, tmp_path):
+        """A trail written by ebea569 (materials digested in the order received) verifies as
+        before, and a retry of one of its requests gets the old decision back, whether the
+        materials come in the order then recorded or in another."""
+        state = tmp_path / "state"
+        state.mkdir()
+        shutil.copyfile(OLD_DB, state / "audit.sqlite3")
+        server = LiveServer(
+            Settings(
+                listen="127.0.0.1:0",
+                rulesets=RULESETS,
+                state_dir=state,
+                previous_seal_keys=(OLD_KEY_PEM,),
+            )
+        )
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                old = pb_grpc.ApprovalServiceStub(channel)
+                v = old.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
+                assert (v.ok, v.checked) == (True, 6), v
+                recorded = old.GetDecision(pb.GetDecisionRequest(decision_id=OLD_DECISION))
+                materials = list(recorded.case["materials"])
+                assert materials == ["id_card", "hukou_book", "bank_account"]  # not sorted
+                facts = json_format.MessageToDict(recorded.case["facts"])
+                for again in (materials, sorted(materials), materials[::-1] + materials[:1]):
+                    req = decide_request(
+                        "GF00012000",
+                        facts,
+                        again,
+                        request_id="请求-0002",
+                        window=pb.Window(window_id="南海区-窗口1"),
+                    )
+                    d = old.Decide(req).decision
+                    assert (d.decision_id, d.receipt.seq) == (OLD_DECISION, 2)
+                v = old.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
+                assert (v.ok, v.checked) == (True, 6), v
+        finally:
+            server.stop()
+
+
+OLD_DECISION = "e9d52f20-e3ed-4c12-9f68-9bcc4bce18e2"  # seq 2 of the ebea569 trail
