@@ -707,6 +707,9 @@ def _construct(node: yaml.Node) -> Any:
         loader.dispose()
 
 
+MAX_LIST_NESTING = 16  # lists made by union of lists made by union of ...: far beyond need
+
+
 def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ...]]:
     """Named lists: {name: {label, values: [...]}} or {name: {label, union: [other names]}}."""
     raw: dict[str, tuple[yaml.Node, dict[str, tuple[yaml.Node, yaml.Node]]]] = {}
@@ -722,10 +725,13 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
         except _Invalid:
             continue
     out: dict[str, tuple[str, ...]] = {}
+    failed: set[str] = set()  # reported once, not again for every list that uses it
 
     def resolve(name: str, trail: tuple[str, ...]) -> tuple[str, ...]:
         if name in out:
             return out[name]
+        if name in failed:
+            raise _Invalid()
         _key_node, m = raw[name]
         values: list[str] = []
         if "values" in m:
@@ -737,7 +743,15 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
                 raise loader.invalid(ref, "MP322", f"清单 {name} 循环引用了 {other}")
             if other not in raw:
                 raise loader.invalid(ref, "MP321", f"清单 {name} 引用了未定义的清单 {other}")
-            values.extend(resolve(other, (*trail, other)))
+            if len(trail) >= MAX_LIST_NESTING:  # resolved recursively: bounded, and located
+                raise loader.invalid(
+                    ref, "MP323", f"清单 union 嵌套过深（不超过 {MAX_LIST_NESTING} 层）"
+                )
+            try:
+                values.extend(resolve(other, (*trail, other)))
+            except _Invalid:
+                failed.add(name)
+                raise
         out[name] = tuple(dict.fromkeys(values))
         return out[name]
 
