@@ -55,11 +55,10 @@ def through_proto(d: Decision, full: bool = True) -> dict[str, Any]:
     every call (decision_id, decided_at)."""
     out = decision_dict(convert.decision_message(d, "", "", dt.datetime.now(dt.UTC)))
     del out["decided_at"]
-    return (
-        out
-        if full
-        else {k: out[k] for k in ("outcome", "missing_materials", "outputs") if k in out}
-    )
+    if full:
+        return out
+    lean = {k: out[k] for k in ("outcome", "missing_materials", "outputs") if k in out}
+    return lean | {"reasons": [{"rule_id": r["rule_id"]} for r in out.get("reasons", [])]}
 
 
 TRICKY = {

@@ -495,6 +495,12 @@ def rules_test_report(r: dict[str, Any]) -> str:
                 )
             if i["unexercised"]:
                 out.append(f"  {i['item_code']}: {', '.join(i['unexercised'])}")
+    checks = [i for i in r["items"] if i.get("checks")]
+    if checks:
+        out += ["", "检查了什么 What the cases check (cases per check)"]
+        for i in checks:
+            shown = ", ".join(f"{k} {n}" for k, n in i["checks"].items())
+            out.append(f"  {i['item_code']}: {shown}")
     if r.get("unattributed"):
         out += [
             "",

@@ -162,7 +162,7 @@ def from_catalog(catalog: Catalog, today: dt.date | None = None, full: bool = Tr
 
     Its decisions have the shape of remote ones (wire.wire_decision) without what only a
     server adds: decision_id, decided_at, receipt (nothing recorded them). With full=False,
-    only what cases.compare reads: outcome, missing_materials, outputs."""
+    only what cases.compare reads: outcome, missing_materials, outputs, the reasons' rule ids."""
     from miaopi_server.offline import CaseInvalid, ItemNotFound, shanghai_today
 
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
