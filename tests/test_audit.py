@@ -162,6 +162,10 @@ class TestTampering:
             ),
             ("UPDATE records SET outcome = 'REJECT' WHERE seq = 3", "indexed columns disagree"),
             (
+                "UPDATE records SET decided_at = '2020-01-01T00:00:00.000000Z' WHERE seq = 3",
+                "indexed columns disagree",
+            ),
+            (
                 "UPDATE records SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
                 "case does not match",
             ),
@@ -182,6 +186,37 @@ class TestTampering:
         result = verify_database(tmp_path / "audit.sqlite3", keys)
         assert (result.ok, result.first_bad_seq) == (False, 3)
         assert reason in result.reason
+
+    def test_every_stored_column_is_covered(self, tmp_path):
+        """Editing any one column of a stored record, to any other value of its kind, is
+        found at that seq: each column is covered by the hash or derived from what is (a
+        forged decided_at would falsify time-range queries)."""
+        store = make_store(tmp_path)
+        for i in range(1, 6):
+            store.append(pending(i, request_id=f"r{i}")).result()
+        store.close()
+        db = tmp_path / "audit.sqlite3"
+        keys = {store.sealer.key_id: store.sealer.public_raw}
+        with sqlite3.connect(db) as conn:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(records)")]
+        assert "decided_at" in columns
+        for column in columns:
+            copy_path = tmp_path / f"edit-{column}.sqlite3"
+            with sqlite3.connect(db) as src, sqlite3.connect(copy_path) as dst:
+                src.backup(dst)
+            with sqlite3.connect(copy_path) as conn:
+                value = conn.execute(f"SELECT {column} FROM records WHERE seq = 3").fetchone()[0]
+                if column == "seq":
+                    edited: object = 99
+                elif isinstance(value, bytes):
+                    edited = bytes([value[0] ^ 1]) + value[1:]
+                elif column == "decided_at":  # a minute earlier, still a well-formed time
+                    edited = value.replace("00:00:03", "00:00:02")
+                else:
+                    edited = value[:-2] + ("x" if value[-2] != "x" else "y") + value[-1]
+                conn.execute(f"UPDATE records SET {column} = ? WHERE seq = 3", (edited,))
+            result = verify_database(copy_path, keys)
+            assert (result.ok, result.first_bad_seq) == (False, 3), (column, result)
 
     def test_rehashed_record_breaks_the_chain(self, tmp_path):
         """Rewriting a record and recomputing its hash still breaks the seal and the chain."""

@@ -24,6 +24,17 @@ def fixed_time(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def column_time(rfc3339: object) -> str | None:
+    """The `decided_at` column a record's decision.decided_at (proto3 JSON, RFC 3339 in UTC
+    with 0, 3 or 6 fractional digits) stands for; None when it is not such a time."""
+    if not isinstance(rfc3339, str) or not rfc3339.endswith("Z"):
+        return None
+    try:
+        return fixed_time(dt.datetime.fromisoformat(rfc3339))
+    except ValueError:
+        return None
+
+
 def case_canonical(item_code: str, facts: dict[str, Any], materials: list[str]) -> bytes:
     """The canonical form of a case as received: what is stored, and what its digest hashes."""
     return canonical({"item_code": item_code, "facts": facts, "materials": list(materials)})

@@ -30,6 +30,7 @@ from miaopi_server.audit.record import (
     PendingRecord,
     StoredRecord,
     canonical_body,
+    column_time,
     hash_body,
 )
 from miaopi_server.audit.seal import Sealer, verify_seal
@@ -357,8 +358,8 @@ def verify_database(
                 return Verification(False, 0, from_seq - 1, "gap: record missing")
             prev = row[0]
         sql = (
-            "SELECT seq, decision_id, request_id, item_code, outcome, window_id, case_digest,"
-            " body, case_json, hash, key_id, signature FROM records WHERE seq >= ?"
+            "SELECT seq, decision_id, request_id, item_code, outcome, window_id, decided_at,"
+            " case_digest, body, case_json, hash, key_id, signature FROM records WHERE seq >= ?"
         )
         args: list[int] = [from_seq]
         if to_seq:
@@ -372,6 +373,7 @@ def verify_database(
             item_code,
             outcome,
             window_id,
+            decided_at,
             case_dig,
             body_text,
             case_json,
@@ -388,6 +390,7 @@ def verify_database(
                 item_code,
                 outcome,
                 window_id,
+                decided_at,
                 case_dig,
                 body_text,
                 case_json,
@@ -414,6 +417,7 @@ def _check_record(
     item_code: str,
     outcome: str,
     window_id: str,
+    decided_at: str,
     case_dig: str,
     body_text: str,
     case_json: str,
@@ -443,8 +447,9 @@ def _check_record(
         decision.get("item_code"),
         str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
         body.get("window", {}).get("window_id", ""),
+        column_time(decision.get("decided_at")),
     )
-    if columns != (decision_id, request_id, item_code, outcome, window_id):
+    if columns != (decision_id, request_id, item_code, outcome, window_id, decided_at):
         return "indexed columns disagree with the record"
     if public_raw is None:
         return "unknown sealing key"
