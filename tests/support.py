@@ -330,7 +330,8 @@ def pending(
         "item_code": "T1",
         "outcome": "OUTCOME_APPROVE",
         "decided_at": when,
-    } | ({"request_id": request_id} if request_id else {})
+        **({"request_id": request_id} if request_id else {}),
+    }
     return PendingRecord(
         decision_id=f"d{i}",
         request_id=request_id,

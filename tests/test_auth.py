@@ -33,6 +33,7 @@ from tests.support import (
     SENIOR_MATERIALS,
     TOKENS,
     credentials,
+    with_facts,
 )
 
 
@@ -194,6 +195,39 @@ class TestAuthorisation:
         )
         everyone = stub.ListDecisions(pb.ListDecisionsRequest(page_size=1000), metadata=md("sup"))
         assert {d.receipt.window.window_id for d in everyone.decisions} >= {"W-GC-01", "W-DL-02"}
+
+
+class TestIdempotencyPerWindow:
+    def test_another_windows_request_id_is_not_an_answer(self, stub, server):
+        """Window B reusing window A's request_id with the same case gets a decision of its
+        own (its window on the receipt, its record), never A's."""
+        req = decide_req()
+        req.request_id = "shared-id-1"
+        a = stub.Decide(req, metadata=md("w1")).decision
+        b = stub.Decide(req, metadata=md("w2")).decision
+        assert a.decision_id != b.decision_id
+        assert (a.receipt.window.window_id, a.receipt.window.principal_id) == ("W-GC-01", "w1")
+        assert (b.receipt.window.window_id, b.receipt.window.principal_id) == ("W-DL-02", "w2")
+        assert b.receipt.seq != a.receipt.seq
+        # each window's retry still answers with its own original
+        assert stub.Decide(req, metadata=md("w1")).decision == a
+        assert stub.Decide(req, metadata=md("w2")).decision == b
+
+    def test_a_window_cannot_pre_claim_anothers_request_ids(self, stub):
+        """B sending a request_id first does not make A's later request with that id (and a
+        different case) fail: ALREADY_EXISTS only within one window."""
+        claim = decide_req(facts=with_facts(SENIOR, applicant__hukou_region="440604"))
+        claim.request_id = "future-id-7"
+        stub.Decide(claim, metadata=md("w2"))
+        mine = decide_req()
+        mine.request_id = "future-id-7"
+        d = stub.Decide(mine, metadata=md("w1")).decision
+        assert d.outcome == pb.OUTCOME_APPROVE and d.receipt.window.window_id == "W-GC-01"
+        other = decide_req(facts=with_facts(SENIOR, applicant__name="李四"))
+        other.request_id = "future-id-7"
+        assert (
+            code_of(lambda: stub.Decide(other, metadata=md("w1"))) == grpc.StatusCode.ALREADY_EXISTS
+        )
 
 
 class TestRateLimit:
@@ -432,3 +466,42 @@ class TestCliWithAuth:
         code = main(["--target", live.target, "--dev-tokens", str(state / "missing.json"), "items"])
         assert code != 0
         assert "UNAUTHENTICATED" in capsys.readouterr().err
+
+
+class TestDevelopmentCredentialsNotice:
+    def test_tokens_never_reach_a_non_terminal_stderr(self, tmp_path):
+        """Started with stderr to a pipe (a log file, a journal), the first start names the
+        tokens file but prints no token; the JSON log lines stay parseable around it."""
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "miaopi_server.app", "--listen", "127.0.0.1:0",
+             "--rulesets", str(RULESETS), "--state-dir", str(tmp_path / "state"),
+             "--log-format", "json", "--watch", "0"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        seen = []
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                seen.append(line)
+                if '"server.started"' in line:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+        text = "".join(seen)
+        tokens = json.loads((tmp_path / "state" / "dev-tokens.json").read_text(encoding="utf-8"))
+        assert tokens and not any(t in text for t in tokens.values())
+        assert "dev-tokens.json" in text and "not shown" in text
+
+    def test_tokens_are_shown_on_a_terminal(self, tmp_path):
+        """On a terminal the notice lists each role's token once, so a developer can copy it."""
+        from miaopi_server.app import dev_credentials_notice
+
+        tokens = {"window": "tok-w", "supervisor": "tok-s", "admin": "tok-a"}
+        shown = dev_credentials_notice(tmp_path, tokens, terminal=True)
+        assert all(shown.count(t) == 1 for t in tokens.values())
+        hidden = dev_credentials_notice(tmp_path, tokens, terminal=False)
+        assert not any(t in hidden for t in tokens.values())

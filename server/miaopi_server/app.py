@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import structlog
@@ -75,6 +76,18 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
     )
 
 
+def dev_credentials_notice(where: Path, tokens: dict[str, str], terminal: bool) -> str:
+    """What the first start says about the development credentials it made. The tokens are
+    shown only on a terminal: stderr may be a log file or journal, and they are secrets."""
+    notice = (
+        f"miaopi-server: development credentials created in {where}/ (0600).\n"
+        f"  The miaopi CLI reads {where / 'dev-tokens.json'} automatically.\n"
+    )
+    if not terminal:
+        return notice + "  The tokens are in that file (not shown: stderr is not a terminal).\n"
+    return notice + "".join(f"  {role:<10} token: {tok}\n" for role, tok in tokens.items())
+
+
 def open_authenticator(settings: Settings) -> Authenticator | None:
     if settings.insecure_no_auth:
         log.warning(
@@ -87,14 +100,9 @@ def open_authenticator(settings: Settings) -> Authenticator | None:
     if path is None:
         existed = (settings.state_dir / "dev-tokens.json").exists()
         path, tokens = write_dev_credentials(settings.state_dir)
-        if not existed:  # printed once, to the terminal only: tokens never go to the log
-            print(
-                f"miaopi-server: development credentials created in {path.parent}/ (0600).\n"
-                f"  The miaopi CLI reads {path.parent / 'dev-tokens.json'} automatically.\n"
-                + "".join(f"  {role:<10} token: {tok}\n" for role, tok in tokens.items()),
-                file=sys.stderr,
-                flush=True,
-            )
+        if not existed:
+            notice = dev_credentials_notice(path.parent, tokens, sys.stderr.isatty())
+            print(notice, file=sys.stderr, flush=True)
     return Authenticator.from_file(path)
 
 

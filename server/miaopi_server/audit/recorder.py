@@ -2,10 +2,11 @@
 
 - A decision is appended to the audit trail and only then returned, with its record. If the
   append fails the caller gets AuditUnavailable and no decision (fail closed).
-- A request_id seen before with the same case returns the original record (no new decision,
-  no new record); with a different case it raises RequestConflict naming the earlier decision.
-  Concurrent duplicates wait for the first one, and the store's unique index on request_id is
-  the last guard across processes.
+- A request_id the same window sent before with the same case returns the original record (no
+  new decision, no new record); with a different case it raises RequestConflict naming the
+  earlier decision. Keys are per window: another window's request_id never answers from, nor
+  blocks, this window's. Concurrent duplicates wait for the first one, and the store's unique
+  index on (window_id, request_id) is the last guard across processes.
 
 Works on domain objects only: the record's decision JSON comes from `decision_json`, the one
 builder of that shape; the edge turns what comes back into protobuf.
@@ -49,7 +50,7 @@ class Recorder:
     def __init__(self, store: AuditStore, node_id: str):
         self.store = store
         self.node_id = node_id
-        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     async def decide(
         self,
@@ -64,22 +65,23 @@ class Recorder:
         digest = sha256_hex(case_json)
         if not request_id:
             return await self._record(make_decision(), request_id, case, case_json, digest, window)
+        key = (window.get("window_id", ""), request_id)
         while True:
-            waiting = self._inflight.get(request_id)
+            waiting = self._inflight.get(key)
             if waiting is None:
                 break
             await asyncio.shield(waiting)  # the first caller decides; then look again
-        existing = self.store.find_request(request_id)
+        existing = self.store.find_request(*key)
         if existing is not None:
             return self._answer(existing, request_id, digest)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[request_id] = done
+        self._inflight[key] = done
         try:
             return await self._record(make_decision(), request_id, case, case_json, digest, window)
         except DuplicateRequest as dup:  # recorded meanwhile by another process
             return self._answer(dup.existing, request_id, digest)
         finally:
-            del self._inflight[request_id]
+            del self._inflight[key]
             done.set_result(None)
 
     def _answer(self, existing: StoredRecord, request_id: str, digest: str) -> Recorded:

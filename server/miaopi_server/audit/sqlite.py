@@ -170,7 +170,7 @@ class SQLiteAuditStore:
             return
         written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
         outcomes: list[tuple[Future[StoredRecord], BaseException]] = []
-        in_batch: dict[str, StoredRecord] = {}
+        in_batch: dict[tuple[str, str], StoredRecord] = {}
         locked = False
         try:
             self._lock_writers()
@@ -181,10 +181,9 @@ class SQLiteAuditStore:
             head = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
             seq, prev = self._writer.execute(head).fetchone() or (0, GENESIS_HASH)
             for pending, fut in batch:
+                key = (pending.window_id, pending.request_id)
                 if pending.request_id:
-                    existing = in_batch.get(pending.request_id) or self._by_request(
-                        self._writer, pending.request_id
-                    )
+                    existing = in_batch.get(key) or self._by_request(self._writer, *key)
                     if existing is not None:
                         outcomes.append((fut, DuplicateRequest(existing)))
                         continue
@@ -228,7 +227,7 @@ class SQLiteAuditStore:
                     ),
                 )
                 if pending.request_id:
-                    in_batch[pending.request_id] = record
+                    in_batch[key] = record
                 written.append((record, fut))
                 prev = h
             self._writer.execute("COMMIT")
@@ -266,9 +265,12 @@ class SQLiteAuditStore:
                 pause = min(pause * 2, 0.002)
 
     @staticmethod
-    def _by_request(conn: sqlite3.Connection, request_id: str) -> StoredRecord | None:
+    def _by_request(
+        conn: sqlite3.Connection, window_id: str, request_id: str
+    ) -> StoredRecord | None:
         row = conn.execute(
-            f"SELECT {_COLUMNS} FROM records WHERE request_id = ?", (request_id,)
+            f"SELECT {_COLUMNS} FROM records WHERE window_id = ? AND request_id = ?",
+            (window_id, request_id),
         ).fetchone()
         return _row(row) if row else None
 
@@ -278,9 +280,9 @@ class SQLiteAuditStore:
         with self._read_lock:
             yield self._reader
 
-    def find_request(self, request_id: str) -> StoredRecord | None:
+    def find_request(self, window_id: str, request_id: str) -> StoredRecord | None:
         with self._read() as conn:
-            return self._by_request(conn, request_id)
+            return self._by_request(conn, window_id, request_id)
 
     def get(self, decision_id: str) -> StoredRecord | None:
         with self._read() as conn:

@@ -30,7 +30,7 @@ class Verification:
 
 
 class DuplicateRequest(Exception):
-    """The request_id is already on record; `existing` is that record."""
+    """The window's request_id is already on record; `existing` is that record."""
 
     def __init__(self, existing: StoredRecord):
         super().__init__(existing.decision_id)
@@ -46,7 +46,9 @@ class AuditStore(Protocol):
 
     def get(self, decision_id: str) -> StoredRecord | None: ...
 
-    def find_request(self, request_id: str) -> StoredRecord | None: ...
+    def find_request(self, window_id: str, request_id: str) -> StoredRecord | None:
+        """The record of this window's request_id (idempotency keys are per window)."""
+        ...
 
     def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
         """Newest first, only records with seq < before_seq when given."""
