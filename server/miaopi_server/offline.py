@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from miaopi_server.audit.canonical import canonical
 from miaopi_server.audit.decision_json import decision_json, json_value, material_json
+from miaopi_server.audit.merkle import leaf_hash, root_from_inclusion, roots_from_consistency
 from miaopi_server.audit.record import hash_body
 from miaopi_server.audit.seal import key_id_of, public_key_from_pem, verify_seal
-from miaopi_server.audit.sqlite import verify_database
+from miaopi_server.audit.sqlite_verify import verify_database
+from miaopi_server.audit.treehead import TreeHead
 from miaopi_server.clock import shanghai_today
 from miaopi_server.decision.catalog import Catalog, load_catalog
 from miaopi_server.decision.decide import Decision
@@ -28,6 +30,7 @@ __all__ = [
     "Decision",
     "ItemNotFound",
     "RuleFileError",
+    "TreeHead",
     "canonical",
     "decision_json",
     "decision_message",
@@ -36,10 +39,13 @@ __all__ = [
     "hash_body",
     "json_value",
     "key_id_of",
+    "leaf_hash",
     "lint",
     "load_catalog",
     "material_json",
     "public_key_from_pem",
+    "root_from_inclusion",
+    "roots_from_consistency",
     "shanghai_today",
     "verify_database",
     "verify_seal",

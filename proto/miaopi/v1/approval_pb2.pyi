@@ -202,7 +202,7 @@ class Decision(_message.Message):
     def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., missing_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., as_of_date: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_due_date: _Optional[str] = ..., review_due_date_estimated: _Optional[bool] = ..., derived_facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("seq", "prev_hash", "case_digest", "node_id", "window", "record_hash", "key_id", "signature")
+    __slots__ = ("seq", "prev_hash", "case_digest", "node_id", "window", "record_hash", "key_id", "signature", "tree_head", "inclusion_proof")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
     CASE_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +211,8 @@ class Receipt(_message.Message):
     RECORD_HASH_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
     seq: int
     prev_hash: str
     case_digest: str
@@ -219,7 +221,23 @@ class Receipt(_message.Message):
     record_hash: str
     key_id: str
     signature: bytes
-    def __init__(self, seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., case_digest: _Optional[str] = ..., node_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., record_hash: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    tree_head: TreeHead
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., case_digest: _Optional[str] = ..., node_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., record_hash: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., tree_head: _Optional[_Union[TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TreeHead(_message.Message):
+    __slots__ = ("tree_size", "root_hash", "timestamp", "key_id", "signature")
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    tree_size: int
+    root_hash: str
+    timestamp: int
+    key_id: str
+    signature: bytes
+    def __init__(self, tree_size: _Optional[int] = ..., root_hash: _Optional[str] = ..., timestamp: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class GetDecisionRequest(_message.Message):
     __slots__ = ("decision_id",)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
+from miaopi_server.audit.treehead import TreeHead
 
 
 def fixed_time(when: dt.datetime) -> str:
@@ -80,7 +81,9 @@ class StoredRecord:
     case: dict[str, Any]
     record_hash: str
     key_id: str
-    signature: bytes
+    signature: bytes  # a record's own seal (records made before the tree); b"" since
+    tree_head: TreeHead | None = None  # the signed head of the commit that added it
+    inclusion_proof: tuple[str, ...] = ()  # RFC 9162 PATH to tree_head's root, hex
     _parsed: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property

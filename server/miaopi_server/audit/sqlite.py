@@ -11,6 +11,7 @@ Opening the store brings the database's schema up to date (sqlite_migrate.py).
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -21,22 +22,32 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from miaopi_server.audit import migrations
-from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest, sha256_hex
-from miaopi_server.audit.record import (
-    PendingRecord,
-    StoredRecord,
-    canonical_body,
-    column_time,
-    hash_body,
-)
-from miaopi_server.audit.seal import Sealer, verify_seal
+from miaopi_server.audit import merkle, migrations
+from miaopi_server.audit.canonical import GENESIS_HASH, sha256_hex
+from miaopi_server.audit.record import PendingRecord, StoredRecord, canonical_body
+from miaopi_server.audit.seal import Sealer
 from miaopi_server.audit.sqlite_migrate import migrate
+from miaopi_server.audit.sqlite_tree import (
+    CachedNodes,
+    TreeGrowth,
+    has_tree,
+    head_covering,
+    head_of_size,
+    inclusion_proof_hex,
+    insert_head,
+    latest_head,
+)
+from miaopi_server.audit.sqlite_verify import check_records, verify_database
 from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
-from miaopi_server.errors import AuditUnavailable
+from miaopi_server.audit.treehead import TreeHead, sign_head
+from miaopi_server.clock import utc_now
+from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
+
+__all__ = ["SQLiteAuditStore", "verify_database"]
 
 MAX_BATCH = 512
 CHECKPOINT_SECONDS = 1.0
@@ -70,6 +81,22 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
         signature=bytes(sig),
         _parsed=body,
     )
+
+
+def with_proof(
+    conn: sqlite3.Connection, record: StoredRecord, nodes: CachedNodes | None = None
+) -> StoredRecord:
+    """The record with the head signed when it was added and its inclusion proof: the
+    receipt it was first given."""
+    head = head_covering(conn, record.seq)
+    if head is None:
+        return record
+    proof = inclusion_proof_hex(record.seq, head.tree_size, nodes or CachedNodes(conn))
+    return replace(record, tree_head=head, inclusion_proof=proof)
+
+
+def now_ms() -> int:
+    return int(utc_now().timestamp() * 1000)
 
 
 class SQLiteAuditStore:
@@ -134,9 +161,47 @@ class SQLiteAuditStore:
             # a thread of their own, not inside whichever commit crosses the WAL threshold:
             # that commit, and every decision waiting on it, would otherwise wait for the copy.
             self._writer.execute("PRAGMA wal_autocheckpoint = 0")
-            return migrate(self._writer, schema, str(self.path))
+            version = migrate(self._writer, schema, str(self.path))
+            if has_tree(self._writer):
+                self._adopt_sealed_records()
+            return version
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _adopt_sealed_records(self) -> None:
+        """Bring records the tree does not cover yet into it and sign a head over them: the
+        records of a database made before the tree, each sealed on its own (their seals are
+        checked first). Anything else beyond the last head, or a head beyond the records,
+        is a trail that diverged from what this node signed: refused."""
+        last = self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
+        head = latest_head(self._writer)
+        size = head.tree_size if head is not None else 0
+        if size > last:
+            raise AuditTrailDiverged(
+                f"audit trail {self.path} holds {last} records but a signed tree head covers "
+                f"{size}: records were removed (restore procedure: docs/AUDIT.md)"
+            )
+        if size == last:
+            return
+        check = check_records(self._writer, self.keys, size + 1, last, size)
+        if not check.ok:
+            raise AuditTrailDiverged(
+                f"audit trail {self.path}: record {check.first_bad_seq}, after the last signed "
+                f"tree head, does not verify ({check.reason})"
+            )
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            tree = TreeGrowth(self._writer, size)
+            for (h,) in self._writer.execute(
+                "SELECT hash FROM records WHERE seq > ? ORDER BY seq", (size,)
+            ).fetchall():
+                tree.add(h)
+            self._seal_tree(tree)
+            self._writer.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                self._writer.execute("ROLLBACK")
+            raise
 
     # -- writing
     def append(self, pending: PendingRecord) -> Future[StoredRecord]:
@@ -169,29 +234,31 @@ class SQLiteAuditStore:
         if not batch:
             return
         written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
-        outcomes: list[tuple[Future[StoredRecord], BaseException]] = []
-        in_batch: dict[tuple[str, str], StoredRecord] = {}
+        repeats: list[tuple[Future[StoredRecord], StoredRecord | tuple[str, str]]] = []
+        in_batch: set[tuple[str, str]] = set()
         locked = False
         try:
             self._lock_writers()
             locked = True
             self._writer.execute("BEGIN IMMEDIATE")
             # The head is read under the write lock: several server processes may append to
-            # one database (`--workers`), and the chain runs through all of them in seq order.
-            head = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
-            seq, prev = self._writer.execute(head).fetchone() or (0, GENESIS_HASH)
+            # one database (`--workers`), and the chain and the tree run through all of them
+            # in seq order.
+            seq, prev, tree = self._chain_head()
             for pending, fut in batch:
                 key = (pending.window_id, pending.request_id)
                 if pending.request_id:
-                    existing = in_batch.get(key) or self._by_request(self._writer, *key)
+                    if key in in_batch:
+                        repeats.append((fut, key))
+                        continue
+                    existing = self._by_request(self._writer, *key)
                     if existing is not None:
-                        outcomes.append((fut, DuplicateRequest(existing)))
+                        repeats.append((fut, existing))
                         continue
                 seq += 1
                 body_bytes = canonical_body(seq, prev, pending)
                 h = sha256_hex(body_bytes)
                 body_json = body_bytes.decode()
-                sig = self.sealer.seal(h)
                 record = StoredRecord(
                     seq=seq,
                     decision_id=pending.decision_id,
@@ -204,7 +271,7 @@ class SQLiteAuditStore:
                     case=pending.case,
                     record_hash=h,
                     key_id=self.sealer.key_id,
-                    signature=sig,
+                    signature=b"",  # sealed by the tree head below, with the whole batch
                 )
                 self._writer.execute(
                     "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
@@ -223,13 +290,15 @@ class SQLiteAuditStore:
                         pending.case_json.decode(),
                         h,
                         self.sealer.key_id,
-                        sig,
+                        b"",
                     ),
                 )
+                tree.add(h)
                 if pending.request_id:
-                    in_batch[key] = record
+                    in_batch.add(key)
                 written.append((record, fut))
                 prev = h
+            head = self._seal_tree(tree) if written else None
             self._writer.execute("COMMIT")
         except Exception as exc:  # the batch is not durable: none of it may be acknowledged
             with suppress(sqlite3.Error):
@@ -243,10 +312,42 @@ class SQLiteAuditStore:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self.batches += 1
         self.records_written += len(written)
+        # Proofs come from the nodes the batch computed (no reads), outside the lock.
+        by_request: dict[tuple[str, str], StoredRecord] = {}
         for record, fut in written:
-            fut.set_result(record)
-        for fut, refusal in outcomes:
-            fut.set_exception(refusal)
+            assert head is not None
+            proof = inclusion_proof_hex(record.seq, head.tree_size, tree.nodes)
+            done = replace(record, tree_head=head, inclusion_proof=proof)
+            if done.request_id:
+                by_request[(done.window.get("window_id", ""), done.request_id)] = done
+            fut.set_result(done)
+        for fut, first in repeats:  # the record on file, or the one this batch added
+            fut.set_exception(
+                DuplicateRequest(by_request[first] if isinstance(first, tuple) else first)
+            )
+
+    def _chain_head(self) -> tuple[int, str, TreeGrowth]:
+        """(last seq, its hash, the tree over every record) inside the write transaction.
+        A trail and tree that disagree (records removed or added behind the server's back)
+        fail the batch: nothing is acknowledged on a trail that contradicts its heads."""
+        last = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
+        seq, prev = self._writer.execute(last).fetchone() or (0, GENESIS_HASH)
+        head = latest_head(self._writer)
+        size = head.tree_size if head is not None else 0
+        if size != seq:
+            raise AuditTrailDiverged(
+                f"audit trail {self.path} holds {seq} records but its last signed tree head "
+                f"covers {size}"
+            )
+        return seq, prev, TreeGrowth(self._writer, seq)
+
+    def _seal_tree(self, tree: TreeGrowth) -> TreeHead:
+        """Sign the grown tree's head and store it with the new nodes (one signature for
+        the whole batch)."""
+        head = sign_head(self.sealer, tree.size, tree.root(), now_ms())
+        insert_head(self._writer, head)
+        tree.save()
+        return head
 
     def _lock_writers(self) -> None:
         """Take the writers' lock file, or raise once the busy timeout has passed (a frozen
@@ -272,7 +373,7 @@ class SQLiteAuditStore:
             f"SELECT {_COLUMNS} FROM records WHERE window_id = ? AND request_id = ?",
             (window_id, request_id),
         ).fetchone()
-        return _row(row) if row else None
+        return with_proof(conn, _row(row)) if row else None
 
     # -- reading
     @contextmanager
@@ -289,7 +390,7 @@ class SQLiteAuditStore:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM records WHERE decision_id = ?", (decision_id,)
             ).fetchone()
-        return _row(row) if row else None
+            return with_proof(conn, _row(row)) if row else None
 
     def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
         """Newest first; `before_seq` continues a previous page."""
@@ -318,10 +419,25 @@ class SQLiteAuditStore:
         sql += " ORDER BY seq DESC LIMIT ?"
         with self._read() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
-        return [_row(r) for r in rows]
+            nodes = CachedNodes(conn)  # a page's proofs share most of their nodes
+            return [with_proof(conn, _row(r), nodes) for r in rows]
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
         return verify_database(self.path, self.keys, from_seq, to_seq)
+
+    def latest_head(self) -> TreeHead | None:
+        with self._read() as conn:
+            return latest_head(conn)
+
+    def consistency(self, first: int, second: int = 0) -> tuple[TreeHead, builtins.list[bytes]]:
+        """The signed head of `second` records (0: the latest) and the RFC 9162 proof that
+        the tree of the first `first` records is its prefix. Raises ValueError when there is
+        no such head or first is not in 1..second."""
+        with self._read() as conn:
+            head = head_of_size(conn, second) if second else latest_head(conn)
+            if head is None:
+                raise ValueError(f"no signed tree head of {second} records")
+            return head, merkle.consistency_proof(first, head.tree_size, CachedNodes(conn))
 
     def _checkpoint_loop(self) -> None:
         """A PASSIVE checkpoint every CHECKPOINT_SECONDS: it copies what it can without
@@ -341,120 +457,3 @@ class SQLiteAuditStore:
         self._writer.close()
         self._reader.close()
         os.close(self._lock_fd)
-
-
-def verify_database(
-    path: Path, keys: dict[str, bytes], from_seq: int = 1, to_seq: int = 0
-) -> Verification:
-    """Re-check an audit database: chain, hashes, columns, case digests and seals.
-
-    Works on a copy or a live database; `keys` maps key ids to raw Ed25519 public keys.
-    """
-    conn = _connect(path, 5000, readonly=True)
-    try:
-        from_seq = max(from_seq, 1)
-        prev = GENESIS_HASH
-        if from_seq > 1:
-            row = conn.execute("SELECT hash FROM records WHERE seq = ?", (from_seq - 1,)).fetchone()
-            if row is None:
-                return Verification(False, 0, from_seq - 1, "gap: record missing")
-            prev = row[0]
-        sql = (
-            "SELECT seq, decision_id, request_id, item_code, outcome, window_id, decided_at,"
-            " case_digest, body, case_json, hash, key_id, signature FROM records WHERE seq >= ?"
-        )
-        args: list[int] = [from_seq]
-        if to_seq:
-            sql += " AND seq <= ?"
-            args.append(to_seq)
-        expected_seq, checked = from_seq, 0
-        for (
-            seq,
-            decision_id,
-            request_id,
-            item_code,
-            outcome,
-            window_id,
-            decided_at,
-            case_dig,
-            body_text,
-            case_json,
-            h,
-            key_id,
-            sig,
-        ) in conn.execute(sql + " ORDER BY seq", args):
-            problem = _check_record(
-                seq,
-                expected_seq,
-                prev,
-                decision_id,
-                request_id,
-                item_code,
-                outcome,
-                window_id,
-                decided_at,
-                case_dig,
-                body_text,
-                case_json,
-                h,
-                keys.get(key_id),
-                bytes(sig),
-            )
-            if problem:
-                return Verification(
-                    False, checked, seq if problem != "gap" else expected_seq, problem
-                )
-            prev, expected_seq, checked = h, seq + 1, checked + 1
-        return Verification(True, checked)
-    finally:
-        conn.close()
-
-
-def _check_record(
-    seq: int,
-    expected_seq: int,
-    prev: str,
-    decision_id: str,
-    request_id: Any,
-    item_code: str,
-    outcome: str,
-    window_id: str,
-    decided_at: str,
-    case_dig: str,
-    body_text: str,
-    case_json: str,
-    h: str,
-    public_raw: bytes | None,
-    sig: bytes,
-) -> str:
-    if seq != expected_seq:
-        return "gap"
-    try:
-        body = json.loads(body_text)
-        case = json.loads(case_json)
-    except ValueError:
-        return "record is not valid JSON"
-    if canonical(body).decode() != body_text:
-        return "record is not in canonical form"
-    if hash_body(body) != h:
-        return "hash mismatch"
-    if body.get("seq") != seq or body.get("prev_hash") != prev:
-        return "chain broken"
-    if digest(case) != case_dig or body.get("case_digest") != case_dig:
-        return "case does not match its digest"
-    decision = body.get("decision", {})
-    columns = (
-        decision.get("decision_id"),
-        decision.get("request_id", "") or None,
-        decision.get("item_code"),
-        str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
-        body.get("window", {}).get("window_id", ""),
-        column_time(decision.get("decided_at")),
-    )
-    if columns != (decision_id, request_id, item_code, outcome, window_id, decided_at):
-        return "indexed columns disagree with the record"
-    if public_raw is None:
-        return "unknown sealing key"
-    if not verify_seal(public_raw, h, sig):
-        return "bad signature"
-    return ""

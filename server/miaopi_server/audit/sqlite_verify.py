@@ -1,0 +1,191 @@
+"""Re-checking a SQLite audit database, of any schema version, read-only.
+
+Records: every column is covered by the record hash or derived from what is (seq, chain,
+canonical body, case digest, the indexed columns, kind). Seals: a record made before the tree
+carries its own Ed25519 signature; every later one is sealed by the signed tree head of its
+commit. The tree (schema 3 on): the Merkle root at every stored head's size is recomputed from
+the records and the head's signature checked; every stored node is the hash of its children;
+the last head covers exactly the records there are (a head beyond them: records were removed).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from miaopi_server.audit import merkle
+from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest
+from miaopi_server.audit.record import column_time, hash_body
+from miaopi_server.audit.seal import verify_seal
+from miaopi_server.audit.sqlite_tree import all_heads, has_tree, latest_head
+from miaopi_server.audit.store import Verification
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=5)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def verify_database(
+    path: Path, keys: dict[str, bytes], from_seq: int = 1, to_seq: int = 0
+) -> Verification:
+    """Re-check an audit database: records in [from_seq, to_seq] (0: to the last), then the
+    tree and its signed heads over the whole trail. Works on a copy or a live database (one
+    read transaction); `keys` maps key ids to raw Ed25519 public keys."""
+    conn = connect_readonly(path)
+    try:
+        conn.execute("BEGIN")  # one snapshot for the records and the tree
+        treed = has_tree(conn)
+        head = latest_head(conn) if treed else None
+        result = check_records(conn, keys, from_seq, to_seq, head.tree_size if head else 0)
+        if result.ok and treed:
+            broken = check_tree(conn, keys)
+            if broken is not None:
+                return Verification(False, result.checked, broken[0], broken[1])
+        return result
+    finally:
+        conn.close()
+
+
+def check_records(
+    conn: sqlite3.Connection, keys: dict[str, bytes], from_seq: int, to_seq: int, covered_to: int
+) -> Verification:
+    """Records from_seq..to_seq, each on its own and chained to the one before; a record
+    without a seal of its own must be at or below `covered_to` (the last signed head)."""
+    from_seq = max(from_seq, 1)
+    prev = GENESIS_HASH
+    if from_seq > 1:
+        row = conn.execute("SELECT hash FROM records WHERE seq = ?", (from_seq - 1,)).fetchone()
+        if row is None:
+            return Verification(False, 0, from_seq - 1, "gap: record missing")
+        prev = row[0]
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(records)")]
+    kind = "kind" if "kind" in columns else "'decision'"
+    sql = (
+        "SELECT seq, decision_id, request_id, item_code, outcome, window_id, decided_at,"
+        f" case_digest, body, case_json, hash, key_id, signature, {kind}"
+        " FROM records WHERE seq >= ?"
+    )
+    args: list[int] = [from_seq]
+    if to_seq:
+        sql += " AND seq <= ?"
+        args.append(to_seq)
+    expected_seq, checked = from_seq, 0
+    for row in conn.execute(sql + " ORDER BY seq", args):
+        seq, h = row[0], row[10]
+        if seq != expected_seq:
+            return Verification(False, checked, expected_seq, "gap")
+        problem = _check_record(row, prev, keys, covered_to)
+        if problem:
+            return Verification(False, checked, seq, problem)
+        prev, expected_seq, checked = h, seq + 1, checked + 1
+    return Verification(True, checked)
+
+
+def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], covered_to: int) -> str:
+    (
+        seq,
+        decision_id,
+        request_id,
+        item_code,
+        outcome,
+        window_id,
+        decided_at,
+        case_dig,
+        body_text,
+        case_json,
+        h,
+        key_id,
+        sig,
+        kind,
+    ) = row
+    try:
+        body = json.loads(body_text)
+        case = json.loads(case_json)
+    except ValueError:
+        return "record is not valid JSON"
+    if canonical(body).decode() != body_text:
+        return "record is not in canonical form"
+    if hash_body(body) != h:
+        return "hash mismatch"
+    if body.get("seq") != seq or body.get("prev_hash") != prev:
+        return "chain broken"
+    if digest(case) != case_dig or body.get("case_digest") != case_dig:
+        return "case does not match its digest"
+    decision = body.get("decision", {})
+    derived = (
+        decision.get("decision_id"),
+        decision.get("request_id", "") or None,
+        decision.get("item_code"),
+        str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
+        body.get("window", {}).get("window_id", ""),
+        column_time(decision.get("decided_at")),
+        "decision",
+    )
+    if derived != (decision_id, request_id, item_code, outcome, window_id, decided_at, kind):
+        return "indexed columns disagree with the record"
+    public_raw = keys.get(key_id)
+    if public_raw is None:
+        return "unknown sealing key"
+    sig = bytes(sig)
+    if sig:  # a record made before the tree: sealed on its own
+        if not verify_seal(public_raw, h, sig):
+            return "bad signature"
+    elif seq > covered_to:
+        return "not sealed: no signature and no signed tree head covers it"
+    return ""
+
+
+def check_tree(conn: sqlite3.Connection, keys: dict[str, bytes]) -> tuple[int, str] | None:
+    """(seq, why) of the first problem in the tree and its heads, None when they agree with
+    the records. One pass over the record hashes, the stored nodes alongside."""
+    heads = list(all_heads(conn))
+    (count,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+    if not heads:
+        return (1, "not sealed: records but no signed tree head") if count else None
+    if heads[-1].tree_size > count:
+        return (
+            count + 1,
+            f"truncated: a signed tree head covers {heads[-1].tree_size} records, "
+            f"the trail holds {count}",
+        )
+    if heads[-1].tree_size < count:
+        return heads[-1].tree_size + 1, "not sealed: after the last signed tree head"
+    stored = _stored_nodes(conn)
+    frontier: list[tuple[int, bytes]] = []  # (level, hash) of the maximal perfect subtrees
+    pending = iter(heads)
+    head = next(pending, None)
+    for i, (h,) in enumerate(conn.execute("SELECT hash FROM records ORDER BY seq")):
+        frontier.append((0, merkle.leaf_hash(bytes.fromhex(h))))
+        while len(frontier) > 1 and frontier[-1][0] == frontier[-2][0]:
+            (level, right), (_, left) = frontier.pop(), frontier.pop()
+            node = merkle.node_hash(left, right)
+            frontier.append((level + 1, node))
+            expected = (level + 1, (i + 1 >> level + 1) - 1, node)
+            if next(stored, None) != expected:
+                return i + 1, f"tree node {expected[:2]} does not match the records"
+        while head is not None and head.tree_size == i + 1:
+            root = frontier[-1][1]
+            for _, left in reversed(frontier[:-1]):
+                root = merkle.node_hash(left, root)
+            if root.hex() != head.root_hash:
+                return i + 1, f"signed tree head {head.tree_size} does not match the records"
+            if not head.verifies(keys):
+                return i + 1, f"bad signature on tree head {head.tree_size}"
+            head = next(pending, None)
+    if next(stored, None) is not None:
+        return count, "tree holds nodes beyond the records"
+    return None
+
+
+def _stored_nodes(conn: sqlite3.Connection) -> Iterator[tuple[int, int, bytes]]:
+    """Stored nodes in the order a left-to-right pass completes them (a cursor of its own,
+    read alongside the records)."""
+    rows = conn.execute(
+        "SELECT level, idx, hash FROM tree_nodes ORDER BY ((idx + 1) << level), level"
+    )
+    return ((level, idx, bytes(h)) for level, idx, h in rows)
