@@ -25,6 +25,7 @@ class TestSettings:
                 "--tls-cert", "cert.pem", "--tls-key", "key.pem", "--tls-client-ca", "ca.pem",
                 "--max-request-bytes", "99", "--workers", "3", "--worker-index", "1",
                 "--log-format", "json", "--log-level", "debug",
+                "--reanchor-witness", "从备份恢复",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -47,6 +48,7 @@ class TestSettings:
             worker_index=1,
             log_format="json",
             log_level="debug",
+            reanchor_witness="从备份恢复",
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

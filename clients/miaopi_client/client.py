@@ -320,6 +320,17 @@ class Client:
             "reason": resp.reason,
         }
 
+    def consistency_proof(self, first: int, second: int = 0) -> dict[str, Any]:
+        """{"second": the later signed head (TreeHead JSON), "proof": [hex, ...]}."""
+        resp = self._call(
+            self._stub.GetConsistencyProof,
+            pb.GetConsistencyProofRequest(first_tree_size=first, second_tree_size=second),
+        )
+        return {
+            "second": json_format.MessageToDict(resp.second, preserving_proto_field_name=True),
+            "proof": list(resp.proof),
+        }
+
     def seal_key(self) -> dict[str, Any]:
         """The public sealing key: {"key_id", "public_key" (raw 32 bytes), "public_key_pem"}."""
         resp = self._call(self._stub.GetSealKey, pb.GetSealKeyRequest())

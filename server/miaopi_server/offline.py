@@ -13,8 +13,9 @@ from miaopi_server.audit.decision_json import decision_json, json_value, materia
 from miaopi_server.audit.merkle import leaf_hash, root_from_inclusion, roots_from_consistency
 from miaopi_server.audit.record import hash_body
 from miaopi_server.audit.seal import key_id_of, public_key_from_pem, verify_seal
-from miaopi_server.audit.sqlite_verify import verify_database
+from miaopi_server.audit.sqlite_verify import database_consistency, verify_database
 from miaopi_server.audit.treehead import TreeHead
+from miaopi_server.audit.witness import read_witness, witness_path
 from miaopi_server.clock import shanghai_today
 from miaopi_server.decision.catalog import Catalog, load_catalog
 from miaopi_server.decision.decide import Decision
@@ -32,6 +33,7 @@ __all__ = [
     "RuleFileError",
     "TreeHead",
     "canonical",
+    "database_consistency",
     "decision_json",
     "decision_message",
     "explain",
@@ -44,9 +46,11 @@ __all__ = [
     "load_catalog",
     "material_json",
     "public_key_from_pem",
+    "read_witness",
     "root_from_inclusion",
     "roots_from_consistency",
     "shanghai_today",
     "verify_database",
     "verify_seal",
+    "witness_path",
 ]

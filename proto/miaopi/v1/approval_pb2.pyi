@@ -317,6 +317,22 @@ class GetSealKeyResponse(_message.Message):
     public_key_pem: str
     def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
 
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("first_tree_size", "second_tree_size")
+    FIRST_TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SECOND_TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    first_tree_size: int
+    second_tree_size: int
+    def __init__(self, first_tree_size: _Optional[int] = ..., second_tree_size: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofResponse(_message.Message):
+    __slots__ = ("second", "proof")
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    second: TreeHead
+    proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, second: _Optional[_Union[TreeHead, _Mapping]] = ..., proof: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ListItemsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -66,6 +66,24 @@ class PendingRecord:
 
 
 @dataclass(frozen=True)
+class PendingEvent:
+    """An event of the trail itself, recorded in the chain like a decision: a re-anchored
+    witness, a purge. Its body is {"event": {"id", "type", "at", ...details}, "node_id",
+    "prev_hash", "seq"} (no decision, window or case)."""
+
+    event_id: str
+    at: str  # fixed_time(): also the decided_at column
+    node_id: str
+    details: dict[str, Any]  # {"type": ..., ...}
+
+    def canonical_body(self, seq: int, prev_hash: str, extra: dict[str, Any]) -> bytes:
+        event = {**self.details, **extra, "id": self.event_id, "at": self.at}
+        return canonical(
+            {"event": event, "node_id": self.node_id, "prev_hash": prev_hash, "seq": seq}
+        )
+
+
+@dataclass(frozen=True)
 class StoredRecord:
     """A record as the trail holds it. The body is kept as its canonical text (what the hash
     covers) and parsed only when asked for; the receipt's parts are fields of their own."""

@@ -19,6 +19,7 @@ import queue
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
@@ -28,7 +29,14 @@ from typing import Any
 
 from miaopi_server.audit import merkle, migrations
 from miaopi_server.audit.canonical import GENESIS_HASH, sha256_hex
-from miaopi_server.audit.record import PendingRecord, StoredRecord, canonical_body
+from miaopi_server.audit.record import (
+    PendingEvent,
+    PendingRecord,
+    StoredRecord,
+    canonical_body,
+    column_time,
+    fixed_time,
+)
 from miaopi_server.audit.seal import Sealer
 from miaopi_server.audit.sqlite_migrate import migrate
 from miaopi_server.audit.sqlite_tree import (
@@ -44,11 +52,13 @@ from miaopi_server.audit.sqlite_tree import (
 from miaopi_server.audit.sqlite_verify import check_records, verify_database
 from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
 from miaopi_server.audit.treehead import TreeHead, sign_head
+from miaopi_server.audit.witness import read_witness, witness_path, write_witness
 from miaopi_server.clock import utc_now
 from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
 
 __all__ = ["SQLiteAuditStore", "verify_database"]
 
+Pending = PendingRecord | PendingEvent
 MAX_BATCH = 512
 CHECKPOINT_SECONDS = 1.0
 _COLUMNS = "seq, decision_id, request_id, case_digest, body, case_json, hash, key_id, signature"
@@ -107,12 +117,23 @@ class SQLiteAuditStore:
         busy_timeout_ms: int = 5000,
         previous_keys: dict[str, bytes] | None = None,
         schema: Sequence[migrations.Migration] | None = None,
+        reanchor: str = "",
+        node_id: str = "",
     ):
         """Open (creating if need be) the database at `path` and bring its schema to the
         newest of `schema` (default: the shipped migrations). Raises AuditSchemaTooNew for a
-        database a newer server migrated, AuditUnavailable when it cannot be opened."""
+        database a newer server migrated, AuditTrailDiverged for a trail behind or forked
+        from its witness (unless `reanchor` gives the reason to re-anchor it, which is then
+        recorded, by `node_id`), AuditUnavailable when it cannot be opened."""
         self.path = path
         self.sealer = sealer
+        self.witness_file = witness_path(path)
+        self.node_id = node_id
+        self.reanchored: StoredRecord | None = None
+        self._reanchor_reason = reanchor
+        self._skip_witness = False
+        self.batches = 0
+        self.records_written = 0
         # Public keys of rotated-out sealing keys: records they sealed still verify.
         self.keys = {**(previous_keys or {}), sealer.key_id: sealer.public_raw}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,13 +163,11 @@ class SQLiteAuditStore:
         )
         self._checkpoint_thread.start()
         self._read_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[PendingRecord, Future[StoredRecord]] | None] = (
+        self._queue: queue.SimpleQueue[tuple[Pending, Future[StoredRecord]] | None] = (
             queue.SimpleQueue()
         )
         self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._thread.start()
-        self.batches = 0
-        self.records_written = 0
 
     def _prepare(self, schema: Sequence[migrations.Migration]) -> int:
         """Set the journal mode and migrate; other processes starting on the same database
@@ -163,7 +182,9 @@ class SQLiteAuditStore:
             self._writer.execute("PRAGMA wal_autocheckpoint = 0")
             version = migrate(self._writer, schema, str(self.path))
             if has_tree(self._writer):
+                first_heads = latest_head(self._writer) is None
                 self._adopt_sealed_records()
+                self._check_witness(first_heads)
             return version
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -203,8 +224,86 @@ class SQLiteAuditStore:
                 self._writer.execute("ROLLBACK")
             raise
 
+    def _check_witness(self, first_heads: bool) -> None:
+        """Compare the trail with its witness at start; re-anchor it if asked to."""
+        head = latest_head(self._writer)
+        try:
+            witness = read_witness(self.witness_file)
+        except ValueError as exc:
+            witness, problem = None, str(exc)
+        else:
+            problem = self._witness_problem(witness, head, CachedNodes(self._writer))
+            if witness is None and head is not None and not first_heads:
+                problem = (
+                    f"witness {self.witness_file} is missing, but the audit trail has signed "
+                    f"tree heads (up to {head.tree_size} records)"
+                )
+        if problem and self._reanchor_reason:
+            self._reanchor(witness, head, problem)
+        elif problem:
+            raise AuditTrailDiverged(
+                f"{problem}; the node does not serve it. If this database was restored from a "
+                "backup on purpose, re-anchor: miaopi-server --reanchor-witness REASON "
+                "(docs/AUDIT.md)"
+            )
+        elif witness is None and head is not None:  # a new or just migrated trail
+            write_witness(self.witness_file, head)
+
+    def _witness_problem(
+        self, witness: TreeHead | None, head: TreeHead | None, nodes: merkle.NodeGetter
+    ) -> str:
+        """Why the trail (last head `head`) contradicts `witness`; "" when it extends it."""
+        if witness is None:
+            return ""
+        # A witness sealed by a key this node was not given (a rotation without
+        # --previous-seal-key) is still compared; verification names the missing key.
+        if witness.key_id in self.keys and not witness.verifies(self.keys):
+            return f"witness {self.witness_file} has a bad signature"
+        size = head.tree_size if head is not None else 0
+        if size < witness.tree_size:
+            return (
+                f"audit trail {self.path} is behind its witness: {witness.tree_size} records "
+                f"were signed, the database holds {size}"
+            )
+        if head is not None and size == witness.tree_size:
+            same = head.root_hash == witness.root_hash
+        else:
+            try:
+                same = merkle.subtree(0, witness.tree_size, nodes).hex() == witness.root_hash
+            except LookupError:
+                same = False
+        if not same:
+            return (
+                f"audit trail {self.path} forked from its witness: its first "
+                f"{witness.tree_size} records are not the ones signed"
+            )
+        return ""
+
+    def _reanchor(self, witness: TreeHead | None, head: TreeHead | None, problem: str) -> None:
+        """Record that an administrator re-anchored the witness to this trail (with what it
+        abandons), then sign the new head and write it as the witness."""
+        event = PendingEvent(
+            event_id=f"event-{uuid.uuid4()}",
+            at=fixed_time(utc_now()),
+            node_id=self.node_id,
+            details={
+                "type": "witness_reanchored",
+                "reason": self._reanchor_reason,
+                "problem": problem,
+                "abandoned_witness": witness.to_json() if witness is not None else None,
+                "database_head": head.to_json() if head is not None else None,
+            },
+        )
+        fut: Future[StoredRecord] = Future()
+        self._skip_witness = True
+        try:
+            self._write_batch([(event, fut)])
+        finally:
+            self._skip_witness = False
+        self.reanchored = fut.result()
+
     # -- writing
-    def append(self, pending: PendingRecord) -> Future[StoredRecord]:
+    def append(self, pending: Pending) -> Future[StoredRecord]:
         """Queue a record; the future resolves once it is committed (or fails)."""
         fut: Future[StoredRecord] = Future()
         self._queue.put((pending, fut))
@@ -227,7 +326,7 @@ class SQLiteAuditStore:
                 batch.append(nxt)
             self._write_batch(batch)
 
-    def _write_batch(self, batch: list[tuple[PendingRecord, Future[StoredRecord]]]) -> None:
+    def _write_batch(self, batch: list[tuple[Pending, Future[StoredRecord]]]) -> None:
         # A caller that gave up (its RPC was cancelled) is skipped; once running, a future can
         # no longer be cancelled, so resolving it below cannot fail and kill this thread.
         batch = [(p, f) for p, f in batch if f.set_running_or_notify_cancel()]
@@ -246,6 +345,13 @@ class SQLiteAuditStore:
             # in seq order.
             seq, prev, tree = self._chain_head()
             for pending, fut in batch:
+                if isinstance(pending, PendingEvent):
+                    seq += 1
+                    event = self._insert_event(seq, prev, pending)
+                    tree.add(event.record_hash)
+                    written.append((event, fut))
+                    prev = event.record_hash
+                    continue
                 key = (pending.window_id, pending.request_id)
                 if pending.request_id:
                     if key in in_batch:
@@ -300,6 +406,8 @@ class SQLiteAuditStore:
                 prev = h
             head = self._seal_tree(tree) if written else None
             self._writer.execute("COMMIT")
+            if head is not None:  # still under the lock: the witness never goes backwards
+                write_witness(self.witness_file, head)
         except Exception as exc:  # the batch is not durable: none of it may be acknowledged
             with suppress(sqlite3.Error):
                 self._writer.execute("ROLLBACK")
@@ -339,7 +447,40 @@ class SQLiteAuditStore:
                 f"audit trail {self.path} holds {seq} records but its last signed tree head "
                 f"covers {size}"
             )
-        return seq, prev, TreeGrowth(self._writer, seq)
+        tree = TreeGrowth(self._writer, seq)
+        if not self._skip_witness:
+            try:
+                problem = self._witness_problem(read_witness(self.witness_file), head, tree.nodes)
+            except ValueError as exc:
+                problem = str(exc)
+            if problem:
+                raise AuditTrailDiverged(problem)
+        return seq, prev, tree
+
+    def _insert_event(self, seq: int, prev: str, event: PendingEvent) -> StoredRecord:
+        body_bytes = event.canonical_body(seq, prev, {})
+        h = sha256_hex(body_bytes)
+        self._writer.execute(
+            "INSERT INTO records (seq, decision_id, request_id, item_code, outcome, window_id,"
+            " decided_at, case_digest, body, case_json, hash, key_id, signature, kind)"
+            " VALUES (?, ?, NULL, '', '', '', ?, '', ?, 'null', ?, ?, X'', 'event')",
+            (seq, event.event_id, column_time(event.at), body_bytes.decode(), h,
+             self.sealer.key_id),
+        )  # fmt: skip
+        return StoredRecord(
+            seq=seq,
+            decision_id=event.event_id,
+            request_id="",
+            case_digest="",
+            prev_hash=prev,
+            node_id=event.node_id,
+            window={},
+            body_json=body_bytes.decode(),
+            case={},
+            record_hash=h,
+            key_id=self.sealer.key_id,
+            signature=b"",
+        )
 
     def _seal_tree(self, tree: TreeGrowth) -> TreeHead:
         """Sign the grown tree's head and store it with the new nodes (one signature for
@@ -388,13 +529,14 @@ class SQLiteAuditStore:
     def get(self, decision_id: str) -> StoredRecord | None:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM records WHERE decision_id = ?", (decision_id,)
+                f"SELECT {_COLUMNS} FROM records WHERE decision_id = ? AND kind = 'decision'",
+                (decision_id,),
             ).fetchone()
             return with_proof(conn, _row(row)) if row else None
 
     def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
         """Newest first; `before_seq` continues a previous page."""
-        where: list[str] = []
+        where: list[str] = ["kind = 'decision'"]  # not the trail's own events
         args: list[str | int] = []
         for column, value in (
             ("item_code", f.item_code),
@@ -413,9 +555,7 @@ class SQLiteAuditStore:
         if before_seq:
             where.append("seq < ?")
             args.append(before_seq)
-        sql = f"SELECT {_COLUMNS} FROM records"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql = f"SELECT {_COLUMNS} FROM records WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC LIMIT ?"
         with self._read() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
@@ -423,7 +563,11 @@ class SQLiteAuditStore:
             return [with_proof(conn, _row(r), nodes) for r in rows]
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
-        return verify_database(self.path, self.keys, from_seq, to_seq)
+        try:
+            witness = read_witness(self.witness_file)
+        except ValueError as exc:
+            return Verification(False, 0, 0, str(exc))
+        return verify_database(self.path, self.keys, from_seq, to_seq, witness)
 
     def latest_head(self) -> TreeHead | None:
         with self._read() as conn:

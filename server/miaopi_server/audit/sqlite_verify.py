@@ -20,8 +20,9 @@ from miaopi_server.audit import merkle
 from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest
 from miaopi_server.audit.record import column_time, hash_body
 from miaopi_server.audit.seal import verify_seal
-from miaopi_server.audit.sqlite_tree import all_heads, has_tree, latest_head
+from miaopi_server.audit.sqlite_tree import CachedNodes, all_heads, has_tree, latest_head
 from miaopi_server.audit.store import Verification
+from miaopi_server.audit.treehead import TreeHead
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -31,22 +32,44 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 def verify_database(
-    path: Path, keys: dict[str, bytes], from_seq: int = 1, to_seq: int = 0
+    path: Path,
+    keys: dict[str, bytes],
+    from_seq: int = 1,
+    to_seq: int = 0,
+    witness: TreeHead | None = None,
 ) -> Verification:
     """Re-check an audit database: records in [from_seq, to_seq] (0: to the last), then the
-    tree and its signed heads over the whole trail. Works on a copy or a live database (one
-    read transaction); `keys` maps key ids to raw Ed25519 public keys."""
+    tree and its signed heads over the whole trail, and that the trail extends `witness` (a
+    head signed earlier: the witness file, a receipt's). Works on a copy or a live database
+    (one read transaction); `keys` maps key ids to raw Ed25519 public keys."""
     conn = connect_readonly(path)
     try:
         conn.execute("BEGIN")  # one snapshot for the records and the tree
         treed = has_tree(conn)
         head = latest_head(conn) if treed else None
         result = check_records(conn, keys, from_seq, to_seq, head.tree_size if head else 0)
-        if result.ok and treed:
-            broken = check_tree(conn, keys)
+        if result.ok and (treed or witness is not None):
+            broken = check_tree(conn, keys, witness)
             if broken is not None:
                 return Verification(False, result.checked, broken[0], broken[1])
         return result
+    finally:
+        conn.close()
+
+
+def database_consistency(path: Path, first: int) -> tuple[TreeHead, list[bytes]]:
+    """The latest signed head of the database at `path` and the RFC 9162 proof that its first
+    `first` records are a prefix of it; ValueError when there is no such head or proof."""
+    conn = connect_readonly(path)
+    try:
+        conn.execute("BEGIN")
+        head = latest_head(conn) if has_tree(conn) else None
+        if head is None:
+            raise ValueError(f"{path} has no signed tree head")
+        try:
+            return head, merkle.consistency_proof(first, head.tree_size, CachedNodes(conn))
+        except LookupError as exc:
+            raise ValueError(f"{path}: the tree is incomplete: {exc}") from None
     finally:
         conn.close()
 
@@ -114,6 +137,14 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
         return "hash mismatch"
     if body.get("seq") != seq or body.get("prev_hash") != prev:
         return "chain broken"
+    if "event" in body:  # the trail's own event: no decision, window or case
+        event = body["event"]
+        derived_event = (event.get("id"), None, "", "", "", column_time(event.get("at")), "event")
+        if (decision_id, request_id, item_code, outcome, window_id, decided_at, kind) != (
+            derived_event
+        ) or (case_json, case_dig) != ("null", ""):
+            return "indexed columns disagree with the record"
+        return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
     if digest(case) != case_dig or body.get("case_digest") != case_dig:
         return "case does not match its digest"
     decision = body.get("decision", {})
@@ -128,10 +159,12 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
     )
     if derived != (decision_id, request_id, item_code, outcome, window_id, decided_at, kind):
         return "indexed columns disagree with the record"
-    public_raw = keys.get(key_id)
+    return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+
+
+def _seal_problem(seq: int, h: str, public_raw: bytes | None, sig: bytes, covered_to: int) -> str:
     if public_raw is None:
         return "unknown sealing key"
-    sig = bytes(sig)
     if sig:  # a record made before the tree: sealed on its own
         if not verify_seal(public_raw, h, sig):
             return "bad signature"
@@ -140,25 +173,43 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
     return ""
 
 
-def check_tree(conn: sqlite3.Connection, keys: dict[str, bytes]) -> tuple[int, str] | None:
-    """(seq, why) of the first problem in the tree and its heads, None when they agree with
-    the records. One pass over the record hashes, the stored nodes alongside."""
-    heads = list(all_heads(conn))
+def check_tree(
+    conn: sqlite3.Connection, keys: dict[str, bytes], witness: TreeHead | None = None
+) -> tuple[int, str] | None:
+    """(seq, why) of the first problem in the tree and its heads, or in the trail against
+    `witness`; None when they agree with the records. One pass over the record hashes, the
+    stored nodes alongside."""
+    treed = has_tree(conn)
+    heads = list(all_heads(conn)) if treed else []
     (count,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
-    if not heads:
-        return (1, "not sealed: records but no signed tree head") if count else None
-    if heads[-1].tree_size > count:
+    if witness is not None:
+        if not witness.verifies(keys):
+            return 0, "witness is not signed by a known sealing key"
+        if witness.tree_size > count:
+            return (
+                count + 1,
+                f"behind its witness: {witness.tree_size} records were signed, "
+                f"the trail holds {count}",
+            )
+    if treed and not heads and count:
+        return 1, "not sealed: records but no signed tree head"
+    if heads and heads[-1].tree_size > count:
         return (
             count + 1,
             f"truncated: a signed tree head covers {heads[-1].tree_size} records, "
             f"the trail holds {count}",
         )
-    if heads[-1].tree_size < count:
+    if heads and heads[-1].tree_size < count:
         return heads[-1].tree_size + 1, "not sealed: after the last signed tree head"
-    stored = _stored_nodes(conn)
+    stored = _stored_nodes(conn) if heads else iter(())
+    checkpoints = sorted(
+        [(h.tree_size, 0, h) for h in heads]
+        + ([(witness.tree_size, 1, witness)] if witness else []),
+        key=lambda c: (c[0], c[1]),
+    )
     frontier: list[tuple[int, bytes]] = []  # (level, hash) of the maximal perfect subtrees
-    pending = iter(heads)
-    head = next(pending, None)
+    pending = iter(checkpoints)
+    point = next(pending, None)
     for i, (h,) in enumerate(conn.execute("SELECT hash FROM records ORDER BY seq")):
         frontier.append((0, merkle.leaf_hash(bytes.fromhex(h))))
         while len(frontier) > 1 and frontier[-1][0] == frontier[-2][0]:
@@ -166,17 +217,20 @@ def check_tree(conn: sqlite3.Connection, keys: dict[str, bytes]) -> tuple[int, s
             node = merkle.node_hash(left, right)
             frontier.append((level + 1, node))
             expected = (level + 1, (i + 1 >> level + 1) - 1, node)
-            if next(stored, None) != expected:
+            if heads and next(stored, None) != expected:
                 return i + 1, f"tree node {expected[:2]} does not match the records"
-        while head is not None and head.tree_size == i + 1:
+        while point is not None and point[0] == i + 1:
+            _, is_witness, head = point
             root = frontier[-1][1]
             for _, left in reversed(frontier[:-1]):
                 root = merkle.node_hash(left, root)
+            if is_witness and root.hex() != head.root_hash:
+                return i + 1, f"forked from its witness: the first {i + 1} records differ"
             if root.hex() != head.root_hash:
                 return i + 1, f"signed tree head {head.tree_size} does not match the records"
             if not head.verifies(keys):
                 return i + 1, f"bad signature on tree head {head.tree_size}"
-            head = next(pending, None)
+            point = next(pending, None)
     if next(stored, None) is not None:
         return count, "tree holds nodes beyond the records"
     return None

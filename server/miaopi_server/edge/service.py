@@ -251,6 +251,20 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             reason=result.reason,
         )
 
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetConsistencyProofResponse:
+        await self._guard(context, "GetConsistencyProof")
+        try:
+            head, proof = await asyncio.get_running_loop().run_in_executor(
+                None, self._store.consistency, request.first_tree_size, request.second_tree_size
+            )
+        except ValueError as exc:
+            await _abort(context, CaseInvalid([FieldViolation("first_tree_size", str(exc))]))
+        return pb.GetConsistencyProofResponse(
+            second=convert.tree_head(head), proof=[h.hex() for h in proof]
+        )
+
     async def ReloadRulesets(
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
