@@ -205,9 +205,10 @@ class TestTampering:
                 "indexed columns disagree",
             ),
             (
-                "UPDATE records SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
+                "UPDATE cases SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
                 "case does not match",
             ),
+            ("DELETE FROM cases WHERE seq = 3", "case missing, and no purge covers it"),
             ("UPDATE records SET signature = X'00' WHERE seq = 3", "bad signature"),
             ("DELETE FROM records WHERE seq = 3", "gap"),
         ],

@@ -246,9 +246,28 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             "checked": result.checked,
             "first_bad_seq": result.first_bad_seq,
             "reason": result.reason,
+            "purged": result.purged,
         },
         args.json,
     )
+
+
+def _cmd_audit_purge(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    try:
+        day = dt.date.fromisoformat(args.before)
+    except ValueError:
+        raise BadInput(f"--before {args.before!r}: expected a date, YYYY-MM-DD") from None
+    before = dt.datetime.combine(day, dt.time(), ZoneInfo("Asia/Shanghai"))
+    with _client(args, _sub_target(args), "admin") as c:
+        done = c.purge_cases(before)
+    print(
+        f"purged the cases of {done['purged']} decision(s) made before {day} (Asia/Shanghai); "
+        f"recorded as seq {done['seq']}"
+    )
+    return OK
 
 
 def _read_json(spec: Path, what: str) -> Any:
@@ -572,6 +591,18 @@ def _add_audit_parsers(sub: Any) -> None:
     )
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(run=_cmd_audit_verify)
+
+    s = asub.add_parser(
+        "purge",
+        help="erase the cases (facts) of decisions made before a date; recorded in the trail",
+        description="After the retention period: the records stay and still verify (they "
+        "commit to each case's digest); the facts are erased. Needs the admin role.",
+    )
+    s.add_argument(
+        "--before", required=True, metavar="DATE", help="YYYY-MM-DD, midnight Asia/Shanghai"
+    )
+    _add_target(s)
+    s.set_defaults(run=_cmd_audit_purge)
 
     s = asub.add_parser(
         "prove-consistency",

@@ -246,12 +246,14 @@ class GetDecisionRequest(_message.Message):
     def __init__(self, decision_id: _Optional[str] = ...) -> None: ...
 
 class GetDecisionResponse(_message.Message):
-    __slots__ = ("decision", "case")
+    __slots__ = ("decision", "case", "case_purged")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     CASE_FIELD_NUMBER: _ClassVar[int]
+    CASE_PURGED_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     case: _struct_pb2.Struct
-    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., case: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    case_purged: bool
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., case: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., case_purged: _Optional[bool] = ...) -> None: ...
 
 class ListDecisionsRequest(_message.Message):
     __slots__ = ("item_code", "outcome", "window_id", "decided_from", "decided_to", "page_size", "page_token", "include_cases")
@@ -274,14 +276,16 @@ class ListDecisionsRequest(_message.Message):
     def __init__(self, item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., window_id: _Optional[str] = ..., decided_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_cases: _Optional[bool] = ...) -> None: ...
 
 class ListDecisionsResponse(_message.Message):
-    __slots__ = ("decisions", "next_page_token", "cases")
+    __slots__ = ("decisions", "next_page_token", "cases", "case_purged")
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     CASES_FIELD_NUMBER: _ClassVar[int]
+    CASE_PURGED_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     next_page_token: str
     cases: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
-    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., cases: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+    case_purged: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., cases: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., case_purged: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class VerifyAuditTrailRequest(_message.Message):
     __slots__ = ("from_seq", "to_seq")
@@ -292,16 +296,32 @@ class VerifyAuditTrailRequest(_message.Message):
     def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
 
 class VerifyAuditTrailResponse(_message.Message):
-    __slots__ = ("ok", "checked", "first_bad_seq", "reason")
+    __slots__ = ("ok", "checked", "first_bad_seq", "reason", "purged")
     OK_FIELD_NUMBER: _ClassVar[int]
     CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PURGED_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     checked: int
     first_bad_seq: int
     reason: str
-    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    purged: int
+    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., reason: _Optional[str] = ..., purged: _Optional[int] = ...) -> None: ...
+
+class PurgeCasesRequest(_message.Message):
+    __slots__ = ("before",)
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    before: _timestamp_pb2.Timestamp
+    def __init__(self, before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PurgeCasesResponse(_message.Message):
+    __slots__ = ("purged", "seq")
+    PURGED_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    purged: int
+    seq: int
+    def __init__(self, purged: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class GetSealKeyRequest(_message.Message):
     __slots__ = ()

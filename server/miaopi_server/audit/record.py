@@ -102,6 +102,7 @@ class StoredRecord:
     signature: bytes  # a record's own seal (records made before the tree); b"" since
     tree_head: TreeHead | None = None  # the signed head of the commit that added it
     inclusion_proof: tuple[str, ...] = ()  # RFC 9162 PATH to tree_head's root, hex
+    case_purged: bool = False  # the case was erased after its retention period (case = {})
     _parsed: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -61,7 +61,10 @@ __all__ = ["SQLiteAuditStore", "verify_database"]
 Pending = PendingRecord | PendingEvent
 MAX_BATCH = 512
 CHECKPOINT_SECONDS = 1.0
-_COLUMNS = "seq, decision_id, request_id, case_digest, body, case_json, hash, key_id, signature"
+_COLUMNS = (
+    "r.seq, r.decision_id, r.request_id, r.case_digest, r.body, c.case_json, r.hash, r.key_id,"
+    " r.signature FROM records r LEFT JOIN cases c ON c.seq = r.seq"
+)  # a record without its case row: the case was purged
 
 
 def _connect(path: Path, busy_timeout_ms: int, readonly: bool = False) -> sqlite3.Connection:
@@ -85,7 +88,8 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
         node_id=body["node_id"],
         window=body["window"],
         body_json=body_json,
-        case=json.loads(case_json),
+        case=json.loads(case_json) if case_json is not None else {},
+        case_purged=case_json is None,
         record_hash=h,
         key_id=key_id,
         signature=bytes(sig),
@@ -381,8 +385,8 @@ class SQLiteAuditStore:
                 )
                 self._writer.execute(
                     "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
-                    " window_id, decided_at, case_digest, body, case_json, hash, key_id,"
-                    " signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " window_id, decided_at, case_digest, body, hash, key_id,"
+                    " signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         seq,
                         pending.decision_id,
@@ -393,11 +397,14 @@ class SQLiteAuditStore:
                         pending.decided_at,
                         pending.case_digest,
                         body_json,
-                        pending.case_json.decode(),
                         h,
                         self.sealer.key_id,
                         b"",
                     ),
+                )
+                self._writer.execute(
+                    "INSERT INTO cases (seq, case_json) VALUES (?, ?)",
+                    (seq, pending.case_json.decode()),
                 )
                 tree.add(h)
                 if pending.request_id:
@@ -434,6 +441,30 @@ class SQLiteAuditStore:
                 DuplicateRequest(by_request[first] if isinstance(first, tuple) else first)
             )
 
+    def _apply(self, event: PendingEvent, last_seq: int) -> dict[str, Any]:
+        """Do what the event records, in its transaction; what it did goes into its body."""
+        if event.details.get("type") != "purge":
+            return {}
+        # secure_delete: the erased facts are overwritten in the file, not left in free pages.
+        self._writer.execute("PRAGMA secure_delete = ON")
+        purged = self._writer.execute(
+            "DELETE FROM cases WHERE seq IN (SELECT seq FROM records WHERE kind = 'decision'"
+            " AND decided_at < ? AND seq <= ?)",
+            (event.details["before"], last_seq),
+        ).rowcount
+        return {"through_seq": last_seq, "purged": purged}
+
+    def purge(self, before: str, by: str) -> StoredRecord:
+        """Erase the cases of every decision made before `before` (fixed_time) and record
+        that in the chain: a purge event {"before", "through_seq", "purged", "by"}."""
+        event = PendingEvent(
+            event_id=f"event-{uuid.uuid4()}",
+            at=fixed_time(utc_now()),
+            node_id=self.node_id,
+            details={"type": "purge", "before": before, "by": by},
+        )
+        return self.append(event).result()
+
     def _chain_head(self) -> tuple[int, str, TreeGrowth]:
         """(last seq, its hash, the tree over every record) inside the write transaction.
         A trail and tree that disagree (records removed or added behind the server's back)
@@ -458,12 +489,13 @@ class SQLiteAuditStore:
         return seq, prev, tree
 
     def _insert_event(self, seq: int, prev: str, event: PendingEvent) -> StoredRecord:
-        body_bytes = event.canonical_body(seq, prev, {})
+        outcome = self._apply(event, seq - 1)
+        body_bytes = event.canonical_body(seq, prev, outcome)
         h = sha256_hex(body_bytes)
         self._writer.execute(
             "INSERT INTO records (seq, decision_id, request_id, item_code, outcome, window_id,"
-            " decided_at, case_digest, body, case_json, hash, key_id, signature, kind)"
-            " VALUES (?, ?, NULL, '', '', '', ?, '', ?, 'null', ?, ?, X'', 'event')",
+            " decided_at, case_digest, body, hash, key_id, signature, kind)"
+            " VALUES (?, ?, NULL, '', '', '', ?, '', ?, ?, ?, X'', 'event')",
             (seq, event.event_id, column_time(event.at), body_bytes.decode(), h,
              self.sealer.key_id),
         )  # fmt: skip
@@ -511,7 +543,7 @@ class SQLiteAuditStore:
         conn: sqlite3.Connection, window_id: str, request_id: str
     ) -> StoredRecord | None:
         row = conn.execute(
-            f"SELECT {_COLUMNS} FROM records WHERE window_id = ? AND request_id = ?",
+            f"SELECT {_COLUMNS} WHERE window_id = ? AND request_id = ?",
             (window_id, request_id),
         ).fetchone()
         return with_proof(conn, _row(row)) if row else None
@@ -529,7 +561,7 @@ class SQLiteAuditStore:
     def get(self, decision_id: str) -> StoredRecord | None:
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM records WHERE decision_id = ? AND kind = 'decision'",
+                f"SELECT {_COLUMNS} WHERE decision_id = ? AND kind = 'decision'",
                 (decision_id,),
             ).fetchone()
             return with_proof(conn, _row(row)) if row else None
@@ -553,10 +585,10 @@ class SQLiteAuditStore:
             where.append("decided_at < ?")
             args.append(f.decided_to)
         if before_seq:
-            where.append("seq < ?")
+            where.append("r.seq < ?")
             args.append(before_seq)
-        sql = f"SELECT {_COLUMNS} FROM records WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT ?"
+        sql = f"SELECT {_COLUMNS} WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.seq DESC LIMIT ?"
         with self._read() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
             nodes = CachedNodes(conn)  # a page's proofs share most of their nodes

@@ -87,26 +87,51 @@ def check_records(
             return Verification(False, 0, from_seq - 1, "gap: record missing")
         prev = row[0]
     columns = [r[1] for r in conn.execute("PRAGMA table_info(records)")]
-    kind = "kind" if "kind" in columns else "'decision'"
+    kind = "r.kind" if "kind" in columns else "'decision'"
+    # Since schema 4 the case is a row of `cases`, missing once purged.
+    case, joined = (
+        ("r.case_json", "")
+        if "case_json" in columns
+        else ("c.case_json", " LEFT JOIN cases c ON c.seq = r.seq")
+    )
     sql = (
-        "SELECT seq, decision_id, request_id, item_code, outcome, window_id, decided_at,"
-        f" case_digest, body, case_json, hash, key_id, signature, {kind}"
-        " FROM records WHERE seq >= ?"
+        "SELECT r.seq, r.decision_id, r.request_id, r.item_code, r.outcome, r.window_id,"
+        f" r.decided_at, r.case_digest, r.body, {case}, r.hash, r.key_id, r.signature, {kind}"
+        f" FROM records r{joined} WHERE r.seq >= ?"
     )
     args: list[int] = [from_seq]
     if to_seq:
-        sql += " AND seq <= ?"
+        sql += " AND r.seq <= ?"
         args.append(to_seq)
-    expected_seq, checked = from_seq, 0
-    for row in conn.execute(sql + " ORDER BY seq", args):
-        seq, h = row[0], row[10]
+    purges = _purges(conn) if "kind" in columns else []
+    expected_seq, checked, purged = from_seq, 0, 0
+    for row in conn.execute(sql + " ORDER BY r.seq", args):
+        seq, decided_at, case_json, h, kind_of = row[0], row[6], row[9], row[10], row[13]
         if seq != expected_seq:
             return Verification(False, checked, expected_seq, "gap")
+        if case_json is None and kind_of == "decision":
+            if not any(seq <= through and decided_at < before for through, before in purges):
+                return Verification(False, checked, seq, "case missing, and no purge covers it")
+            purged += 1
         problem = _check_record(row, prev, keys, covered_to)
         if problem:
-            return Verification(False, checked, seq, problem)
+            return Verification(False, checked, seq, problem, purged)
         prev, expected_seq, checked = h, seq + 1, checked + 1
-    return Verification(True, checked)
+    return Verification(True, checked, purged=purged)
+
+
+def _purges(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(through_seq, before) of every purge event on the trail (each is checked as a
+    record where it stands in the chain)."""
+    found = []
+    for (body,) in conn.execute("SELECT body FROM records WHERE kind = 'event'"):
+        try:
+            event = json.loads(body)["event"]
+            if event.get("type") == "purge":
+                found.append((int(event["through_seq"]), str(event["before"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # not a valid event: its record check reports it
+    return found
 
 
 def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], covered_to: int) -> str:
@@ -128,7 +153,7 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
     ) = row
     try:
         body = json.loads(body_text)
-        case = json.loads(case_json)
+        case = json.loads(case_json) if case_json is not None else None
     except ValueError:
         return "record is not valid JSON"
     if canonical(body).decode() != body_text:
@@ -140,12 +165,16 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
     if "event" in body:  # the trail's own event: no decision, window or case
         event = body["event"]
         derived_event = (event.get("id"), None, "", "", "", column_time(event.get("at")), "event")
-        if (decision_id, request_id, item_code, outcome, window_id, decided_at, kind) != (
-            derived_event
-        ) or (case_json, case_dig) != ("null", ""):
+        if (
+            (decision_id, request_id, item_code, outcome, window_id, decided_at, kind)
+            != (derived_event)
+            or case_json not in (None, "null")
+            or case_dig != ""
+        ):
             return "indexed columns disagree with the record"
         return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
-    if digest(case) != case_dig or body.get("case_digest") != case_dig:
+    purged = case_json is None  # checked by the caller: a purge event covers it
+    if body.get("case_digest") != case_dig or (not purged and digest(case) != case_dig):
         return "case does not match its digest"
     decision = body.get("decision", {})
     derived = (

@@ -29,6 +29,7 @@ class Verification:
     checked: int
     first_bad_seq: int = 0
     reason: str = ""
+    purged: int = 0  # records (of those checked) whose case was purged, by a purge event
 
 
 class DuplicateRequest(Exception):
@@ -57,6 +58,10 @@ class AuditStore(Protocol):
         ...
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification: ...
+
+    def purge(self, before: str, by: str) -> StoredRecord:
+        """Erase the cases of decisions made before `before`; returns the purge event."""
+        ...
 
     def consistency(self, first: int, second: int = 0) -> tuple[TreeHead, builtins.list[bytes]]:
         """The signed head of `second` records (0: the latest) and the RFC 9162 proof that

@@ -35,7 +35,14 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
     "supervisor": READ_RPCS
     | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus"},
     "admin": READ_RPCS
-    | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus", "ReloadRulesets"},
+    | {
+        "GetDecision",
+        "ListDecisions",
+        "VerifyAuditTrail",
+        "GetRulesetStatus",
+        "ReloadRulesets",
+        "PurgeCases",
+    },
 }
 ALL_ITEMS = "*"
 
