@@ -34,19 +34,28 @@ def split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def subtree(lo: int, hi: int, node: NodeGetter) -> bytes:
-    """MTH(D[lo:hi]) for a range the RFC's recursion reaches (lo aligned to its split)."""
+Memo = dict[tuple[int, int], bytes]  # (lo, hi) -> MTH(D[lo:hi]) of right edges computed
+
+
+def subtree(lo: int, hi: int, node: NodeGetter, memo: Memo | None = None) -> bytes:
+    """MTH(D[lo:hi]) for a range the RFC's recursion reaches (lo aligned to its split).
+    Proofs at one tree size share their right-edge subtrees: pass one `memo` to them all."""
     size = hi - lo
     if size == 0:
         return EMPTY_ROOT
     if size & (size - 1) == 0:  # perfect: stored
         level = size.bit_length() - 1
         return node(level, lo >> level)
+    if memo is not None and (lo, hi) in memo:
+        return memo[(lo, hi)]
     k = split(size)
-    return node_hash(subtree(lo, lo + k, node), subtree(lo + k, hi, node))
+    h = node_hash(subtree(lo, lo + k, node, memo), subtree(lo + k, hi, node, memo))
+    if memo is not None:
+        memo[(lo, hi)] = h
+    return h
 
 
-def inclusion_proof(m: int, n: int, node: NodeGetter) -> list[bytes]:
+def inclusion_proof(m: int, n: int, node: NodeGetter, memo: Memo | None = None) -> list[bytes]:
     """PATH(m, D[0:n]) (RFC 9162 §2.1.3.1) for leaf index m < n."""
     if not 0 <= m < n:
         raise ValueError(f"leaf {m} is not in a tree of {n}")
@@ -55,10 +64,10 @@ def inclusion_proof(m: int, n: int, node: NodeGetter) -> list[bytes]:
     while hi - lo > 1:
         k = split(hi - lo)
         if m < lo + k:
-            proof.append(subtree(lo + k, hi, node))
+            proof.append(subtree(lo + k, hi, node, memo))
             hi = lo + k
         else:
-            proof.append(subtree(lo, lo + k, node))
+            proof.append(subtree(lo, lo + k, node, memo))
             lo += k
     proof.reverse()  # collected root-down; the RFC lists them leaf-up
     return proof

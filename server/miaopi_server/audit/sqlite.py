@@ -52,7 +52,7 @@ from miaopi_server.audit.sqlite_tree import (
 from miaopi_server.audit.sqlite_verify import check_records, verify_database
 from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
 from miaopi_server.audit.treehead import TreeHead, sign_head
-from miaopi_server.audit.witness import read_witness, witness_path, write_witness
+from miaopi_server.audit.witness import WitnessFile, witness_path
 from miaopi_server.clock import utc_now
 from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
 
@@ -98,14 +98,18 @@ def _row(row: tuple[Any, ...]) -> StoredRecord:
 
 
 def with_proof(
-    conn: sqlite3.Connection, record: StoredRecord, nodes: CachedNodes | None = None
+    conn: sqlite3.Connection,
+    record: StoredRecord,
+    nodes: CachedNodes | None = None,
+    memos: dict[int, merkle.Memo] | None = None,
 ) -> StoredRecord:
     """The record with the head signed when it was added and its inclusion proof: the
     receipt it was first given."""
     head = head_covering(conn, record.seq)
     if head is None:
         return record
-    proof = inclusion_proof_hex(record.seq, head.tree_size, nodes or CachedNodes(conn))
+    memo = memos.setdefault(head.tree_size, {}) if memos is not None else None
+    proof = inclusion_proof_hex(record.seq, head.tree_size, nodes or CachedNodes(conn), memo)
     return replace(record, tree_head=head, inclusion_proof=proof)
 
 
@@ -136,6 +140,9 @@ class SQLiteAuditStore:
         self.reanchored: StoredRecord | None = None
         self._reanchor_reason = reanchor
         self._skip_witness = False
+        # (size, root, frontier) of the tree this process last committed: the next batch
+        # starts from it when no other process appended meanwhile.
+        self._grown: tuple[int, str, dict[tuple[int, int], bytes]] | None = None
         self.batches = 0
         self.records_written = 0
         # Public keys of rotated-out sealing keys: records they sealed still verify.
@@ -147,6 +154,7 @@ class SQLiteAuditStore:
         # SQLite's busy handler, which sleep-polls in steps of up to 100 ms; this polls in
         # steps of at most 2 ms, and the kernel releases it when its holder dies.
         self._lock_fd = os.open(f"{path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._witness = WitnessFile(self.witness_file)
         self._busy_timeout_s = busy_timeout_ms / 1000
         writer = None
         try:
@@ -156,6 +164,7 @@ class SQLiteAuditStore:
             if writer is not None:
                 writer.close()
             os.close(self._lock_fd)
+            self._witness.close()
             if isinstance(exc, sqlite3.Error):
                 raise AuditUnavailable(f"cannot open audit database {path}: {exc}") from exc
             raise
@@ -232,7 +241,7 @@ class SQLiteAuditStore:
         """Compare the trail with its witness at start; re-anchor it if asked to."""
         head = latest_head(self._writer)
         try:
-            witness = read_witness(self.witness_file)
+            witness = self._witness.read()
         except ValueError as exc:
             witness, problem = None, str(exc)
         else:
@@ -251,17 +260,21 @@ class SQLiteAuditStore:
                 "(docs/AUDIT.md)"
             )
         elif witness is None and head is not None:  # a new or just migrated trail
-            write_witness(self.witness_file, head)
+            self._witness.write(head)
 
     def _witness_problem(
-        self, witness: TreeHead | None, head: TreeHead | None, nodes: merkle.NodeGetter
+        self,
+        witness: TreeHead | None,
+        head: TreeHead | None,
+        nodes: merkle.NodeGetter,
+        signature: bool = True,
     ) -> str:
         """Why the trail (last head `head`) contradicts `witness`; "" when it extends it."""
         if witness is None:
             return ""
         # A witness sealed by a key this node was not given (a rotation without
         # --previous-seal-key) is still compared; verification names the missing key.
-        if witness.key_id in self.keys and not witness.verifies(self.keys):
+        if signature and witness.key_id in self.keys and not witness.verifies(self.keys):
             return f"witness {self.witness_file} has a bad signature"
         size = head.tree_size if head is not None else 0
         if size < witness.tree_size:
@@ -348,8 +361,23 @@ class SQLiteAuditStore:
             # one database (`--workers`), and the chain and the tree run through all of them
             # in seq order.
             seq, prev, tree = self._chain_head()
+            records: list[tuple[Any, ...]] = []
+            cases: list[tuple[int, str]] = []
+
+            def insert() -> None:  # one statement for each table, not one per record
+                self._writer.executemany(
+                    "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
+                    " window_id, decided_at, case_digest, body, hash, key_id, signature)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    records,
+                )
+                self._writer.executemany("INSERT INTO cases (seq, case_json) VALUES (?, ?)", cases)
+                records.clear()
+                cases.clear()
+
             for pending, fut in batch:
                 if isinstance(pending, PendingEvent):
+                    insert()  # a purge sees every case recorded before it
                     seq += 1
                     event = self._insert_event(seq, prev, pending)
                     tree.add(event.record_hash)
@@ -383,10 +411,7 @@ class SQLiteAuditStore:
                     key_id=self.sealer.key_id,
                     signature=b"",  # sealed by the tree head below, with the whole batch
                 )
-                self._writer.execute(
-                    "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
-                    " window_id, decided_at, case_digest, body, hash, key_id,"
-                    " signature) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                records.append(
                     (
                         seq,
                         pending.decision_id,
@@ -400,21 +425,20 @@ class SQLiteAuditStore:
                         h,
                         self.sealer.key_id,
                         b"",
-                    ),
+                    )
                 )
-                self._writer.execute(
-                    "INSERT INTO cases (seq, case_json) VALUES (?, ?)",
-                    (seq, pending.case_json.decode()),
-                )
+                cases.append((seq, pending.case_json.decode()))
                 tree.add(h)
                 if pending.request_id:
                     in_batch.add(key)
                 written.append((record, fut))
                 prev = h
+            insert()
             head = self._seal_tree(tree) if written else None
             self._writer.execute("COMMIT")
             if head is not None:  # still under the lock: the witness never goes backwards
-                write_witness(self.witness_file, head)
+                self._witness.write(head)
+                self._grown = (head.tree_size, head.root_hash, tree.frontier())
         except Exception as exc:  # the batch is not durable: none of it may be acknowledged
             with suppress(sqlite3.Error):
                 self._writer.execute("ROLLBACK")
@@ -429,9 +453,10 @@ class SQLiteAuditStore:
         self.records_written += len(written)
         # Proofs come from the nodes the batch computed (no reads), outside the lock.
         by_request: dict[tuple[str, str], StoredRecord] = {}
+        memo: merkle.Memo = {}  # the batch's proofs share their right edges
         for record, fut in written:
             assert head is not None
-            proof = inclusion_proof_hex(record.seq, head.tree_size, tree.nodes)
+            proof = inclusion_proof_hex(record.seq, head.tree_size, tree.nodes, memo)
             done = replace(record, tree_head=head, inclusion_proof=proof)
             if done.request_id:
                 by_request[(done.window.get("window_id", ""), done.request_id)] = done
@@ -478,10 +503,14 @@ class SQLiteAuditStore:
                 f"audit trail {self.path} holds {seq} records but its last signed tree head "
                 f"covers {size}"
             )
-        tree = TreeGrowth(self._writer, seq)
+        grown = self._grown
+        if grown is not None and head is not None and grown[:2] == (size, head.root_hash):
+            tree = TreeGrowth(self._writer, seq, grown[2])
+        else:
+            tree = TreeGrowth(self._writer, seq)
         if not self._skip_witness:
-            try:
-                problem = self._witness_problem(read_witness(self.witness_file), head, tree.nodes)
+            try:  # its signature was checked at start; the lock's holders wrote it since
+                problem = self._witness_problem(self._witness.read(), head, tree.nodes, False)
             except ValueError as exc:
                 problem = str(exc)
             if problem:
@@ -592,11 +621,12 @@ class SQLiteAuditStore:
         with self._read() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
             nodes = CachedNodes(conn)  # a page's proofs share most of their nodes
-            return [with_proof(conn, _row(r), nodes) for r in rows]
+            memos: dict[int, merkle.Memo] = {}  # and, per tree size, their right edges
+            return [with_proof(conn, _row(r), nodes, memos) for r in rows]
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
         try:
-            witness = read_witness(self.witness_file)
+            witness = self._witness.read()
         except ValueError as exc:
             return Verification(False, 0, 0, str(exc))
         return verify_database(self.path, self.keys, from_seq, to_seq, witness)
@@ -633,3 +663,4 @@ class SQLiteAuditStore:
         self._writer.close()
         self._reader.close()
         os.close(self._lock_fd)
+        self._witness.close()

@@ -89,16 +89,24 @@ class TreeGrowth:
     """Leaves appended to a tree of `size` leaves, inside the writer's transaction: the
     nodes they complete (to insert), and proofs at the grown size without reading back."""
 
-    def __init__(self, conn: sqlite3.Connection, size: int):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        size: int,
+        frontier: dict[tuple[int, int], bytes] | None = None,
+    ):
         self.size = size
         self.nodes = CachedNodes(conn)
         self.new_nodes: list[tuple[int, int, bytes]] = []
-        # The frontier (maximal perfect subtrees of [0, size)) is all the growth needs.
-        lo = 0
-        for level in range(size.bit_length() - 1, -1, -1):
-            if size >> level & 1:
-                self.nodes(level, lo >> level)
-                lo += 1 << level
+        if frontier is not None:  # kept from the commit before (this process made it)
+            self.nodes.known.update(frontier)
+        else:
+            for level, idx in frontier_of(size):
+                self.nodes(level, idx)
+
+    def frontier(self) -> dict[tuple[int, int], bytes]:
+        """The maximal perfect subtrees of the tree as grown: all the next growth needs."""
+        return {key: self.nodes(*key) for key in frontier_of(self.size)}
 
     def add(self, record_hash: str) -> None:
         i = self.size
@@ -123,8 +131,20 @@ class TreeGrowth:
         self.new_nodes = []
 
 
-def inclusion_proof_hex(seq: int, tree_size: int, nodes: merkle.NodeGetter) -> tuple[str, ...]:
-    return tuple(h.hex() for h in merkle.inclusion_proof(seq - 1, tree_size, nodes))
+def frontier_of(size: int) -> list[tuple[int, int]]:
+    """(level, idx) of the maximal perfect subtrees of a tree of `size` leaves, left first."""
+    out, lo = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            out.append((level, lo >> level))
+            lo += 1 << level
+    return out
+
+
+def inclusion_proof_hex(
+    seq: int, tree_size: int, nodes: merkle.NodeGetter, memo: merkle.Memo | None = None
+) -> tuple[str, ...]:
+    return tuple(h.hex() for h in merkle.inclusion_proof(seq - 1, tree_size, nodes, memo))
 
 
 def has_tree(conn: sqlite3.Connection) -> bool:
