@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -392,6 +394,23 @@ class TestTransparencyLog:
         result = verify_database(tmp_path / "audit.sqlite3", keys)
         assert (result.ok, result.first_bad_seq) == (False, bad_seq), result
         assert reason in result.reason
+
+    def test_the_documented_verifier_works(self, tmp_path, monkeypatch):
+        """docs/AUDIT.md's few lines verify a trail with commits, events and a purge, and
+        catch the newest records cut off (a head is left beyond them)."""
+        doc = (Path(__file__).resolve().parents[1] / "docs" / "AUDIT.md").read_text("utf-8")
+        match = re.search(r"## Verifying the trail yourself\n.*?```python\n(.*?)```", doc, re.S)
+        assert match is not None
+        store = self.store_with_batches(tmp_path, (1, 3, 2, 7))
+        store.purge("2026-11-23T00:00:05.000000Z", "admin")
+        store.append(pending(99)).result(timeout=10)
+        store.close()
+        monkeypatch.chdir(tmp_path)
+        exec(match[1], {"PUBLIC_KEY_RAW": store.sealer.public_raw})
+        with contextlib.closing(sqlite3.connect(tmp_path / "audit.sqlite3")) as conn, conn:
+            conn.execute("DELETE FROM records WHERE seq > 10")
+        with pytest.raises(AssertionError):
+            exec(match[1], {"PUBLIC_KEY_RAW": store.sealer.public_raw})
 
     def test_truncated_trail_is_not_appended_to(self, tmp_path):
         """A store whose newest records were deleted under it fails closed instead of
