@@ -349,7 +349,9 @@ class SQLiteAuditStore:
         batch = [(p, f) for p, f in batch if f.set_running_or_notify_cancel()]
         if not batch:
             return
-        written: list[tuple[StoredRecord, Future[StoredRecord]]] = []
+        # What each acknowledged record is made of: its StoredRecord is built once, with the
+        # head and proof, after the commit (an event's is made when it is inserted).
+        written: list[tuple[Future[StoredRecord], int, str, str, str, Pending | StoredRecord]] = []
         repeats: list[tuple[Future[StoredRecord], StoredRecord | tuple[str, str]]] = []
         in_batch: set[tuple[str, str]] = set()
         locked = False
@@ -381,7 +383,7 @@ class SQLiteAuditStore:
                     seq += 1
                     event = self._insert_event(seq, prev, pending)
                     tree.add(event.record_hash)
-                    written.append((event, fut))
+                    written.append((fut, seq, prev, event.record_hash, event.body_json, event))
                     prev = event.record_hash
                     continue
                 key = (pending.window_id, pending.request_id)
@@ -397,20 +399,6 @@ class SQLiteAuditStore:
                 body_bytes = canonical_body(seq, prev, pending)
                 h = sha256_hex(body_bytes)
                 body_json = body_bytes.decode()
-                record = StoredRecord(
-                    seq=seq,
-                    decision_id=pending.decision_id,
-                    request_id=pending.request_id,
-                    case_digest=pending.case_digest,
-                    prev_hash=prev,
-                    node_id=pending.node_id,
-                    window=pending.window,
-                    body_json=body_json,
-                    case=pending.case,
-                    record_hash=h,
-                    key_id=self.sealer.key_id,
-                    signature=b"",  # sealed by the tree head below, with the whole batch
-                )
                 records.append(
                     (
                         seq,
@@ -424,14 +412,14 @@ class SQLiteAuditStore:
                         body_json,
                         h,
                         self.sealer.key_id,
-                        b"",
+                        b"",  # sealed by the tree head below, with the whole batch
                     )
                 )
                 cases.append((seq, pending.case_json.decode()))
                 tree.add(h)
                 if pending.request_id:
                     in_batch.add(key)
-                written.append((record, fut))
+                written.append((fut, seq, prev, h, body_json, pending))
                 prev = h
             insert()
             head = self._seal_tree(tree) if written else None
@@ -454,10 +442,29 @@ class SQLiteAuditStore:
         # Proofs come from the nodes the batch computed (no reads), outside the lock.
         by_request: dict[tuple[str, str], StoredRecord] = {}
         memo: merkle.Memo = {}  # the batch's proofs share their right edges
-        for record, fut in written:
+        for fut, seq, prev, h, body_json, source in written:
             assert head is not None
-            proof = inclusion_proof_hex(record.seq, head.tree_size, tree.nodes, memo)
-            done = replace(record, tree_head=head, inclusion_proof=proof)
+            proof = inclusion_proof_hex(seq, head.tree_size, tree.nodes, memo)
+            if isinstance(source, StoredRecord):  # an event, made when it was inserted
+                done = replace(source, tree_head=head, inclusion_proof=proof)
+            else:
+                assert isinstance(source, PendingRecord)
+                done = StoredRecord(
+                    seq=seq,
+                    decision_id=source.decision_id,
+                    request_id=source.request_id,
+                    case_digest=source.case_digest,
+                    prev_hash=prev,
+                    node_id=source.node_id,
+                    window=source.window,
+                    body_json=body_json,
+                    case=source.case,
+                    record_hash=h,
+                    key_id=self.sealer.key_id,
+                    signature=b"",
+                    tree_head=head,
+                    inclusion_proof=proof,
+                )
             if done.request_id:
                 by_request[(done.window.get("window_id", ""), done.request_id)] = done
             fut.set_result(done)
