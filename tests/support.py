@@ -17,7 +17,7 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi_server.audit.canonical import canonical
-from miaopi_server.audit.record import PendingRecord, case_canonical, case_digest
+from miaopi_server.audit.record import PendingRecord, case_canonical, case_digest, fixed_time
 from miaopi_server.edge.auth import hash_token
 from miaopi_server.rules.identity import credit_code_check_char, resident_id_check_char
 
@@ -324,10 +324,12 @@ def pending(
     decision: dict[str, Any] | None = None,
 ) -> PendingRecord:
     case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
+    when = f"2026-11-23T00:{i // 60 % 60:02d}:{i % 60:02d}Z"
     decision = decision or {
         "decision_id": f"d{i}",
         "item_code": "T1",
         "outcome": "OUTCOME_APPROVE",
+        "decided_at": when,
         **({"request_id": request_id} if request_id else {}),
     }
     return PendingRecord(
@@ -336,7 +338,7 @@ def pending(
         item_code="T1",
         outcome="APPROVE",
         window_id="w1",
-        decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
+        decided_at=fixed_time(dt.datetime.fromisoformat(when)),
         case=case,
         case_json=case_canonical("T1", case["facts"], []),
         case_digest=case_digest("T1", case["facts"], []),

@@ -146,6 +146,37 @@ class TestDatabaseFromBeforeVersions:
         assert verify_database(old_db, keys).ok
         assert verify_database(old_db, old_key()).reason == "unknown sealing key"
 
+    def test_receipts_issued_before_the_tree_keep_verifying(self, old_db: Path, tmp_path: Path):
+        """A receipt the old server gave (its own signature, no tree head) still verifies with
+        the old key; after migration the tree covers the old records too, under one head the
+        new key signs, and their receipts then carry both seals."""
+        from miaopi_client.receipts import verify_receipt
+
+        old_raw = next(iter(old_key().values()))
+        rows = raw_records(old_db)
+        for _decision_id, (seq, _rid, dig, body, _case, h, key_id, sig) in rows.items():
+            b = json.loads(body)
+            saved = pb.Decision()
+            json_format.ParseDict(b["decision"], saved)
+            saved.receipt.CopyFrom(
+                pb.Receipt(
+                    seq=seq, prev_hash=b["prev_hash"], case_digest=dig, node_id=b["node_id"],
+                    window=pb.Window(**b["window"]), record_hash=h, key_id=key_id, signature=sig,
+                )
+            )  # fmt: skip
+            as_saved = json_format.MessageToDict(saved, preserving_proto_field_name=True)
+            assert verify_receipt(as_saved, old_raw).ok
+        store = SQLiteAuditStore(old_db, new_sealer(tmp_path), previous_keys=old_key())
+        try:
+            head = store.latest_head()
+            assert head is not None and head.tree_size == OLD_RECORDS
+            assert head.key_id == store.sealer.key_id
+            for decision_id in rows:
+                r = store.get(decision_id)
+                assert r is not None and r.tree_head == head and r.signature
+        finally:
+            store.close()
+
     def test_version_1_is_the_schema_of_before(self, old_db: Path, tmp_path: Path):
         """0001_records.sql creates exactly what the code of ebea569 created."""
         SQLiteAuditStore(

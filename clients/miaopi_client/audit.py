@@ -82,18 +82,26 @@ def records_from_db(path: str | Path, item_code: str = "") -> Iterator[dict[str,
     path = Path(path)
     if not path.is_file():
         raise AuditSourceError(f"{path}: no such file")
-    sql = "SELECT seq, body, case_json FROM records"
-    args: tuple[str, ...] = ()
-    if item_code:
-        sql += " WHERE item_code = ?"
-        args = (item_code,)
     try:
         conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise AuditSourceError(f"{path}: cannot open: {exc}") from None
     try:
         try:
-            rows = conn.execute(sql + " ORDER BY seq", args)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+            # Since schema 4 cases are a table of their own (a purged case has no row) and
+            # the trail holds events of its own beside decisions: neither is exported.
+            sql = (
+                "SELECT r.seq, r.body, r.case_json FROM records r WHERE 1"
+                if "case_json" in columns
+                else "SELECT r.seq, r.body, c.case_json FROM records r"
+                " JOIN cases c ON c.seq = r.seq WHERE r.kind = 'decision'"
+            )
+            args: tuple[str, ...] = ()
+            if item_code:
+                sql += " AND r.item_code = ?"
+                args = (item_code,)
+            rows = conn.execute(sql + " ORDER BY r.seq", args)
             for seq, body, case_json in rows:
                 yield {
                     "seq": seq,

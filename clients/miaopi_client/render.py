@@ -237,7 +237,8 @@ def receipt_line(receipt: dict[str, Any]) -> str:
 def audit_verification(v: dict[str, Any]) -> str:
     """The result of an audit trail check (client.verify_audit_trail's dict)."""
     if v.get("ok"):
-        return f"audit trail OK: {v.get('checked', 0)} records"
+        purged = f" ({v['purged']} with their case purged)" if v.get("purged") else ""
+        return f"audit trail OK: {v.get('checked', 0)} records{purged}"
     return f"audit trail BROKEN at seq {v.get('first_bad_seq', 0)}: {v.get('reason', '')}"
 
 

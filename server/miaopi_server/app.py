@@ -72,8 +72,35 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
         raw = seal.public_key_from_pem(pem.read_text(encoding="utf-8"))
         previous[seal.key_id_of(raw)] = raw
     return SQLiteAuditStore(
-        settings.state_dir / "audit.sqlite3", sealer, settings.audit_busy_timeout_ms, previous
+        settings.state_dir / "audit.sqlite3",
+        sealer,
+        settings.audit_busy_timeout_ms,
+        previous,
+        reanchor=settings.reanchor_witness,
+        node_id=node_name(settings),
     )
+
+
+def node_name(settings: Settings) -> str:
+    return settings.node_id or socket.gethostname()
+
+
+def reanchor(settings: Settings) -> int:
+    """`--reanchor-witness REASON`: the administrator's act after a restore (docs/AUDIT.md)."""
+    store = open_store(settings)
+    try:
+        done = store.reanchored
+        head = store.latest_head()
+    finally:
+        store.close()
+    if done is None:
+        size = head.tree_size if head is not None else 0
+        print(f"miaopi-server: the audit trail agrees with its witness ({size} records): "
+              "nothing re-anchored")  # fmt: skip
+        return 0
+    log.warning("audit.witness_reanchored", seq=done.seq, event_id=done.decision_id)
+    print(f"miaopi-server: witness re-anchored, recorded as seq {done.seq} ({done.decision_id})")
+    return 0
 
 
 def dev_credentials_notice(where: Path, tokens: dict[str, str], terminal: bool) -> str:
@@ -135,7 +162,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     service = ApprovalService(
         holder,
         store,
-        settings.node_id or socket.gethostname(),
+        node_name(settings),
         authenticator,
         RateLimiter(settings.rate_per_second, settings.rate_burst),
         on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
@@ -232,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print("miaopi-server: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
+        if settings.reanchor_witness:
+            return reanchor(settings)
         if settings.workers > 1:
             return workers.supervise(
                 args, settings.listen, settings.workers, lambda: _prepare_shared_state(settings)

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
     from miaopi_server.audit.canonical import canonical
     from miaopi_server.audit.decision_json import decision_json, json_value, material_json
+    from miaopi_server.audit.merkle import leaf_hash, root_from_inclusion, roots_from_consistency
     from miaopi_server.audit.record import hash_body
     from miaopi_server.audit.seal import key_id_of, public_key_from_pem, verify_seal
-    from miaopi_server.audit.sqlite import verify_database
+    from miaopi_server.audit.sqlite_verify import database_consistency, verify_database
+    from miaopi_server.audit.treehead import TreeHead
+    from miaopi_server.audit.witness import read_witness, witness_path
     from miaopi_server.clock import shanghai_today
     from miaopi_server.decision.catalog import Catalog, load_catalog
     from miaopi_server.decision.decide import Decision
@@ -32,7 +35,9 @@ _HOME = {
     "Decision": "miaopi_server.decision.decide",
     "ItemNotFound": "miaopi_server.errors",
     "RuleFileError": "miaopi_server.errors",
+    "TreeHead": "miaopi_server.audit.treehead",
     "canonical": "miaopi_server.audit.canonical",
+    "database_consistency": "miaopi_server.audit.sqlite_verify",
     "decision_json": "miaopi_server.audit.decision_json",
     "decision_message": "miaopi_server.edge.convert",
     "explain": "miaopi_server.decision.explain",
@@ -40,13 +45,18 @@ _HOME = {
     "hash_body": "miaopi_server.audit.record",
     "json_value": "miaopi_server.audit.decision_json",
     "key_id_of": "miaopi_server.audit.seal",
+    "leaf_hash": "miaopi_server.audit.merkle",
     "lint": "miaopi_server.rules.lint",
     "load_catalog": "miaopi_server.decision.catalog",
     "material_json": "miaopi_server.audit.decision_json",
     "public_key_from_pem": "miaopi_server.audit.seal",
+    "read_witness": "miaopi_server.audit.witness",
+    "root_from_inclusion": "miaopi_server.audit.merkle",
+    "roots_from_consistency": "miaopi_server.audit.merkle",
     "shanghai_today": "miaopi_server.clock",
-    "verify_database": "miaopi_server.audit.sqlite",
+    "verify_database": "miaopi_server.audit.sqlite_verify",
     "verify_seal": "miaopi_server.audit.seal",
+    "witness_path": "miaopi_server.audit.witness",
 }
 __all__ = [
     "CaseInvalid",
@@ -54,7 +64,9 @@ __all__ = [
     "Decision",
     "ItemNotFound",
     "RuleFileError",
+    "TreeHead",
     "canonical",
+    "database_consistency",
     "decision_json",
     "decision_message",
     "explain",
@@ -62,13 +74,18 @@ __all__ = [
     "hash_body",
     "json_value",
     "key_id_of",
+    "leaf_hash",
     "lint",
     "load_catalog",
     "material_json",
     "public_key_from_pem",
+    "read_witness",
+    "root_from_inclusion",
+    "roots_from_consistency",
     "shanghai_today",
     "verify_database",
     "verify_seal",
+    "witness_path",
 ]
 
 

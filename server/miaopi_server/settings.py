@@ -39,6 +39,7 @@ class Settings:
     max_connections: int = 1000
     workers: int = 1  # server processes sharing the port and the audit trail (ops/workers.py)
     worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
+    reanchor_witness: str = ""  # the reason: re-anchor the audit witness, record it, and exit
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -64,6 +65,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="public key (PEM) of a rotated-out sealing key; repeatable",
     )
     p.add_argument("--node-id", help="name recorded in the audit trail (default: host name)")
+    p.add_argument(
+        "--reanchor-witness",
+        metavar="REASON",
+        help="after restoring the audit database from a backup: accept it, record that (with "
+        "REASON and the head it abandons) in the trail, re-sign the witness, and exit",
+    )
     p.add_argument(
         "--watch",
         dest="watch_seconds",

@@ -202,7 +202,7 @@ class Decision(_message.Message):
     def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., missing_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., as_of_date: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_due_date: _Optional[str] = ..., review_due_date_estimated: _Optional[bool] = ..., derived_facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("seq", "prev_hash", "case_digest", "node_id", "window", "record_hash", "key_id", "signature")
+    __slots__ = ("seq", "prev_hash", "case_digest", "node_id", "window", "record_hash", "key_id", "signature", "tree_head", "inclusion_proof")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
     CASE_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +211,8 @@ class Receipt(_message.Message):
     RECORD_HASH_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
     seq: int
     prev_hash: str
     case_digest: str
@@ -219,7 +221,23 @@ class Receipt(_message.Message):
     record_hash: str
     key_id: str
     signature: bytes
-    def __init__(self, seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., case_digest: _Optional[str] = ..., node_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., record_hash: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    tree_head: TreeHead
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., case_digest: _Optional[str] = ..., node_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., record_hash: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., tree_head: _Optional[_Union[TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TreeHead(_message.Message):
+    __slots__ = ("tree_size", "root_hash", "timestamp", "key_id", "signature")
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    tree_size: int
+    root_hash: str
+    timestamp: int
+    key_id: str
+    signature: bytes
+    def __init__(self, tree_size: _Optional[int] = ..., root_hash: _Optional[str] = ..., timestamp: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class GetDecisionRequest(_message.Message):
     __slots__ = ("decision_id",)
@@ -228,12 +246,14 @@ class GetDecisionRequest(_message.Message):
     def __init__(self, decision_id: _Optional[str] = ...) -> None: ...
 
 class GetDecisionResponse(_message.Message):
-    __slots__ = ("decision", "case")
+    __slots__ = ("decision", "case", "case_purged")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     CASE_FIELD_NUMBER: _ClassVar[int]
+    CASE_PURGED_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     case: _struct_pb2.Struct
-    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., case: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    case_purged: bool
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., case: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., case_purged: _Optional[bool] = ...) -> None: ...
 
 class ListDecisionsRequest(_message.Message):
     __slots__ = ("item_code", "outcome", "window_id", "decided_from", "decided_to", "page_size", "page_token", "include_cases")
@@ -256,14 +276,16 @@ class ListDecisionsRequest(_message.Message):
     def __init__(self, item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., window_id: _Optional[str] = ..., decided_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_cases: _Optional[bool] = ...) -> None: ...
 
 class ListDecisionsResponse(_message.Message):
-    __slots__ = ("decisions", "next_page_token", "cases")
+    __slots__ = ("decisions", "next_page_token", "cases", "case_purged")
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     CASES_FIELD_NUMBER: _ClassVar[int]
+    CASE_PURGED_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     next_page_token: str
     cases: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
-    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., cases: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+    case_purged: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., cases: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., case_purged: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class VerifyAuditTrailRequest(_message.Message):
     __slots__ = ("from_seq", "to_seq")
@@ -274,16 +296,32 @@ class VerifyAuditTrailRequest(_message.Message):
     def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
 
 class VerifyAuditTrailResponse(_message.Message):
-    __slots__ = ("ok", "checked", "first_bad_seq", "reason")
+    __slots__ = ("ok", "checked", "first_bad_seq", "reason", "purged")
     OK_FIELD_NUMBER: _ClassVar[int]
     CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PURGED_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     checked: int
     first_bad_seq: int
     reason: str
-    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    purged: int
+    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., reason: _Optional[str] = ..., purged: _Optional[int] = ...) -> None: ...
+
+class PurgeCasesRequest(_message.Message):
+    __slots__ = ("before",)
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    before: _timestamp_pb2.Timestamp
+    def __init__(self, before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PurgeCasesResponse(_message.Message):
+    __slots__ = ("purged", "seq")
+    PURGED_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    purged: int
+    seq: int
+    def __init__(self, purged: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class GetSealKeyRequest(_message.Message):
     __slots__ = ()
@@ -298,6 +336,22 @@ class GetSealKeyResponse(_message.Message):
     public_key: bytes
     public_key_pem: str
     def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("first_tree_size", "second_tree_size")
+    FIRST_TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SECOND_TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    first_tree_size: int
+    second_tree_size: int
+    def __init__(self, first_tree_size: _Optional[int] = ..., second_tree_size: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofResponse(_message.Message):
+    __slots__ = ("second", "proof")
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    second: TreeHead
+    proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, second: _Optional[_Union[TreeHead, _Mapping]] = ..., proof: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListItemsRequest(_message.Message):
     __slots__ = ()

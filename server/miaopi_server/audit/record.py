@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
+from miaopi_server.audit.treehead import TreeHead
 
 
 def fixed_time(when: dt.datetime) -> str:
@@ -24,6 +25,17 @@ def fixed_time(when: dt.datetime) -> str:
     time is UTC, as protobuf's Timestamp takes it."""
     when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def column_time(rfc3339: object) -> str | None:
+    """The `decided_at` column a record's decision.decided_at (proto3 JSON, RFC 3339 in UTC
+    with 0, 3 or 6 fractional digits) stands for; None when it is not such a time."""
+    if not isinstance(rfc3339, str) or not rfc3339.endswith("Z"):
+        return None
+    try:
+        return fixed_time(dt.datetime.fromisoformat(rfc3339))
+    except ValueError:
+        return None
 
 
 def case_record(item_code: str, facts: dict[str, Any], materials: Iterable[str]) -> dict[str, Any]:
@@ -65,6 +77,24 @@ class PendingRecord:
 
 
 @dataclass(frozen=True)
+class PendingEvent:
+    """An event of the trail itself, recorded in the chain like a decision: a re-anchored
+    witness, a purge. Its body is {"event": {"id", "type", "at", ...details}, "node_id",
+    "prev_hash", "seq"} (no decision, window or case)."""
+
+    event_id: str
+    at: str  # fixed_time(): also the decided_at column
+    node_id: str
+    details: dict[str, Any]  # {"type": ..., ...}
+
+    def canonical_body(self, seq: int, prev_hash: str, extra: dict[str, Any]) -> bytes:
+        event = {**self.details, **extra, "id": self.event_id, "at": self.at}
+        return canonical(
+            {"event": event, "node_id": self.node_id, "prev_hash": prev_hash, "seq": seq}
+        )
+
+
+@dataclass(frozen=True)
 class StoredRecord:
     """A record as the trail holds it. The body is kept as its canonical text (what the hash
     covers); the receipt's parts are fields of their own, so a record just written is never
@@ -81,7 +111,10 @@ class StoredRecord:
     case: dict[str, Any]
     record_hash: str
     key_id: str
-    signature: bytes
+    signature: bytes  # a record's own seal (records made before the tree); b"" since
+    tree_head: TreeHead | None = None  # the signed head of the commit that added it
+    inclusion_proof: tuple[str, ...] = ()  # RFC 9162 PATH to tree_head's root, hex
+    case_purged: bool = False  # the case was erased after its retention period (case = {})
     _parsed: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
 from miaopi_server.audit.record import PendingRecord, StoredRecord
 from miaopi_server.audit.seal import Sealer
+from miaopi_server.audit.treehead import TreeHead
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Verification:
     checked: int
     first_bad_seq: int = 0
     reason: str = ""
+    purged: int = 0  # records (of those checked) whose case was purged, by a purge event
 
 
 class DuplicateRequest(Exception):
@@ -55,5 +58,14 @@ class AuditStore(Protocol):
         ...
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification: ...
+
+    def purge(self, before: str, by: str) -> StoredRecord:
+        """Erase the cases of decisions made before `before`; returns the purge event."""
+        ...
+
+    def consistency(self, first: int, second: int = 0) -> tuple[TreeHead, builtins.list[bytes]]:
+        """The signed head of `second` records (0: the latest) and the RFC 9162 proof that
+        the first `first` records are its prefix; ValueError when out of range."""
+        ...
 
     def close(self) -> None: ...

@@ -31,13 +31,20 @@ import yaml
 
 from miaopi_server.errors import MiaopiError
 
-READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey"})
+READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey", "GetConsistencyProof"})
 ROLE_RPCS: dict[str, frozenset[str]] = {
     "window": READ_RPCS | {"Decide", "GetDecision", "ListDecisions"},
     "supervisor": READ_RPCS
     | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus"},
     "admin": READ_RPCS
-    | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus", "ReloadRulesets"},
+    | {
+        "GetDecision",
+        "ListDecisions",
+        "VerifyAuditTrail",
+        "GetRulesetStatus",
+        "ReloadRulesets",
+        "PurgeCases",
+    },
 }
 ALL_ITEMS = "*"
 

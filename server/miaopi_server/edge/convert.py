@@ -12,6 +12,7 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi_server.audit.decision_json import json_value
 from miaopi_server.audit.record import StoredRecord
 from miaopi_server.audit.recorder import Recorded
+from miaopi_server.audit.treehead import TreeHead
 from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import Decision, Reason
 from miaopi_server.errors import CaseInvalid, FieldViolation
@@ -144,8 +145,18 @@ def decision_message(
     )
 
 
+def tree_head(head: TreeHead) -> pb.TreeHead:
+    return pb.TreeHead(
+        tree_size=head.tree_size,
+        root_hash=head.root_hash,
+        timestamp=head.timestamp,
+        key_id=head.key_id,
+        signature=head.signature,
+    )
+
+
 def receipt(record: StoredRecord) -> pb.Receipt:
-    return pb.Receipt(
+    msg = pb.Receipt(
         seq=record.seq,
         prev_hash=record.prev_hash,
         case_digest=record.case_digest,
@@ -154,7 +165,11 @@ def receipt(record: StoredRecord) -> pb.Receipt:
         record_hash=record.record_hash,
         key_id=record.key_id,
         signature=record.signature,
+        inclusion_proof=record.inclusion_proof,
     )
+    if record.tree_head is not None:
+        msg.tree_head.CopyFrom(tree_head(record.tree_head))
+    return msg
 
 
 def decision_of(record: StoredRecord) -> pb.Decision:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from google.protobuf.message import DecodeError
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.audit.record import fixed_time
 from miaopi_server.audit.recorder import Decided, Recorder
 from miaopi_server.audit.store import AuditStore
 from miaopi_server.clock import shanghai_today, utc_now
@@ -231,7 +233,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if not principal.sees_everything and record.window["window_id"] != principal.window_id:
             await self._deny(context, "GetDecision", "只能查看本窗口的决定")
         return pb.GetDecisionResponse(
-            decision=convert.decision_of(record), case=convert.struct(record.case)
+            decision=convert.decision_of(record),
+            case=convert.struct(record.case),
+            case_purged=record.case_purged,
         )
 
     async def ListDecisions(
@@ -250,7 +254,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         records = records[:size]
         token = encode_page_token(records[-1].seq) if more and records else ""
         resp = pb.ListDecisionsResponse(
-            decisions=[convert.decision_of(r) for r in records], next_page_token=token
+            decisions=[convert.decision_of(r) for r in records],
+            next_page_token=token,
+            case_purged=[r.case_purged for r in records],
         )
         if request.include_cases:
             resp.cases.extend(convert.struct(r.case) for r in records)
@@ -274,6 +280,43 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             checked=result.checked,
             first_bad_seq=result.first_bad_seq,
             reason=result.reason,
+            purged=result.purged,
+        )
+
+    async def PurgeCases(
+        self, request: pb.PurgeCasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PurgeCasesResponse:
+        principal = await self._guard(context, "PurgeCases")
+        if not request.HasField("before"):
+            await _abort(context, CaseInvalid([FieldViolation("before", "required")]))
+        try:
+            before = request.before.ToDatetime(tzinfo=dt.UTC)
+        except (ValueError, OverflowError):
+            await _abort(context, CaseInvalid([FieldViolation("before", "not a valid time")]))
+        if before > self._clock():
+            await _abort(context, CaseInvalid([FieldViolation("before", "is in the future")]))
+        try:
+            event = await asyncio.get_running_loop().run_in_executor(
+                None, self._store.purge, fixed_time(before), principal.id
+            )
+        except MiaopiError as exc:  # AuditUnavailable: nothing was erased
+            await _abort(context, exc)
+        purged = json.loads(event.body_json)["event"]["purged"]
+        log.warning("audit.purged", purged=purged, seq=event.seq, before=fixed_time(before))
+        return pb.PurgeCasesResponse(purged=purged, seq=event.seq)
+
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetConsistencyProofResponse:
+        await self._guard(context, "GetConsistencyProof")
+        try:
+            head, proof = await asyncio.get_running_loop().run_in_executor(
+                None, self._store.consistency, request.first_tree_size, request.second_tree_size
+            )
+        except ValueError as exc:
+            await _abort(context, CaseInvalid([FieldViolation("first_tree_size", str(exc))]))
+        return pb.GetConsistencyProofResponse(
+            second=convert.tree_head(head), proof=[h.hex() for h in proof]
         )
 
     async def ReloadRulesets(
