@@ -157,7 +157,9 @@ def numbered_senior(i: int) -> tuple[int, dict[str, Any]]:
     age = 60 + i % 50
     facts = with_facts(
         SENIOR,
-        applicant__id_number=resident_id(born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"),
+        applicant__id_number=resident_id(
+            born_years_before(AS_OF, age), seq=f"{i % 990:03d}"
+        ),  # 990-999 are the registry's
     )
     return age, facts
 
