@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
+import time
 
 import grpc
 import pytest
@@ -19,10 +20,16 @@ from google.protobuf import json_format
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.edge.auth import (
+    AUTH_FAILURE_BURST,
+    AUTH_FAILURE_RATE,
     Authenticator,
     CredentialsError,
+    RateLimited,
+    RateLimiter,
+    peer_address,
     write_dev_credentials,
 )
+from miaopi_server.ops.logs import LogSampler
 from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
 from tests.support import (
@@ -505,3 +512,88 @@ class TestDevelopmentCredentialsNotice:
         assert all(shown.count(t) == 1 for t in tokens.values())
         hidden = dev_credentials_notice(tmp_path, tokens, terminal=False)
         assert not any(t in hidden for t in tokens.values())
+
+
+class TestRefusedAuthentication:
+    def test_failures_limited_per_peer_and_logged_sampled(self, tmp_path):
+        """A flood of bad credentials from one address: after the burst its failures are
+        RESOURCE_EXHAUSTED, another address is unaffected, a valid credential from the same
+        address is still served (windows behind one NAT or proxy cannot lock each other out),
+        and the log gets a few lines, not one a call."""
+        live = LiveServer(
+            Settings(
+                listen="[::]:0",
+                rulesets=RULESETS,
+                state_dir=tmp_path,
+                credentials=credentials(tmp_path / "c.yaml"),
+                rate_per_second=0,
+            ),
+            auth=True,
+        )
+        port = live.running.port
+        bad = [("authorization", "Bearer guess")]
+        try:
+            with (
+                grpc.insecure_channel(f"127.0.0.1:{port}") as ch4,
+                grpc.insecure_channel(f"[::1]:{port}") as ch6,
+                structlog.testing.capture_logs() as logs,
+            ):
+                v4, v6 = pb_grpc.ApprovalServiceStub(ch4), pb_grpc.ApprovalServiceStub(ch6)
+
+                def guess(stub):
+                    return code_of(lambda: stub.GetSealKey(pb.GetSealKeyRequest(), metadata=bad))
+
+                codes = [guess(v4).name for _ in range(200)]
+                burst = int(AUTH_FAILURE_BURST)
+                assert codes[:burst] == ["UNAUTHENTICATED"] * burst
+                assert codes.count("UNAUTHENTICATED") <= burst + 2  # refill during the loop
+                assert codes[-20:] == ["RESOURCE_EXHAUSTED"] * 20
+                v4.GetSealKey(pb.GetSealKeyRequest(), metadata=md("sup"))  # still served
+                assert guess(v6) == grpc.StatusCode.UNAUTHENTICATED  # its own budget
+                time.sleep(1.2 / AUTH_FAILURE_RATE)  # one failure's worth refilled
+                assert guess(v4) == grpc.StatusCode.UNAUTHENTICATED
+            refused = [e for e in logs if e["event"] == "auth.refused"]
+            # Two kinds, each at most 20 lines in 10 s (LogSampler): 40 lines for 200+ refusals;
+            # what is left out is counted on the next line of its kind.
+            kinds = [e["error"] for e in refused]
+            assert (kinds.count("Unauthenticated"), kinds.count("RateLimited")) == (20, 20)
+            # The later refusals (::1's included) fell after each kind's 20 lines.
+            assert {e["peer"] for e in refused} == {"127.0.0.1"}
+            assert "guess" not in json.dumps(logs)
+        finally:
+            live.stop()
+
+    def test_log_sampler_counts_what_it_leaves_out(self):
+        now = [0.0]
+        sampler = LogSampler(lines=3, interval=10.0, max_keys=2, clock=lambda: now[0])
+        assert [sampler.admit("a") for _ in range(8)] == [0, 0, 0, None, None, None, None, None]
+        assert sampler.admit("b") == 0  # other kinds have their own budget
+        now[0] = 10.0
+        assert [sampler.admit("a") for _ in range(4)] == [5, 0, 0, None]
+        sampler.admit("c")  # a third key: "b", seen longest ago, is forgotten
+        assert [sampler.admit("a"), sampler.admit("b")] == [None, 0]
+
+    def test_failure_table_is_bounded(self):
+        limiter = RateLimiter(1.0, 2.0, max_keys=3, refusal="too many")
+        for peer in ("p1", "p2", "p3", "p4"):
+            limiter.take(peer)
+            limiter.take(peer)
+        with pytest.raises(RateLimited, match="too many"):
+            limiter.take("p4")
+        limiter.take("p1")  # forgotten: starts again with a full bucket
+        assert len(limiter._buckets) == 3
+
+    @pytest.mark.parametrize(
+        ("peer", "key"),
+        [
+            ("ipv4:10.0.0.7:53122", "10.0.0.7"),
+            ("ipv6:[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"),
+            ("ipv6:[2001:db8:1:2:ffff::9]:443", "2001:db8:1:2::/64"),
+            ("ipv6:[::ffff:10.1.2.3]:80", "10.1.2.3"),
+            ("ipv6:[::1]:5000", "::1"),
+            ("unix:/run/miaopi.sock", "unix:/run/miaopi.sock"),
+        ],
+    )
+    def test_peer_address(self, peer, key):
+        """A client is its address (an IPv6 host its /64), never its port."""
+        assert peer_address(peer) == key

@@ -3,14 +3,16 @@
 A record body is
     {"seq", "prev_hash", "node_id", "case_digest", "window": {...}, "decision": {...}}
 where `decision` is the decision as returned to the window (proto3 JSON, original field names,
-receipt excluded) and `case_digest` the digest of the case as received, which is stored beside
-the body. record_hash = SHA-256(canonical(body)); the seal signs the raw hash bytes.
+receipt excluded) and `case_digest` the digest of the case as received (its materials as a
+sorted set: case_record), which is stored beside the body.
+record_hash = SHA-256(canonical(body)); the seal signs the raw hash bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,12 +26,21 @@ def fixed_time(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def case_canonical(item_code: str, facts: dict[str, Any], materials: list[str]) -> bytes:
-    """The canonical form of a case as received: what is stored, and what its digest hashes."""
-    return canonical({"item_code": item_code, "facts": facts, "materials": list(materials)})
+def case_record(item_code: str, facts: dict[str, Any], materials: Iterable[str]) -> dict[str, Any]:
+    """A case as recorded: as received, except that its materials are the set they mean
+    (sorted, each id once), so that a retry listing them in another order, or one twice, is
+    the same case. Records written before this kept the order received; their stored
+    case_json is what their digest hashed, so they still verify (and Recorder compares a
+    retry with them by this form)."""
+    return {"item_code": item_code, "facts": facts, "materials": sorted(set(materials))}
 
 
-def case_digest(item_code: str, facts: dict[str, Any], materials: list[str]) -> str:
+def case_canonical(item_code: str, facts: dict[str, Any], materials: Iterable[str]) -> bytes:
+    """The canonical form of a recorded case: what is stored, and what its digest hashes."""
+    return canonical(case_record(item_code, facts, materials))
+
+
+def case_digest(item_code: str, facts: dict[str, Any], materials: Iterable[str]) -> str:
     return sha256_hex(case_canonical(item_code, facts, materials))
 
 
@@ -45,7 +56,7 @@ class PendingRecord:
     outcome: str  # APPROVE | REJECT | MANUAL_REVIEW
     window_id: str
     decided_at: str  # fixed_time()
-    case: dict[str, Any]  # {"item_code", "facts", "materials"} as received
+    case: dict[str, Any]  # case_record(...): as received, materials as a sorted set
     case_json: bytes  # case_canonical(...) of `case`
     case_digest: str  # sha256_hex(case_json)
     window: dict[str, str]

@@ -22,7 +22,13 @@ from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
 from miaopi_server.audit.decision_json import decision_json
-from miaopi_server.audit.record import PendingRecord, StoredRecord, case_canonical, fixed_time
+from miaopi_server.audit.record import (
+    PendingRecord,
+    StoredRecord,
+    case_canonical,
+    case_record,
+    fixed_time,
+)
 from miaopi_server.audit.store import AuditStore, DuplicateRequest
 from miaopi_server.decision.decide import Decision
 from miaopi_server.errors import RequestConflict
@@ -60,8 +66,10 @@ class Recorder:
         make_decision: Callable[[], Decided],
     ) -> Recorded:
         """Run `make_decision` (unless request_id answers from the record) and record it."""
-        # The case's canonical form, hashed here for its digest and stored by the writer.
-        case_json = case_canonical(case["item_code"], case["facts"], case["materials"])
+        # The case as recorded (materials as a set), hashed here for its digest and stored by
+        # the writer.
+        case = case_record(case["item_code"], case["facts"], case["materials"])
+        case_json = canonical(case)
         digest = sha256_hex(case_json)
         if not request_id:
             return await self._record(make_decision(), request_id, case, case_json, digest, window)
@@ -85,7 +93,7 @@ class Recorder:
             done.set_result(None)
 
     def _answer(self, existing: StoredRecord, request_id: str, digest: str) -> Recorded:
-        if existing.case_digest != digest:
+        if existing.case_digest != digest and _recorded_digest(existing.case) != digest:
             raise RequestConflict(request_id, existing.decision_id)
         return Recorded(existing, None)
 
@@ -118,3 +126,12 @@ class Recorder:
         # shield: a cancelled RPC must not cancel the write it already queued.
         record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))
         return Recorded(record, decided)
+
+
+def _recorded_digest(stored: dict[str, Any]) -> str | None:
+    """The digest a stored case has in today's form: records written before materials were
+    recorded as a set kept them in the order received, under a digest of that order."""
+    try:
+        return sha256_hex(case_canonical(stored["item_code"], stored["facts"], stored["materials"]))
+    except (KeyError, TypeError):
+        return None

@@ -27,6 +27,8 @@ from miaopi_server.edge.auth import (
     RateLimited,
     RateLimiter,
     Unauthenticated,
+    failure_limiter,
+    peer_address,
 )
 from miaopi_server.edge.requests import (
     encode_page_token,
@@ -41,6 +43,7 @@ from miaopi_server.errors import (
     ItemNotFound,
     MiaopiError,
 )
+from miaopi_server.ops.logs import LogSampler
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
 
 log = structlog.get_logger("miaopi.service")
@@ -65,6 +68,8 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
         self._limiter = limiter or RateLimiter(0, 0)
+        self._failures = failure_limiter()  # failed authentications, per peer address
+        self._refusals = LogSampler()
         self._holder = holder
         self._catalog = holder.current  # read per call: hot reload swaps the catalog
         self._store = store
@@ -73,22 +78,42 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
 
     async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
-        """Authenticate, authorise the RPC for the principal's role, apply its rate limit."""
+        """Authenticate, authorise the RPC for the principal's role, apply its rate limit.
+        Failed authentications are limited per peer address, and the refusal lines a flood
+        would write are sampled (at most a few per kind every few seconds, with a count)."""
+        principal: Principal | None = None
+        peer = ""
         try:
             if self._auth is None:
                 principal = ANONYMOUS
             else:
+                peer = peer_address(context.peer() or "")
                 names = [
                     n.decode("utf-8", "replace")
                     for n in (context.auth_context() or {}).get("x509_common_name", [])
                 ]
-                principal = self._auth.authenticate(context.invocation_metadata() or (), names)
+                try:
+                    principal = self._auth.authenticate(context.invocation_metadata() or (), names)
+                except Unauthenticated:
+                    self._failures.take(peer)  # past the peer's budget: RateLimited instead
+                    raise
             if not principal.may_call(rpc):
                 raise PermissionDenied(f"角色 {principal.role} 不能调用 {rpc}")
             self._limiter.take(principal.id)
         except (Unauthenticated, PermissionDenied, RateLimited) as exc:
-            # The reason and the principal id only: never the credential itself.
-            log.warning("auth.refused", rpc=rpc, error=type(exc).__name__, reason=str(exc))
+            error = type(exc).__name__
+            who = principal.id if principal is not None else "unauthenticated"
+            suppressed = self._refusals.admit(f"{error}/{who}")
+            if suppressed is not None:
+                # The reason, principal and peer address only: never the credential itself.
+                log.warning(
+                    "auth.refused",
+                    rpc=rpc,
+                    error=error,
+                    reason=str(exc),
+                    **({"principal": who} if principal is not None else {"peer": peer}),
+                    suppressed=suppressed,
+                )
             await _abort(context, exc)
         structlog.contextvars.bind_contextvars(principal=principal.id)
         return principal

@@ -24,7 +24,13 @@ from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import MAX_LIST_VALUES
 from miaopi_server.lang.parser import ExprSyntaxError, parse
 from miaopi_server.rules.bindings import check_e_licenses, read_sources
-from miaopi_server.rules.fieldtypes import FIELD_TYPES, OPTIONS, FieldTypes, parse_date
+from miaopi_server.rules.fieldtypes import (
+    FIELD_TYPES,
+    MAX_TIME_LIMIT_DAYS,
+    OPTIONS,
+    FieldTypes,
+    parse_date,
+)
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
     ITEM_TYPES,
@@ -479,6 +485,12 @@ class _FileLoader:
         )
         if promised > statutory:
             self.diag(m["promised_working_days"][1], "MP105", "承诺时限不能长于法定时限")
+        if statutory > MAX_TIME_LIMIT_DAYS:
+            self.diag(
+                m["statutory_working_days"][1],
+                "MP105",
+                f"法定办结时限不能超过 {MAX_TIME_LIMIT_DAYS} 个工作日",
+            )
         return statutory, promised, on_the_spot
 
     def legal_basis(self, node: yaml.Node) -> dict[str, LegalBasis]:
@@ -786,6 +798,9 @@ def _construct(node: yaml.Node) -> Any:
         loader.dispose()
 
 
+MAX_LIST_NESTING = 16  # lists made by union of lists made by union of ...: far beyond need
+
+
 def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ...]]:
     """Named lists: {name: {label, values: [...]}} or {name: {label, union: [other names]}}."""
     raw: dict[str, tuple[yaml.Node, dict[str, tuple[yaml.Node, yaml.Node]]]] = {}
@@ -801,10 +816,13 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
         except _Invalid:
             continue
     out: dict[str, tuple[str, ...]] = {}
+    failed: set[str] = set()  # reported once, not again for every list that uses it
 
     def resolve(name: str, trail: tuple[str, ...]) -> tuple[str, ...]:
         if name in out:
             return out[name]
+        if name in failed:
+            raise _Invalid()
         _key_node, m = raw[name]
         values: list[str] = []
         if "values" in m:
@@ -816,7 +834,15 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
                 raise loader.invalid(ref, "MP322", f"清单 {name} 循环引用了 {other}")
             if other not in raw:
                 raise loader.invalid(ref, "MP321", f"清单 {name} 引用了未定义的清单 {other}")
-            values.extend(resolve(other, (*trail, other)))
+            if len(trail) >= MAX_LIST_NESTING:  # resolved recursively: bounded, and located
+                raise loader.invalid(
+                    ref, "MP323", f"清单 union 嵌套过深（不超过 {MAX_LIST_NESTING} 层）"
+                )
+            try:
+                values.extend(resolve(other, (*trail, other)))
+            except _Invalid:
+                failed.add(name)
+                raise
         out[name] = tuple(dict.fromkeys(values))
         return out[name]
 
