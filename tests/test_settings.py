@@ -25,7 +25,7 @@ class TestSettings:
                 "--tls-cert", "cert.pem", "--tls-key", "key.pem", "--tls-client-ca", "ca.pem",
                 "--max-request-bytes", "99", "--workers", "3", "--worker-index", "1",
                 "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
-                "--idle-timeout", "60", "--max-connections", "10",
+                "--idle-timeout", "60", "--max-connections", "10", "--registry", "data",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -51,6 +51,7 @@ class TestSettings:
             handshake_timeout_seconds=2.0,
             idle_connection_seconds=60.0,
             max_connections=10,
+            registry=Path("data"),
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

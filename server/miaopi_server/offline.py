@@ -21,15 +21,24 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
     from miaopi_server.decision.catalog import Catalog, load_catalog
     from miaopi_server.decision.decide import Decision
     from miaopi_server.decision.explain import explain
+    from miaopi_server.decision.sourced import Gathered
     from miaopi_server.edge.convert import decision_message, facts_from_struct
     from miaopi_server.errors import CaseInvalid, ItemNotFound, RuleFileError
+    from miaopi_server.ops.lookups import gather
     from miaopi_server.rules.lint import lint
+    from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
+    from miaopi_server.sources.model import SourceUnavailable
 
 # Each public name and the module it comes from.
 _HOME = {
     "CaseInvalid": "miaopi_server.errors",
     "Catalog": "miaopi_server.decision.catalog",
     "Decision": "miaopi_server.decision.decide",
+    "EmbeddedRegistry": "miaopi_server.sources.embedded",
+    "Gathered": "miaopi_server.decision.sourced",
+    "RegistryInvalid": "miaopi_server.sources.embedded",
+    "SourceUnavailable": "miaopi_server.sources.model",
+    "gather": "miaopi_server.ops.lookups",
     "ItemNotFound": "miaopi_server.errors",
     "RuleFileError": "miaopi_server.errors",
     "canonical": "miaopi_server.audit.canonical",
@@ -52,13 +61,18 @@ __all__ = [
     "CaseInvalid",
     "Catalog",
     "Decision",
+    "EmbeddedRegistry",
+    "Gathered",
     "ItemNotFound",
+    "RegistryInvalid",
     "RuleFileError",
+    "SourceUnavailable",
     "canonical",
     "decision_json",
     "decision_message",
     "explain",
     "facts_from_struct",
+    "gather",
     "hash_body",
     "json_value",
     "key_id_of",

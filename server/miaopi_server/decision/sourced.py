@@ -34,7 +34,7 @@ MANUAL_REVIEW = "MANUAL_REVIEW"
 
 @dataclass(frozen=True)
 class Lookup:
-    """What one source said for one case."""
+    """What one source said for one case; `key` is whose data was looked up."""
 
     source: str
     key_path: str
@@ -43,11 +43,13 @@ class Lookup:
     values: dict[str, Any] = field(default_factory=dict)
     fetched_at: str = ""
     reason: str = ""  # why unavailable (no personal data)
+    key: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """As proto3 JSON of miaopi.v1.SourceLookup (empty fields left out)."""
         out: dict[str, Any] = {"source": self.source, "key_path": self.key_path}
         out["status"] = self.status
-        for name in ("record_id", "fetched_at", "reason"):
+        for name in ("record_id", "fetched_at", "reason", "key"):
             if getattr(self, name):
                 out[name] = getattr(self, name)
         if self.values:
@@ -66,64 +68,85 @@ class Gathered:
     licences_fetched_at: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"consent": self.consent}
-        out["lookups"] = [lk.to_json() for lk in self.lookups]
+        """As proto3 JSON of miaopi.v1.SourcedData (empty fields left out): what a decision
+        records, and what `from_json` reads back on replay."""
+        out: dict[str, Any] = {"consent": self.consent} if self.consent else {}
+        if self.lookups:
+            out["lookups"] = [lk.to_json() for lk in self.lookups]
         if self.licences_status:
-            out["licences"] = {
-                "status": self.licences_status,
-                "fetched_at": self.licences_fetched_at,
-                "items": [licence_json(lic) for lic in self.licences],
-            }
+            out["licences"] = {"status": self.licences_status}
+            if self.licences_fetched_at:
+                out["licences"]["fetched_at"] = self.licences_fetched_at
+            if self.licences:
+                out["licences"]["items"] = [licence_json(lic) for lic in self.licences]
         return out
 
     @classmethod
     def from_json(cls, data: Any) -> Gathered:
-        """Read back what `to_json` wrote (a recorded decision's `sourced`); ValueError if not."""
-        if not isinstance(data, dict) or not isinstance(data.get("consent"), str):
-            raise ValueError("sourced 应为含 consent 的对象")
-        lookups = tuple(
-            Lookup(
-                str(lk["source"]),
-                str(lk["key_path"]),
-                str(lk["status"]),
-                str(lk.get("record_id", "")),
-                dict(lk.get("values", {})),
-                str(lk.get("fetched_at", "")),
-                str(lk.get("reason", "")),
+        """Read back what `to_json` wrote (a recorded decision's `sourced`, or a case file's);
+        ValueError naming what is wrong otherwise."""
+        if not isinstance(data, dict):
+            raise ValueError("sourced 应为 JSON 对象")
+        try:
+            lookups = tuple(_lookup(lk) for lk in data.get("lookups", []))
+            lic = data.get("licences") or {}
+            at = _text(lic, "fetched_at")
+            licences = tuple(
+                Licence(
+                    _text(x, "licence_type", True),
+                    _text(x, "holder_id", True),
+                    _text(x, "number", True),
+                    dt.date.fromisoformat(_text(x, "valid_from", True)),
+                    dt.date.fromisoformat(x["valid_until"]) if x.get("valid_until") else None,
+                    x.get("revoked", False) is True,
+                    at,
+                )
+                for x in lic.get("items", [])
             )
-            for lk in data.get("lookups", [])
-        )
-        lic = data.get("licences") or {}
-        licences = tuple(
-            Licence(
-                str(x["licence_type"]),
-                str(x["holder_id"]),
-                str(x["number"]),
-                dt.date.fromisoformat(x["valid_from"]),
-                dt.date.fromisoformat(x["valid_until"]) if x.get("valid_until") else None,
-                bool(x.get("revoked", False)),
-                str(lic.get("fetched_at", "")),
-            )
-            for x in lic.get("items", [])
-        )
-        return cls(
-            data["consent"],
-            lookups,
-            licences,
-            str(lic.get("status", "")),
-            str(lic.get("fetched_at", "")),
-        )
+            return cls(_text(data, "consent"), lookups, licences, _text(lic, "status"), at)
+        except (AttributeError, TypeError) as exc:
+            raise ValueError(f"sourced 的结构不对：{exc}") from None
+
+
+def _text(obj: Any, name: str, required: bool = False) -> str:
+    value = obj.get(name, "")
+    if not isinstance(value, str) or (required and not value):
+        raise ValueError(f"sourced 中的 {name} 应为{'非空' if required else ''}字符串")
+    return value
+
+
+def _lookup(lk: Any) -> Lookup:
+    values = lk.get("values", {})
+    status = _text(lk, "status", True)
+    if status not in (FOUND, NO_RECORD, UNAVAILABLE):
+        raise ValueError(f"sourced 中的 status 应为 {FOUND}、{NO_RECORD}、{UNAVAILABLE} 之一")
+    if not isinstance(values, dict):
+        raise ValueError("sourced 中的 values 应为 JSON 对象")
+    return Lookup(
+        _text(lk, "source", True),
+        _text(lk, "key_path", True),
+        status,
+        _text(lk, "record_id"),
+        dict(values),
+        _text(lk, "fetched_at"),
+        _text(lk, "reason"),
+        _text(lk, "key"),
+    )
 
 
 def licence_json(lic: Licence) -> dict[str, Any]:
-    return {
+    """As proto3 JSON of miaopi.v1.ELicense."""
+    out: dict[str, Any] = {
         "licence_type": lic.licence_type,
         "holder_id": lic.holder_id,
         "number": lic.number,
         "valid_from": lic.valid_from.isoformat(),
-        "valid_until": lic.valid_until.isoformat() if lic.valid_until else None,
-        "revoked": lic.revoked,
     }
+    if lic.valid_until:
+        out["valid_until"] = lic.valid_until.isoformat()
+    if lic.revoked:
+        out["revoked"] = True
+    return out
 
 
 @dataclass(frozen=True)
@@ -240,7 +263,7 @@ def merge_facts(item: Item, facts: Any, gathered: Gathered | None) -> Merged:
             origin = FactOrigin(path, SOURCE, b.source, lk.record_id, lk.fetched_at)
             if given is None:
                 facts = _set(facts, path, value)
-            elif given != value or type(given) is bool is not type(value) is bool:
+            elif given != value or (type(given) is bool) != (type(value) is bool):
                 label = (item.fields[path].label or path) if path in item.fields else path
                 both = f"窗口填写 {given!r}，{b.label}记录 {value!r}"
                 if b.on_conflict == "source_wins":

@@ -31,13 +31,15 @@ def gather(item: Item, facts: Any, consent: str, provider: Provider | None) -> G
         try:
             rec = provider.fetch(b.source, key, b.deadline_ms / 1000)
         except SourceUnavailable as exc:
-            lookups.append(Lookup(b.source, b.key, UNAVAILABLE, reason=exc.reason))
+            lookups.append(Lookup(b.source, b.key, UNAVAILABLE, reason=exc.reason, key=key))
             continue
         if rec is None:
-            lookups.append(Lookup(b.source, b.key, NO_RECORD))
+            lookups.append(Lookup(b.source, b.key, NO_RECORD, key=key))
         else:
             lookups.append(
-                Lookup(b.source, b.key, FOUND, rec.record_id, dict(rec.values), rec.fetched_at)
+                Lookup(
+                    b.source, b.key, FOUND, rec.record_id, dict(rec.values), rec.fetched_at, key=key
+                )
             )
     licences: tuple[Licence, ...] = ()
     status = ""
