@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from miaopi_server.decision.sourced import Gathered
 from miaopi_server.errors import CaseInvalid, RuleFileError
 from miaopi_server.ops.lookups import gather
 from miaopi_server.sources.embedded import EmbeddedRegistry
-from miaopi_server.sources.model import Licence, Record, SourceUnavailable
+from miaopi_server.sources.http import HttpPlatform
+from miaopi_server.sources.model import SourceUnavailable
 from tests.support import ROOT, RULESETS
 
 DATA = ROOT / "data" / "registry"
@@ -90,6 +92,10 @@ def run(cat: Catalog, provider: Any, facts: dict[str, Any], materials: list[str]
     item = cat.select("GF00012000", facts, dt.date(2026, 11, 23)).item
     gathered = gather(item, facts, consent, provider)
     return cat.decide("GF00012000", facts, materials, dt.date(2026, 11, 23), gathered=gathered)
+
+
+def licences(registry: EmbeddedRegistry, key: str, kind: str) -> list[Any]:
+    return [x for x in registry.licences(key, 1) if x.licence_type == kind]
 
 
 class TestLoader:
@@ -232,51 +238,71 @@ class TestDecisions:
             )
         assert [v.field for v in exc.value.violations] == ["facts.applicant.hukou_region"]
 
-    def test_an_expired_or_revoked_licence_does_not_count(self, cat):
-        p = senior_local()
-
-        class Library:
-            def fetch(self, source, key, deadline):
-                return Record(source, "R1", {"hukou_region": "440605", "deceased": False}, "t")
-
-            def licences(self, holder, deadline):
-                return (
-                    Licence(
-                        "hukou_book",
-                        holder,
-                        "A-expired",
-                        dt.date(2010, 1, 1),
-                        dt.date(2026, 11, 19),
-                    ),
-                    Licence(
-                        "hukou_book", holder, "B-revoked", dt.date(2010, 1, 1), None, revoked=True
-                    ),
-                )
-
-        d = run(cat, Library(), case(p["key"]), ["id_card", "bank_account"])
+    def test_a_revoked_licence_does_not_count(self, cat, registry):
+        """A local senior whose only hukou-book e-license is revoked (real registry data)."""
+        day = dt.date.fromisoformat(AS_OF)
+        p = next(
+            x
+            for x in people(hukou_region="440605", deceased=False)
+            if 75 <= age(x["key"]) < 100
+            and (
+                books := [
+                    b for b in registry.licences(x["key"], 1) if b.licence_type == "hukou_book"
+                ]
+            )
+            and all(b.revoked for b in books)
+            and not any(b.valid_on(day) for b in books)
+        )
+        d = run(cat, registry, case(p["key"]), ["id_card", "bank_account"])
         assert d.outcome == "REJECT" and [m.id for m in d.missing_materials] == ["hukou_book"]
         assert d.e_licenses == ()
+        assert d.sourced is not None and d.sourced.licences  # the library did answer
+
+    def test_an_expired_licence_does_not_count(self, tmp_path, registry):
+        """Someone whose resident ID card e-licenses all expired before the as-of date, with
+        the ID card as an e-license material."""
+        text = senior_file().replace(
+            "{id: id_card, name: 居民身份证, need: required, e_license: true}",
+            "{id: id_card, name: 居民身份证, need: required, e_license: true,"
+            " e_license_type: resident_id_card}",
+        )
+        cat = load(tmp_path, text)
+        day = dt.date.fromisoformat(AS_OF)
+        p = next(
+            x
+            for x in people()
+            if (
+                cards := [
+                    c
+                    for c in registry.licences(x["key"], 1)
+                    if c.licence_type == "resident_id_card"
+                ]
+            )
+            and all(c.valid_until is not None and c.valid_until < day for c in cards)
+        )
+        d = run(cat, registry, case(p["key"]), ["bank_account"])
+        assert "id_card" in [m.id for m in d.missing_materials]
+        assert "id_card" not in [u.material_id for u in d.e_licenses]
+        cat.close()
 
     @pytest.mark.parametrize(
         ("setting", "outcome"), [("manual_review", "MANUAL_REVIEW"), ("unavailable", None)]
     )
-    def test_an_unavailable_source(self, tmp_path, setting, outcome):
+    def test_an_unreachable_source(self, tmp_path, setting, outcome):
+        """A data-sharing platform nobody answers for (a real connection, refused)."""
         cat = load(tmp_path, senior_file(unavailable=setting))
-
-        class Down:
-            def fetch(self, source, key, deadline):
-                raise SourceUnavailable(source, "超时")
-
-            def licences(self, holder, deadline):
-                raise SourceUnavailable("elicense", "超时")
-
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        down = HttpPlatform(f"http://127.0.0.1:{port}", "token")
         facts = case("440605194001011233", hukou_region="440605")
         if outcome is None:
             with pytest.raises(SourceUnavailable):
-                run(cat, Down(), facts, ["id_card", "hukou_book", "bank_account"])
+                run(cat, down, facts, ["id_card", "hukou_book", "bank_account"])
         else:
-            d = run(cat, Down(), facts, ["id_card", "hukou_book", "bank_account"])
+            d = run(cat, down, facts, ["id_card", "hukou_book", "bank_account"])
             assert d.outcome == outcome and d.reasons[0].rule_id == "data:unavailable:population"
+            assert "无法连接" in d.sourced.lookups[0].reason
         cat.close()
 
     def test_recorded_lookups_round_trip_and_replay_to_the_same_decision(self, cat, registry):
