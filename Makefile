@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
 RULESETS ?= rulesets
+REGISTRY ?= data/registry
 
 .PHONY: run test install gen gen-check lint bench clean
 
@@ -18,7 +19,8 @@ install: $(STAMP)
 
 run: $(STAMP)
 	mkdir -p var
-	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var
+	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
+	  --registry $(REGISTRY)
 
 test: $(STAMP)
 	$(BIN)/mypy

@@ -17,6 +17,7 @@ SOURCES = {"miaopi_server": ROOT / "server", "miaopi_client": ROOT / "clients"}
 LAYERS: list[tuple[str, ...]] = [
     ("miaopi_server.errors", "miaopi_server.clock"),
     ("miaopi_server.lang",),
+    ("miaopi_server.sources",),
     ("miaopi_server.rules",),
     ("miaopi_server.decision",),
     ("miaopi_server.audit",),
@@ -36,10 +37,21 @@ CONFINED = {
     "grpc_reflection": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "google": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "miaopi": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
-    "sqlite3": ("miaopi_server.audit", "miaopi_client"),
+    "sqlite3": ("miaopi_server.audit", "miaopi_server.sources.embedded", "miaopi_client"),
 }
+# Connectors do I/O: only the code that runs lookups before a decision may import them, so the
+# decision itself cannot fetch anything (it receives what was looked up as data).
+CONNECTORS = ("miaopi_server.sources.embedded", "miaopi_server.sources.http")
+MAY_CONNECT = (
+    "miaopi_server.sources",
+    "miaopi_server.ops",
+    "miaopi_server.edge",
+    "miaopi_server.app",
+    "miaopi_server.offline",
+)
 NO_LOGGING = (
     "miaopi_server.lang",
+    "miaopi_server.sources",
     "miaopi_server.rules",
     "miaopi_server.decision",
     "miaopi_server.audit",
@@ -170,6 +182,15 @@ class TestImportDirection:
             if i.target.split(".")[0] == library and not within(i.module, CONFINED[library])
         ]
         assert outside == []
+
+    def test_connectors_are_not_reachable_from_the_decision(self):
+        """Rules and the decision get looked-up facts as data; they never import a connector."""
+        reaching = [
+            str(i)
+            for i in ALL_IMPORTS
+            if within(i.target, CONNECTORS) and not within(i.module, MAY_CONNECT)
+        ]
+        assert reaching == []
 
     def test_domain_code_does_not_log(self):
         """lang, rules, decision and audit return what happened; the edges log it."""

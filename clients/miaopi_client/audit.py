@@ -3,6 +3,8 @@
 Each recorded decision becomes one line in the replay format (cases.py): the case exactly as
 received, and as `expected` what was decided then (outcome, missing materials, outputs).
 Replaying the export against new rule files shows which past decisions they would change.
+A decision made on shared data (四免) exports what the sources said as `sourced`, so that the
+replay decides on the same data without calling them.
 
 A case that omitted application.date was decided as of the day it arrived; its export carries
 that day (the recorded as_of_date) as application.date, so that a replay on another day still
@@ -56,6 +58,7 @@ def export_case(record: dict[str, Any]) -> dict[str, Any]:
             "date": as_of,
         }
     seq = record.get("seq") or _seq(decision, 0)
+    sourced = decision.get("sourced")
     return {
         "case_id": decision.get("decision_id", ""),
         "item_code": case.get("item_code") or decision.get("item_code", ""),
@@ -67,7 +70,7 @@ def export_case(record: dict[str, Any]) -> dict[str, Any]:
             "outputs": _plain(decision.get("outputs") or {}),
         },
         "note": f"seq {seq}, decided {decision.get('decided_at', '')}, as of {as_of}",
-    }
+    } | ({"sourced": _plain(sourced)} if isinstance(sourced, dict) else {})
 
 
 def export_cases(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 from .client import CaseFileError
 
 OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW", "INVALID_ARGUMENT", "NOT_FOUND")
-CASE_KEYS = frozenset({"case_id", "item_code", "facts", "materials", "expected", "note"})
+CASE_KEYS = frozenset({"case_id", "item_code", "facts", "materials", "expected", "note", "sourced"})
 # outcome, missing_materials and outputs are the shared replay format (shared/items/README.md:
 # `outputs` lists values that must match, others are not checked); the rest are miaopi's own.
 EXPECTED_KEYS = frozenset(
@@ -48,6 +48,9 @@ class Case:
     materials: list[str]
     expected: dict[str, Any]
     line: int
+    # What shared data said when the case was first decided (a recorded decision's `sourced`,
+    # written by `miaopi audit export`): replays decide on it again, calling no source.
+    sourced: dict[str, Any] | None = None
 
 
 def _is_str_list(v: Any) -> bool:
@@ -71,6 +74,10 @@ def _problems(obj: Any) -> list[str]:
         out.append("facts must be a JSON object")
     if not _is_str_list(obj.get("materials", [])):
         out.append("materials must be a list of strings")
+    if "sourced" in obj and not (
+        isinstance(obj["sourced"], dict) and isinstance(obj["sourced"].get("consent", ""), str)
+    ):
+        out.append("sourced must be a JSON object (a recorded decision's sourced)")
     if "expected" not in obj:
         out.append("missing expected")
         return out
@@ -180,6 +187,7 @@ def parse_line(path: Path, n: int, raw: str) -> Case | str | None:
         obj.get("materials", []),
         obj["expected"],
         n,
+        obj.get("sourced"),
     )
 
 

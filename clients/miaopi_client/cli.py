@@ -71,6 +71,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             request_id=args.request_id,
             window_id=args.window_id,
             operator_id=args.operator_id,
+            consent=args.consent,
         )
     if args.json:
         print_json(d)
@@ -80,15 +81,23 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
-    from miaopi_server.offline import RuleFileError  # only the in-process path needs the server
+    # Only the in-process path needs the server.
+    from miaopi_server.offline import RegistryInvalid, RuleFileError
 
     bar = render.progress_bar(_lines(args.cases), "replay")  # stderr, terminals, big files
     try:
         return replay_file(
-            args.cases, args.rulesets, args.today, jobs=args.replay_jobs or 0, progress=bar.update
+            args.cases,
+            args.rulesets,
+            args.today,
+            jobs=args.replay_jobs or 0,
+            progress=bar.update,
+            refetch=args.registry if args.refetch else None,
         )
     except RuleFileError as exc:
         raise BadInput(f"rule files in {args.rulesets} failed to load:\n{exc}") from None
+    except RegistryInvalid as exc:
+        raise BadInput(f"registry {args.registry} failed to load: {exc}") from None
     finally:
         bar.close()
 
@@ -104,6 +113,10 @@ def _lines(path: Path) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.replay_jobs is not None and args.rulesets is None:
         raise BadInput("--jobs needs --rulesets: a server decides in its own processes")
+    if args.rulesets is not None and args.refetch and args.registry is None:
+        raise BadInput("--refetch with --rulesets needs --registry DIR: where to look up again")
+    if args.registry is not None and (args.rulesets is None or not args.refetch):
+        raise BadInput("--registry is for --refetch with --rulesets (a server has its own)")
     if args.rulesets is not None:
         report = _replay_in_process(args)
     else:
@@ -113,7 +126,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             return render.progress(items, len(cases), "replay")
 
         with _client(args, args.replay_target or args.target, "window") as c:
-            report = replay(cases, remote(c), progress)
+            report = replay(cases, remote(c, refetch=args.refetch), progress)
     if args.junit is not None:
         try:
             args.junit.write_bytes(junit_xml(report, str(args.cases)))
@@ -484,6 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--request-id", default="", metavar="ID")
     s.add_argument("--window-id", default="", metavar="ID")
     s.add_argument("--operator-id", default="", metavar="ID")
+    s.add_argument(
+        "--consent",
+        default="",
+        metavar="REF",
+        help="reference of the applicant's authorisation (授权) to look up their data in "
+        "shared sources; without it the case is decided on its own facts",
+    )
     s.add_argument("--json", action="store_true", help="print the decision as JSON")
     s.set_defaults(run=_cmd_decide)
 
@@ -522,6 +542,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="also write the report as JUnit XML (a testsuite per item, a testcase per case)",
+    )
+    s.add_argument(
+        "--refetch",
+        action="store_true",
+        help="look recorded cases up again in today's shared data instead of deciding on the "
+        "values recorded with them (in-process: in --registry; on a server: in its own)",
+    )
+    s.add_argument(
+        "--registry",
+        type=Path,
+        metavar="DIR",
+        help="registry data directory for --refetch with --rulesets",
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(run=_cmd_replay)

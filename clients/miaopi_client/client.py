@@ -190,15 +190,19 @@ class Client:
         request_id: str = "",
         window_id: str = "",
         operator_id: str = "",
+        consent: str = "",
     ) -> dict[str, Any]:
-        """Decide one case. A malformed case raises ClientError("INVALID_ARGUMENT", ...)
-        carrying every field violation; an unknown item raises ClientError("NOT_FOUND", ...)."""
+        """Decide one case; `consent` is the reference of the applicant's authorisation to
+        look up their data in shared sources (empty: none). A malformed case raises
+        ClientError("INVALID_ARGUMENT", ...) carrying every field violation; an unknown item
+        raises ClientError("NOT_FOUND", ...)."""
         req = pb.DecideRequest(
             request_id=request_id,
             item_code=item_code,
             facts=facts_struct(facts),
             materials=materials,
             window=pb.Window(window_id=window_id, operator_id=operator_id),
+            consent=pb.Consent(reference=consent),
         )
         resp = self._call(self._stub.Decide, req)
         return decision_dict(resp.decision)

@@ -31,6 +31,7 @@ from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
 from miaopi_server.ops.reload import CatalogHolder, watch
 from miaopi_server.settings import Settings, parse_args
+from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
 
 log = structlog.get_logger("miaopi.app")
 
@@ -43,6 +44,7 @@ class Running:
     holder: CatalogHolder
     store: SQLiteAuditStore
     watcher: asyncio.Task[None] | None = None
+    registry: EmbeddedRegistry | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -55,6 +57,8 @@ class Running:
         await self.server.stop(grace)
         self.store.close()
         self.holder.close()
+        if self.registry is not None:
+            self.registry.close()
 
 
 def open_store(settings: Settings) -> SQLiteAuditStore:
@@ -146,6 +150,9 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials:
 async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
     catalog = catalog or load_catalog(settings.rulesets)
+    registry = EmbeddedRegistry(settings.registry) if settings.registry else None
+    if registry is not None:
+        log.info("sources.registry", data_dir=str(settings.registry), version=registry.version)
     store = open_store(settings)
     holder = CatalogHolder(settings.rulesets, catalog, settings.grace_seconds)
     authenticator = open_authenticator(settings)
@@ -166,6 +173,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
         authenticator,
         RateLimiter(settings.rate_per_second, settings.rate_burst),
         on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
+        provider=registry,
     )
     add_to_server(service, server)
     health = HealthServicer()
@@ -185,6 +193,8 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
             port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:  # grpcio raises on a failed bind
         store.close()
+        if registry is not None:
+            registry.close()
         raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
     await server.start()
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -192,7 +202,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     watcher = None
     if settings.watch_seconds > 0:
         watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
-    return Running(server, port, health, holder, store, watcher)
+    return Running(server, port, health, holder, store, watcher, registry)
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:
@@ -272,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("rulefile.error", diagnostic=str(d))
         print(f"miaopi-server: rule files failed to load:\n{exc}", file=sys.stderr)
         return 2
-    except (OSError, CredentialsError, AuditUnavailable) as exc:
+    except (OSError, CredentialsError, AuditUnavailable, RegistryInvalid) as exc:
         # AuditUnavailable here: the audit database could not be opened or migrated at start
         # (AuditSchemaTooNew: a newer server migrated it).
         log.error("server.failed", error=str(exc))

@@ -24,17 +24,25 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
     from miaopi_server.decision.catalog import Catalog, load_catalog
     from miaopi_server.decision.decide import Decision
     from miaopi_server.decision.explain import explain
+    from miaopi_server.decision.sourced import Gathered
     from miaopi_server.edge.convert import decision_message, facts_from_struct
     from miaopi_server.errors import CaseInvalid, ItemNotFound, RuleFileError
+    from miaopi_server.ops.lookups import gather
     from miaopi_server.rules.lint import lint
+    from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
+    from miaopi_server.sources.model import SourceUnavailable
 
 # Each public name and the module it comes from.
 _HOME = {
     "CaseInvalid": "miaopi_server.errors",
     "Catalog": "miaopi_server.decision.catalog",
     "Decision": "miaopi_server.decision.decide",
+    "EmbeddedRegistry": "miaopi_server.sources.embedded",
+    "Gathered": "miaopi_server.decision.sourced",
     "ItemNotFound": "miaopi_server.errors",
+    "RegistryInvalid": "miaopi_server.sources.embedded",
     "RuleFileError": "miaopi_server.errors",
+    "SourceUnavailable": "miaopi_server.sources.model",
     "TreeHead": "miaopi_server.audit.treehead",
     "canonical": "miaopi_server.audit.canonical",
     "database_consistency": "miaopi_server.audit.sqlite_verify",
@@ -42,6 +50,7 @@ _HOME = {
     "decision_message": "miaopi_server.edge.convert",
     "explain": "miaopi_server.decision.explain",
     "facts_from_struct": "miaopi_server.edge.convert",
+    "gather": "miaopi_server.ops.lookups",
     "hash_body": "miaopi_server.audit.record",
     "json_value": "miaopi_server.audit.decision_json",
     "key_id_of": "miaopi_server.audit.seal",
@@ -62,8 +71,12 @@ __all__ = [
     "CaseInvalid",
     "Catalog",
     "Decision",
+    "EmbeddedRegistry",
+    "Gathered",
     "ItemNotFound",
+    "RegistryInvalid",
     "RuleFileError",
+    "SourceUnavailable",
     "TreeHead",
     "canonical",
     "database_consistency",
@@ -71,6 +84,7 @@ __all__ = [
     "decision_message",
     "explain",
     "facts_from_struct",
+    "gather",
     "hash_body",
     "json_value",
     "key_id_of",

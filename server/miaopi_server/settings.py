@@ -37,6 +37,9 @@ class Settings:
     handshake_timeout_seconds: float = 10.0
     idle_connection_seconds: float = 300.0
     max_connections: int = 1000
+    # Shared government data (四免): a data directory of the embedded registry (see
+    # data/registry/README.md); None: no sources, every case decides on its own facts.
+    registry: Path | None = None
     workers: int = 1  # server processes sharing the port and the audit trail (ops/workers.py)
     worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
     reanchor_witness: str = ""  # the reason: re-anchor the audit witness, record it, and exit
@@ -121,6 +124,13 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
     p.add_argument(
         "--max-connections", type=int, help="open connections per process; more are refused"
+    )
+    p.add_argument(
+        "--registry",
+        type=Path,
+        metavar="DIR",
+        help="data directory of the embedded registry of shared data (四免); default: none, "
+        "cases decide on their own facts",
     )
     p.add_argument(
         "--workers",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,16 +63,20 @@ class Recorder:
         request_id: str,
         case: dict[str, Any],
         window: dict[str, str],
-        make_decision: Callable[[], Decided],
+        make_decision: Callable[[], Decided | Awaitable[Decided]],
     ) -> Recorded:
-        """Run `make_decision` (unless request_id answers from the record) and record it."""
+        """Run `make_decision` (unless request_id answers from the record) and record it.
+        It may be a coroutine function (one that looks up shared data first): a repeated
+        request_id then answers from the record without a new lookup, so every lookup made
+        is one a record holds."""
         # The case as recorded (materials as a set), hashed here for its digest and stored by
         # the writer.
         case = case_record(case["item_code"], case["facts"], case["materials"])
         case_json = canonical(case)
         digest = sha256_hex(case_json)
         if not request_id:
-            return await self._record(make_decision(), request_id, case, case_json, digest, window)
+            decided = await _made(make_decision)
+            return await self._record(decided, request_id, case, case_json, digest, window)
         key = (window.get("window_id", ""), request_id)
         while True:
             waiting = self._inflight.get(key)
@@ -85,7 +89,8 @@ class Recorder:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[key] = done
         try:
-            return await self._record(make_decision(), request_id, case, case_json, digest, window)
+            decided = await _made(make_decision)
+            return await self._record(decided, request_id, case, case_json, digest, window)
         except DuplicateRequest as dup:  # recorded meanwhile by another process
             return self._answer(dup.existing, request_id, digest)
         finally:
@@ -126,6 +131,11 @@ class Recorder:
         # shield: a cancelled RPC must not cancel the write it already queued.
         record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))
         return Recorded(record, decided)
+
+
+async def _made(make_decision: Callable[[], Decided | Awaitable[Decided]]) -> Decided:
+    made = make_decision()
+    return made if isinstance(made, Decided) else await made
 
 
 def _recorded_digest(stored: dict[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from miaopi_server.decision.decide import Decision, decide
 from miaopi_server.decision.engine import Engine, RulesetHandle
+from miaopi_server.decision.sourced import Gathered
 from miaopi_server.decision.validate import validate_case
 from miaopi_server.errors import (
     CaseInvalid,
@@ -100,9 +101,20 @@ class Catalog:
         """Raise CaseInvalid naming every bad field of the case, as `decide` would; no engine."""
         validate_case(self.select(code, facts, today).item, facts, materials, today)
 
-    def decide(self, code: str, facts: Any, materials: Any, today: dt.date) -> Decision:
+    def decide(
+        self,
+        code: str,
+        facts: Any,
+        materials: Any,
+        today: dt.date,
+        gathered: Gathered | None = None,
+    ) -> Decision:
+        """`gathered`: what shared data said about the case, looked up before (ops/lookups.py)
+        or read back from its record; None decides on the case's own facts."""
         loaded = self.select(code, facts, today)
-        return decide(loaded.compiled, loaded.handle, self.engine, facts, materials, today)
+        return decide(
+            loaded.compiled, loaded.handle, self.engine, facts, materials, today, gathered
+        )
 
     def close(self) -> None:
         for versions in self.versions.values():

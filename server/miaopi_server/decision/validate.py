@@ -68,7 +68,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
                 values[f.path] = normalize(values[f.path])
             if decoded is not None:
                 parsed[f.path] = decoded
-        elif f.required:
+        elif f.required or (f.path in item.source_backed and not f.has_default):  # nor source
             violations.append(FieldViolation(f"facts.{f.path}", f"必填项（{f.label or f.path}）"))
         elif f.default is not NO_DEFAULT:
             values[f.path] = list(f.default) if isinstance(f.default, list) else f.default

@@ -127,7 +127,7 @@ def material_ref(m: Material) -> pb.MaterialRef:
 def decision_message(
     d: Decision, decision_id: str, request_id: str, decided_at: dt.datetime
 ) -> pb.Decision:
-    return pb.Decision(
+    msg = pb.Decision(
         decision_id=decision_id,
         request_id=request_id,
         item_code=d.item_code,
@@ -142,7 +142,31 @@ def decision_message(
         review_due_date=d.review_due.isoformat() if d.review_due else "",
         review_due_date_estimated=d.review_due_estimated,
         derived_facts=struct(d.derived),
+        provenance=[
+            pb.FactProvenance(
+                path=o.path,
+                origin=o.origin,
+                source=o.source,
+                record_id=o.record_id,
+                fetched_at=o.fetched_at,
+                note=o.note,
+            )
+            for o in d.provenance
+        ],
+        e_licenses=[
+            pb.ELicenseUse(
+                material_id=u.material_id,
+                licence_type=u.licence_type,
+                number=u.number,
+                fetched_at=u.fetched_at,
+            )
+            for u in d.e_licenses
+        ],
     )
+    if d.sourced is not None:
+        msg.sourced.SetInParent()  # present even when empty, as the record's JSON has it
+        json_format.ParseDict(d.sourced.to_json(), msg.sourced)
+    return msg
 
 
 def tree_head(head: TreeHead) -> pb.TreeHead:
@@ -195,7 +219,7 @@ def recorded_decision(recorded: Recorded) -> pb.Decision:
     return msg
 
 
-def form_field(f: Field) -> pb.FormField:
+def form_field(f: Field, prefilled_from: str = "") -> pb.FormField:
     msg = pb.FormField(
         path=f.path,
         label=f.label,
@@ -208,6 +232,7 @@ def form_field(f: Field) -> pb.FormField:
         min_items=f.min_items,
         derived=f.derived,
         description=f.description,
+        prefilled_from=prefilled_from,
     )
     if f.minimum is not None:
         msg.min = f.minimum
@@ -247,7 +272,10 @@ def item(i: Item) -> pb.Item:
             promised_working_days=i.promised_days,
             on_the_spot=i.on_the_spot,
         ),
-        form_fields=[form_field(f) for f in i.fields.values()],
+        form_fields=[
+            form_field(f, i.source_backed[f.path][0].source if f.path in i.source_backed else "")
+            for f in i.fields.values()
+        ],
         materials=[
             pb.Material(
                 id=m.id,
@@ -255,6 +283,7 @@ def item(i: Item) -> pb.Item:
                 need=NEEDS[m.need],
                 e_license=m.e_license,
                 condition=m.when.source if m.when else "",
+                e_license_type=m.e_license_type,
             )
             for m in i.materials
         ],

@@ -20,6 +20,7 @@ from miaopi_server.audit.record import fixed_time
 from miaopi_server.audit.recorder import Decided, Recorder
 from miaopi_server.audit.store import AuditStore
 from miaopi_server.clock import shanghai_today, utc_now
+from miaopi_server.decision.sourced import Gathered
 from miaopi_server.edge import convert
 from miaopi_server.edge.auth import (
     ANONYMOUS,
@@ -46,7 +47,10 @@ from miaopi_server.errors import (
     MiaopiError,
 )
 from miaopi_server.ops.logs import LogSampler
+from miaopi_server.ops.lookups import gather
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
+from miaopi_server.rules.model import Item
+from miaopi_server.sources.model import Provider
 
 log = structlog.get_logger("miaopi.service")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
@@ -67,6 +71,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         limiter: RateLimiter | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         on_reload: Callable[[], None] | None = None,
+        provider: Provider | None = None,
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
         self._limiter = limiter or RateLimiter(0, 0)
@@ -78,6 +83,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._recorder = Recorder(store, node_id)
         self._clock = clock
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
+        self._provider = provider  # shared data (四免); None: cases decide on their own facts
 
     async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
         """Authenticate, authorise the RPC for the principal's role, apply its rate limit.
@@ -156,11 +162,18 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if envelope:  # reported together with whatever is wrong in the case itself
             await _abort(context, self._with_case_problems(envelope, case))
 
-        def make_decision() -> Decided:
+        consent = request.consent.reference
+
+        async def make_decision() -> Decided:
             now = self._clock()
-            decision = self._catalog().decide(
-                request.item_code, facts, case["materials"], shanghai_today(now)
-            )
+            today = shanghai_today(now)
+            catalog = self._catalog()  # one catalog for the lookups and the decision
+            gathered = None
+            if consent and self._provider is not None:
+                item = catalog.select(request.item_code, facts, today).item
+                if item.sources or item.e_license_holder:
+                    gathered = await self._look_up(item, facts, consent)
+            decision = catalog.decide(request.item_code, facts, case["materials"], today, gathered)
             return Decided(decision, str(uuid.uuid4()), now)
 
         try:
@@ -189,6 +202,23 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         return pb.DecideResponse(decision=msg)
+
+    async def _look_up(self, item: Item, facts: dict[str, Any], consent: str) -> Gathered | None:
+        """The item's lookups, in a thread: a source waits up to its own deadline, and the
+        event loop serves other calls meanwhile."""
+        started = time.perf_counter()
+        gathered = await asyncio.get_running_loop().run_in_executor(
+            None, gather, item, facts, consent, self._provider
+        )
+        if gathered is not None:
+            # Which sources answered how: never the key or what they said.
+            log.info(
+                "sources.looked_up",
+                lookups={lk.source: lk.status for lk in gathered.lookups},
+                licences=gathered.licences_status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+        return gathered
 
     def _with_case_problems(
         self, violations: list[FieldViolation], case: dict[str, Any]

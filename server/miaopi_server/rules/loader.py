@@ -23,6 +23,7 @@ from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import MAX_LIST_VALUES
 from miaopi_server.lang.parser import ExprSyntaxError, parse
+from miaopi_server.rules.bindings import check_e_licenses, read_sources
 from miaopi_server.rules.fieldtypes import (
     FIELD_TYPES,
     MAX_TIME_LIMIT_DAYS,
@@ -332,6 +333,8 @@ class _FileLoader:
                 "materials",
                 "materials_basis",
                 "rules",
+                "sources",
+                "e_license_holder",
             },
             ("item", "version", "legal_basis", "form", "rules"),
         )
@@ -400,6 +403,18 @@ class _FileLoader:
                 "有必要材料时须以 materials_basis 指明一次性告知的依据",
             )
         rules = self.guard(lambda: self.rules(top["rules"][1], legal), ()) if "rules" in top else ()
+        sources = (
+            self.guard(lambda: read_sources(self, top["sources"][1], fields), ())
+            if "sources" in top
+            else ()
+        )
+        holder_node = top["e_license_holder"][1] if "e_license_holder" in top else None
+        holder = (
+            self.guard(lambda: self.text_of(holder_node, "e_license_holder"), "")
+            if holder_node
+            else ""
+        )
+        check_e_licenses(self, holder_node or root, holder, fields, materials)
         lists = {**self.shared_lists, **local_lists}
         used = sorted(
             {
@@ -434,6 +449,8 @@ class _FileLoader:
             lists=lists,
             source=self.display,
             digest=f"sha256:{digest}",
+            sources=sources,
+            e_license_holder=holder,
         )
 
     def guard(self, fn: Any, fallback: Any) -> Any:
@@ -636,7 +653,7 @@ class _FileLoader:
                 m = self.mapping(
                     entry,
                     "材料",
-                    {"id", "name", "need", "e_license", "when"},
+                    {"id", "name", "need", "e_license", "e_license_type", "when"},
                     ("id", "name", "need"),
                 )
                 mid = self.text_of(m["id"][1], "id")
@@ -654,7 +671,16 @@ class _FileLoader:
                 e_license = (
                     self.bool_of(m["e_license"][1], "e_license") if "e_license" in m else False
                 )
-                out.append(Material(mid, self.text_of(m["name"][1], "name"), need, e_license, when))
+                licence_type = (
+                    self.text_of(m["e_license_type"][1], "e_license_type")
+                    if "e_license_type" in m
+                    else ""
+                )
+                out.append(
+                    Material(
+                        mid, self.text_of(m["name"][1], "name"), need, e_license, when, licence_type
+                    )
+                )
             except (_Invalid, KeyError):
                 continue
         return tuple(out)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from miaopi_server.lang import ast
+from miaopi_server.rules.bindings import SourceBinding
 from miaopi_server.rules.fieldtypes import Check, FieldType, FieldTypes, unchanged
 
 ITEM_TYPES = (
@@ -104,6 +105,8 @@ class Material:
     need: str  # required | optional | deferrable
     e_license: bool = False
     when: Condition | None = None
+    # The e-license library's licence type that satisfies this material (免证办); "" : none.
+    e_license_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,10 @@ class Item:
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
     digest: str = ""
+    # Facts looked up in shared data before deciding (rules/bindings.py), and whose licences
+    # the materials with an `e_license_type` consult.
+    sources: tuple[SourceBinding, ...] = ()
+    e_license_holder: str = ""
 
     @property
     def starts(self) -> dt.date:
@@ -184,6 +191,12 @@ class Item:
     @functools.cached_property
     def derived_fields(self) -> list[Field]:
         return [f for f in self.fields.values() if f.derived]
+
+    @functools.cached_property
+    def source_backed(self) -> dict[str, tuple[SourceBinding, str]]:
+        """Form fact path -> (its binding, the source field): the facts a window may leave out
+        (免填表) and that are required once the lookup is done."""
+        return {path: (b, name) for b in self.sources for path, name in b.facts}
 
     @functools.cached_property
     def subjects(self) -> frozenset[str]:
