@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("miaopi_server.lang",),
     ("miaopi_server.rules",),
     ("miaopi_server.decision",),
+    ("miaopi_server.casework",),
     ("miaopi_server.audit",),
     ("miaopi_server.ops",),
     ("miaopi_server.edge",),
@@ -42,6 +43,7 @@ NO_LOGGING = (
     "miaopi_server.lang",
     "miaopi_server.rules",
     "miaopi_server.decision",
+    "miaopi_server.casework",
     "miaopi_server.audit",
 )
 
