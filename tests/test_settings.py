@@ -26,7 +26,7 @@ class TestSettings:
                 "--max-request-bytes", "99", "--workers", "3", "--worker-index", "1",
                 "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
                 "--idle-timeout", "60", "--max-connections", "10",
-                "--reanchor-witness", "从备份恢复",
+                "--reanchor-witness", "从备份恢复", "--claim-idle", "90",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -53,6 +53,7 @@ class TestSettings:
             idle_connection_seconds=60.0,
             max_connections=10,
             reanchor_witness="从备份恢复",
+            claim_idle_seconds=90.0,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

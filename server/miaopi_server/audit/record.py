@@ -18,6 +18,7 @@ from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
 from miaopi_server.audit.treehead import TreeHead
+from miaopi_server.casework.model import Task
 
 
 def fixed_time(when: dt.datetime) -> str:
@@ -74,6 +75,8 @@ class PendingRecord:
     window: dict[str, str]
     node_id: str
     decision_json: bytes  # canonical(the decision's proto3 JSON, receipt excluded)
+    # The casework the decision opens (or closes at once), stored in the decision's commit.
+    task: Task | None = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from miaopi_server.audit.record import (
     fixed_time,
 )
 from miaopi_server.audit.store import AuditStore, DuplicateRequest
+from miaopi_server.casework.model import Task
 from miaopi_server.decision.decide import Decision
 from miaopi_server.errors import RequestConflict
 
@@ -52,10 +53,16 @@ class Recorded:
     decided: Decided | None
 
 
+# What a decision opens (casework.opening.open_task with the item and the window's
+# jurisdiction), given by the edge; stored in the decision's own commit.
+Opener = Callable[[Decided, dict[str, str]], Task | None]
+
+
 class Recorder:
-    def __init__(self, store: AuditStore, node_id: str):
+    def __init__(self, store: AuditStore, node_id: str, opener: Opener | None = None):
         self.store = store
         self.node_id = node_id
+        self._opener = opener
         self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     async def decide(
@@ -122,6 +129,7 @@ class Recorder:
             decision_json=canonical(
                 decision_json(d, decided.decision_id, request_id, decided.decided_at)
             ),
+            task=self._opener(decided, window) if self._opener is not None else None,
         )
         # shield: a cancelled RPC must not cancel the write it already queued.
         record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))
