@@ -331,3 +331,51 @@ class ServerProcessAuth(ServerProcess):
             super().__init__(rulesets, state_dir, *extra)
         finally:
             subprocess.Popen = original  # type: ignore[misc]
+
+
+def cli(target: str, who: str, *argv: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from structlog.testing import capture_logs
+
+    from miaopi_client.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with capture_logs(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--target", target, "--token", f"token-{who}", *argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+class TestCommandLine:
+    def test_review_list_claim_decide(self, server: LiveServer, stubs: tuple[Any, Any]) -> None:
+        decision_id = review_case(stubs[0])
+        code, out, _ = cli(server.target, "rev-civil", "review", "list")
+        assert code == 0 and decision_id in out and "open  review  GF00012000" in out
+        code, out, _ = cli(server.target, "rev-market", "review", "list")
+        assert code == 0 and decision_id not in out
+        code, out, _ = cli(server.target, "rev-civil", "review", "claim", decision_id)
+        assert code == 0 and "claimed" in out and "by rev-civil" in out
+        code, _, err = cli(server.target, "rev-civil-2", "review", "claim", decision_id)
+        assert code == 1 and "FAILED_PRECONDITION" in err and "已由 rev-civil 认领" in err
+        decide = ("review", "decide", decision_id, "--outcome", "REJECT", "--reason",
+                  "户籍已迁出", "--basis", "南海区高龄老人津贴发放办法 第三条")  # fmt: skip
+        code, _, err = cli(server.target, "rev-civil", *decide)
+        assert code == 2 and "justification: 规则结论为 APPROVE" in err
+        code, out, _ = cli(server.target, "rev-civil", *decide, "--justification", "核查属实")
+        assert code == 0 and "decided" in out and "OVERRIDDEN" in out
+        code, out, _ = cli(server.target, "sup", "review", "show", decision_id, "--json")
+        assert code == 0 and '"overridden": true' in out and '"outcome": "OUTCOME_REJECT"' in out
+
+    def test_supplement_supply_withdraw(self, server: LiveServer, stubs: tuple[Any, Any]) -> None:
+        decision_id = review_case(stubs[0])
+        assert cli(server.target, "rev-civil", "review", "claim", decision_id)[0] == 0
+        code, out, _ = cli(server.target, "rev-civil", "review", "supplement", decision_id,
+                           "--material", "hukou_book", "--note", "页面不清")  # fmt: skip
+        assert code == 0 and "awaiting_supplement" in out
+        code, out, _ = cli(server.target, "win", "review", "supply", decision_id,
+                           "--material", "hukou_book")  # fmt: skip
+        assert code == 0 and f"{decision_id}  open" in out
+        code, out, _ = cli(server.target, "win", "review", "withdraw", decision_id,
+                           "--reason", "申请人撤回")  # fmt: skip
+        assert code == 0 and "withdrawn" in out
