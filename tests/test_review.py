@@ -119,7 +119,11 @@ class TestOpening:
         assert d.outcome == pb.OUTCOME_APPROVE
         task = review.GetTask(rpb.GetTaskRequest(decision_id=d.decision_id), metadata=md("win"))
         assert (task.task.kind, task.task.state) == ("instant", "closed")
-        assert task.task.last_seq == d.receipt.seq  # opened in the decision's own record
+        assert task.task.last_seq == d.receipt.seq  # the decision's record is the whole case
+        assert task.task.department == CIVIL and task.task.jurisdiction == "440605"
+        claim = rpb.TaskRequest(decision_id=d.decision_id)
+        code, text = code_of(lambda: review.ClaimTask(claim, metadata=md("rev-civil")))
+        assert code == grpc.StatusCode.FAILED_PRECONDITION and "规则已即时办结" in text
 
     def test_manual_review_opens_a_task_for_the_department_in_its_jurisdiction(
         self, stubs: tuple[Any, Any]

@@ -75,8 +75,11 @@ class PendingRecord:
     window: dict[str, str]
     node_id: str
     decision_json: bytes  # canonical(the decision's proto3 JSON, receipt excluded)
-    # The casework the decision opens (or closes at once), stored in the decision's commit.
+    # The task the decision opens (a review or a supplement), stored in the decision's commit,
+    # with its JSON made in the request (not in the one writer thread). A case the rules close
+    # at once has no task row: its decision record is the whole case.
     task: Task | None = None
+    task_json: str = ""
 
 
 @dataclass(frozen=True)

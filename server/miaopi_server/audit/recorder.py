@@ -30,6 +30,7 @@ from miaopi_server.audit.record import (
     fixed_time,
 )
 from miaopi_server.audit.store import AuditStore, DuplicateRequest
+from miaopi_server.casework.codec import task_to_json
 from miaopi_server.casework.model import Task
 from miaopi_server.decision.decide import Decision
 from miaopi_server.errors import RequestConflict
@@ -53,8 +54,9 @@ class Recorded:
     decided: Decided | None
 
 
-# What a decision opens (casework.opening.open_task with the item and the window's
-# jurisdiction), given by the edge; stored in the decision's own commit.
+# The task a decision opens (casework.opening.open_task with the item and the window's
+# jurisdiction; None when the rules closed the case at once), given by the edge; stored in the
+# decision's own commit.
 Opener = Callable[[Decided, dict[str, str]], Task | None]
 
 
@@ -114,6 +116,7 @@ class Recorder:
         window: dict[str, str],
     ) -> Recorded:
         d = decided.decision
+        task = self._opener(decided, window) if self._opener is not None else None
         pending = PendingRecord(
             decision_id=decided.decision_id,
             request_id=request_id,
@@ -129,7 +132,8 @@ class Recorder:
             decision_json=canonical(
                 decision_json(d, decided.decision_id, request_id, decided.decided_at)
             ),
-            task=self._opener(decided, window) if self._opener is not None else None,
+            task=task,
+            task_json=task_to_json(task) if task is not None else "",
         )
         # shield: a cancelled RPC must not cancel the write it already queued.
         record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))

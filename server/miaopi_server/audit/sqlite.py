@@ -445,7 +445,7 @@ class SQLiteAuditStore:
                 )
                 cases.append((seq, pending.case_json.decode()))
                 if pending.task is not None:
-                    tasks.append(task_row(seq, pending.task))
+                    tasks.append(task_row(seq, pending.task, pending.task_json))
                 tree.add(h)
                 if pending.request_id:
                     in_batch.add(key)

@@ -12,6 +12,7 @@ from miaopi_server.audit.record import StoredRecord, column_time, fixed_time
 from miaopi_server.audit.transition import KIND, PendingTransition, transition_body
 from miaopi_server.casework.codec import task_from_json, task_to_json
 from miaopi_server.casework.model import Task, act
+from miaopi_server.casework.states import CLOSED, INSTANT, IllegalTransition
 from miaopi_server.errors import DecisionNotFound
 
 TASK_COLUMNS = (
@@ -20,11 +21,11 @@ TASK_COLUMNS = (
 )
 
 
-def task_row(seq: int, task: Task) -> tuple[object, ...]:
+def task_row(seq: int, task: Task, task_json: str = "") -> tuple[object, ...]:
     return (
         task.decision_id, task.kind, task.state, task.item_code, task.department,
         task.jurisdiction, task.window_id, fixed_time(task.opened_at),
-        task.assignee, seq, task_to_json(task),
+        task.assignee, seq, task_json or task_to_json(task),
     )  # fmt: skip
 
 
@@ -44,7 +45,13 @@ def apply_transition(
         "SELECT task FROM tasks WHERE decision_id = ?", (pending.decision_id,)
     ).fetchone()
     if row is None:
-        raise DecisionNotFound(pending.decision_id[:64])
+        decided = conn.execute(
+            "SELECT 1 FROM records WHERE decision_id = ? AND kind = 'decision'",
+            (pending.decision_id,),
+        ).fetchone()
+        if decided is None:
+            raise DecisionNotFound(pending.decision_id[:64])
+        raise IllegalTransition(INSTANT, CLOSED, pending.action.action, "规则已即时办结")
     before = task_from_json(row[0])
     idle = dt.timedelta(seconds=pending.claim_idle_seconds)
     after, details = act(before, pending.action, idle)

@@ -77,7 +77,8 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._catalog = holder.current  # read per call: hot reload swaps the catalog
         self._store = store
         # Every decision recorded opens its casework (or closes it at once), in its commit.
-        self._recorder = Recorder(store, node_id, CaseOpener(holder, authenticator))
+        self.opener = CaseOpener(holder, authenticator)
+        self._recorder = Recorder(store, node_id, self.opener)
         self._clock = clock
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
 

@@ -1,6 +1,7 @@
--- Casework (办件): the task every decision opened (a case the rules closed at once is a row in
--- state 'closed'), inserted in the commit of its decision and kept current by transitions,
--- each a record of kind 'transition' in the chain. `task` is the whole task as JSON
+-- Casework (办件): the task a decision opened (MANUAL_REVIEW: a review; APPROVE with deferred
+-- materials: a supplement), inserted in the commit of its decision and kept current by
+-- transitions, each a record of kind 'transition' in the chain. A case the rules closed at
+-- once has no row: its decision record is the whole case. `task` is the whole task as JSON
 -- (casework/codec.py); the other columns are copies for the queue's queries.
 CREATE TABLE tasks (
     decision_id  TEXT PRIMARY KEY,
