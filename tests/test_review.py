@@ -275,6 +275,31 @@ class TestReview:
         pem.write_text(server.running.store.sealer.public_pem, "utf-8")
         assert main(["audit", "verify", "--db", str(db), "--key", str(pem)]) == 0
 
+    def test_a_changed_transition_is_caught(self, server: LiveServer, tmp_path: Path) -> None:
+        from miaopi_server.audit.sqlite_verify import verify_database
+
+        copy = tmp_path / "copy.sqlite3"
+        with sqlite3.connect(copy) as dst:
+            sqlite3.connect(server.running.store.path).backup(dst)
+        keys = server.running.store.keys
+        (seq,) = (
+            sqlite3.connect(copy)
+            .execute("SELECT MIN(seq) FROM records WHERE kind = 'transition'")
+            .fetchone()
+        )
+        with sqlite3.connect(copy) as conn:
+            conn.execute("UPDATE records SET item_code = 'X' WHERE seq = ?", (seq,))
+        found = verify_database(copy, keys)
+        assert (found.ok, found.first_bad_seq) == (False, seq)
+        assert found.reason == "indexed columns disagree with the record"
+        with sqlite3.connect(copy) as conn:
+            conn.execute(
+                'UPDATE records SET body = replace(body, \'"by":"\', \'"by":"x\'),'
+                " item_code = 'GF00012000' WHERE seq = ?",
+                (seq,),
+            )
+        assert verify_database(copy, keys).reason == "hash mismatch"
+
 
 class TestConcurrentClaims:
     def test_two_processes_one_winner(self, tmp_path: Path) -> None:
