@@ -427,7 +427,12 @@ class TestAuditVerify:
                 (seq,),
             )
         dst.close()
-        code, out, _ = run("audit", "verify", "--db", str(copy_path), "--key", str(pem))
+        # A copy has no witness beside it: verify says so unless told to check it alone.
+        code, _, err = run("audit", "verify", "--db", str(copy_path), "--key", str(pem))
+        assert code == 2 and "no witness beside" in err and "--no-witness" in err
+        code, out, _ = run(
+            "audit", "verify", "--db", str(copy_path), "--key", str(pem), "--no-witness"
+        )
         assert code == 1 and out.startswith(f"audit trail BROKEN at seq {seq}: hash mismatch")
 
     def test_missing_db_exits_2(self, pem: Path, tmp_path: Path) -> None:

@@ -252,6 +252,28 @@ class TestVisibleText:
         found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
         assert found == {"facts.applicant.name": "不能只有空白字符"}
 
+    @pytest.mark.parametrize(
+        ("name", "message"),
+        [
+            ("\u3164", "不能只有不可见字符"),  # Hangul filler
+            ("\u115f\u1160", "不能只有不可见字符"),
+            ("\u2800", "不能只有不可见字符"),  # blank braille pattern
+            ("\u0301\u0301", "不能只有不可见字符"),  # combining marks alone
+            ("\u034f", "不能只有不可见字符"),
+            ("陈\ufffd", "含有控制字符或无效字符"),  # damaged text
+            ("\ufffc", "含有控制字符或无效字符"),
+            (" 陈建国", "首尾不能有空白字符"),
+            ("陈建国\u3000", "首尾不能有空白字符"),
+        ],
+        ids=repr,
+    )
+    def test_nothing_to_see_refused(self, catalog, name, message):
+        """Names that show nothing, or carry damage or edge spaces (the red team's second
+        round: fillers, braille blanks and combining marks were accepted as names)."""
+        facts = with_facts(SENIOR, applicant__name=name)
+        found = violations(catalog, "GF00012000", facts, SENIOR_MATERIALS)
+        assert found == {"facts.applicant.name": message}
+
     def test_list_items_too(self, catalog):
         for item, message in (("  ", "第 2 项不能只有空白字符"), ("理发\u200b", "第 2 项含有")):
             facts = with_facts(BUSINESS, business__scope=["理发服务", item])

@@ -143,3 +143,26 @@ def test_limits_are_exact():
     assert (info.value.code, info.value.pos) == ("MP208", MAX_NESTING)
     # Depth is nesting, not count: many parenthesised terms side by side are fine.
     parse(" and ".join(["(t.x == 1)"] * 1000))
+
+
+@pytest.mark.parametrize(
+    ("tail", "where"),
+    [("{a: " * 600 + "1" + "}" * 600, "1:1"), ("[" * 200_000, ":1003")],
+)
+def test_lint_reports_deep_yaml_without_crashing(tmp_path, capsys, tail, where):
+    """YAML nested 600 deep (within libyaml's limit, beyond what Python recursion walks) and
+    200,000 deep (beyond libyaml's): `miaopi rules lint` gives located MP100 errors and exits
+    1, never a RecursionError traceback."""
+    from miaopi_client.cli import main
+
+    root = tmp_path / "rules"
+    root.mkdir()
+    senior = RULESETS / "GF00012000-senior-allowance.yaml"
+    (root / senior.name).write_text(
+        senior.read_text(encoding="utf-8") + "x: " + tail + "\n", encoding="utf-8"
+    )
+    assert main(["rules", "lint", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    line = next(x for x in out.splitlines() if "MP100" in x)
+    assert f"rules/{senior.name}:" in line and where in line

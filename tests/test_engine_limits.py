@@ -23,7 +23,15 @@ from miaopi_server.lang.probes import MISSING, ProbeTable
 from miaopi_server.lang.reference import evaluate
 from miaopi_server.rules.directory import compile_directory
 from miaopi_server.rules.engine_shape import PART_BUDGET, cost, partition, split_rule
-from tests.support import DEVICE, DEVICE_MATERIALS, RULESETS, SENIOR, SENIOR_FILE, with_facts
+from tests.support import (
+    DEVICE,
+    DEVICE_MATERIALS,
+    RULESETS,
+    SENIOR,
+    SENIOR_FILE,
+    rule_file,
+    with_facts,
+)
 
 TIMEOUT = 60  # seconds per scenario; each takes about one
 SENIOR_TEXT = (RULESETS / SENIOR_FILE).read_text(encoding="utf-8")
@@ -314,7 +322,7 @@ class TestRefusals:
 
 
 NUMBER = {"a.x": FieldSpec("a.x", "number", True, compares=Compares.NUMBER)}
-CONSTANTS = ["0.00001", "-0.00001", "0.0", "100000000000000000000.0", "-3", "123.5"]
+CONSTANTS = ["0.00001", "-0.00001", "0.0", "1000000000000000.0", "-3", "123.5"]
 VALUES = [1e-05, -1e-05, 1e-300, -1e-300, 5e-324, 0.0, 1e20, -1e20, 1e300, -1e300, 1.5e-07, -3]
 
 
@@ -347,3 +355,55 @@ class TestNumbers:
         decision = catalog.decide("BA00027000", facts, DEVICE_MATERIALS, dt.date(2026, 11, 23))
         assert decision.outcome == "REJECT"
         assert "premises_too_small" in [r.rule_id for r in decision.reasons]
+
+
+TODAY = dt.date(2026, 11, 23)
+
+
+class TestHugeNumbers:
+    """Numbers beyond 2**63 compare wrongly in the engine (it clamps integers): a condition
+    cannot name one, and a case cannot give one, so no decision rests on the clamp."""
+
+    def test_condition_literal_beyond_the_bound_is_refused(self):
+        from miaopi_server.lang.parser import ExprSyntaxError, parse
+
+        parse("applicant.n > 1000000000000000")  # 10**15: the largest allowed
+        with pytest.raises(ExprSyntaxError) as info:
+            parse("applicant.n > 10000000000000000000")
+        assert info.value.code == "MP209" and info.value.pos == 14
+
+    def test_case_value_beyond_the_bound_is_invalid(self, catalog_with_number):
+        from miaopi_server.errors import CaseInvalid
+
+        catalog, facts = catalog_with_number
+        for value in (3e19, -(2.0**64), 1e15 + 2):
+            with pytest.raises(CaseInvalid) as info:
+                catalog.decide("T0001", {**facts, "p": {"n": value}}, [], TODAY)
+            assert [v.field for v in info.value.violations] == ["facts.p.n"]
+        assert catalog.decide("T0001", {**facts, "p": {"n": 1e15}}, [], TODAY).outcome
+
+
+@pytest.fixture()
+def catalog_with_number(tmp_path):
+    from miaopi_server.decision.catalog import load_catalog
+
+    root = tmp_path / "rules"
+    root.mkdir()
+    (root / "t.yaml").write_text(
+        rule_file("""\
+            form:
+              p.n: {type: number, required: true}
+            materials: []
+            materials_basis: art1
+            rules:
+              - id: big
+                when: p.n > 1000000
+                outcome: MANUAL_REVIEW
+                message: 数额大
+                basis: art1
+            """),
+        encoding="utf-8",
+    )
+    catalog = load_catalog(root)
+    yield catalog, {}
+    catalog.close()

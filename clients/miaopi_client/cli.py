@@ -250,6 +250,14 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         raise BadInput(str(exc)) from None
     if args.witness and witness is None:
         raise BadInput(f"cannot read witness {args.witness}: no such file")
+    if witness is None and not args.no_witness:
+        # Without the latest signed head, a copy that lost its newest records (or was rolled
+        # back) verifies as a shorter trail: say so instead of passing it.
+        raise BadInput(
+            f"no witness beside {args.db} ({witness_file.name}): a truncated or rolled-back "
+            "copy would verify; give --witness FILE, or --no-witness to check the database "
+            "on its own"
+        )
     try:
         result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq, witness)
     except sqlite3.Error as exc:
@@ -622,6 +630,11 @@ def _add_audit_parsers(sub: Any) -> None:
         type=Path,
         metavar="FILE",
         help="signed tree head the trail must extend (default: audit.witness.json beside --db)",
+    )
+    s.add_argument(
+        "--no-witness",
+        action="store_true",
+        help="check a database that has no witness (a backup): truncation cannot be detected",
     )
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(run=_cmd_audit_verify)

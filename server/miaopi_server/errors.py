@@ -55,10 +55,12 @@ class FieldViolation:
 
 
 class CaseInvalid(MiaopiError):
-    """The case is malformed; `violations` names every bad field at once."""
+    """The case (or, `subject` says, another request) is malformed; `violations` names every
+    bad field at once."""
 
-    def __init__(self, violations: list[FieldViolation]):
+    def __init__(self, violations: list[FieldViolation], subject: str = "申请数据"):
         self.violations = violations
+        self.subject = subject
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
 
 

@@ -165,7 +165,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             violations = [FieldViolation("states", f"未知状态 {st[:32]!r}") for st in bad]
             if not 0 <= request.page_size <= MAX_PAGE:
                 violations.append(FieldViolation("page_size", f"须在 0 至 {MAX_PAGE} 之间"))
-            await _abort(context, CaseInvalid(violations))
+            await _abort(context, CaseInvalid(violations, subject="查询请求"))
         role = principal.role
         departments = [principal.department] if role == "reviewer" else []
         scope = principal.jurisdiction if role in ("reviewer", "supervisor") else ""

@@ -287,7 +287,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         window_id = request.window_id if principal.sees_everything else principal.window_id
         query, violations = parse_list_request(request, window_id)
         if query is None:
-            await _abort(context, CaseInvalid(violations))
+            await _abort(context, CaseInvalid(violations, subject="查询请求"))
         size = query.page_size
         records = self._store.list(query.filter, size + 1, query.before_seq)
         more = len(records) > size

@@ -18,6 +18,7 @@ from miaopi_server.errors import (
     AuditUnavailable,
     CaseInvalid,
     DecisionNotFound,
+    FieldViolation,
     ItemNotFound,
     RequestConflict,
 )
@@ -26,13 +27,36 @@ from miaopi_server.sources.model import SourceUnavailable
 DOMAIN = "miaopi.gov.cn"
 # Status details travel in HTTP/2 trailers (a few KB at most): text that echoes the request is
 # clipped so the error itself always reaches the caller.
+# Limits in UTF-8 bytes (CJK text is 3 bytes a character). The BadRequest as a whole stays
+# under MAX_DETAILS bytes (base64 in the grpc-status-details-bin trailer adds a third, and
+# gRPC refuses trailers over 8 KiB): violations beyond it are counted, not listed.
 MAX_FIELD = 200
 MAX_DESCRIPTION = 300
 MAX_MESSAGE = 500
+MAX_DETAILS = 4000
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` cut to at most `limit` UTF-8 bytes, whole characters, marked with "…"."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode("utf-8", "ignore") + "…"
+
+
+def bad_request(violations: list[FieldViolation]) -> error_details_pb2.BadRequest:
+    """Every violation that fits in MAX_DETAILS bytes, then one saying how many more there are."""
+    bad = error_details_pb2.BadRequest()
+    for i, v in enumerate(violations):
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=_clip(v.field, MAX_FIELD), description=_clip(v.description, MAX_DESCRIPTION)
+        )
+        if bad.ByteSize() + entry.ByteSize() + 64 > MAX_DETAILS:
+            rest = len(violations) - i
+            bad.field_violations.add(field="…", description=f"另有 {rest} 处错误未列出")
+            break
+        bad.field_violations.append(entry)
+    return bad
 
 
 def _status(code: int, message: str, *details: object) -> grpc.Status:
@@ -47,17 +71,10 @@ def _status(code: int, message: str, *details: object) -> grpc.Status:
 
 def to_status(exc: BaseException) -> grpc.Status:
     if isinstance(exc, CaseInvalid):
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=_clip(v.field, MAX_FIELD),
-                    description=_clip(v.description, MAX_DESCRIPTION),
-                )
-                for v in exc.violations
-            ]
-        )
         return _status(
-            code_pb2.INVALID_ARGUMENT, f"申请数据有 {len(exc.violations)} 处错误，请一次改正", bad
+            code_pb2.INVALID_ARGUMENT,
+            f"{exc.subject}有 {len(exc.violations)} 处错误，请一次改正",
+            bad_request(exc.violations),
         )
     if isinstance(exc, ItemNotFound):
         info = error_details_pb2.ErrorInfo(

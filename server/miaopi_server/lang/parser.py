@@ -42,6 +42,11 @@ _TOKEN = re.compile(
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
 
 
+# The largest magnitude a number may have, in a condition or in a case: exact as a double and
+# far below the 64-bit integers the engine clamps to (above 2**63 it compares wrongly).
+MAX_NUMBER = 10**15
+
+
 class ExprSyntaxError(Exception):
     """A condition that does not parse; `pos` is the character offset of the problem."""
 
@@ -290,6 +295,8 @@ class _Parser:
         if t.kind == "number":
             self.take()
             value: float | int = float(t.text) if "." in t.text else int(t.text)
+            if not abs(value) <= MAX_NUMBER:
+                raise ExprSyntaxError("MP209", "数字超出范围（绝对值不超过 10^15）", t.pos)
             return ast.Const(value, t.pos)
         if self.at("true", "false"):
             self.take()

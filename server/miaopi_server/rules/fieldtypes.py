@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from miaopi_server.lang.compiler import Compares
+from miaopi_server.lang.parser import MAX_NUMBER
 from miaopi_server.rules.identity import (
     IdentityError,
     check_region_code,
@@ -170,8 +171,11 @@ def as_of_problem(value: Any) -> str | None:
 
 # -- checks shared by several types ------------------------------------------------------------
 
-# Control characters (Cc), lone surrogates (Cs) and private-use code points (Co).
-_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]")
+# Control characters, lone surrogates, private use, and the replacement characters U+FFFC /
+# U+FFFD (what is left of text damaged on the way).
+_BAD_CHARS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufffc\ufffd\U000f0000-\U0010ffff]"
+)
 
 
 # Invisible characters that change how text reads without being seen: format characters (Cf:
@@ -192,9 +196,35 @@ def _bad_text(value: str) -> str | None:
     return None
 
 
+# Characters that take no visible form of their own: Hangul fillers, the blank braille
+# pattern, the combining grapheme joiner, variation selectors (besides combining marks).
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
+
+
+def _visible(ch: str) -> bool:
+    code = ord(ch)
+    return not (
+        ch.isspace()
+        or ch in _FILLERS
+        or unicodedata.category(ch) in ("Mn", "Me")
+        or 0xFE00 <= code <= 0xFE0F
+        or 0xE0100 <= code <= 0xE01EF
+    )
+
+
 def _blank(value: str) -> str | None:
-    """Text that is there but shows nothing: only spaces (incl. U+3000 全角空格)."""
-    return "不能只有空白字符" if value and value.isspace() else None
+    """Text that is there but shows nothing (only spaces, incl. U+3000 全角空格, or only
+    fillers and combining marks), or that starts or ends with a space (a typing slip that
+    would make two spellings of one name)."""
+    if not value:
+        return None
+    if value.isspace():
+        return "不能只有空白字符"
+    if not any(_visible(ch) for ch in value):
+        return "不能只有不可见字符"
+    if value != value.strip():
+        return "首尾不能有空白字符"
+    return None
 
 
 def _text(value: Any) -> str:
@@ -224,6 +254,8 @@ def _number(f: Field, value: Any, whole: bool) -> None:
         isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     ):
         raise ValueRejected("应为数字")
+    if abs(value) > MAX_NUMBER:
+        raise ValueRejected("数值超出范围（绝对值不超过 10^15）")
     if whole and not float(value).is_integer():
         raise ValueRejected("应为整数")
     if f.minimum is not None and (value < f.minimum or (f.exclusive_min and value == f.minimum)):

@@ -62,7 +62,11 @@ def lint(root: Path) -> LintReport:
             continue  # unreadable or not YAML: the loader said so (MP100)
         trees[display] = tree
         already = {(d.line, d.column) for d in diagnostics if d.file == display}
-        diagnostics.extend(schema_problems(display, tree, is_list, already))
+        try:
+            diagnostics.extend(schema_problems(display, tree, is_list, already))
+        except RecursionError:  # nesting Python cannot walk: say so, located at the file
+            message = "YAML 嵌套过深，无法检查 / nesting too deep to check"
+            diagnostics.append(Diagnostic(display, 1, 1, "MP100", message))
     failed = {d.file for d in diagnostics if d.severity != WARNING}
     for c in compiled:
         if c.item.source not in failed and c.item.source in trees:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from miaopi_server.rules.loader import yaml_refusal
+from miaopi_server.rules.loader import YAML_LOADER, yaml_refusal
 
 
 def compose_file(path: Path) -> yaml.Node | None:
@@ -19,8 +19,10 @@ def compose_file(path: Path) -> yaml.Node | None:
         text = raw.decode("utf-8")
         if yaml_refusal(raw, text) is not None:
             return None
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        # The loader's own YAML parser, so lint refuses what the server refuses (e.g. nesting
+        # deeper than libyaml allows) instead of recursing into it in Python.
+        return yaml.compose(text, Loader=YAML_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return None
 
 
