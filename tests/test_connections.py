@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import grpc
@@ -102,3 +103,46 @@ class TestHalfOpenConnections:
         finally:
             for s in held:
                 s.close()
+
+
+class TestStreamsThatNeverSendARequest:
+    def test_connection_age_frees_slots_held_by_silent_streams(self, tmp_path):
+        """The red team's second round: a stream that opens Decide and never sends the request
+        holds its connection with no handler running (so no authentication, no idle close).
+        With every slot held that way, the connection age (here 1 s, grace 1 s) still closes
+        them, and a real client decides afterwards."""
+        live = LiveServer(
+            Settings(
+                listen="127.0.0.1:0",
+                rulesets=RULESETS,
+                state_dir=tmp_path,
+                watch_seconds=0,
+                max_connections=3,
+                max_connection_age_seconds=1.0,
+                connection_age_grace_seconds=1.0,
+            )
+        )
+        channels = []
+        try:
+            calls = []
+            for _ in range(3):
+                channel = grpc.insecure_channel(
+                    live.target, options=[("grpc.use_local_subchannel_pool", 1)]
+                )
+                channels.append(channel)
+                silent = channel.stream_unary(
+                    "/miaopi.v1.ApprovalService/Decide",
+                    request_serializer=lambda m: m,
+                    response_deserializer=lambda b: b,
+                )
+                calls.append(silent.future(iter(threading.Event().wait, True)))
+            started = time.monotonic()
+            for call in calls:  # each ends when its connection reaches its age
+                with pytest.raises(grpc.RpcError):
+                    call.result(timeout=10)
+            assert time.monotonic() - started < 8
+            assert decide(live.target).outcome == pb.OUTCOME_APPROVE
+        finally:
+            for channel in channels:
+                channel.close()
+            live.stop()

@@ -370,7 +370,7 @@ class TestHugeNumbers:
         parse("applicant.n > 1000000000000000")  # 10**15: the largest allowed
         with pytest.raises(ExprSyntaxError) as info:
             parse("applicant.n > 10000000000000000000")
-        assert info.value.code == "MP209" and info.value.pos == 14
+        assert info.value.code == "MP210" and info.value.pos == 14
 
     def test_case_value_beyond_the_bound_is_invalid(self, catalog_with_number):
         from miaopi_server.errors import CaseInvalid

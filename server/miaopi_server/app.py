@@ -165,6 +165,11 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
             ("grpc.server_handshake_timeout_ms", int(settings.handshake_timeout_seconds * 1000)),
             ("grpc.max_connection_idle_ms", int(settings.idle_connection_seconds * 1000)),
             ("grpc.max_allowed_incoming_connections", settings.max_connections),
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            (
+                "grpc.max_connection_age_grace_ms",
+                int(settings.connection_age_grace_seconds * 1000),
+            ),
         ]
     )
     service = ApprovalService(

@@ -37,6 +37,11 @@ class Settings:
     handshake_timeout_seconds: float = 10.0
     idle_connection_seconds: float = 300.0
     max_connections: int = 1000
+    # Every connection is closed (GOAWAY, then at most the grace later) after this age, so a
+    # client holding streams open that never send a request cannot keep its slots; windows'
+    # clients reconnect by themselves.
+    max_connection_age_seconds: float = 600.0
+    connection_age_grace_seconds: float = 30.0
     # Shared government data (四免): a data directory of the embedded registry (see
     # data/registry/README.md); None: no sources, every case decides on its own facts.
     registry: Path | None = None
@@ -127,6 +132,20 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
     p.add_argument(
         "--max-connections", type=int, help="open connections per process; more are refused"
+    )
+    p.add_argument(
+        "--max-connection-age",
+        dest="max_connection_age_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="close every connection after this age (clients reconnect)",
+    )
+    p.add_argument(
+        "--connection-age-grace",
+        dest="connection_age_grace_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how long calls in flight may finish after a connection reached its age",
     )
     p.add_argument(
         "--registry",

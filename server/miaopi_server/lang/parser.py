@@ -296,7 +296,7 @@ class _Parser:
             self.take()
             value: float | int = float(t.text) if "." in t.text else int(t.text)
             if not abs(value) <= MAX_NUMBER:
-                raise ExprSyntaxError("MP209", "数字超出范围（绝对值不超过 10^15）", t.pos)
+                raise ExprSyntaxError("MP210", "数字超出范围（绝对值不超过 10^15）", t.pos)
             return ast.Const(value, t.pos)
         if self.at("true", "false"):
             self.take()
