@@ -27,6 +27,8 @@ class TestSettings:
                 "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
                 "--idle-timeout", "60", "--max-connections", "10", "--registry", "data",
                 "--reanchor-witness", "从备份恢复", "--claim-idle", "90",
+                "--sources-url", "https://share.example", "--sources-token-file", "t",
+                "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -55,6 +57,10 @@ class TestSettings:
             reanchor_witness="从备份恢复",
             registry=Path("data"),
             claim_idle_seconds=90.0,
+            sources_url="https://share.example",
+            sources_token_file=Path("t"),
+            sources_ca=Path("sca.pem"),
+            elicense_deadline_ms=700,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {
