@@ -372,18 +372,13 @@ e_license_holder: applicant.id_number
 def sourced_senior_rule(
     conflict: str = "manual_review", missing: str = "use_window", unavailable: str = "manual_review"
 ) -> str:
-    """The senior allowance rule file with hukou and death from the population registry and
-    the hukou book as an e-license, under the given settings."""
+    """The senior allowance rule file with hukou and death from the population registry only
+    (its shipped `sources:` replaced) and the hukou book as an e-license, under the given
+    settings."""
     text = (RULESETS / "GF00012000-senior-allowance.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "applicant.hukou_region: {type: region_code, label: 户籍所在地区划代码, required: true}",
-        "applicant.hukou_region: {type: region_code, label: 户籍所在地区划代码}",
-    )
-    text = text.replace(
-        "{id: hukou_book, name: 户口簿, need: required, e_license: true}",
-        "{id: hukou_book, name: 户口簿, need: required, e_license: true,"
-        " e_license_type: hukou_book}",
-    )
+    start = text.index("\nsources:\n")
+    end = text.index("e_license_holder: applicant.id_number\n", start)
+    text = text[:start] + text[end + len("e_license_holder: applicant.id_number\n") :]
     binding = _SENIOR_BINDING.format(conflict=conflict, missing=missing, unavailable=unavailable)
     return text + binding
 

@@ -531,8 +531,9 @@ class TestDiff:
         (new / "BA00027000-class2-device-filing.yaml").unlink()
         edit(
             new / SENIOR_FILE,
-            "applicant.deceased: {type: boolean, label: 申请人已身故, default: false}",
-            "applicant.deceased: {type: boolean, label: 申请人已身故, required: true}",
+            # (a window field: a source-backed one such as applicant.deceased may not be)
+            "application.by_agent: {type: boolean, label: 代办, default: false}",
+            "application.by_agent: {type: boolean, label: 代办, required: true}",
         )
         cases = write_jsonl(tmp_path / "c.jsonl", shipped_cases())
         args = ["rules", "diff", str(RULESETS), str(new), "--cases", str(cases), "--today", TODAY]
@@ -547,7 +548,7 @@ class TestDiff:
         }
         assert items["BA00027000"]["new_versions"] == []
         senior = {(t["from"], t["to"]): t["count"] for t in items["GF00012000"]["transitions"]}
-        # every senior case but the deceased one (and the one already invalid) lacks the field
+        # every senior case but the agent one (and the one already invalid) lacks the field
         assert senior == {
             ("APPROVE", "INVALID_ARGUMENT"): 4,
             ("REJECT", "INVALID_ARGUMENT"): 4,

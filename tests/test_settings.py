@@ -28,6 +28,8 @@ class TestSettings:
                 "--idle-timeout", "60", "--max-connections", "10", "--registry", "data",
                 "--reanchor-witness", "从备份恢复", "--claim-idle", "90",
                 "--max-connection-age", "120", "--connection-age-grace", "5",
+                "--sources-url", "https://share.example", "--sources-token-file", "t",
+                "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -58,6 +60,10 @@ class TestSettings:
             claim_idle_seconds=90.0,
             max_connection_age_seconds=120.0,
             connection_age_grace_seconds=5.0,
+            sources_url="https://share.example",
+            sources_token_file=Path("t"),
+            sources_ca=Path("sca.pem"),
+            elicense_deadline_ms=700,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

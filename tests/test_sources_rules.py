@@ -19,37 +19,15 @@ from miaopi_server.ops.lookups import gather
 from miaopi_server.sources.embedded import EmbeddedRegistry
 from miaopi_server.sources.http import HttpPlatform
 from miaopi_server.sources.model import SourceUnavailable
-from tests.support import ROOT, RULESETS
+from tests.support import ROOT, RULESETS, sourced_senior_rule
 
 DATA = ROOT / "data" / "registry"
 SENIOR = (RULESETS / "GF00012000-senior-allowance.yaml").read_text(encoding="utf-8")
 AS_OF = "2026-11-20"
-BINDING = """
-sources:
-  population:
-    key: applicant.id_number
-    facts:
-      applicant.hukou_region: hukou_region
-      applicant.deceased: deceased
-    on_conflict: {conflict}
-    on_missing_record: {missing}
-    on_unavailable: {unavailable}
-    deadline_ms: 200
-e_license_holder: applicant.id_number
-"""
 
 
 def senior_file(conflict="manual_review", missing="use_window", unavailable="manual_review"):
-    text = SENIOR.replace(
-        "applicant.hukou_region: {type: region_code, label: 户籍所在地区划代码, required: true}",
-        "applicant.hukou_region: {type: region_code, label: 户籍所在地区划代码}",
-    )
-    text = text.replace(
-        "{id: hukou_book, name: 户口簿, need: required, e_license: true}",
-        "{id: hukou_book, name: 户口簿, need: required, e_license: true,"
-        " e_license_type: hukou_book}",
-    )
-    return text + BINDING.format(conflict=conflict, missing=missing, unavailable=unavailable)
+    return sourced_senior_rule(conflict, missing, unavailable)
 
 
 def load(tmp_path: Path, text: str) -> Catalog:

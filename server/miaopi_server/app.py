@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from miaopi_server.ops import logs, workers
 from miaopi_server.ops.reload import CatalogHolder, watch
 from miaopi_server.settings import Settings, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
+from miaopi_server.sources.http import HttpPlatform
+from miaopi_server.sources.model import Provider
 
 log = structlog.get_logger("miaopi.app")
 
@@ -148,12 +151,51 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials:
     )
 
 
+class SourcesMisconfigured(Exception):
+    """The shared-data options do not go together (or name an unusable token file)."""
+
+
+def open_platform(settings: Settings) -> HttpPlatform | None:
+    """The data-sharing platform of `--sources-url`, or None without one. Its options are
+    checked here, at start, so a misconfigured server never runs on window-typed data alone."""
+    if not settings.sources_url:
+        if settings.sources_token_file or settings.sources_ca:
+            raise SourcesMisconfigured("--sources-token-file and --sources-ca need --sources-url")
+        return None
+    if settings.registry is not None:
+        raise SourcesMisconfigured("give --registry or --sources-url, not both")
+    if settings.elicense_deadline_ms < 1:
+        raise SourcesMisconfigured("--elicense-deadline-ms must be at least 1")
+    token = ""
+    if settings.sources_token_file is not None:
+        token = settings.sources_token_file.read_text(encoding="utf-8").strip()
+        if not token or any(c.isspace() for c in token):
+            raise SourcesMisconfigured(
+                f"{settings.sources_token_file}: should hold one token (no spaces), not "
+                + ("nothing" if not token else "several words")
+            )
+    try:
+        platform = HttpPlatform(settings.sources_url, token, settings.sources_ca)
+    except ValueError as exc:
+        raise SourcesMisconfigured(str(exc)) from None
+    parts = urllib.parse.urlsplit(platform.base_url)
+    log.info(
+        "sources.platform",
+        url=f"{parts.scheme}://{parts.hostname}:{parts.port or ''}{parts.path}",  # no user:pass
+        token=bool(token),
+        ca=str(settings.sources_ca) if settings.sources_ca else "system",
+    )
+    return platform
+
+
 async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
     catalog = catalog or load_catalog(settings.rulesets)
+    platform = open_platform(settings)
     registry = EmbeddedRegistry(settings.registry) if settings.registry else None
     if registry is not None:
         log.info("sources.registry", data_dir=str(settings.registry), version=registry.version)
+    provider: Provider | None = platform or registry
     store = open_store(settings)
     holder = CatalogHolder(settings.rulesets, catalog, settings.grace_seconds)
     authenticator = open_authenticator(settings)
@@ -179,7 +221,8 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
         authenticator,
         RateLimiter(settings.rate_per_second, settings.rate_burst),
         on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
-        provider=registry,
+        provider=provider,
+        licences_deadline=settings.elicense_deadline_ms / 1000,
     )
     add_to_server(service, server)
     review = ReviewService(service, store, node_name(settings), settings.claim_idle_seconds)
@@ -291,7 +334,13 @@ def main(argv: list[str] | None = None) -> int:
             log.error("rulefile.error", diagnostic=str(d))
         print(f"miaopi-server: rule files failed to load:\n{exc}", file=sys.stderr)
         return 2
-    except (OSError, CredentialsError, AuditUnavailable, RegistryInvalid) as exc:
+    except (
+        OSError,
+        CredentialsError,
+        AuditUnavailable,
+        RegistryInvalid,
+        SourcesMisconfigured,
+    ) as exc:
         # AuditUnavailable here: the audit database could not be opened or migrated at start
         # (AuditSchemaTooNew: a newer server migrated it).
         log.error("server.failed", error=str(exc))

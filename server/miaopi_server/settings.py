@@ -45,6 +45,14 @@ class Settings:
     # Shared government data (四免): a data directory of the embedded registry (see
     # data/registry/README.md); None: no sources, every case decides on its own facts.
     registry: Path | None = None
+    # Or a data-sharing platform over HTTP/JSON (sources/http.py, docs/SOURCES.md): its base
+    # URL, a file holding its bearer token (a file, so the token is not in `ps`), a CA file to
+    # verify its certificate against (default: the system's), and how long the e-license
+    # library may take (a bound source's deadline is its rule file's `deadline_ms`).
+    sources_url: str = ""
+    sources_token_file: Path | None = None
+    sources_ca: Path | None = None
+    elicense_deadline_ms: int = 1000
     workers: int = 1  # server processes sharing the port and the audit trail (ops/workers.py)
     worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
     reanchor_witness: str = ""  # the reason: re-anchor the audit witness, record it, and exit
@@ -153,6 +161,31 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="DIR",
         help="data directory of the embedded registry of shared data (四免); default: none, "
         "cases decide on their own facts",
+    )
+    p.add_argument(
+        "--sources-url",
+        metavar="URL",
+        help="base URL of a data-sharing platform (HTTP/JSON, docs/SOURCES.md) to look shared "
+        "data up in, instead of --registry",
+    )
+    p.add_argument(
+        "--sources-token-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the platform's bearer token",
+    )
+    p.add_argument(
+        "--sources-ca",
+        type=Path,
+        metavar="PEM",
+        help="CA certificate(s) to verify an https platform against (default: the system's)",
+    )
+    p.add_argument(
+        "--elicense-deadline-ms",
+        type=int,
+        metavar="MS",
+        help="how long the e-license library may take to answer (default 1000); a bound "
+        "source waits its rule file's deadline_ms",
     )
     p.add_argument(
         "--workers",

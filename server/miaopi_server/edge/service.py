@@ -73,6 +73,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         clock: Callable[[], dt.datetime] = utc_now,
         on_reload: Callable[[], None] | None = None,
         provider: Provider | None = None,
+        licences_deadline: float = 1.0,
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
         self._limiter = limiter or RateLimiter(0, 0)
@@ -87,6 +88,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._clock = clock
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
         self._provider = provider  # shared data (四免); None: cases decide on their own facts
+        self._licences_deadline = licences_deadline  # seconds the e-license library may take
 
     async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
         """Authenticate, authorise the RPC for the principal's role, apply its rate limit.
@@ -218,7 +220,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         event loop serves other calls meanwhile."""
         started = time.perf_counter()
         gathered = await asyncio.get_running_loop().run_in_executor(
-            None, gather, item, facts, consent, self._provider
+            None, gather, item, facts, consent, self._provider, self._licences_deadline
         )
         if gathered is not None:
             # Which sources answered how: never the key or what they said.

@@ -20,7 +20,13 @@ def _get(facts: Any, path: str) -> Any:
     return facts
 
 
-def gather(item: Item, facts: Any, consent: str, provider: Provider | None) -> Gathered | None:
+def gather(
+    item: Item,
+    facts: Any,
+    consent: str,
+    provider: Provider | None,
+    licences_deadline: float = 1.0,
+) -> Gathered | None:
     if not consent or provider is None or not (item.sources or item.e_license_holder):
         return None
     lookups = []
@@ -46,7 +52,7 @@ def gather(item: Item, facts: Any, consent: str, provider: Provider | None) -> G
     holder = _get(facts, item.e_license_holder) if item.e_license_holder else None
     if isinstance(holder, str) and holder:
         try:
-            licences, status = provider.licences(holder, 1.0), FOUND
+            licences, status = provider.licences(holder, licences_deadline), FOUND
         except SourceUnavailable:
             status = UNAVAILABLE
     fetched = licences[0].fetched_at if licences else ""

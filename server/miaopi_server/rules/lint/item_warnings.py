@@ -148,12 +148,18 @@ class _Warnings:
                     "MP403",
                     f"派生字段 {fld.path}{label}没有被任何条件读取",
                 )
-            elif not fld.required:
+            elif not fld.required and not self._needed_from_a_source(fld.path):
                 self.warn(
                     self.key("form", fld.path),
                     "MP403",
                     f"选填字段 {fld.path}{label}没有被任何条件或派生字段读取，填与不填都不影响决定",
                 )
+
+    def _needed_from_a_source(self, path: str) -> bool:
+        """A source-backed field without a default is required all the same (from the window
+        or the source), so it is not optional for MP403."""
+        fld = self.item.fields[path]
+        return path in self.item.source_backed and not fld.has_default
 
     # -- MP404
     def uncited_bases(self) -> None:
