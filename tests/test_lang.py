@@ -166,7 +166,7 @@ class TestCompilation:
 
 
 def _random_leaf(rng: random.Random) -> str:
-    choice = rng.randrange(14)
+    choice = rng.randrange(17)
     op = rng.choice(["==", "!=", "<", "<=", ">", ">="])
     if choice == 0:
         return f"a.n {op} {rng.randrange(4)}"
@@ -208,6 +208,16 @@ def _random_leaf(rng: random.Random) -> str:
         return 'a.l contains any of ["x", "中国"]'
     if choice == 12:
         return f"a.s is {rng.choice(['hanzi', 'not hanzi'])}"
+    if choice == 14:  # date arithmetic: a period moved in either direction, chained
+        period = rng.choice(["1 year", "1 month", "30 days", "2 months + 1 day", "1 day"])
+        sign = rng.choice(["-", "+"])
+        other = rng.choice(["a.d2", '"2024-02-29"', "a.d"])
+        return f"a.d {op} {other} {sign} {period}"
+    if choice == 15:
+        first, second = rng.sample(["a.d", "a.d2", '"2024-02-29"', "a.d - 1 year"], 2)
+        return f"days between {first} and {second} {op} {rng.choice([0, 1, 30, 366])}"
+    if choice == 16:
+        return f"a.d2 {rng.choice(['-', '+'])} 1 {rng.choice(['year', 'month'])} {op} a.d"
     return f"a.n {rng.choice(['in', 'not in'])} [1, 2]"
 
 
@@ -225,7 +235,9 @@ def _random_facts(rng: random.Random) -> dict[str, Any]:
     values: dict[str, Any] = {
         "a.m": rng.randrange(4),
         "a.e": rng.choice("xyz"),
-        "a.d2": rng.choice(["2024-01-01", "2024-06-01", "2025-01-01"]),
+        "a.d2": rng.choice(
+            ["2024-01-01", "2024-06-01", "2025-01-01", "2025-02-28", "2024-03-31", "2024-03-01"]
+        ),
         "a.l": rng.sample(["x", "y", "中国", "南海店", "a店"], rng.randrange(4)),
     }
     if rng.random() < 0.7:
@@ -235,7 +247,9 @@ def _random_facts(rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.7:
         values["a.s"] = rng.choice(["中国店", "南海区某店", "x", "abc", "店x", "中"])
     if rng.random() < 0.7:
-        values["a.d"] = rng.choice(["2024-01-01", "2024-06-01", "2023-12-31"])
+        values["a.d"] = rng.choice(
+            ["2024-01-01", "2024-06-01", "2023-12-31", "2024-02-29", "2024-01-31", "2025-03-31"]
+        )
     return values
 
 

@@ -492,7 +492,7 @@ class EnumValue(_message.Message):
     def __init__(self, value: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class FormField(_message.Message):
-    __slots__ = ("path", "label", "type", "required", "allowed_values", "min", "max", "exclusive_min", "min_length", "max_length", "min_items", "default_value", "derived", "description", "prefilled_from")
+    __slots__ = ("path", "label", "type", "required", "allowed_values", "min", "max", "exclusive_min", "min_length", "max_length", "min_items", "default_value", "derived", "description", "prefilled_from", "required_when", "absent_when")
     PATH_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -508,6 +508,8 @@ class FormField(_message.Message):
     DERIVED_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     PREFILLED_FROM_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_WHEN_FIELD_NUMBER: _ClassVar[int]
+    ABSENT_WHEN_FIELD_NUMBER: _ClassVar[int]
     path: str
     label: str
     type: FieldType
@@ -523,7 +525,9 @@ class FormField(_message.Message):
     derived: bool
     description: str
     prefilled_from: str
-    def __init__(self, path: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., required: _Optional[bool] = ..., allowed_values: _Optional[_Iterable[_Union[EnumValue, _Mapping]]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., exclusive_min: _Optional[bool] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., min_items: _Optional[int] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., derived: _Optional[bool] = ..., description: _Optional[str] = ..., prefilled_from: _Optional[str] = ...) -> None: ...
+    required_when: str
+    absent_when: str
+    def __init__(self, path: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., required: _Optional[bool] = ..., allowed_values: _Optional[_Iterable[_Union[EnumValue, _Mapping]]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., exclusive_min: _Optional[bool] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., min_items: _Optional[int] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., derived: _Optional[bool] = ..., description: _Optional[str] = ..., prefilled_from: _Optional[str] = ..., required_when: _Optional[str] = ..., absent_when: _Optional[str] = ...) -> None: ...
 
 class Material(_message.Message):
     __slots__ = ("id", "name", "need", "e_license", "condition", "e_license_type")

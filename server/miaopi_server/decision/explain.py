@@ -391,6 +391,12 @@ def unparse(node: ast.Expr) -> str:
             return o.name
         if isinstance(o, ast.Element):
             return "x"
+        if isinstance(o, ast.Shift):
+            sign = "-" if o.amount < 0 else "+"
+            plural = "" if abs(o.amount) == 1 else "s"
+            return f"{operand(o.base)} {sign} {abs(o.amount)} {o.unit}{plural}"
+        if isinstance(o, ast.DaysBetween):
+            return f"days between {operand(o.first)} and {operand(o.second)}"
         return const(o)
 
     def values(vs: ast.ValueSet) -> str:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from miaopi_server.errors import CaseInvalid, FieldViolation
+from miaopi_server.lang import ast
+from miaopi_server.lang.probes import MISSING
+from miaopi_server.lang.reference import evaluate
 from miaopi_server.rules.fieldtypes import ValueRejected, as_of_date, as_of_problem
 from miaopi_server.rules.identity import age_on
 from miaopi_server.rules.model import APPLICATION_DATE, NO_DEFAULT, Item
@@ -43,6 +46,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
     if shape is not None:
         raise CaseInvalid([shape])
     _walk(item, facts, "", values, violations)
+    given = frozenset(values)  # what the window (or shared data) sent, before defaults
 
     # A given application.date is checked below like any date field and never replaced: only
     # a case that gives none is decided as of today. A bad one leaves `as_of` at today for the
@@ -73,6 +77,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
         elif f.default is not NO_DEFAULT:
             values[f.path] = list(f.default) if isinstance(f.default, list) else f.default
 
+    _conditional(item, values, given, violations)
     submitted = _materials(item, materials, violations)
     if violations:
         if len(violations) > MAX_VIOLATIONS:
@@ -84,6 +89,32 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
         raise CaseInvalid(violations)
     derived = _derive(item, parsed, as_of)
     return Case({**values, **derived}, derived, submitted, as_of)
+
+
+def _conditional(
+    item: Item, values: dict[str, Any], given: frozenset[str], violations: list[FieldViolation]
+) -> None:
+    """`required_when` / `absent_when`, on the normalized form facts. A condition reading a
+    field that is itself bad is not judged: the case is refused for that field already."""
+    bad = {v.field.removeprefix("facts.") for v in violations}
+    get = lambda path: values.get(path, MISSING)  # noqa: E731
+    for f in item.fields.values():
+        for cond, required in ((f.required_when, True), (f.absent_when, False)):
+            if cond is None or f.path in bad:
+                continue
+            if any(p in bad for p in ast.paths_of(cond.tree)):
+                continue
+            if not evaluate(cond.tree, get, item.lists):
+                continue
+            name = f.label or f.path
+            if required and f.path not in values:
+                violations.append(
+                    FieldViolation(f"facts.{f.path}", f"必填项（{name}）：{cond.source} 时必须填写")
+                )
+            elif not required and f.path in given:
+                violations.append(
+                    FieldViolation(f"facts.{f.path}", f"不应填写（{name}）：{cond.source} 时不适用")
+                )
 
 
 def _shape_problem(facts: Mapping[Any, Any], materials: Any) -> FieldViolation | None:

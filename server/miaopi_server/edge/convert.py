@@ -233,6 +233,8 @@ def form_field(f: Field, prefilled_from: str = "") -> pb.FormField:
         derived=f.derived,
         description=f.description,
         prefilled_from=prefilled_from,
+        required_when=f.required_when.source if f.required_when else "",
+        absent_when=f.absent_when.source if f.absent_when else "",
     )
     if f.minimum is not None:
         msg.min = f.minimum

@@ -68,13 +68,39 @@ class ListRef:
 
 Operand = Path | Element | Const
 ValueSet = ListLiteral | ListRef
+Unit = _Lit["day", "month", "year"]
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A date moved by a period: `application.date - 1 year` (amount -1, unit "year").
+    Counted as lang/dates.py says (民法典 Art. 200-204)."""
+
+    base: DateTerm
+    amount: int
+    unit: Unit
+    pos: int
+
+
+@dataclass(frozen=True)
+class DaysBetween:
+    """`days between a and b`: whole days between two dates, never negative (a number)."""
+
+    first: DateTerm
+    second: DateTerm
+    pos: int
+
+
+DateTerm = Path | Const | Shift
+Arith = Shift | DaysBetween
+Side = Operand | Arith  # what a comparison compares
 
 
 @dataclass(frozen=True)
 class Compare:
-    left: Operand
+    left: Side
     op: CompareOp
-    right: Operand
+    right: Side
     pos: int
 
 
@@ -193,6 +219,11 @@ def paths_of(node: Expr) -> list[str]:
         elif isinstance(n, Compare):
             visit(n.left)
             visit(n.right)
+        elif isinstance(n, Shift):
+            visit(n.base)
+        elif isinstance(n, DaysBetween):
+            visit(n.first)
+            visit(n.second)
         elif isinstance(n, Member | StringTest | Hanzi | Presence | Emptiness | Truthy):
             visit(n.subject)
         elif isinstance(n, Quantified):

@@ -133,6 +133,28 @@ def _cmp(path: str, op: str, value: Any) -> dict[str, Any]:
     return {_DURABLE_OP[op]: {path: value}}
 
 
+_TYPE_WORD = {
+    Compares.DATE: "日期",
+    Compares.NUMBER: "数字",
+    Compares.TEXT: "文字",
+    Compares.CHOICE: "文字",
+    Compares.BOOLEAN: "是/否",
+    Compares.TEXT_LIST: "列表",
+}
+
+
+def _has_arith(side: ast.Side) -> bool:
+    return isinstance(side, ast.Shift | ast.DaysBetween)
+
+
+def _const_type(value: Any) -> Compares:
+    if isinstance(value, bool):
+        return Compares.BOOLEAN
+    if isinstance(value, int | float):
+        return Compares.NUMBER
+    return Compares.DATE if _is_date(value) else Compares.TEXT
+
+
 def _is_date(text: str) -> bool:
     try:
         return len(text) == 10 and dt.date.fromisoformat(text).isoformat() == text
@@ -295,7 +317,11 @@ class _Compiler:
         return Probe("string", path, node.mode, tuple(words), quant)  # type: ignore[arg-type]
 
     def compare(self, node: ast.Compare, neg: bool, element: bool) -> dict[str, Any]:
+        if _has_arith(node.left) or _has_arith(node.right):
+            return self.arith(node, neg, element)
         left, op, right = node.left, node.op, node.right
+        assert not isinstance(left, ast.Shift | ast.DaysBetween)
+        assert not isinstance(right, ast.Shift | ast.DaysBetween)
         if isinstance(left, ast.Const):
             if isinstance(right, ast.Const):
                 return self.fail("MP308", "比较的两边都是常量", node.pos)
@@ -325,6 +351,58 @@ class _Compiler:
         if neg:
             return _or([self.missing(spec), self.missing(other), cond])
         return _and([self.present(spec), self.present(other), cond])
+
+    def arith(self, node: ast.Compare, neg: bool, element: bool) -> dict[str, Any]:
+        """A comparison with date arithmetic: computed whole in Python as one probe (the
+        engine compares strings and numbers only), negation and missing facts included."""
+        if element:
+            return self.fail("MP310", "列表元素只能与常量比较", node.pos)
+        left, right = self.term(node.left), self.term(node.right)
+        if left is None or right is None:
+            return FALSE
+        (a, left_term), (b, right_term) = left, right
+        paths = ast.paths_of(node)
+        if not paths:
+            return self.fail("MP308", "比较的两边都是常量", node.pos)
+        if a is not b:
+            message = f"{_TYPE_WORD.get(a, a.value)}与{_TYPE_WORD.get(b, b.value)}不能比较"
+            return self.fail("MP303", message, node.pos)
+        probe = Probe("calc", paths[0], words=(left_term, node.op, right_term, neg))
+        return {self.probe(probe): True}
+
+    def term(self, side: ast.Side) -> tuple[Compares, tuple[Any, ...]] | None:
+        """A side's type and its position-free form for the probe; None: an error, reported."""
+        if isinstance(side, ast.Element):
+            self.fail("MP310", "列表元素不能参与日期计算", side.pos)
+            return None
+        if isinstance(side, ast.Path):
+            spec = self.spec(side)
+            if spec is None or spec.compares is None:
+                return None
+            return spec.compares, ("path", side.name)
+        if isinstance(side, ast.Const):
+            return _const_type(side.value), ("const", side.value)
+        if isinstance(side, ast.Shift):
+            base = self.date_term(side.base, "只有日期可以加减期间")
+            if base is None:
+                return None
+            return Compares.DATE, ("shift", base, side.amount, side.unit)
+        first = self.date_term(side.first, "days between 的两边须为日期")
+        second = self.date_term(side.second, "days between 的两边须为日期")
+        if first is None or second is None:
+            return None
+        return Compares.NUMBER, ("days", first, second)
+
+    def date_term(self, side: ast.DateTerm, message: str) -> tuple[Any, ...] | None:
+        found = self.term(side)
+        if found is None:
+            return None
+        kind, term = found
+        if kind is not Compares.DATE:
+            shown = side.name if isinstance(side, ast.Path) else _TYPE_WORD.get(kind, kind.value)
+            self.fail("MP313", f"{message}（{shown} 不是日期）", side.pos)
+            return None
+        return term
 
     def member(self, node: ast.Member, neg: bool) -> dict[str, Any]:
         """`x in S` / `x not in S` on one fact: a membership probe, so the size of S never

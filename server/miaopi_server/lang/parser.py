@@ -6,12 +6,16 @@
     not       := "not" not | predicate
     predicate := "(" expr ")"
                | ("any" | "all" | "no") PATH test      -- test applies to each element
-               | operand [test]                         -- a bare PATH is a boolean fact
-    test      := CMP operand | ["not"] "in" set
+               | side [test]                            -- a bare PATH is a boolean fact
+    test      := CMP side | ["not"] "in" set
                | "is" ["not"] ("missing" | "present" | "empty" | "hanzi")
                | ("contains" | "starts" "with" | "ends" "with") words
     words     := STRING | "any" "of" set
     set       := "[" literal ("," literal)* "]" | "list" NAME
+    side      := "days" "between" term "and" term     -- a number of days (lang/dates.py)
+               | term
+    term      := operand (("+" | "-") INTEGER UNIT)*  -- a date moved by a period
+    UNIT      := "day" | "days" | "month" | "months" | "year" | "years"
     operand   := PATH | STRING | NUMBER | "true" | "false"
     CMP       := "==" | "!=" | "<" | "<=" | ">" | ">="
 
@@ -24,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from miaopi_server.lang import ast
+from miaopi_server.lang.dates import UNITS
 
 KEYWORDS = frozenset(
     "and or not in is missing present empty hanzi any all no list of contains starts ends "
@@ -32,9 +37,10 @@ KEYWORDS = frozenset(
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
+  | (?P<baredate>\d{4}-\d{1,2}-\d{1,2}(?![\w.]))
   | (?P<number>-?\d+(?:\.\d+)?(?![\w.]))
   | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|“[^”\n]*”)
-  | (?P<op>==|!=|<=|>=|<|>|=|\(|\)|\[|\]|,)
+  | (?P<op>==|!=|<=|>=|<|>|=|\(|\)|\[|\]|,|\+|-)
   | (?P<name>[^\W\d][\w]*(?:\.[^\W\d][\w]*)*)
     """,
     re.VERBOSE,
@@ -77,6 +83,9 @@ def tokenize(source: str) -> list[Token]:
             kind = "keyword"
         if kind == "op" and text == "=":
             raise ExprSyntaxError("MP202", "比较相等请写 ==（单个 = 不是比较）", pos)
+        if kind == "baredate":
+            # Unquoted, 1933-01-01 would read as the number 1933 minus 1 minus 1.
+            raise ExprSyntaxError("MP209", f'日期请加引号，写作 "{text}"', pos)
         if kind != "ws":
             tokens.append(Token(kind, text, pos))
         pos = m.end()
@@ -199,21 +208,23 @@ class _Parser:
                     "MP206", "列表元素不能检验 missing / present / empty", test.pos
                 )
             return ast.Quantified(kw.text, subject, test, kw.pos)  # type: ignore[arg-type]
-        operand = self.parse_operand()
+        operand = self.parse_side()
         if isinstance(operand, ast.Path):
             test = self.parse_test(operand)
             return test if test is not None else ast.Truthy(operand, operand.pos)
         if self.tok.kind == "op" and self.tok.text in ast.FLIPPED_OP:
             return self.parse_test(operand)  # type: ignore[return-value]
-        raise self.error("常量后面应为比较运算符")
+        if isinstance(operand, ast.Const):
+            raise self.error("常量后面应为比较运算符")
+        raise self.error("日期加减或 days between 后面应为比较运算符")
 
-    def parse_test(self, subject: ast.Operand) -> ast.Expr | None:
+    def parse_test(self, subject: ast.Side) -> ast.Expr | None:
         pos = self.tok.pos
         if self.tok.kind == "op" and self.tok.text in ast.FLIPPED_OP:
             op = self.take().text
-            right = self.parse_operand()
+            right = self.parse_side()
             return ast.Compare(subject, op, right, pos)  # type: ignore[arg-type]
-        if isinstance(subject, ast.Const):
+        if not isinstance(subject, ast.Path | ast.Element):
             return None
         if self.at("in"):
             self.take()
@@ -278,6 +289,43 @@ class _Parser:
                 continue
             self.expect("]", "] 或 ,")
             return ast.ListLiteral(tuple(items), pos)
+
+    def parse_side(self) -> ast.Operand | ast.Arith:
+        """One side of a comparison: an operand, a date moved by periods, or days between."""
+        if self.tok.kind == "name" and self.tok.text == "days" and self.peek().text == "between":
+            pos = self.take().pos
+            self.take()
+            first = self.parse_term()
+            self.expect("and", "and（days between 日期 and 日期）")
+            return ast.DaysBetween(first, self.parse_term(), pos)
+        operand = self.parse_operand()
+        return operand if isinstance(operand, ast.Element) else self.parse_shifts(operand)
+
+    def parse_term(self) -> ast.DateTerm:
+        operand = self.parse_operand()
+        assert not isinstance(operand, ast.Element)  # parse_operand never makes one
+        return self.parse_shifts(operand)
+
+    def parse_shifts(self, term: ast.DateTerm) -> ast.DateTerm:
+        """`term (+|-) N unit ...`; `-1 year` written without a space is a negative number."""
+        while True:
+            t = self.tok
+            if t.kind == "op" and t.text in ("+", "-"):
+                sign = 1 if t.text == "+" else -1
+                self.take()
+                if self.tok.kind != "number" or self.tok.text.startswith("-"):
+                    raise self.error("+ / - 后面应为天数、月数或年数，例如 1 year、30 days")
+                number = self.take()
+            elif t.kind == "number" and t.text.startswith("-") and self.peek().text in UNITS:
+                sign, number = 1, self.take()
+            else:
+                return term
+            if not re.fullmatch(r"-?\d+", number.text):
+                raise ExprSyntaxError("MP204", "期间须为整数，例如 30 days", number.pos)
+            if self.tok.kind != "name" or self.tok.text not in UNITS:
+                raise self.error("数字后面应为单位 days、months 或 years")
+            unit = UNITS[self.take().text]
+            term = ast.Shift(term, sign * int(number.text), unit, t.pos)
 
     def parse_path(self, what: str) -> ast.Path:
         if self.tok.kind != "name":

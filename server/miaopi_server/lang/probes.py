@@ -10,14 +10,25 @@ probe whose subject is missing is itself absent, so it never matches.
 
 from __future__ import annotations
 
+import operator
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
+from miaopi_server.lang.dates import days_between, shift_text
+
 MISSING: Any = object()
 Getter = Callable[[str], Any]
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def is_hanzi(text: str) -> bool:
@@ -35,14 +46,33 @@ def string_test(text: str, mode: str, words: tuple[str, ...]) -> bool:
     return text.endswith(words)
 
 
+def term_value(term: tuple[Any, ...], get: Getter) -> Any:
+    """The value of a date-arithmetic term: ("path", name), ("const", value),
+    ("shift", term, amount, unit) or ("days", term, term); MISSING when a fact is missing or a
+    date is moved off the calendar."""
+    kind = term[0]
+    if kind == "const":
+        return term[1]
+    if kind == "path":
+        return get(term[1])
+    if kind == "shift":
+        base = term_value(term[1], get)
+        moved = None if base is MISSING else shift_text(base, term[2], term[3])
+        return MISSING if moved is None else moved
+    a, b = term_value(term[1], get), term_value(term[2], get)
+    return MISSING if a is MISSING or b is MISSING else days_between(a, b)
+
+
 @dataclass(frozen=True)
 class Probe:
     """One derived boolean. `quant` set means the test runs over the elements of a list."""
 
-    kind: Literal["present", "empty", "string", "hanzi", "member"]
+    kind: Literal["present", "empty", "string", "hanzi", "member", "calc"]
     path: str
     mode: str = ""
-    words: tuple[Any, ...] = ()  # strings for string tests; a membership probe's values
+    # strings for string tests; a membership probe's values; for "calc" (a comparison with
+    # date arithmetic, computed whole) (left term, operator, right term, negated)
+    words: tuple[Any, ...] = ()
     quant: Literal["", "any", "all"] = ""
 
     @cached_property
@@ -51,6 +81,11 @@ class Probe:
         return frozenset(self.words)
 
     def compute(self, get: Getter) -> bool | None:
+        if self.kind == "calc":  # never absent: the missing-fact rule is applied here
+            left, op, right, negated = self.words
+            a, b = term_value(left, get), term_value(right, get)
+            held = a is not MISSING and b is not MISSING and COMPARE[op](a, b)
+            return bool(held != negated)
         value = get(self.path)
         if self.kind == "present":
             return value is not MISSING

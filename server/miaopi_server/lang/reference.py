@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from miaopi_server.lang import ast
+from miaopi_server.lang.dates import days_between, shift_text
 from miaopi_server.lang.probes import MISSING, Getter, is_hanzi, string_test
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -32,11 +33,18 @@ def evaluate(node: ast.Expr, get: Getter, lists: Mapping[str, tuple[str, ...]]) 
             return tuple(c.value for c in vs.items)
         return lists[vs.name]
 
-    def operand(o: ast.Operand, element: Any) -> Any:
+    def operand(o: ast.Side, element: Any) -> Any:
         if isinstance(o, ast.Const):
             return o.value
         if isinstance(o, ast.Element):
             return element
+        if isinstance(o, ast.Shift):  # a date moved off the calendar is like a missing fact
+            base = operand(o.base, element)
+            moved = MISSING if base is MISSING else shift_text(base, o.amount, o.unit)
+            return MISSING if moved is None else moved
+        if isinstance(o, ast.DaysBetween):
+            a, b = operand(o.first, element), operand(o.second, element)
+            return MISSING if a is MISSING or b is MISSING else days_between(a, b)
         return get(o.name)
 
     def test(n: ast.Expr, element: Any = MISSING) -> bool:

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from miaopi_server.errors import Diagnostic
+from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
 from miaopi_server.lang.probes import MISSING, Probe, ProbeTable
 from miaopi_server.rules.engine_shape import (
@@ -229,6 +230,7 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
             reads[material_key(m.id)] = ()
         else:
             add(material_key(m.id), m.when, f"材料 {m.id}", guard=not_submitted)
+    diagnostics.extend(_form_condition_errors(item, specs))
     for _, probe in probes.items():
         paths.setdefault(probe.path, None)
     parts = partition(conditions)
@@ -242,6 +244,26 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
     return CompiledItem(
         item, conditions, tuple(probes.items()), tuple(paths), frozenset(never), reads
     ), diagnostics
+
+
+def _form_condition_errors(item: Item, specs: dict[str, FieldSpec]) -> list[Diagnostic]:
+    """Type errors in `required_when` / `absent_when`. They are evaluated in validation, on the
+    form's facts, before derived facts exist: a derived fact there is an error (MP314)."""
+    out: list[Diagnostic] = []
+    for f in item.fields.values():
+        for key, cond in (("required_when", f.required_when), ("absent_when", f.absent_when)):
+            if cond is None:
+                continue
+            where = f"字段 {f.path} 的 {key}"
+            for e in compile_condition(cond.tree, specs, item.lists, ProbeTable()).errors:
+                line, column = cond.locate(e.pos)
+                out.append(Diagnostic(item.source, line, column, e.code, f"{where}：{e.message}"))
+            for p in ast.paths_of(cond.tree):
+                if p in item.fields and item.fields[p].derived:
+                    line, column = cond.locate(0)
+                    message = f"{where}：只能读取表单字段，{p} 是派生字段（检查表单时尚未计算）"
+                    out.append(Diagnostic(item.source, line, column, "MP314", message))
+    return out
 
 
 def engine_fact(

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,8 @@ _FIELD_KEYS = {
     "min_items",
     "values",
     "description",
+    "required_when",
+    "absent_when",
 }
 
 
@@ -421,7 +423,7 @@ class _FileLoader:
         used = sorted(
             {
                 name
-                for c in _conditions(rules, materials)
+                for c in _conditions(rules, materials, fields)
                 for name in ast.list_refs(c.tree)
                 if name in lists
             }
@@ -615,7 +617,32 @@ class _FileLoader:
             if kw.get("required"):
                 self.diag(m["default"][0], "MP105", "必填字段不需要缺省值")
             kw["default"] = self.default(m["default"][1], Field(**kw))
+        self.conditional(path, m, kw)
         return Field(**kw)
+
+    def conditional(self, path: str, m: dict[str, Any], kw: dict[str, Any]) -> None:
+        """`required_when` / `absent_when`: conditions on the form, checked in validation."""
+        for key in ("required_when", "absent_when"):
+            if key in m:
+                kw[key] = self.guard(
+                    lambda k=key: self.condition(m[k][1], f"form.{path}.{k}"), None
+                )
+        if "required_when" in m and kw.get("required"):
+            self.diag(
+                m["required_when"][0],
+                "MP105",
+                f"{path} 已是必填字段（required: true），不能再写 required_when",
+            )
+        if "required_when" in m and "default" in m:
+            self.diag(
+                m["required_when"][0], "MP105", f"{path} 有缺省值，required_when 永远不会起作用"
+            )
+        if "absent_when" in m and kw.get("required"):
+            self.diag(
+                m["absent_when"][0],
+                "MP105",
+                f"{path} 是必填字段（required: true），不能再写 absent_when",
+            )
 
     def default(self, node: yaml.Node, field: Field) -> Any:
         """A default must be a value a case could send for this field."""
@@ -882,17 +909,21 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
     return out
 
 
-def _conditions(rules: tuple[Rule, ...], materials: tuple[Material, ...]) -> Iterator[Condition]:
+def _conditions(
+    rules: tuple[Rule, ...], materials: tuple[Material, ...], fields: Mapping[str, Field]
+) -> Iterator[Condition]:
     for r in rules:
         yield r.when
         for _, cases in r.outputs:
             yield from (c.when for c in cases if c.when is not None)
     yield from (m.when for m in materials if m.when is not None)
+    for f in fields.values():
+        yield from (c for c in (f.required_when, f.absent_when) if c is not None)
 
 
 def conditions_of(item: Item) -> Iterator[Condition]:
-    """Every condition an item's rule file contains."""
-    return _conditions(item.rules, item.materials)
+    """Every condition an item's rule file contains (form conditions included)."""
+    return _conditions(item.rules, item.materials, item.fields)
 
 
 def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diagnostic]]:

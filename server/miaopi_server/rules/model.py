@@ -81,6 +81,10 @@ class Field:
     description: str = ""
     derive: str = ""
     derive_from: str = ""
+    # A form field required only when this holds, or that must be absent when that holds
+    # (checked in validation, decision/validate.py).
+    required_when: Condition | None = None
+    absent_when: Condition | None = None
 
     @property
     def has_default(self) -> bool:

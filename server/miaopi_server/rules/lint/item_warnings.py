@@ -7,6 +7,8 @@ files without errors, so one mistake does not cascade:
     MP404 a legal basis nothing cites (the first entry, the item's 设定依据, is exempt)
     MP405 an item-local named list nothing uses
     MP406 an output case that can never be chosen
+    MP407 a form field that can be both required (`required_when`) and forbidden (`absent_when`)
+          in one case; MP401 also covers a `required_when` / `absent_when` that never holds
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class _Warnings:
         self.uncited_bases()
         self.unused_lists()
         self.unreachable_outputs(never)
+        self.conditional_fields()
         return self.out
 
     # -- helpers
@@ -103,6 +106,34 @@ class _Warnings:
                     f"材料 {m.id} 的 when 永远不成立{detail}，这份材料永远不会被要求",
                 )
         return never
+
+    # -- MP401 / MP407 on required_when / absent_when
+    def conditional_fields(self) -> None:
+        for fld in self.item.fields.values():
+            for key, cond in (
+                ("required_when", fld.required_when),
+                ("absent_when", fld.absent_when),
+            ):
+                if cond is None:
+                    continue
+                sure, why = self.logic.never_because(self.f(cond))
+                if sure:
+                    detail = f"（{why}）" if why else ""
+                    self.warn(
+                        cond.locate(0),
+                        "MP401",
+                        f"字段 {fld.path} 的 {key} 永远不成立{detail}，这一条不会起作用",
+                    )
+            if fld.required_when is None or fld.absent_when is None:
+                continue
+            both = ("and", (self.f(fld.required_when), self.f(fld.absent_when)))
+            if self.logic.never(both) is False:
+                self.warn(
+                    fld.absent_when.locate(0),
+                    "MP407",
+                    f"字段 {fld.path} 的 required_when 与 absent_when 可能同时成立："
+                    "同一个案件既必须填写又不应填写，永远无法通过检查",
+                )
 
     # -- MP402
     def no_approve(self, never: set[str]) -> None:
