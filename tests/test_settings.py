@@ -24,6 +24,7 @@ class TestSettings:
                 "--credentials", "c.yaml", "--insecure-no-auth", "--rate", "5", "--burst", "7",
                 "--tls-cert", "cert.pem", "--tls-key", "key.pem", "--tls-client-ca", "ca.pem",
                 "--max-request-bytes", "99", "--workers", "3", "--worker-index", "1",
+                "--gate-seconds", "9.5", "--gate-cases", "7",
                 "--log-format", "json", "--log-level", "debug",
             ]
         )  # fmt: skip
@@ -35,6 +36,8 @@ class TestSettings:
             previous_seal_keys=(Path("a.pem"), Path("b.pem")),
             node_id="节点1",
             watch_seconds=0.0,
+            gate_seconds=9.5,
+            gate_cases=7,
             credentials=Path("c.yaml"),
             insecure_no_auth=True,
             rate_per_second=5.0,

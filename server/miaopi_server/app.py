@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from miaopi_server.audit import seal
 from miaopi_server.audit.sqlite import SQLiteAuditStore
-from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.catalog import Catalog
 from miaopi_server.edge.auth import (
     Authenticator,
     CredentialsError,
@@ -28,7 +28,8 @@ from miaopi_server.edge.auth import (
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
-from miaopi_server.ops.reload import CatalogHolder, watch
+from miaopi_server.ops.gate import GatePolicy
+from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.settings import Settings, parse_args
 
 log = structlog.get_logger("miaopi.app")
@@ -108,11 +109,19 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials:
     )
 
 
-async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
-    """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
-    catalog = catalog or load_catalog(settings.rulesets)
-    store = open_store(settings)
-    holder = CatalogHolder(settings.rulesets, catalog, settings.grace_seconds)
+def gate_settings(settings: Settings) -> GateSettings:
+    return GateSettings(settings.state_dir, GatePolicy(settings.gate_seconds, settings.gate_cases))
+
+
+async def create_server(settings: Settings) -> Running:
+    """Build and start a server; `settings.listen` may use port 0 (the bound port is returned).
+    The rule set goes live through the gate (ops/gate.py), like every later one."""
+    holder = await open_holder(settings.rulesets, gate_settings(settings), settings.grace_seconds)
+    try:
+        store = open_store(settings)
+    except BaseException:
+        holder.close()
+        raise
     authenticator = open_authenticator(settings)
     server = grpc.aio.server(
         options=[
@@ -147,6 +156,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
             port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:  # grpcio raises on a failed bind
         store.close()
+        holder.close()
         raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
     await server.start()
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -219,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_format, settings.log_level, extra=worker)
     if settings.workers < 1:
         print("miaopi-server: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if settings.gate_seconds <= 0 or settings.gate_cases < 1:
+        print(
+            "miaopi-server: --gate-seconds must be positive and --gate-cases at least 1 "
+            "(the rule-set check cannot be turned off)",
+            file=sys.stderr,
+        )
         return 2
     try:
         if settings.workers > 1:
