@@ -142,7 +142,7 @@ def check(root: Path, policy: GatePolicy, seed: str = "") -> Verdict:
         except ValueError:
             name = f"signal {-proc.returncode}"
         code = CRASHED
-        message = f"规则引擎在{doing}时崩溃（检查进程被 {name} 终止）：此文件会使服务进程崩溃"
+        message = f"检查进程在{doing}时被 {name} 终止（规则引擎崩溃）：此规则集会使服务进程崩溃"
     else:
         code = CHECK_FAILED
         last = stderr.strip().splitlines()[-1:] or ["无输出"]
