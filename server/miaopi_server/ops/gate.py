@@ -97,7 +97,8 @@ def check(root: Path, policy: GatePolicy, seed: str = "") -> Verdict:
     """Run the check process on the set under `root`; never raises for what the set does."""
     argv = [sys.executable, "-m", "miaopi_server.ops.gate_check", str(root), "--cases",
             str(policy.cases), "--deadline", str(policy.deadline), "--seed", seed]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": _package_root()}
+    path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}  # this very copy of the server, first
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
