@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
 RULESETS ?= rulesets
+REGISTRY ?= data/registry
 
-.PHONY: run test install gen gen-check lint bench fuzz clean
+.PHONY: run test install gen gen-check proto-check lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,8 @@ install: $(STAMP)
 
 run: $(STAMP)
 	mkdir -p var
-	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var
+	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
+	  --registry $(REGISTRY)
 
 test: $(STAMP)
 	$(BIN)/mypy
@@ -35,6 +37,21 @@ gen-check: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=build/gen --pyi_out=build/gen \
 	  --grpc_python_out=build/gen proto/miaopi/v1/*.proto
 	diff -r -x '__init__.py' -x '*.proto' -x '__pycache__' build/gen/miaopi proto/miaopi
+
+# The contract window vendors build on: buf lint (STANDARD) and buf breaking (WIRE_JSON)
+# against the last released miaopi.v1 (the commit named in proto/RELEASED). buf comes from
+# the npm registry into build/buf (not committed).
+BUF := build/buf/node_modules/.bin/buf
+$(BUF):
+	mkdir -p build/buf
+	npm install --prefix build/buf --silent --no-audit --no-fund @bufbuild/buf@1.75.0
+
+proto-check: $(BUF)
+	rm -rf build/released && mkdir -p build/released
+	git archive $$(cat proto/RELEASED) proto/miaopi/v1/approval.proto | tar -x -C build/released
+	cp proto/buf.yaml build/released/proto/
+	cd proto && ../$(BUF) lint
+	cd proto && ../$(BUF) breaking --against ../build/released/proto
 
 # Benchmarks (not part of `make test`, ~12 minutes on 2 cores): installs what it needs
 # (tests/bench/install.sh: h2load and strace via apt, zen-engine, rule-engine and py-spy into

@@ -69,7 +69,7 @@ def _birth(rng: random.Random, as_of: dt.date, lo: int, hi: int) -> dt.date:
 
 def _id(rng: random.Random, birth: dt.date) -> str:
     region = LOCAL if rng.random() < 0.7 else rng.choice(OTHER_REGIONS)
-    return resident_id(birth.isoformat(), region, f"{rng.randrange(1000):03d}")
+    return resident_id(birth.isoformat(), region, f"{rng.randrange(990):03d}")  # 990-999: registry
 
 
 def _name(rng: random.Random) -> str:

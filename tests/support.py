@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import random
 import textwrap
 from pathlib import Path
@@ -17,7 +18,7 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi_server.audit.canonical import canonical
-from miaopi_server.audit.record import PendingRecord, case_canonical, case_digest
+from miaopi_server.audit.record import PendingRecord, case_canonical, case_digest, fixed_time
 from miaopi_server.edge.auth import hash_token
 from miaopi_server.rules.identity import credit_code_check_char, resident_id_check_char
 
@@ -157,7 +158,9 @@ def numbered_senior(i: int) -> tuple[int, dict[str, Any]]:
     age = 60 + i % 50
     facts = with_facts(
         SENIOR,
-        applicant__id_number=resident_id(born_years_before(AS_OF, age), seq=f"{i % 1000:03d}"),
+        applicant__id_number=resident_id(
+            born_years_before(AS_OF, age), seq=f"{i % 990:03d}"
+        ),  # 990-999 are the registry's
     )
     return age, facts
 
@@ -324,18 +327,84 @@ def pending(
     decision: dict[str, Any] | None = None,
 ) -> PendingRecord:
     case = {"item_code": "T1", "facts": {"n": i}, "materials": []}
-    decision = decision or {"decision_id": f"d{i}", "item_code": "T1", "outcome": "OUTCOME_APPROVE"}
+    when = f"2026-11-23T00:{i // 60 % 60:02d}:{i % 60:02d}Z"
+    decision = decision or {
+        "decision_id": f"d{i}",
+        "item_code": "T1",
+        "outcome": "OUTCOME_APPROVE",
+        "decided_at": when,
+        **({"request_id": request_id} if request_id else {}),
+    }
     return PendingRecord(
         decision_id=f"d{i}",
         request_id=request_id,
         item_code="T1",
         outcome="APPROVE",
         window_id="w1",
-        decided_at=f"2026-11-23T00:00:{i % 60:02d}Z",
+        decided_at=fixed_time(dt.datetime.fromisoformat(when)),
         case=case,
         case_json=case_canonical("T1", case["facts"], []),
         case_digest=case_digest("T1", case["facts"], []),
         window=window or {"window_id": "w1", "operator_id": "op"},
         node_id=node_id,
         decision_json=canonical(decision),
+    )
+
+
+# -- shared government data (四免) -------------------------------------------------------------
+REGISTRY = ROOT / "data" / "registry"
+SOURCED_AS_OF = "2026-11-20"
+_SENIOR_BINDING = """
+sources:
+  population:
+    key: applicant.id_number
+    facts:
+      applicant.hukou_region: hukou_region
+      applicant.deceased: deceased
+    on_conflict: {conflict}
+    on_missing_record: {missing}
+    on_unavailable: {unavailable}
+    deadline_ms: 200
+e_license_holder: applicant.id_number
+"""
+
+
+def sourced_senior_rule(
+    conflict: str = "manual_review", missing: str = "use_window", unavailable: str = "manual_review"
+) -> str:
+    """The senior allowance rule file with hukou and death from the population registry and
+    the hukou book as an e-license, under the given settings."""
+    text = (RULESETS / "GF00012000-senior-allowance.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "applicant.hukou_region: {type: region_code, label: 户籍所在地区划代码, required: true}",
+        "applicant.hukou_region: {type: region_code, label: 户籍所在地区划代码}",
+    )
+    text = text.replace(
+        "{id: hukou_book, name: 户口簿, need: required, e_license: true}",
+        "{id: hukou_book, name: 户口簿, need: required, e_license: true,"
+        " e_license_type: hukou_book}",
+    )
+    binding = _SENIOR_BINDING.format(conflict=conflict, missing=missing, unavailable=unavailable)
+    return text + binding
+
+
+def registry_people(**where: Any) -> list[dict[str, Any]]:
+    """People of the sample population matching `where` (read at run time: no reserved ID
+    number is written in a test)."""
+    lines = (REGISTRY / "v1" / "population.jsonl").read_text(encoding="utf-8").splitlines()
+    return [p for p in map(json.loads, lines) if all(p[k] == v for k, v in where.items())]
+
+
+def registry_senior(deceased: bool = False, region: str = "440605") -> dict[str, Any]:
+    """A person of the registry aged 75-99 on SOURCED_AS_OF in `region`."""
+    asof = dt.date.fromisoformat(SOURCED_AS_OF)
+
+    def age(key: str) -> int:
+        born = dt.date(int(key[6:10]), int(key[10:12]), int(key[12:14]))
+        return asof.year - born.year - ((asof.month, asof.day) < (born.month, born.day))
+
+    return next(
+        p
+        for p in registry_people(hukou_region=region, deceased=deceased)
+        if 75 <= age(p["key"]) < 100
     )

@@ -15,14 +15,15 @@ SOURCES = {"miaopi_server": ROOT / "server", "miaopi_client": ROOT / "clients"}
 
 # Lowest first; a module may import its own package and lower layers only.
 LAYERS: list[tuple[str, ...]] = [
-    ("miaopi_server.errors", "miaopi_server.clock", "miaopi_server.settings"),
+    ("miaopi_server.errors", "miaopi_server.clock"),
     ("miaopi_server.lang",),
+    ("miaopi_server.sources",),
     ("miaopi_server.rules",),
     ("miaopi_server.decision",),
     ("miaopi_server.audit",),
     ("miaopi_server.ops",),
     ("miaopi_server.edge",),
-    ("miaopi_server.app", "miaopi_server.offline"),
+    ("miaopi_server.app", "miaopi_server.settings", "miaopi_server.offline"),
     ("miaopi_client",),
 ]
 CLIENT_MAY_IMPORT = {"miaopi_server.offline"}
@@ -36,10 +37,21 @@ CONFINED = {
     "grpc_reflection": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "google": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "miaopi": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
-    "sqlite3": ("miaopi_server.audit", "miaopi_client"),
+    "sqlite3": ("miaopi_server.audit", "miaopi_server.sources.embedded", "miaopi_client"),
 }
+# Connectors do I/O: only the code that runs lookups before a decision may import them, so the
+# decision itself cannot fetch anything (it receives what was looked up as data).
+CONNECTORS = ("miaopi_server.sources.embedded", "miaopi_server.sources.http")
+MAY_CONNECT = (
+    "miaopi_server.sources",
+    "miaopi_server.ops",
+    "miaopi_server.edge",
+    "miaopi_server.app",
+    "miaopi_server.offline",
+)
 NO_LOGGING = (
     "miaopi_server.lang",
+    "miaopi_server.sources",
     "miaopi_server.rules",
     "miaopi_server.decision",
     "miaopi_server.audit",
@@ -171,6 +183,15 @@ class TestImportDirection:
         ]
         assert outside == []
 
+    def test_connectors_are_not_reachable_from_the_decision(self):
+        """Rules and the decision get looked-up facts as data; they never import a connector."""
+        reaching = [
+            str(i)
+            for i in ALL_IMPORTS
+            if within(i.target, CONNECTORS) and not within(i.module, MAY_CONNECT)
+        ]
+        assert reaching == []
+
     def test_domain_code_does_not_log(self):
         """lang, rules, decision and audit return what happened; the edges log it."""
         logging = [
@@ -181,11 +202,19 @@ class TestImportDirection:
         assert logging == []
 
     def test_offline_module_declares_its_names(self):
-        """offline.py re-exports a short, sorted __all__, and each name exists."""
+        """offline.py re-exports a short, sorted __all__; each name loads from the module its
+        type annotations say."""
         from miaopi_server import offline
 
-        assert offline.__all__ == sorted(offline.__all__)
+        assert offline.__all__ == sorted(offline.__all__) == sorted(offline._HOME)
         assert all(hasattr(offline, n) for n in offline.__all__)
+        # The type checkers' view (the TYPE_CHECKING imports) names the same modules.
+        typed = {
+            i.target.rsplit(".", 1)[1]: i.target.rsplit(".", 1)[0]
+            for i in ALL_IMPORTS
+            if i.module == "miaopi_server.offline" and i.target.startswith("miaopi_server.")
+        }
+        assert typed == offline._HOME
 
 
 class TestArchitectureDocument:

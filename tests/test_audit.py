@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -25,8 +29,9 @@ from miaopi_server.audit import seal
 from miaopi_server.audit.canonical import canonical
 from miaopi_server.audit.record import canonical_body, case_digest
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
-from miaopi_server.errors import AuditUnavailable
+from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
 from miaopi_server.settings import Settings
+from tests import rfc9162
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending, with_facts
 
@@ -43,6 +48,32 @@ def stub(live_server):
         yield pb_grpc.ApprovalServiceStub(channel)
 
 
+def head_bytes(head: pb.TreeHead) -> bytes:
+    """What a tree head's signature covers, as docs/AUDIT.md defines it."""
+    fields = {
+        "root_hash": head.root_hash,
+        "timestamp": head.timestamp,
+        "tree_size": head.tree_size,
+        "type": "miaopi.tree_head.v1",
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def assert_sealed_by_tree(r: pb.Receipt, public_key: bytes) -> None:
+    """The receipt's head is signed by the key and its proof puts the record in that tree,
+    checked with cryptography and the RFC 9162 verifier of tests/rfc9162.py only."""
+    Ed25519PublicKey.from_public_bytes(public_key).verify(
+        r.tree_head.signature, head_bytes(r.tree_head)
+    )
+    assert rfc9162.verify_inclusion(
+        r.seq - 1,
+        r.tree_head.tree_size,
+        rfc9162.leaf(bytes.fromhex(r.record_hash)),
+        [bytes.fromhex(h) for h in r.inclusion_proof],
+        bytes.fromhex(r.tree_head.root_hash),
+    )
+
+
 def make_store(tmp_path: Path) -> SQLiteAuditStore:
     sealer, _ = seal.load_or_create(tmp_path / "key.pem")
     return SQLiteAuditStore(tmp_path / "audit.sqlite3", sealer)
@@ -55,8 +86,10 @@ class TestRecording:
         r = d.receipt
         assert r.seq >= 1 and len(r.record_hash) == 64 and r.key_id.startswith("ed25519:")
         key = stub.GetSealKey(pb.GetSealKeyRequest())
-        assert key.key_id == r.key_id
-        assert seal.verify_seal(key.public_key, r.record_hash, r.signature)
+        assert key.key_id == r.key_id == r.tree_head.key_id
+        assert r.signature == b""  # sealed by the tree head of its commit, not one by one
+        assert r.tree_head.tree_size >= r.seq
+        assert_sealed_by_tree(r, key.public_key)
         assert (r.window.window_id, r.window.operator_id) == ("w-7", "op-1")
         again = stub.GetDecision(pb.GetDecisionRequest(decision_id=d.decision_id))
         assert again.decision == d
@@ -82,13 +115,21 @@ class TestRecording:
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
     def test_concurrent_decisions_are_group_committed(self, live_server, stub):
-        """Under concurrency several records share one commit, and the chain still verifies."""
+        """Under concurrency several records share one commit and one signed tree head; each
+        receipt proves its record is in its head's tree (RFC 9162), and the chain verifies."""
         store = live_server.running.store
         batches, written = store.batches, store.records_written
         with ThreadPoolExecutor(32) as pool:
-            list(pool.map(lambda _: stub.Decide(request()), range(256)))
+            made = list(pool.map(lambda _: stub.Decide(request()).decision, range(256)))
         assert store.records_written - written == 256
         assert store.batches - batches < 256
+        heads = {d.receipt.tree_head.tree_size for d in made}
+        assert len(heads) < 256  # one head per commit, shared by its records
+        public = stub.GetSealKey(pb.GetSealKeyRequest()).public_key
+        for d in made:
+            assert_sealed_by_tree(d.receipt, public)
+            again = stub.GetDecision(pb.GetDecisionRequest(decision_id=d.decision_id))
+            assert again.decision == d  # the receipt first given, proof included
         assert stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
 
 
@@ -162,9 +203,14 @@ class TestTampering:
             ),
             ("UPDATE records SET outcome = 'REJECT' WHERE seq = 3", "indexed columns disagree"),
             (
-                "UPDATE records SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
+                "UPDATE records SET decided_at = '2020-01-01T00:00:00.000000Z' WHERE seq = 3",
+                "indexed columns disagree",
+            ),
+            (
+                "UPDATE cases SET case_json = replace(case_json, '3', '4') WHERE seq = 3",
                 "case does not match",
             ),
+            ("DELETE FROM cases WHERE seq = 3", "case missing, and no purge covers it"),
             ("UPDATE records SET signature = X'00' WHERE seq = 3", "bad signature"),
             ("DELETE FROM records WHERE seq = 3", "gap"),
         ],
@@ -183,26 +229,59 @@ class TestTampering:
         assert (result.ok, result.first_bad_seq) == (False, 3)
         assert reason in result.reason
 
-    def test_rehashed_record_breaks_the_chain(self, tmp_path):
-        """Rewriting a record and recomputing its hash still breaks the seal and the chain."""
+    def test_every_stored_column_is_covered(self, tmp_path):
+        """Editing any one column of a stored record, to any other value of its kind, is
+        found at that seq: each column is covered by the hash or derived from what is (a
+        forged decided_at would falsify time-range queries)."""
+        store = make_store(tmp_path)
+        for i in range(1, 6):
+            store.append(pending(i, request_id=f"r{i}")).result()
+        store.close()
+        db = tmp_path / "audit.sqlite3"
+        keys = {store.sealer.key_id: store.sealer.public_raw}
+        with sqlite3.connect(db) as conn:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(records)")]
+        assert "decided_at" in columns
+        for column in columns:
+            copy_path = tmp_path / f"edit-{column}.sqlite3"
+            with sqlite3.connect(db) as src, sqlite3.connect(copy_path) as dst:
+                src.backup(dst)
+            with sqlite3.connect(copy_path) as conn:
+                value = conn.execute(f"SELECT {column} FROM records WHERE seq = 3").fetchone()[0]
+                if column == "seq":
+                    edited: object = 99
+                elif isinstance(value, bytes):  # a signature (empty since the tree seals)
+                    edited = bytes([value[0] ^ 1]) + value[1:] if value else b"\x00"
+                elif column == "decided_at":  # a minute earlier, still a well-formed time
+                    edited = value.replace("00:00:03", "00:00:02")
+                else:
+                    edited = value[:-2] + ("x" if value[-2] != "x" else "y") + value[-1]
+                conn.execute(f"UPDATE records SET {column} = ? WHERE seq = 3", (edited,))
+            result = verify_database(copy_path, keys)
+            assert (result.ok, result.first_bad_seq) == (False, 3), (column, result)
+
+    @pytest.mark.parametrize(("seq", "reason"), [(2, "chain broken"), (4, "does not match")])
+    def test_rehashed_record_breaks_the_chain_or_the_tree(self, tmp_path, seq, reason):
+        """Rewriting a record and recomputing its hash breaks the chain at the next record,
+        or, for the newest record, the signed tree head over it."""
         store = make_store(tmp_path)
         for i in range(1, 5):
             store.append(pending(i)).result()
         store.close()
         with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
-            body = json.loads(conn.execute("SELECT body FROM records WHERE seq = 2").fetchone()[0])
+            body_text = conn.execute("SELECT body FROM records WHERE seq = ?", (seq,)).fetchone()[0]
+            body = json.loads(body_text)
             body["window"]["operator_id"] = "someone-else"
             text = canonical(body).decode()
-            import hashlib
-
             conn.execute(
-                "UPDATE records SET body = ?, hash = ? WHERE seq = 2",
-                (text, hashlib.sha256(text.encode()).hexdigest()),
+                "UPDATE records SET body = ?, hash = ? WHERE seq = ?",
+                (text, hashlib.sha256(text.encode()).hexdigest(), seq),
             )
         result = verify_database(
             tmp_path / "audit.sqlite3", {store.sealer.key_id: store.sealer.public_raw}
         )
-        assert (result.ok, result.first_bad_seq, result.reason) == (False, 2, "bad signature")
+        assert (result.ok, result.first_bad_seq) == (False, min(seq + 1, 4))
+        assert reason in result.reason
 
     def test_range_verification(self, tmp_path):
         """A sequence range can be verified on its own."""
@@ -227,6 +306,125 @@ class TestTampering:
             assert (v.ok, v.first_bad_seq) == (False, 2)
         finally:
             server.stop()
+
+
+class TestTransparencyLog:
+    @staticmethod
+    def store_with_batches(tmp_path: Path, sizes: tuple[int, ...]) -> SQLiteAuditStore:
+        """A store whose records came in commits of `sizes` (appends queued together)."""
+        store = make_store(tmp_path)
+        n = 0
+        for size in sizes:
+            futures = [store.append(pending(n + i + 1)) for i in range(size)]
+            for f in futures:
+                f.result(timeout=10)
+            n += size
+        return store
+
+    def test_consistency_proofs_between_every_pair_of_heads(self, tmp_path):
+        """Every signed head is consistent with every later one, by the RFC 9162 verifier
+        (sizes crossing powers of two, one-record commits, a 33-record commit)."""
+        store = self.store_with_batches(tmp_path, (1, 1, 2, 3, 1, 8, 33, 5, 1))
+        try:
+            with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
+                heads = conn.execute(
+                    "SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size"
+                ).fetchall()
+            assert heads[-1][0] == 55 and len(heads) >= 5
+            for first, first_root in heads:
+                for second, second_root in heads:
+                    if second < first:
+                        continue
+                    head, proof = store.consistency(first, second)
+                    assert head.root_hash == second_root
+                    assert rfc9162.verify_consistency(
+                        first, second, bytes.fromhex(first_root), bytes.fromhex(second_root), proof
+                    ), (first, second)
+                    if proof:  # a proof for another prefix fails
+                        assert not rfc9162.verify_consistency(
+                            first, second, bytes(32), bytes.fromhex(second_root), proof
+                        )
+            assert store.verify().ok
+        finally:
+            store.close()
+
+    def test_every_record_is_in_its_head(self, tmp_path):
+        store = self.store_with_batches(tmp_path, (3, 1, 12, 7))
+        try:
+            for seq in range(1, 24):
+                r = store.get(f"d{seq}")
+                assert r is not None and r.tree_head is not None
+                head = r.tree_head
+                assert head.verifies({store.sealer.key_id: store.sealer.public_raw})
+                assert rfc9162.verify_inclusion(
+                    seq - 1,
+                    head.tree_size,
+                    rfc9162.leaf(bytes.fromhex(r.record_hash)),
+                    [bytes.fromhex(h) for h in r.inclusion_proof],
+                    bytes.fromhex(head.root_hash),
+                )
+        finally:
+            store.close()
+
+    @pytest.mark.parametrize(
+        ("sql", "bad_seq", "reason"),
+        [
+            ("DELETE FROM records WHERE seq > 20", 21, "truncated"),
+            ("DELETE FROM records", 1, "truncated"),
+            ("UPDATE tree_heads SET root_hash = hex(zeroblob(32)) WHERE tree_size = 4", 4,
+             "does not match"),
+            ("UPDATE tree_heads SET signature = X'00' WHERE tree_size = 4", 4, "bad signature"),
+            ("UPDATE tree_heads SET timestamp = timestamp + 1 WHERE tree_size = 4", 4,
+             "bad signature"),
+            ("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1", 8,
+             "tree node (2, 1)"),
+            ("DELETE FROM tree_nodes WHERE level = 1 AND idx = 5", 12, "tree node (1, 5)"),
+            ("INSERT INTO tree_nodes VALUES (9, 0, zeroblob(32))", 23, "beyond the records"),
+            ("UPDATE records SET signature = X'00' WHERE seq = 2", 2, "bad signature"),
+        ],
+    )  # fmt: skip
+    def test_tree_and_heads_are_checked(self, tmp_path, sql, bad_seq, reason):
+        """Every stored part of the tree is checked: heads (root, signature, timestamp),
+        nodes, and a head beyond the records (the newest rows deleted) is truncation."""
+        store = self.store_with_batches(tmp_path, (3, 1, 12, 7))
+        store.close()
+        with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
+            conn.execute(sql)
+        keys = {store.sealer.key_id: store.sealer.public_raw}
+        result = verify_database(tmp_path / "audit.sqlite3", keys)
+        assert (result.ok, result.first_bad_seq) == (False, bad_seq), result
+        assert reason in result.reason
+
+    def test_the_documented_verifier_works(self, tmp_path, monkeypatch):
+        """docs/AUDIT.md's few lines verify a trail with commits, events and a purge, and
+        catch the newest records cut off (a head is left beyond them)."""
+        doc = (Path(__file__).resolve().parents[1] / "docs" / "AUDIT.md").read_text("utf-8")
+        match = re.search(r"## Verifying the trail yourself\n.*?```python\n(.*?)```", doc, re.S)
+        assert match is not None
+        store = self.store_with_batches(tmp_path, (1, 3, 2, 7))
+        store.purge("2026-11-23T00:00:05.000000Z", "admin")
+        store.append(pending(99)).result(timeout=10)
+        store.close()
+        monkeypatch.chdir(tmp_path)
+        exec(match[1], {"PUBLIC_KEY_RAW": store.sealer.public_raw})
+        with contextlib.closing(sqlite3.connect(tmp_path / "audit.sqlite3")) as conn, conn:
+            conn.execute("DELETE FROM records WHERE seq > 10")
+        with pytest.raises(AssertionError):
+            exec(match[1], {"PUBLIC_KEY_RAW": store.sealer.public_raw})
+
+    def test_truncated_trail_is_not_appended_to(self, tmp_path):
+        """A store whose newest records were deleted under it fails closed instead of
+        reusing their sequence numbers, and one opened on such a trail refuses to start."""
+        store = self.store_with_batches(tmp_path, (3, 2))
+        try:
+            with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
+                conn.execute("DELETE FROM records WHERE seq > 3")
+            with pytest.raises(AuditUnavailable, match="holds 3 records but its last signed"):
+                store.append(pending(9)).result(timeout=10)
+        finally:
+            store.close()
+        with pytest.raises(AuditTrailDiverged, match="records were removed"):
+            make_store(tmp_path)
 
 
 class TestFailClosed:

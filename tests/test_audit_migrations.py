@@ -17,13 +17,13 @@ from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
-from miaopi_server.app import Settings
 from miaopi_server.audit import migrations, seal
 from miaopi_server.audit.migrations import Migration
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from miaopi_server.audit.sqlite_migrate import statements
 from miaopi_server.audit.store import ListFilter
 from miaopi_server.errors import AuditSchemaTooNew, AuditUnavailable
+from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
 from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending
 
@@ -84,6 +84,29 @@ def raw_records(db: Path) -> dict[str, tuple[object, ...]]:
 
 
 class TestDatabaseFromBeforeVersions:
+    def test_request_ids_become_per_window(self, old_db: Path, tmp_path: Path):
+        """0002 keeps every old request_id answerable by its own window, and lets another
+        window use the same id for a record of its own."""
+        with sqlite3.connect(old_db) as conn:
+            rows = conn.execute(
+                "SELECT window_id, request_id, decision_id FROM records WHERE request_id != ''"
+            ).fetchall()
+        assert rows
+        store = SQLiteAuditStore(old_db, new_sealer(tmp_path), previous_keys=old_key())
+        try:
+            for window_id, request_id, decision_id in rows:
+                found = store.find_request(window_id, request_id)
+                assert found is not None and found.decision_id == decision_id
+                assert store.find_request(window_id + "-other", request_id) is None
+            _, request_id, _ = rows[0]
+            theirs = pending(99, request_id=request_id)  # window "w1", not the old record's
+            assert theirs.window_id != rows[0][0]
+            record = store.append(theirs).result(timeout=10)
+            assert store.find_request(theirs.window_id, request_id) == record
+            assert store.verify().ok
+        finally:
+            store.close()
+
     def test_opens_migrates_reads_back_and_chains_on(self, old_db: Path, tmp_path: Path):
         """The old database is taken as version 1 without re-running 0001; its records read
         back unchanged and verify, and a new record (sealed by a new key) chains onto them."""
@@ -123,9 +146,42 @@ class TestDatabaseFromBeforeVersions:
         assert verify_database(old_db, keys).ok
         assert verify_database(old_db, old_key()).reason == "unknown sealing key"
 
+    def test_receipts_issued_before_the_tree_keep_verifying(self, old_db: Path, tmp_path: Path):
+        """A receipt the old server gave (its own signature, no tree head) still verifies with
+        the old key; after migration the tree covers the old records too, under one head the
+        new key signs, and their receipts then carry both seals."""
+        from miaopi_client.receipts import verify_receipt
+
+        old_raw = next(iter(old_key().values()))
+        rows = raw_records(old_db)
+        for _decision_id, (seq, _rid, dig, body, _case, h, key_id, sig) in rows.items():
+            b = json.loads(body)
+            saved = pb.Decision()
+            json_format.ParseDict(b["decision"], saved)
+            saved.receipt.CopyFrom(
+                pb.Receipt(
+                    seq=seq, prev_hash=b["prev_hash"], case_digest=dig, node_id=b["node_id"],
+                    window=pb.Window(**b["window"]), record_hash=h, key_id=key_id, signature=sig,
+                )
+            )  # fmt: skip
+            as_saved = json_format.MessageToDict(saved, preserving_proto_field_name=True)
+            assert verify_receipt(as_saved, old_raw).ok
+        store = SQLiteAuditStore(old_db, new_sealer(tmp_path), previous_keys=old_key())
+        try:
+            head = store.latest_head()
+            assert head is not None and head.tree_size == OLD_RECORDS
+            assert head.key_id == store.sealer.key_id
+            for decision_id in rows:
+                r = store.get(decision_id)
+                assert r is not None and r.tree_head == head and r.signature
+        finally:
+            store.close()
+
     def test_version_1_is_the_schema_of_before(self, old_db: Path, tmp_path: Path):
         """0001_records.sql creates exactly what the code of ebea569 created."""
-        SQLiteAuditStore(tmp_path / "fresh.sqlite3", new_sealer(tmp_path)).close()
+        SQLiteAuditStore(
+            tmp_path / "fresh.sqlite3", new_sealer(tmp_path), schema=SHIPPED[:1]
+        ).close()
         assert schema_of(tmp_path / "fresh.sqlite3") == schema_of(old_db)
 
     def test_a_real_decision_chains_onto_the_old_trail(self, old_db: Path):
@@ -312,9 +368,12 @@ class TestFailingMigration:
             store.close()
 
     def test_old_database_is_left_as_it_was(self, old_db: Path, tmp_path: Path, broken):
+        """The shipped migrations apply, each in its own transaction; the broken one after
+        them changes nothing, and the database stays at the shipped version."""
         with pytest.raises(AuditUnavailable, match="_broken failed"):
             SQLiteAuditStore(old_db, new_sealer(tmp_path), previous_keys=old_key(), schema=broken)
-        assert tables(old_db) == {"records"}  # not even the version table: one transaction
+        assert versions(old_db) == [(m.version, m.name) for m in SHIPPED]
+        assert "review_queue" not in tables(old_db)
         store = SQLiteAuditStore(old_db, new_sealer(tmp_path), previous_keys=old_key())
         try:
             assert store.schema_version == NEWEST

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
+import time
 
 import grpc
 import pytest
@@ -19,10 +20,16 @@ from google.protobuf import json_format
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.edge.auth import (
+    AUTH_FAILURE_BURST,
+    AUTH_FAILURE_RATE,
     Authenticator,
     CredentialsError,
+    RateLimited,
+    RateLimiter,
+    peer_address,
     write_dev_credentials,
 )
+from miaopi_server.ops.logs import LogSampler
 from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
 from tests.support import (
@@ -33,6 +40,7 @@ from tests.support import (
     SENIOR_MATERIALS,
     TOKENS,
     credentials,
+    with_facts,
 )
 
 
@@ -194,6 +202,39 @@ class TestAuthorisation:
         )
         everyone = stub.ListDecisions(pb.ListDecisionsRequest(page_size=1000), metadata=md("sup"))
         assert {d.receipt.window.window_id for d in everyone.decisions} >= {"W-GC-01", "W-DL-02"}
+
+
+class TestIdempotencyPerWindow:
+    def test_another_windows_request_id_is_not_an_answer(self, stub, server):
+        """Window B reusing window A's request_id with the same case gets a decision of its
+        own (its window on the receipt, its record), never A's."""
+        req = decide_req()
+        req.request_id = "shared-id-1"
+        a = stub.Decide(req, metadata=md("w1")).decision
+        b = stub.Decide(req, metadata=md("w2")).decision
+        assert a.decision_id != b.decision_id
+        assert (a.receipt.window.window_id, a.receipt.window.principal_id) == ("W-GC-01", "w1")
+        assert (b.receipt.window.window_id, b.receipt.window.principal_id) == ("W-DL-02", "w2")
+        assert b.receipt.seq != a.receipt.seq
+        # each window's retry still answers with its own original
+        assert stub.Decide(req, metadata=md("w1")).decision == a
+        assert stub.Decide(req, metadata=md("w2")).decision == b
+
+    def test_a_window_cannot_pre_claim_anothers_request_ids(self, stub):
+        """B sending a request_id first does not make A's later request with that id (and a
+        different case) fail: ALREADY_EXISTS only within one window."""
+        claim = decide_req(facts=with_facts(SENIOR, applicant__hukou_region="440604"))
+        claim.request_id = "future-id-7"
+        stub.Decide(claim, metadata=md("w2"))
+        mine = decide_req()
+        mine.request_id = "future-id-7"
+        d = stub.Decide(mine, metadata=md("w1")).decision
+        assert d.outcome == pb.OUTCOME_APPROVE and d.receipt.window.window_id == "W-GC-01"
+        other = decide_req(facts=with_facts(SENIOR, applicant__name="李四"))
+        other.request_id = "future-id-7"
+        assert (
+            code_of(lambda: stub.Decide(other, metadata=md("w1"))) == grpc.StatusCode.ALREADY_EXISTS
+        )
 
 
 class TestRateLimit:
@@ -432,3 +473,127 @@ class TestCliWithAuth:
         code = main(["--target", live.target, "--dev-tokens", str(state / "missing.json"), "items"])
         assert code != 0
         assert "UNAUTHENTICATED" in capsys.readouterr().err
+
+
+class TestDevelopmentCredentialsNotice:
+    def test_tokens_never_reach_a_non_terminal_stderr(self, tmp_path):
+        """Started with stderr to a pipe (a log file, a journal), the first start names the
+        tokens file but prints no token; the JSON log lines stay parseable around it."""
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "miaopi_server.app", "--listen", "127.0.0.1:0",
+             "--rulesets", str(RULESETS), "--state-dir", str(tmp_path / "state"),
+             "--log-format", "json", "--watch", "0"],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        seen = []
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                seen.append(line)
+                if '"server.started"' in line:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+        text = "".join(seen)
+        tokens = json.loads((tmp_path / "state" / "dev-tokens.json").read_text(encoding="utf-8"))
+        assert tokens and not any(t in text for t in tokens.values())
+        assert "dev-tokens.json" in text and "not shown" in text
+
+    def test_tokens_are_shown_on_a_terminal(self, tmp_path):
+        """On a terminal the notice lists each role's token once, so a developer can copy it."""
+        from miaopi_server.app import dev_credentials_notice
+
+        tokens = {"window": "tok-w", "supervisor": "tok-s", "admin": "tok-a"}
+        shown = dev_credentials_notice(tmp_path, tokens, terminal=True)
+        assert all(shown.count(t) == 1 for t in tokens.values())
+        hidden = dev_credentials_notice(tmp_path, tokens, terminal=False)
+        assert not any(t in hidden for t in tokens.values())
+
+
+class TestRefusedAuthentication:
+    def test_failures_limited_per_peer_and_logged_sampled(self, tmp_path):
+        """A flood of bad credentials from one address: after the burst its failures are
+        RESOURCE_EXHAUSTED, another address is unaffected, a valid credential from the same
+        address is still served (windows behind one NAT or proxy cannot lock each other out),
+        and the log gets a few lines, not one a call."""
+        live = LiveServer(
+            Settings(
+                listen="[::]:0",
+                rulesets=RULESETS,
+                state_dir=tmp_path,
+                credentials=credentials(tmp_path / "c.yaml"),
+                rate_per_second=0,
+            ),
+            auth=True,
+        )
+        port = live.running.port
+        bad = [("authorization", "Bearer guess")]
+        try:
+            with (
+                grpc.insecure_channel(f"127.0.0.1:{port}") as ch4,
+                grpc.insecure_channel(f"[::1]:{port}") as ch6,
+                structlog.testing.capture_logs() as logs,
+            ):
+                v4, v6 = pb_grpc.ApprovalServiceStub(ch4), pb_grpc.ApprovalServiceStub(ch6)
+
+                def guess(stub):
+                    return code_of(lambda: stub.GetSealKey(pb.GetSealKeyRequest(), metadata=bad))
+
+                codes = [guess(v4).name for _ in range(200)]
+                burst = int(AUTH_FAILURE_BURST)
+                assert codes[:burst] == ["UNAUTHENTICATED"] * burst
+                assert codes.count("UNAUTHENTICATED") <= burst + 2  # refill during the loop
+                assert codes[-20:] == ["RESOURCE_EXHAUSTED"] * 20
+                v4.GetSealKey(pb.GetSealKeyRequest(), metadata=md("sup"))  # still served
+                assert guess(v6) == grpc.StatusCode.UNAUTHENTICATED  # its own budget
+                time.sleep(1.2 / AUTH_FAILURE_RATE)  # one failure's worth refilled
+                assert guess(v4) == grpc.StatusCode.UNAUTHENTICATED
+            refused = [e for e in logs if e["event"] == "auth.refused"]
+            # Two kinds, each at most 20 lines in 10 s (LogSampler): 40 lines for 200+ refusals;
+            # what is left out is counted on the next line of its kind.
+            kinds = [e["error"] for e in refused]
+            assert (kinds.count("Unauthenticated"), kinds.count("RateLimited")) == (20, 20)
+            # The later refusals (::1's included) fell after each kind's 20 lines.
+            assert {e["peer"] for e in refused} == {"127.0.0.1"}
+            assert "guess" not in json.dumps(logs)
+        finally:
+            live.stop()
+
+    def test_log_sampler_counts_what_it_leaves_out(self):
+        now = [0.0]
+        sampler = LogSampler(lines=3, interval=10.0, max_keys=2, clock=lambda: now[0])
+        assert [sampler.admit("a") for _ in range(8)] == [0, 0, 0, None, None, None, None, None]
+        assert sampler.admit("b") == 0  # other kinds have their own budget
+        now[0] = 10.0
+        assert [sampler.admit("a") for _ in range(4)] == [5, 0, 0, None]
+        sampler.admit("c")  # a third key: "b", seen longest ago, is forgotten
+        assert [sampler.admit("a"), sampler.admit("b")] == [None, 0]
+
+    def test_failure_table_is_bounded(self):
+        limiter = RateLimiter(1.0, 2.0, max_keys=3, refusal="too many")
+        for peer in ("p1", "p2", "p3", "p4"):
+            limiter.take(peer)
+            limiter.take(peer)
+        with pytest.raises(RateLimited, match="too many"):
+            limiter.take("p4")
+        limiter.take("p1")  # forgotten: starts again with a full bucket
+        assert len(limiter._buckets) == 3
+
+    @pytest.mark.parametrize(
+        ("peer", "key"),
+        [
+            ("ipv4:10.0.0.7:53122", "10.0.0.7"),
+            ("ipv6:[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"),
+            ("ipv6:[2001:db8:1:2:ffff::9]:443", "2001:db8:1:2::/64"),
+            ("ipv6:[::ffff:10.1.2.3]:80", "10.1.2.3"),
+            ("ipv6:[::1]:5000", "::1"),
+            ("unix:/run/miaopi.sock", "unix:/run/miaopi.sock"),
+        ],
+    )
+    def test_peer_address(self, peer, key):
+        """A client is its address (an IPv6 host its /64), never its port."""
+        assert peer_address(peer) == key

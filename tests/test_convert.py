@@ -43,7 +43,7 @@ def test_decision_json_equals_message_to_dict(catalog, code):
         for when in TIMES:
             for request_id in ("", "窗口-7"):
                 expected = json_format.MessageToDict(
-                    convert.decision(d, "d-1", request_id, when),
+                    convert.decision_message(d, "d-1", request_id, when),
                     preserving_proto_field_name=True,
                 )
                 got = decision_json(d, "d-1", request_id, when)
@@ -65,7 +65,7 @@ def test_naive_time_is_utc_whatever_the_local_zone(catalog, monkeypatch):
         d = catalog.decide(ITEMS[0], facts, materials, TODAY)
         naive = dt.datetime(2026, 11, 20, 3, 4, 5, 120000)
         expected = json_format.MessageToDict(
-            convert.decision(d, "d-1", "", naive), preserving_proto_field_name=True
+            convert.decision_message(d, "d-1", "", naive), preserving_proto_field_name=True
         )
         got = decision_json(d, "d-1", "", naive)
         assert got["decided_at"] == expected["decided_at"] == "2026-11-20T03:04:05.120Z"

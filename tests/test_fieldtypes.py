@@ -235,7 +235,8 @@ class TestDocs:
     def test_rules_md_lists_every_type(self) -> None:
         """docs/RULES.md's field type table is the registry, row for row."""
         text = (ROOT / "docs" / "RULES.md").read_text(encoding="utf-8")
-        rows = [line for line in text.splitlines() if re.match(r"\| `[a-z_]+` \|", line)]
+        table = text.split("| type | value | keys |", 1)[1].split("\n\n", 1)[0]
+        rows = [line for line in table.splitlines() if re.match(r"\| `[a-z_]+` \|", line)]
         expected = [
             f"| `{t.name}` | {t.doc} | {', '.join(t.options)} |".replace(" |  |", " | |")
             for t in FIELD_TYPES

@@ -117,15 +117,32 @@ class TestCompilation:
         assert cond == {"$or": [{"_p.p0": False}, {"$lt": {"a.n": 5}}]}
         assert compile_ok("not (a.m >= 5)") == {"$lt": {"a.m": 5}}
 
-    def test_membership_uses_named_list(self):
-        """`in list NAME` expands the shared list into the condition."""
-        assert compile_ok("a.e in list letters") == {"$or": [{"a.e": "x"}, {"a.e": "y"}]}
+    def test_membership_is_a_probe_over_the_named_list(self):
+        """`in list NAME` is one membership probe holding the list's values: however long the
+        list, the engine sees one equality (hundreds of `$or` branches crash or hang it)."""
+        probes = ProbeTable()
+        assert compile_ok("a.e in list letters", probes) == {"_p.p0": True}
+        assert compile_ok("a.e not in list letters", probes) == {"_p.p0": False}
+        [(_, probe)] = probes.items()
+        assert (probe.kind, probe.path, probe.words, probe.quant) == (
+            "member",
+            "a.e",
+            ("x", "y"),
+            "",
+        )
+        assert probe.compute(lambda p: "y") is True
+        assert probe.compute(lambda p: "z") is False
+        assert probe.compute(lambda p: MISSING) is None  # absent: no test on it matches
 
-    def test_any_member_distributes_over_values(self):
-        """`any x in [...]` never puts an `$or` inside `$iany` (durable refuses that form at
-        random, depending on heap contents): it becomes one `$iany` per value."""
-        cond = compile_ok("any a.l in list letters")
-        assert cond == {"$or": [{"$iany": {"a.l": {"$i": "x"}}}, {"$iany": {"a.l": {"$i": "y"}}}]}
+    def test_any_member_is_a_probe(self):
+        """`any x in [...]` is a membership probe over the list's elements (never an `$or`
+        inside `$iany`, which durable refuses at random, and never one `$iany` per value)."""
+        probes = ProbeTable()
+        any_in = compile_ok("any a.l in list letters", probes)
+        any_not_in = compile_ok("any a.l not in list letters", probes)
+        member = {p.quant: k for k, p in probes.items() if p.kind == "member"}
+        assert any_in == {f"{PROBES_KEY}.{member['any']}": True}
+        assert any_not_in == {f"{PROBES_KEY}.{member['all']}": False}  # not all x in S
 
     def test_all_member_is_a_probe(self):
         """`all x in [...]` cannot distribute, so it is a membership probe over the list."""

@@ -123,6 +123,8 @@ class TestGolden:
             ("unused", {"MP403", "MP404", "MP405"}),
             ("outputs", {"MP103", "MP406"}),
             ("schema_only", {"MP101", "MP150"}),
+            ("engine_limits", {"MP112", "MP340", "MP341", "MP343"}),
+            ("yaml_aliases", {"MP110"}),
         ],
     )
     def test_case_reports_its_codes(self, case: str, codes: set[str]) -> None:

@@ -45,7 +45,7 @@ def typed(v: Any) -> Any:
 def through_struct(facts: dict[str, Any]) -> Any:
     """What the server makes of facts: the Struct round trip, or the exception it raises."""
     try:
-        return convert.struct_to_dict(facts_struct(facts))
+        return convert.facts_from_struct(facts_struct(facts))
     except (CaseInvalid, ClientError) as exc:
         return exc
 
@@ -53,13 +53,12 @@ def through_struct(facts: dict[str, Any]) -> Any:
 def through_proto(d: Decision, full: bool = True) -> dict[str, Any]:
     """The decision as the client gets it through convert.decision, without what differs on
     every call (decision_id, decided_at)."""
-    out = decision_dict(convert.decision(d, "", "", dt.datetime.now(dt.UTC)))
+    out = decision_dict(convert.decision_message(d, "", "", dt.datetime.now(dt.UTC)))
     del out["decided_at"]
-    return (
-        out
-        if full
-        else {k: out[k] for k in ("outcome", "missing_materials", "outputs") if k in out}
-    )
+    if full:
+        return out
+    lean = {k: out[k] for k in ("outcome", "missing_materials", "outputs") if k in out}
+    return lean | {"reasons": [{"rule_id": r["rule_id"]} for r in out.get("reasons", [])]}
 
 
 TRICKY = {

@@ -25,7 +25,9 @@ class TestSettings:
                 "--tls-cert", "cert.pem", "--tls-key", "key.pem", "--tls-client-ca", "ca.pem",
                 "--max-request-bytes", "99", "--workers", "3", "--worker-index", "1",
                 "--gate-seconds", "9.5", "--gate-cases", "7",
-                "--log-format", "json", "--log-level", "debug",
+                "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
+                "--idle-timeout", "60", "--max-connections", "10", "--registry", "data",
+                "--reanchor-witness", "从备份恢复",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -50,6 +52,11 @@ class TestSettings:
             worker_index=1,
             log_format="json",
             log_level="debug",
+            handshake_timeout_seconds=2.0,
+            idle_connection_seconds=60.0,
+            max_connections=10,
+            reanchor_witness="从备份恢复",
+            registry=Path("data"),
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

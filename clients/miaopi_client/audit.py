@@ -3,6 +3,8 @@
 Each recorded decision becomes one line in the replay format (cases.py): the case exactly as
 received, and as `expected` what was decided then (outcome, missing materials, outputs).
 Replaying the export against new rule files shows which past decisions they would change.
+A decision made on shared data (四免) exports what the sources said as `sourced`, so that the
+replay decides on the same data without calling them.
 
 A case that omitted application.date was decided as of the day it arrived; its export carries
 that day (the recorded as_of_date) as application.date, so that a replay on another day still
@@ -20,8 +22,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from miaopi_server.offline import canonical
-
 from .client import Client
 
 
@@ -31,6 +31,8 @@ class AuditSourceError(Exception):
 
 def _plain(value: Any) -> Any:
     """Integral numbers without a fraction (Struct numbers are doubles): 2.0 -> 2."""
+    from miaopi_server.offline import canonical  # loads the engine: only when exporting
+
     return json.loads(canonical(value))
 
 
@@ -56,6 +58,7 @@ def export_case(record: dict[str, Any]) -> dict[str, Any]:
             "date": as_of,
         }
     seq = record.get("seq") or _seq(decision, 0)
+    sourced = decision.get("sourced")
     return {
         "case_id": decision.get("decision_id", ""),
         "item_code": case.get("item_code") or decision.get("item_code", ""),
@@ -67,7 +70,7 @@ def export_case(record: dict[str, Any]) -> dict[str, Any]:
             "outputs": _plain(decision.get("outputs") or {}),
         },
         "note": f"seq {seq}, decided {decision.get('decided_at', '')}, as of {as_of}",
-    }
+    } | ({"sourced": _plain(sourced)} if isinstance(sourced, dict) else {})
 
 
 def export_cases(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -82,18 +85,26 @@ def records_from_db(path: str | Path, item_code: str = "") -> Iterator[dict[str,
     path = Path(path)
     if not path.is_file():
         raise AuditSourceError(f"{path}: no such file")
-    sql = "SELECT seq, body, case_json FROM records"
-    args: tuple[str, ...] = ()
-    if item_code:
-        sql += " WHERE item_code = ?"
-        args = (item_code,)
     try:
         conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise AuditSourceError(f"{path}: cannot open: {exc}") from None
     try:
         try:
-            rows = conn.execute(sql + " ORDER BY seq", args)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(records)")}
+            # Since schema 4 cases are a table of their own (a purged case has no row) and
+            # the trail holds events of its own beside decisions: neither is exported.
+            sql = (
+                "SELECT r.seq, r.body, r.case_json FROM records r WHERE 1"
+                if "case_json" in columns
+                else "SELECT r.seq, r.body, c.case_json FROM records r"
+                " JOIN cases c ON c.seq = r.seq WHERE r.kind = 'decision'"
+            )
+            args: tuple[str, ...] = ()
+            if item_code:
+                sql += " AND r.item_code = ?"
+                args = (item_code,)
+            rows = conn.execute(sql + " ORDER BY r.seq", args)
             for seq, body, case_json in rows:
                 yield {
                     "seq": seq,

@@ -22,13 +22,21 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import render
-from .cases import Case, load_cases, same_value
+from .cases import (
+    Case,
+    checked_keys,
+    checks_nothing,
+    load_cases,
+    same_value,
+    unknown_rules,
+)
 from .cmdline import (
     BAD_INPUT,
     FAILED,
@@ -171,6 +179,7 @@ class ItemTest:
     case_files: list[str] = field(default_factory=list)
     results: list[tuple[str, CaseResult]] = field(default_factory=list)  # (file, result)
     exercised: set[tuple[str, str]] = field(default_factory=set)
+    checks: Counter[str] = field(default_factory=Counter)  # expectation key -> cases using it
 
     @property
     def passed(self) -> int:
@@ -220,6 +229,7 @@ class ItemTest:
             "coverage": round(self.coverage, 2),
             "exercised": [self.rule_name(v, r) for v, r in self.rules if (v, r) in self.exercised],
             "unexercised": self.unexercised,
+            "checks": dict(sorted(self.checks.items())),
         }
 
 
@@ -268,7 +278,18 @@ def run_rules_test(
                     return outcome, d
 
                 report = replay(mine, recording)
+                by_id = {c.case_id: c for c in mine}
+                rule_ids = {r for _, r in t.rules}
                 for r in report.results:
+                    expected = by_id[r.case_id].expected
+                    # A check that cannot fail, or one naming a rule the item does not have,
+                    # is a failing case here (an author's own test).
+                    problems = checks_nothing(expected) + unknown_rules(expected, rule_ids)
+                    if problems:
+                        r = CaseResult(
+                            r.case_id, r.line, r.item_code, r.outcome, [*r.mismatches, *problems]
+                        )
+                    t.checks.update(checked_keys(expected))
                     t.results.append((str(path), r))
                     d = decisions.get(r.case_id)
                     if not r.passed or d is None:

@@ -17,8 +17,25 @@ from typing import Any, Protocol, TypeVar
 from .client import CaseFileError
 
 OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW", "INVALID_ARGUMENT", "NOT_FOUND")
-CASE_KEYS = frozenset({"case_id", "item_code", "facts", "materials", "expected", "note"})
-EXPECTED_KEYS = frozenset({"outcome", "missing_materials", "outputs"})
+CASE_KEYS = frozenset({"case_id", "item_code", "facts", "materials", "expected", "note", "sourced"})
+# outcome, missing_materials and outputs are the shared replay format (shared/items/README.md:
+# `outputs` lists values that must match, others are not checked); the rest are miaopi's own.
+EXPECTED_KEYS = frozenset(
+    {
+        "outcome",
+        "missing_materials",
+        "outputs",
+        "outputs_exact",  # the outputs, all of them: {} means none
+        "outputs_absent",  # output names that must not be there
+        "rules_fired",  # exactly these policy rules matched
+        "rules_fired_includes",  # at least these matched
+        "rules_fired_excludes",  # none of these matched
+    }
+)
+_ID_LISTS = ("missing_materials", "outputs_absent", "rules_fired", "rules_fired_includes",
+             "rules_fired_excludes")  # fmt: skip
+# Keys whose empty value asserts nothing at all (a check that cannot fail).
+_VACUOUS_WHEN_EMPTY = ("outputs", "outputs_absent", "rules_fired_includes", "rules_fired_excludes")
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,9 @@ class Case:
     materials: list[str]
     expected: dict[str, Any]
     line: int
+    # What shared data said when the case was first decided (a recorded decision's `sourced`,
+    # written by `miaopi audit export`): replays decide on it again, calling no source.
+    sourced: dict[str, Any] | None = None
 
 
 def _is_str_list(v: Any) -> bool:
@@ -54,6 +74,10 @@ def _problems(obj: Any) -> list[str]:
         out.append("facts must be a JSON object")
     if not _is_str_list(obj.get("materials", [])):
         out.append("materials must be a list of strings")
+    if "sourced" in obj and not (
+        isinstance(obj["sourced"], dict) and isinstance(obj["sourced"].get("consent", ""), str)
+    ):
+        out.append("sourced must be a JSON object (a recorded decision's sourced)")
     if "expected" not in obj:
         out.append("missing expected")
         return out
@@ -65,10 +89,48 @@ def _problems(obj: Any) -> list[str]:
         out.append(f"unknown key(s) in expected: {', '.join(unknown)}")
     if "outcome" in exp and exp["outcome"] not in OUTCOMES:
         out.append(f"expected.outcome must be one of {', '.join(OUTCOMES)}")
-    if "missing_materials" in exp and not _is_str_list(exp["missing_materials"]):
-        out.append("expected.missing_materials must be a list of material ids")
-    if "outputs" in exp and not isinstance(exp["outputs"], dict):
-        out.append("expected.outputs must be a JSON object")
+    for key in _ID_LISTS:
+        if key in exp and not _is_str_list(exp[key]):
+            out.append(f"expected.{key} must be a list of ids")
+    for key in ("outputs", "outputs_exact"):
+        if key in exp and not isinstance(exp[key], dict):
+            out.append(f"expected.{key} must be a JSON object")
+    if "outputs" in exp and "outputs_exact" in exp:
+        out.append("expected: give outputs (values that must match) or outputs_exact, not both")
+    return out
+
+
+def checks_nothing(expected: dict[str, Any]) -> list[str]:
+    """The parts of an expectation that cannot fail, as messages; all of it when it checks
+    nothing at all. `rules test` fails such a case; replay (shared format) only warns."""
+    if not expected:
+        return ["expected checks nothing: give outcome, outputs, rules_fired, ..."]
+    return [
+        f"expected.{key} is empty and checks nothing"
+        + (" (outputs_exact: {} asserts that there are none)" if key == "outputs" else "")
+        for key in _VACUOUS_WHEN_EMPTY
+        if key in expected and not expected[key]
+    ]
+
+
+def unknown_rules(expected: dict[str, Any], rule_ids: set[str]) -> list[str]:
+    """Rule ids an expectation names that the item has no rule for (a typo checks nothing)."""
+    named = {
+        r
+        for key in ("rules_fired", "rules_fired_includes", "rules_fired_excludes")
+        for r in expected.get(key, ())
+    }
+    return [f"expected names no rule of this item: {r}" for r in sorted(named - rule_ids)]
+
+
+def checked_keys(expected: dict[str, Any]) -> list[str]:
+    """What a case checks, for reports: each expectation key, outputs by name."""
+    out = []
+    for key in sorted(expected):
+        if key == "outputs":
+            out += [f"outputs.{name}" for name in sorted(expected["outputs"])]
+        elif key not in _VACUOUS_WHEN_EMPTY or expected[key]:
+            out.append(key)
     return out
 
 
@@ -125,6 +187,7 @@ def parse_line(path: Path, n: int, raw: str) -> Case | str | None:
         obj.get("materials", []),
         obj["expected"],
         n,
+        obj.get("sourced"),
     )
 
 
@@ -197,7 +260,7 @@ def compare(
         out.append(f"outcome: expected {expected['outcome']}, got {actual_outcome}")
     if decision is None:
         # An error answer carries no decision, so nothing else can match.
-        unchecked = [k for k in ("missing_materials", "outputs") if k in expected]
+        unchecked = [k for k in sorted(EXPECTED_KEYS - {"outcome"}) if k in expected]
         if unchecked:
             out.append(f"{', '.join(unchecked)}: expected, but {actual_outcome} has no decision")
         return out
@@ -212,9 +275,45 @@ def compare(
                 parts.append(f"unexpected: {', '.join(sorted(got - want))}")
             out.append("; ".join(parts))
     outputs = decision.get("outputs", {})
-    for name, want_value in expected.get("outputs", {}).items():
+    wanted = expected.get("outputs_exact", expected.get("outputs", {}))
+    for name, want_value in wanted.items():
         if name not in outputs:
             out.append(f"outputs.{name}: expected {_show(want_value)}, absent")
         elif not same_value(want_value, outputs[name]):
             out.append(f"outputs.{name}: expected {_show(want_value)}, got {_show(outputs[name])}")
+    if "outputs_exact" in expected:
+        extra = sorted(set(outputs) - set(expected["outputs_exact"]))
+        out += [f"outputs.{name}: not expected, got {_show(outputs[name])}" for name in extra]
+    present = sorted(set(expected.get("outputs_absent", ())) & set(outputs))
+    out += [f"outputs.{name}: expected absent, got {_show(outputs[name])}" for name in present]
+    out += _compare_rules(expected, fired_rules(decision))
+    return out
+
+
+def fired_rules(decision: dict[str, Any]) -> set[str]:
+    """The policy rules that matched: the decision's reasons, without the materials notices
+    and the no-rule-matched reason."""
+    return {
+        r.get("rule_id", "")
+        for r in decision.get("reasons", [])
+        if not r.get("rule_id", "").startswith("material:")
+        and r.get("rule_id") != "no_rule_matched"
+    }
+
+
+def _compare_rules(expected: dict[str, Any], fired: set[str]) -> list[str]:
+    out = []
+    if "rules_fired" in expected and set(expected["rules_fired"]) != fired:
+        want = set(expected["rules_fired"])
+        out.append(
+            f"rules_fired: expected {sorted(want)}, got {sorted(fired)}"
+            + (f"; did not fire: {', '.join(sorted(want - fired))}" if want - fired else "")
+            + (f"; also fired: {', '.join(sorted(fired - want))}" if fired - want else "")
+        )
+    missing = sorted(set(expected.get("rules_fired_includes", ())) - fired)
+    if missing:
+        out.append(f"rules_fired_includes: did not fire: {', '.join(missing)}")
+    unwanted = sorted(set(expected.get("rules_fired_excludes", ())) & fired)
+    if unwanted:
+        out.append(f"rules_fired_excludes: fired: {', '.join(unwanted)}")
     return out

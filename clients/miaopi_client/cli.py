@@ -71,6 +71,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             request_id=args.request_id,
             window_id=args.window_id,
             operator_id=args.operator_id,
+            consent=args.consent,
         )
     if args.json:
         print_json(d)
@@ -80,15 +81,23 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
-    from miaopi_server.offline import RuleFileError  # only the in-process path needs the server
+    # Only the in-process path needs the server.
+    from miaopi_server.offline import RegistryInvalid, RuleFileError
 
     bar = render.progress_bar(_lines(args.cases), "replay")  # stderr, terminals, big files
     try:
         return replay_file(
-            args.cases, args.rulesets, args.today, jobs=args.replay_jobs or 0, progress=bar.update
+            args.cases,
+            args.rulesets,
+            args.today,
+            jobs=args.replay_jobs or 0,
+            progress=bar.update,
+            refetch=args.registry if args.refetch else None,
         )
     except RuleFileError as exc:
         raise BadInput(f"rule files in {args.rulesets} failed to load:\n{exc}") from None
+    except RegistryInvalid as exc:
+        raise BadInput(f"registry {args.registry} failed to load: {exc}") from None
     finally:
         bar.close()
 
@@ -104,6 +113,10 @@ def _lines(path: Path) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.replay_jobs is not None and args.rulesets is None:
         raise BadInput("--jobs needs --rulesets: a server decides in its own processes")
+    if args.rulesets is not None and args.refetch and args.registry is None:
+        raise BadInput("--refetch with --rulesets needs --registry DIR: where to look up again")
+    if args.registry is not None and (args.rulesets is None or not args.refetch):
+        raise BadInput("--registry is for --refetch with --rulesets (a server has its own)")
     if args.rulesets is not None:
         report = _replay_in_process(args)
     else:
@@ -113,7 +126,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             return render.progress(items, len(cases), "replay")
 
         with _client(args, args.replay_target or args.target, "window") as c:
-            report = replay(cases, remote(c), progress)
+            report = replay(cases, remote(c, refetch=args.refetch), progress)
     if args.junit is not None:
         try:
             args.junit.write_bytes(junit_xml(report, str(args.cases)))
@@ -219,7 +232,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq), args.json)
     import sqlite3
 
-    from miaopi_server.offline import key_id_of, verify_database
+    from miaopi_server.offline import key_id_of, read_witness, verify_database, witness_path
 
     if not args.keys:
         raise BadInput(
@@ -229,8 +242,15 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if not args.db.is_file():
         raise BadInput(f"cannot open audit database {args.db}: no such file")
     keys = {key_id_of(raw): raw for raw in (_read_key(k) for k in args.keys)}
+    witness_file = args.witness or witness_path(args.db)
     try:
-        result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq)
+        witness = read_witness(witness_file)
+    except (OSError, ValueError) as exc:
+        raise BadInput(str(exc)) from None
+    if args.witness and witness is None:
+        raise BadInput(f"cannot read witness {args.witness}: no such file")
+    try:
+        result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq, witness)
     except sqlite3.Error as exc:
         raise BadInput(f"cannot read audit database {args.db}: {exc}") from None
     return _print_verification(
@@ -239,9 +259,84 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             "checked": result.checked,
             "first_bad_seq": result.first_bad_seq,
             "reason": result.reason,
+            "purged": result.purged,
         },
         args.json,
     )
+
+
+def _cmd_audit_purge(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    try:
+        day = dt.date.fromisoformat(args.before)
+    except ValueError:
+        raise BadInput(f"--before {args.before!r}: expected a date, YYYY-MM-DD") from None
+    before = dt.datetime.combine(day, dt.time(), ZoneInfo("Asia/Shanghai"))
+    with _client(args, _sub_target(args), "admin") as c:
+        done = c.purge_cases(before)
+    print(
+        f"purged the cases of {done['purged']} decision(s) made before {day} (Asia/Shanghai); "
+        f"recorded as seq {done['seq']}"
+    )
+    return OK
+
+
+def _read_json(spec: Path, what: str) -> Any:
+    try:
+        text = sys.stdin.read() if str(spec) == "-" else spec.read_text(encoding="utf-8")
+        return json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"cannot read {what} {spec}: {exc}") from None
+
+
+def _cmd_audit_prove_consistency(args: argparse.Namespace) -> int:
+    from .consistency import check_consistency, head_from_json, saved_head
+
+    try:
+        first = saved_head(_read_json(args.file, "tree head"))
+    except ValueError as exc:
+        raise BadInput(f"{args.file}: {exc}") from None
+    keys = [_read_key(k) for k in args.keys]
+    if args.db is not None:
+        from miaopi_server.offline import database_consistency
+
+        if not keys:
+            raise BadInput("a public key is needed with --db: --key PEM")
+        if not args.db.is_file():
+            raise BadInput(f"cannot open audit database {args.db}: no such file")
+        try:
+            second, path = database_consistency(args.db, first.tree_size)
+        except ValueError as exc:
+            print(f"NOT consistent: {exc}")
+            return FAILED
+        proof = [h.hex() for h in path]
+    else:
+        with _client(args, _sub_target(args), "supervisor") as c:
+            if not keys:
+                keys = [c.seal_key()["public_key"]]
+            try:
+                got = c.consistency_proof(first.tree_size)
+            except ClientError as exc:
+                if exc.code != "INVALID_ARGUMENT":
+                    raise
+                print(f"NOT consistent: {exc.message}")
+                return FAILED
+        second, proof = head_from_json(got["second"]), got["proof"]
+    check = check_consistency(first, second, proof, keys)
+    if args.json:
+        print_json({"ok": check.ok, "reason": check.reason, "first": check.first,
+                    "second": check.second, "proof": proof})  # fmt: skip
+    elif check.ok:
+        print(
+            f"consistent: the signed tree of {check.first} records (root "
+            f"{first.root_hash[:16]}) is a prefix of the signed tree of {check.second} records "
+            f"(root {second.root_hash[:16]})"
+        )
+    else:
+        print(f"NOT consistent: {check.reason}")
+    return OK if check.ok else FAILED
 
 
 def _write_text(out: Path | None, text: str) -> None:
@@ -402,6 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--request-id", default="", metavar="ID")
     s.add_argument("--window-id", default="", metavar="ID")
     s.add_argument("--operator-id", default="", metavar="ID")
+    s.add_argument(
+        "--consent",
+        default="",
+        metavar="REF",
+        help="reference of the applicant's authorisation (授权) to look up their data in "
+        "shared sources; without it the case is decided on its own facts",
+    )
     s.add_argument("--json", action="store_true", help="print the decision as JSON")
     s.set_defaults(run=_cmd_decide)
 
@@ -440,6 +542,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="also write the report as JUnit XML (a testsuite per item, a testcase per case)",
+    )
+    s.add_argument(
+        "--refetch",
+        action="store_true",
+        help="look recorded cases up again in today's shared data instead of deciding on the "
+        "values recorded with them (in-process: in --registry; on a server: in its own)",
+    )
+    s.add_argument(
+        "--registry",
+        type=Path,
+        metavar="DIR",
+        help="registry data directory for --refetch with --rulesets",
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(run=_cmd_replay)
@@ -501,8 +615,49 @@ def _add_audit_parsers(sub: Any) -> None:
         metavar="N",
         help="last sequence number (default: the latest)",
     )
+    s.add_argument(
+        "--witness",
+        type=Path,
+        metavar="FILE",
+        help="signed tree head the trail must extend (default: audit.witness.json beside --db)",
+    )
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(run=_cmd_audit_verify)
+
+    s = asub.add_parser(
+        "purge",
+        help="erase the cases (facts) of decisions made before a date; recorded in the trail",
+        description="After the retention period: the records stay and still verify (they "
+        "commit to each case's digest); the facts are erased. Needs the admin role.",
+    )
+    s.add_argument(
+        "--before", required=True, metavar="DATE", help="YYYY-MM-DD, midnight Asia/Shanghai"
+    )
+    _add_target(s)
+    s.set_defaults(run=_cmd_audit_purge)
+
+    s = asub.add_parser(
+        "prove-consistency",
+        help="check that the trail still holds every record a saved tree head signed",
+        description="FILE: a saved decision (its receipt's tree head), or a tree head such as "
+        "the witness file. The server (--target) or a database (--db, offline, needs --key) "
+        "proves that its latest signed tree extends it (RFC 9162).",
+    )
+    s.add_argument("file", type=Path, metavar="FILE", help='saved decision or head; "-": stdin')
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, metavar="FILE", help="audit database (or a copy)")
+    _add_target(s, where)
+    s.add_argument(
+        "--key",
+        dest="keys",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="public sealing key (repeat for rotated keys; default: the server's)",
+    )
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(run=_cmd_audit_prove_consistency)
 
     s = asub.add_parser("export", help="export recorded decisions as a replay case file")
     where = s.add_mutually_exclusive_group()

@@ -190,15 +190,19 @@ class Client:
         request_id: str = "",
         window_id: str = "",
         operator_id: str = "",
+        consent: str = "",
     ) -> dict[str, Any]:
-        """Decide one case. A malformed case raises ClientError("INVALID_ARGUMENT", ...)
-        carrying every field violation; an unknown item raises ClientError("NOT_FOUND", ...)."""
+        """Decide one case; `consent` is the reference of the applicant's authorisation to
+        look up their data in shared sources (empty: none). A malformed case raises
+        ClientError("INVALID_ARGUMENT", ...) carrying every field violation; an unknown item
+        raises ClientError("NOT_FOUND", ...)."""
         req = pb.DecideRequest(
             request_id=request_id,
             item_code=item_code,
             facts=facts_struct(facts),
             materials=materials,
             window=pb.Window(window_id=window_id, operator_id=operator_id),
+            consent=pb.Consent(reference=consent),
         )
         resp = self._call(self._stub.Decide, req)
         return decision_dict(resp.decision)
@@ -209,7 +213,9 @@ class Client:
         personal data, so it is left out unless asked for. NOT_FOUND for an unknown id."""
         resp = self._call(self._stub.GetDecision, pb.GetDecisionRequest(decision_id=decision_id))
         out: dict[str, Any] = {"decision": decision_dict(resp.decision)}
-        if include_case:
+        if resp.case_purged:  # erased after its retention period
+            out["case_purged"] = True
+        elif include_case:
             out["case"] = message_dict(resp.case)
         return out
 
@@ -318,6 +324,26 @@ class Client:
             "checked": resp.checked,
             "first_bad_seq": resp.first_bad_seq,
             "reason": resp.reason,
+            "purged": resp.purged,
+        }
+
+    def purge_cases(self, before: dt.datetime) -> dict[str, Any]:
+        """Erase the cases of decisions made before `before` (aware datetime); the purge is
+        recorded in the trail: {"purged": count, "seq": the purge record's seq}."""
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(before)
+        resp = self._call(self._stub.PurgeCases, pb.PurgeCasesRequest(before=stamp))
+        return {"purged": resp.purged, "seq": resp.seq}
+
+    def consistency_proof(self, first: int, second: int = 0) -> dict[str, Any]:
+        """{"second": the later signed head (TreeHead JSON), "proof": [hex, ...]}."""
+        resp = self._call(
+            self._stub.GetConsistencyProof,
+            pb.GetConsistencyProofRequest(first_tree_size=first, second_tree_size=second),
+        )
+        return {
+            "second": json_format.MessageToDict(resp.second, preserving_proto_field_name=True),
+            "proof": list(resp.proof),
         }
 
     def seal_key(self) -> dict[str, Any]:

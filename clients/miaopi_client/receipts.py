@@ -6,8 +6,10 @@ A receipt and the decision it came with rebuild the audit record body (docs/AUDI
      "window": {"window_id", "operator_id", "principal_id"},
      "decision": <the decision in proto3 JSON, original field names, without receipt>}
 
-Its hash must equal receipt.record_hash, receipt.key_id must name the key given, and the
-Ed25519 signature must verify over the raw hash bytes.
+Its hash must equal receipt.record_hash and receipt.key_id must name the key given. A record
+made since the trail is a Merkle tree is sealed by receipt.tree_head: its Ed25519 signature
+must verify, and receipt.inclusion_proof must lead from the record hash (leaf seq - 1) to its
+root (RFC 9162). A record made before carries its own signature over the raw hash bytes.
 
 The decision may be in any of the shapes the client prints: the dict of client.decision_dict
 (outcomes without the "OUTCOME_" prefix), the raw MessageToDict form (with it), or either
@@ -27,7 +29,14 @@ from typing import Any
 from google.protobuf import json_format
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi_server.offline import hash_body, key_id_of, verify_seal
+from miaopi_server.offline import (  # each loads only the audit modules it comes from
+    TreeHead,
+    hash_body,
+    key_id_of,
+    leaf_hash,
+    root_from_inclusion,
+    verify_seal,
+)
 
 _PREFIX = "OUTCOME_"
 
@@ -127,6 +136,35 @@ def verify_receipt(decision: Any, public_key_raw: bytes) -> ReceiptCheck:
         return ReceiptCheck(
             False, f"sealed with another key: {key_id or '(none)'}, not {expected_key}", seq, key_id
         )
-    if not verify_seal(public_key_raw, receipt.record_hash, receipt.signature):
+    if receipt.HasField("tree_head"):
+        problem = _tree_problem(receipt, public_key_raw)
+        if problem:
+            return ReceiptCheck(False, problem, seq, key_id)
+    elif not receipt.signature:
+        return ReceiptCheck(False, "not sealed: no signature and no tree head", seq, key_id)
+    if receipt.signature and not verify_seal(
+        public_key_raw, receipt.record_hash, receipt.signature
+    ):
         return ReceiptCheck(False, "bad signature", seq, key_id)
     return ReceiptCheck(True, "", seq, key_id)
+
+
+def tree_head_of(receipt: pb.Receipt) -> TreeHead:
+    h = receipt.tree_head
+    return TreeHead(h.tree_size, h.root_hash, h.timestamp, h.key_id, h.signature)
+
+
+def _tree_problem(receipt: pb.Receipt, public_key_raw: bytes) -> str:
+    """Why the receipt's tree head or inclusion proof fails ("" when both hold)."""
+    head = tree_head_of(receipt)
+    if not head.verifies({key_id_of(public_key_raw): public_key_raw}):
+        return "bad signature on the tree head"
+    try:
+        proof = [bytes.fromhex(h) for h in receipt.inclusion_proof]
+        leaf = leaf_hash(bytes.fromhex(receipt.record_hash))
+    except ValueError:
+        return "inclusion proof is not hexadecimal"
+    root = root_from_inclusion(receipt.seq - 1, head.tree_size, leaf, proof)
+    if root is None or root.hex() != head.root_hash:
+        return "not in the signed tree: the inclusion proof fails"
+    return ""

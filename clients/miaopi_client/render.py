@@ -237,7 +237,8 @@ def receipt_line(receipt: dict[str, Any]) -> str:
 def audit_verification(v: dict[str, Any]) -> str:
     """The result of an audit trail check (client.verify_audit_trail's dict)."""
     if v.get("ok"):
-        return f"audit trail OK: {v.get('checked', 0)} records"
+        purged = f" ({v['purged']} with their case purged)" if v.get("purged") else ""
+        return f"audit trail OK: {v.get('checked', 0)} records{purged}"
     return f"audit trail BROKEN at seq {v.get('first_bad_seq', 0)}: {v.get('reason', '')}"
 
 
@@ -495,6 +496,12 @@ def rules_test_report(r: dict[str, Any]) -> str:
                 )
             if i["unexercised"]:
                 out.append(f"  {i['item_code']}: {', '.join(i['unexercised'])}")
+    checks = [i for i in r["items"] if i.get("checks")]
+    if checks:
+        out += ["", "检查了什么 What the cases check (cases per check)"]
+        for i in checks:
+            shown = ", ".join(f"{k} {n}" for k, n in i["checks"].items())
+            out.append(f"  {i['item_code']}: {shown}")
     if r.get("unattributed"):
         out += [
             "",

@@ -1,6 +1,11 @@
 """Replay a case file against a server (`remote`) or a rules directory (`in_process`,
 `replay_file`).
 
+A case exported with the lookups it was decided on (`sourced`) is decided on them again,
+calling no source; with a registry to re-fetch from (`refetch`), its lookups are made again
+under the consent recorded with them (impact analysis against today's data). A case without
+`sourced` is decided on its own facts either way.
+
 Both deciders return the same (outcome, decision dict) pair: the remote one as the client
 gets it, the in-process one built to the same shape directly from the domain decision (see
 wire.py), so a case file passes or fails the same way whichever side decides it.
@@ -20,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import parallel
 from .cases import Case, checked, compare, parse_cases, parse_line, read_lines
-from .client import Client, ClientError
+from .client import CaseFileError, Client, ClientError
 from .wire import wire_decision, wire_facts
 
 if TYPE_CHECKING:  # imported where used: the client library loads the rules engine only when asked
-    from miaopi_server.offline import Catalog
+    from miaopi_server.offline import Catalog, EmbeddedRegistry, Gathered
 
 # outcome ("APPROVE", ..., or "INVALID_ARGUMENT" / "NOT_FOUND") and the decision, if any
 DecideFn = Callable[[Case], tuple[str, dict[str, Any] | None]]
@@ -131,13 +136,22 @@ def _check(case: Case, decide_fn: DecideFn) -> CaseResult:
     )
 
 
-def remote(client: Client) -> DecideFn:
-    """Decide over gRPC with `client`."""
+def remote(client: Client, refetch: bool = False) -> DecideFn:
+    """Decide over gRPC with `client`. A server cannot be handed recorded lookups: with
+    `refetch` a case's recorded consent is sent, so the server looks the data up again;
+    without it the case is decided on its own facts."""
 
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
+        consent = _consent(case) if refetch else ""
         try:
             # No request_id: an idempotency key would replay yesterday's answer, not decide.
-            d = client.decide(case.item_code, case.facts, case.materials, window_id=REPLAY_WINDOW)
+            d = client.decide(
+                case.item_code,
+                case.facts,
+                case.materials,
+                window_id=REPLAY_WINDOW,
+                consent=consent,
+            )
         except ClientError as exc:
             if exc.code in CASE_ERRORS:
                 return exc.code, None
@@ -147,30 +161,54 @@ def remote(client: Client) -> DecideFn:
     return decide
 
 
-def in_process(rulesets_dir: str | Path, today: dt.date | None = None) -> DecideFn:
+def _consent(case: Case) -> str:
+    consent = (case.sourced or {}).get("consent", "")
+    return consent if isinstance(consent, str) else ""
+
+
+def in_process(
+    rulesets_dir: str | Path, today: dt.date | None = None, refetch: Path | None = None
+) -> DecideFn:
     """Decide with the server's own catalog, no server needed. `today` stands in for the
     date of cases that omit application.date (default: today in Asia/Shanghai, as the
-    server does). Raises RuleFileError when the rules directory does not load."""
+    server does); `refetch`, a registry data directory to look recorded cases up in again.
+    Raises RuleFileError when the rules directory does not load."""
     # Imported here so that the client library does not load the rules engine unless asked.
-    from miaopi_server.offline import load_catalog
+    from miaopi_server.offline import EmbeddedRegistry, load_catalog
 
-    return from_catalog(load_catalog(Path(rulesets_dir)), today)
+    registry = EmbeddedRegistry(refetch) if refetch else None
+    return from_catalog(load_catalog(Path(rulesets_dir)), today, registry=registry)
 
 
-def from_catalog(catalog: Catalog, today: dt.date | None = None, full: bool = True) -> DecideFn:
+def from_catalog(
+    catalog: Catalog,
+    today: dt.date | None = None,
+    full: bool = True,
+    registry: EmbeddedRegistry | None = None,
+) -> DecideFn:
     """The in-process decider of `in_process`, on an already loaded miaopi_server Catalog.
 
     Its decisions have the shape of remote ones (wire.wire_decision) without what only a
     server adds: decision_id, decided_at, receipt (nothing recorded them). With full=False,
-    only what cases.compare reads: outcome, missing_materials, outputs."""
-    from miaopi_server.offline import CaseInvalid, ItemNotFound, shanghai_today
+    only what cases.compare reads: outcome, missing_materials, outputs, the reasons' rule ids.
+    A case's recorded lookups are used as they are, or with `registry` made again (see the
+    module docstring)."""
+    from miaopi_server.offline import (
+        CaseInvalid,
+        ItemNotFound,
+        SourceUnavailable,
+        shanghai_today,
+    )
 
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
         try:
             # Facts typed exactly as the server receives them (NaN refused as it refuses it).
             facts = wire_facts(case.facts)
             day = today or shanghai_today(dt.datetime.now(dt.UTC))
-            d = catalog.decide(case.item_code, facts, list(case.materials), day)
+            gathered = _gathered(catalog, case, facts, day, registry)
+            d = catalog.decide(case.item_code, facts, list(case.materials), day, gathered)
+        except SourceUnavailable:
+            return "UNAVAILABLE", None
         except CaseInvalid:
             return "INVALID_ARGUMENT", None
         except ClientError as exc:  # facts no Struct can carry (client.facts_struct)
@@ -184,18 +222,41 @@ def from_catalog(catalog: Catalog, today: dt.date | None = None, full: bool = Tr
     return decide
 
 
+def _gathered(
+    catalog: Catalog,
+    case: Case,
+    facts: dict[str, Any],
+    day: dt.date,
+    registry: EmbeddedRegistry | None,
+) -> Gathered | None:
+    """The lookups a case is decided on: recorded ones, or made again in `registry`."""
+    from miaopi_server.offline import Gathered, gather
+
+    if case.sourced is None:
+        return None
+    if registry is not None:
+        item = catalog.select(case.item_code, facts, day).item
+        return gather(item, facts, _consent(case), registry)
+    try:
+        return Gathered.from_json(case.sourced)
+    except ValueError as exc:
+        raise CaseFileError([f"case {case.case_id} (line {case.line}): {exc}"]) from None
+
+
 def replay_file(
     path: str | Path,
     rulesets_dir: str | Path,
     today: dt.date | None = None,
     jobs: int = 0,
     progress: Callable[[int], None] | None = None,
+    refetch: Path | None = None,
 ) -> ReplayReport:
     """replay(load_cases(path), in_process(rulesets_dir, today)), in worker processes when
     parallel.jobs_for(jobs, lines) says so; the report, or the CaseFileError, is the same
     either way. `progress(n)` is called as n more lines are done. Raises RuleFileError when
-    the rules directory does not load (before any worker starts)."""
-    from miaopi_server.offline import RuleFileError, load_catalog, shanghai_today
+    the rules directory does not load (before any worker starts). `refetch`: a registry
+    data directory to make recorded lookups again in (see the module docstring)."""
+    from miaopi_server.offline import EmbeddedRegistry, RuleFileError, load_catalog, shanghai_today
 
     path = Path(path)
     lines = read_lines(path)
@@ -209,13 +270,19 @@ def replay_file(
     n_jobs = parallel.jobs_for(jobs, len(lines))
     try:
         if n_jobs == 1:
-            return _replay_here(path, lines, from_catalog(catalog, today, full=False), progress)
+            registry = EmbeddedRegistry(refetch) if refetch else None
+            try:
+                decide = from_catalog(catalog, today, full=False, registry=registry)
+                return _replay_here(path, lines, decide, progress)
+            finally:
+                if registry is not None:
+                    registry.close()
     finally:
         catalog.close()
     # Each worker parses its own lines too: parsing is a tenth of the work, and the cases
     # never have to be sent between processes.
     parsed: list[CaseResult | str | None] = []
-    init = (path, str(rulesets_dir), today, lines)
+    init = (path, str(rulesets_dir), today, lines, refetch)
     units = list(parallel.ranges(len(lines)))
     parts = parallel.imap(n_jobs, _init_worker, init, _work, units)
     for (start, stop), part in zip(units, parts, strict=True):
@@ -247,11 +314,15 @@ def _replay_here(
 _WORKER: tuple[Path, DecideFn, list[str]] | None = None
 
 
-def _init_worker(path: Path, rulesets_dir: str, today: dt.date, lines: list[str]) -> None:
+def _init_worker(
+    path: Path, rulesets_dir: str, today: dt.date, lines: list[str], refetch: Path | None
+) -> None:
     global _WORKER
-    from miaopi_server.offline import load_catalog
+    from miaopi_server.offline import EmbeddedRegistry, load_catalog
 
-    _WORKER = (path, from_catalog(load_catalog(Path(rulesets_dir)), today, full=False), lines)
+    registry = EmbeddedRegistry(refetch) if refetch else None  # lives as long as the worker
+    catalog = load_catalog(Path(rulesets_dir))
+    _WORKER = (path, from_catalog(catalog, today, full=False, registry=registry), lines)
 
 
 # What a worker sends back per line: a problem, the fields of its CaseResult, or None (blank).

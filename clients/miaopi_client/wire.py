@@ -12,9 +12,12 @@ plain JSON) takes the real protobuf path instead, which treats it exactly as the
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .client import decision_dict, facts_struct, without_outcome_prefix
+
+if TYPE_CHECKING:
+    from miaopi_server.offline import Decision
 
 _OUTCOMES = frozenset({"APPROVE", "REJECT", "MANUAL_REVIEW"})
 
@@ -58,12 +61,12 @@ def _plain(v: Any) -> Any:
     raise _NotPlain
 
 
-def wire_decision(d: Any, full: bool = True) -> dict[str, Any]:
+def wire_decision(d: Decision, full: bool = True) -> dict[str, Any]:
     """A miaopi_server Decision as client.decision_dict gives it from the server's message
     (offline.decision_message), without what only a server adds (decision_id, decided_at,
     receipt): defaults omitted, outcomes without their enum prefix, Struct and Value numbers as
-    floats. With full=False, only outcome, missing_materials and outputs (all that
-    cases.compare reads)."""
+    floats. With full=False, only outcome, missing_materials, outputs and the reasons' rule ids
+    (all that cases.compare reads)."""
     # Only in-process deciders have Decisions to convert.
     from miaopi_server.offline import decision_json, decision_message, json_value, material_json
 
@@ -72,7 +75,8 @@ def wire_decision(d: Any, full: bool = True) -> dict[str, Any]:
             raise _NotPlain
         if not full:
             missing = [material_json(m) for m in d.missing_materials]
-            return {"outcome": d.outcome, "outputs": json_value(d.outputs)} | (
+            reasons = [{"rule_id": r.rule_id} for r in d.reasons]  # what rules_fired reads
+            return {"outcome": d.outcome, "outputs": json_value(d.outputs), "reasons": reasons} | (
                 {"missing_materials": missing} if missing else {}
             )
         # decision_json is MessageToDict(decision_message(...)) built directly.
@@ -86,5 +90,5 @@ def wire_decision(d: Any, full: bool = True) -> dict[str, Any]:
     return out if full else {k: out[k] for k in _COMPARED if k in out}
 
 
-_COMPARED = ("outcome", "missing_materials", "outputs")
+_COMPARED = ("outcome", "missing_materials", "outputs", "reasons")
 _ANY_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # decided_at is dropped

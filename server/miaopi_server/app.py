@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import structlog
@@ -31,6 +32,7 @@ from miaopi_server.ops import logs, workers
 from miaopi_server.ops.gate import GatePolicy
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.settings import Settings, parse_args
+from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
 
 log = structlog.get_logger("miaopi.app")
 
@@ -43,6 +45,7 @@ class Running:
     holder: CatalogHolder
     store: SQLiteAuditStore
     watcher: asyncio.Task[None] | None = None
+    registry: EmbeddedRegistry | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -55,6 +58,8 @@ class Running:
         await self.server.stop(grace)
         self.store.close()
         self.holder.close()
+        if self.registry is not None:
+            self.registry.close()
 
 
 def open_store(settings: Settings) -> SQLiteAuditStore:
@@ -72,8 +77,47 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
         raw = seal.public_key_from_pem(pem.read_text(encoding="utf-8"))
         previous[seal.key_id_of(raw)] = raw
     return SQLiteAuditStore(
-        settings.state_dir / "audit.sqlite3", sealer, settings.audit_busy_timeout_ms, previous
+        settings.state_dir / "audit.sqlite3",
+        sealer,
+        settings.audit_busy_timeout_ms,
+        previous,
+        reanchor=settings.reanchor_witness,
+        node_id=node_name(settings),
     )
+
+
+def node_name(settings: Settings) -> str:
+    return settings.node_id or socket.gethostname()
+
+
+def reanchor(settings: Settings) -> int:
+    """`--reanchor-witness REASON`: the administrator's act after a restore (docs/AUDIT.md)."""
+    store = open_store(settings)
+    try:
+        done = store.reanchored
+        head = store.latest_head()
+    finally:
+        store.close()
+    if done is None:
+        size = head.tree_size if head is not None else 0
+        print(f"miaopi-server: the audit trail agrees with its witness ({size} records): "
+              "nothing re-anchored")  # fmt: skip
+        return 0
+    log.warning("audit.witness_reanchored", seq=done.seq, event_id=done.decision_id)
+    print(f"miaopi-server: witness re-anchored, recorded as seq {done.seq} ({done.decision_id})")
+    return 0
+
+
+def dev_credentials_notice(where: Path, tokens: dict[str, str], terminal: bool) -> str:
+    """What the first start says about the development credentials it made. The tokens are
+    shown only on a terminal: stderr may be a log file or journal, and they are secrets."""
+    notice = (
+        f"miaopi-server: development credentials created in {where}/ (0600).\n"
+        f"  The miaopi CLI reads {where / 'dev-tokens.json'} automatically.\n"
+    )
+    if not terminal:
+        return notice + "  The tokens are in that file (not shown: stderr is not a terminal).\n"
+    return notice + "".join(f"  {role:<10} token: {tok}\n" for role, tok in tokens.items())
 
 
 def open_authenticator(settings: Settings) -> Authenticator | None:
@@ -88,14 +132,9 @@ def open_authenticator(settings: Settings) -> Authenticator | None:
     if path is None:
         existed = (settings.state_dir / "dev-tokens.json").exists()
         path, tokens = write_dev_credentials(settings.state_dir)
-        if not existed:  # printed once, to the terminal only: tokens never go to the log
-            print(
-                f"miaopi-server: development credentials created in {path.parent}/ (0600).\n"
-                f"  The miaopi CLI reads {path.parent / 'dev-tokens.json'} automatically.\n"
-                + "".join(f"  {role:<10} token: {tok}\n" for role, tok in tokens.items()),
-                file=sys.stderr,
-                flush=True,
-            )
+        if not existed:
+            notice = dev_credentials_notice(path.parent, tokens, sys.stderr.isatty())
+            print(notice, file=sys.stderr, flush=True)
     return Authenticator.from_file(path)
 
 
@@ -117,9 +156,15 @@ async def create_server(settings: Settings) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned).
     The rule set goes live through the gate (ops/gate.py), like every later one."""
     holder = await open_holder(settings.rulesets, gate_settings(settings), settings.grace_seconds)
+    registry: EmbeddedRegistry | None = None
     try:
+        registry = EmbeddedRegistry(settings.registry) if settings.registry else None
+        if registry is not None:
+            log.info("sources.registry", data_dir=str(settings.registry), version=registry.version)
         store = open_store(settings)
     except BaseException:
+        if registry is not None:
+            registry.close()
         holder.close()
         raise
     authenticator = open_authenticator(settings)
@@ -128,15 +173,19 @@ async def create_server(settings: Settings) -> Running:
             # A second server on a busy port must fail, not share it; --workers share on purpose.
             ("grpc.so_reuseport", int(settings.worker_index >= 0)),
             ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.server_handshake_timeout_ms", int(settings.handshake_timeout_seconds * 1000)),
+            ("grpc.max_connection_idle_ms", int(settings.idle_connection_seconds * 1000)),
+            ("grpc.max_allowed_incoming_connections", settings.max_connections),
         ]
     )
     service = ApprovalService(
         holder,
         store,
-        settings.node_id or socket.gethostname(),
+        node_name(settings),
         authenticator,
         RateLimiter(settings.rate_per_second, settings.rate_burst),
         on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
+        provider=registry,
     )
     add_to_server(service, server)
     health = HealthServicer()
@@ -157,6 +206,8 @@ async def create_server(settings: Settings) -> Running:
     except RuntimeError as exc:  # grpcio raises on a failed bind
         store.close()
         holder.close()
+        if registry is not None:
+            registry.close()
         raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
     await server.start()
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
@@ -164,7 +215,7 @@ async def create_server(settings: Settings) -> Running:
     watcher = None
     if settings.watch_seconds > 0:
         watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
-    return Running(server, port, health, holder, store, watcher)
+    return Running(server, port, health, holder, store, watcher, registry)
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:
@@ -238,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
+        if settings.reanchor_witness:
+            return reanchor(settings)
         if settings.workers > 1:
             return workers.supervise(
                 args, settings.listen, settings.workers, lambda: _prepare_shared_state(settings)
@@ -249,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             log.error("rulefile.error", diagnostic=str(d))
         print(f"miaopi-server: rule files failed to load:\n{exc}", file=sys.stderr)
         return 2
-    except (OSError, CredentialsError, AuditUnavailable) as exc:
+    except (OSError, CredentialsError, AuditUnavailable, RegistryInvalid) as exc:
         # AuditUnavailable here: the audit database could not be opened or migrated at start
         # (AuditSchemaTooNew: a newer server migrated it).
         log.error("server.failed", error=str(exc))

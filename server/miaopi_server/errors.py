@@ -7,10 +7,11 @@
     ├── DecisionNotFound     an unknown decision id                        -> NOT_FOUND
     ├── RequestConflict      a request_id reused for a different case      -> ALREADY_EXISTS
     ├── AuditUnavailable     the audit trail cannot be made durable        -> UNAVAILABLE
-    │   └── AuditSchemaTooNew  the audit database is newer than this code (refused at start)
+    │   ├── AuditSchemaTooNew  the audit database is newer than this code (refused at start)
+    │   └── AuditTrailDiverged the trail is behind or forked from its signed heads (refused)
     └── EngineError          the rules engine refused or failed             -> INTERNAL
 
-`status.py` is the one place that maps them to gRPC codes.
+`edge/status.py` is the one place that maps them to gRPC codes.
 """
 
 from __future__ import annotations
@@ -105,3 +106,9 @@ class AuditSchemaTooNew(AuditUnavailable):
             f"audit database {database} is at schema version {found}, newer than this "
             f"server knows (version {known}): run the newer miaopi-server it was migrated by"
         )
+
+
+class AuditTrailDiverged(AuditUnavailable):
+    """The trail in the database is behind, or forked from, a signed tree head this node
+    issued (the witness file, the database's own heads): records were removed or replaced.
+    The node refuses to serve until an administrator re-anchors it (docs/AUDIT.md)."""

@@ -36,8 +36,18 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate (mutual TLS)
     max_request_bytes: int = 1 << 20
-    workers: int = 1  # server processes sharing the port and the audit trail (workers.py)
+    # Connections (per process): one that has not finished its HTTP/2 (and TLS) handshake in
+    # this time is closed, so half-open connections cannot pile up; an idle one is closed
+    # after idle_connection_seconds; beyond max_connections new ones are closed at once.
+    handshake_timeout_seconds: float = 10.0
+    idle_connection_seconds: float = 300.0
+    max_connections: int = 1000
+    # Shared government data (四免): a data directory of the embedded registry (see
+    # data/registry/README.md); None: no sources, every case decides on its own facts.
+    registry: Path | None = None
+    workers: int = 1  # server processes sharing the port and the audit trail (ops/workers.py)
     worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
+    reanchor_witness: str = ""  # the reason: re-anchor the audit witness, record it, and exit
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -57,11 +67,18 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument(
         "--previous-seal-key",
         dest="previous_seal_keys",
+        metavar="PREVIOUS_SEAL_KEY",
         type=Path,
         action="append",
         help="public key (PEM) of a rotated-out sealing key; repeatable",
     )
     p.add_argument("--node-id", help="name recorded in the audit trail (default: host name)")
+    p.add_argument(
+        "--reanchor-witness",
+        metavar="REASON",
+        help="after restoring the audit database from a backup: accept it, record that (with "
+        "REASON and the head it abandons) in the trail, re-sign the witness, and exit",
+    )
     p.add_argument(
         "--watch",
         dest="watch_seconds",
@@ -97,10 +114,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument(
         "--rate",
         dest="rate_per_second",
+        metavar="RATE",
         type=float,
         help="requests per second per principal (0 = unlimited)",
     )
-    p.add_argument("--burst", dest="rate_burst", type=float)
+    p.add_argument("--burst", dest="rate_burst", metavar="BURST", type=float)
     p.add_argument("--tls-cert", type=Path, help="server certificate (PEM) to serve TLS")
     p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     p.add_argument(
@@ -109,6 +127,30 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="CA (PEM) for client certificates; makes mutual TLS mandatory",
     )
     p.add_argument("--max-request-bytes", type=int)
+    p.add_argument(
+        "--handshake-timeout",
+        dest="handshake_timeout_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection that has not completed its handshake in this time",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        dest="idle_connection_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection idle this long",
+    )
+    p.add_argument(
+        "--max-connections", type=int, help="open connections per process; more are refused"
+    )
+    p.add_argument(
+        "--registry",
+        type=Path,
+        metavar="DIR",
+        help="data directory of the embedded registry of shared data (四免); default: none, "
+        "cases decide on their own facts",
+    )
     p.add_argument(
         "--workers",
         type=int,

@@ -8,7 +8,7 @@ Servers, each a subprocess on 127.0.0.1 with a port of its own choosing (port 0)
               limit), --watch 0, --log-level info (one `decision` JSON line per decision, to a
               file), audit trail on (SQLite WAL, synchronous=FULL, group commit).
 - workers:    the same command with `--workers 2`: two server processes on one port
-              (SO_REUSEPORT) appending to the one audit database (see miaopi_server/workers.py).
+              (SO_REUSEPORT) appending to the one audit database (see miaopi_server/ops/workers.py).
 - counted:    the same server through tests/bench/bench_server.py, which only adds the audit
               store's counters (group commits and records) at shutdown.
 - unrecorded: the same, with the bench-only recorder that skips the audit trail ("audit off",

@@ -8,7 +8,7 @@ flags as `python -m miaopi_server.app`, plus two bench-only switches.
 --no-record     "audit off": the servicer's recorder is replaced by one that returns the
                 decision without recording it. Everything else is the product's path:
                 authentication, authorisation, Struct -> dict, catalog.decide (validation,
-                derivation, engine, assembly), convert.decision, the `decision` log line,
+                derivation, engine, assembly), convert.decision_message, the `decision` log line,
                 response serialisation. What is skipped: the case digest, the decision's
                 record JSON, hash chaining, the Ed25519 seal, the SQLite insert and the
                 group commit (fsync); the receipt is empty. The product has no such switch on

@@ -57,7 +57,10 @@ DECIDE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "catalog.decide (validation, derivation, probes, durable_rules, assembly)",
         ("Catalog.decide",),
     ),
-    ("convert.decision (domain decision -> protobuf)", ("decision (miaopi_server/convert.py",)),
+    (
+        "convert.decision_message (domain decision -> protobuf)",
+        ("decision_message (miaopi_server/edge/convert.py",),
+    ),
     ("rest of Decide (context vars, uuid, clock, Timestamp, response)", ("make_decision",)),
     (
         "audit work in the request path (case and decision canonical JSON, digest, receipt, "
@@ -66,7 +69,7 @@ DECIDE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("per-decision log line (structlog JSON)", ("structlog",)),
     ("authentication (token hash, compare, rate limiter)", ("_guard",)),
-    ("facts Struct -> dict", ("struct_to_dict",)),
+    ("facts Struct -> dict", ("facts_from_struct",)),
     (
         "rest of Decide (context vars, uuid, clock, Timestamp, response)",
         ("ApprovalService.Decide",),

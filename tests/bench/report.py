@@ -547,7 +547,7 @@ def render(r: dict[str, Any]) -> str:
             "never returned unrecorded). `tests/bench/bench_server.py --no-record` runs the "
             "product's own `main` with the servicer's recorder replaced by one that returns the "
             "decision as made. Still done: authentication, authorisation, Struct -> dict, "
-            "`catalog.decide`, `convert.decision`, the `decision` log line, serialisation. "
+            "`catalog.decide`, `convert.decision_message`, the `decision` log line, serialisation. "
             "Skipped: the case digest, the decision's proto -> dict, hash chaining, the Ed25519 "
             "seal, the SQLite insert, the group commit and its fsync, the receipt."
         )
@@ -826,7 +826,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         a("Done since the first benchmark (all in this run's numbers):")
         a("")
         a(
-            "1. **`--workers N`** (`miaopi_server/workers.py`): N server processes on one port "
+            "1. **`--workers N`** (`miaopi_server/ops/workers.py`): N server processes on one port "
             "(SO_REUSEPORT) appending to the one audit database. The chain head is read under "
             "SQLite's write lock, so the hash chain runs through every process in seq order; "
             "writers queue on a lock file rather than SQLite's busy handler (which sleep-polls "
@@ -949,7 +949,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             (
                 x["percent"]
                 for x in prof.get("top_inclusive", [])
-                if x["function"].startswith("decide (miaopi_server/catalog.py")
+                if x["function"].startswith("decide (miaopi_server/decision/catalog.py")
             ),
             None,
         )
@@ -993,7 +993,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
                 f"- `yaml.compose` of the same {items} files: SafeLoader (pure Python) "
                 f"{comp['safe_s']:.2f} s, CSafeLoader (libyaml) {comp['csafe_s']:.2f} s: "
                 f"{comp['safe_s'] / comp['csafe_s']:.1f}x; identical line/column marks on "
-                f"every node: {comp.get('same_marks')}. `rulefile.py` in this run composes "
+                f"every node: {comp.get('same_marks')}. `rules/loader.py` in this run composes "
                 f"with **{loader}**."
             )
         a("")
@@ -1019,9 +1019,9 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             )
 
         compose = incl("compose (site-packages/yaml")
-        cond = incl("condition (miaopi_server/rulefile.py")
+        cond = incl("condition (miaopi_server/rules/loader.py")
         compile_ = incl("compile_item (")
-        register = incl("register (miaopi_server/engine.py")
+        register = incl("register (miaopi_server/decision/engine.py")
         resolve = self_pct("resolve (site-packages/yaml/resolver.py")
         load_s = _med(sc, "load_catalog", "seconds")
         serve_s = _med(sc, "server_start", "seconds_to_serving")

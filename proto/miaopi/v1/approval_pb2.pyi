@@ -90,18 +90,26 @@ class Window(_message.Message):
     def __init__(self, window_id: _Optional[str] = ..., operator_id: _Optional[str] = ..., principal_id: _Optional[str] = ...) -> None: ...
 
 class DecideRequest(_message.Message):
-    __slots__ = ("request_id", "item_code", "facts", "materials", "window")
+    __slots__ = ("request_id", "item_code", "facts", "materials", "window", "consent")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
     FACTS_FIELD_NUMBER: _ClassVar[int]
     MATERIALS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     item_code: str
     facts: _struct_pb2.Struct
     materials: _containers.RepeatedScalarFieldContainer[str]
     window: Window
-    def __init__(self, request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., materials: _Optional[_Iterable[str]] = ..., window: _Optional[_Union[Window, _Mapping]] = ...) -> None: ...
+    consent: Consent
+    def __init__(self, request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., materials: _Optional[_Iterable[str]] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., consent: _Optional[_Union[Consent, _Mapping]] = ...) -> None: ...
+
+class Consent(_message.Message):
+    __slots__ = ("reference",)
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    def __init__(self, reference: _Optional[str] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decision",)
@@ -168,7 +176,7 @@ class RulesetRef(_message.Message):
     def __init__(self, item_code: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "request_id", "item_code", "outcome", "reasons", "missing_materials", "pending_materials", "outputs", "ruleset", "as_of_date", "decided_at", "review_due_date", "review_due_date_estimated", "derived_facts", "receipt")
+    __slots__ = ("decision_id", "request_id", "item_code", "outcome", "reasons", "missing_materials", "pending_materials", "outputs", "ruleset", "as_of_date", "decided_at", "review_due_date", "review_due_date_estimated", "derived_facts", "receipt", "provenance", "e_licenses", "sourced")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +192,9 @@ class Decision(_message.Message):
     REVIEW_DUE_DATE_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
     DERIVED_FACTS_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    E_LICENSES_FIELD_NUMBER: _ClassVar[int]
+    SOURCED_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     request_id: str
     item_code: str
@@ -199,10 +210,97 @@ class Decision(_message.Message):
     review_due_date_estimated: bool
     derived_facts: _struct_pb2.Struct
     receipt: Receipt
-    def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., missing_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., as_of_date: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_due_date: _Optional[str] = ..., review_due_date_estimated: _Optional[bool] = ..., derived_facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+    provenance: _containers.RepeatedCompositeFieldContainer[FactProvenance]
+    e_licenses: _containers.RepeatedCompositeFieldContainer[ELicenseUse]
+    sourced: SourcedData
+    def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., missing_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., as_of_date: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_due_date: _Optional[str] = ..., review_due_date_estimated: _Optional[bool] = ..., derived_facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[FactProvenance, _Mapping]]] = ..., e_licenses: _Optional[_Iterable[_Union[ELicenseUse, _Mapping]]] = ..., sourced: _Optional[_Union[SourcedData, _Mapping]] = ...) -> None: ...
+
+class FactProvenance(_message.Message):
+    __slots__ = ("path", "origin", "source", "record_id", "fetched_at", "note")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    origin: str
+    source: str
+    record_id: str
+    fetched_at: str
+    note: str
+    def __init__(self, path: _Optional[str] = ..., origin: _Optional[str] = ..., source: _Optional[str] = ..., record_id: _Optional[str] = ..., fetched_at: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ELicenseUse(_message.Message):
+    __slots__ = ("material_id", "licence_type", "number", "fetched_at")
+    MATERIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    LICENCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_AT_FIELD_NUMBER: _ClassVar[int]
+    material_id: str
+    licence_type: str
+    number: str
+    fetched_at: str
+    def __init__(self, material_id: _Optional[str] = ..., licence_type: _Optional[str] = ..., number: _Optional[str] = ..., fetched_at: _Optional[str] = ...) -> None: ...
+
+class SourcedData(_message.Message):
+    __slots__ = ("consent", "lookups", "licences")
+    CONSENT_FIELD_NUMBER: _ClassVar[int]
+    LOOKUPS_FIELD_NUMBER: _ClassVar[int]
+    LICENCES_FIELD_NUMBER: _ClassVar[int]
+    consent: str
+    lookups: _containers.RepeatedCompositeFieldContainer[SourceLookup]
+    licences: LicenceLookup
+    def __init__(self, consent: _Optional[str] = ..., lookups: _Optional[_Iterable[_Union[SourceLookup, _Mapping]]] = ..., licences: _Optional[_Union[LicenceLookup, _Mapping]] = ...) -> None: ...
+
+class SourceLookup(_message.Message):
+    __slots__ = ("source", "key_path", "status", "record_id", "values", "fetched_at", "reason", "key")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    KEY_PATH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    key_path: str
+    status: str
+    record_id: str
+    values: _struct_pb2.Struct
+    fetched_at: str
+    reason: str
+    key: str
+    def __init__(self, source: _Optional[str] = ..., key_path: _Optional[str] = ..., status: _Optional[str] = ..., record_id: _Optional[str] = ..., values: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., fetched_at: _Optional[str] = ..., reason: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class LicenceLookup(_message.Message):
+    __slots__ = ("status", "fetched_at", "items")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_AT_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    fetched_at: str
+    items: _containers.RepeatedCompositeFieldContainer[ELicense]
+    def __init__(self, status: _Optional[str] = ..., fetched_at: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ELicense, _Mapping]]] = ...) -> None: ...
+
+class ELicense(_message.Message):
+    __slots__ = ("licence_type", "holder_id", "number", "valid_from", "valid_until", "revoked")
+    LICENCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    VALID_FROM_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    licence_type: str
+    holder_id: str
+    number: str
+    valid_from: str
+    valid_until: str
+    revoked: bool
+    def __init__(self, licence_type: _Optional[str] = ..., holder_id: _Optional[str] = ..., number: _Optional[str] = ..., valid_from: _Optional[str] = ..., valid_until: _Optional[str] = ..., revoked: _Optional[bool] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("seq", "prev_hash", "case_digest", "node_id", "window", "record_hash", "key_id", "signature")
+    __slots__ = ("seq", "prev_hash", "case_digest", "node_id", "window", "record_hash", "key_id", "signature", "tree_head", "inclusion_proof")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
     CASE_DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +309,8 @@ class Receipt(_message.Message):
     RECORD_HASH_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
     seq: int
     prev_hash: str
     case_digest: str
@@ -219,7 +319,23 @@ class Receipt(_message.Message):
     record_hash: str
     key_id: str
     signature: bytes
-    def __init__(self, seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., case_digest: _Optional[str] = ..., node_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., record_hash: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    tree_head: TreeHead
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, seq: _Optional[int] = ..., prev_hash: _Optional[str] = ..., case_digest: _Optional[str] = ..., node_id: _Optional[str] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., record_hash: _Optional[str] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., tree_head: _Optional[_Union[TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TreeHead(_message.Message):
+    __slots__ = ("tree_size", "root_hash", "timestamp", "key_id", "signature")
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    tree_size: int
+    root_hash: str
+    timestamp: int
+    key_id: str
+    signature: bytes
+    def __init__(self, tree_size: _Optional[int] = ..., root_hash: _Optional[str] = ..., timestamp: _Optional[int] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class GetDecisionRequest(_message.Message):
     __slots__ = ("decision_id",)
@@ -228,12 +344,14 @@ class GetDecisionRequest(_message.Message):
     def __init__(self, decision_id: _Optional[str] = ...) -> None: ...
 
 class GetDecisionResponse(_message.Message):
-    __slots__ = ("decision", "case")
+    __slots__ = ("decision", "case", "case_purged")
     DECISION_FIELD_NUMBER: _ClassVar[int]
     CASE_FIELD_NUMBER: _ClassVar[int]
+    CASE_PURGED_FIELD_NUMBER: _ClassVar[int]
     decision: Decision
     case: _struct_pb2.Struct
-    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., case: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    case_purged: bool
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., case: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., case_purged: _Optional[bool] = ...) -> None: ...
 
 class ListDecisionsRequest(_message.Message):
     __slots__ = ("item_code", "outcome", "window_id", "decided_from", "decided_to", "page_size", "page_token", "include_cases")
@@ -256,14 +374,16 @@ class ListDecisionsRequest(_message.Message):
     def __init__(self, item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., window_id: _Optional[str] = ..., decided_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_cases: _Optional[bool] = ...) -> None: ...
 
 class ListDecisionsResponse(_message.Message):
-    __slots__ = ("decisions", "next_page_token", "cases")
+    __slots__ = ("decisions", "next_page_token", "cases", "case_purged")
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     CASES_FIELD_NUMBER: _ClassVar[int]
+    CASE_PURGED_FIELD_NUMBER: _ClassVar[int]
     decisions: _containers.RepeatedCompositeFieldContainer[Decision]
     next_page_token: str
     cases: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
-    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., cases: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+    case_purged: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., cases: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., case_purged: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class VerifyAuditTrailRequest(_message.Message):
     __slots__ = ("from_seq", "to_seq")
@@ -274,16 +394,32 @@ class VerifyAuditTrailRequest(_message.Message):
     def __init__(self, from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
 
 class VerifyAuditTrailResponse(_message.Message):
-    __slots__ = ("ok", "checked", "first_bad_seq", "reason")
+    __slots__ = ("ok", "checked", "first_bad_seq", "reason", "purged")
     OK_FIELD_NUMBER: _ClassVar[int]
     CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_SEQ_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PURGED_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     checked: int
     first_bad_seq: int
     reason: str
-    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    purged: int
+    def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., first_bad_seq: _Optional[int] = ..., reason: _Optional[str] = ..., purged: _Optional[int] = ...) -> None: ...
+
+class PurgeCasesRequest(_message.Message):
+    __slots__ = ("before",)
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    before: _timestamp_pb2.Timestamp
+    def __init__(self, before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PurgeCasesResponse(_message.Message):
+    __slots__ = ("purged", "seq")
+    PURGED_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    purged: int
+    seq: int
+    def __init__(self, purged: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class GetSealKeyRequest(_message.Message):
     __slots__ = ()
@@ -298,6 +434,22 @@ class GetSealKeyResponse(_message.Message):
     public_key: bytes
     public_key_pem: str
     def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("first_tree_size", "second_tree_size")
+    FIRST_TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SECOND_TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    first_tree_size: int
+    second_tree_size: int
+    def __init__(self, first_tree_size: _Optional[int] = ..., second_tree_size: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofResponse(_message.Message):
+    __slots__ = ("second", "proof")
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    second: TreeHead
+    proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, second: _Optional[_Union[TreeHead, _Mapping]] = ..., proof: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListItemsRequest(_message.Message):
     __slots__ = ()
@@ -340,7 +492,7 @@ class EnumValue(_message.Message):
     def __init__(self, value: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class FormField(_message.Message):
-    __slots__ = ("path", "label", "type", "required", "allowed_values", "min", "max", "exclusive_min", "min_length", "max_length", "min_items", "default_value", "derived", "description")
+    __slots__ = ("path", "label", "type", "required", "allowed_values", "min", "max", "exclusive_min", "min_length", "max_length", "min_items", "default_value", "derived", "description", "prefilled_from")
     PATH_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -355,6 +507,7 @@ class FormField(_message.Message):
     DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
     DERIVED_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PREFILLED_FROM_FIELD_NUMBER: _ClassVar[int]
     path: str
     label: str
     type: FieldType
@@ -369,21 +522,24 @@ class FormField(_message.Message):
     default_value: _struct_pb2.Value
     derived: bool
     description: str
-    def __init__(self, path: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., required: _Optional[bool] = ..., allowed_values: _Optional[_Iterable[_Union[EnumValue, _Mapping]]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., exclusive_min: _Optional[bool] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., min_items: _Optional[int] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., derived: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
+    prefilled_from: str
+    def __init__(self, path: _Optional[str] = ..., label: _Optional[str] = ..., type: _Optional[_Union[FieldType, str]] = ..., required: _Optional[bool] = ..., allowed_values: _Optional[_Iterable[_Union[EnumValue, _Mapping]]] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., exclusive_min: _Optional[bool] = ..., min_length: _Optional[int] = ..., max_length: _Optional[int] = ..., min_items: _Optional[int] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., derived: _Optional[bool] = ..., description: _Optional[str] = ..., prefilled_from: _Optional[str] = ...) -> None: ...
 
 class Material(_message.Message):
-    __slots__ = ("id", "name", "need", "e_license", "condition")
+    __slots__ = ("id", "name", "need", "e_license", "condition", "e_license_type")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     NEED_FIELD_NUMBER: _ClassVar[int]
     E_LICENSE_FIELD_NUMBER: _ClassVar[int]
     CONDITION_FIELD_NUMBER: _ClassVar[int]
+    E_LICENSE_TYPE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     need: MaterialNeed
     e_license: bool
     condition: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., need: _Optional[_Union[MaterialNeed, str]] = ..., e_license: _Optional[bool] = ..., condition: _Optional[str] = ...) -> None: ...
+    e_license_type: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., need: _Optional[_Union[MaterialNeed, str]] = ..., e_license: _Optional[bool] = ..., condition: _Optional[str] = ..., e_license_type: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("code", "name", "type", "type_name", "department", "legal_basis", "time_limit", "form_fields", "materials", "ruleset", "versions")

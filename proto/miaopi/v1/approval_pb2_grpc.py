@@ -70,6 +70,16 @@ class ApprovalServiceStub:
                 request_serializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.SerializeToString,
                 response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.FromString,
                 _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/GetConsistencyProof',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
+        self.PurgeCases = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/PurgeCases',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.PurgeCasesRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.PurgeCasesResponse.FromString,
+                _registered_method=True)
         self.ReloadRulesets = channel.unary_unary(
                 '/miaopi.v1.ApprovalService/ReloadRulesets',
                 request_serializer=miaopi_dot_v1_dot_approval__pb2.ReloadRulesetsRequest.SerializeToString,
@@ -136,6 +146,24 @@ class ApprovalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetConsistencyProof(self, request, context):
+        """GetConsistencyProof proves that the audit trail's Merkle tree of first_tree_size records
+        (e.g. a receipt's tree head) is a prefix of the tree of a later signed head (RFC 9162).
+        INVALID_ARGUMENT when the sizes are out of range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeCases(self, request, context):
+        """PurgeCases erases the cases (facts) of every decision made before a time, after their
+        retention period, and records the purge in the audit trail. The records themselves stay
+        and still verify: they commit to each case's digest. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReloadRulesets(self, request, context):
         """ReloadRulesets re-reads the rules directory. The new set replaces the old one atomically
         only if every file compiles; otherwise the old set keeps serving and the errors are
@@ -190,6 +218,16 @@ def add_ApprovalServiceServicer_to_server(servicer, server):
                     servicer.GetSealKey,
                     request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.FromString,
                     response_serializer=miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'PurgeCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeCases,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.PurgeCasesRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.PurgeCasesResponse.SerializeToString,
             ),
             'ReloadRulesets': grpc.unary_unary_rpc_method_handler(
                     servicer.ReloadRulesets,
@@ -392,6 +430,60 @@ class ApprovalService:
             '/miaopi.v1.ApprovalService/GetSealKey',
             miaopi_dot_v1_dot_approval__pb2.GetSealKeyRequest.SerializeToString,
             miaopi_dot_v1_dot_approval__pb2.GetSealKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/GetConsistencyProof',
+            miaopi_dot_v1_dot_approval__pb2.GetConsistencyProofRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/PurgeCases',
+            miaopi_dot_v1_dot_approval__pb2.PurgeCasesRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.PurgeCasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,4 @@
-"""A decision as proto3 JSON: what `MessageToDict(edge.convert.decision(...),
+"""A decision as proto3 JSON: what `MessageToDict(edge.convert.decision_message(...),
 preserving_proto_field_name=True)` gives, receipt excluded, built from the domain objects
 directly. The audit record stores this form (canonicalised), and offline replay compares it;
 protobuf's pure-Python JSON printer cost a tenth of a Decide. tests/test_convert.py checks
@@ -95,4 +95,28 @@ def decision_json(
     if d.review_due_estimated:
         out["review_due_date_estimated"] = True
     out["derived_facts"] = json_value(d.derived)
+    if d.provenance:
+        out["provenance"] = [
+            _non_empty(
+                path=o.path,
+                origin=o.origin,
+                source=o.source,
+                record_id=o.record_id,
+                fetched_at=o.fetched_at,
+                note=o.note,
+            )
+            for o in d.provenance
+        ]
+    if d.e_licenses:
+        out["e_licenses"] = [
+            _non_empty(
+                material_id=u.material_id,
+                licence_type=u.licence_type,
+                number=u.number,
+                fetched_at=u.fetched_at,
+            )
+            for u in d.e_licenses
+        ]
+    if d.sourced is not None:
+        out["sourced"] = json_value(d.sourced.to_json())
     return out

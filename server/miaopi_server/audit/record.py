@@ -3,18 +3,21 @@
 A record body is
     {"seq", "prev_hash", "node_id", "case_digest", "window": {...}, "decision": {...}}
 where `decision` is the decision as returned to the window (proto3 JSON, original field names,
-receipt excluded) and `case_digest` the digest of the case as received, which is stored beside
-the body. record_hash = SHA-256(canonical(body)); the seal signs the raw hash bytes.
+receipt excluded) and `case_digest` the digest of the case as received (its materials as a
+sorted set: case_record), which is stored beside the body.
+record_hash = SHA-256(canonical(body)); the seal signs the raw hash bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
+from miaopi_server.audit.treehead import TreeHead
 
 
 def fixed_time(when: dt.datetime) -> str:
@@ -24,12 +27,32 @@ def fixed_time(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def case_canonical(item_code: str, facts: dict[str, Any], materials: list[str]) -> bytes:
-    """The canonical form of a case as received: what is stored, and what its digest hashes."""
-    return canonical({"item_code": item_code, "facts": facts, "materials": list(materials)})
+def column_time(rfc3339: object) -> str | None:
+    """The `decided_at` column a record's decision.decided_at (proto3 JSON, RFC 3339 in UTC
+    with 0, 3 or 6 fractional digits) stands for; None when it is not such a time."""
+    if not isinstance(rfc3339, str) or not rfc3339.endswith("Z"):
+        return None
+    try:
+        return fixed_time(dt.datetime.fromisoformat(rfc3339))
+    except ValueError:
+        return None
 
 
-def case_digest(item_code: str, facts: dict[str, Any], materials: list[str]) -> str:
+def case_record(item_code: str, facts: dict[str, Any], materials: Iterable[str]) -> dict[str, Any]:
+    """A case as recorded: as received, except that its materials are the set they mean
+    (sorted, each id once), so that a retry listing them in another order, or one twice, is
+    the same case. Records written before this kept the order received; their stored
+    case_json is what their digest hashed, so they still verify (and Recorder compares a
+    retry with them by this form)."""
+    return {"item_code": item_code, "facts": facts, "materials": sorted(set(materials))}
+
+
+def case_canonical(item_code: str, facts: dict[str, Any], materials: Iterable[str]) -> bytes:
+    """The canonical form of a recorded case: what is stored, and what its digest hashes."""
+    return canonical(case_record(item_code, facts, materials))
+
+
+def case_digest(item_code: str, facts: dict[str, Any], materials: Iterable[str]) -> str:
     return sha256_hex(case_canonical(item_code, facts, materials))
 
 
@@ -45,7 +68,7 @@ class PendingRecord:
     outcome: str  # APPROVE | REJECT | MANUAL_REVIEW
     window_id: str
     decided_at: str  # fixed_time()
-    case: dict[str, Any]  # {"item_code", "facts", "materials"} as received
+    case: dict[str, Any]  # case_record(...): as received, materials as a sorted set
     case_json: bytes  # case_canonical(...) of `case`
     case_digest: str  # sha256_hex(case_json)
     window: dict[str, str]
@@ -54,9 +77,28 @@ class PendingRecord:
 
 
 @dataclass(frozen=True)
+class PendingEvent:
+    """An event of the trail itself, recorded in the chain like a decision: a re-anchored
+    witness, a purge. Its body is {"event": {"id", "type", "at", ...details}, "node_id",
+    "prev_hash", "seq"} (no decision, window or case)."""
+
+    event_id: str
+    at: str  # fixed_time(): also the decided_at column
+    node_id: str
+    details: dict[str, Any]  # {"type": ..., ...}
+
+    def canonical_body(self, seq: int, prev_hash: str, extra: dict[str, Any]) -> bytes:
+        event = {**self.details, **extra, "id": self.event_id, "at": self.at}
+        return canonical(
+            {"event": event, "node_id": self.node_id, "prev_hash": prev_hash, "seq": seq}
+        )
+
+
+@dataclass(frozen=True)
 class StoredRecord:
     """A record as the trail holds it. The body is kept as its canonical text (what the hash
-    covers) and parsed only when asked for; the receipt's parts are fields of their own."""
+    covers); the receipt's parts are fields of their own, so a record just written is never
+    parsed back (one read from the database arrives with its parsed body)."""
 
     seq: int
     decision_id: str
@@ -69,7 +111,10 @@ class StoredRecord:
     case: dict[str, Any]
     record_hash: str
     key_id: str
-    signature: bytes
+    signature: bytes  # a record's own seal (records made before the tree); b"" since
+    tree_head: TreeHead | None = None  # the signed head of the commit that added it
+    inclusion_proof: tuple[str, ...] = ()  # RFC 9162 PATH to tree_head's root, hex
+    case_purged: bool = False  # the case was erased after its retention period (case = {})
     _parsed: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property

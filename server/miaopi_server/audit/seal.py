@@ -51,6 +51,9 @@ class Sealer:
     def seal(self, record_hash: str) -> bytes:
         return self.private_key.sign(bytes.fromhex(record_hash))
 
+    def sign(self, data: bytes) -> bytes:
+        return self.private_key.sign(data)
+
 
 def load_or_create(path: Path) -> tuple[Sealer, bool]:
     """Load the PEM private key at `path`; create one (owner-only) if absent.
@@ -76,7 +79,15 @@ def load_or_create(path: Path) -> tuple[Sealer, bool]:
 
 def verify_seal(public_raw: bytes, record_hash: str, signature: bytes) -> bool:
     try:
-        Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, bytes.fromhex(record_hash))
+        data = bytes.fromhex(record_hash)
+    except ValueError:
+        return False
+    return verify_signature(public_raw, data, signature)
+
+
+def verify_signature(public_raw: bytes, data: bytes, signature: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(signature, data)
     except (InvalidSignature, ValueError):
         return False
     return True

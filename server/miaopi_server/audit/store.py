@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
 from miaopi_server.audit.record import PendingRecord, StoredRecord
 from miaopi_server.audit.seal import Sealer
+from miaopi_server.audit.treehead import TreeHead
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,11 @@ class Verification:
     checked: int
     first_bad_seq: int = 0
     reason: str = ""
+    purged: int = 0  # records (of those checked) whose case was purged, by a purge event
 
 
 class DuplicateRequest(Exception):
-    """The request_id is already on record; `existing` is that record."""
+    """The window's request_id is already on record; `existing` is that record."""
 
     def __init__(self, existing: StoredRecord):
         super().__init__(existing.decision_id)
@@ -46,12 +49,23 @@ class AuditStore(Protocol):
 
     def get(self, decision_id: str) -> StoredRecord | None: ...
 
-    def find_request(self, request_id: str) -> StoredRecord | None: ...
+    def find_request(self, window_id: str, request_id: str) -> StoredRecord | None:
+        """The record of this window's request_id (idempotency keys are per window)."""
+        ...
 
     def list(self, f: ListFilter, limit: int, before_seq: int = 0) -> list[StoredRecord]:
         """Newest first, only records with seq < before_seq when given."""
         ...
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification: ...
+
+    def purge(self, before: str, by: str) -> StoredRecord:
+        """Erase the cases of decisions made before `before`; returns the purge event."""
+        ...
+
+    def consistency(self, first: int, second: int = 0) -> tuple[TreeHead, builtins.list[bytes]]:
+        """The signed head of `second` records (0: the latest) and the RFC 9162 proof that
+        the first `first` records are its prefix; ValueError when out of range."""
+        ...
 
     def close(self) -> None: ...

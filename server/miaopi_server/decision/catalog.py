@@ -18,6 +18,7 @@ from typing import Any
 
 from miaopi_server.decision.decide import Decision, decide
 from miaopi_server.decision.engine import Engine, RulesetHandle
+from miaopi_server.decision.sourced import Gathered
 from miaopi_server.decision.validate import validate_case
 from miaopi_server.errors import (
     CaseInvalid,
@@ -28,7 +29,7 @@ from miaopi_server.errors import (
 )
 from miaopi_server.rules.compile import CompiledItem
 from miaopi_server.rules.directory import collector_paused, compile_directory
-from miaopi_server.rules.fieldtypes import parse_date
+from miaopi_server.rules.fieldtypes import as_of_date
 from miaopi_server.rules.model import APPLICATION_DATE, Item
 
 
@@ -42,14 +43,17 @@ class LoadedItem:
         return self.compiled.item
 
 
+def given_date(facts: Any) -> Any:
+    """The application.date a case gives (any JSON value), or None when it gives none."""
+    subject, _, name = APPLICATION_DATE.partition(".")
+    value = facts.get(subject) if isinstance(facts, dict) else None
+    return value.get(name) if isinstance(value, dict) else None
+
+
 def case_date(facts: Any, today: dt.date) -> dt.date:
     """The as-of date a case asks for: a valid application.date, else today.
-    (An invalid date is reported by validation; today's version validates it.)"""
-    subject, _, name = APPLICATION_DATE.partition(".")
-    value = facts.get(subject, {}) if isinstance(facts, dict) else None
-    value = value.get(name) if isinstance(value, dict) else None
-    day = parse_date(value) if isinstance(value, str) else None
-    return day or today
+    (An invalid one is reported by validation; see Catalog.select.)"""
+    return as_of_date(given_date(facts)) or today
 
 
 @dataclass
@@ -78,7 +82,13 @@ class Catalog:
         return self.in_force(code, today) or self.versions_of(code)[-1]
 
     def select(self, code: str, facts: Any, today: dt.date) -> LoadedItem:
-        """The version that decides this case: the one in force on its application.date."""
+        """The version that decides this case: the one in force on its application.date.
+        An application.date that is not a valid as-of date (wrong type, not YYYY-MM-DD, out of
+        range) never silently becomes today: validation refuses it, under the version current
+        today (that version's form is as good as any for saying what is wrong)."""
+        given = given_date(facts)
+        if given is not None and as_of_date(given) is None:
+            return self.current(code, today)
         day = case_date(facts, today)
         loaded = self.in_force(code, day)
         if loaded is None:
@@ -91,9 +101,20 @@ class Catalog:
         """Raise CaseInvalid naming every bad field of the case, as `decide` would; no engine."""
         validate_case(self.select(code, facts, today).item, facts, materials, today)
 
-    def decide(self, code: str, facts: Any, materials: Any, today: dt.date) -> Decision:
+    def decide(
+        self,
+        code: str,
+        facts: Any,
+        materials: Any,
+        today: dt.date,
+        gathered: Gathered | None = None,
+    ) -> Decision:
+        """`gathered`: what shared data said about the case, looked up before (ops/lookups.py)
+        or read back from its record; None decides on the case's own facts."""
         loaded = self.select(code, facts, today)
-        return decide(loaded.compiled, loaded.handle, self.engine, facts, materials, today)
+        return decide(
+            loaded.compiled, loaded.handle, self.engine, facts, materials, today, gathered
+        )
 
     def close(self) -> None:
         for versions in self.versions.values():

@@ -7,11 +7,24 @@ decided_at) are added by the caller.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from miaopi_server.decision.engine import Engine, RulesetHandle
+from miaopi_server.decision.sourced import (
+    DEFAULT,
+    DERIVED,
+    WINDOW,
+    DataNote,
+    ELicenseUse,
+    FactOrigin,
+    Gathered,
+    e_license_uses,
+    licence_library_note,
+    merge_facts,
+)
 from miaopi_server.decision.validate import Case, validate_case
 from miaopi_server.decision.workdays import add_working_days
 from miaopi_server.lang.probes import MISSING
@@ -47,6 +60,10 @@ class Decision:
     review_due: dt.date | None = None
     review_due_estimated: bool = False
     fired: tuple[str, ...] = field(default=(), compare=False)
+    # 四免: where each fact came from, materials satisfied by e-license, the lookups used.
+    provenance: tuple[FactOrigin, ...] = ()
+    e_licenses: tuple[ELicenseUse, ...] = ()
+    sourced: Gathered | None = None
 
 
 def outcome_of(reasons: tuple[Reason, ...]) -> str:
@@ -65,11 +82,81 @@ def decide(
     facts: Any,
     materials: Any,
     today: dt.date,
+    gathered: Gathered | None = None,
 ) -> Decision:
-    """Decide a case; raises CaseInvalid for malformed input."""
-    case = validate_case(compiled.item, facts, materials, today)
+    """Decide a case; raises CaseInvalid for malformed input. `gathered` is what shared data
+    said about it (looked up before, never from here); None: the case's own facts only."""
+    item = compiled.item
+    merged = merge_facts(item, facts, gathered)
+    case = validate_case(item, merged.facts, materials, today)
+    uses = e_license_uses(item, gathered, case.materials, case.as_of)
+    if uses:
+        case = dataclasses.replace(case, materials=case.materials | {u.material_id for u in uses})
     fired = engine.evaluate(handle, engine_fact(compiled, case.values, case.materials))
-    return assemble(compiled, case, set(fired))
+    decision = assemble(compiled, case, set(fired))
+    if gathered is None:
+        return decision
+    notes = [*merged.notes, *filter(None, [licence_library_note(item, gathered, case.materials)])]
+    days = item.promised_days
+    return _with_sources(decision, case, facts, merged.origins, notes, uses, gathered, days)
+
+
+def _with_sources(
+    decision: Decision,
+    case: Case,
+    window_facts: Any,
+    origins: dict[str, FactOrigin],
+    notes: list[DataNote],
+    uses: tuple[ELicenseUse, ...],
+    gathered: Gathered,
+    promised_days: int,
+) -> Decision:
+    """Add provenance, e-license uses and data findings. A finding that asks for review makes
+    the outcome MANUAL_REVIEW even over a REJECT: a decision resting on disputed or unverified
+    data is a human's to make."""
+    given = _paths(window_facts)
+    provenance = []
+    for path in sorted(case.values):
+        if path in case.derived:
+            provenance.append(FactOrigin(path, DERIVED))
+        elif path in origins:
+            provenance.append(origins[path])
+        else:
+            provenance.append(FactOrigin(path, WINDOW if path in given else DEFAULT))
+    # Findings that do not ask for review (a value corrected by source_wins) live in the
+    # provenance notes; the reasons carry those a human must look at.
+    extra = tuple(
+        Reason(n.rule_id, MANUAL_REVIEW, n.message, None, ((n.path, n.window_value),))
+        for n in notes
+        if n.review
+    )
+    outcome, due, estimated = decision.outcome, decision.review_due, decision.review_due_estimated
+    if any(n.review for n in notes) and outcome != MANUAL_REVIEW:
+        outcome = MANUAL_REVIEW
+        d = add_working_days(case.as_of, max(promised_days, 1))
+        due, estimated = d.date, d.estimated
+    return dataclasses.replace(
+        decision,
+        outcome=outcome,
+        reasons=extra + decision.reasons,
+        review_due=due,
+        review_due_estimated=estimated,
+        provenance=tuple(provenance),
+        e_licenses=uses,
+        sourced=gathered,
+    )
+
+
+def _paths(facts: Any, prefix: str = "") -> set[str]:
+    if not isinstance(facts, dict):
+        return set()
+    out: set[str] = set()
+    for k, v in facts.items():
+        if isinstance(v, dict):
+            out |= _paths(v, f"{prefix}{k}.")
+        elif v is not None:
+            out.add(f"{prefix}{k}")
+    return out
 
 
 def _read(case: Case, paths: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:

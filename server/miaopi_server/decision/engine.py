@@ -14,33 +14,91 @@ Engine traps handled here (measured; see docs/ENGINE.md):
 - Every session id keeps state until deleted and a ruleset holds at most 1,024 live ones:
   each evaluation uses a fresh id and always deletes it, under one lock, so at most one case
   is in flight per engine and memory stays flat.
+- Fixed-size tables (64 pending matches per fact, 512 children per test, 255 rules per test,
+  254 properties per fact): the rules are registered as several engine rulesets ("parts",
+  rules/engine_shape.py), each small enough that no table can fill; a fact is asserted into
+  each part with only the paths that part reads, and the fired names are merged (a split
+  rule's `name#k` reports as `name`).
+- Numbers: the engine's JSON reader takes an exponent only after a decimal point (`1e-05` is
+  error 204, `1.0e-05` reads), so exponents get a `.0` mantissa (`_engine_json`).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import durable_rules_engine as _core
 
 from miaopi_server.errors import EngineError
+from miaopi_server.rules.engine_shape import partition, reads, rule_of
 
 WARMUP_RULE = "__warmup__"
 WARMUP_KEY = "_warmup"
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# A JSON string (left alone), or a number with an exponent (Python writes a lower-case e).
+_EXPONENT = re.compile(r'("(?:[^"\\]|\\.)*")|(-?\d+(?:\.\d+)?)(e[-+]?\d+)')
+
+
+def _mantissa(m: re.Match[str]) -> str:
+    if m.group(1) or "." in m.group(2):
+        return m.group(0)
+    return f"{m.group(2)}.0{m.group(3)}"
+
+
+def _engine_json(value: Any) -> str:
+    """JSON the engine reads as meant: `1e-05` (Python's repr of 0.00001) becomes `1.0e-05`.
+    Only a payload with an exponent sign in it is rescanned (cheap check on the hot path)."""
+    text = _json(value)
+    if "e-" in text or "e+" in text:
+        text = _EXPONENT.sub(_mantissa, text)
+    return text
+
+
+Layout = tuple[tuple[tuple[str, ...], str], ...]  # (parent keys, leaf key) per dotted path
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One engine ruleset of a registered rule set; `layout` None: assert the whole fact."""
+
+    name: str
+    handle: int
+    layout: Layout | None
 
 
 @dataclass(frozen=True)
 class RulesetHandle:
-    """A registered ruleset; `rules` are the rule names it was built from."""
+    """A registered rule set (one or more engine rulesets); `rules` are its rule names."""
 
     name: str
-    handle: int
+    parts: tuple[_Part, ...]
     rules: tuple[str, ...]
+
+
+def _layout(paths: Sequence[str]) -> Layout:
+    return tuple((tuple(p.split(".")[:-1]), p.rsplit(".", 1)[-1]) for p in dict.fromkeys(paths))
+
+
+def _project(fact: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    """The part of a nested fact at the given paths (absent paths stay absent)."""
+    out: dict[str, Any] = {}
+    for parents, leaf in layout:
+        src: Any = fact
+        for p in parents:
+            src = src.get(p) if isinstance(src, dict) else None
+        if not isinstance(src, dict) or leaf not in src:
+            continue
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = src[leaf]
+    return out
 
 
 def _rule_name(messages: str) -> str:
@@ -64,36 +122,60 @@ class Engine:
         self._names = itertools.count()
 
     def register(self, label: str, conditions: Mapping[str, dict[str, Any]]) -> RulesetHandle:
-        """Create a ruleset from {rule name: durable condition}. `label` names it in errors.
+        """Create a rule set from {rule name: durable condition}, as one engine ruleset per part
+        (rules/engine_shape.py). `label` names it in errors.
 
         Raises EngineError naming the first rule the engine refuses.
         """
-        rules = {name: {"all": [{"m": cond}]} for name, cond in conditions.items()}
-        rules[WARMUP_RULE] = {"all": [{"m": {WARMUP_KEY: True}}]}
+        groups = partition(conditions)
         name = f"{label}#{next(self._names)}"  # engine names must be unique; reloads re-register
+        parts: list[_Part] = []
+        try:
+            for i, group in enumerate(groups or [[]]):
+                sub = {rule: conditions[rule] for rule in group}
+                layout = None
+                if len(groups) > 1:
+                    layout = _layout([p for c in sub.values() for p in reads(c)])
+                parts.append(_Part(f"{name}/{i}", self._create(f"{name}/{i}", label, sub), layout))
+        except Exception:
+            for part in parts:
+                _core.delete_ruleset(part.handle)
+            raise
+        return RulesetHandle(name, tuple(parts), tuple(conditions))
+
+    def _create(self, name: str, label: str, conditions: Mapping[str, dict[str, Any]]) -> int:
+        rules = {rule: {"all": [{"m": cond}]} for rule, cond in conditions.items()}
+        rules[WARMUP_RULE] = {"all": [{"m": {WARMUP_KEY: True}}]}
         with self._lock:
             try:
-                handle = _core.create_ruleset(name, json.dumps(rules, ensure_ascii=False))
+                handle: int = _core.create_ruleset(name, _engine_json(rules))
             except Exception as exc:
                 raise EngineError(self._blame(label, conditions, exc)) from exc
-            ruleset = RulesetHandle(name, handle, tuple(conditions))
             fired = self._run(handle, {WARMUP_KEY: True})
         if fired != [WARMUP_RULE]:
+            _core.delete_ruleset(handle)
             raise EngineError(f"{label}: warm-up rule did not fire ({fired})")
-        return ruleset
+        return handle
 
     def unregister(self, ruleset: RulesetHandle) -> None:
         with self._lock:
-            _core.delete_ruleset(ruleset.handle)
+            for part in ruleset.parts:
+                _core.delete_ruleset(part.handle)
 
     def evaluate(self, ruleset: RulesetHandle, fact: dict[str, Any]) -> list[str]:
-        """Names of the rules whose conditions match `fact`, each once, in firing order."""
+        """Names of the rules whose conditions match `fact`, each once, in firing order (a
+        rule split into `name#k` engine rules is reported once, as `name`)."""
+        fired: dict[str, None] = {}
         with self._lock:
-            return self._run(ruleset.handle, fact)
+            for part in ruleset.parts:
+                sub = fact if part.layout is None else _project(fact, part.layout)
+                for name in self._run(part.handle, sub):
+                    fired.setdefault(rule_of(name), None)
+        return list(fired)
 
     def _run(self, handle: int, fact: dict[str, Any]) -> list[str]:
         sid = str(next(self._sids))
-        payload = _encode({**fact, "sid": sid})
+        payload = _engine_json({**fact, "sid": sid})
         fired: dict[str, None] = {}
         try:
             code, state = _core.assert_fact(handle, payload)
@@ -115,7 +197,7 @@ class Engine:
         for rule, cond in conditions.items():
             probe = {rule: {"all": [{"m": cond}]}}
             try:
-                h = _core.create_ruleset(f"{label}#blame", json.dumps(probe, ensure_ascii=False))
+                h = _core.create_ruleset(f"{label}#blame", _engine_json(probe))
             except Exception as rule_exc:
                 return f"{label}: rules engine refused rule {rule!r}: {rule_exc}"
             _core.delete_ruleset(h)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miaopi_server.errors import CaseInvalid, FieldViolation
-from miaopi_server.rules.fieldtypes import ValueRejected, parse_date
+from miaopi_server.rules.fieldtypes import ValueRejected, as_of_date, as_of_problem
 from miaopi_server.rules.identity import age_on
 from miaopi_server.rules.model import APPLICATION_DATE, NO_DEFAULT, Item
 
@@ -44,12 +44,16 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
         raise CaseInvalid([shape])
     _walk(item, facts, "", values, violations)
 
-    as_of = today
-    date_value = values.get(APPLICATION_DATE)
-    if isinstance(date_value, str):
-        as_of = parse_date(date_value) or today
-    else:
+    # A given application.date is checked below like any date field and never replaced: only
+    # a case that gives none is decided as of today. A bad one leaves `as_of` at today for the
+    # other checks, and the case is refused anyway.
+    if APPLICATION_DATE not in values:
         values[APPLICATION_DATE] = today.isoformat()
+    as_of = as_of_date(values[APPLICATION_DATE]) or today
+    out_of_range = as_of_problem(values[APPLICATION_DATE])
+    if out_of_range:
+        violations.append(FieldViolation(f"facts.{APPLICATION_DATE}", out_of_range))
+        del values[APPLICATION_DATE]
 
     parsed: dict[str, Any] = {}  # identity numbers decoded once, reused by _derive
     for f, check, normalize in item.form_checks:
@@ -64,7 +68,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
                 values[f.path] = normalize(values[f.path])
             if decoded is not None:
                 parsed[f.path] = decoded
-        elif f.required:
+        elif f.required or (f.path in item.source_backed and not f.has_default):  # nor source
             violations.append(FieldViolation(f"facts.{f.path}", f"必填项（{f.label or f.path}）"))
         elif f.default is not NO_DEFAULT:
             values[f.path] = list(f.default) if isinstance(f.default, list) else f.default
@@ -110,6 +114,19 @@ def _walk(
 ) -> None:
     for key, value in node.items():
         path = f"{prefix}{key}"
+        if "." in str(key):
+            # A key is one name; the form's dotted paths are nested objects. Reading
+            # {"application.date": ...} as a path would let two keys give one field (and the
+            # rule version is chosen from the nested key only), so it is refused, not mapped.
+            shown = str(key) if len(str(key)) <= 64 else str(key)[:64] + "…"
+            violations.append(
+                FieldViolation(
+                    f"facts.{prefix}{shown}",
+                    f"字段名 {shown!r} 含“.”：路径的每一级是一层对象，"
+                    '如 {"application": {"date": …}}',
+                )
+            )
+            continue
         f = item.fields.get(path)
         if f is not None:
             if f.derived:

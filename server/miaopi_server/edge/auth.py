@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +31,20 @@ import yaml
 
 from miaopi_server.errors import MiaopiError
 
-READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey"})
+READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey", "GetConsistencyProof"})
 ROLE_RPCS: dict[str, frozenset[str]] = {
     "window": READ_RPCS | {"Decide", "GetDecision", "ListDecisions"},
     "supervisor": READ_RPCS
     | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus"},
     "admin": READ_RPCS
-    | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus", "ReloadRulesets"},
+    | {
+        "GetDecision",
+        "ListDecisions",
+        "VerifyAuditTrail",
+        "GetRulesetStatus",
+        "ReloadRulesets",
+        "PurgeCases",
+    },
 }
 ALL_ITEMS = "*"
 
@@ -193,24 +202,80 @@ class _Bucket:
 
 @dataclass
 class RateLimiter:
-    """A token bucket per principal: `rate` requests per second, bursts up to `burst`."""
+    """A token bucket per key (a principal id, or a peer address): `rate` per second, bursts
+    up to `burst`. With `max_keys` the table is bounded: the key used longest ago is forgotten
+    first (it starts again with a full bucket)."""
 
     rate: float
     burst: float
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    max_keys: int = 0  # 0: unbounded (principals are a known, finite set)
+    refusal: str = ""  # the RateLimited message; default: the rate
+    _buckets: OrderedDict[str, _Bucket] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def _bucket(self, key: str) -> _Bucket:
+        """The key's bucket refilled to now (caller holds the lock)."""
+        now = time.monotonic()
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = _Bucket(self.burst, now)
+            if self.max_keys and len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        b.tokens = min(self.burst, b.tokens + (now - b.stamp) * self.rate)
+        b.stamp = now
+        return b
+
     def take(self, key: str) -> None:
+        """Use one token, or raise RateLimited."""
         if self.rate <= 0:
             return
-        now = time.monotonic()
         with self._lock:
-            b = self._buckets.setdefault(key, _Bucket(self.burst, now))
-            b.tokens = min(self.burst, b.tokens + (now - b.stamp) * self.rate)
-            b.stamp = now
+            b = self._bucket(key)
             if b.tokens < 1:
-                raise RateLimited(f"rate limit of {self.rate:g}/s exceeded")
+                raise RateLimited(self.refusal or f"rate limit of {self.rate:g}/s exceeded")
             b.tokens -= 1
+
+
+# Failed authentications answered per peer address: a burst of 30, then one a second; past
+# that a failure is RESOURCE_EXHAUSTED instead of UNAUTHENTICATED. A valid credential is
+# never refused by it, so clients sharing an address (NAT, a proxy) cannot lock each other
+# out; the addresses remembered are bounded.
+AUTH_FAILURE_RATE = 1.0
+AUTH_FAILURE_BURST = 30.0
+AUTH_FAILURE_PEERS = 4096
+
+
+def failure_limiter() -> RateLimiter:
+    return RateLimiter(
+        AUTH_FAILURE_RATE,
+        AUTH_FAILURE_BURST,
+        AUTH_FAILURE_PEERS,
+        refusal="too many failed authentications from this address",
+    )
+
+
+def peer_address(peer: str) -> str:
+    """The address part of a gRPC peer string ("ipv4:10.0.0.7:53122" -> "10.0.0.7"); an IPv6
+    address stands for its /64, the block one host or customer is usually given, so a host
+    cannot escape the limit by changing its interface identifier. Anything else (unix
+    sockets) as given."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        host = rest.rsplit(":", 1)[0].strip("[]")
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError:
+            return host
+        if address.ipv4_mapped is not None:  # an IPv4 client of a dual-stack listener
+            return str(address.ipv4_mapped)
+        if address.is_loopback:
+            return str(address)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return peer
 
 
 def write_dev_credentials(state_dir: Path) -> tuple[Path, dict[str, str]]:

@@ -9,8 +9,10 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
+from miaopi_server.audit.decision_json import json_value
 from miaopi_server.audit.record import StoredRecord
 from miaopi_server.audit.recorder import Recorded
+from miaopi_server.audit.treehead import TreeHead
 from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import Decision, Reason
 from miaopi_server.errors import CaseInvalid, FieldViolation
@@ -44,7 +46,7 @@ NEEDS = {
 }
 
 
-def struct_to_dict(s: struct_pb2.Struct, root: str = "facts") -> dict[str, Any]:
+def facts_from_struct(s: struct_pb2.Struct, root: str = "facts") -> dict[str, Any]:
     """Struct -> plain dict (numbers stay floats; validation decides what is an integer).
 
     NaN and infinities have no JSON form (the audit record could not hold them), so they are
@@ -89,9 +91,10 @@ def _value(v: Any) -> struct_pb2.Value:
 
 
 def struct(d: dict[str, Any]) -> struct_pb2.Struct:
-    """A dict as a Struct; dates (at the top level, as decisions have them) as ISO text."""
+    """A dict as a Struct, its values as the record's JSON has them (dates at any depth as ISO
+    text), so the message and the record never disagree and building it cannot fail."""
     s = struct_pb2.Struct()
-    s.update({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in d.items()})
+    s.update(json_value(d))
     return s
 
 
@@ -121,12 +124,10 @@ def material_ref(m: Material) -> pb.MaterialRef:
     return pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license)
 
 
-def decision(
+def decision_message(
     d: Decision, decision_id: str, request_id: str, decided_at: dt.datetime
 ) -> pb.Decision:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(decided_at)
-    return pb.Decision(
+    msg = pb.Decision(
         decision_id=decision_id,
         request_id=request_id,
         item_code=d.item_code,
@@ -137,15 +138,49 @@ def decision(
         outputs=struct(d.outputs),
         ruleset=pb.RulesetRef(item_code=d.item_code, version=d.version, digest=d.digest),
         as_of_date=d.as_of.isoformat(),
-        decided_at=ts,
+        decided_at=timestamp(decided_at),
         review_due_date=d.review_due.isoformat() if d.review_due else "",
         review_due_date_estimated=d.review_due_estimated,
         derived_facts=struct(d.derived),
+        provenance=[
+            pb.FactProvenance(
+                path=o.path,
+                origin=o.origin,
+                source=o.source,
+                record_id=o.record_id,
+                fetched_at=o.fetched_at,
+                note=o.note,
+            )
+            for o in d.provenance
+        ],
+        e_licenses=[
+            pb.ELicenseUse(
+                material_id=u.material_id,
+                licence_type=u.licence_type,
+                number=u.number,
+                fetched_at=u.fetched_at,
+            )
+            for u in d.e_licenses
+        ],
+    )
+    if d.sourced is not None:
+        msg.sourced.SetInParent()  # present even when empty, as the record's JSON has it
+        json_format.ParseDict(d.sourced.to_json(), msg.sourced)
+    return msg
+
+
+def tree_head(head: TreeHead) -> pb.TreeHead:
+    return pb.TreeHead(
+        tree_size=head.tree_size,
+        root_hash=head.root_hash,
+        timestamp=head.timestamp,
+        key_id=head.key_id,
+        signature=head.signature,
     )
 
 
 def receipt(record: StoredRecord) -> pb.Receipt:
-    return pb.Receipt(
+    msg = pb.Receipt(
         seq=record.seq,
         prev_hash=record.prev_hash,
         case_digest=record.case_digest,
@@ -154,7 +189,11 @@ def receipt(record: StoredRecord) -> pb.Receipt:
         record_hash=record.record_hash,
         key_id=record.key_id,
         signature=record.signature,
+        inclusion_proof=record.inclusion_proof,
     )
+    if record.tree_head is not None:
+        msg.tree_head.CopyFrom(tree_head(record.tree_head))
+    return msg
 
 
 def decision_of(record: StoredRecord) -> pb.Decision:
@@ -170,7 +209,7 @@ def recorded_decision(recorded: Recorded) -> pb.Decision:
     decided = recorded.decided
     if decided is None:
         return decision_of(recorded.record)
-    msg = decision(
+    msg = decision_message(
         decided.decision,
         decided.decision_id,
         recorded.record.request_id,
@@ -180,7 +219,7 @@ def recorded_decision(recorded: Recorded) -> pb.Decision:
     return msg
 
 
-def form_field(f: Field) -> pb.FormField:
+def form_field(f: Field, prefilled_from: str = "") -> pb.FormField:
     msg = pb.FormField(
         path=f.path,
         label=f.label,
@@ -193,6 +232,7 @@ def form_field(f: Field) -> pb.FormField:
         min_items=f.min_items,
         derived=f.derived,
         description=f.description,
+        prefilled_from=prefilled_from,
     )
     if f.minimum is not None:
         msg.min = f.minimum
@@ -232,7 +272,10 @@ def item(i: Item) -> pb.Item:
             promised_working_days=i.promised_days,
             on_the_spot=i.on_the_spot,
         ),
-        form_fields=[form_field(f) for f in i.fields.values()],
+        form_fields=[
+            form_field(f, i.source_backed[f.path][0].source if f.path in i.source_backed else "")
+            for f in i.fields.values()
+        ],
         materials=[
             pb.Material(
                 id=m.id,
@@ -240,6 +283,7 @@ def item(i: Item) -> pb.Item:
                 need=NEEDS[m.need],
                 e_license=m.e_license,
                 condition=m.when.source if m.when else "",
+                e_license_type=m.e_license_type,
             )
             for m in i.materials
         ],

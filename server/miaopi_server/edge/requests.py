@@ -16,6 +16,7 @@ from miaopi_server.errors import FieldViolation
 MAX_REQUEST_ID = 128
 MAX_WINDOW_ID = 64
 MAX_OPERATOR_ID = 64
+MAX_CONSENT_REFERENCE = 128
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's bigint
@@ -37,6 +38,7 @@ def envelope_violations(request: pb.DecideRequest) -> list[FieldViolation]:
         *_identifier("request_id", request.request_id, MAX_REQUEST_ID),
         *_identifier("window.window_id", request.window.window_id, MAX_WINDOW_ID),
         *_identifier("window.operator_id", request.window.operator_id, MAX_OPERATOR_ID),
+        *_identifier("consent.reference", request.consent.reference, MAX_CONSENT_REFERENCE),
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -15,9 +16,11 @@ from google.protobuf.message import DecodeError
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_server.audit.record import fixed_time
 from miaopi_server.audit.recorder import Decided, Recorder
 from miaopi_server.audit.store import AuditStore
 from miaopi_server.clock import shanghai_today, utc_now
+from miaopi_server.decision.sourced import Gathered
 from miaopi_server.edge import convert
 from miaopi_server.edge.auth import (
     ANONYMOUS,
@@ -27,6 +30,8 @@ from miaopi_server.edge.auth import (
     RateLimited,
     RateLimiter,
     Unauthenticated,
+    failure_limiter,
+    peer_address,
 )
 from miaopi_server.edge.requests import (
     encode_page_token,
@@ -41,7 +46,11 @@ from miaopi_server.errors import (
     ItemNotFound,
     MiaopiError,
 )
+from miaopi_server.ops.logs import LogSampler
+from miaopi_server.ops.lookups import gather
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
+from miaopi_server.rules.model import Item
+from miaopi_server.sources.model import Provider
 
 log = structlog.get_logger("miaopi.service")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
@@ -62,33 +71,57 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         limiter: RateLimiter | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         on_reload: Callable[[], None] | None = None,
+        provider: Provider | None = None,
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
         self._limiter = limiter or RateLimiter(0, 0)
+        self._failures = failure_limiter()  # failed authentications, per peer address
+        self._refusals = LogSampler()
         self._holder = holder
         self._catalog = holder.current  # read per call: hot reload swaps the catalog
         self._store = store
         self._recorder = Recorder(store, node_id)
         self._clock = clock
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
+        self._provider = provider  # shared data (四免); None: cases decide on their own facts
 
     async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
-        """Authenticate, authorise the RPC for the principal's role, apply its rate limit."""
+        """Authenticate, authorise the RPC for the principal's role, apply its rate limit.
+        Failed authentications are limited per peer address, and the refusal lines a flood
+        would write are sampled (at most a few per kind every few seconds, with a count)."""
+        principal: Principal | None = None
+        peer = ""
         try:
             if self._auth is None:
                 principal = ANONYMOUS
             else:
+                peer = peer_address(context.peer() or "")
                 names = [
                     n.decode("utf-8", "replace")
                     for n in (context.auth_context() or {}).get("x509_common_name", [])
                 ]
-                principal = self._auth.authenticate(context.invocation_metadata() or (), names)
+                try:
+                    principal = self._auth.authenticate(context.invocation_metadata() or (), names)
+                except Unauthenticated:
+                    self._failures.take(peer)  # past the peer's budget: RateLimited instead
+                    raise
             if not principal.may_call(rpc):
                 raise PermissionDenied(f"角色 {principal.role} 不能调用 {rpc}")
             self._limiter.take(principal.id)
         except (Unauthenticated, PermissionDenied, RateLimited) as exc:
-            # The reason and the principal id only: never the credential itself.
-            log.warning("auth.refused", rpc=rpc, error=type(exc).__name__, reason=str(exc))
+            error = type(exc).__name__
+            who = principal.id if principal is not None else "unauthenticated"
+            suppressed = self._refusals.admit(f"{error}/{who}")
+            if suppressed is not None:
+                # The reason, principal and peer address only: never the credential itself.
+                log.warning(
+                    "auth.refused",
+                    rpc=rpc,
+                    error=error,
+                    reason=str(exc),
+                    **({"principal": who} if principal is not None else {"peer": peer}),
+                    suppressed=suppressed,
+                )
             await _abort(context, exc)
         structlog.contextvars.bind_contextvars(principal=principal.id)
         return principal
@@ -112,7 +145,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             await self._deny(context, "Decide", "请求中的窗口与认证身份不一致")
         envelope = envelope_violations(request)
         try:
-            facts = convert.struct_to_dict(request.facts)
+            facts = convert.facts_from_struct(request.facts)
         except CaseInvalid as exc:
             await _abort(context, CaseInvalid([*envelope, *exc.violations]))
         case = {
@@ -129,11 +162,18 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if envelope:  # reported together with whatever is wrong in the case itself
             await _abort(context, self._with_case_problems(envelope, case))
 
-        def make_decision() -> Decided:
+        consent = request.consent.reference
+
+        async def make_decision() -> Decided:
             now = self._clock()
-            decision = self._catalog().decide(
-                request.item_code, facts, case["materials"], shanghai_today(now)
-            )
+            today = shanghai_today(now)
+            catalog = self._catalog()  # one catalog for the lookups and the decision
+            gathered = None
+            if consent and self._provider is not None:
+                item = catalog.select(request.item_code, facts, today).item
+                if item.sources or item.e_license_holder:
+                    gathered = await self._look_up(item, facts, consent)
+            decision = catalog.decide(request.item_code, facts, case["materials"], today, gathered)
             return Decided(decision, str(uuid.uuid4()), now)
 
         try:
@@ -162,6 +202,23 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         return pb.DecideResponse(decision=msg)
+
+    async def _look_up(self, item: Item, facts: dict[str, Any], consent: str) -> Gathered | None:
+        """The item's lookups, in a thread: a source waits up to its own deadline, and the
+        event loop serves other calls meanwhile."""
+        started = time.perf_counter()
+        gathered = await asyncio.get_running_loop().run_in_executor(
+            None, gather, item, facts, consent, self._provider
+        )
+        if gathered is not None:
+            # Which sources answered how: never the key or what they said.
+            log.info(
+                "sources.looked_up",
+                lookups={lk.source: lk.status for lk in gathered.lookups},
+                licences=gathered.licences_status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+        return gathered
 
     def _with_case_problems(
         self, violations: list[FieldViolation], case: dict[str, Any]
@@ -206,7 +263,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if not principal.sees_everything and record.window["window_id"] != principal.window_id:
             await self._deny(context, "GetDecision", "只能查看本窗口的决定")
         return pb.GetDecisionResponse(
-            decision=convert.decision_of(record), case=convert.struct(record.case)
+            decision=convert.decision_of(record),
+            case=convert.struct(record.case),
+            case_purged=record.case_purged,
         )
 
     async def ListDecisions(
@@ -225,7 +284,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         records = records[:size]
         token = encode_page_token(records[-1].seq) if more and records else ""
         resp = pb.ListDecisionsResponse(
-            decisions=[convert.decision_of(r) for r in records], next_page_token=token
+            decisions=[convert.decision_of(r) for r in records],
+            next_page_token=token,
+            case_purged=[r.case_purged for r in records],
         )
         if request.include_cases:
             resp.cases.extend(convert.struct(r.case) for r in records)
@@ -249,6 +310,43 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             checked=result.checked,
             first_bad_seq=result.first_bad_seq,
             reason=result.reason,
+            purged=result.purged,
+        )
+
+    async def PurgeCases(
+        self, request: pb.PurgeCasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PurgeCasesResponse:
+        principal = await self._guard(context, "PurgeCases")
+        if not request.HasField("before"):
+            await _abort(context, CaseInvalid([FieldViolation("before", "required")]))
+        try:
+            before = request.before.ToDatetime(tzinfo=dt.UTC)
+        except (ValueError, OverflowError):
+            await _abort(context, CaseInvalid([FieldViolation("before", "not a valid time")]))
+        if before > self._clock():
+            await _abort(context, CaseInvalid([FieldViolation("before", "is in the future")]))
+        try:
+            event = await asyncio.get_running_loop().run_in_executor(
+                None, self._store.purge, fixed_time(before), principal.id
+            )
+        except MiaopiError as exc:  # AuditUnavailable: nothing was erased
+            await _abort(context, exc)
+        purged = json.loads(event.body_json)["event"]["purged"]
+        log.warning("audit.purged", purged=purged, seq=event.seq, before=fixed_time(before))
+        return pb.PurgeCasesResponse(purged=purged, seq=event.seq)
+
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetConsistencyProofResponse:
+        await self._guard(context, "GetConsistencyProof")
+        try:
+            head, proof = await asyncio.get_running_loop().run_in_executor(
+                None, self._store.consistency, request.first_tree_size, request.second_tree_size
+            )
+        except ValueError as exc:
+            await _abort(context, CaseInvalid([FieldViolation("first_tree_size", str(exc))]))
+        return pb.GetConsistencyProofResponse(
+            second=convert.tree_head(head), proof=[h.hex() for h in proof]
         )
 
     async def ReloadRulesets(
@@ -326,3 +424,5 @@ def add_to_server(service: ApprovalService, server: grpc.aio.Server) -> None:
             response_serializer=response_type.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    # As the generated add_..._to_server does: registered methods skip the generic lookup.
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)

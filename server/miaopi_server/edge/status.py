@@ -20,6 +20,7 @@ from miaopi_server.errors import (
     ItemNotFound,
     RequestConflict,
 )
+from miaopi_server.sources.model import SourceUnavailable
 
 DOMAIN = "miaopi.gov.cn"
 # Status details travel in HTTP/2 trailers (a few KB at most): text that echoes the request is
@@ -74,6 +75,16 @@ def to_status(exc: BaseException) -> grpc.Status:
         return _status(code_pb2.ALREADY_EXISTS, str(exc), info)
     if isinstance(exc, AuditUnavailable):
         return _status(code_pb2.UNAVAILABLE, "审计记录暂不可写，未作出决定，请稍后重试")
+    if isinstance(exc, SourceUnavailable):
+        # Names the source, never whose data was asked for.
+        info = error_details_pb2.ErrorInfo(
+            reason="SOURCE_UNAVAILABLE", domain=DOMAIN, metadata={"source": exc.source}
+        )
+        return _status(
+            code_pb2.UNAVAILABLE,
+            f"共享数据源 {exc.source} 暂不可用（{exc.reason}），未作出决定，请稍后重试",
+            info,
+        )
     if isinstance(exc, Unauthenticated):
         return _status(code_pb2.UNAUTHENTICATED, "未认证：请提供有效凭证")
     if isinstance(exc, PermissionDenied):

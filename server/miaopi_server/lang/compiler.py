@@ -19,6 +19,7 @@ from miaopi_server.lang import ast
 from miaopi_server.lang.probes import Probe, ProbeTable
 
 ALWAYS_KEY = "_always"  # every asserted fact carries {"_always": true}
+MAX_LIST_VALUES = 20_000  # values in one inline [...] or named list (docs/RULES.md)
 
 TRUE: dict[str, Any] = {ALWAYS_KEY: True}
 FALSE: dict[str, Any] = {ALWAYS_KEY: False}
@@ -175,6 +176,10 @@ class _Compiler:
 
     def values(self, values: ast.ValueSet) -> tuple[ast.Const, ...]:
         if isinstance(values, ast.ListLiteral):
+            if len(values.items) > MAX_LIST_VALUES:
+                count = len(values.items)
+                self.fail("MP343", f"列表有 {count} 个值，超过上限 {MAX_LIST_VALUES}", values.pos)
+                return ()
             return values.items
         named = self.lists.get(values.name)
         if named is None:
@@ -253,7 +258,7 @@ class _Compiler:
         if isinstance(node, ast.Compare):
             return self.compare(node, neg, element=False)
         if isinstance(node, ast.Member):
-            return self.member(node, neg, element=False)
+            return self.member(node, neg)
         if isinstance(node, ast.StringTest | ast.Hanzi):
             subject = node.subject
             assert isinstance(subject, ast.Path)
@@ -321,29 +326,34 @@ class _Compiler:
             return _or([self.missing(spec), self.missing(other), cond])
         return _and([self.present(spec), self.present(other), cond])
 
-    def member(self, node: ast.Member, neg: bool, element: bool) -> dict[str, Any]:
+    def member(self, node: ast.Member, neg: bool) -> dict[str, Any]:
+        """`x in S` / `x not in S` on one fact: a membership probe, so the size of S never
+        reaches the engine (a few hundred `$or` branches crash or hang it; docs/ENGINE.md)."""
         kind, compares, spec = self.element_kind(node.subject)
-        where = "$i" if element else node.subject.name  # type: ignore[union-attr]
+        where = node.subject.name  # type: ignore[union-attr]
         if compares is Compares.TEXT_LIST:
             return self.fail("MP311", "列表字段请写 any / all / no 字段 in ...", node.pos)
+        values = self.member_values(node, kind, compares, spec, where)
+        if values is None:
+            return FALSE
+        key = self.probe(Probe("member", where, words=values))
+        inside = node.negated == neg  # True: "value is one of them"
+        return _or([self.missing(spec), {key: inside}]) if neg else {key: inside}
+
+    def member_values(
+        self,
+        node: ast.Member,
+        kind: str,
+        compares: Compares | None,
+        spec: FieldSpec | None,
+        where: str,
+    ) -> tuple[ast.Scalar, ...] | None:
+        """The set's values, each type-checked against the subject (None: an error)."""
         consts = self.values(node.values)
         values = [c.value for c in consts if self.check_const(kind, compares, spec, c, where)]
         if len(values) != len(consts):
-            return FALSE
-        inside = node.negated == neg  # True: "value is one of them"
-        if inside:
-            cond = _or([_cmp(where, "==", v) for v in dict.fromkeys(values)])
-            return _or([self.missing(spec), cond]) if neg else cond
-        cond = _and([self.present(spec)] + [_cmp(where, "!=", v) for v in dict.fromkeys(values)])
-        return _or([self.missing(spec), cond]) if neg else cond
-
-    @staticmethod
-    def element_values(branches: list[dict[str, Any]]) -> tuple[str, ...]:
-        """The values of an `$or` of element equalities `{"$i": v}` (what `member` builds)."""
-        values = tuple(b["$i"] for b in branches if set(b) == {"$i"})
-        if len(values) != len(branches):
-            raise AssertionError(f"not a membership test: {branches}")
-        return values
+            return None
+        return tuple(dict.fromkeys(values))
 
     def quantified(self, node: ast.Quantified, neg: bool) -> dict[str, Any]:
         spec = self.spec(node.subject)
@@ -369,26 +379,29 @@ class _Compiler:
                 dual = "all" if kind == "any" else "any"
                 result = {self.probe(self.string_probe(test, path, dual)): False}
         else:
-            if isinstance(test, ast.Compare):
-                cond = self.compare(test, test_neg, element=True)
-            elif isinstance(test, ast.Member):
-                cond = self.member(test, test_neg, element=True)
-            else:
+            if isinstance(test, ast.Member):
+                # any / all x in S: a membership probe over the elements (S never reaches the
+                # engine). any x not in S == not all x in S; all x not in S == not any x in S.
+                values = self.member_values(test, *ELEMENT, None, "列表元素")
+                if values is None:
+                    return FALSE
+                if test.negated != test_neg:
+                    dual = "all" if kind == "any" else "any"
+                    probe = Probe("member", path, words=values, quant=dual)  # type: ignore[arg-type]
+                    result = {self.probe(probe): False}
+                else:
+                    probe = Probe("member", path, words=values, quant=kind)  # type: ignore[arg-type]
+                    result = {self.probe(probe): True}
+                return (
+                    _or([self.missing(spec), result]) if neg else _and([self.present(spec), result])
+                )
+            if not isinstance(test, ast.Compare):
                 return self.fail("MP206", "列表元素不支持这种检验", test.pos)
+            cond = self.compare(test, test_neg, element=True)
             if cond == TRUE:
                 result = TRUE if kind == "all" else {empty: False}
             elif cond == FALSE:
                 result = {empty: True} if kind == "all" else FALSE
-            elif "$or" in cond:
-                # Never an `$or` directly inside `$iany` / `$iall`: durable then reads an
-                # uninitialised node field and refuses the ruleset at random (error 102,
-                # depending on heap contents; docs/ENGINE.md). any x (a or b) distributes
-                # over the branches; "all x in [...]" becomes a probe.
-                if kind == "any":
-                    result = _or([{"$iany": {path: branch}} for branch in cond["$or"]])
-                else:
-                    members = self.element_values(cond["$or"])
-                    result = {self.probe(Probe("member", path, words=members, quant="all")): True}
             elif kind == "any":
                 result = {"$iany": {path: cond}}
             else:

@@ -99,10 +99,22 @@ def _unquote(text: str, pos: int) -> str:
     return "".join(out)
 
 
+# Parentheses and `not` nested deeper than this are refused where the limit is passed (MP208):
+# real conditions nest a few levels, and every stage after the parser walks the tree
+# recursively, so an unbounded depth would end in a RecursionError that names no line.
+MAX_NESTING = 32
+
+
 class _Parser:
     def __init__(self, source: str):
         self.tokens = tokenize(source)
         self.i = 0
+        self.depth = 0
+
+    def nest(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExprSyntaxError("MP208", f"括号或 not 嵌套过深（不超过 {MAX_NESTING} 层）", pos)
 
     # -- token helpers
     @property
@@ -157,14 +169,18 @@ class _Parser:
     def parse_not(self) -> ast.Expr:
         if self.at("not"):
             pos = self.take().pos
-            return ast.Not(self.parse_not(), pos)
+            self.nest(pos)
+            node = ast.Not(self.parse_not(), pos)
+            self.depth -= 1
+            return node
         return self.parse_predicate()
 
     def parse_predicate(self) -> ast.Expr:
         if self.at("("):
-            self.take()
+            self.nest(self.take().pos)
             node = self.parse_or()
             self.expect(")", "右括号 )")
+            self.depth -= 1
             return node
         if self.at("any", "all", "no"):
             kw = self.take()

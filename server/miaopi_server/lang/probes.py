@@ -1,10 +1,11 @@
 """Probes: small derived booleans computed in Python before a case reaches the rules engine.
 
 durable_rules cannot test presence safely (`$nex` can spin forever), its regular-expression
-engine crashes or mis-matches on escapes and CJK ranges, and it refuses an `$or` inside `$iall`
-at random, so presence, emptiness, string tests and "every element is one of these values" are
-computed here, stored under `_p.<key>` in the asserted fact, and tested in the engine by
-equality. A probe whose subject is missing is itself absent, so it never matches.
+engine crashes or mis-matches on escapes and CJK ranges, it refuses an `$or` inside `$iall` at
+random, and a few hundred `$or` branches (one per value of `x in [...]`) crash or hang it. So
+presence, emptiness, string tests and membership (`x in S`, `any / all x in S`) are computed
+here, stored under `_p.<key>` in the asserted fact, and tested in the engine by equality. A
+probe whose subject is missing is itself absent, so it never matches.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 MISSING: Any = object()
@@ -40,8 +42,13 @@ class Probe:
     kind: Literal["present", "empty", "string", "hanzi", "member"]
     path: str
     mode: str = ""
-    words: tuple[str, ...] = ()
+    words: tuple[Any, ...] = ()  # strings for string tests; a membership probe's values
     quant: Literal["", "any", "all"] = ""
+
+    @cached_property
+    def _members(self) -> frozenset[Any]:
+        """The values of a membership probe as a set, built once (lists may be long)."""
+        return frozenset(self.words)
 
     def compute(self, get: Getter) -> bool | None:
         value = get(self.path)
@@ -62,8 +69,8 @@ class Probe:
         if self.kind == "hanzi":
             return is_hanzi
         if self.kind == "member":
-            return frozenset(self.words).__contains__
-        mode, words = self.mode, self.words
+            return self._members.__contains__
+        mode, words = self.mode, tuple(str(w) for w in self.words)
         return lambda text: string_test(text, mode, words)
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -52,3 +55,44 @@ def configure(
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=cache,
     )
+
+
+class LogSampler:
+    """Bounds the lines a flood of alike events can write: per key (e.g. the kind of refusal),
+    at most `lines` lines in each `interval` seconds; the rest are counted, and the next line
+    logged for that key says how many were left out (`suppressed`). Isolated events are all
+    logged. The keys remembered are bounded too (the one seen longest ago is forgotten)."""
+
+    def __init__(
+        self,
+        lines: int = 20,
+        interval: float = 10.0,
+        max_keys: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._lines, self._interval, self._max_keys, self._clock = lines, interval, max_keys, clock
+        self._state: OrderedDict[str, list[float]] = (
+            OrderedDict()
+        )  # [window start, logged, left out]
+        self._lock = threading.Lock()
+
+    def admit(self, key: str) -> int | None:
+        """None: leave this event's line out. Otherwise log it, with the returned number of
+        lines left out for this key since the last one logged."""
+        now = self._clock()
+        with self._lock:
+            state = self._state.get(key)
+            if state is None:
+                state = self._state[key] = [now, 0, 0]
+                if len(self._state) > self._max_keys:
+                    self._state.popitem(last=False)
+            else:
+                self._state.move_to_end(key)
+            if now - state[0] >= self._interval:
+                state[0], state[1] = now, 0
+            if state[1] >= self._lines:
+                state[2] += 1
+                return None
+            state[1] += 1
+            suppressed, state[2] = int(state[2]), 0
+            return suppressed

@@ -1,7 +1,9 @@
 """Compile an Item into engine rules: one durable_rules rule per policy rule, per material
 condition and per output case, plus the probes the conditions need.
 
-Engine rule names: "r:<rule id>", "m:<material id>", "o:<rule id>:<output>:<case index>".
+Engine rule names: "r:<rule id>", "m:<material id>", "o:<rule id>:<output>:<case index>"; a
+condition too big for one engine ruleset is spread over "<name>#0", "<name>#1", ...
+(rules/engine_shape.py), and what cannot be spread is refused here (MP340-MP342).
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from typing import Any, NamedTuple
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
 from miaopi_server.lang.probes import MISSING, Probe, ProbeTable
+from miaopi_server.rules.engine_shape import (
+    MAX_ALTERNATIVES,
+    MAX_PARTS,
+    PART_BUDGET,
+    TooManyAlternatives,
+    partition,
+    split_rule,
+)
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
     NO_DEFAULT,
@@ -76,7 +86,7 @@ class MaterialPlan(NamedTuple):
 @dataclass(frozen=True)
 class CompiledItem:
     item: Item
-    conditions: dict[str, dict[str, Any]]  # engine rule name -> durable condition
+    conditions: dict[str, dict[str, Any]]  # engine rule name (maybe "name#k") -> condition
     probes: tuple[tuple[str, Probe], ...]
     paths: tuple[str, ...]  # fact paths any condition reads (all the engine needs)
     never: frozenset[str]  # engine rules whose condition can never hold
@@ -89,7 +99,8 @@ class CompiledItem:
 
     @cached_property
     def material_ids(self) -> tuple[str, ...]:
-        return tuple(m.id for m in self.item.materials)
+        """Materials some engine rule tests (the engine fact carries only what is read)."""
+        return tuple(m.id for m in self.item.materials if m.need != "optional")
 
     @cached_property
     def material_plan(self) -> tuple[MaterialPlan, ...]:
@@ -105,7 +116,7 @@ class CompiledItem:
                 reads=self.reads.get(key, ()),
             )
             for m in item.materials
-            if (key := material_key(m.id)) in self.conditions
+            if (key := material_key(m.id)) in self.reads
         )
 
     @cached_property
@@ -160,6 +171,7 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
     never: set[str] = set()
     reads: dict[str, tuple[str, ...]] = {}
     diagnostics: list[Diagnostic] = []
+    where_of: dict[str, tuple[int, int]] = {}  # engine rule -> its condition's line, column
 
     def add(name: str, cond: Condition, where: str, guard: dict[str, Any] | None = None) -> None:
         compiled = compile_condition(cond.tree, specs, item.lists, probes)
@@ -174,7 +186,29 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
         for p in compiled.paths:
             paths.setdefault(p, None)
         body = compiled.condition
-        conditions[name] = {"$and": [body, guard]} if guard else body
+        spread(name, {"$and": [body, guard]} if guard else body, cond, where)
+
+    def spread(name: str, body: dict[str, Any], cond: Condition, where: str) -> None:
+        """Add the engine rule(s) of one condition, refusing what the engine cannot take."""
+        line, column = cond.locate(0)
+        try:
+            rules = split_rule(name, body)
+        except TooManyAlternatives:
+            message = (
+                f"{where}：条件展开后超过 {MAX_ALTERNATIVES} 种情形，规则引擎无法承载；"
+                "请拆成几条规则，或把长串的 or 改写成 in [...] / in list 清单"
+            )
+            diagnostics.append(Diagnostic(item.source, line, column, "MP341", message))
+            return
+        if rules is None:
+            message = (
+                f"{where}：条件的一种情形就含过多检验（规则引擎每个规则集的上限为 "
+                f"{PART_BUDGET}），请拆成几条规则，或把长串的 or 改写成 in [...] / in list 清单"
+            )
+            diagnostics.append(Diagnostic(item.source, line, column, "MP340", message))
+            return
+        conditions.update(rules)
+        where_of.update(dict.fromkeys(rules, (line, column)))
 
     for rule in item.rules:
         add(rule_key(rule.id), rule.when, f"规则 {rule.id}")
@@ -192,10 +226,19 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
         not_submitted = {f"{MATERIALS_KEY}.{m.id}": False}
         if m.when is None:
             conditions[material_key(m.id)] = not_submitted
+            reads[material_key(m.id)] = ()
         else:
             add(material_key(m.id), m.when, f"材料 {m.id}", guard=not_submitted)
     for _, probe in probes.items():
         paths.setdefault(probe.path, None)
+    parts = partition(conditions)
+    if len(parts) > MAX_PARTS:
+        line, column = where_of.get(parts[MAX_PARTS][0], (1, 1))
+        message = (
+            f"事项的规则总量超过规则引擎的上限（{MAX_PARTS} 个规则集，每个 {PART_BUDGET}），"
+            "自此条件起无法加载；请精简条件或拆分事项"
+        )
+        diagnostics.append(Diagnostic(item.source, line, column, "MP342", message))
     return CompiledItem(
         item, conditions, tuple(probes.items()), tuple(paths), frozenset(never), reads
     ), diagnostics

@@ -64,8 +64,8 @@ def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]
             c, diags = compile_item(item)
         except Exception as exc:  # a loader defect must not hide every other file's problems
             message = (
-                f"加载器内部错误 {type(exc).__name__}: {exc}（服务端加载此文件同样会出错，"
-                "请报告此缺陷；先修正本文件的其他问题通常可以绕过）"
+                f"加载器内部错误 {type(exc).__name__}: {exc}（这是 miaopi 的缺陷，请报告；"
+                "先修正本文件的其他问题通常可以绕过）"
             )
             diagnostics.append(Diagnostic(display_path(root, path), 1, 1, "MP199", message))
             continue

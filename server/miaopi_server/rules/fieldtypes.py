@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -139,10 +140,44 @@ def parse_date(text: str) -> dt.date | None:
         return None
 
 
+# The as-of dates a case may ask for (its application.date; today when it gives none). Wide
+# enough for any real application and for replaying any historical rule version, and far
+# enough from datetime.date.max that a review due date (at most MAX_TIME_LIMIT_DAYS working
+# days later) is always a date. Outside 2004..the latest year the State Council has published
+# the working-day calendar is Monday-Friday, flagged as estimated (decision/workdays.py).
+EARLIEST_AS_OF = dt.date(1900, 1, 1)
+LATEST_AS_OF = dt.date(2199, 12, 31)
+# The longest time limit (法定/承诺办结时限) a rule file may give, in working days: about four
+# years, beyond any statute; it also bounds the work of computing a due date.
+MAX_TIME_LIMIT_DAYS = 1000
+
+
+def as_of_date(value: Any) -> dt.date | None:
+    """The as-of date an application.date value asks for: a YYYY-MM-DD string within
+    EARLIEST_AS_OF..LATEST_AS_OF, else None (validation says which of these it is not)."""
+    day = parse_date(value) if isinstance(value, str) else None
+    return day if day is not None and EARLIEST_AS_OF <= day <= LATEST_AS_OF else None
+
+
+def as_of_problem(value: Any) -> str | None:
+    """Why a valid date cannot be an as-of date (None when it can, or is not a date at all:
+    the date field's own check reports that)."""
+    day = parse_date(value) if isinstance(value, str) else None
+    if day is not None and not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
+        return f"应在 {EARLIEST_AS_OF} 至 {LATEST_AS_OF} 之间"
+    return None
+
+
 # -- checks shared by several types ------------------------------------------------------------
 
 # Control characters (Cc), lone surrogates (Cs) and private-use code points (Co).
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff]")
+
+
+# Invisible characters that change how text reads without being seen: format characters (Cf:
+# U+200B zero width space, U+202E right-to-left override, U+FEFF, ...) and the line and
+# paragraph separators (Zl U+2028, Zp U+2029). A name holding one looks like another name.
+_INVISIBLE = frozenset({"Cf", "Zl", "Zp"})
 
 
 def _bad_text(value: str) -> str | None:
@@ -150,7 +185,16 @@ def _bad_text(value: str) -> str | None:
         return f"过长（不超过 {MAX_STRING} 字）"
     if _BAD_CHARS.search(value):
         return "含有控制字符或无效字符"
+    if not value.isprintable():  # fast path: printable text has none of them
+        for ch in value:
+            if unicodedata.category(ch) in _INVISIBLE:
+                return f"含有不可见的格式字符或分隔符（U+{ord(ch):04X}）"
     return None
+
+
+def _blank(value: str) -> str | None:
+    """Text that is there but shows nothing: only spaces (incl. U+3000 全角空格)."""
+    return "不能只有空白字符" if value and value.isspace() else None
 
 
 def _text(value: Any) -> str:
@@ -199,7 +243,8 @@ def _identity(parse: Callable[[], Any]) -> Any:
 
 
 def _check_string(f: Field, value: Any, as_of: dt.date) -> None:
-    problem = _length(f, _text(value), at_least=1)
+    text = _text(value)
+    problem = _blank(text) or _length(f, text, at_least=1)
     if problem:
         raise ValueRejected(problem)
 
@@ -234,10 +279,10 @@ def _check_string_list(f: Field, value: Any, as_of: dt.date) -> None:
         raise ValueRejected(f"至少填写 {f.min_items} 项")
     if len(value) > MAX_STRING:
         raise ValueRejected("项数过多")
-    for v in value:
-        problem = _bad_text(v) or _length(f, v, at_least=0)
+    for i, v in enumerate(value, 1):
+        problem = _bad_text(v) or _blank(v) or _length(f, v, at_least=0)
         if problem:
-            raise ValueRejected(f"第 {value.index(v) + 1} 项{problem}")
+            raise ValueRejected(f"第 {i} 项{problem}")
 
 
 def _check_region_code(f: Field, value: Any, as_of: dt.date) -> None:

@@ -21,8 +21,16 @@ import yaml
 
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
+from miaopi_server.lang.compiler import MAX_LIST_VALUES
 from miaopi_server.lang.parser import ExprSyntaxError, parse
-from miaopi_server.rules.fieldtypes import FIELD_TYPES, OPTIONS, FieldTypes, parse_date
+from miaopi_server.rules.bindings import check_e_licenses, read_sources
+from miaopi_server.rules.fieldtypes import (
+    FIELD_TYPES,
+    MAX_TIME_LIMIT_DAYS,
+    OPTIONS,
+    FieldTypes,
+    parse_date,
+)
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
     ITEM_TYPES,
@@ -39,6 +47,13 @@ from miaopi_server.rules.model import (
 )
 
 LISTS_DIR = "lists"
+# Limits on what a rule file may hold (docs/RULES.md). A file or list past them is refused
+# with a located error by the loader, and so by lint and the server alike.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# Subjects (first segment of a field path) the engine or our fact layout uses: `sid` and `id`
+# are the engine's session and fact ids, `_always`, `_m` (materials), `_p` (probes) and
+# `_warmup` are ours; every name starting with `_` is kept for such use.
+RESERVED_SUBJECTS = frozenset({"sid", "id"})
 # libyaml's loader when PyYAML was built with it (3x faster, same marks), else pure Python.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _IDENT = re.compile(r"^[^\W\d]\w*$")
@@ -72,6 +87,33 @@ _FIELD_KEYS = {
 
 class _Invalid(Exception):
     """Raised after a diagnostic was recorded, to abandon one element."""
+
+
+class _Empty:
+    """An empty YAML document."""
+
+
+def yaml_refusal(raw: bytes, text: str) -> tuple[int, int, str, str] | None:
+    """(line, column, code, message) when a rule or list file must not be composed: larger than
+    MAX_FILE_BYTES, or using anchors / aliases (a few lines of aliases expand to billions of
+    nodes in any tool that walks the document: lint, editors, the JSON Schema check). Raises
+    yaml.YAMLError for a file that does not parse."""
+    if len(raw) > MAX_FILE_BYTES:
+        size = f"{len(raw) / 1024 / 1024:.1f} MiB"
+        return 1, 1, "MP110", f"文件过大（{size}，上限 {MAX_FILE_BYTES // 1024 // 1024} MiB）"
+    if "&" not in text and "*" not in text:
+        return None  # no anchor or alias can be written without one of them
+    for event in yaml.parse(text, Loader=YAML_LOADER):
+        anchor = getattr(event, "anchor", None)
+        if isinstance(event, yaml.AliasEvent) or anchor is not None:
+            mark = event.start_mark
+            return (
+                mark.line + 1 if mark else 1,
+                mark.column + 1 if mark else 1,
+                "MP110",
+                "规则文件不支持 YAML 锚点和别名（& 与 *），请直接写出内容",
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -135,6 +177,7 @@ class _FileLoader:
         self.shared_lists = shared_lists
         self.field_types = field_types
         self.diagnostics: list[Diagnostic] = []
+        self.raw = b""
         self.text = ""
 
     # -- diagnostics
@@ -234,16 +277,22 @@ class _FileLoader:
             raise _Invalid() from None
 
     # -- the file
-    def load(self) -> Item | None:
-        raw = self.path.read_bytes()
+    def compose(self) -> yaml.Node | _Empty | None:
+        """The file's YAML node tree (_Empty for an empty file); None after reporting why it
+        cannot be read (MP100, MP110)."""
         try:
-            self.text = raw.decode("utf-8")
+            self.raw = self.path.read_bytes()
+            self.text = self.raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             self.diagnostics.append(
                 Diagnostic(self.display, 1, 1, "MP100", f"文件不是 UTF-8 编码：{exc.reason}")
             )
             return None
         try:
+            refusal = yaml_refusal(self.raw, self.text)
+            if refusal is not None:
+                self.diagnostics.append(Diagnostic(self.display, *refusal))
+                return None
             root = yaml.compose(self.text, Loader=YAML_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
@@ -253,11 +302,17 @@ class _FileLoader:
                 Diagnostic(self.display, line, col, "MP100", f"YAML 语法错误：{problem}")
             )
             return None
+        return _Empty() if root is None else root
+
+    def load(self) -> Item | None:
+        root = self.compose()
         if root is None:
+            return None
+        if isinstance(root, _Empty):
             self.diagnostics.append(Diagnostic(self.display, 1, 1, "MP103", "规则文件为空"))
             return None
         try:
-            return self.item(root, raw)
+            return self.item(root, self.raw)
         except _Invalid:
             return None
 
@@ -278,6 +333,8 @@ class _FileLoader:
                 "materials",
                 "materials_basis",
                 "rules",
+                "sources",
+                "e_license_holder",
             },
             ("item", "version", "legal_basis", "form", "rules"),
         )
@@ -346,6 +403,18 @@ class _FileLoader:
                 "有必要材料时须以 materials_basis 指明一次性告知的依据",
             )
         rules = self.guard(lambda: self.rules(top["rules"][1], legal), ()) if "rules" in top else ()
+        sources = (
+            self.guard(lambda: read_sources(self, top["sources"][1], fields), ())
+            if "sources" in top
+            else ()
+        )
+        holder_node = top["e_license_holder"][1] if "e_license_holder" in top else None
+        holder = (
+            self.guard(lambda: self.text_of(holder_node, "e_license_holder"), "")
+            if holder_node
+            else ""
+        )
+        check_e_licenses(self, holder_node or root, holder, fields, materials)
         lists = {**self.shared_lists, **local_lists}
         used = sorted(
             {
@@ -380,6 +449,8 @@ class _FileLoader:
             lists=lists,
             source=self.display,
             digest=f"sha256:{digest}",
+            sources=sources,
+            e_license_holder=holder,
         )
 
     def guard(self, fn: Any, fallback: Any) -> Any:
@@ -414,6 +485,12 @@ class _FileLoader:
         )
         if promised > statutory:
             self.diag(m["promised_working_days"][1], "MP105", "承诺时限不能长于法定时限")
+        if statutory > MAX_TIME_LIMIT_DAYS:
+            self.diag(
+                m["statutory_working_days"][1],
+                "MP105",
+                f"法定办结时限不能超过 {MAX_TIME_LIMIT_DAYS} 个工作日",
+            )
         return statutory, promised, on_the_spot
 
     def legal_basis(self, node: yaml.Node) -> dict[str, LegalBasis]:
@@ -440,6 +517,8 @@ class _FileLoader:
                     key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段（如 applicant.age）"
                 )
                 continue
+            if self.reserved(key_node, path):
+                continue
             try:
                 fields[path] = self.field(path, value)
             except _Invalid:
@@ -457,6 +536,19 @@ class _FileLoader:
             self.diag(node, "MP105", "application.date 须为非必填的 date 字段")
         self.check_prefixes(node, list(fields))
         return fields
+
+    def reserved(self, key_node: yaml.Node, path: str) -> bool:
+        """Report (MP112) a field path whose subject the engine or the fact layout uses."""
+        subject = path.split(".")[0]
+        if subject in RESERVED_SUBJECTS or subject.startswith("_"):
+            self.diag(
+                key_node,
+                "MP112",
+                f"字段路径 {path!r} 的主体 {subject!r} 为规则引擎保留"
+                "（sid、id 及以 _ 开头的名称），请换一个名称",
+            )
+            return True
+        return False
 
     def check_prefixes(self, node: yaml.Node, paths: list[str]) -> None:
         for p in paths:
@@ -519,6 +611,8 @@ class _FileLoader:
             if not _PATH.match(path):
                 self.diag(key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段")
                 continue
+            if self.reserved(key_node, path):
+                continue
             if path in fields:
                 self.diag(key_node, "MP104", f"派生字段 {path} 与表单字段重名")
                 continue
@@ -559,7 +653,7 @@ class _FileLoader:
                 m = self.mapping(
                     entry,
                     "材料",
-                    {"id", "name", "need", "e_license", "when"},
+                    {"id", "name", "need", "e_license", "e_license_type", "when"},
                     ("id", "name", "need"),
                 )
                 mid = self.text_of(m["id"][1], "id")
@@ -577,7 +671,16 @@ class _FileLoader:
                 e_license = (
                     self.bool_of(m["e_license"][1], "e_license") if "e_license" in m else False
                 )
-                out.append(Material(mid, self.text_of(m["name"][1], "name"), need, e_license, when))
+                licence_type = (
+                    self.text_of(m["e_license_type"][1], "e_license_type")
+                    if "e_license_type" in m
+                    else ""
+                )
+                out.append(
+                    Material(
+                        mid, self.text_of(m["name"][1], "name"), need, e_license, when, licence_type
+                    )
+                )
             except (_Invalid, KeyError):
                 continue
         return tuple(out)
@@ -695,6 +798,9 @@ def _construct(node: yaml.Node) -> Any:
         loader.dispose()
 
 
+MAX_LIST_NESTING = 16  # lists made by union of lists made by union of ...: far beyond need
+
+
 def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ...]]:
     """Named lists: {name: {label, values: [...]}} or {name: {label, union: [other names]}}."""
     raw: dict[str, tuple[yaml.Node, dict[str, tuple[yaml.Node, yaml.Node]]]] = {}
@@ -710,10 +816,13 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
         except _Invalid:
             continue
     out: dict[str, tuple[str, ...]] = {}
+    failed: set[str] = set()  # reported once, not again for every list that uses it
 
     def resolve(name: str, trail: tuple[str, ...]) -> tuple[str, ...]:
         if name in out:
             return out[name]
+        if name in failed:
+            raise _Invalid()
         _key_node, m = raw[name]
         values: list[str] = []
         if "values" in m:
@@ -725,15 +834,30 @@ def _read_lists(loader: _FileLoader, node: yaml.Node) -> dict[str, tuple[str, ..
                 raise loader.invalid(ref, "MP322", f"清单 {name} 循环引用了 {other}")
             if other not in raw:
                 raise loader.invalid(ref, "MP321", f"清单 {name} 引用了未定义的清单 {other}")
-            values.extend(resolve(other, (*trail, other)))
+            if len(trail) >= MAX_LIST_NESTING:  # resolved recursively: bounded, and located
+                raise loader.invalid(
+                    ref, "MP323", f"清单 union 嵌套过深（不超过 {MAX_LIST_NESTING} 层）"
+                )
+            try:
+                values.extend(resolve(other, (*trail, other)))
+            except _Invalid:
+                failed.add(name)
+                raise
         out[name] = tuple(dict.fromkeys(values))
         return out[name]
 
     for name in raw:
         try:
-            resolve(name, (name,))
+            values = resolve(name, (name,))
         except _Invalid:
             continue
+        if len(values) > MAX_LIST_VALUES:
+            loader.diag(
+                raw[name][0],
+                "MP343",
+                f"清单 {name} 有 {len(values)} 个值，超过上限 {MAX_LIST_VALUES}",
+            )
+            del out[name]
     return out
 
 
@@ -758,9 +882,13 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
         # A list file has no form: the standard field types are never consulted.
         loader = _FileLoader(path, display_path(root, path), {}, FIELD_TYPES)
         try:
-            loader.text = path.read_text(encoding="utf-8")
-            node = yaml.compose(loader.text, Loader=YAML_LOADER)
-            top = loader.mapping(node, "清单文件", {"lists"}, ("lists",))
+            node = loader.compose()
+            if node is None:
+                diagnostics.extend(loader.diagnostics)
+                continue
+            top = loader.mapping(
+                None if isinstance(node, _Empty) else node, "清单文件", {"lists"}, ("lists",)
+            )
             for name, values in _read_lists(loader, top["lists"][1]).items():
                 if name in lists:
                     loader.diag(top["lists"][1], "MP104", f"清单 {name} 在多个文件中定义")

@@ -1,7 +1,7 @@
 """The domain model of a rule file: a standardized item, its form, materials and rules.
 
-Plain frozen data; `rulefile.py` builds it from YAML and `compile.py` turns it into engine
-rules. Conditions stay as the source text the rule author wrote plus their parsed tree.
+Plain frozen data; `rules/loader.py` builds it from YAML and `rules/compile.py` turns it into
+engine rules. Conditions stay as the source text the rule author wrote plus their parsed tree.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from miaopi_server.lang import ast
+from miaopi_server.rules.bindings import SourceBinding
 from miaopi_server.rules.fieldtypes import Check, FieldType, FieldTypes, unchanged
 
 ITEM_TYPES = (
@@ -91,6 +92,12 @@ class Field:
         return tuple(v for v, _ in self.enum)
 
 
+class FormCheck(NamedTuple):
+    field: Field
+    check: Check  # raises ValueRejected, or returns what derived facts are computed from
+    normalize: Callable[[Any], Any] | None  # None: accepted values are used as given
+
+
 @dataclass(frozen=True)
 class Material:
     id: str
@@ -98,6 +105,8 @@ class Material:
     need: str  # required | optional | deferrable
     e_license: bool = False
     when: Condition | None = None
+    # The e-license library's licence type that satisfies this material (免证办); "" : none.
+    e_license_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,10 @@ class Item:
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
     digest: str = ""
+    # Facts looked up in shared data before deciding (rules/bindings.py), and whose licences
+    # the materials with an `e_license_type` consult.
+    sources: tuple[SourceBinding, ...] = ()
+    e_license_holder: str = ""
 
     @property
     def starts(self) -> dt.date:
@@ -166,11 +179,11 @@ class Item:
         return [f for f in self.fields.values() if not f.derived]
 
     @functools.cached_property
-    def form_checks(self) -> tuple[tuple[Field, Check, Callable[[Any], Any] | None], ...]:
-        """(field, its type's check, its normalisation or None) per form field, looked up once
-        per item rather than once per value validated."""
+    def form_checks(self) -> tuple[FormCheck, ...]:
+        """Each form field with its type's check, looked up once per item rather than once
+        per value validated."""
         return tuple(
-            (f, t.check, None if t.normalize is unchanged else t.normalize)
+            FormCheck(f, t.check, None if t.normalize is unchanged else t.normalize)
             for f in self.form_fields
             for t in (self.type_of(f),)
         )
@@ -178,6 +191,12 @@ class Item:
     @functools.cached_property
     def derived_fields(self) -> list[Field]:
         return [f for f in self.fields.values() if f.derived]
+
+    @functools.cached_property
+    def source_backed(self) -> dict[str, tuple[SourceBinding, str]]:
+        """Form fact path -> (its binding, the source field): the facts a window may leave out
+        (免填表) and that are required once the lookup is done."""
+        return {path: (b, name) for b in self.sources for path, name in b.facts}
 
     @functools.cached_property
     def subjects(self) -> frozenset[str]:

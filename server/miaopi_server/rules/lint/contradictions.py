@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miaopi_server.lang import ast
-from miaopi_server.lang.compiler import FieldSpec
+from miaopi_server.lang.compiler import Compares, FieldSpec
 from miaopi_server.rules.compile import field_specs
 from miaopi_server.rules.model import Item
 
@@ -152,7 +152,7 @@ class ItemLogic:
         if isinstance(node, ast.StringTest | ast.Hanzi) and isinstance(node.subject, ast.Path):
             x = node.subject.name
             spec = self.specs.get(x)
-            if isinstance(node, ast.StringTest) and spec and spec.kind == "string_list":
+            if isinstance(node, ast.StringTest) and spec and spec.compares is Compares.TEXT_LIST:
                 words = self.values(node.words)  # `list contains w` is `any list in [w]`
                 return (
                     self.unknown(node)
@@ -347,24 +347,31 @@ class _Domain:
     (integer, number, date; integers and dates are whole steps)."""
 
     def __init__(self, kind: str, spec: FieldSpec | None, form: Any):
+        # How the field compares (its type's declaration), not the type's name: a new field
+        # type gets the same analysis as the others that compare alike.
+        compares = spec.compares if spec is not None else None
         self.kind = kind
-        self.ordered = kind in ("integer", "number", "date")
-        self.discrete = kind in ("integer", "date")
+        self.dates = compares is Compares.DATE
+        self.ordered = compares is not None and compares.ordered
+        # Whole steps: dates, and numbers the form declares integral.
+        self.discrete = compares is Compares.DATE or (
+            compares is Compares.NUMBER and form is not None and form.kind == "integer"
+        )
         self.lo: tuple[float, bool] = (-math.inf, True)
         self.hi: tuple[float, bool] = (math.inf, True)
         self.base: set[Any] | None = None
-        if kind == "boolean":
+        if compares is Compares.BOOLEAN:
             self.base = {True, False}
-        elif kind == "enum" and spec is not None:
+        elif compares is Compares.CHOICE and spec is not None:
             self.base = set(spec.enum_values)
-        if form is not None and kind in ("integer", "number"):
+        if form is not None and compares is Compares.NUMBER:
             if form.minimum is not None:
                 self.lower(form.minimum, not form.exclusive_min)
             if form.maximum is not None:
                 self.upper(form.maximum, True)
 
     def num(self, value: Any) -> float:
-        if self.kind == "date":
+        if self.dates:
             if not isinstance(value, str):
                 raise TypeError(value)
             return float(dt.date.fromisoformat(value).toordinal())
@@ -430,7 +437,7 @@ class _Domain:
         if not self.ordered:
             return True
         v = self.num(value)
-        if self.kind == "integer" and not v.is_integer():
+        if self.discrete and not self.dates and not v.is_integer():
             return False
         assert interval is not None
         lo_ok = v > interval[0] or (v == interval[0] and (self.discrete or self.lo[1]))

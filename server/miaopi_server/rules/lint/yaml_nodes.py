@@ -7,12 +7,19 @@ from pathlib import Path
 
 import yaml
 
+from miaopi_server.rules.loader import yaml_refusal
+
 
 def compose_file(path: Path) -> yaml.Node | None:
-    """The node tree of a YAML file; None when it is unreadable or not YAML (the loader reports
-    that as MP100)."""
+    """The node tree of a YAML file; None when it is unreadable, not YAML, too large or uses
+    anchors / aliases (the loader reports those as MP100 / MP110: walking an aliased tree
+    here would expand it, a billion-laughs file into billions of nodes)."""
     try:
-        return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+        if yaml_refusal(raw, text) is not None:
+            return None
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 

@@ -1,0 +1,274 @@
+"""Re-checking a SQLite audit database, of any schema version, read-only.
+
+Records: every column is covered by the record hash or derived from what is (seq, chain,
+canonical body, case digest, the indexed columns, kind). Seals: a record made before the tree
+carries its own Ed25519 signature; every later one is sealed by the signed tree head of its
+commit. The tree (schema 3 on): the Merkle root at every stored head's size is recomputed from
+the records and the head's signature checked; every stored node is the hash of its children;
+the last head covers exactly the records there are (a head beyond them: records were removed).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from miaopi_server.audit import merkle
+from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest
+from miaopi_server.audit.record import column_time, hash_body
+from miaopi_server.audit.seal import verify_seal
+from miaopi_server.audit.sqlite_tree import CachedNodes, all_heads, has_tree, latest_head
+from miaopi_server.audit.store import Verification
+from miaopi_server.audit.treehead import TreeHead
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=5)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def verify_database(
+    path: Path,
+    keys: dict[str, bytes],
+    from_seq: int = 1,
+    to_seq: int = 0,
+    witness: TreeHead | None = None,
+) -> Verification:
+    """Re-check an audit database: records in [from_seq, to_seq] (0: to the last), then the
+    tree and its signed heads over the whole trail, and that the trail extends `witness` (a
+    head signed earlier: the witness file, a receipt's). Works on a copy or a live database
+    (one read transaction); `keys` maps key ids to raw Ed25519 public keys."""
+    conn = connect_readonly(path)
+    try:
+        conn.execute("BEGIN")  # one snapshot for the records and the tree
+        treed = has_tree(conn)
+        head = latest_head(conn) if treed else None
+        result = check_records(conn, keys, from_seq, to_seq, head.tree_size if head else 0)
+        if result.ok and (treed or witness is not None):
+            broken = check_tree(conn, keys, witness)
+            if broken is not None:
+                return Verification(False, result.checked, broken[0], broken[1])
+        return result
+    finally:
+        conn.close()
+
+
+def database_consistency(path: Path, first: int) -> tuple[TreeHead, list[bytes]]:
+    """The latest signed head of the database at `path` and the RFC 9162 proof that its first
+    `first` records are a prefix of it; ValueError when there is no such head or proof."""
+    conn = connect_readonly(path)
+    try:
+        conn.execute("BEGIN")
+        head = latest_head(conn) if has_tree(conn) else None
+        if head is None:
+            raise ValueError(f"{path} has no signed tree head")
+        try:
+            return head, merkle.consistency_proof(first, head.tree_size, CachedNodes(conn))
+        except LookupError as exc:
+            raise ValueError(f"{path}: the tree is incomplete: {exc}") from None
+    finally:
+        conn.close()
+
+
+def check_records(
+    conn: sqlite3.Connection, keys: dict[str, bytes], from_seq: int, to_seq: int, covered_to: int
+) -> Verification:
+    """Records from_seq..to_seq, each on its own and chained to the one before; a record
+    without a seal of its own must be at or below `covered_to` (the last signed head)."""
+    from_seq = max(from_seq, 1)
+    prev = GENESIS_HASH
+    if from_seq > 1:
+        row = conn.execute("SELECT hash FROM records WHERE seq = ?", (from_seq - 1,)).fetchone()
+        if row is None:
+            return Verification(False, 0, from_seq - 1, "gap: record missing")
+        prev = row[0]
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(records)")]
+    kind = "r.kind" if "kind" in columns else "'decision'"
+    # Since schema 4 the case is a row of `cases`, missing once purged.
+    case, joined = (
+        ("r.case_json", "")
+        if "case_json" in columns
+        else ("c.case_json", " LEFT JOIN cases c ON c.seq = r.seq")
+    )
+    sql = (
+        "SELECT r.seq, r.decision_id, r.request_id, r.item_code, r.outcome, r.window_id,"
+        f" r.decided_at, r.case_digest, r.body, {case}, r.hash, r.key_id, r.signature, {kind}"
+        f" FROM records r{joined} WHERE r.seq >= ?"
+    )
+    args: list[int] = [from_seq]
+    if to_seq:
+        sql += " AND r.seq <= ?"
+        args.append(to_seq)
+    purges = _purges(conn) if "kind" in columns else []
+    expected_seq, checked, purged = from_seq, 0, 0
+    for row in conn.execute(sql + " ORDER BY r.seq", args):
+        seq, decided_at, case_json, h, kind_of = row[0], row[6], row[9], row[10], row[13]
+        if seq != expected_seq:
+            return Verification(False, checked, expected_seq, "gap")
+        if case_json is None and kind_of == "decision":
+            if not any(seq <= through and decided_at < before for through, before in purges):
+                return Verification(False, checked, seq, "case missing, and no purge covers it")
+            purged += 1
+        problem = _check_record(row, prev, keys, covered_to)
+        if problem:
+            return Verification(False, checked, seq, problem, purged)
+        prev, expected_seq, checked = h, seq + 1, checked + 1
+    return Verification(True, checked, purged=purged)
+
+
+def _purges(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(through_seq, before) of every purge event on the trail (each is checked as a
+    record where it stands in the chain)."""
+    found = []
+    for (body,) in conn.execute("SELECT body FROM records WHERE kind = 'event'"):
+        try:
+            event = json.loads(body)["event"]
+            if event.get("type") == "purge":
+                found.append((int(event["through_seq"]), str(event["before"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # not a valid event: its record check reports it
+    return found
+
+
+def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], covered_to: int) -> str:
+    (
+        seq,
+        decision_id,
+        request_id,
+        item_code,
+        outcome,
+        window_id,
+        decided_at,
+        case_dig,
+        body_text,
+        case_json,
+        h,
+        key_id,
+        sig,
+        kind,
+    ) = row
+    try:
+        body = json.loads(body_text)
+        case = json.loads(case_json) if case_json is not None else None
+    except ValueError:
+        return "record is not valid JSON"
+    if canonical(body).decode() != body_text:
+        return "record is not in canonical form"
+    if hash_body(body) != h:
+        return "hash mismatch"
+    if body.get("seq") != seq or body.get("prev_hash") != prev:
+        return "chain broken"
+    if "event" in body:  # the trail's own event: no decision, window or case
+        event = body["event"]
+        derived_event = (event.get("id"), None, "", "", "", column_time(event.get("at")), "event")
+        if (
+            (decision_id, request_id, item_code, outcome, window_id, decided_at, kind)
+            != (derived_event)
+            or case_json not in (None, "null")
+            or case_dig != ""
+        ):
+            return "indexed columns disagree with the record"
+        return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+    purged = case_json is None  # checked by the caller: a purge event covers it
+    if body.get("case_digest") != case_dig or (not purged and digest(case) != case_dig):
+        return "case does not match its digest"
+    decision = body.get("decision", {})
+    derived = (
+        decision.get("decision_id"),
+        decision.get("request_id", "") or None,
+        decision.get("item_code"),
+        str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
+        body.get("window", {}).get("window_id", ""),
+        column_time(decision.get("decided_at")),
+        "decision",
+    )
+    if derived != (decision_id, request_id, item_code, outcome, window_id, decided_at, kind):
+        return "indexed columns disagree with the record"
+    return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+
+
+def _seal_problem(seq: int, h: str, public_raw: bytes | None, sig: bytes, covered_to: int) -> str:
+    if public_raw is None:
+        return "unknown sealing key"
+    if sig:  # a record made before the tree: sealed on its own
+        if not verify_seal(public_raw, h, sig):
+            return "bad signature"
+    elif seq > covered_to:
+        return "not sealed: no signature and no signed tree head covers it"
+    return ""
+
+
+def check_tree(
+    conn: sqlite3.Connection, keys: dict[str, bytes], witness: TreeHead | None = None
+) -> tuple[int, str] | None:
+    """(seq, why) of the first problem in the tree and its heads, or in the trail against
+    `witness`; None when they agree with the records. One pass over the record hashes, the
+    stored nodes alongside."""
+    treed = has_tree(conn)
+    heads = list(all_heads(conn)) if treed else []
+    (count,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+    if witness is not None:
+        if not witness.verifies(keys):
+            return 0, "witness is not signed by a known sealing key"
+        if witness.tree_size > count:
+            return (
+                count + 1,
+                f"behind its witness: {witness.tree_size} records were signed, "
+                f"the trail holds {count}",
+            )
+    if treed and not heads and count:
+        return 1, "not sealed: records but no signed tree head"
+    if heads and heads[-1].tree_size > count:
+        return (
+            count + 1,
+            f"truncated: a signed tree head covers {heads[-1].tree_size} records, "
+            f"the trail holds {count}",
+        )
+    if heads and heads[-1].tree_size < count:
+        return heads[-1].tree_size + 1, "not sealed: after the last signed tree head"
+    stored = _stored_nodes(conn) if heads else iter(())
+    checkpoints = sorted(
+        [(h.tree_size, 0, h) for h in heads]
+        + ([(witness.tree_size, 1, witness)] if witness else []),
+        key=lambda c: (c[0], c[1]),
+    )
+    frontier: list[tuple[int, bytes]] = []  # (level, hash) of the maximal perfect subtrees
+    pending = iter(checkpoints)
+    point = next(pending, None)
+    for i, (h,) in enumerate(conn.execute("SELECT hash FROM records ORDER BY seq")):
+        frontier.append((0, merkle.leaf_hash(bytes.fromhex(h))))
+        while len(frontier) > 1 and frontier[-1][0] == frontier[-2][0]:
+            (level, right), (_, left) = frontier.pop(), frontier.pop()
+            node = merkle.node_hash(left, right)
+            frontier.append((level + 1, node))
+            expected = (level + 1, (i + 1 >> level + 1) - 1, node)
+            if heads and next(stored, None) != expected:
+                return i + 1, f"tree node {expected[:2]} does not match the records"
+        while point is not None and point[0] == i + 1:
+            _, is_witness, head = point
+            root = frontier[-1][1]
+            for _, left in reversed(frontier[:-1]):
+                root = merkle.node_hash(left, root)
+            if is_witness and root.hex() != head.root_hash:
+                return i + 1, f"forked from its witness: the first {i + 1} records differ"
+            if root.hex() != head.root_hash:
+                return i + 1, f"signed tree head {head.tree_size} does not match the records"
+            if not head.verifies(keys):
+                return i + 1, f"bad signature on tree head {head.tree_size}"
+            point = next(pending, None)
+    if next(stored, None) is not None:
+        return count, "tree holds nodes beyond the records"
+    return None
+
+
+def _stored_nodes(conn: sqlite3.Connection) -> Iterator[tuple[int, int, bytes]]:
+    """Stored nodes in the order a left-to-right pass completes them (a cursor of its own,
+    read alongside the records)."""
+    rows = conn.execute(
+        "SELECT level, idx, hash FROM tree_nodes ORDER BY ((idx + 1) << level), level"
+    )
+    return ((level, idx, bytes(h)) for level, idx, h in rows)

@@ -1,0 +1,171 @@
+"""Retention: the cases (personal data) of old decisions are erased on request, the purge is
+itself on the record, and the trail still verifies, reporting those records as purged."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import json_format, timestamp_pb2
+from structlog.testing import capture_logs
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi_client.cli import main as cli
+from miaopi_client.receipts import verify_receipt
+from miaopi_server.audit import seal
+from miaopi_server.audit.record import case_canonical, case_digest
+from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
+from miaopi_server.settings import Settings
+from tests.conftest import LiveServer
+from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending
+
+MARKER = "张三丰-110101199001011234"
+
+
+def store_at(path: Path) -> SQLiteAuditStore:
+    sealer, _ = seal.load_or_create(path / "key.pem")
+    return SQLiteAuditStore(path / "audit.sqlite3", sealer, node_id="n-1")
+
+
+def personal(i: int):  # type: ignore[no-untyped-def]
+    """pending(i) (decided 2026-11-23T00:00:ii) whose case names a person."""
+    facts = {"n": i, "name": f"{MARKER}#{i}#"}
+    return dataclasses.replace(
+        pending(i),
+        case={"item_code": "T1", "facts": facts, "materials": []},
+        case_json=case_canonical("T1", facts, []),
+        case_digest=case_digest("T1", facts, []),
+    )
+
+
+def keys(store: SQLiteAuditStore) -> dict[str, bytes]:
+    return {store.sealer.key_id: store.sealer.public_raw}
+
+
+class TestPurgeInTheStore:
+    def test_purged_records_verify_as_purged(self, tmp_path):
+        """Cases of decisions before the limit are erased (from the file too), the purge is
+        an event record after them, the records still read back (case_purged) and verify."""
+        store = store_at(tmp_path)
+        try:
+            for i in range(1, 9):
+                store.append(personal(i)).result(timeout=10)
+            event = store.purge("2026-11-23T00:00:05.000000Z", "admin-1")
+            assert event.seq == 9
+            details = json.loads(event.body_json)["event"]
+            assert details | {"id": "", "at": ""} == {
+                "type": "purge", "before": "2026-11-23T00:00:05.000000Z", "by": "admin-1",
+                "through_seq": 8, "purged": 4, "id": "", "at": "",
+            }  # fmt: skip
+            old, kept = store.get("d2"), store.get("d6")
+            assert old is not None and old.case_purged and old.case == {}
+            assert kept is not None and not kept.case_purged and kept.case["facts"]["n"] == 6
+            v = store.verify()
+            assert (v.ok, v.checked, v.purged) == (True, 9, 4), v
+            store.append(personal(10)).result(timeout=10)  # the chain goes on after it
+            assert store.verify().ok
+        finally:
+            store.close()
+        content = b"".join(p.read_bytes() for p in tmp_path.glob("audit.sqlite3*"))
+        for i in range(1, 5):
+            assert f"{MARKER}#{i}#".encode() not in content  # overwritten, not just unlinked
+        assert f"{MARKER}#6#".encode() in content
+
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            "DELETE FROM cases WHERE seq = 6",  # decided after the limit
+            "DELETE FROM cases WHERE seq = 10",  # recorded after the purge
+            "UPDATE records SET body = replace(body, '\"through_seq\":8', '\"through_seq\":10')"
+            " WHERE seq = 9",  # the purge event itself widened
+        ],
+    )
+    def test_a_case_removed_without_a_purge_is_broken(self, tmp_path, sql):
+        store = store_at(tmp_path)
+        try:
+            for i in range(1, 9):
+                store.append(personal(i)).result(timeout=10)
+            store.purge("2026-11-23T00:00:05.000000Z", "admin-1")
+            store.append(personal(10)).result(timeout=10)
+        finally:
+            store.close()
+        with contextlib.closing(sqlite3.connect(tmp_path / "audit.sqlite3")) as conn, conn:
+            conn.execute(sql)
+        v = verify_database(tmp_path / "audit.sqlite3", keys(store))
+        assert not v.ok, v
+        assert v.reason in ("case missing, and no purge covers it", "hash mismatch"), v
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with capture_logs(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+class TestPurgeOnAServer:
+    def test_purge_get_list_verify_and_receipts(self, tmp_path):
+        server = LiveServer(Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path))
+        req = pb.DecideRequest(item_code="GF00012000", materials=SENIOR_MATERIALS)
+        json_format.ParseDict(SENIOR, req.facts)
+        try:
+            with grpc.insecure_channel(server.target) as ch:
+                stub = pb_grpc.ApprovalServiceStub(ch)
+                old = [stub.Decide(req).decision for _ in range(3)]
+                old.append(
+                    stub.Decide(
+                        pb.DecideRequest(request_id="r-old", item_code=req.item_code,
+                                         facts=req.facts, materials=req.materials)
+                    ).decision
+                )  # fmt: skip
+                limit = timestamp_pb2.Timestamp()
+                limit.FromDatetime(dt.datetime.now(dt.UTC))
+                new = stub.Decide(req).decision
+
+                # The CLI: a future date is refused; today's midnight purges nothing yet.
+                tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+                code, _, err = run("audit", "purge", "--before", tomorrow, "--target",
+                                   server.target)  # fmt: skip
+                assert code == 2 and "in the future" in err
+                code, out, _ = run("audit", "purge", "--before", "2020-01-01", "--target",
+                                   server.target)  # fmt: skip
+                assert code == 0 and out.startswith("purged the cases of 0 decision(s)")
+
+                done = stub.PurgeCases(pb.PurgeCasesRequest(before=limit))
+                assert done.purged == 4 and done.seq == 7  # after the 2020 purge (seq 6)
+
+                got = stub.GetDecision(pb.GetDecisionRequest(decision_id=old[0].decision_id))
+                assert got.case_purged and got.case == pb.GetDecisionResponse().case
+                assert got.decision == old[0]  # the decision and its receipt stay
+                fresh = stub.GetDecision(pb.GetDecisionRequest(decision_id=new.decision_id))
+                assert not fresh.case_purged and fresh.case.fields["facts"]
+                page = stub.ListDecisions(pb.ListDecisionsRequest(include_cases=True))
+                assert list(page.case_purged) == [False, True, True, True, True]
+                assert [d.receipt.seq for d in page.decisions] == [5, 4, 3, 2, 1]
+
+                v = stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
+                assert (v.ok, v.checked, v.purged) == (True, 7, 4), v
+                code, out, _ = run("audit", "verify", "--target", server.target)
+                assert code == 0 and out.strip() == (
+                    "audit trail OK: 7 records (4 with their case purged)"
+                )
+                # A retry of a purged request still answers from the record.
+                retry = stub.Decide(
+                    pb.DecideRequest(request_id="r-old", item_code=req.item_code,
+                                     facts=req.facts, materials=req.materials)
+                ).decision  # fmt: skip
+                assert retry == old[3]
+                public = stub.GetSealKey(pb.GetSealKeyRequest()).public_key
+                for d in old:
+                    saved = json_format.MessageToDict(d, preserving_proto_field_name=True)
+                    assert verify_receipt(saved, public).ok
+        finally:
+            server.stop()
