@@ -87,7 +87,6 @@ def exercise(
     """Decide every sample; at most one diagnostic per engine rule (the first case found)."""
     item = compiled.item
     label = f"事项 {item.code}@{item.version}"
-    conditions = _conditions(compiled)
     result = Exercised()
     blamed: set[str] = set()
     for facts, materials in samples:
@@ -110,15 +109,31 @@ def exercise(
             result.problems.append(Diagnostic(item.source, 1, 1, FAILED, message))
             return result  # the engine's state for this item can no longer be trusted
         result.decided += 1
-        expected = expected_firings(compiled, case)
-        for name in sorted((fired ^ expected) - blamed):
+        found = disagreements(compiled, fired, expected_firings(compiled, case), facts, materials)
+        for name in sorted(found.keys() - blamed):
             blamed.add(name)
-            cond = conditions.get(name, (None, None))[0]
-            line, column = cond.locate(0) if cond is not None else (1, 1)
-            should = "应触发而未触发" if name in expected else "不应触发却触发了"
-            message = (
-                f"{label}：规则引擎与参考语义不一致：引擎规则 {name} {should}"
-                f"（用例 {_shown(facts, materials)}）"
-            )
-            result.problems.append(Diagnostic(item.source, line, column, MISMATCH, message))
+            result.problems.append(found[name])
     return result
+
+
+def disagreements(
+    compiled: CompiledItem, fired: set[str], expected: set[str], facts: Any, materials: Any
+) -> dict[str, Diagnostic]:
+    """Engine rule name -> MP192 diagnostic, for every rule on which the engine (`fired`) and
+    the reference semantics (`expected`) disagree on the case (`facts`, `materials`, quoted in
+    the message); located at the rule's condition when it has one."""
+    if fired == expected:
+        return {}
+    item = compiled.item
+    conditions = _conditions(compiled)
+    out: dict[str, Diagnostic] = {}
+    for name in sorted(fired ^ expected):
+        cond = conditions.get(name, (None, None))[0]
+        line, column = cond.locate(0) if cond is not None else (1, 1)
+        should = "应触发而未触发" if name in expected else "不应触发却触发了"
+        message = (
+            f"事项 {item.code}@{item.version}：规则引擎与参考语义不一致：引擎规则 {name} {should}"
+            f"（用例 {_shown(facts, materials)}）"
+        )
+        out[name] = Diagnostic(item.source, line, column, MISMATCH, message)
+    return out
