@@ -39,8 +39,8 @@ gen-check: $(STAMP)
 	diff -r -x '__init__.py' -x '*.proto' -x '__pycache__' build/gen/miaopi proto/miaopi
 
 # The contract window vendors build on: buf lint (STANDARD) and buf breaking (WIRE_JSON)
-# against the last released miaopi.v1 (the commit named in proto/RELEASED). buf comes from
-# the npm registry into build/buf (not committed).
+# against the last released miaopi.v1 (the commit named in .ci/proto-released). buf comes
+# from the npm registry into build/buf (not committed).
 BUF := build/buf/node_modules/.bin/buf
 $(BUF):
 	mkdir -p build/buf
@@ -48,10 +48,10 @@ $(BUF):
 
 proto-check: $(BUF)
 	rm -rf build/released && mkdir -p build/released
-	git archive $$(cat proto/RELEASED) proto/miaopi/v1/approval.proto | tar -x -C build/released
-	cp proto/buf.yaml build/released/proto/
-	cd proto && ../$(BUF) lint
-	cd proto && ../$(BUF) breaking --against ../build/released/proto
+	git archive $$(cat .ci/proto-released) proto/miaopi/v1/approval.proto | tar -x -C build/released
+	cp buf.yaml build/released/
+	$(BUF) lint
+	$(BUF) breaking --against build/released
 
 # Benchmarks (not part of `make test`, ~12 minutes on 2 cores): installs what it needs
 # (tests/bench/install.sh: h2load and strace via apt, zen-engine, rule-engine and py-spy into

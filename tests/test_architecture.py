@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("miaopi_server.sources",),
     ("miaopi_server.rules",),
     ("miaopi_server.decision",),
+    ("miaopi_server.casework",),
     ("miaopi_server.audit",),
     ("miaopi_server.ops",),
     ("miaopi_server.edge",),
@@ -54,6 +55,7 @@ NO_LOGGING = (
     "miaopi_server.sources",
     "miaopi_server.rules",
     "miaopi_server.decision",
+    "miaopi_server.casework",
     "miaopi_server.audit",
 )
 

@@ -27,7 +27,7 @@ class TestSettings:
                 "--gate-seconds", "9.5", "--gate-cases", "7",
                 "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
                 "--idle-timeout", "60", "--max-connections", "10", "--registry", "data",
-                "--reanchor-witness", "从备份恢复",
+                "--reanchor-witness", "从备份恢复", "--claim-idle", "90",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -57,6 +57,7 @@ class TestSettings:
             max_connections=10,
             reanchor_witness="从备份恢复",
             registry=Path("data"),
+            claim_idle_seconds=90.0,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

@@ -31,6 +31,7 @@ from .cmdline import (
 )
 from .parallel import PARALLEL_MIN_CASES
 from .replay import ReplayReport, junit_xml, remote, replay, replay_file
+from .review_cli import add_review_parsers
 from .rules_cli import add_rules_parsers
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -560,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_audit_parsers(sub)
     add_rules_parsers(sub)
+    add_review_parsers(sub, lambda args, role: _client(args, _sub_target(args), role))
     return p
 
 

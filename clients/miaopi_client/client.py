@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi.v1 import review_pb2_grpc as rpb_grpc
 
 
 class MiaopiClientError(Exception):
@@ -150,6 +151,7 @@ class Client:
         if token:
             channel = grpc.intercept_channel(channel, _BearerToken(token))
         self._stub = pb_grpc.ApprovalServiceStub(channel)
+        self.review_stub = rpb_grpc.ReviewServiceStub(channel)  # `miaopi review` (review_cli)
 
     def __enter__(self) -> Client:
         return self
@@ -164,6 +166,9 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
+
+    def call(self, rpc: Callable[..., Any], request: Message) -> Any:
+        return self._call(rpc, request)
 
     def _call(self, rpc: Callable[..., Any], request: Message) -> Any:
         """One unary call with this client's deadline; a failure raises ClientError."""

@@ -26,6 +26,7 @@ from miaopi_server.edge.auth import (
     RateLimiter,
     write_dev_credentials,
 )
+from miaopi_server.edge.review import REVIEW_SERVICE_NAME, ReviewService, add_review_to_server
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
@@ -188,11 +189,14 @@ async def create_server(settings: Settings) -> Running:
         provider=registry,
     )
     add_to_server(service, server)
+    review = ReviewService(service, store, node_name(settings), settings.claim_idle_seconds)
+    add_review_to_server(review, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
+            REVIEW_SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),

@@ -48,6 +48,9 @@ class Settings:
     workers: int = 1  # server processes sharing the port and the audit trail (ops/workers.py)
     worker_index: int = -1  # set by the supervisor for each worker; -1 = a standalone server
     reanchor_witness: str = ""  # the reason: re-anchor the audit witness, record it, and exit
+    # A reviewer's claim on a task lapses after this long without an action of theirs, so
+    # another reviewer may take it (no case stuck with an absent reviewer).
+    claim_idle_seconds: float = 1800.0
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -158,6 +161,13 @@ def parse_args(argv: list[str] | None) -> Settings:
         "rate limits apply per process)",
     )
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--claim-idle",
+        dest="claim_idle_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="a review claim lapses after this long without action (default 1800)",
+    )
     p.add_argument("--log-format", choices=("auto", "json", "console"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     # Every option's dest is a Settings field and nothing has an argparse default: what the

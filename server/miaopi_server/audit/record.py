@@ -18,6 +18,7 @@ from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
 from miaopi_server.audit.treehead import TreeHead
+from miaopi_server.casework.model import Task
 
 
 def fixed_time(when: dt.datetime) -> str:
@@ -74,6 +75,11 @@ class PendingRecord:
     window: dict[str, str]
     node_id: str
     decision_json: bytes  # canonical(the decision's proto3 JSON, receipt excluded)
+    # The task the decision opens (a review or a supplement), stored in the decision's commit,
+    # with its JSON made in the request (not in the one writer thread). A case the rules close
+    # at once has no task row: its decision record is the whole case.
+    task: Task | None = None
+    task_json: str = ""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from miaopi_server.audit.record import (
     fixed_time,
 )
 from miaopi_server.audit.store import AuditStore, DuplicateRequest
+from miaopi_server.casework.codec import task_to_json
+from miaopi_server.casework.model import Task
 from miaopi_server.decision.decide import Decision
 from miaopi_server.errors import RequestConflict
 
@@ -52,10 +54,17 @@ class Recorded:
     decided: Decided | None
 
 
+# The task a decision opens (casework.opening.open_task with the item and the window's
+# jurisdiction; None when the rules closed the case at once), given by the edge; stored in the
+# decision's own commit.
+Opener = Callable[[Decided, dict[str, str]], Task | None]
+
+
 class Recorder:
-    def __init__(self, store: AuditStore, node_id: str):
+    def __init__(self, store: AuditStore, node_id: str, opener: Opener | None = None):
         self.store = store
         self.node_id = node_id
+        self._opener = opener
         self._inflight: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     async def decide(
@@ -112,6 +121,7 @@ class Recorder:
         window: dict[str, str],
     ) -> Recorded:
         d = decided.decision
+        task = self._opener(decided, window) if self._opener is not None else None
         pending = PendingRecord(
             decision_id=decided.decision_id,
             request_id=request_id,
@@ -127,6 +137,8 @@ class Recorder:
             decision_json=canonical(
                 decision_json(d, decided.decision_id, request_id, decided.decided_at)
             ),
+            task=task,
+            task_json=task_to_json(task) if task is not None else "",
         )
         # shield: a cancelled RPC must not cancel the write it already queued.
         record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))

@@ -38,6 +38,13 @@ from miaopi_server.audit.record import (
     fixed_time,
 )
 from miaopi_server.audit.seal import Sealer
+from miaopi_server.audit.sqlite_casework import (
+    apply_transition,
+    get_task,
+    insert_tasks,
+    list_tasks,
+    task_row,
+)
 from miaopi_server.audit.sqlite_migrate import migrate
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
@@ -51,14 +58,16 @@ from miaopi_server.audit.sqlite_tree import (
 )
 from miaopi_server.audit.sqlite_verify import check_records, verify_database
 from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
+from miaopi_server.audit.transition import PendingTransition
 from miaopi_server.audit.treehead import TreeHead, sign_head
 from miaopi_server.audit.witness import WitnessFile, witness_path
+from miaopi_server.casework.model import Task
 from miaopi_server.clock import utc_now
-from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
+from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable, MiaopiError
 
 __all__ = ["SQLiteAuditStore", "verify_database"]
 
-Pending = PendingRecord | PendingEvent
+Pending = PendingRecord | PendingEvent | PendingTransition
 MAX_BATCH = 512
 CHECKPOINT_SECONDS = 1.0
 _COLUMNS = (
@@ -353,6 +362,7 @@ class SQLiteAuditStore:
         # head and proof, after the commit (an event's is made when it is inserted).
         written: list[tuple[Future[StoredRecord], int, str, str, str, Pending | StoredRecord]] = []
         repeats: list[tuple[Future[StoredRecord], StoredRecord | tuple[str, str]]] = []
+        refused: list[tuple[Future[StoredRecord], Exception]] = []  # transitions not allowed
         in_batch: set[tuple[str, str]] = set()
         locked = False
         try:
@@ -365,6 +375,7 @@ class SQLiteAuditStore:
             seq, prev, tree = self._chain_head()
             records: list[tuple[Any, ...]] = []
             cases: list[tuple[int, str]] = []
+            tasks: list[tuple[object, ...]] = []  # opened by the decisions, same commit
 
             def insert() -> None:  # one statement for each table, not one per record
                 self._writer.executemany(
@@ -374,8 +385,11 @@ class SQLiteAuditStore:
                     records,
                 )
                 self._writer.executemany("INSERT INTO cases (seq, case_json) VALUES (?, ?)", cases)
+                if tasks:
+                    insert_tasks(self._writer, tasks)
                 records.clear()
                 cases.clear()
+                tasks.clear()
 
             for pending, fut in batch:
                 if isinstance(pending, PendingEvent):
@@ -385,6 +399,20 @@ class SQLiteAuditStore:
                     tree.add(event.record_hash)
                     written.append((fut, seq, prev, event.record_hash, event.body_json, event))
                     prev = event.record_hash
+                    continue
+                if isinstance(pending, PendingTransition):
+                    insert()  # the task it moves may have been opened in this batch
+                    try:
+                        moved = apply_transition(
+                            self._writer, seq + 1, prev, pending, self.sealer.key_id
+                        )
+                    except MiaopiError as exc:  # refused: nothing was written for it
+                        refused.append((fut, exc))
+                        continue
+                    seq += 1
+                    tree.add(moved.record_hash)
+                    written.append((fut, seq, prev, moved.record_hash, moved.body_json, moved))
+                    prev = moved.record_hash
                     continue
                 key = (pending.window_id, pending.request_id)
                 if pending.request_id:
@@ -416,6 +444,8 @@ class SQLiteAuditStore:
                     )
                 )
                 cases.append((seq, pending.case_json.decode()))
+                if pending.task is not None:
+                    tasks.append(task_row(seq, pending.task, pending.task_json))
                 tree.add(h)
                 if pending.request_id:
                     in_batch.add(key)
@@ -445,7 +475,7 @@ class SQLiteAuditStore:
         for fut, seq, prev, h, body_json, source in written:
             assert head is not None
             proof = inclusion_proof_hex(seq, head.tree_size, tree.nodes, memo)
-            if isinstance(source, StoredRecord):  # an event, made when it was inserted
+            if isinstance(source, StoredRecord):  # an event or transition, made when inserted
                 done = replace(source, tree_head=head, inclusion_proof=proof)
             else:
                 assert isinstance(source, PendingRecord)
@@ -468,6 +498,8 @@ class SQLiteAuditStore:
             if done.request_id:
                 by_request[(done.window.get("window_id", ""), done.request_id)] = done
             fut.set_result(done)
+        for fut, problem in refused:
+            fut.set_exception(problem)
         for fut, first in repeats:  # the record on file, or the one this batch added
             fut.set_exception(
                 DuplicateRequest(by_request[first] if isinstance(first, tuple) else first)
@@ -630,6 +662,27 @@ class SQLiteAuditStore:
             nodes = CachedNodes(conn)  # a page's proofs share most of their nodes
             memos: dict[int, merkle.Memo] = {}  # and, per tree size, their right edges
             return [with_proof(conn, _row(r), nodes, memos) for r in rows]
+
+    # -- casework
+    def transition(self, pending: PendingTransition) -> Future[StoredRecord]:
+        """Queue a transition; it is applied and recorded in a write transaction (under the
+        writers' lock), so of two processes making the same move only one succeeds."""
+        return self.append(pending)
+
+    def task(self, decision_id: str) -> tuple[Task, int] | None:
+        with self._read() as conn:
+            return get_task(conn, decision_id)
+
+    def tasks(
+        self,
+        departments: builtins.list[str],
+        jurisdiction: str,
+        states: builtins.list[str],
+        limit: int,
+        after_opened: str = "",
+    ) -> builtins.list[Task]:
+        with self._read() as conn:
+            return list_tasks(conn, departments, jurisdiction, states, limit, after_opened)
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
         try:

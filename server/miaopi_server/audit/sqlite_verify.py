@@ -173,6 +173,20 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
         ):
             return "indexed columns disagree with the record"
         return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+    if "transition" in body:  # a casework transition (audit/transition.py)
+        moved = body["transition"]
+        derived_move = (
+            moved.get("id"), None, moved.get("item_code"), "", "", column_time(moved.get("at")),
+            "transition",
+        )  # fmt: skip
+        if (
+            (decision_id, request_id, item_code, outcome, window_id, decided_at, kind)
+            != derived_move
+            or case_json not in (None, "null")
+            or case_dig != ""
+        ):
+            return "indexed columns disagree with the record"
+        return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
     purged = case_json is None  # checked by the caller: a purge event covers it
     if body.get("case_digest") != case_dig or (not purged and digest(case) != case_dig):
         return "case does not match its digest"

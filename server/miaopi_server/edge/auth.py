@@ -7,7 +7,10 @@ as SHA-256 hashes and compared in constant time; they are never logged.
 
 Roles:
     window      Decide (granted items only), read its own decisions, the catalogue, the seal key
-    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status
+    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status;
+                the tasks within its jurisdiction
+    reviewer    the tasks of its department within its jurisdiction (a region code prefix):
+                list, claim, release, decide, request a supplement; their decisions
     admin       everything a supervisor may, plus ReloadRulesets
 """
 
@@ -33,9 +36,27 @@ from miaopi_server.errors import MiaopiError
 
 READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey", "GetConsistencyProof"})
 ROLE_RPCS: dict[str, frozenset[str]] = {
-    "window": READ_RPCS | {"Decide", "GetDecision", "ListDecisions"},
+    "window": READ_RPCS
+    | {"Decide", "GetDecision", "ListDecisions", "GetTask", "SupplyMaterials", "WithdrawCase"},
     "supervisor": READ_RPCS
-    | {"GetDecision", "ListDecisions", "VerifyAuditTrail", "GetRulesetStatus"},
+    | {
+        "GetDecision",
+        "ListDecisions",
+        "VerifyAuditTrail",
+        "GetRulesetStatus",
+        "ListTasks",
+        "GetTask",
+    },
+    "reviewer": READ_RPCS
+    | {
+        "GetDecision",
+        "ListTasks",
+        "GetTask",
+        "ClaimTask",
+        "ReleaseTask",
+        "DecideTask",
+        "RequestSupplement",
+    },
     "admin": READ_RPCS
     | {
         "GetDecision",
@@ -44,6 +65,8 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "GetRulesetStatus",
         "ReloadRulesets",
         "PurgeCases",
+        "ListTasks",
+        "GetTask",
     },
 }
 ALL_ITEMS = "*"
@@ -72,6 +95,7 @@ class Principal:
     window_id: str = ""
     jurisdiction: str = ""
     items: frozenset[str] = frozenset()
+    department: str = ""  # a reviewer's
 
     def may_call(self, rpc: str) -> bool:
         return rpc in ROLE_RPCS.get(self.role, frozenset())
@@ -103,6 +127,7 @@ _PRINCIPAL_KEYS = {
     "items",
     "token_sha256",
     "cert_common_name",
+    "department",
 }
 
 
@@ -110,6 +135,7 @@ class Authenticator:
     def __init__(self, by_token: Mapping[str, Principal], by_cert: Mapping[str, Principal]):
         self._by_token = dict(by_token)
         self._by_cert = dict(by_cert)
+        self._by_id = {p.id: p for p in (*self._by_token.values(), *self._by_cert.values())}
 
     @classmethod
     def from_file(cls, path: Path) -> Authenticator:
@@ -148,6 +174,10 @@ class Authenticator:
             items = entry.get("items", [])
             if role == "window" and (not entry.get("window_id") or not items):
                 problems.append(f"{here}: a window needs window_id and items")
+            if role == "reviewer" and (
+                not entry.get("department") or not entry.get("jurisdiction")
+            ):
+                problems.append(f"{here}: a reviewer needs department and jurisdiction")
             token_hash = str(entry.get("token_sha256", ""))
             cert = str(entry.get("cert_common_name", ""))
             if not token_hash and not cert:
@@ -160,6 +190,7 @@ class Authenticator:
                 str(entry.get("window_id", "")),
                 str(entry.get("jurisdiction", "")),
                 frozenset(str(x) for x in items),
+                str(entry.get("department", "")),
             )
             if token_hash:
                 by_token[token_hash.lower()] = principal
@@ -168,6 +199,10 @@ class Authenticator:
         if problems:
             raise CredentialsError("; ".join(problems))
         return cls(by_token, by_cert)
+
+    def principal(self, principal_id: str) -> Principal | None:
+        """The principal of this id (its grant: jurisdiction, department), if any."""
+        return self._by_id.get(principal_id)
 
     def authenticate(
         self, metadata: Sequence[tuple[str, Any]], peer_common_names: Sequence[str] = ()

@@ -33,6 +33,7 @@ from miaopi_server.edge.auth import (
     failure_limiter,
     peer_address,
 )
+from miaopi_server.edge.opener import CaseOpener
 from miaopi_server.edge.requests import (
     encode_page_token,
     envelope_violations,
@@ -80,7 +81,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._holder = holder
         self._catalog = holder.current  # read per call: hot reload swaps the catalog
         self._store = store
-        self._recorder = Recorder(store, node_id)
+        # Every decision recorded opens its casework (or closes it at once), in its commit.
+        self.opener = CaseOpener(holder, authenticator)
+        self._recorder = Recorder(store, node_id, self.opener)
         self._clock = clock
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
         self._provider = provider  # shared data (四免); None: cases decide on their own facts
@@ -125,6 +128,13 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             await _abort(context, exc)
         structlog.contextvars.bind_contextvars(principal=principal.id)
         return principal
+
+    # ReviewService checks callers the same way, with the same limits.
+    async def guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
+        return await self._guard(context, rpc)
+
+    async def deny(self, context: grpc.aio.ServicerContext, rpc: str, reason: str) -> NoReturn:
+        await self._deny(context, rpc, reason)
 
     async def _deny(self, context: grpc.aio.ServicerContext, rpc: str, reason: str) -> NoReturn:
         log.warning("auth.refused", rpc=rpc, error="PermissionDenied", reason=reason)
@@ -384,10 +394,15 @@ _MALFORMED = object()
 
 
 def add_to_server(service: ApprovalService, server: grpc.aio.Server) -> None:
-    """Register the servicer like the generated add_..._to_server, except that a request that
-    is not a valid protobuf message gets INVALID_ARGUMENT instead of UNKNOWN with a stack
-    detail, and an unexpected exception in any RPC gets INTERNAL with a generic message (the
-    exception is logged, its text never sent)."""
+    add_service(service, server, pb, "ApprovalService")
+
+
+def add_service(service: Any, server: grpc.aio.Server, module: Any, name: str) -> None:
+    """Register the servicer of service `name` (declared in the generated `module`) like the
+    generated add_..._to_server, except that a request that is not a valid protobuf message
+    gets INVALID_ARGUMENT instead of UNKNOWN with a stack detail, and an unexpected exception
+    in any RPC gets INTERNAL with a generic message (the exception is logged, its text never
+    sent)."""
 
     def lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
         def deserialize(data: bytes) -> Any:
@@ -415,14 +430,16 @@ def add_to_server(service: ApprovalService, server: grpc.aio.Server) -> None:
         return handle
 
     handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["ApprovalService"].methods:
-        request_type = getattr(pb, method.input_type.name)
-        response_type = getattr(pb, method.output_type.name)
+    descriptor = module.DESCRIPTOR.services_by_name[name]
+    for method in descriptor.methods:
+        request_type = getattr(module, method.input_type.name)
+        response_type = getattr(module, method.output_type.name)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             guarded(method.name, getattr(service, method.name)),
             request_deserializer=lenient(request_type.FromString),
             response_serializer=response_type.SerializeToString,
         )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    full_name = descriptor.full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(full_name, handlers),))
     # As the generated add_..._to_server does: registered methods skip the generic lookup.
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    server.add_registered_method_handlers(full_name, handlers)

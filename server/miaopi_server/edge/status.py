@@ -12,6 +12,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from miaopi_server.casework.states import IllegalTransition
 from miaopi_server.edge.auth import PermissionDenied, RateLimited, Unauthenticated
 from miaopi_server.errors import (
     AuditUnavailable,
@@ -73,6 +74,13 @@ def to_status(exc: BaseException) -> grpc.Status:
             metadata={"request_id": exc.request_id[:128], "decision_id": exc.decision_id},
         )
         return _status(code_pb2.ALREADY_EXISTS, str(exc), info)
+    if isinstance(exc, IllegalTransition):
+        info = error_details_pb2.ErrorInfo(
+            reason="ILLEGAL_TRANSITION",
+            domain=DOMAIN,
+            metadata={"state": exc.state, "action": exc.action},
+        )
+        return _status(code_pb2.FAILED_PRECONDITION, str(exc), info)
     if isinstance(exc, AuditUnavailable):
         return _status(code_pb2.UNAVAILABLE, "审计记录暂不可写，未作出决定，请稍后重试")
     if isinstance(exc, SourceUnavailable):

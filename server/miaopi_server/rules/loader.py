@@ -33,6 +33,7 @@ from miaopi_server.rules.fieldtypes import (
 )
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
+    DEFAULT_SUPPLEMENT_DAYS,
     ITEM_TYPES,
     MATERIAL_NEEDS,
     OUTCOMES,
@@ -361,6 +362,7 @@ class _FileLoader:
             )
         department = self.guard(lambda: self.text_of(head["department"][1], "item.department"), "")
         statutory, promised, on_the_spot = self.guard(lambda: self.time_limit(head), (0, 0, False))
+        supplement = self.guard(lambda: self.supplement_days(head), DEFAULT_SUPPLEMENT_DAYS)
         version = self.guard(lambda: self.text_of(top["version"][1], "version"), "")
         effective_until = None
         if "effective_until" in top:
@@ -436,6 +438,7 @@ class _FileLoader:
             department=department,
             statutory_days=statutory,
             promised_days=promised,
+            supplement_days=supplement,
             on_the_spot=on_the_spot,
             version=version,
             effective_from=effective_from,
@@ -465,7 +468,12 @@ class _FileLoader:
         m = self.mapping(
             head["time_limit"][1],
             "item.time_limit",
-            {"statutory_working_days", "promised_working_days", "on_the_spot"},
+            {
+                "statutory_working_days",
+                "promised_working_days",
+                "on_the_spot",
+                "supplement_working_days",
+            },
             ("statutory_working_days", "promised_working_days"),
         )
         statutory = (
@@ -492,6 +500,19 @@ class _FileLoader:
                 f"法定办结时限不能超过 {MAX_TIME_LIMIT_DAYS} 个工作日",
             )
         return statutory, promised, on_the_spot
+
+    def supplement_days(self, head: dict[str, tuple[yaml.Node, yaml.Node]]) -> int:
+        """item.time_limit.supplement_working_days: how long an applicant has to supply
+        deferrable (容缺后补) materials; DEFAULT_SUPPLEMENT_DAYS when absent."""
+        m = self.mapping(head["time_limit"][1], "item.time_limit", None, ())
+        if "supplement_working_days" not in m:
+            return DEFAULT_SUPPLEMENT_DAYS
+        node = m["supplement_working_days"][1]
+        days = int(self.int_of(node, "容缺补正期限"))
+        if not 1 <= days <= MAX_TIME_LIMIT_DAYS:
+            self.diag(node, "MP105", f"容缺补正期限须在 1 至 {MAX_TIME_LIMIT_DAYS} 个工作日之间")
+            return DEFAULT_SUPPLEMENT_DAYS
+        return days
 
     def legal_basis(self, node: yaml.Node) -> dict[str, LegalBasis]:
         out: dict[str, LegalBasis] = {}

@@ -27,6 +27,9 @@ ITEM_TYPES = (
     "公共服务",
 )
 OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW")
+# Working days an applicant has to supply deferrable (容缺后补) materials, unless the item's
+# time_limit.supplement_working_days says otherwise.
+DEFAULT_SUPPLEMENT_DAYS = 5
 MATERIAL_NEEDS = ("required", "optional", "deferrable")
 APPLICATION_DATE = "application.date"
 NO_DEFAULT: Any = object()
@@ -151,6 +154,7 @@ class Item:
     lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = ""
     digest: str = ""
+    supplement_days: int = DEFAULT_SUPPLEMENT_DAYS
     # Facts looked up in shared data before deciding (rules/bindings.py), and whose licences
     # the materials with an `e_license_type` consult.
     sources: tuple[SourceBinding, ...] = ()

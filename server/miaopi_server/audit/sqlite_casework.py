@@ -1,0 +1,134 @@
+"""Casework in the SQLite audit database: tasks opened in their decision's commit, moved by
+transitions applied and recorded in the writer's transaction, and read for the queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable
+
+from miaopi_server.audit.canonical import sha256_hex
+from miaopi_server.audit.record import StoredRecord, column_time, fixed_time
+from miaopi_server.audit.transition import KIND, PendingTransition, transition_body
+from miaopi_server.casework.codec import task_from_json, task_to_json
+from miaopi_server.casework.model import Task, act
+from miaopi_server.casework.states import CLOSED, INSTANT, IllegalTransition
+from miaopi_server.errors import DecisionNotFound
+
+TASK_COLUMNS = (
+    "decision_id, kind, state, item_code, department, jurisdiction, window_id, opened_at,"
+    " assignee, last_seq, task"
+)
+
+
+def task_row(seq: int, task: Task, task_json: str = "") -> tuple[object, ...]:
+    return (
+        task.decision_id, task.kind, task.state, task.item_code, task.department,
+        task.jurisdiction, task.window_id, fixed_time(task.opened_at),
+        task.assignee, seq, task_json or task_to_json(task),
+    )  # fmt: skip
+
+
+def insert_tasks(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+    conn.executemany(
+        f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", list(rows)
+    )
+
+
+def apply_transition(
+    conn: sqlite3.Connection, seq: int, prev: str, pending: PendingTransition, key_id: str
+) -> StoredRecord:
+    """Move the task and insert the transition's record at `seq`, inside the caller's write
+    transaction. Raises DecisionNotFound (no task), IllegalTransition or CaseInvalid, having
+    changed nothing."""
+    row = conn.execute(
+        "SELECT task FROM tasks WHERE decision_id = ?", (pending.decision_id,)
+    ).fetchone()
+    if row is None:
+        decided = conn.execute(
+            "SELECT 1 FROM records WHERE decision_id = ? AND kind = 'decision'",
+            (pending.decision_id,),
+        ).fetchone()
+        if decided is None:
+            raise DecisionNotFound(pending.decision_id[:64])
+        raise IllegalTransition(INSTANT, CLOSED, pending.action.action, "规则已即时办结")
+    before = task_from_json(row[0])
+    idle = dt.timedelta(seconds=pending.claim_idle_seconds)
+    after, details = act(before, pending.action, idle)
+    fields = {
+        **details,
+        "id": pending.transition_id,
+        "decision_id": before.decision_id,
+        "item_code": before.item_code,
+        "kind": before.kind,
+        "action": pending.action.action,
+        "from": before.state,
+        "to": after.state,
+        "by": pending.action.by,
+        "at": pending.at,
+    }
+    body = transition_body(seq, prev, pending.node_id, fields)
+    h = sha256_hex(body)
+    conn.execute(
+        "INSERT INTO records (seq, decision_id, request_id, item_code, outcome, window_id,"
+        " decided_at, case_digest, body, hash, key_id, signature, kind)"
+        " VALUES (?, ?, NULL, ?, '', '', ?, '', ?, ?, ?, X'', ?)",
+        (seq, pending.transition_id, before.item_code, column_time(pending.at), body.decode(), h,
+         key_id, KIND),
+    )  # fmt: skip
+    conn.execute(
+        "UPDATE tasks SET state = ?, assignee = ?, last_seq = ?, task = ? WHERE decision_id = ?",
+        (after.state, after.assignee, seq, task_to_json(after), after.decision_id),
+    )
+    return StoredRecord(
+        seq=seq,
+        decision_id=pending.transition_id,
+        request_id="",
+        case_digest="",
+        prev_hash=prev,
+        node_id=pending.node_id,
+        window={},
+        body_json=body.decode(),
+        case={},
+        record_hash=h,
+        key_id=key_id,
+        signature=b"",
+    )
+
+
+def get_task(conn: sqlite3.Connection, decision_id: str) -> tuple[Task, int] | None:
+    """The task a decision opened and the seq of its last record."""
+    row = conn.execute(
+        "SELECT task, last_seq FROM tasks WHERE decision_id = ?", (decision_id,)
+    ).fetchone()
+    return (task_from_json(row[0]), row[1]) if row else None
+
+
+def list_tasks(
+    conn: sqlite3.Connection,
+    departments: Iterable[str],
+    jurisdiction: str,
+    states: Iterable[str],
+    limit: int,
+    after_opened: str = "",
+) -> list[Task]:
+    """Tasks of these departments (all when none are given) in these states (all when none),
+    whose jurisdiction lies within `jurisdiction` (a region code prefix; "" is everywhere),
+    oldest first, after the `opened_at` column value `after_opened` when given."""
+    where: list[str] = ["kind != 'instant'"]
+    args: list[object] = []
+    deps, sts = list(departments), list(states)
+    if deps:
+        where.append(f"department IN ({','.join('?' * len(deps))})")
+        args += deps
+    if sts:
+        where.append(f"state IN ({','.join('?' * len(sts))})")
+        args += sts
+    if jurisdiction:
+        where.append("substr(jurisdiction, 1, ?) = ?")
+        args += [len(jurisdiction), jurisdiction]
+    if after_opened:
+        where.append("opened_at > ?")
+        args.append(after_opened)
+    sql = f"SELECT task FROM tasks WHERE {' AND '.join(where)} ORDER BY opened_at LIMIT ?"
+    return [task_from_json(r[0]) for r in conn.execute(sql, (*args, limit))]

@@ -1,0 +1,303 @@
+"""ReviewService: the work decisions open, served to reviewers, windows and supervisors.
+
+Who sees what: a reviewer the tasks of its department within its jurisdiction (a region code
+prefix), a supervisor every task within its jurisdiction, a window the tasks its own
+decisions opened, an admin (and --insecure-no-auth) all. Every action is a transition applied
+and recorded by the audit store's writer (audit/sqlite_casework.py) in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+import structlog
+
+from miaopi.v1 import approval_pb2 as pb
+from miaopi.v1 import review_pb2 as rpb
+from miaopi.v1 import review_pb2_grpc as rpb_grpc
+from miaopi_server.audit.record import fixed_time
+from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.transition import PendingTransition
+from miaopi_server.casework import states as s
+from miaopi_server.casework.deadlines import deadlines
+from miaopi_server.casework.model import Action, Task, supplement_due
+from miaopi_server.clock import shanghai_today, utc_now
+from miaopi_server.edge import convert
+from miaopi_server.edge.auth import Principal
+from miaopi_server.edge.service import ApprovalService, add_service
+from miaopi_server.edge.status import to_status
+from miaopi_server.errors import CaseInvalid, DecisionNotFound, FieldViolation, MiaopiError
+
+# Each action RPC has a response type of its own (buf STANDARD), all with the same fields.
+_Moved = TypeVar(
+    "_Moved",
+    rpb.ClaimTaskResponse,
+    rpb.ReleaseTaskResponse,
+    rpb.DecideTaskResponse,
+    rpb.RequestSupplementResponse,
+    rpb.SupplyMaterialsResponse,
+    rpb.WithdrawCaseResponse,
+)
+
+log = structlog.get_logger("miaopi.review")
+REVIEW_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["ReviewService"].full_name
+DEFAULT_PAGE, MAX_PAGE = 50, 500
+OPEN_STATES = [s.OPEN, s.CLAIMED, s.AWAITING_SUPPLEMENT, s.SUSPENDED, s.SUPPLEMENT_PENDING]
+
+
+def _within(jurisdiction: str, grant: str) -> bool:
+    return jurisdiction.startswith(grant)
+
+
+def may_see(principal: Principal, task: Task) -> bool:
+    if principal.role == "reviewer":
+        return principal.department == task.department and _within(
+            task.jurisdiction, principal.jurisdiction
+        )
+    if principal.role == "window":
+        return task.window_id == principal.window_id
+    if principal.role == "supervisor":
+        return _within(task.jurisdiction, principal.jurisdiction)
+    return True  # admin, anonymous
+
+
+def _outcome(name: str) -> int:
+    return int(pb.Outcome.Value(f"OUTCOME_{name}")) if name else pb.OUTCOME_UNSPECIFIED
+
+
+def task_message(task: Task, last_seq: int, now: dt.datetime, idle: dt.timedelta) -> rpb.Task:
+    msg = rpb.Task(
+        decision_id=task.decision_id,
+        kind=task.kind,
+        state=task.state,
+        item_code=task.item_code,
+        department=task.department,
+        jurisdiction=task.jurisdiction,
+        window_id=task.window_id,
+        opened_at=convert.timestamp(task.opened_at),
+        assignee=task.assignee,
+        pending_materials=list(task.pending_materials),
+        rules_outcome=_outcome(task.rules_outcome),
+        rules_verdict=_outcome(task.rules_verdict),
+        outcome=_outcome(task.outcome),
+        overridden=task.overridden,
+        last_seq=last_seq,
+        pauses=[
+            rpb.TaskPause(
+                kind=p.kind,
+                reason=p.reason,
+                started_on=p.started_on.isoformat(),
+                ended_on=p.ended_on.isoformat() if p.ended_on else "",
+            )
+            for p in task.pauses
+        ],
+    )
+    if task.state == s.CLAIMED and task.active_at is not None:
+        msg.claim_expires_at.CopyFrom(convert.timestamp(task.active_at + idle))
+    if task.kind == s.REVIEW:
+        d = deadlines(
+            task.opened_on, task.promised_days, task.statutory_days, task.pauses,
+            shanghai_today(now),
+        )  # fmt: skip
+        msg.promised_due_date = d.promised_due.isoformat()
+        msg.statutory_due_date = d.statutory_due.isoformat()
+        msg.due_dates_estimated = d.estimated
+        msg.used_working_days = d.used_days
+        msg.paused_working_days = d.paused_days
+        if task.state not in s.FINAL:
+            msg.warning = d.warning
+    elif task.kind == s.SUPPLEMENT:
+        msg.supplement_due_date = supplement_due(task).isoformat()
+    return msg
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
+    await context.abort_with_status(to_status(exc))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no stubs
+    def __init__(
+        self,
+        approval: ApprovalService,
+        store: SQLiteAuditStore,
+        node_id: str,
+        claim_idle_seconds: float,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ):
+        self._approval = approval  # its authentication, authorisation and rate limits
+        self._store = store
+        self._node_id = node_id
+        self._idle = dt.timedelta(seconds=claim_idle_seconds)
+        self._clock = clock
+
+    async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(rpc=rpc)
+        return await self._approval.guard(context, rpc)
+
+    async def _visible(
+        self, context: grpc.aio.ServicerContext, principal: Principal, rpc: str, decision_id: str
+    ) -> tuple[Task, int]:
+        if not decision_id:
+            await _abort(context, CaseInvalid([FieldViolation("decision_id", "必填")]))
+        found = self._store.task(decision_id)
+        if found is None:  # a case the rules closed at once has its decision record only
+            record = self._store.get(decision_id)
+            if record is None:
+                await _abort(context, DecisionNotFound(decision_id[:64]))
+            found = (self._approval.opener.closed_at_once(record), record.seq)
+        if not may_see(principal, found[0]):
+            await self._approval.deny(context, rpc, "该办件不在授权范围内")
+        return found
+
+    async def ListTasks(
+        self, request: rpb.ListTasksRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.ListTasksResponse:
+        principal = await self._guard(context, "ListTasks")
+        bad = [st for st in request.states if st not in s.STATE_NAMES]
+        if bad or not 0 <= request.page_size <= MAX_PAGE:
+            violations = [FieldViolation("states", f"未知状态 {st[:32]!r}") for st in bad]
+            if not 0 <= request.page_size <= MAX_PAGE:
+                violations.append(FieldViolation("page_size", f"须在 0 至 {MAX_PAGE} 之间"))
+            await _abort(context, CaseInvalid(violations))
+        role = principal.role
+        departments = [principal.department] if role == "reviewer" else []
+        scope = principal.jurisdiction if role in ("reviewer", "supervisor") else ""
+        tasks = self._store.tasks(
+            departments, scope, list(request.states) or OPEN_STATES,
+            request.page_size or DEFAULT_PAGE,
+        )  # fmt: skip
+        now = self._clock()
+        return rpb.ListTasksResponse(
+            tasks=[task_message(t, 0, now, self._idle) for t in tasks if may_see(principal, t)]
+        )
+
+    async def GetTask(
+        self, request: rpb.GetTaskRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.GetTaskResponse:
+        principal = await self._guard(context, "GetTask")
+        task, seq = await self._visible(context, principal, "GetTask", request.decision_id)
+        return rpb.GetTaskResponse(task=task_message(task, seq, self._clock(), self._idle))
+
+    async def _move(
+        self,
+        context: grpc.aio.ServicerContext,
+        rpc: str,
+        decision_id: str,
+        action: str,
+        response: type[_Moved],
+        **carried: Any,
+    ) -> _Moved:
+        principal = await self._guard(context, rpc)
+        await self._visible(context, principal, rpc, decision_id)
+        now = self._clock()
+        pending = PendingTransition(
+            transition_id=f"transition-{uuid.uuid4()}",
+            decision_id=decision_id,
+            action=Action(action, principal.id, now, **carried),
+            at=fixed_time(now),
+            node_id=self._node_id,
+            claim_idle_seconds=self._idle.total_seconds(),
+        )
+        try:
+            record = await asyncio.shield(asyncio.wrap_future(self._store.transition(pending)))
+        except MiaopiError as exc:
+            log.info("task.refused", action=action, error=type(exc).__name__)
+            await _abort(context, exc)
+        found = self._store.task(decision_id)
+        assert found is not None
+        moved = record.body["transition"]
+        log.info(
+            "task.moved",
+            decision_id=decision_id,
+            action=action,
+            state=moved["to"],
+            seq=record.seq,
+            overridden=moved.get("overridden", False),
+        )
+        resp = response(
+            task=task_message(found[0], found[1], now, self._idle),
+            transition_id=pending.transition_id,
+            seq=record.seq,
+            inclusion_proof=list(record.inclusion_proof),
+        )
+        if record.tree_head is not None:
+            resp.tree_head.CopyFrom(convert.tree_head(record.tree_head))
+        return resp
+
+    async def ClaimTask(
+        self, request: rpb.ClaimTaskRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.ClaimTaskResponse:
+        return await self._move(
+            context, "ClaimTask", request.decision_id, s.CLAIM, rpb.ClaimTaskResponse
+        )
+
+    async def ReleaseTask(
+        self, request: rpb.ReleaseTaskRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.ReleaseTaskResponse:
+        return await self._move(
+            context, "ReleaseTask", request.decision_id, s.RELEASE, rpb.ReleaseTaskResponse
+        )
+
+    async def DecideTask(
+        self, request: rpb.DecideTaskRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.DecideTaskResponse:
+        outcome = pb.Outcome.Name(request.outcome).removeprefix("OUTCOME_")
+        return await self._move(
+            context,
+            "DecideTask",
+            request.decision_id,
+            s.DECIDE,
+            rpb.DecideTaskResponse,
+            outcome="" if outcome == "UNSPECIFIED" else outcome,
+            reasons=tuple(request.reasons),
+            legal_basis=tuple(request.legal_basis),
+            justification=request.justification,
+        )
+
+    async def RequestSupplement(
+        self, request: rpb.RequestSupplementRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.RequestSupplementResponse:
+        return await self._move(
+            context,
+            "RequestSupplement",
+            request.decision_id,
+            s.REQUEST_SUPPLEMENT,
+            rpb.RequestSupplementResponse,
+            materials=tuple(request.materials),
+            note=request.note,
+        )
+
+    async def SupplyMaterials(
+        self, request: rpb.SupplyMaterialsRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.SupplyMaterialsResponse:
+        return await self._move(
+            context,
+            "SupplyMaterials",
+            request.decision_id,
+            s.SUPPLY,
+            rpb.SupplyMaterialsResponse,
+            materials=tuple(request.materials),
+        )
+
+    async def WithdrawCase(
+        self, request: rpb.WithdrawCaseRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.WithdrawCaseResponse:
+        return await self._move(
+            context,
+            "WithdrawCase",
+            request.decision_id,
+            s.WITHDRAW,
+            rpb.WithdrawCaseResponse,
+            note=request.reason,
+        )
+
+
+def add_review_to_server(service: ReviewService, server: grpc.aio.Server) -> None:
+    add_service(service, server, rpb, "ReviewService")
