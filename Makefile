@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:50051
 RULESETS ?= rulesets
 REGISTRY ?= data/registry
 
-.PHONY: run test install gen gen-check proto-check lint bench clean
+.PHONY: run test install gen gen-check proto-check lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ bench: $(STAMP)
 	@started=$$(date +%s.%N); \
 	bash tests/bench/install.sh $(BIN) && \
 	BENCH_STARTED=$$started $(BIN)/python -m tests.bench.run
+
+# Fuzz the rule-set gate with generated rule files for FUZZ_SECONDS (a few seeds run in
+# `make test`); failing sets are kept under build/fuzz/. FUZZ_SEED=N replays from seed N.
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	MIAOPI_FUZZ_SECONDS=$(FUZZ_SECONDS) $(if $(FUZZ_SEED),MIAOPI_FUZZ_SEED=$(FUZZ_SEED)) \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_gate_fuzz.py -k for_a_while
 
 lint: $(STAMP)
 	$(BIN)/ruff check server clients tests

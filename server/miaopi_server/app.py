@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from miaopi_server.audit import seal
 from miaopi_server.audit.sqlite import SQLiteAuditStore
-from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.catalog import Catalog
 from miaopi_server.edge.auth import (
     Authenticator,
     CredentialsError,
@@ -31,7 +31,8 @@ from miaopi_server.edge.review import REVIEW_SERVICE_NAME, ReviewService, add_re
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
-from miaopi_server.ops.reload import CatalogHolder, watch
+from miaopi_server.ops.gate import GatePolicy
+from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.settings import Settings, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
 from miaopi_server.sources.http import HttpPlatform
@@ -188,16 +189,27 @@ def open_platform(settings: Settings) -> HttpPlatform | None:
     return platform
 
 
-async def create_server(settings: Settings, catalog: Catalog | None = None) -> Running:
-    """Build and start a server; `settings.listen` may use port 0 (the bound port is returned)."""
-    catalog = catalog or load_catalog(settings.rulesets)
-    platform = open_platform(settings)
-    registry = EmbeddedRegistry(settings.registry) if settings.registry else None
-    if registry is not None:
-        log.info("sources.registry", data_dir=str(settings.registry), version=registry.version)
+def gate_settings(settings: Settings) -> GateSettings:
+    return GateSettings(settings.state_dir, GatePolicy(settings.gate_seconds, settings.gate_cases))
+
+
+async def create_server(settings: Settings) -> Running:
+    """Build and start a server; `settings.listen` may use port 0 (the bound port is returned).
+    The rule set goes live through the gate (ops/gate.py), like every later one."""
+    platform = open_platform(settings)  # checked first: a misconfiguration stops the start
+    holder = await open_holder(settings.rulesets, gate_settings(settings), settings.grace_seconds)
+    registry: EmbeddedRegistry | None = None
+    try:
+        registry = EmbeddedRegistry(settings.registry) if settings.registry else None
+        if registry is not None:
+            log.info("sources.registry", data_dir=str(settings.registry), version=registry.version)
+        store = open_store(settings)
+    except BaseException:
+        if registry is not None:
+            registry.close()
+        holder.close()
+        raise
     provider: Provider | None = platform or registry
-    store = open_store(settings)
-    holder = CatalogHolder(settings.rulesets, catalog, settings.grace_seconds)
     authenticator = open_authenticator(settings)
     server = grpc.aio.server(
         options=[
@@ -245,6 +257,7 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
             port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:  # grpcio raises on a failed bind
         store.close()
+        holder.close()
         if registry is not None:
             registry.close()
         raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
@@ -319,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_format, settings.log_level, extra=worker)
     if settings.workers < 1:
         print("miaopi-server: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if settings.gate_seconds <= 0 or settings.gate_cases < 1:
+        print(
+            "miaopi-server: --gate-seconds must be positive and --gate-cases at least 1 "
+            "(the rule-set check cannot be turned off)",
+            file=sys.stderr,
+        )
         return 2
     try:
         if settings.reanchor_witness:

@@ -23,6 +23,11 @@ class Settings:
     log_level: str = "info"
     grace_seconds: float = 5.0
     watch_seconds: float = 2.0  # poll the rules directory this often; 0 = no file watch
+    # The rule-set gate (ops/gate.py), always on: a new set is checked in a separate process
+    # with this deadline and this many generated cases per item version before it goes live.
+    # The shipped set passes in under a second; 1,000 items at 50 cases take about 20 s.
+    gate_seconds: float = 60.0
+    gate_cases: int = 50
     credentials: Path | None = None  # default: development credentials under state_dir
     insecure_no_auth: bool = False  # explicit opt-out; warned about on every start
     rate_per_second: float = 200.0  # per principal; 0 = unlimited
@@ -97,6 +102,20 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="SECONDS",
         help="reload rule files when they change, polling this often (0 turns it off); "
         "SIGHUP and the ReloadRulesets RPC reload too",
+    )
+    p.add_argument(
+        "--gate-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="deadline for checking a new rule set in a separate process before it goes "
+        "live (at start-up and on every reload); a set that takes longer is refused",
+    )
+    p.add_argument(
+        "--gate-cases",
+        type=int,
+        metavar="N",
+        help="generated cases per item version that the check decides and compares with "
+        "the reference semantics (at least 1)",
     )
     p.add_argument(
         "--credentials",

@@ -1,10 +1,16 @@
-"""Hot reload of the rules directory without a restart.
+"""The serving rule set: loaded at start-up, hot-reloaded without a restart.
 
-The new set is loaded, compiled and registered in full (on a worker thread) before it replaces
-the old one in a single assignment; if any file has an error, the old set keeps serving and the
-errors are kept for the API and the log. Decisions run synchronously on the event loop between
-awaits, so each one sees exactly one catalog; the old catalog's engine rulesets are released
-only after a grace period.
+Every set goes live through the gate (ops/gate.py): copied under the state directory, checked
+in a separate process, then loaded here from that copy and registered in full (on a worker
+thread) before it replaces the old one in a single assignment. If any file has an error, or
+the check crashes, hangs or disagrees with the reference semantics, the old set keeps serving
+and the errors are kept for the API and the log. Decisions run synchronously on the event loop
+between awaits, so each one sees exactly one catalog; the old catalog's engine rulesets are
+released only after a grace period.
+
+At start-up a refused set is replaced by the last set that passed the gate from the same
+directory (kept under the state directory), loudly: an error in the log and in every
+GetRulesetStatus until a reload succeeds. With no such set the server refuses to start.
 
 Triggers: ReloadRulesets (admin RPC), SIGHUP, and an optional polling file watch.
 """
@@ -20,11 +26,13 @@ from pathlib import Path
 
 import structlog
 
-from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.engine import Engine
-from miaopi_server.errors import RuleFileError
+from miaopi_server.errors import Diagnostic, RuleFileError
+from miaopi_server.ops.gate import GatePolicy, admit, admit_last_good
 
 log = structlog.get_logger("miaopi.reload")
+SERVING_LAST_GOOD = "MP195"  # start-up refused the directory and serves the last good set
 
 
 def catalog_digest(catalog: Catalog) -> str:
@@ -65,13 +73,27 @@ def snapshot(root: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
-class CatalogHolder:
-    """Owns the catalog that is serving; `current` is what every RPC reads."""
+@dataclass(frozen=True)
+class GateSettings:
+    """Where staged sets are kept and how the gate checks them."""
 
-    def __init__(self, root: Path, catalog: Catalog, grace_seconds: float = 5.0):
+    state_dir: Path
+    policy: GatePolicy = field(default_factory=GatePolicy)
+
+
+class CatalogHolder:
+    """Owns the catalog that is serving; `current` is what every RPC reads.
+    Build one with `open_holder`, which puts the first set through the gate."""
+
+    def __init__(
+        self, root: Path, catalog: Catalog, gate: GateSettings, grace_seconds: float = 5.0
+    ):
         self.root = root
         self._catalog = catalog
+        self._gate = gate
         self._grace = grace_seconds
+        # Set while start-up's fallback serves: repeated with every failed reload's diagnostics.
+        self.fallback_notice: str | None = None
         self._lock = asyncio.Lock()
         self.loaded_at = dt.datetime.now(dt.UTC)
         self.last = ReloadResult(True, catalog_digest=catalog_digest(catalog))
@@ -92,22 +114,20 @@ class CatalogHolder:
             old = self._catalog
             files = await asyncio.to_thread(snapshot, self.root)
             try:
-                new = await loop.run_in_executor(None, load_catalog, self.root, old.engine)
+                admitted = await loop.run_in_executor(
+                    None, admit, self.root, self._gate.state_dir, self._gate.policy, old.engine
+                )
             except RuleFileError as exc:
                 self.files = files  # do not retry the same broken files on every poll
                 diags = [str(d) for d in exc.diagnostics]
                 for d in diags:
                     log.error("rules.reload_refused", trigger=trigger, diagnostic=d)
-                self.last = ReloadResult(
-                    False, diagnostics=diags, catalog_digest=catalog_digest(old)
-                )
-                return self.last
+                return self._refused(diags, old)
             except Exception as exc:  # e.g. the directory vanished: keep serving the old set
                 log.exception("rules.reload_failed", trigger=trigger)
-                self.last = ReloadResult(
-                    False, diagnostics=[f"{self.root}: {exc}"], catalog_digest=catalog_digest(old)
-                )
-                return self.last
+                return self._refused([f"{self.root}: {exc}"], old)
+            new = admitted.catalog
+            self.fallback_notice = None
             before, after = _labels(old), _labels(new)
             self._catalog = new  # the swap: one assignment on the event loop
             self.files = files
@@ -132,6 +152,14 @@ class CatalogHolder:
             )
             return result
 
+    def _refused(self, diagnostics: list[str], serving: Catalog) -> ReloadResult:
+        if self.fallback_notice is not None:
+            diagnostics = [*diagnostics, self.fallback_notice]
+        self.last = ReloadResult(
+            False, diagnostics=diagnostics, catalog_digest=catalog_digest(serving)
+        )
+        return self.last
+
     def _retire(self, old: Catalog) -> None:
         """Release the old engine rulesets after a grace period (nothing can still use them:
         decisions do not span an await, but a slow caller holding a reference might)."""
@@ -149,6 +177,49 @@ class CatalogHolder:
             old.close()
         self._retired.clear()
         self._catalog.close()
+
+
+async def open_holder(root: Path, gate: GateSettings, grace_seconds: float) -> CatalogHolder:
+    """The first set through the gate; if `root` is refused, the last good set from `root`
+    (see the module docstring). Raises RuleFileError when neither can serve."""
+    files = await asyncio.to_thread(snapshot, root)  # before staging: a later edit reloads
+    try:
+        admitted = await asyncio.to_thread(admit, root, gate.state_dir, gate.policy)
+        holder = CatalogHolder(root, admitted.catalog, gate, grace_seconds)
+        holder.files = files
+        return holder
+    except RuleFileError as refused:
+        fallback = await asyncio.to_thread(admit_last_good, root, gate.state_dir, gate.policy)
+        if fallback is None:
+            raise
+        admitted, previous = fallback
+        diags = [str(d) for d in refused.diagnostics]
+        for d in diags:
+            log.error("rules.start_refused", diagnostic=d)
+        notice = Diagnostic(
+            str(root),
+            1,
+            1,
+            SERVING_LAST_GOOD,
+            f"规则目录未通过检查，正在使用上次通过检查的规则集（{previous.saved_at} 上线，"
+            f"{previous.staged.digest}）；修正规则文件后重新加载即恢复",
+        )
+        log.error(
+            "rules.serving_last_good",
+            rulesets=str(root),
+            saved_at=previous.saved_at,
+            set_digest=previous.staged.digest,
+            note="the rules directory was refused at start-up; serving the last good set",
+        )
+        holder = CatalogHolder(root, admitted.catalog, gate, grace_seconds)
+        holder.files = files  # the refused files: the watch waits for them to change
+        holder.fallback_notice = str(notice)
+        holder.last = ReloadResult(
+            False,
+            diagnostics=[*diags, str(notice)],
+            catalog_digest=catalog_digest(holder.current()),
+        )
+        return holder
 
 
 async def watch(

@@ -1,0 +1,116 @@
+"""Copies of rule sets under the state directory: the one being checked, and the last good.
+
+A set goes live from a private copy, never from the rules directory itself: the files an
+author is editing could change between the gate's check and the load, and the bytes that
+serve must be the bytes that passed. Layout, under `<state_dir>/rulesets/`:
+
+    <digest16>/<name>/...   a staged copy (the rule and list files of the directory `name`)
+    last-good.json          which staged copy last passed the gate and went live, and from where
+
+The copy keeps the directory's name, so file names in diagnostics and decisions are the
+same as when the directory itself is read. Several processes (`--workers`) may stage the same
+set at once: each copies into a private temporary directory and renames it into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+STAGED_DIR = "rulesets"
+LAST_GOOD = "last-good.json"
+KEEP_SECONDS = 600.0  # a staged copy is only read while it is checked and loaded
+
+
+@dataclass(frozen=True)
+class Staged:
+    path: Path  # the copy's root, named like the original directory
+    digest: str  # "sha256:..." over the name and every copied file's relative path and bytes
+
+
+@dataclass(frozen=True)
+class LastGood:
+    staged: Staged
+    source: str  # the rules directory it was copied from (resolved)
+    saved_at: str  # ISO 8601, UTC
+
+
+def _rule_files(root: Path) -> list[Path]:
+    """What the loader reads (rule files and shared lists); nothing else is copied."""
+    return sorted(p for p in root.rglob("*.y*ml") if p.is_file())
+
+
+def stage(root: Path, state_dir: Path) -> Staged:
+    """Copy the rule files under `root` into the state directory; raises OSError."""
+    base = state_dir / STAGED_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    name = root.resolve().name or "rulesets"
+    tmp = base / f".tmp-{os.getpid()}-{time.monotonic_ns()}"
+    h = hashlib.sha256(name.encode() + b"\0")
+    try:
+        for path in _rule_files(root):
+            rel = path.relative_to(root)
+            data = path.read_bytes()
+            h.update(str(rel).encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+            target = tmp / name / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        (tmp / name).mkdir(parents=True, exist_ok=True)  # an empty set stages too
+        digest = "sha256:" + h.hexdigest()
+        final = base / digest[7:23]
+        try:
+            tmp.rename(final)
+        except OSError:  # already staged (same bytes): keep that copy, mark it as in use
+            if not (final / name).is_dir():
+                raise
+            os.utime(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Staged(final / name, digest)
+
+
+def remember_good(state_dir: Path, staged: Staged, source: Path) -> None:
+    """Record `staged` as the last set that passed the gate and went live; prune old copies."""
+    base = state_dir / STAGED_DIR
+    record = {
+        "path": str(staged.path.relative_to(base)),
+        "digest": staged.digest,
+        "source": str(source.resolve()),
+        "saved_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    tmp = base / f".{LAST_GOOD}.{os.getpid()}"
+    tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, base / LAST_GOOD)
+    _prune(base, keep=staged.path.parent)
+
+
+def last_good(state_dir: Path, source: Path) -> LastGood | None:
+    """The last set that went live from the rules directory `source`, if its copy is intact."""
+    base = state_dir / STAGED_DIR
+    try:
+        record = json.loads((base / LAST_GOOD).read_text(encoding="utf-8"))
+        path = base / record["path"]
+        if record["source"] != str(source.resolve()) or not path.is_dir():
+            return None
+        return LastGood(Staged(path, record["digest"]), record["source"], record["saved_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _prune(base: Path, keep: Path) -> None:
+    """Remove staged copies other than `keep` that no process can still be reading."""
+    horizon = time.time() - KEEP_SECONDS
+    for entry in base.iterdir():
+        if entry == keep or not entry.is_dir():
+            continue
+        try:
+            if entry.stat().st_mtime < horizon:
+                shutil.rmtree(entry)
+        except OSError:
+            continue  # another process pruned it first
