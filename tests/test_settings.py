@@ -27,6 +27,7 @@ class TestSettings:
                 "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
                 "--idle-timeout", "60", "--max-connections", "10", "--registry", "data",
                 "--reanchor-witness", "从备份恢复", "--claim-idle", "90",
+                "--response-hours", "4",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -55,6 +56,7 @@ class TestSettings:
             reanchor_witness="从备份恢复",
             registry=Path("data"),
             claim_idle_seconds=90.0,
+            response_working_hours=4.0,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

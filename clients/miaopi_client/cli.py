@@ -29,6 +29,7 @@ from .cmdline import (
     print_json,
     read_facts,
 )
+from .kpi_cli import add_kpi_parser
 from .parallel import PARALLEL_MIN_CASES
 from .replay import ReplayReport, junit_xml, remote, replay, replay_file
 from .review_cli import add_review_parsers
@@ -562,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_parsers(sub)
     add_rules_parsers(sub)
     add_review_parsers(sub, lambda args, role: _client(args, _sub_target(args), role))
+    add_kpi_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
     return p
 
 

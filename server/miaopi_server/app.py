@@ -177,7 +177,13 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
         provider=registry,
     )
     add_to_server(service, server)
-    review = ReviewService(service, store, node_name(settings), settings.claim_idle_seconds)
+    review = ReviewService(
+        service,
+        store,
+        node_name(settings),
+        settings.claim_idle_seconds,
+        response_working_hours=settings.response_working_hours,
+    )
     add_review_to_server(review, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
