@@ -264,3 +264,21 @@ def test_ratings_once_and_kpis_on_a_real_server(server: LiveServer) -> None:
     assert code == 0 and json.loads(out)["total"]["ratings"] == 1
     code, out = cli(server.target, "sup", "audit", "verify")
     assert code == 0, out
+
+
+def test_alerts_stream_is_for_supervisors_and_checks_its_cursor(server: LiveServer) -> None:
+    with grpc.insecure_channel(server.target) as ch:
+        review = rpb_grpc.ReviewServiceStub(ch)
+
+        def watch(who: str, after: int) -> list[Any]:
+            req = rpb.WatchAlertsRequest(after_seq=after)
+            return list(review.WatchAlerts(req, metadata=md(who), timeout=10))
+
+        assert watch("sup", 0) == []  # nothing is overdue on the day its cases were opened
+        for who, after, code in (
+            ("win", 0, grpc.StatusCode.PERMISSION_DENIED),
+            ("sup", -1, grpc.StatusCode.INVALID_ARGUMENT),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                watch(who, after)
+            assert info.value.code() == code

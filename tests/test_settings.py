@@ -27,7 +27,7 @@ class TestSettings:
                 "--log-format", "json", "--log-level", "debug", "--handshake-timeout", "2",
                 "--idle-timeout", "60", "--max-connections", "10", "--registry", "data",
                 "--reanchor-witness", "从备份恢复", "--claim-idle", "90",
-                "--response-hours", "4",
+                "--response-hours", "4", "--alert-interval", "5",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -57,6 +57,7 @@ class TestSettings:
             registry=Path("data"),
             claim_idle_seconds=90.0,
             response_working_hours=4.0,
+            alert_interval_seconds=5.0,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

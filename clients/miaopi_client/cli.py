@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import render
+from .alerts_cli import add_alerts_parser
 from .cases import load_cases
 from .client import TLS, CaseFileError, Client, ClientError
 from .cmdline import (
@@ -564,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rules_parsers(sub)
     add_review_parsers(sub, lambda args, role: _client(args, _sub_target(args), role))
     add_kpi_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
+    add_alerts_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
     return p
 
 

@@ -30,6 +30,7 @@ from miaopi_server.edge.review import REVIEW_SERVICE_NAME, ReviewService, add_re
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
+from miaopi_server.ops.alerts import run_scheduler
 from miaopi_server.ops.reload import CatalogHolder, watch
 from miaopi_server.settings import Settings, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
@@ -46,14 +47,16 @@ class Running:
     store: SQLiteAuditStore
     watcher: asyncio.Task[None] | None = None
     registry: EmbeddedRegistry | None = None
+    alerts: asyncio.Task[None] | None = None
 
     @property
     def catalog(self) -> Catalog:
         return self.holder.current()
 
     async def stop(self, grace: float | None) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
+        for task in (self.watcher, self.alerts):
+            if task is not None:
+                task.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         self.store.close()
@@ -212,7 +215,10 @@ async def create_server(settings: Settings, catalog: Catalog | None = None) -> R
     watcher = None
     if settings.watch_seconds > 0:
         watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
-    return Running(server, port, health, holder, store, watcher, registry)
+    alerts = None
+    if settings.alert_interval_seconds > 0:
+        alerts = asyncio.create_task(run_scheduler(store, settings.alert_interval_seconds))
+    return Running(server, port, health, holder, store, watcher, registry, alerts)
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:

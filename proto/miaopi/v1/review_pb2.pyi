@@ -317,3 +317,37 @@ class GetKpisResponse(_message.Message):
     rows: _containers.RepeatedCompositeFieldContainer[Kpi]
     total: Kpi
     def __init__(self, month: _Optional[str] = ..., by: _Optional[str] = ..., response_working_hours: _Optional[float] = ..., rows: _Optional[_Iterable[_Union[Kpi, _Mapping]]] = ..., total: _Optional[_Union[Kpi, _Mapping]] = ...) -> None: ...
+
+class WatchAlertsRequest(_message.Message):
+    __slots__ = ("after_seq", "follow")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    follow: bool
+    def __init__(self, after_seq: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("seq", "kind", "decision_id", "item_code", "department", "jurisdiction", "due_date", "raised_at")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    DUE_DATE_FIELD_NUMBER: _ClassVar[int]
+    RAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    kind: str
+    decision_id: str
+    item_code: str
+    department: str
+    jurisdiction: str
+    due_date: str
+    raised_at: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., decision_id: _Optional[str] = ..., item_code: _Optional[str] = ..., department: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., due_date: _Optional[str] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchAlertsResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: Alert
+    def __init__(self, alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...

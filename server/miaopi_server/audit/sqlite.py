@@ -12,6 +12,7 @@ Opening the store brings the database's schema up to date (sqlite_migrate.py).
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import fcntl
 import json
 import os
@@ -38,6 +39,7 @@ from miaopi_server.audit.record import (
     fixed_time,
 )
 from miaopi_server.audit.seal import Sealer
+from miaopi_server.audit.sqlite_alerts import alerts_after, raise_alerts
 from miaopi_server.audit.sqlite_casework import (
     apply_transition,
     get_task,
@@ -62,6 +64,7 @@ from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
 from miaopi_server.audit.transition import PendingTransition
 from miaopi_server.audit.treehead import TreeHead, sign_head
 from miaopi_server.audit.witness import WitnessFile, witness_path
+from miaopi_server.casework.alerts import Alert
 from miaopi_server.casework.kpi import CaseFacts
 from miaopi_server.casework.model import Task
 from miaopi_server.clock import utc_now
@@ -702,6 +705,21 @@ class SQLiteAuditStore:
                 )
             ]
             return period_facts(conn, start, end, instant)
+
+    # -- alerts
+    def raise_alerts(self, now: dt.datetime, due_soon_fraction: float) -> builtins.list[Alert]:
+        """Store the alerts the tasks call for as of `now` and return those new to the store
+        (another process may have raised the rest). Its own connection: the scheduler's
+        thread is neither the writer's nor the readers'."""
+        conn = _connect(self.path, int(self._busy_timeout_s * 1000))
+        try:
+            return raise_alerts(conn, now, due_soon_fraction)
+        finally:
+            conn.close()
+
+    def alerts_after(self, after_seq: int, jurisdiction: str, limit: int) -> builtins.list[Alert]:
+        with self._read() as conn:
+            return alerts_after(conn, after_seq, jurisdiction, limit)
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
         try:

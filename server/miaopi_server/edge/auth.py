@@ -55,6 +55,7 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "ListTasks",
         "GetTask",
         "GetKpis",
+        "WatchAlerts",
     },
     "reviewer": READ_RPCS
     | {
@@ -77,6 +78,7 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "ListTasks",
         "GetTask",
         "GetKpis",
+        "WatchAlerts",
     },
 }
 ALL_ITEMS = "*"

@@ -25,6 +25,7 @@ from miaopi_server.audit.sqlite import SQLiteAuditStore
 from miaopi_server.audit.transition import PendingTransition
 from miaopi_server.casework import kpi
 from miaopi_server.casework import states as s
+from miaopi_server.casework.alerts import Alert
 from miaopi_server.casework.deadlines import deadlines
 from miaopi_server.casework.model import Action, Task, supplement_due
 from miaopi_server.casework.rating import RATE
@@ -50,6 +51,7 @@ _Moved = TypeVar(
 log = structlog.get_logger("miaopi.review")
 REVIEW_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["ReviewService"].full_name
 DEFAULT_PAGE, MAX_PAGE = 50, 500
+ALERT_PAGE = 100
 OPEN_STATES = [s.OPEN, s.CLAIMED, s.AWAITING_SUPPLEMENT, s.SUSPENDED, s.SUPPLEMENT_PENDING]
 
 
@@ -135,6 +137,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         response_working_hours: float = kpi.DEFAULT_RESPONSE_HOURS,
     ):
         self._response_hours = response_working_hours
+        self._alert_poll = 0.5  # seconds between looks at the alerts table while following
         self._approval = approval  # its authentication, authorisation and rate limits
         self._store = store
         self._node_id = node_id
@@ -345,6 +348,35 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             rows=[kpi_message(r, i) for i, r in enumerate(rows, 1)],
             total=kpi_message(total, 0),
         )
+
+    async def WatchAlerts(
+        self, request: rpb.WatchAlertsRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        principal = await self._guard(context, "WatchAlerts")
+        if request.after_seq < 0:
+            await _abort(context, CaseInvalid([FieldViolation("after_seq", "不能为负数")]))
+        scope = principal.jurisdiction if principal.role == "supervisor" else ""
+        cursor = request.after_seq
+        while True:
+            batch = await asyncio.to_thread(self._store.alerts_after, cursor, scope, ALERT_PAGE)
+            for a in batch:
+                await context.write(rpb.WatchAlertsResponse(alert=alert_message(a)))
+                cursor = a.seq
+            if len(batch) == ALERT_PAGE:
+                continue
+            if not request.follow:
+                return
+            # Polled, not pushed: another process (--workers) may have raised it.
+            await asyncio.sleep(self._alert_poll)
+
+
+def alert_message(a: Alert) -> rpb.Alert:
+    msg = rpb.Alert(
+        seq=a.seq, kind=a.kind, decision_id=a.decision_id, item_code=a.item_code,
+        department=a.department, jurisdiction=a.jurisdiction, due_date=a.due_on,
+    )  # fmt: skip
+    msg.raised_at.CopyFrom(convert.timestamp(dt.datetime.fromisoformat(a.raised_at)))
+    return msg
 
 
 def kpi_message(k: kpi.Kpis, rank: int) -> rpb.Kpi:
