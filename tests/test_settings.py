@@ -31,6 +31,7 @@ class TestSettings:
                 "--max-connection-age", "120", "--connection-age-grace", "5",
                 "--sources-url", "https://share.example", "--sources-token-file", "t",
                 "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
+                "--response-hours", "4", "--alert-interval", "5",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -67,6 +68,8 @@ class TestSettings:
             sources_token_file=Path("t"),
             sources_ca=Path("sca.pem"),
             elicense_deadline_ms=700,
+            response_working_hours=4.0,
+            alert_interval_seconds=5.0,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import render
+from .alerts_cli import add_alerts_parser
 from .cases import load_cases
 from .client import TLS, CaseFileError, Client, ClientError
 from .cmdline import (
@@ -29,6 +30,7 @@ from .cmdline import (
     print_json,
     read_facts,
 )
+from .kpi_cli import add_kpi_parser
 from .parallel import PARALLEL_MIN_CASES
 from .replay import ReplayReport, junit_xml, remote, replay, replay_file
 from .review_cli import add_review_parsers
@@ -570,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_parsers(sub)
     add_rules_parsers(sub)
     add_review_parsers(sub, lambda args, role: _client(args, _sub_target(args), role))
+    add_kpi_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
+    add_alerts_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
     return p
 
 

@@ -24,6 +24,7 @@ from grpc_status import rpc_status
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 
 
@@ -174,6 +175,16 @@ class Client:
         """One unary call with this client's deadline; a failure raises ClientError."""
         try:
             return rpc(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    def watch_alerts(self, after_seq: int, follow: bool) -> Iterator[Any]:
+        """Alerts after `after_seq` (rpb.Alert messages); with `follow`, until interrupted
+        (no deadline: the stream stays open for new ones)."""
+        req = rpb.WatchAlertsRequest(after_seq=after_seq, follow=follow)
+        try:
+            for resp in self.review_stub.WatchAlerts(req, timeout=None if follow else self.timeout):
+                yield resp.alert
         except grpc.RpcError as exc:
             raise _error(exc) from None
 

@@ -92,6 +92,18 @@ def add_review_parsers(sub: Any, connect: Connect) -> None:
 
     s.set_defaults(run=show)
 
+    s = command("rate", "the citizen's rating of a closed case (好差评), once", "window")
+    s.add_argument("--score", type=int, required=True, choices=range(1, 6), metavar="1-5")
+    s.add_argument("--comment", default="", help="optional, at most 500 characters")
+    s.set_defaults(
+        run=act(
+            "RateCase",
+            lambda a: rpb.RateCaseRequest(
+                decision_id=a.decision_id, score=a.score, comment=a.comment
+            ),
+        )
+    )
+
     s = command("claim", "take a task (one reviewer wins)", "reviewer")
     s.set_defaults(run=act("ClaimTask", lambda a: rpb.ClaimTaskRequest(decision_id=a.decision_id)))
     s = command("release", "give a claimed task back", "reviewer")

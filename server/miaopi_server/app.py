@@ -31,6 +31,7 @@ from miaopi_server.edge.review import REVIEW_SERVICE_NAME, ReviewService, add_re
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
+from miaopi_server.ops.alerts import run_scheduler
 from miaopi_server.ops.gate import GatePolicy
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.settings import Settings, parse_args
@@ -50,14 +51,16 @@ class Running:
     store: SQLiteAuditStore
     watcher: asyncio.Task[None] | None = None
     registry: EmbeddedRegistry | None = None
+    alerts: asyncio.Task[None] | None = None
 
     @property
     def catalog(self) -> Catalog:
         return self.holder.current()
 
     async def stop(self, grace: float | None) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
+        for task in (self.watcher, self.alerts):
+            if task is not None:
+                task.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         self.store.close()
@@ -237,7 +240,13 @@ async def create_server(settings: Settings) -> Running:
         licences_deadline=settings.elicense_deadline_ms / 1000,
     )
     add_to_server(service, server)
-    review = ReviewService(service, store, node_name(settings), settings.claim_idle_seconds)
+    review = ReviewService(
+        service,
+        store,
+        node_name(settings),
+        settings.claim_idle_seconds,
+        response_working_hours=settings.response_working_hours,
+    )
     add_review_to_server(review, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -267,7 +276,10 @@ async def create_server(settings: Settings) -> Running:
     watcher = None
     if settings.watch_seconds > 0:
         watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
-    return Running(server, port, health, holder, store, watcher, registry)
+    alerts = None
+    if settings.alert_interval_seconds > 0:
+        alerts = asyncio.create_task(run_scheduler(store, settings.alert_interval_seconds))
+    return Running(server, port, health, holder, store, watcher, registry, alerts)
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:

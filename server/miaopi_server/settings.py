@@ -64,6 +64,8 @@ class Settings:
     # A reviewer's claim on a task lapses after this long without an action of theirs, so
     # another reviewer may take it (no case stuck with an absent reviewer).
     claim_idle_seconds: float = 1800.0
+    alert_interval_seconds: float = 60.0  # the alert scheduler's pass (0: no scheduler)
+    response_working_hours: float = 8.0  # KPIs: a task claimed within N office hours responded
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -219,6 +221,22 @@ def parse_args(argv: list[str] | None) -> Settings:
         type=float,
         metavar="SECONDS",
         help="a review claim lapses after this long without action (default 1800)",
+    )
+    p.add_argument(
+        "--alert-interval",
+        dest="alert_interval_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="scan the tasks for overdue, due-soon and override alerts this often "
+        "(default 60; 0 turns the scheduler off)",
+    )
+    p.add_argument(
+        "--response-hours",
+        dest="response_working_hours",
+        type=float,
+        metavar="HOURS",
+        help="KPIs: a review task claimed within this many office hours (09:00-17:00 on "
+        "working days) of opening counts as responded (default 8)",
     )
     p.add_argument("--log-format", choices=("auto", "json", "console"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

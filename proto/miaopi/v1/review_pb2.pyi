@@ -235,3 +235,119 @@ class WithdrawCaseResponse(_message.Message):
     tree_head: _approval_pb2.TreeHead
     inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., transition_id: _Optional[str] = ..., seq: _Optional[int] = ..., tree_head: _Optional[_Union[_approval_pb2.TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RateCaseRequest(_message.Message):
+    __slots__ = ("decision_id", "score", "comment")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    score: int
+    comment: str
+    def __init__(self, decision_id: _Optional[str] = ..., score: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class RateCaseResponse(_message.Message):
+    __slots__ = ("task", "transition_id", "seq", "tree_head", "inclusion_proof")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    TRANSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    transition_id: str
+    seq: int
+    tree_head: _approval_pb2.TreeHead
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., transition_id: _Optional[str] = ..., seq: _Optional[int] = ..., tree_head: _Optional[_Union[_approval_pb2.TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetKpisRequest(_message.Message):
+    __slots__ = ("month", "by")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    by: str
+    def __init__(self, month: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
+
+class Kpi(_message.Message):
+    __slots__ = ("key", "rank", "cases", "instant_cases", "instant_rate", "approval_rate", "median_handling_days", "p90_handling_days", "on_time_rate", "overdue", "overrides", "response_rate", "resolution_rate", "ratings", "satisfaction_rate", "score")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    INSTANT_CASES_FIELD_NUMBER: _ClassVar[int]
+    INSTANT_RATE_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_HANDLING_DAYS_FIELD_NUMBER: _ClassVar[int]
+    P90_HANDLING_DAYS_FIELD_NUMBER: _ClassVar[int]
+    ON_TIME_RATE_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_RATE_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_RATE_FIELD_NUMBER: _ClassVar[int]
+    RATINGS_FIELD_NUMBER: _ClassVar[int]
+    SATISFACTION_RATE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    rank: int
+    cases: int
+    instant_cases: int
+    instant_rate: float
+    approval_rate: float
+    median_handling_days: float
+    p90_handling_days: int
+    on_time_rate: float
+    overdue: int
+    overrides: int
+    response_rate: float
+    resolution_rate: float
+    ratings: int
+    satisfaction_rate: float
+    score: float
+    def __init__(self, key: _Optional[str] = ..., rank: _Optional[int] = ..., cases: _Optional[int] = ..., instant_cases: _Optional[int] = ..., instant_rate: _Optional[float] = ..., approval_rate: _Optional[float] = ..., median_handling_days: _Optional[float] = ..., p90_handling_days: _Optional[int] = ..., on_time_rate: _Optional[float] = ..., overdue: _Optional[int] = ..., overrides: _Optional[int] = ..., response_rate: _Optional[float] = ..., resolution_rate: _Optional[float] = ..., ratings: _Optional[int] = ..., satisfaction_rate: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
+
+class GetKpisResponse(_message.Message):
+    __slots__ = ("month", "by", "response_working_hours", "rows", "total")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_WORKING_HOURS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    by: str
+    response_working_hours: float
+    rows: _containers.RepeatedCompositeFieldContainer[Kpi]
+    total: Kpi
+    def __init__(self, month: _Optional[str] = ..., by: _Optional[str] = ..., response_working_hours: _Optional[float] = ..., rows: _Optional[_Iterable[_Union[Kpi, _Mapping]]] = ..., total: _Optional[_Union[Kpi, _Mapping]] = ...) -> None: ...
+
+class WatchAlertsRequest(_message.Message):
+    __slots__ = ("after_seq", "follow")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    follow: bool
+    def __init__(self, after_seq: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("seq", "kind", "decision_id", "item_code", "department", "jurisdiction", "due_date", "raised_at")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    DUE_DATE_FIELD_NUMBER: _ClassVar[int]
+    RAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    kind: str
+    decision_id: str
+    item_code: str
+    department: str
+    jurisdiction: str
+    due_date: str
+    raised_at: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., decision_id: _Optional[str] = ..., item_code: _Optional[str] = ..., department: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., due_date: _Optional[str] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchAlertsResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: Alert
+    def __init__(self, alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...

@@ -74,6 +74,21 @@ class ReviewServiceStub:
                 request_serializer=miaopi_dot_v1_dot_review__pb2.WithdrawCaseRequest.SerializeToString,
                 response_deserializer=miaopi_dot_v1_dot_review__pb2.WithdrawCaseResponse.FromString,
                 _registered_method=True)
+        self.RateCase = channel.unary_unary(
+                '/miaopi.v1.ReviewService/RateCase',
+                request_serializer=miaopi_dot_v1_dot_review__pb2.RateCaseRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_review__pb2.RateCaseResponse.FromString,
+                _registered_method=True)
+        self.GetKpis = channel.unary_unary(
+                '/miaopi.v1.ReviewService/GetKpis',
+                request_serializer=miaopi_dot_v1_dot_review__pb2.GetKpisRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_review__pb2.GetKpisResponse.FromString,
+                _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/miaopi.v1.ReviewService/WatchAlerts',
+                request_serializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -137,6 +152,30 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RateCase(self, request, context):
+        """The citizen's rating of a closed case, once; a second is refused (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKpis(self, request, context):
+        """KPIs of a month's cases per item, department, window or jurisdiction, ranked
+        (supervisors: their jurisdiction).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAlerts(self, request, context):
+        """Alerts (overdue and due-soon tasks, lapsed 容缺 materials, overrides) in the caller's
+        jurisdiction, oldest first from after_seq; with follow, new ones as they are raised
+        (resume after a restart from the last seq received: nothing is lost or repeated).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +218,21 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.WithdrawCase,
                     request_deserializer=miaopi_dot_v1_dot_review__pb2.WithdrawCaseRequest.FromString,
                     response_serializer=miaopi_dot_v1_dot_review__pb2.WithdrawCaseResponse.SerializeToString,
+            ),
+            'RateCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateCase,
+                    request_deserializer=miaopi_dot_v1_dot_review__pb2.RateCaseRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_review__pb2.RateCaseResponse.SerializeToString,
+            ),
+            'GetKpis': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKpis,
+                    request_deserializer=miaopi_dot_v1_dot_review__pb2.GetKpisRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_review__pb2.GetKpisResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +451,87 @@ class ReviewService:
             '/miaopi.v1.ReviewService/WithdrawCase',
             miaopi_dot_v1_dot_review__pb2.WithdrawCaseRequest.SerializeToString,
             miaopi_dot_v1_dot_review__pb2.WithdrawCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ReviewService/RateCase',
+            miaopi_dot_v1_dot_review__pb2.RateCaseRequest.SerializeToString,
+            miaopi_dot_v1_dot_review__pb2.RateCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKpis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ReviewService/GetKpis',
+            miaopi_dot_v1_dot_review__pb2.GetKpisRequest.SerializeToString,
+            miaopi_dot_v1_dot_review__pb2.GetKpisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/miaopi.v1.ReviewService/WatchAlerts',
+            miaopi_dot_v1_dot_review__pb2.WatchAlertsRequest.SerializeToString,
+            miaopi_dot_v1_dot_review__pb2.WatchAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ Opening the store brings the database's schema up to date (sqlite_migrate.py).
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import fcntl
 import json
 import os
@@ -20,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -38,11 +39,13 @@ from miaopi_server.audit.record import (
     fixed_time,
 )
 from miaopi_server.audit.seal import Sealer
+from miaopi_server.audit.sqlite_alerts import alerts_after, raise_alerts
 from miaopi_server.audit.sqlite_casework import (
     apply_transition,
     get_task,
     insert_tasks,
     list_tasks,
+    period_facts,
     task_row,
 )
 from miaopi_server.audit.sqlite_migrate import migrate
@@ -61,6 +64,8 @@ from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
 from miaopi_server.audit.transition import PendingTransition
 from miaopi_server.audit.treehead import TreeHead, sign_head
 from miaopi_server.audit.witness import WitnessFile, witness_path
+from miaopi_server.casework.alerts import Alert
+from miaopi_server.casework.kpi import CaseFacts
 from miaopi_server.casework.model import Task
 from miaopi_server.clock import utc_now
 from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable, MiaopiError
@@ -683,6 +688,38 @@ class SQLiteAuditStore:
     ) -> builtins.list[Task]:
         with self._read() as conn:
             return list_tasks(conn, departments, jurisdiction, states, limit, after_opened)
+
+    def period_cases(
+        self, start: str, end: str, closed_at_once: Callable[[StoredRecord], Task]
+    ) -> builtins.list[CaseFacts]:
+        """Every case opened in [start, end) (fixed_time values) with what KPIs need; a case
+        closed at once is made from its decision record by `closed_at_once`."""
+        with self._read() as conn:
+            instant = [
+                closed_at_once(_row(r))
+                for r in conn.execute(
+                    f"SELECT {_COLUMNS} WHERE r.kind = 'decision' AND r.decided_at >= ?"
+                    " AND r.decided_at < ?"
+                    " AND r.decision_id NOT IN (SELECT decision_id FROM tasks)",
+                    (start, end),
+                )
+            ]
+            return period_facts(conn, start, end, instant)
+
+    # -- alerts
+    def raise_alerts(self, now: dt.datetime, due_soon_fraction: float) -> builtins.list[Alert]:
+        """Store the alerts the tasks call for as of `now` and return those new to the store
+        (another process may have raised the rest). Its own connection: the scheduler's
+        thread is neither the writer's nor the readers'."""
+        conn = _connect(self.path, int(self._busy_timeout_s * 1000))
+        try:
+            return raise_alerts(conn, now, due_soon_fraction)
+        finally:
+            conn.close()
+
+    def alerts_after(self, after_seq: int, jurisdiction: str, limit: int) -> builtins.list[Alert]:
+        with self._read() as conn:
+            return alerts_after(conn, after_seq, jurisdiction, limit)
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
         try:

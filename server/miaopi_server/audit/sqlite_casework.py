@@ -11,8 +11,10 @@ from miaopi_server.audit.canonical import sha256_hex
 from miaopi_server.audit.record import StoredRecord, column_time, fixed_time
 from miaopi_server.audit.transition import KIND, PendingTransition, transition_body
 from miaopi_server.casework.codec import task_from_json, task_to_json
+from miaopi_server.casework.kpi import CaseFacts
 from miaopi_server.casework.model import Task, act
-from miaopi_server.casework.states import CLOSED, INSTANT, IllegalTransition
+from miaopi_server.casework.rating import RATE, AlreadyRated, check_rating
+from miaopi_server.casework.states import CLOSED, FINAL, INSTANT, IllegalTransition
 from miaopi_server.errors import DecisionNotFound
 
 TASK_COLUMNS = (
@@ -44,17 +46,32 @@ def apply_transition(
     row = conn.execute(
         "SELECT task FROM tasks WHERE decision_id = ?", (pending.decision_id,)
     ).fetchone()
+    rating = pending.action.action == RATE
     if row is None:
         decided = conn.execute(
-            "SELECT 1 FROM records WHERE decision_id = ? AND kind = 'decision'",
+            "SELECT item_code, decided_at FROM records WHERE decision_id = ? AND kind = 'decision'",
             (pending.decision_id,),
         ).fetchone()
         if decided is None:
             raise DecisionNotFound(pending.decision_id[:64])
-        raise IllegalTransition(INSTANT, CLOSED, pending.action.action, "规则已即时办结")
-    before = task_from_json(row[0])
-    idle = dt.timedelta(seconds=pending.claim_idle_seconds)
-    after, details = act(before, pending.action, idle)
+        if not rating:
+            raise IllegalTransition(INSTANT, CLOSED, pending.action.action, "规则已即时办结")
+        before = _closed_at_once(pending.decision_id, decided[0], decided[1])
+    else:
+        before = task_from_json(row[0])
+    if rating:
+        details = check_rating(before, pending.action)
+        try:
+            conn.execute(
+                "INSERT INTO ratings (decision_id, score, rated_at, seq) VALUES (?, ?, ?, ?)",
+                (before.decision_id, pending.action.score, pending.at, seq),
+            )
+        except sqlite3.IntegrityError:
+            raise AlreadyRated(before) from None
+        after = before
+    else:
+        idle = dt.timedelta(seconds=pending.claim_idle_seconds)
+        after, details = act(before, pending.action, idle)
     fields = {
         **details,
         "id": pending.transition_id,
@@ -76,10 +93,12 @@ def apply_transition(
         (seq, pending.transition_id, before.item_code, column_time(pending.at), body.decode(), h,
          key_id, KIND),
     )  # fmt: skip
-    conn.execute(
-        "UPDATE tasks SET state = ?, assignee = ?, last_seq = ?, task = ? WHERE decision_id = ?",
-        (after.state, after.assignee, seq, task_to_json(after), after.decision_id),
-    )
+    if after is not before:
+        conn.execute(
+            "UPDATE tasks SET state = ?, assignee = ?, last_seq = ?, task = ?"
+            " WHERE decision_id = ?",
+            (after.state, after.assignee, seq, task_to_json(after), after.decision_id),
+        )
     return StoredRecord(
         seq=seq,
         decision_id=pending.transition_id,
@@ -94,6 +113,16 @@ def apply_transition(
         key_id=key_id,
         signature=b"",
     )
+
+
+def _closed_at_once(decision_id: str, item_code: str, decided_at: str) -> Task:
+    """What the store knows of a case the rules closed at once (it has no task row)."""
+    return Task(
+        decision_id=decision_id, kind=INSTANT, state=CLOSED, item_code=item_code,
+        department="", jurisdiction="", window_id="",
+        opened_at=dt.datetime.fromisoformat(decided_at), promised_days=0, statutory_days=0,
+        supplement_days=0, rules_outcome="", rules_verdict="",
+    )  # fmt: skip
 
 
 def get_task(conn: sqlite3.Connection, decision_id: str) -> tuple[Task, int] | None:
@@ -132,3 +161,39 @@ def list_tasks(
         args.append(after_opened)
     sql = f"SELECT task FROM tasks WHERE {' AND '.join(where)} ORDER BY opened_at LIMIT ?"
     return [task_from_json(r[0]) for r in conn.execute(sql, (*args, limit))]
+
+
+def period_facts(
+    conn: sqlite3.Connection, start: str, end: str, instant: Iterable[Task]
+) -> list[CaseFacts]:
+    """The cases opened in [start, end) (`opened_at` column values): those with a task, and
+    `instant` (the cases closed at once, built by the caller from their decision records),
+    each with its first claim, its closing time and its rating."""
+    tasks = [
+        task_from_json(r[0])
+        for r in conn.execute(
+            "SELECT task FROM tasks WHERE opened_at >= ? AND opened_at < ?", (start, end)
+        )
+    ]
+    claimed: dict[str, dt.datetime] = {}
+    closed: dict[str, dt.datetime] = {}
+    for decision_id, action, to, at in conn.execute(
+        "SELECT json_extract(body, '$.transition.decision_id'),"
+        " json_extract(body, '$.transition.action'), json_extract(body, '$.transition.to'),"
+        " decided_at FROM records WHERE kind = 'transition' AND decided_at >= ? ORDER BY seq",
+        (start,),
+    ):
+        when = dt.datetime.fromisoformat(at)
+        if action == "claim":
+            claimed.setdefault(decision_id, when)
+        if to in FINAL and action != RATE:
+            closed.setdefault(decision_id, when)
+    scores = dict(
+        conn.execute("SELECT decision_id, score FROM ratings WHERE rated_at >= ?", (start,))
+    )
+    return [
+        CaseFacts(
+            t, claimed.get(t.decision_id), closed.get(t.decision_id), scores.get(t.decision_id, 0)
+        )
+        for t in (*tasks, *instant)
+    ]

@@ -73,6 +73,7 @@ class Action:
     justification: str = ""
     note: str = ""
     materials: tuple[str, ...] = ()
+    score: int = 0  # a citizen rating (casework/rating.py)
 
 
 def supplement_due(task: Task) -> dt.date:

@@ -37,7 +37,15 @@ from miaopi_server.errors import MiaopiError
 READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey", "GetConsistencyProof"})
 ROLE_RPCS: dict[str, frozenset[str]] = {
     "window": READ_RPCS
-    | {"Decide", "GetDecision", "ListDecisions", "GetTask", "SupplyMaterials", "WithdrawCase"},
+    | {
+        "Decide",
+        "GetDecision",
+        "ListDecisions",
+        "GetTask",
+        "SupplyMaterials",
+        "WithdrawCase",
+        "RateCase",
+    },
     "supervisor": READ_RPCS
     | {
         "GetDecision",
@@ -46,6 +54,8 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "GetRulesetStatus",
         "ListTasks",
         "GetTask",
+        "GetKpis",
+        "WatchAlerts",
     },
     "reviewer": READ_RPCS
     | {
@@ -67,6 +77,8 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "PurgeCases",
         "ListTasks",
         "GetTask",
+        "GetKpis",
+        "WatchAlerts",
     },
 }
 ALL_ITEMS = "*"

@@ -23,9 +23,12 @@ from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_server.audit.record import fixed_time
 from miaopi_server.audit.sqlite import SQLiteAuditStore
 from miaopi_server.audit.transition import PendingTransition
+from miaopi_server.casework import kpi
 from miaopi_server.casework import states as s
+from miaopi_server.casework.alerts import Alert
 from miaopi_server.casework.deadlines import deadlines
 from miaopi_server.casework.model import Action, Task, supplement_due
+from miaopi_server.casework.rating import RATE
 from miaopi_server.clock import shanghai_today, utc_now
 from miaopi_server.edge import convert
 from miaopi_server.edge.auth import Principal
@@ -42,11 +45,13 @@ _Moved = TypeVar(
     rpb.RequestSupplementResponse,
     rpb.SupplyMaterialsResponse,
     rpb.WithdrawCaseResponse,
+    rpb.RateCaseResponse,
 )
 
 log = structlog.get_logger("miaopi.review")
 REVIEW_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["ReviewService"].full_name
 DEFAULT_PAGE, MAX_PAGE = 50, 500
+ALERT_PAGE = 100
 OPEN_STATES = [s.OPEN, s.CLAIMED, s.AWAITING_SUPPLEMENT, s.SUSPENDED, s.SUPPLEMENT_PENDING]
 
 
@@ -129,7 +134,10 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         node_id: str,
         claim_idle_seconds: float,
         clock: Callable[[], dt.datetime] = utc_now,
+        response_working_hours: float = kpi.DEFAULT_RESPONSE_HOURS,
     ):
+        self._response_hours = response_working_hours
+        self._alert_poll = 0.5  # seconds between looks at the alerts table while following
         self._approval = approval  # its authentication, authorisation and rate limits
         self._store = store
         self._node_id = node_id
@@ -195,7 +203,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         **carried: Any,
     ) -> _Moved:
         principal = await self._guard(context, rpc)
-        await self._visible(context, principal, rpc, decision_id)
+        seen = await self._visible(context, principal, rpc, decision_id)
         now = self._clock()
         pending = PendingTransition(
             transition_id=f"transition-{uuid.uuid4()}",
@@ -210,8 +218,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         except MiaopiError as exc:
             log.info("task.refused", action=action, error=type(exc).__name__)
             await _abort(context, exc)
-        found = self._store.task(decision_id)
-        assert found is not None
+        found = self._store.task(decision_id) or seen  # a rated instant case has no task row
         moved = record.body["transition"]
         log.info(
             "task.moved",
@@ -297,6 +304,101 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             rpb.WithdrawCaseResponse,
             note=request.reason,
         )
+
+    async def RateCase(
+        self, request: rpb.RateCaseRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.RateCaseResponse:
+        return await self._move(
+            context,
+            "RateCase",
+            request.decision_id,
+            RATE,
+            rpb.RateCaseResponse,
+            score=request.score,
+            note=request.comment,
+        )
+
+    async def GetKpis(
+        self, request: rpb.GetKpisRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.GetKpisResponse:
+        principal = await self._guard(context, "GetKpis")
+        by = request.by or "department"
+        bad: list[FieldViolation] = []
+        try:
+            start, end = kpi.month_bounds(request.month)
+        except ValueError as exc:
+            bad.append(FieldViolation("month", str(exc)))
+        if by not in kpi.GROUPINGS:
+            bad.append(FieldViolation("by", f"须为 {', '.join(kpi.GROUPINGS)} 之一"))
+        if bad:
+            await _abort(context, CaseInvalid(bad))
+        cases = await asyncio.to_thread(
+            self._store.period_cases,
+            fixed_time(start),
+            fixed_time(end),
+            self._approval.opener.closed_at_once,
+        )
+        scope = principal.jurisdiction if principal.role == "supervisor" else ""
+        mine = [c for c in cases if _within(c.task.jurisdiction, scope)]
+        rows, total = kpi.ranking(mine, by, self._clock(), self._response_hours)
+        return rpb.GetKpisResponse(
+            month=request.month,
+            by=by,
+            response_working_hours=self._response_hours,
+            rows=[kpi_message(r, i) for i, r in enumerate(rows, 1)],
+            total=kpi_message(total, 0),
+        )
+
+    async def WatchAlerts(
+        self, request: rpb.WatchAlertsRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        principal = await self._guard(context, "WatchAlerts")
+        if request.after_seq < 0:
+            await _abort(context, CaseInvalid([FieldViolation("after_seq", "不能为负数")]))
+        scope = principal.jurisdiction if principal.role == "supervisor" else ""
+        cursor = request.after_seq
+        while True:
+            batch = await asyncio.to_thread(self._store.alerts_after, cursor, scope, ALERT_PAGE)
+            for a in batch:
+                await context.write(rpb.WatchAlertsResponse(alert=alert_message(a)))
+                cursor = a.seq
+            if len(batch) == ALERT_PAGE:
+                continue
+            if not request.follow:
+                return
+            # Polled, not pushed: another process (--workers) may have raised it.
+            await asyncio.sleep(self._alert_poll)
+
+
+def alert_message(a: Alert) -> rpb.Alert:
+    msg = rpb.Alert(
+        seq=a.seq, kind=a.kind, decision_id=a.decision_id, item_code=a.item_code,
+        department=a.department, jurisdiction=a.jurisdiction, due_date=a.due_on,
+    )  # fmt: skip
+    msg.raised_at.CopyFrom(convert.timestamp(dt.datetime.fromisoformat(a.raised_at)))
+    return msg
+
+
+def kpi_message(k: kpi.Kpis, rank: int) -> rpb.Kpi:
+    msg = rpb.Kpi(
+        key=k.key, rank=rank, cases=k.cases, instant_cases=k.instant, overdue=k.overdue,
+        overrides=k.overrides, ratings=k.ratings,
+    )  # fmt: skip
+    optional = {
+        "instant_rate": k.instant_rate,
+        "approval_rate": k.approval_rate,
+        "median_handling_days": k.median_days,
+        "p90_handling_days": k.p90_days,
+        "on_time_rate": k.on_time_rate,
+        "response_rate": k.response_rate,
+        "resolution_rate": k.resolution_rate,
+        "satisfaction_rate": k.satisfaction_rate,
+        "score": k.score,
+    }
+    for name, value in optional.items():
+        if value is not None:
+            setattr(msg, name, value)
+    return msg
 
 
 def add_review_to_server(service: ReviewService, server: grpc.aio.Server) -> None:

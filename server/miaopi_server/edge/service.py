@@ -436,7 +436,13 @@ def add_service(service: Any, server: grpc.aio.Server, module: Any, name: str) -
     for method in descriptor.methods:
         request_type = getattr(module, method.input_type.name)
         response_type = getattr(module, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        # A server-streaming RPC writes its messages with context.write and returns None.
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
             guarded(method.name, getattr(service, method.name)),
             request_deserializer=lenient(request_type.FromString),
             response_serializer=response_type.SerializeToString,
