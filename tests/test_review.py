@@ -154,6 +154,20 @@ class TestOpening:
                 grpc.StatusCode.PERMISSION_DENIED
             )
 
+    def test_a_reviewer_sees_the_decisions_of_its_grant_only(self, stubs: tuple[Any, Any]) -> None:
+        """GetDecision (the facts of the case) for a reviewer: the decisions whose task is in
+        its department and jurisdiction, no others; a case closed at once by the rules belongs
+        to its item's department too."""
+        approval, _ = stubs
+        decision_id = review_case(approval)
+        get = pb.GetDecisionRequest(decision_id=decision_id)
+        assert approval.GetDecision(get, metadata=md("rev-civil")).decision.decision_id
+        for who in ("rev-market", "rev-civil-far"):
+            assert code_of(lambda w=who: approval.GetDecision(get, metadata=md(w)))[0] == (
+                grpc.StatusCode.PERMISSION_DENIED
+            )
+        assert approval.GetDecision(get, metadata=md("sup")).decision.decision_id
+
     def test_approval_with_deferred_material_opens_a_supplement_task(
         self, stubs: tuple[Any, Any]
     ) -> None:

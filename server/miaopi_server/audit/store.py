@@ -10,6 +10,7 @@ from typing import Protocol
 from miaopi_server.audit.record import PendingRecord, StoredRecord
 from miaopi_server.audit.seal import Sealer
 from miaopi_server.audit.treehead import TreeHead
+from miaopi_server.casework.model import Task
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class AuditStore(Protocol):
         ...
 
     def get(self, decision_id: str) -> StoredRecord | None: ...
+
+    def task(self, decision_id: str) -> tuple[Task, int] | None:
+        """The casework task a decision opened and the seq of its last record; None for a
+        case the rules closed at once (its decision record is the whole case)."""
+        ...
 
     def find_request(self, window_id: str, request_id: str) -> StoredRecord | None:
         """The record of this window's request_id (idempotency keys are per window)."""

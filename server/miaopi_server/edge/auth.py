@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from miaopi_server.casework.model import Task
 from miaopi_server.errors import MiaopiError
 
 READ_RPCS = frozenset({"ListItems", "GetItem", "GetSealKey", "GetConsistencyProof"})
@@ -119,10 +120,31 @@ class Principal:
 
     @property
     def sees_everything(self) -> bool:
-        return self.role != "window"
+        """Every decision of the trail (supervisors, admins); a window sees its own, a
+        reviewer those of the tasks in its grant (may_see)."""
+        return self.role not in ("window", "reviewer")
 
 
 ROLE_RPCS["anonymous"] = frozenset().union(*ROLE_RPCS.values())
+
+
+def within_jurisdiction(jurisdiction: str, grant: str) -> bool:
+    return jurisdiction.startswith(grant)
+
+
+def may_see(principal: Principal, task: Task) -> bool:
+    """Whether a principal may see a case (its task, its decision and its facts)."""
+    if principal.role == "reviewer":
+        return principal.department == task.department and within_jurisdiction(
+            task.jurisdiction, principal.jurisdiction
+        )
+    if principal.role == "window":
+        return task.window_id == principal.window_id
+    if principal.role == "supervisor":
+        return within_jurisdiction(task.jurisdiction, principal.jurisdiction)
+    return True  # admin, anonymous
+
+
 ANONYMOUS = Principal("anonymous", "anonymous", items=frozenset({ALL_ITEMS}))
 """Used only when authentication is explicitly turned off (--insecure-no-auth)."""
 

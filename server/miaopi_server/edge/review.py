@@ -31,7 +31,7 @@ from miaopi_server.casework.model import Action, Task, supplement_due
 from miaopi_server.casework.rating import RATE
 from miaopi_server.clock import shanghai_today, utc_now
 from miaopi_server.edge import convert
-from miaopi_server.edge.auth import Principal
+from miaopi_server.edge.auth import Principal, may_see, within_jurisdiction
 from miaopi_server.edge.service import ApprovalService, add_service
 from miaopi_server.edge.status import to_status
 from miaopi_server.errors import CaseInvalid, DecisionNotFound, FieldViolation, MiaopiError
@@ -53,22 +53,6 @@ REVIEW_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["ReviewService"].full_name
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 ALERT_PAGE = 100
 OPEN_STATES = [s.OPEN, s.CLAIMED, s.AWAITING_SUPPLEMENT, s.SUSPENDED, s.SUPPLEMENT_PENDING]
-
-
-def _within(jurisdiction: str, grant: str) -> bool:
-    return jurisdiction.startswith(grant)
-
-
-def may_see(principal: Principal, task: Task) -> bool:
-    if principal.role == "reviewer":
-        return principal.department == task.department and _within(
-            task.jurisdiction, principal.jurisdiction
-        )
-    if principal.role == "window":
-        return task.window_id == principal.window_id
-    if principal.role == "supervisor":
-        return _within(task.jurisdiction, principal.jurisdiction)
-    return True  # admin, anonymous
 
 
 def _outcome(name: str) -> int:
@@ -339,7 +323,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             self._approval.opener.closed_at_once,
         )
         scope = principal.jurisdiction if principal.role == "supervisor" else ""
-        mine = [c for c in cases if _within(c.task.jurisdiction, scope)]
+        mine = [c for c in cases if within_jurisdiction(c.task.jurisdiction, scope)]
         rows, total = kpi.ranking(mine, by, self._clock(), self._response_hours)
         return rpb.GetKpisResponse(
             month=request.month,

@@ -31,6 +31,7 @@ from miaopi_server.edge.auth import (
     RateLimiter,
     Unauthenticated,
     failure_limiter,
+    may_see,
     peer_address,
 )
 from miaopi_server.edge.opener import CaseOpener
@@ -272,7 +273,12 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         record = self._store.get(request.decision_id)
         if record is None:
             await _abort(context, DecisionNotFound(request.decision_id[:64]))
-        if not principal.sees_everything and record.window["window_id"] != principal.window_id:
+        if principal.role == "reviewer":
+            found = self._store.task(record.decision_id)
+            task = found[0] if found else self.opener.closed_at_once(record)
+            if not may_see(principal, task):
+                await self._deny(context, "GetDecision", "该办件不在授权范围内")
+        elif not principal.sees_everything and record.window["window_id"] != principal.window_id:
             await self._deny(context, "GetDecision", "只能查看本窗口的决定")
         return pb.GetDecisionResponse(
             decision=convert.decision_of(record),
