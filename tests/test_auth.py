@@ -35,6 +35,7 @@ from tests.conftest import LiveServer
 from tests.support import (
     BUSINESS,
     BUSINESS_MATERIALS,
+    EXAMPLES,
     RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
@@ -464,6 +465,20 @@ class TestCliWithAuth:
         assert main([*base, "reload"]) == 0
         assert "rules reloaded" in capsys.readouterr().out
         assert main([*base, "status"]) == 0
+
+    def test_readme_replay_against_an_authenticated_server(self, dev_server, capsys):
+        """The README's `miaopi replay CASES --target HOST:PORT` against `make run`'s server:
+        cases go as the authenticated window (a fixed replay window was PERMISSION_DENIED)."""
+        from miaopi_client.cli import main
+
+        live, state = dev_server
+        base = ["--dev-tokens", str(state / "dev-tokens.json")]
+        assert main([*base, "replay", str(EXAMPLES), "--target", live.target, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["failed"] == 0 and report["passed"] == report["total"] > 0
+        # naming another window than the credential's is still refused
+        code = main([*base, "replay", str(EXAMPLES), "--target", live.target, "--window-id", "W-X"])
+        assert code != 0 and "PERMISSION_DENIED" in capsys.readouterr().err
 
     def test_cli_without_credentials_is_refused(self, dev_server, capsys):
         """Without a token the server refuses, and the CLI says so in one line."""

@@ -129,7 +129,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             return render.progress(items, len(cases), "replay")
 
         with _client(args, args.replay_target or args.target, "window") as c:
-            report = replay(cases, remote(c, refetch=args.refetch), progress)
+            report = replay(
+                cases, remote(c, refetch=args.refetch, window_id=args.window_id), progress
+            )
     if args.junit is not None:
         try:
             args.junit.write_bytes(junit_xml(report, str(args.cases)))
@@ -565,6 +567,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="registry data directory for --refetch with --rulesets",
+    )
+    s.add_argument(
+        "--window-id",
+        default="",
+        metavar="ID",
+        help="window the cases are sent as (default: the one the server authenticates)",
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(run=_cmd_replay)

@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # imported where used: the client library loads the rules eng
 # outcome ("APPROVE", ..., or "INVALID_ARGUMENT" / "NOT_FOUND") and the decision, if any
 DecideFn = Callable[[Case], tuple[str, dict[str, Any] | None]]
 CASE_ERRORS = ("INVALID_ARGUMENT", "NOT_FOUND")
-REPLAY_WINDOW = "miaopi-replay"  # tags replayed cases in the server's logs
 
 
 @dataclass(frozen=True)
@@ -136,10 +135,11 @@ def _check(case: Case, decide_fn: DecideFn) -> CaseResult:
     )
 
 
-def remote(client: Client, refetch: bool = False) -> DecideFn:
+def remote(client: Client, refetch: bool = False, window_id: str = "") -> DecideFn:
     """Decide over gRPC with `client`. A server cannot be handed recorded lookups: with
     `refetch` a case's recorded consent is sent, so the server looks the data up again;
-    without it the case is decided on its own facts."""
+    without it the case is decided on its own facts. `window_id` empty: the window the
+    server authenticates the client as (a window principal may not name another)."""
 
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
         consent = _consent(case) if refetch else ""
@@ -149,7 +149,7 @@ def remote(client: Client, refetch: bool = False) -> DecideFn:
                 case.item_code,
                 case.facts,
                 case.materials,
-                window_id=REPLAY_WINDOW,
+                window_id=window_id,
                 consent=consent,
             )
         except ClientError as exc:
