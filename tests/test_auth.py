@@ -297,6 +297,25 @@ class TestCredentialsFile:
         auth = Authenticator.from_file(creds)
         assert auth.authenticate([("authorization", f"Bearer {tokens['window']}")]).role == "window"
 
+    def test_a_bad_credentials_file_leaves_nothing_running(self, tmp_path):
+        """create_server refuses a malformed credentials file, and what it had opened by then
+        (the audit store's writer and checkpoint threads, the rule set) is closed again."""
+        import asyncio
+        import threading
+
+        from miaopi_server.app import create_server
+
+        bad = tmp_path / "creds.yaml"
+        bad.write_text("principals: [{id: x, role: god}]\n", encoding="utf-8")
+        before = {t.name for t in threading.enumerate()}
+        settings = Settings(
+            listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path / "s", credentials=bad
+        )
+        with pytest.raises(CredentialsError):
+            asyncio.run(create_server(settings))
+        after = {t.name for t in threading.enumerate()}
+        assert not {n for n in after - before if n.startswith("audit")}
+
 
 # -- TLS ---------------------------------------------------------------------------------------
 

@@ -213,7 +213,14 @@ async def create_server(settings: Settings) -> Running:
         holder.close()
         raise
     provider: Provider | None = platform or registry
-    authenticator = open_authenticator(settings)
+    try:
+        authenticator = open_authenticator(settings)
+    except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
+        store.close()
+        if registry is not None:
+            registry.close()
+        holder.close()
+        raise
     server = grpc.aio.server(
         options=[
             # A second server on a busy port must fail, not share it; --workers share on purpose.

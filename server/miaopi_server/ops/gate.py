@@ -36,7 +36,7 @@ from miaopi_server.ops import staging
 log = structlog.get_logger("miaopi.gate")
 
 CRASHED = "MP190"  # the check process died on a signal: the engine crashed on this set
-TIMED_OUT = "MP191"  # the check ran past the deadline: the engine hangs on this set
+TIMED_OUT = "MP191"  # the check ran past the deadline: a hang, or a set too big to check in time
 CHECK_FAILED = "MP194"  # the check process failed otherwise (could not start, bad output)
 _STEPS = {"compile": "编译规则目录", "register": "注册到规则引擎", "exercise": "判定生成的用例"}
 MAX_DETAIL = 300
@@ -135,7 +135,7 @@ def check(root: Path, policy: GatePolicy, seed: str = "") -> Verdict:
         code = TIMED_OUT
         message = (
             f"规则集检查超过时限 {policy.deadline:g} 秒（正在{doing}），已终止："
-            "规则引擎在此文件上停滞"
+            "规则引擎在此文件上停滞，或规则集过大、无法在时限内检查（可调 --gate-seconds）"
         )
     elif proc.returncode < 0:
         try:
