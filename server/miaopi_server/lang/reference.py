@@ -7,22 +7,12 @@ in `explain` whether each sub-condition held.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from miaopi_server.lang import ast
 from miaopi_server.lang.dates import days_between, shift_text
-from miaopi_server.lang.probes import MISSING, Getter, is_hanzi, string_test
-
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+from miaopi_server.lang.probes import COMPARE, MISSING, Getter, is_hanzi, string_test
 
 
 def evaluate(node: ast.Expr, get: Getter, lists: Mapping[str, tuple[str, ...]]) -> bool:
@@ -60,7 +50,7 @@ def evaluate(node: ast.Expr, get: Getter, lists: Mapping[str, tuple[str, ...]]) 
             left, right = operand(n.left, element), operand(n.right, element)
             if left is MISSING or right is MISSING:
                 return False
-            return _OPS[n.op](left, right)
+            return COMPARE[n.op](left, right)
         if isinstance(n, ast.Quantified):
             items = get(n.subject.name)
             if items is MISSING:  # like any test on a missing fact (lists default to [])
