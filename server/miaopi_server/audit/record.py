@@ -159,3 +159,25 @@ def canonical_body(seq: int, prev_hash: str, pending: PendingRecord) -> bytes:
             b"}",
         )
     )
+
+
+def chained_record(
+    seq: int, record_id: str, prev_hash: str, node_id: str, body_json: str, record_hash: str,
+    key_id: str,
+) -> StoredRecord:  # fmt: skip
+    """A record of the chain that is not a decision (an event, a casework transition): no
+    request, case or window of its own, sealed by the tree head of its commit."""
+    return StoredRecord(
+        seq=seq,
+        decision_id=record_id,
+        request_id="",
+        case_digest="",
+        prev_hash=prev_hash,
+        node_id=node_id,
+        window={},
+        body_json=body_json,
+        case={},
+        record_hash=record_hash,
+        key_id=key_id,
+        signature=b"",
+    )

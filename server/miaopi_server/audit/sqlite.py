@@ -35,6 +35,7 @@ from miaopi_server.audit.record import (
     PendingRecord,
     StoredRecord,
     canonical_body,
+    chained_record,
     column_time,
     fixed_time,
 )
@@ -572,19 +573,8 @@ class SQLiteAuditStore:
             (seq, event.event_id, column_time(event.at), body_bytes.decode(), h,
              self.sealer.key_id),
         )  # fmt: skip
-        return StoredRecord(
-            seq=seq,
-            decision_id=event.event_id,
-            request_id="",
-            case_digest="",
-            prev_hash=prev,
-            node_id=event.node_id,
-            window={},
-            body_json=body_bytes.decode(),
-            case={},
-            record_hash=h,
-            key_id=self.sealer.key_id,
-            signature=b"",
+        return chained_record(
+            seq, event.event_id, prev, event.node_id, body_bytes.decode(), h, self.sealer.key_id
         )
 
     def _seal_tree(self, tree: TreeGrowth) -> TreeHead:

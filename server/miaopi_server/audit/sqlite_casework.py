@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from miaopi_server.audit.canonical import sha256_hex
-from miaopi_server.audit.record import StoredRecord, column_time, fixed_time
+from miaopi_server.audit.record import StoredRecord, chained_record, column_time, fixed_time
 from miaopi_server.audit.transition import KIND, PendingTransition, transition_body
 from miaopi_server.casework.codec import task_from_json, task_to_json
 from miaopi_server.casework.kpi import CaseFacts
@@ -99,19 +99,8 @@ def apply_transition(
             " WHERE decision_id = ?",
             (after.state, after.assignee, seq, task_to_json(after), after.decision_id),
         )
-    return StoredRecord(
-        seq=seq,
-        decision_id=pending.transition_id,
-        request_id="",
-        case_digest="",
-        prev_hash=prev,
-        node_id=pending.node_id,
-        window={},
-        body_json=body.decode(),
-        case={},
-        record_hash=h,
-        key_id=key_id,
-        signature=b"",
+    return chained_record(
+        seq, pending.transition_id, prev, pending.node_id, body.decode(), h, key_id
     )
 
 
