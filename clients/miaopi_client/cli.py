@@ -595,6 +595,19 @@ def _add_target(s: argparse.ArgumentParser, group: Any = None) -> None:
     )
 
 
+def _add_keys(s: Any, default: str = "") -> None:
+    """--key PEM, repeatable: the public sealing keys a check accepts."""
+    s.add_argument(
+        "--key",
+        dest="keys",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PEM",
+        help=f"public sealing key (repeat for rotated keys{default})",
+    )
+
+
 def _add_audit_parsers(sub: Any) -> None:
     audit = sub.add_parser("audit", help="check and export the audit trail, get the seal key")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
@@ -612,15 +625,7 @@ def _add_audit_parsers(sub: Any) -> None:
         help="audit database (or a copy), checked offline; needs --key",
     )
     _add_target(s, where)
-    s.add_argument(
-        "--key",
-        dest="keys",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="PEM",
-        help="public sealing key (repeat for rotated keys)",
-    )
+    _add_keys(s)
     s.add_argument(
         "--from",
         dest="from_seq",
@@ -674,15 +679,7 @@ def _add_audit_parsers(sub: Any) -> None:
     where = s.add_mutually_exclusive_group()
     where.add_argument("--db", type=Path, metavar="FILE", help="audit database (or a copy)")
     _add_target(s, where)
-    s.add_argument(
-        "--key",
-        dest="keys",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="PEM",
-        help="public sealing key (repeat for rotated keys; default: the server's)",
-    )
+    _add_keys(s, "; default: the server's")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(run=_cmd_audit_prove_consistency)
 
@@ -704,15 +701,7 @@ def _add_audit_parsers(sub: Any) -> None:
     )
     s.add_argument("file", type=Path, metavar="FILE", help='saved decision; "-" reads stdin')
     where = s.add_mutually_exclusive_group()
-    where.add_argument(
-        "--key",
-        dest="keys",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="PEM",
-        help="public sealing key (repeat for rotated keys)",
-    )
+    _add_keys(where)
     _add_target(s, where)
     s.set_defaults(run=_cmd_verify_receipt)
 
