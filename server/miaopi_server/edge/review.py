@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -33,7 +33,7 @@ from miaopi_server.clock import shanghai_today, utc_now
 from miaopi_server.edge import convert
 from miaopi_server.edge.auth import Principal, may_see, within_jurisdiction
 from miaopi_server.edge.service import ApprovalService, add_service
-from miaopi_server.edge.status import to_status
+from miaopi_server.edge.status import abort
 from miaopi_server.errors import CaseInvalid, DecisionNotFound, FieldViolation, MiaopiError
 
 # Each action RPC has a response type of its own (buf STANDARD), all with the same fields.
@@ -105,11 +105,6 @@ def task_message(task: Task, last_seq: int, now: dt.datetime, idle: dt.timedelta
     return msg
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
-    await context.abort_with_status(to_status(exc))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
-
-
 class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no stubs
     def __init__(
         self,
@@ -137,12 +132,12 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         self, context: grpc.aio.ServicerContext, principal: Principal, rpc: str, decision_id: str
     ) -> tuple[Task, int]:
         if not decision_id:
-            await _abort(context, CaseInvalid([FieldViolation("decision_id", "必填")]))
+            await abort(context, CaseInvalid([FieldViolation("decision_id", "必填")]))
         found = self._store.task(decision_id)
         if found is None:  # a case the rules closed at once has its decision record only
             record = self._store.get(decision_id)
             if record is None:
-                await _abort(context, DecisionNotFound(decision_id[:64]))
+                await abort(context, DecisionNotFound(decision_id[:64]))
             found = (self._approval.opener.closed_at_once(record), record.seq)
         if not may_see(principal, found[0]):
             await self._approval.deny(context, rpc, "该办件不在授权范围内")
@@ -157,7 +152,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             violations = [FieldViolation("states", f"未知状态 {st[:32]!r}") for st in bad]
             if not 0 <= request.page_size <= MAX_PAGE:
                 violations.append(FieldViolation("page_size", f"须在 0 至 {MAX_PAGE} 之间"))
-            await _abort(context, CaseInvalid(violations, subject="查询请求"))
+            await abort(context, CaseInvalid(violations, subject="查询请求"))
         role = principal.role
         departments = [principal.department] if role == "reviewer" else []
         scope = principal.jurisdiction if role in ("reviewer", "supervisor") else ""
@@ -201,7 +196,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             record = await asyncio.shield(asyncio.wrap_future(self._store.transition(pending)))
         except MiaopiError as exc:
             log.info("task.refused", action=action, error=type(exc).__name__)
-            await _abort(context, exc)
+            await abort(context, exc)
         found = self._store.task(decision_id) or seen  # a rated instant case has no task row
         moved = record.body["transition"]
         log.info(
@@ -315,7 +310,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         if by not in kpi.GROUPINGS:
             bad.append(FieldViolation("by", f"须为 {', '.join(kpi.GROUPINGS)} 之一"))
         if bad:
-            await _abort(context, CaseInvalid(bad))
+            await abort(context, CaseInvalid(bad))
         cases = await asyncio.to_thread(
             self._store.period_cases,
             fixed_time(start),
@@ -338,7 +333,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
     ) -> None:
         principal = await self._guard(context, "WatchAlerts")
         if request.after_seq < 0:
-            await _abort(context, CaseInvalid([FieldViolation("after_seq", "不能为负数")]))
+            await abort(context, CaseInvalid([FieldViolation("after_seq", "不能为负数")]))
         scope = principal.jurisdiction if principal.role == "supervisor" else ""
         cursor = request.after_seq
         while True:

@@ -40,7 +40,7 @@ from miaopi_server.edge.requests import (
     envelope_violations,
     parse_list_request,
 )
-from miaopi_server.edge.status import to_status
+from miaopi_server.edge.status import abort
 from miaopi_server.errors import (
     CaseInvalid,
     DecisionNotFound,
@@ -56,11 +56,6 @@ from miaopi_server.sources.model import Provider
 
 log = structlog.get_logger("miaopi.service")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ApprovalService"].full_name
-
-
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
-    await context.abort_with_status(to_status(exc))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
 class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  # no stubs
@@ -91,10 +86,11 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._provider = provider  # shared data (四免); None: cases decide on their own facts
         self._licences_deadline = licences_deadline  # seconds the e-license library may take
 
-    async def _guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
+    async def guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
         """Authenticate, authorise the RPC for the principal's role, apply its rate limit.
         Failed authentications are limited per peer address, and the refusal lines a flood
-        would write are sampled (at most a few per kind every few seconds, with a count)."""
+        would write are sampled (at most a few per kind every few seconds, with a count).
+        ReviewService checks its callers with this too."""
         principal: Principal | None = None
         peer = ""
         try:
@@ -128,20 +124,13 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
                     **({"principal": who} if principal is not None else {"peer": peer}),
                     suppressed=suppressed,
                 )
-            await _abort(context, exc)
+            await abort(context, exc)
         structlog.contextvars.bind_contextvars(principal=principal.id)
         return principal
 
-    # ReviewService checks callers the same way, with the same limits.
-    async def guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
-        return await self._guard(context, rpc)
-
     async def deny(self, context: grpc.aio.ServicerContext, rpc: str, reason: str) -> NoReturn:
-        await self._deny(context, rpc, reason)
-
-    async def _deny(self, context: grpc.aio.ServicerContext, rpc: str, reason: str) -> NoReturn:
         log.warning("auth.refused", rpc=rpc, error="PermissionDenied", reason=reason)
-        await _abort(context, PermissionDenied(reason))
+        await abort(context, PermissionDenied(reason))
 
     async def Decide(
         self, request: pb.DecideRequest, context: grpc.aio.ServicerContext
@@ -151,16 +140,16 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         structlog.contextvars.bind_contextvars(
             rpc="Decide", item_code=request.item_code[:64], window_id=request.window.window_id[:64]
         )
-        principal = await self._guard(context, "Decide")
+        principal = await self.guard(context, "Decide")
         if not principal.may_decide(request.item_code):
-            await self._deny(context, "Decide", f"未获授权办理事项 {request.item_code[:64]}")
+            await self.deny(context, "Decide", f"未获授权办理事项 {request.item_code[:64]}")
         if principal.role == "window" and request.window.window_id not in ("", principal.window_id):
-            await self._deny(context, "Decide", "请求中的窗口与认证身份不一致")
+            await self.deny(context, "Decide", "请求中的窗口与认证身份不一致")
         envelope = envelope_violations(request)
         try:
             facts = convert.facts_from_struct(request.facts)
         except CaseInvalid as exc:
-            await _abort(context, CaseInvalid([*envelope, *exc.violations]))
+            await abort(context, CaseInvalid([*envelope, *exc.violations]))
         case = {
             "item_code": request.item_code,
             "facts": facts,
@@ -173,7 +162,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         }
 
         if envelope:  # reported together with whatever is wrong in the case itself
-            await _abort(context, self._with_case_problems(envelope, case))
+            await abort(context, self._with_case_problems(envelope, case))
 
         consent = request.consent.reference
 
@@ -198,13 +187,13 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
                 error=type(exc).__name__,
                 violations=len(getattr(exc, "violations", ())),
             )
-            await _abort(context, exc)
+            await abort(context, exc)
         except MiaopiError as exc:
             log.warning("decide.failed", error=type(exc).__name__, detail=str(exc)[:200])
-            await _abort(context, exc)
+            await abort(context, exc)
         except Exception as exc:
             log.exception("decide.crashed")
-            await _abort(context, exc)
+            await abort(context, exc)
         log.info(
             "decision",
             decision_id=msg.decision_id,
@@ -248,7 +237,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def ListItems(
         self, request: pb.ListItemsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListItemsResponse:
-        await self._guard(context, "ListItems")
+        await self.guard(context, "ListItems")
         catalog = self._catalog()
         today = shanghai_today(self._clock())
         return pb.ListItemsResponse(
@@ -258,28 +247,28 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def GetItem(
         self, request: pb.GetItemRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetItemResponse:
-        await self._guard(context, "GetItem")
+        await self.guard(context, "GetItem")
         today = shanghai_today(self._clock())
         try:
             item = convert.item_of(self._catalog(), request.item_code, today)
         except (ItemNotFound, CaseInvalid) as exc:
-            await _abort(context, exc)
+            await abort(context, exc)
         return pb.GetItemResponse(item=item)
 
     async def GetDecision(
         self, request: pb.GetDecisionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDecisionResponse:
-        principal = await self._guard(context, "GetDecision")
+        principal = await self.guard(context, "GetDecision")
         record = self._store.get(request.decision_id)
         if record is None:
-            await _abort(context, DecisionNotFound(request.decision_id[:64]))
+            await abort(context, DecisionNotFound(request.decision_id[:64]))
         if principal.role == "reviewer":
             found = self._store.task(record.decision_id)
             task = found[0] if found else self.opener.closed_at_once(record)
             if not may_see(principal, task):
-                await self._deny(context, "GetDecision", "该办件不在授权范围内")
+                await self.deny(context, "GetDecision", "该办件不在授权范围内")
         elif not principal.sees_everything and record.window["window_id"] != principal.window_id:
-            await self._deny(context, "GetDecision", "只能查看本窗口的决定")
+            await self.deny(context, "GetDecision", "只能查看本窗口的决定")
         return pb.GetDecisionResponse(
             decision=convert.decision_of(record),
             case=convert.struct(record.case),
@@ -289,13 +278,13 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def ListDecisions(
         self, request: pb.ListDecisionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDecisionsResponse:
-        principal = await self._guard(context, "ListDecisions")
+        principal = await self.guard(context, "ListDecisions")
         if not principal.sees_everything and request.window_id not in ("", principal.window_id):
-            await self._deny(context, "ListDecisions", "只能查看本窗口的决定")
+            await self.deny(context, "ListDecisions", "只能查看本窗口的决定")
         window_id = request.window_id if principal.sees_everything else principal.window_id
         query, violations = parse_list_request(request, window_id)
         if query is None:
-            await _abort(context, CaseInvalid(violations, subject="查询请求"))
+            await abort(context, CaseInvalid(violations, subject="查询请求"))
         size = query.page_size
         records = self._store.list(query.filter, size + 1, query.before_seq)
         more = len(records) > size
@@ -313,7 +302,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def VerifyAuditTrail(
         self, request: pb.VerifyAuditTrailRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyAuditTrailResponse:
-        await self._guard(context, "VerifyAuditTrail")
+        await self.guard(context, "VerifyAuditTrail")
         result = await asyncio.get_running_loop().run_in_executor(
             None, self._store.verify, request.from_seq or 1, request.to_seq
         )
@@ -334,21 +323,21 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def PurgeCases(
         self, request: pb.PurgeCasesRequest, context: grpc.aio.ServicerContext
     ) -> pb.PurgeCasesResponse:
-        principal = await self._guard(context, "PurgeCases")
+        principal = await self.guard(context, "PurgeCases")
         if not request.HasField("before"):
-            await _abort(context, CaseInvalid([FieldViolation("before", "required")]))
+            await abort(context, CaseInvalid([FieldViolation("before", "required")]))
         try:
             before = request.before.ToDatetime(tzinfo=dt.UTC)
         except (ValueError, OverflowError):
-            await _abort(context, CaseInvalid([FieldViolation("before", "not a valid time")]))
+            await abort(context, CaseInvalid([FieldViolation("before", "not a valid time")]))
         if before > self._clock():
-            await _abort(context, CaseInvalid([FieldViolation("before", "is in the future")]))
+            await abort(context, CaseInvalid([FieldViolation("before", "is in the future")]))
         try:
             event = await asyncio.get_running_loop().run_in_executor(
                 None, self._store.purge, fixed_time(before), principal.id
             )
         except MiaopiError as exc:  # AuditUnavailable: nothing was erased
-            await _abort(context, exc)
+            await abort(context, exc)
         purged = json.loads(event.body_json)["event"]["purged"]
         log.warning("audit.purged", purged=purged, seq=event.seq, before=fixed_time(before))
         return pb.PurgeCasesResponse(purged=purged, seq=event.seq)
@@ -356,13 +345,13 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def GetConsistencyProof(
         self, request: pb.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetConsistencyProofResponse:
-        await self._guard(context, "GetConsistencyProof")
+        await self.guard(context, "GetConsistencyProof")
         try:
             head, proof = await asyncio.get_running_loop().run_in_executor(
                 None, self._store.consistency, request.first_tree_size, request.second_tree_size
             )
         except ValueError as exc:
-            await _abort(context, CaseInvalid([FieldViolation("first_tree_size", str(exc))]))
+            await abort(context, CaseInvalid([FieldViolation("first_tree_size", str(exc))]))
         return pb.GetConsistencyProofResponse(
             second=convert.tree_head(head), proof=[h.hex() for h in proof]
         )
@@ -370,7 +359,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def ReloadRulesets(
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
-        await self._guard(context, "ReloadRulesets")
+        await self.guard(context, "ReloadRulesets")
         result = await self._holder.reload("rpc")
         if result.applied and self._on_reload is not None:
             self._on_reload()
@@ -379,7 +368,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def GetRulesetStatus(
         self, request: pb.GetRulesetStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetRulesetStatusResponse:
-        await self._guard(context, "GetRulesetStatus")
+        await self.guard(context, "GetRulesetStatus")
         last = self._holder.last
         return pb.GetRulesetStatusResponse(
             catalog_digest=catalog_digest(self._catalog()),
@@ -391,7 +380,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def GetSealKey(
         self, request: pb.GetSealKeyRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSealKeyResponse:
-        await self._guard(context, "GetSealKey")
+        await self.guard(context, "GetSealKey")
         sealer = self._store.sealer
         return pb.GetSealKeyResponse(
             key_id=sealer.key_id, public_key=sealer.public_raw, public_key_pem=sealer.public_pem
@@ -433,7 +422,7 @@ def add_service(service: Any, server: grpc.aio.Server, module: Any, name: str) -
                 raise
             except Exception as exc:
                 log.exception("rpc.crashed", rpc=name)
-                await _abort(context, exc)
+                await abort(context, exc)
 
         return handle
 

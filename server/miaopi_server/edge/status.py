@@ -7,6 +7,8 @@ exception itself is logged, never sent).
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -117,3 +119,9 @@ def to_status(exc: BaseException) -> grpc.Status:
     if isinstance(exc, RateLimited):
         return _status(code_pb2.RESOURCE_EXHAUSTED, f"请求过于频繁：{exc}")
     return _status(code_pb2.INTERNAL, "服务内部错误，请稍后重试")
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
+    """End the call with `exc`'s status (to_status); never returns."""
+    await context.abort_with_status(to_status(exc))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
