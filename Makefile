@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:50051
 RULESETS ?= rulesets
 REGISTRY ?= data/registry
 
-.PHONY: run test install gen gen-check proto-check lint bench fuzz clean
+.PHONY: run test test-tools install gen gen-check proto-check lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ run: $(STAMP)
 	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
 	  --registry $(REGISTRY)
 
-test: $(STAMP)
+# The notice tests read PDFs back with poppler (pdftotext, and pdftoppm with its Chinese CMaps
+# and a Chinese font standing in for STSong-Light) and decode the QR code with zbar.
+NOTICE_TOOLS := poppler-utils poppler-data fonts-wqy-zenhei zbar-tools
+test-tools:
+	@dpkg -s $(NOTICE_TOOLS) >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y --no-install-recommends $(NOTICE_TOOLS))
+
+test: $(STAMP) test-tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

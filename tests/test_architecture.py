@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("miaopi_server.casework",),
     ("miaopi_server.audit",),
     ("miaopi_server.ops",),
-    ("miaopi_server.edge",),
+    ("miaopi_server.edge", "miaopi_server.notice"),
     ("miaopi_server.app", "miaopi_server.settings", "miaopi_server.offline"),
     ("miaopi_client",),
 ]
@@ -39,6 +39,10 @@ CONFINED = {
     "google": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "miaopi": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "sqlite3": ("miaopi_server.audit", "miaopi_server.sources.embedded", "miaopi_client"),
+    # the decision notice's PDF, QR code and attachment: presentation, in one package
+    "reportlab": ("miaopi_server.notice",),
+    "segno": ("miaopi_server.notice",),
+    "pypdf": ("miaopi_server.notice",),
 }
 # Connectors do I/O: only the code that runs lookups before a decision may import them, so the
 # decision itself cannot fetch anything (it receives what was looked up as data).

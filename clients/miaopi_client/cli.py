@@ -31,6 +31,7 @@ from .cmdline import (
     read_facts,
 )
 from .kpi_cli import add_kpi_parser
+from .notice_cli import add_notice_parser
 from .parallel import PARALLEL_MIN_CASES
 from .replay import ReplayReport, junit_xml, remote, replay, replay_file
 from .review_cli import add_review_parsers
@@ -389,14 +390,29 @@ def _cmd_audit_key(args: argparse.Namespace) -> int:
     return OK
 
 
+def _read_saved_decision(spec: str, path: Path) -> tuple[str, bytes | None]:
+    """The saved decision's JSON text, and the notice PDF it came from (None for JSON)."""
+    from miaopi_server.offline import NoticeFileError, is_pdf, notice_attachment
+
+    try:
+        if spec == "-":
+            return sys.stdin.read(), None
+        raw = path.read_bytes()
+        pdf = raw if is_pdf(raw) else None
+        if pdf is not None:
+            raw = notice_attachment(pdf)
+        return raw.decode("utf-8"), pdf
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read decision {spec}: {exc}") from None
+    except NoticeFileError as exc:
+        raise BadInput(f"notice {spec}: {exc}") from None
+
+
 def _cmd_verify_receipt(args: argparse.Namespace) -> int:
     from .receipts import receipt_key_id, verify_receipt
 
     spec = str(args.file)
-    try:
-        text = sys.stdin.read() if spec == "-" else args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read decision {spec}: {exc}") from None
+    text, pdf = _read_saved_decision(spec, args.file)
     duplicates: list[str] = []
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -424,12 +440,20 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
         with _client(args, _sub_target(args), "supervisor") as c:
             public = c.seal_key()["public_key"]
     check = verify_receipt(saved, public)
-    if check.ok:
-        print(f"receipt OK: seq {check.seq} sealed by {check.key_id}")
-        return OK
     where = f" (seq {check.seq})" if check.seq else ""
-    print(f"receipt FAILED{where}: {check.reason}")
-    return FAILED
+    if not check.ok:
+        print(f"receipt FAILED{where}: {check.reason}")
+        return FAILED
+    if pdf is not None:
+        from miaopi_server.offline import printed_mismatch
+
+        # The attachment is sealed; the page around it is not: it must show that decision.
+        problem = printed_mismatch(pdf, saved)
+        if problem:
+            print(f"receipt FAILED{where}: {problem}")
+            return FAILED
+    print(f"receipt OK: seq {check.seq} sealed by {check.key_id}")
+    return OK
 
 
 def _rpc_error(exc: ClientError, target: str) -> int:
@@ -582,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_parsers(sub, lambda args, role: _client(args, _sub_target(args), role))
     add_kpi_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
     add_alerts_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
+    add_notice_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
     return p
 
 
@@ -697,9 +722,15 @@ def _add_audit_parsers(sub: Any) -> None:
     s.set_defaults(run=_cmd_audit_key)
 
     s = sub.add_parser(
-        "verify-receipt", help="check a saved decision (decide --json) against its e-seal"
+        "verify-receipt",
+        help="check a saved decision (decide --json) or a notice PDF against its e-seal",
     )
-    s.add_argument("file", type=Path, metavar="FILE", help='saved decision; "-" reads stdin')
+    s.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help='saved decision, or a notice PDF (miaopi notice --pdf); "-" reads stdin (JSON)',
+    )
     where = s.add_mutually_exclusive_group()
     _add_keys(where)
     _add_target(s, where)
