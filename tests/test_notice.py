@@ -408,6 +408,19 @@ class TestParts:
         assert "<script>x" not in html and "&lt;b&gt;不符合&lt;/b&gt; &amp; &lt;script&gt;" in html
         assert "<b>不符合</b>&<script>x</script>" in printed_text(render_notice_pdf(record))
 
+    def test_a_refusal_for_more_than_materials_still_lists_them(self) -> None:
+        """Missing materials alone make an 一次性告知书; with another refusing reason it is a
+        不予批准决定书, which still lists every missing material."""
+        reasons = [
+            {"rule_id": "material:hukou_book", "outcome": "REJECT", "message": "缺少户口簿"},
+            {"rule_id": "too_young", "outcome": "REJECT", "message": "未满七十周岁"},
+        ]
+        missing = [{"id": "hukou_book", "name": "户口簿"}]
+        both = notice_of(made_up(reasons=reasons, missing_materials=missing))
+        assert (both.kind, both.title, both.missing) == ("refuse", "不予批准决定书", ("户口簿",))
+        only = notice_of(made_up(reasons=reasons[:1], missing_materials=missing))
+        assert (only.kind, only.title) == ("inform", "一次性告知书")
+
     def test_decided_at_crosses_midnight_in_shanghai(self) -> None:
         assert notice_of(made_up()).decided_at == "2026年11月24日 00:30:00（北京时间）"
 

@@ -130,11 +130,9 @@ def _kind(outcome: str, decision: Mapping[str, Any]) -> tuple[str, str, str]:
         return "approve", "准予批准通知书", "准予批准（秒批）"
     if outcome == "MANUAL_REVIEW":
         return "accept", "受理通知书", "已受理，转人工审核"
-    reasons = _reasons(decision.get("reasons"))
-    only_materials = all(
-        r.outcome != "REJECT" or rid.startswith("material:")
-        for r, rid in zip(reasons, _reason_ids(decision.get("reasons")), strict=True)
-    )
+    given = decision.get("reasons")
+    deciding = [r for r in _ordered(given) if _outcome(r.get("outcome")) == "REJECT"]
+    only_materials = all(_str(r.get("rule_id")).startswith("material:") for r in deciding)
     if decision.get("missing_materials") and only_materials:
         return "inform", "一次性告知书", "材料不齐全，不予批准（请补齐后重新申请）"
     return "refuse", "不予批准决定书", "不予批准"
@@ -165,10 +163,6 @@ def _reasons(reasons: Any) -> tuple[NoticeReason, ...]:
         citation = _str(basis.get("citation")) or _join(basis.get("law"), basis.get("article"))
         out.append(NoticeReason(_str(r.get("message")), citation, _outcome(r.get("outcome"))))
     return tuple(out)
-
-
-def _reason_ids(reasons: Any) -> list[str]:
-    return [_str(r.get("rule_id")) for r in _ordered(reasons)]
 
 
 def _join(law: Any, article: Any) -> str:
