@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
 RULESETS ?= rulesets
 REGISTRY ?= data/registry
+METRICS_LISTEN ?= 127.0.0.1:9464
 
 .PHONY: run test test-tools install gen gen-check proto-check lint bench fuzz clean
 
@@ -20,7 +21,7 @@ install: $(STAMP)
 run: $(STAMP)
 	mkdir -p var
 	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
-	  --registry $(REGISTRY)
+	  --registry $(REGISTRY) $(if $(METRICS_LISTEN),--metrics-listen $(METRICS_LISTEN))
 
 # The notice tests read PDFs back with poppler (pdftotext, and pdftoppm with its Chinese CMaps
 # and a Chinese font standing in for STSong-Light) and decode the QR code with zbar.

@@ -43,6 +43,7 @@ CONFINED = {
     "reportlab": ("miaopi_server.notice",),
     "segno": ("miaopi_server.notice",),
     "pypdf": ("miaopi_server.notice",),
+    "prometheus_client": ("miaopi_server.ops.metrics",),
 }
 # Connectors do I/O: only the code that runs lookups before a decision may import them, so the
 # decision itself cannot fetch anything (it receives what was looked up as data).

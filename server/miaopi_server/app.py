@@ -33,6 +33,12 @@ from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
 from miaopi_server.ops.alerts import run_scheduler
 from miaopi_server.ops.gate import GatePolicy
+from miaopi_server.ops.metrics import (
+    Exporter,
+    Metrics,
+    WorkerSetMetrics,
+    serve_process,
+)
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.settings import Settings, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
@@ -52,6 +58,7 @@ class Running:
     watcher: asyncio.Task[None] | None = None
     registry: EmbeddedRegistry | None = None
     alerts: asyncio.Task[None] | None = None
+    metrics: Exporter | None = None  # this process's endpoint (not a worker's: its supervisor's)
 
     @property
     def catalog(self) -> Catalog:
@@ -63,6 +70,8 @@ class Running:
                 task.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.metrics is not None:
+            self.metrics.close()
         self.store.close()
         self.holder.close()
         if self.registry is not None:
@@ -221,6 +230,20 @@ async def create_server(settings: Settings) -> Running:
             registry.close()
         holder.close()
         raise
+    metrics, exporter = None, None
+    if settings.metrics_listen:
+        metrics = Metrics()
+        store.on_batch = metrics.audit_batch
+        holder.on_reload = metrics.reloaded
+        if settings.worker_index < 0:  # a worker's metrics are its supervisor's to serve
+            try:
+                exporter = serve_process(settings.metrics_listen, metrics, store.open_tasks)
+            except BaseException:
+                store.close()
+                if registry is not None:
+                    registry.close()
+                holder.close()
+                raise
     server = grpc.aio.server(
         options=[
             # A second server on a busy port must fail, not share it; --workers share on purpose.
@@ -245,6 +268,7 @@ async def create_server(settings: Settings) -> Running:
         on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
         provider=provider,
         licences_deadline=settings.elicense_deadline_ms / 1000,
+        metrics=metrics,
     )
     add_to_server(service, server)
     review = ReviewService(
@@ -272,6 +296,8 @@ async def create_server(settings: Settings) -> Running:
         else:
             port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:  # grpcio raises on a failed bind
+        if exporter is not None:
+            exporter.close()
         store.close()
         holder.close()
         if registry is not None:
@@ -286,7 +312,7 @@ async def create_server(settings: Settings) -> Running:
     alerts = None
     if settings.alert_interval_seconds > 0:
         alerts = asyncio.create_task(run_scheduler(store, settings.alert_interval_seconds))
-    return Running(server, port, health, holder, store, watcher, registry, alerts)
+    return Running(server, port, health, holder, store, watcher, registry, alerts, exporter)
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:
@@ -337,6 +363,17 @@ async def _stop_when_orphaned(stop: asyncio.Event, supervisor: int) -> None:
     stop.set()
 
 
+def _worker_set_metrics(settings: Settings) -> WorkerSetMetrics:
+    """The supervisor's metrics endpoint: the workers' sum, and the task gauges read from the
+    store it keeps open for them."""
+    store = open_store(settings)
+    try:
+        return WorkerSetMetrics(settings.metrics_listen, settings.state_dir, store)
+    except BaseException:
+        store.close()
+        raise
+
+
 def _prepare_shared_state(settings: Settings) -> None:
     """What every worker shares, created once before they start: seal key, audit database,
     development credentials (printed once)."""
@@ -364,7 +401,11 @@ def main(argv: list[str] | None = None) -> int:
             return reanchor(settings)
         if settings.workers > 1:
             return workers.supervise(
-                args, settings.listen, settings.workers, lambda: _prepare_shared_state(settings)
+                args,
+                settings.listen,
+                settings.workers,
+                lambda: _prepare_shared_state(settings),
+                (lambda: _worker_set_metrics(settings)) if settings.metrics_listen else None,
             )
         # A worker notes its supervisor first thing, so it can tell when that one is gone.
         asyncio.run(serve(settings, os.getppid() if settings.worker_index >= 0 else 0))

@@ -7,6 +7,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from miaopi_server.ops.metrics import split_listen
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -66,6 +68,16 @@ class Settings:
     claim_idle_seconds: float = 1800.0
     alert_interval_seconds: float = 60.0  # the alert scheduler's pass (0: no scheduler)
     response_working_hours: float = 8.0  # KPIs: a task claimed within N office hours responded
+    # Prometheus metrics over HTTP on HOST:PORT (ops/metrics.py); "" (the default): none.
+    metrics_listen: str = ""
+
+
+def _host_port(listen: str) -> str:
+    try:
+        split_listen(listen)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return listen
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -237,6 +249,13 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="HOURS",
         help="KPIs: a review task claimed within this many office hours (09:00-17:00 on "
         "working days) of opening counts as responded (default 8)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics over HTTP here (port 0 picks a free one); with "
+        "--workers the supervisor serves the whole set's; default: no metrics",
     )
     p.add_argument("--log-format", choices=("auto", "json", "console"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -48,6 +48,7 @@ from miaopi_server.audit.sqlite_casework import (
     list_tasks,
     period_facts,
     task_row,
+    tasks_not_final,
 )
 from miaopi_server.audit.sqlite_migrate import migrate
 from miaopi_server.audit.sqlite_tree import (
@@ -160,6 +161,8 @@ class SQLiteAuditStore:
         self._grown: tuple[int, str, dict[tuple[int, int], bytes]] | None = None
         self.batches = 0
         self.records_written = 0
+        # Told (records, seconds) after every batch committed: the metrics' audit histograms.
+        self.on_batch: Callable[[int, float], None] | None = None
         # Public keys of rotated-out sealing keys: records they sealed still verify.
         self.keys = {**(previous_keys or {}), sealer.key_id: sealer.public_raw}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -364,6 +367,7 @@ class SQLiteAuditStore:
         batch = [(p, f) for p, f in batch if f.set_running_or_notify_cancel()]
         if not batch:
             return
+        began = time.perf_counter()
         # What each acknowledged record is made of: its StoredRecord is built once, with the
         # head and proof, after the commit (an event's is made when it is inserted).
         written: list[tuple[Future[StoredRecord], int, str, str, str, Pending | StoredRecord]] = []
@@ -475,6 +479,7 @@ class SQLiteAuditStore:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         self.batches += 1
         self.records_written += len(written)
+        took = time.perf_counter() - began
         # Proofs come from the nodes the batch computed (no reads), outside the lock.
         by_request: dict[tuple[str, str], StoredRecord] = {}
         memo: merkle.Memo = {}  # the batch's proofs share their right edges
@@ -510,6 +515,9 @@ class SQLiteAuditStore:
             fut.set_exception(
                 DuplicateRequest(by_request[first] if isinstance(first, tuple) else first)
             )
+        if self.on_batch is not None and written:
+            with suppress(Exception):  # an observer never stops the writer
+                self.on_batch(len(written), took)
 
     def _apply(self, event: PendingEvent, last_seq: int) -> dict[str, Any]:
         """Do what the event records, in its transaction; what it did goes into its body."""
@@ -678,6 +686,15 @@ class SQLiteAuditStore:
     ) -> builtins.list[Task]:
         with self._read() as conn:
             return list_tasks(conn, departments, jurisdiction, states, limit, after_opened)
+
+    def open_tasks(self) -> builtins.list[Task]:
+        """Every task not final (for the metrics' gauges). Its own connection: a scrape's
+        thread is neither the writer's nor the readers'."""
+        conn = _connect(self.path, int(self._busy_timeout_s * 1000), readonly=True)
+        try:
+            return tasks_not_final(conn)
+        finally:
+            conn.close()
 
     def period_cases(
         self, start: str, end: str, closed_at_once: Callable[[StoredRecord], Task]

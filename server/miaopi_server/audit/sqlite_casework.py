@@ -152,6 +152,13 @@ def list_tasks(
     return [task_from_json(r[0]) for r in conn.execute(sql, (*args, limit))]
 
 
+def tasks_not_final(conn: sqlite3.Connection) -> list[Task]:
+    """Every task not in a final state (the metrics' open and overdue tasks)."""
+    final = sorted(FINAL)
+    sql = f"SELECT task FROM tasks WHERE state NOT IN ({','.join('?' * len(final))})"
+    return [task_from_json(r[0]) for r in conn.execute(sql, final)]
+
+
 def period_facts(
     conn: sqlite3.Connection, start: str, end: str, instant: Iterable[Task]
 ) -> list[CaseFacts]:

@@ -50,6 +50,7 @@ from miaopi_server.errors import (
 )
 from miaopi_server.ops.logs import LogSampler
 from miaopi_server.ops.lookups import gather
+from miaopi_server.ops.metrics import Metrics
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
 from miaopi_server.rules.model import Item
 from miaopi_server.sources.model import Provider
@@ -70,6 +71,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         on_reload: Callable[[], None] | None = None,
         provider: Provider | None = None,
         licences_deadline: float = 1.0,
+        metrics: Metrics | None = None,
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
         self._limiter = limiter or RateLimiter(0, 0)
@@ -85,6 +87,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
         self._provider = provider  # shared data (四免); None: cases decide on their own facts
         self._licences_deadline = licences_deadline  # seconds the e-license library may take
+        self._metrics = metrics  # --metrics-listen; None: nothing is measured
 
     async def guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
         """Authenticate, authorise the RPC for the principal's role, apply its rate limit.
@@ -194,6 +197,10 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         except Exception as exc:
             log.exception("decide.crashed")
             await abort(context, exc)
+        took = time.perf_counter() - started
+        if self._metrics is not None and recorded.decided is not None:  # not a repeat
+            d = recorded.decided.decision
+            self._metrics.decided(d.item_code, d.outcome, took)
         log.info(
             "decision",
             decision_id=msg.decision_id,
@@ -201,7 +208,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             ruleset_version=msg.ruleset.version,
             ruleset_digest=msg.ruleset.digest,
             seq=msg.receipt.seq,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            duration_ms=round(took * 1000, 3),
         )
         return pb.DecideResponse(decision=msg)
 

@@ -100,6 +100,7 @@ class CatalogHolder:
         # What the files looked like when the serving set was read (the watcher compares).
         self.files = snapshot(root)
         self._retired: list[Catalog] = []
+        self.on_reload: Callable[[bool], None] | None = None  # told each reload: applied?
 
     def current(self) -> Catalog:
         return self._catalog
@@ -142,6 +143,8 @@ class CatalogHolder:
                 catalog_digest=catalog_digest(new),
             )
             self.last = result
+            if self.on_reload is not None:
+                self.on_reload(True)
             log.info(
                 "rules.reloaded",
                 trigger=trigger,
@@ -158,6 +161,8 @@ class CatalogHolder:
         self.last = ReloadResult(
             False, diagnostics=diagnostics, catalog_digest=catalog_digest(serving)
         )
+        if self.on_reload is not None:
+            self.on_reload(False)
         return self.last
 
     def _retire(self, old: Catalog) -> None:
