@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
+CONSOLE_LISTEN ?= 127.0.0.1:8080
 RULESETS ?= rulesets
 REGISTRY ?= data/registry
 
-.PHONY: run test install gen gen-check proto-check lint bench fuzz clean
+.PHONY: run test test-setup install gen gen-check proto-check lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +21,16 @@ install: $(STAMP)
 run: $(STAMP)
 	mkdir -p var
 	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
-	  --registry $(REGISTRY)
+	  --registry $(REGISTRY) --console-listen $(CONSOLE_LISTEN)
 
-test: $(STAMP)
+# The console's browser tests drive Debian's chromium (a browser download fails here), with
+# a CJK font so Chinese renders as text, not boxes.
+test-setup:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'noto sans cjk'; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk; \
+	fi
+
+test: $(STAMP) test-setup
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -66,6 +66,7 @@ class Settings:
     claim_idle_seconds: float = 1800.0
     alert_interval_seconds: float = 60.0  # the alert scheduler's pass (0: no scheduler)
     response_working_hours: float = 8.0  # KPIs: a task claimed within N office hours responded
+    console_listen: str = ""  # the web console's HOST:PORT (docs/CONSOLE.md); "" = off
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -237,6 +238,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="HOURS",
         help="KPIs: a review task claimed within this many office hours (09:00-17:00 on "
         "working days) of opening counts as responded (default 8)",
+    )
+    p.add_argument(
+        "--console-listen",
+        metavar="HOST:PORT",
+        help="serve the web console for reviewers and supervisors here (docs/CONSOLE.md; "
+        "off by default; with --workers only the first worker serves it)",
     )
     p.add_argument("--log-format", choices=("auto", "json", "console"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
