@@ -39,6 +39,9 @@ CONFINED = {
     "google": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "miaopi": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "sqlite3": ("miaopi_server.audit", "miaopi_server.sources.embedded", "miaopi_client"),
+    # The web console's HTTP server and templates (docs/CONSOLE.md).
+    "aiohttp": ("miaopi_server.edge.console",),
+    "jinja2": ("miaopi_server.edge.console",),
 }
 # Connectors do I/O: only the code that runs lookups before a decision may import them, so the
 # decision itself cannot fetch anything (it receives what was looked up as data).

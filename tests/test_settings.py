@@ -32,6 +32,7 @@ class TestSettings:
                 "--sources-url", "https://share.example", "--sources-token-file", "t",
                 "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
                 "--response-hours", "4", "--alert-interval", "5",
+                "--console-listen", "127.0.0.1:8080",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -70,6 +71,7 @@ class TestSettings:
             elicense_deadline_ms=700,
             response_working_hours=4.0,
             alert_interval_seconds=5.0,
+            console_listen="127.0.0.1:8080",
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

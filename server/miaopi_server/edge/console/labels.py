@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi_server.casework.states import STATE_NAMES
@@ -62,7 +62,7 @@ def outcome_code(value: int) -> str:
     return str(pb.Outcome.Name(value)).removeprefix("OUTCOME_")
 
 
-def local_time(ts: Any) -> str:
+def local_time(ts: timestamp_pb2.Timestamp) -> str:
     """A protobuf Timestamp as Beijing time, to the minute."""
     if not ts.seconds and not ts.nanos:
         return ""

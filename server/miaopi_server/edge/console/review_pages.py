@@ -101,7 +101,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
     tasks = [t for t in listed.tasks if not item or t.item_code == item]
     return render(
         request, "queue.html", tasks=tasks, items=items, item=item, state=state, errors={},
-        refused=None, item_names={i.item_code: i.name for i in items},
+        refused=None, item_names={i.code: i.name for i in items},
     )  # fmt: skip
 
 
