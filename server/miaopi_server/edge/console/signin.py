@@ -43,7 +43,9 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 
 def _form(request: web.Request, status: int = 200, error: str = "") -> web.Response:
-    token = secrets.token_urlsafe(32)
+    # One token per browser, not per page view: a second view of the form (another tab, or
+    # the browser's own favicon request sent here) must not void the first one's token.
+    token = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(32)
     response = render(request, "signin.html", status, signin_csrf=token, error=error)
     _cookie(response, request, SIGNIN_COOKIE, token)
     return response
