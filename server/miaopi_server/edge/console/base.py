@@ -47,7 +47,7 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
-SESSION = "miaopi.session"  # request key of the signed-in Session
+SESSION = web.RequestKey("session", Session)  # the signed-in session of a request
 
 
 def console_of(request: web.Request) -> Console:
@@ -56,8 +56,7 @@ def console_of(request: web.Request) -> Console:
 
 def session_of(request: web.Request) -> Session:
     """The signed-in session (the middleware let only signed-in requests through)."""
-    session: Session = request[SESSION]
-    return session
+    return request[SESSION]
 
 
 def context(request: web.Request, credential: Credential | None = None) -> ConsoleContext:
