@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
+CONSOLE_LISTEN ?= 127.0.0.1:8080
 RULESETS ?= rulesets
 REGISTRY ?= data/registry
 METRICS_LISTEN ?= 127.0.0.1:9464
 
-.PHONY: run test test-tools install gen gen-check proto-check lint bench fuzz clean
+.PHONY: run test test-setup install gen gen-check proto-check lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +22,20 @@ install: $(STAMP)
 run: $(STAMP)
 	mkdir -p var
 	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
-	  --registry $(REGISTRY) $(if $(METRICS_LISTEN),--metrics-listen $(METRICS_LISTEN))
+	  --registry $(REGISTRY) --console-listen $(CONSOLE_LISTEN) \
+	  $(if $(METRICS_LISTEN),--metrics-listen $(METRICS_LISTEN))
 
-# The notice tests read PDFs back with poppler (pdftotext, and pdftoppm with its Chinese CMaps
-# and a Chinese font standing in for STSong-Light) and decode the QR code with zbar.
-NOTICE_TOOLS := poppler-utils poppler-data fonts-wqy-zenhei zbar-tools
-test-tools:
-	@dpkg -s $(NOTICE_TOOLS) >/dev/null 2>&1 || \
-	  (apt-get update && apt-get install -y --no-install-recommends $(NOTICE_TOOLS))
+# What the tests need from Debian, installed only when missing: the console's browser tests
+# drive Debian's chromium (a browser download fails here) with a CJK font so Chinese renders
+# as text; the notice tests read PDFs back with poppler (pdftotext, and pdftoppm with its
+# Chinese CMaps and a font standing in for STSong-Light) and decode the QR code with zbar.
+TEST_PACKAGES := chromium fonts-noto-cjk poppler-utils poppler-data fonts-wqy-zenhei zbar-tools
+test-setup:
+	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -q --no-install-recommends $(TEST_PACKAGES))
 
-test: $(STAMP) test-tools
+test: $(STAMP) test-setup
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -44,6 +44,9 @@ CONFINED = {
     "segno": ("miaopi_server.notice",),
     "pypdf": ("miaopi_server.notice",),
     "prometheus_client": ("miaopi_server.ops.metrics",),
+    # The web console's HTTP server and templates (docs/CONSOLE.md).
+    "aiohttp": ("miaopi_server.edge.console",),
+    "jinja2": ("miaopi_server.edge.console",),
 }
 # Connectors do I/O: only the code that runs lookups before a decision may import them, so the
 # decision itself cannot fetch anything (it receives what was looked up as data).

@@ -33,6 +33,7 @@ class TestSettings:
                 "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
                 "--response-hours", "4", "--alert-interval", "5",
                 "--metrics-listen", "127.0.0.1:9464",
+                "--console-listen", "127.0.0.1:8080",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -72,6 +73,7 @@ class TestSettings:
             response_working_hours=4.0,
             alert_interval_seconds=5.0,
             metrics_listen="127.0.0.1:9464",
+            console_listen="127.0.0.1:8080",
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

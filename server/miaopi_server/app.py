@@ -7,6 +7,7 @@ import gc
 import os
 import signal
 import socket
+import ssl
 import sys
 import urllib.parse
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from miaopi_server.edge.auth import (
     RateLimiter,
     write_dev_credentials,
 )
+from miaopi_server.edge.console.server import ConsoleServer, start_console, tls_context
 from miaopi_server.edge.review import REVIEW_SERVICE_NAME, ReviewService, add_review_to_server
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import AuditUnavailable, RuleFileError
@@ -59,6 +61,7 @@ class Running:
     registry: EmbeddedRegistry | None = None
     alerts: asyncio.Task[None] | None = None
     metrics: Exporter | None = None  # this process's endpoint (not a worker's: its supervisor's)
+    console: ConsoleServer | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -68,6 +71,8 @@ class Running:
         for task in (self.watcher, self.alerts):
             if task is not None:
                 task.cancel()
+        if self.console is not None:
+            await self.console.stop()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         if self.metrics is not None:
@@ -162,6 +167,13 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials:
         root_certificates=ca,
         require_client_auth=ca is not None,
     )
+
+
+def console_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The console serves HTTPS with the gRPC server's certificate when it has one."""
+    if settings.tls_cert and settings.tls_key:
+        return tls_context(settings.tls_cert, settings.tls_key)
+    return None
 
 
 class SourcesMisconfigured(Exception):
@@ -304,6 +316,19 @@ async def create_server(settings: Settings) -> Running:
             registry.close()
         raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
     await server.start()
+    console = None
+    if settings.console_listen and settings.worker_index <= 0:  # sessions live in one process
+        try:
+            console = await start_console(
+                settings.console_listen, service, review, store, console_tls(settings)
+            )
+        except OSError:
+            await server.stop(None)
+            store.close()
+            holder.close()
+            if registry is not None:
+                registry.close()
+            raise
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
     watcher = None
@@ -312,7 +337,9 @@ async def create_server(settings: Settings) -> Running:
     alerts = None
     if settings.alert_interval_seconds > 0:
         alerts = asyncio.create_task(run_scheduler(store, settings.alert_interval_seconds))
-    return Running(server, port, health, holder, store, watcher, registry, alerts, exporter)
+    return Running(
+        server, port, health, holder, store, watcher, registry, alerts, exporter, console
+    )
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:

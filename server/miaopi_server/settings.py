@@ -70,6 +70,7 @@ class Settings:
     response_working_hours: float = 8.0  # KPIs: a task claimed within N office hours responded
     # Prometheus metrics over HTTP on HOST:PORT (ops/metrics.py); "" (the default): none.
     metrics_listen: str = ""
+    console_listen: str = ""  # the web console's HOST:PORT (docs/CONSOLE.md); "" = off
 
 
 def _host_port(listen: str) -> str:
@@ -256,6 +257,13 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="HOST:PORT",
         help="serve Prometheus metrics over HTTP here (port 0 picks a free one); with "
         "--workers the supervisor serves the whole set's; default: no metrics",
+    )
+    p.add_argument(
+        "--console-listen",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve the web console for reviewers and supervisors here (docs/CONSOLE.md; "
+        "off by default; with --workers only the first worker serves it)",
     )
     p.add_argument("--log-format", choices=("auto", "json", "console"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

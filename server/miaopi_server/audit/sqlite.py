@@ -47,6 +47,7 @@ from miaopi_server.audit.sqlite_casework import (
     insert_tasks,
     list_tasks,
     period_facts,
+    task_history,
     task_row,
     tasks_not_final,
 )
@@ -675,6 +676,11 @@ class SQLiteAuditStore:
     def task(self, decision_id: str) -> tuple[Task, int] | None:
         with self._read() as conn:
             return get_task(conn, decision_id)
+
+    def history(self, decision_id: str, after_seq: int) -> builtins.list[dict[str, Any]]:
+        """The transitions of the decision's task (recorded after `after_seq`, its seq)."""
+        with self._read() as conn:
+            return task_history(conn, decision_id, after_seq)
 
     def tasks(
         self,

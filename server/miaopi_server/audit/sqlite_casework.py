@@ -4,8 +4,10 @@ transitions applied and recorded in the writer's transaction, and read for the q
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from miaopi_server.audit.canonical import sha256_hex
 from miaopi_server.audit.record import StoredRecord, chained_record, column_time, fixed_time
@@ -193,3 +195,17 @@ def period_facts(
         )
         for t in (*tasks, *instant)
     ]
+
+
+def task_history(
+    conn: sqlite3.Connection, decision_id: str, after_seq: int
+) -> list[dict[str, Any]]:
+    """The transitions of a decision's task, oldest first, each with its record's seq: what
+    the transition records say (action, from, to, by, at, what it carried). Transitions
+    follow their decision, so the scan starts at the decision's seq."""
+    rows = conn.execute(
+        "SELECT seq, json_extract(body, '$.transition') FROM records WHERE kind = 'transition'"
+        " AND seq > ? AND json_extract(body, '$.transition.decision_id') = ? ORDER BY seq",
+        (after_seq, decision_id),
+    )
+    return [{**json.loads(body), "seq": seq} for seq, body in rows]
