@@ -34,6 +34,7 @@ from miaopi_server.rules.model import (
     Material,
     Rule,
 )
+from miaopi_server.rules.remedies import Remedies, remedies_notice
 
 MATERIALS_KEY = "_m"
 PROBES_KEY = "_p"
@@ -97,6 +98,11 @@ class CompiledItem:
     def layout(self) -> tuple[tuple[str, tuple[str, ...], str], ...]:
         """(path, parent keys, leaf key) of every path in `paths`, split once."""
         return tuple((p, tuple(p.split(".")[:-1]), p.rsplit(".", 1)[-1]) for p in self.paths)
+
+    @cached_property
+    def remedies(self) -> Remedies:
+        """The notice every refusal of this item carries (built once, not per decision)."""
+        return remedies_notice(self.item.remedies)
 
     @cached_property
     def material_ids(self) -> tuple[str, ...]:

@@ -44,10 +44,13 @@ from miaopi_server.rules.model import (
     LegalBasis,
     Material,
     OutputCase,
+    RemedyBodies,
     Rule,
 )
 
 LISTS_DIR = "lists"
+# Defaults per department (who hears a challenge to a refusal), shared by the directory's items.
+DEPARTMENTS_DIR = "departments"
 # Limits on what a rule file may hold (docs/RULES.md). A file or list past them is refused
 # with a located error by the loader, and so by lint and the server alike.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -174,8 +177,10 @@ class _FileLoader:
         display: str,
         shared_lists: dict[str, tuple[str, ...]],
         field_types: FieldTypes,
+        departments: Mapping[str, RemedyBodies] | None = None,
     ):
         self.path = path
+        self.departments = departments or {}
         self.display = display
         self.shared_lists = shared_lists
         self.field_types = field_types
@@ -338,6 +343,7 @@ class _FileLoader:
                 "rules",
                 "sources",
                 "e_license_holder",
+                "remedies",
             },
             ("item", "version", "legal_basis", "form", "rules"),
         )
@@ -419,6 +425,13 @@ class _FileLoader:
             else ""
         )
         check_e_licenses(self, holder_node or root, holder, fields, materials)
+        own = (
+            self.guard(lambda: self.remedies(top["remedies"][1], "remedies"), RemedyBodies())
+            if "remedies" in top
+            else RemedyBodies()
+        )
+        department_default = self.departments.get(department, RemedyBodies())
+        remedies = own.over(department_default)
         lists = {**self.shared_lists, **local_lists}
         used = sorted(
             {
@@ -428,11 +441,15 @@ class _FileLoader:
                 if name in lists
             }
         )
-        digest = hashlib.sha256(
+        content = (
             raw
             + b"\0"
             + json.dumps({n: lists[n] for n in used}, ensure_ascii=False, sort_keys=True).encode()
-        ).hexdigest()
+        )
+        if remedies != own:  # the department's default is part of what the item says
+            taken = {"review_body": remedies.review_body, "court": remedies.court}
+            content += b"\0" + json.dumps(taken, ensure_ascii=False, sort_keys=True).encode()
+        digest = hashlib.sha256(content).hexdigest()
         return Item(
             code=code,
             name=name,
@@ -456,7 +473,17 @@ class _FileLoader:
             digest=f"sha256:{digest}",
             sources=sources,
             e_license_holder=holder,
+            remedies=remedies,
         )
+
+    def remedies(self, node: yaml.Node, what: str) -> RemedyBodies:
+        """`{review_body: ..., court: ...}`: who hears a challenge to a refusal."""
+        m = self.mapping(node, what, {"review_body", "court"})
+        review_body = (
+            self.text_of(m["review_body"][1], f"{what}.review_body") if "review_body" in m else ""
+        )
+        court = self.text_of(m["court"][1], f"{what}.court") if "court" in m else ""
+        return RemedyBodies(review_body.strip(), court.strip())
 
     def guard(self, fn: Any, fallback: Any) -> Any:
         """Run one part of the file; on a problem already reported, carry on with `fallback`.
@@ -962,6 +989,44 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
     return lists, diagnostics
 
 
+def department_files(root: Path) -> list[Path]:
+    folder = root / DEPARTMENTS_DIR
+    return sorted(folder.rglob("*.y*ml")) if folder.is_dir() else []
+
+
+def load_departments(root: Path) -> tuple[dict[str, RemedyBodies], list[Diagnostic]]:
+    """Department defaults from `departments/*.yaml`: `departments: {<item.department as
+    written>: {remedies: {review_body, court}}}`. A department in two files is MP104."""
+    departments: dict[str, RemedyBodies] = {}
+    diagnostics: list[Diagnostic] = []
+    for path in department_files(root):
+        loader = _FileLoader(path, display_path(root, path), {}, FIELD_TYPES)
+        node = loader.compose()
+        if node is not None:
+            try:
+                top = loader.mapping(
+                    None if isinstance(node, _Empty) else node,
+                    "部门文件",
+                    {"departments"},
+                    ("departments",),
+                )
+                for name, (key_node, value) in loader.mapping(
+                    top["departments"][1], "departments"
+                ).items():
+                    try:
+                        m = loader.mapping(value, f"部门 {name}", {"remedies"}, ("remedies",))
+                        bodies = loader.remedies(m["remedies"][1], f"部门 {name} 的 remedies")
+                    except (_Invalid, KeyError):
+                        continue
+                    if name in departments:
+                        loader.diag(key_node, "MP104", f"部门 {name} 在多个文件中定义")
+                    departments[name] = bodies
+            except (_Invalid, KeyError):
+                pass
+        diagnostics.extend(loader.diagnostics)
+    return departments, diagnostics
+
+
 def display_path(root: Path, path: Path) -> str:
     try:
         return str(path.relative_to(root.parent))
@@ -970,10 +1035,11 @@ def display_path(root: Path, path: Path) -> str:
 
 
 def item_files(root: Path) -> list[Path]:
+    shared = (LISTS_DIR, DEPARTMENTS_DIR)
     return sorted(
         p
         for p in root.rglob("*.y*ml")
-        if p.suffix in (".yaml", ".yml") and LISTS_DIR not in p.relative_to(root).parts
+        if p.suffix in (".yaml", ".yml") and not any(d in p.relative_to(root).parts for d in shared)
     )
 
 
@@ -982,8 +1048,10 @@ def load_rule_file(
     root: Path,
     lists: dict[str, tuple[str, ...]],
     field_types: FieldTypes = FIELD_TYPES,
+    departments: Mapping[str, RemedyBodies] | None = None,
 ) -> tuple[Item | None, list[Diagnostic]]:
-    """Load one rule file; `field_types` are the field types its form may use."""
-    loader = _FileLoader(path, display_path(root, path), lists, field_types)
+    """Load one rule file; `field_types` are the field types its form may use, `departments`
+    the directory's department defaults (load_departments)."""
+    loader = _FileLoader(path, display_path(root, path), lists, field_types, departments)
     item = loader.load()
     return item, loader.diagnostics

@@ -63,6 +63,23 @@ class LegalBasis:
 
 
 @dataclass(frozen=True)
+class RemedyBodies:
+    """Who hears a challenge to a refusal (rules/remedies.py): the 行政复议机关 and the
+    人民法院 ("": not configured)."""
+
+    review_body: str = ""
+    court: str = ""
+
+    def over(self, default: RemedyBodies) -> RemedyBodies:
+        """These bodies, each one not given taken from `default` (the department's)."""
+        return RemedyBodies(self.review_body or default.review_body, self.court or default.court)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.review_body and self.court)
+
+
+@dataclass(frozen=True)
 class Field:
     """One form field, or a derived fact (`derive` names the function computing it)."""
 
@@ -163,6 +180,8 @@ class Item:
     # the materials with an `e_license_type` consult.
     sources: tuple[SourceBinding, ...] = ()
     e_license_holder: str = ""
+    # Who hears a challenge to a refusal: the file's `remedies:` over its department's default.
+    remedies: RemedyBodies = RemedyBodies()
 
     @property
     def starts(self) -> dt.date:
