@@ -27,7 +27,7 @@ from miaopi_server.decision.sourced import (
 )
 from miaopi_server.decision.validate import Case, validate_case
 from miaopi_server.decision.workdays import add_working_days
-from miaopi_server.lang.probes import MISSING
+from miaopi_server.lang.probes import MISSING, term_value
 from miaopi_server.rules.compile import CompiledItem, engine_fact
 from miaopi_server.rules.model import LegalBasis, Material
 from miaopi_server.rules.remedies import Remedies
@@ -228,7 +228,13 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
             for output in rp.outputs:
                 for choice in output.choices:
                     if choice.engine_rule is None or choice.engine_rule in fired:
-                        outputs.setdefault(output.name, choice.value)
+                        if output.name in outputs:
+                            break
+                        value = choice.value
+                        if choice.term is not None:  # computed from the case; may be missing
+                            value = term_value(choice.term, lambda p: case.values.get(p, MISSING))
+                        if value is not MISSING:
+                            outputs[output.name] = value
                         break
     due, estimated = None, False
     if outcome == MANUAL_REVIEW:

@@ -22,7 +22,7 @@ import yaml
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import MAX_LIST_VALUES
-from miaopi_server.lang.parser import ExprSyntaxError, parse
+from miaopi_server.lang.parser import ExprSyntaxError, parse, parse_value
 from miaopi_server.rules.bindings import check_e_licenses, read_sources
 from miaopi_server.rules.fieldtypes import (
     FIELD_TYPES,
@@ -33,12 +33,14 @@ from miaopi_server.rules.fieldtypes import (
 )
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
+    COMPUTE,
     DEFAULT_SUPPLEMENT_DAYS,
     ITEM_TYPES,
     MATERIAL_NEEDS,
     OUTCOMES,
     UNKNOWN_KIND,
     Condition,
+    Expression,
     Field,
     Item,
     LegalBasis,
@@ -185,6 +187,7 @@ class _FileLoader:
         self.shared_lists = shared_lists
         self.field_types = field_types
         self.diagnostics: list[Diagnostic] = []
+        self.derived_so_far: dict[str, Field] = {}
         self.raw = b""
         self.text = ""
 
@@ -274,6 +277,15 @@ class _FileLoader:
         if day is None:
             raise self.invalid(node, "MP105", f"{what} 应为日期 YYYY-MM-DD")
         return day
+
+    def expression(self, node: yaml.Node, what: str) -> Expression:
+        source = self.text_of(node, what)
+        span = ScalarSpan.of(self.text, node)
+        try:
+            return Expression(source, parse_value(source), span)
+        except ExprSyntaxError as exc:
+            self.diag(node, exc.code, f"{what}: {exc.message}", offset=span.offset(exc.pos))
+            raise _Invalid() from None
 
     def condition(self, node: yaml.Node, what: str) -> Condition:
         source = self.text_of(node, what)
@@ -682,6 +694,7 @@ class _FileLoader:
         return value
 
     def derived(self, node: yaml.Node, fields: dict[str, Field]) -> None:
+        self.derived_so_far = fields  # a computed fact's type may follow from an earlier one
         for path, (key_node, value) in self.mapping(node, "derived").items():
             if not _PATH.match(path):
                 self.diag(key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段")
@@ -692,9 +705,13 @@ class _FileLoader:
                 self.diag(key_node, "MP104", f"派生字段 {path} 与表单字段重名")
                 continue
             try:
-                m = self.mapping(
-                    value, f"derived.{path}", {"function", "from", "label"}, ("function", "from")
-                )
+                m = self.mapping(value, f"derived.{path}", {"function", "from", "label", COMPUTE})
+                if COMPUTE in m:
+                    fields[path] = self.computed(path, m)
+                    continue
+                for key in ("function", "from"):
+                    if key not in m:
+                        self.diag(value, "MP103", f"derived.{path} 缺少必填项 {key!r}")
                 fn = self.text_of(m["function"][1], "function")
                 source = self.text_of(m["from"][1], "from")
             except (_Invalid, KeyError):
@@ -716,6 +733,36 @@ class _FileLoader:
                 path, result_kind, label, required=src.required, derive=fn, derive_from=source
             )
         self.check_prefixes(node, list(fields))
+
+    def computed(self, path: str, m: dict[str, tuple[yaml.Node, yaml.Node]]) -> Field:
+        """A derived fact computed from the case: `{compute: <expression>, label: ...}`. Its
+        type follows from the expression (checked when the item is compiled)."""
+        for key in ("function", "from"):
+            if key in m:
+                self.diag(m[key][0], "MP102", f"derived.{path} 写了 compute，就不写 {key}")
+        expr = self.expression(m[COMPUTE][1], f"derived.{path}.compute")
+        label = self.text_of(m["label"][1], "label") if "label" in m else ""
+        return Field(
+            path, self.kind_of(expr.tree, self.derived_so_far), label, derive=COMPUTE, compute=expr
+        )
+
+    @staticmethod
+    def kind_of(side: ast.Side, fields: dict[str, Field]) -> str:
+        """The field type of a computed value, as far as it can be told before compiling
+        (which reports what is wrong with it)."""
+        if isinstance(side, ast.Shift):
+            return "date"
+        if isinstance(side, ast.DaysBetween):
+            return "integer"
+        if isinstance(side, ast.Path):
+            f = fields.get(side.name)
+            return f.kind if f is not None else UNKNOWN_KIND
+        if isinstance(side, ast.Const):
+            v = side.value
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                return "date" if isinstance(v, str) and parse_date(v) else "string"
+            return "integer" if isinstance(v, int) else "number"
+        return UNKNOWN_KIND
 
     def local_lists(self, node: yaml.Node) -> dict[str, tuple[str, ...]]:
         return _read_lists(self, node)
@@ -835,15 +882,27 @@ class _FileLoader:
                 cases.append(OutputCase(self.output_value(value, name)))
             else:
                 for case in value.value:
-                    c = self.mapping(case, f"输出 {name}", {"when", "value"}, ("value",))
-                    if "value" not in c:
+                    c = self.mapping(case, f"输出 {name}", {"when", "value", COMPUTE})
+                    if "value" not in c and COMPUTE not in c:
+                        self.diag(case, "MP103", f"输出 {name} 缺少必填项 'value'（或 compute）")
+                        continue
+                    if "value" in c and COMPUTE in c:
+                        self.diag(
+                            case,
+                            "MP102",
+                            f"输出 {name} 的一项只能写 value 或 compute 之一",
+                        )
                         continue
                     when = (
                         self.condition(c["when"][1], f"输出 {name} 的 when")
                         if "when" in c
                         else None
                     )
-                    cases.append(OutputCase(self.output_value(c["value"][1], name), when))
+                    if COMPUTE in c:
+                        expr = self.expression(c[COMPUTE][1], f"输出 {name} 的 compute")
+                        cases.append(OutputCase(None, when, expr))
+                    else:
+                        cases.append(OutputCase(self.output_value(c["value"][1], name), when))
                 if cases and cases[-1].when is not None:
                     self.diag(
                         value,
