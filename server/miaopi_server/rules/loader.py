@@ -707,7 +707,7 @@ class _FileLoader:
             try:
                 m = self.mapping(value, f"derived.{path}", {"function", "from", "label", COMPUTE})
                 if COMPUTE in m:
-                    fields[path] = self.computed(path, m)
+                    fields[path] = self.computed(path, value, m)
                     continue
                 for key in ("function", "from"):
                     if key not in m:
@@ -734,12 +734,14 @@ class _FileLoader:
             )
         self.check_prefixes(node, list(fields))
 
-    def computed(self, path: str, m: dict[str, tuple[yaml.Node, yaml.Node]]) -> Field:
+    def computed(
+        self, path: str, node: yaml.Node, m: dict[str, tuple[yaml.Node, yaml.Node]]
+    ) -> Field:
         """A derived fact computed from the case: `{compute: <expression>, label: ...}`. Its
         type follows from the expression (checked when the item is compiled)."""
         for key in ("function", "from"):
             if key in m:
-                self.diag(m[key][0], "MP102", f"derived.{path} 写了 compute，就不写 {key}")
+                self.diag(node, "MP102", f"derived.{path} 写了 compute，就不写 {key}")
         expr = self.expression(m[COMPUTE][1], f"derived.{path}.compute")
         label = self.text_of(m["label"][1], "label") if "label" in m else ""
         return Field(
