@@ -136,7 +136,8 @@ def item(i: dict[str, Any]) -> str:
         out.append(
             f"  救济 Remedies:     复议 review {remedies.get('review_body', '?')}"
             f"（{remedies.get('review_days', 0)}日 days）; "
-            f"诉讼 court {remedies.get('court', '?')}（{remedies.get('litigation_months', 0)}个月 months）"
+            f"诉讼 court {remedies.get('court', '?')}"
+            f"（{remedies.get('litigation_months', 0)}个月 months）"
         )
     out += ["", "表单 Form fields"]
     fields = [
