@@ -75,6 +75,10 @@ legal_basis:
 """
 
 
+# Who hears a challenge to a refusal; appended where lint must find nothing (MP360).
+REMEDIES = "remedies: {review_body: 测试区人民政府, court: 测试区人民法院}\n"
+
+
 def rule_file(rest: str) -> str:
     """A test rule file: RULE_FILE_HEAD, then `rest` (form, materials, rules), dedented."""
     return RULE_FILE_HEAD + textwrap.dedent(rest)
