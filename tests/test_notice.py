@@ -202,12 +202,13 @@ class TestContent:
     @pytest.mark.parametrize("kind", KINDS)
     def test_remedies_on_a_refusal_only(self, notices: dict[str, Printed], kind: str) -> None:
         n = notices[kind]
-        statutory = "自知道该决定之日起60日内依法申请行政复议"
-        for text in (n.html, n.pdf_text, n.poppler_text):
-            assert (statutory in flat(text)) == (OUTCOMES[kind] == "REJECT")
-            assert ("6个月内依法向人民法院提起行政诉讼" in flat(text)) == (
-                OUTCOMES[kind] == "REJECT"
-            )
+        refused = OUTCOMES[kind] == "REJECT"
+        assert ("remedies" in n.decision) == refused
+        for text in (n.html, n.pdf_text, n.poppler_text):  # what the record says it told
+            if refused:
+                assert flat(n.decision["remedies"]["notice"]) in flat(text)
+            else:
+                assert "行政复议" not in flat(text)
 
     def test_decided_at_in_shanghai_time(self, notices: dict[str, Printed]) -> None:
         n = notices["approve"]
@@ -381,17 +382,21 @@ class TestParts:
     def test_name_mask(self, given: str, shown: str) -> None:
         assert mask_name(given) == shown
 
-    def test_remedies_name_the_bodies_when_the_decision_carries_them(self) -> None:
-        remedies = {
-            "review_body": "佛山市南海区人民政府",
-            "court": "佛山市南海区人民法院",
-            "review_days": 60,
-            "litigation_months": "6",  # int64 in proto3 JSON is a string
-        }
-        text = remedies_notice({"remedies": remedies})
-        assert text == (
-            "申请人如对本决定不服，可以自知道该决定之日起60日内向佛山市南海区人民政府申请行政复议，"
+    def test_remedies_print_the_recorded_notice(self) -> None:
+        remedies = {"review_body": "甲", "court": "乙", "notice": "  记录中的告知原文。 "}
+        assert remedies_notice({"remedies": remedies}) == "记录中的告知原文。"
+
+    def test_remedies_name_the_bodies_when_the_record_has_no_notice_text(self) -> None:
+        remedies = {"review_body": "佛山市南海区人民政府", "court": "佛山市南海区人民法院"}
+        assert remedies_notice({"remedies": remedies}) == (
+            "申请人如不服本决定，可以自知道该决定之日起60日内向佛山市南海区人民政府申请行政复议，"
             "或者自知道该决定之日起6个月内向佛山市南海区人民法院提起行政诉讼。"
+        )
+
+    def test_a_refusal_recorded_before_remedies_gets_the_statutory_notice(self) -> None:
+        assert remedies_notice({}) == (
+            "申请人如不服本决定，可以自知道该决定之日起60日内向有管辖权的行政复议机关申请行政复议，"
+            "或者自知道该决定之日起6个月内向有管辖权的人民法院提起行政诉讼。"
         )
 
     def test_remedies_in_the_pdf_when_present(self) -> None:
