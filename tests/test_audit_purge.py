@@ -63,7 +63,7 @@ class TestPurgeInTheStore:
             details = json.loads(event.body_json)["event"]
             assert details | {"id": "", "at": ""} == {
                 "type": "purge", "before": "2026-11-23T00:00:05.000000Z", "by": "admin-1",
-                "through_seq": 8, "purged": 4, "id": "", "at": "",
+                "through_seq": 8, "purged": 4, "comments_purged": 0, "id": "", "at": "",
             }  # fmt: skip
             old, kept = store.get("d2"), store.get("d6")
             assert old is not None and old.case_purged and old.case == {}
