@@ -57,35 +57,39 @@ DECIDE_OK = {"outcome": "APPROVE", "reasons": ("材料齐全，符合条件",)}
 
 
 class TestStateMachine:
-    LEGAL = [
-        (s.REVIEW, s.OPEN, s.CLAIM, s.CLAIMED),
-        (s.REVIEW, s.CLAIMED, s.RELEASE, s.OPEN),
-        (s.REVIEW, s.CLAIMED, s.DECIDE, s.DECIDED),
-        (s.REVIEW, s.CLAIMED, s.REQUEST_SUPPLEMENT, s.AWAITING_SUPPLEMENT),
-        (s.REVIEW, s.AWAITING_SUPPLEMENT, s.SUPPLY, s.OPEN),
-        (s.REVIEW, s.CLAIMED, s.SUSPEND, s.SUSPENDED),
-        (s.REVIEW, s.SUSPENDED, s.RESUME, s.CLAIMED),
-        (s.SUPPLEMENT, s.SUPPLEMENT_PENDING, s.SUPPLY, s.SUPPLEMENTED),
-        (s.SUPPLEMENT, s.SUPPLEMENT_PENDING, s.LAPSE, s.LAPSED),
-    ] + [
-        (kind, state, s.ESCALATE, state)  # 督办 marks the task, its state stays
-        for kind, state in [
-            (s.REVIEW, s.OPEN),
-            (s.REVIEW, s.CLAIMED),
-            (s.REVIEW, s.AWAITING_SUPPLEMENT),
-            (s.REVIEW, s.SUSPENDED),
-            (s.SUPPLEMENT, s.SUPPLEMENT_PENDING),
+    LEGAL = (
+        [
+            (s.REVIEW, s.OPEN, s.CLAIM, s.CLAIMED),
+            (s.REVIEW, s.CLAIMED, s.RELEASE, s.OPEN),
+            (s.REVIEW, s.CLAIMED, s.DECIDE, s.DECIDED),
+            (s.REVIEW, s.CLAIMED, s.REQUEST_SUPPLEMENT, s.AWAITING_SUPPLEMENT),
+            (s.REVIEW, s.AWAITING_SUPPLEMENT, s.SUPPLY, s.OPEN),
+            (s.REVIEW, s.CLAIMED, s.SUSPEND, s.SUSPENDED),
+            (s.REVIEW, s.SUSPENDED, s.RESUME, s.CLAIMED),
+            (s.SUPPLEMENT, s.SUPPLEMENT_PENDING, s.SUPPLY, s.SUPPLEMENTED),
+            (s.SUPPLEMENT, s.SUPPLEMENT_PENDING, s.LAPSE, s.LAPSED),
         ]
-    ] + [
-        (kind, state, s.WITHDRAW, s.WITHDRAWN)
-        for kind, state in [
-            (s.REVIEW, s.OPEN),
-            (s.REVIEW, s.CLAIMED),
-            (s.REVIEW, s.AWAITING_SUPPLEMENT),
-            (s.REVIEW, s.SUSPENDED),
-            (s.SUPPLEMENT, s.SUPPLEMENT_PENDING),
+        + [
+            (kind, state, s.ESCALATE, state)  # 督办 marks the task, its state stays
+            for kind, state in [
+                (s.REVIEW, s.OPEN),
+                (s.REVIEW, s.CLAIMED),
+                (s.REVIEW, s.AWAITING_SUPPLEMENT),
+                (s.REVIEW, s.SUSPENDED),
+                (s.SUPPLEMENT, s.SUPPLEMENT_PENDING),
+            ]
         ]
-    ]
+        + [
+            (kind, state, s.WITHDRAW, s.WITHDRAWN)
+            for kind, state in [
+                (s.REVIEW, s.OPEN),
+                (s.REVIEW, s.CLAIMED),
+                (s.REVIEW, s.AWAITING_SUPPLEMENT),
+                (s.REVIEW, s.SUSPENDED),
+                (s.SUPPLEMENT, s.SUPPLEMENT_PENDING),
+            ]
+        ]
+    )
 
     @pytest.mark.parametrize(("kind", "state", "action", "target"), LEGAL)
     def test_legal(self, kind: str, state: str, action: str, target: str) -> None:
