@@ -252,3 +252,62 @@ class TestSuspendResume:
             ("resume", "sup", None, "专家意见已收到"),
         ]
         trail_verifies(server)
+
+
+class TestPaging:
+    def test_pages_cover_every_task_once_in_a_stable_order(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        mine = [review_case(approval) for _ in range(7)]
+        # Two tasks opened in the same microsecond: the decision id orders them.
+        with contextlib.closing(sqlite3.connect(server.running.store.path)) as conn, conn:
+            when = conn.execute(
+                "SELECT opened_at FROM tasks WHERE decision_id = ?", (mine[3],)
+            ).fetchone()[0]
+            conn.execute("UPDATE tasks SET opened_at = ? WHERE decision_id = ?", (when, mine[4]))
+        seen: list[str] = []
+        token, pages = "", 0
+        while True:
+            resp = review.ListTasks(
+                rpb.ListTasksRequest(states=["open"], page_size=3, page_token=token),
+                metadata=md("sup"),
+            )
+            assert len(resp.tasks) <= 3
+            seen += [t.decision_id for t in resp.tasks]
+            pages += 1
+            token = resp.next_page_token
+            if not token:
+                break
+        everything = review.ListTasks(
+            rpb.ListTasksRequest(states=["open"], page_size=500), metadata=md("sup")
+        )
+        assert seen == [t.decision_id for t in everything.tasks]  # same order, no repeats
+        assert set(mine) <= set(seen) and len(set(seen)) == len(seen)
+        assert pages == -(-len(seen) // 3)  # the last page says it is the last
+        assert not everything.next_page_token
+
+    def test_a_bad_page_token_is_named(self, stubs: tuple[Any, Any]) -> None:
+        _, review = stubs
+        for token in ("nope!", "W10=", "x" * 300):
+            bad = violations(
+                lambda t=token: review.ListTasks(
+                    rpb.ListTasksRequest(page_token=t, page_size=-1), metadata=md("sup")
+                )
+            )
+            assert set(bad) == {"page_token", "page_size"}
+
+    def test_the_command_line_follows_pages(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        review_case(stubs[0])
+        everything = stubs[1].ListTasks(rpb.ListTasksRequest(page_size=500), metadata=md("sup"))
+        code, out, _ = cli(server.target, "sup", "review", "list", "--page-size", "2")
+        assert code == 0 and len(everything.tasks) > 2
+        assert [line.split()[0] for line in out.splitlines()] == [
+            t.decision_id for t in everything.tasks
+        ]
+        code, out, _ = cli(
+            server.target, "sup", "review", "list", "--page-size", "2", "--limit", "3"
+        )
+        assert code == 0 and len(out.splitlines()) == 3
