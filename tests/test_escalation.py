@@ -27,9 +27,9 @@ from miaopi_server.clock import SHANGHAI, shanghai_today
 from miaopi_server.decision.workdays import add_working_days, is_working_day
 from miaopi_server.edge.auth import hash_token
 from miaopi_server.settings import Settings
+from tests.casework_support import CIVIL, PRINCIPALS, cli, code_of, md, review_case, violations
 from tests.conftest import LiveServer
 from tests.support import RULESETS
-from tests.test_review import CIVIL, PRINCIPALS, cli, code_of, md, review_case, violations
 
 HEADS: list[dict[str, Any]] = [
     # The civil affairs department's head for the district, and a city-level one whose

@@ -17,9 +17,9 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_client.cli import main
 from miaopi_server.audit import seal
 from miaopi_server.settings import Settings
+from tests.casework_support import opened_long_ago, stored_alerts, wait_until
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import BUSINESS, BUSINESS_MATERIALS, RULESETS, decide_request, with_facts
-from tests.test_alerts import opened_long_ago, stored_alerts, wait_until
 
 
 def supplement_case(target: str) -> str:

@@ -27,9 +27,9 @@ from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_server.app import main as server_main
 from miaopi_server.settings import Settings
+from tests.casework_support import review_case, wait_until
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import RULESETS
-from tests.test_alerts import review_case, wait_until
 
 SECRET = b"webhook-secret-of-the-test-0123456789"
 

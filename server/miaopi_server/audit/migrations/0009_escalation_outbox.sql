@@ -23,6 +23,10 @@ INSERT INTO alerts_v9 (seq, decision_id, kind, item_code, department, jurisdicti
                        raised_at)
     SELECT seq, decision_id, kind, item_code, department, jurisdiction, due_on, raised_at
     FROM alerts ORDER BY seq;
+-- The counter goes on from the highest seq ever given (even of alerts no longer there).
+DELETE FROM sqlite_sequence WHERE name = 'alerts_v9';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'alerts_v9', seq FROM sqlite_sequence
+    WHERE name = 'alerts';
 DROP TABLE alerts;
 ALTER TABLE alerts_v9 RENAME TO alerts;
 CREATE INDEX alerts_scope ON alerts (jurisdiction, seq);
