@@ -32,6 +32,8 @@ class TestSettings:
                 "--sources-url", "https://share.example", "--sources-token-file", "t",
                 "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
                 "--response-hours", "4", "--alert-interval", "5",
+                "--webhook-url", "https://hooks.example/督办", "--webhook-secret-file", "w.key",
+                "--webhook-timeout", "3", "--webhook-retry", "0.5",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -70,6 +72,10 @@ class TestSettings:
             elicense_deadline_ms=700,
             response_working_hours=4.0,
             alert_interval_seconds=5.0,
+            webhook_url="https://hooks.example/督办",
+            webhook_secret_file=Path("w.key"),
+            webhook_timeout_seconds=3.0,
+            webhook_retry_seconds=0.5,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {
