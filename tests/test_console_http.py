@@ -247,6 +247,52 @@ class TestDecideForm:
         assert (got.task.state, got.task.overridden) == ("decided", True)
 
 
+class TestSuspendAndEscalate:
+    def test_the_assignee_suspends_for_an_art45_ground_and_resumes(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        csrf = client.csrf()
+        client.post(f"/cases/{decision_id}/claim", {"csrf": csrf})
+        page = client.get(f"/cases/{decision_id}").body
+        assert '<option value="expert_review" >专家评审</option>' in page
+        bad = client.post(f"/cases/{decision_id}/suspend", {"csrf": csrf, "reason": "lunch"})
+        assert bad.status == 400 and 'id="suspend-reason-error"' in bad.body
+        assert state_of(review, decision_id) == "claimed"
+        done = client.post(
+            f"/cases/{decision_id}/suspend",
+            {"csrf": csrf, "reason": "expert_review", "note": "送专家评审"},
+        )
+        assert done.status == 303 and state_of(review, decision_id) == "suspended"
+        assert "已中止计时" in text(client.get(done.location))
+        assert client.post(f"/cases/{decision_id}/resume", {"csrf": csrf}).status == 303
+        assert state_of(review, decision_id) == "claimed"
+
+    def test_a_supervisor_escalates_with_a_note_and_a_reviewer_cannot(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        reviewer = signed_in(server, "rev-civil")
+        assert f"/cases/{decision_id}/escalate" not in reviewer.get(f"/cases/{decision_id}").body
+        refused = reviewer.post(f"/cases/{decision_id}/escalate",
+                                {"csrf": reviewer.csrf(), "note": "快办"})  # fmt: skip
+        assert refused.status == 403
+        supervisor = signed_in(server, "sup")
+        csrf = supervisor.csrf()
+        empty = supervisor.post(f"/cases/{decision_id}/escalate", {"csrf": csrf, "note": " "})
+        assert empty.status == 400 and 'id="escalate-note-error"' in empty.body
+        done = supervisor.post(
+            f"/cases/{decision_id}/escalate", {"csrf": csrf, "note": "请于明日前办结"}
+        )
+        assert done.status == 303
+        assert "已督办 1 次" in text(supervisor.get(done.location))
+        got = review.GetTask(rpb.GetTaskRequest(decision_id=decision_id), metadata=md("sup"))
+        assert got.task.escalations == 1
+
+
 class TestCaseView:
     def test_the_case_shows_reasons_basis_facts_and_history(
         self, server: LiveServer, stubs: tuple[Any, Any]

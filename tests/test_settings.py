@@ -34,6 +34,8 @@ class TestSettings:
                 "--response-hours", "4", "--alert-interval", "5",
                 "--metrics-listen", "127.0.0.1:9464",
                 "--console-listen", "127.0.0.1:8080",
+                "--webhook-url", "https://hooks.example/督办", "--webhook-secret-file", "w.key",
+                "--webhook-timeout", "3", "--webhook-retry", "0.5",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -74,6 +76,10 @@ class TestSettings:
             alert_interval_seconds=5.0,
             metrics_listen="127.0.0.1:9464",
             console_listen="127.0.0.1:8080",
+            webhook_url="https://hooks.example/督办",
+            webhook_secret_file=Path("w.key"),
+            webhook_timeout_seconds=3.0,
+            webhook_retry_seconds=0.5,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

@@ -42,6 +42,7 @@ from miaopi_server.ops.metrics import (
     serve_process,
 )
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
+from miaopi_server.ops.webhook import Webhook, WebhookMisconfigured, run_deliveries
 from miaopi_server.settings import Settings, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
 from miaopi_server.sources.http import HttpPlatform
@@ -62,13 +63,14 @@ class Running:
     alerts: asyncio.Task[None] | None = None
     metrics: Exporter | None = None  # this process's endpoint (not a worker's: its supervisor's)
     console: ConsoleServer | None = None
+    webhook: asyncio.Task[None] | None = None
 
     @property
     def catalog(self) -> Catalog:
         return self.holder.current()
 
     async def stop(self, grace: float | None) -> None:
-        for task in (self.watcher, self.alerts):
+        for task in (self.watcher, self.alerts, self.webhook):
             if task is not None:
                 task.cancel()
         if self.console is not None:
@@ -213,6 +215,16 @@ def open_platform(settings: Settings) -> HttpPlatform | None:
     return platform
 
 
+def open_webhook(settings: Settings) -> Webhook | None:
+    """The escalation webhook of the options, checked at start (WebhookMisconfigured)."""
+    return Webhook.configure(
+        settings.webhook_url,
+        settings.webhook_secret_file,
+        settings.webhook_timeout_seconds,
+        settings.webhook_retry_seconds,
+    )
+
+
 def gate_settings(settings: Settings) -> GateSettings:
     return GateSettings(settings.state_dir, GatePolicy(settings.gate_seconds, settings.gate_cases))
 
@@ -221,6 +233,7 @@ async def create_server(settings: Settings) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned).
     The rule set goes live through the gate (ops/gate.py), like every later one."""
     platform = open_platform(settings)  # checked first: a misconfiguration stops the start
+    hook = open_webhook(settings)
     holder = await open_holder(settings.rulesets, gate_settings(settings), settings.grace_seconds)
     registry: EmbeddedRegistry | None = None
     try:
@@ -289,6 +302,7 @@ async def create_server(settings: Settings) -> Running:
         node_name(settings),
         settings.claim_idle_seconds,
         response_working_hours=settings.response_working_hours,
+        authenticator=authenticator,
     )
     add_review_to_server(review, server)
     health = HealthServicer()
@@ -336,10 +350,14 @@ async def create_server(settings: Settings) -> Running:
         watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
     alerts = None
     if settings.alert_interval_seconds > 0:
-        alerts = asyncio.create_task(run_scheduler(store, settings.alert_interval_seconds))
+        alerts = asyncio.create_task(
+            run_scheduler(store, settings.alert_interval_seconds, node_name(settings))
+        )
+    deliveries = asyncio.create_task(run_deliveries(store, hook)) if hook is not None else None
     return Running(
-        server, port, health, holder, store, watcher, registry, alerts, exporter, console
-    )
+        server, port, health, holder, store, watcher, registry, alerts,
+        metrics=exporter, console=console, webhook=deliveries,
+    )  # fmt: skip
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:
@@ -447,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         AuditUnavailable,
         RegistryInvalid,
         SourcesMisconfigured,
+        WebhookMisconfigured,
     ) as exc:
         # AuditUnavailable here: the audit database could not be opened or migrated at start
         # (AuditSchemaTooNew: a newer server migrated it).

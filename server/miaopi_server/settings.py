@@ -71,6 +71,12 @@ class Settings:
     # Prometheus metrics over HTTP on HOST:PORT (ops/metrics.py); "" (the default): none.
     metrics_listen: str = ""
     console_listen: str = ""  # the web console's HOST:PORT (docs/CONSOLE.md); "" = off
+    # Escalation notifications (ops/webhook.py): POSTed, signed with the secret file's key,
+    # from the durable outbox, retried with exponential backoff from webhook_retry_seconds.
+    webhook_url: str = ""
+    webhook_secret_file: Path | None = None
+    webhook_timeout_seconds: float = 5.0
+    webhook_retry_seconds: float = 2.0
 
 
 def _host_port(listen: str) -> str:
@@ -264,6 +270,34 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="HOST:PORT",
         help="serve the web console for reviewers and supervisors here (docs/CONSOLE.md; "
         "off by default; with --workers only the first worker serves it)",
+    )
+    p.add_argument(
+        "--webhook-url",
+        dest="webhook_url",
+        metavar="URL",
+        help="POST escalation (督办) notifications here (JSON, signed; docs/CASEWORK.md)",
+    )
+    p.add_argument(
+        "--webhook-secret-file",
+        dest="webhook_secret_file",
+        type=Path,
+        metavar="FILE",
+        help="the HMAC-SHA256 key of the webhook's X-Miaopi-Signature (at least 16 bytes)",
+    )
+    p.add_argument(
+        "--webhook-timeout",
+        dest="webhook_timeout_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how long one webhook POST may take (default 5)",
+    )
+    p.add_argument(
+        "--webhook-retry",
+        dest="webhook_retry_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="first retry delay of a failed webhook POST, doubled each time up to 10 "
+        "minutes (default 2)",
     )
     p.add_argument("--log-format", choices=("auto", "json", "console"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

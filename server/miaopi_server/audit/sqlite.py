@@ -46,12 +46,21 @@ from miaopi_server.audit.sqlite_casework import (
     get_task,
     insert_tasks,
     list_tasks,
+    pending_supplements,
     period_facts,
     task_history,
     task_row,
     tasks_not_final,
 )
+from miaopi_server.audit.sqlite_escalation import alert_seq_of
 from miaopi_server.audit.sqlite_migrate import migrate
+from miaopi_server.audit.sqlite_outbox import (
+    Delivery,
+    mark_delivered,
+    mark_failed,
+    take_due,
+    undelivered,
+)
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
     TreeGrowth,
@@ -195,6 +204,8 @@ class SQLiteAuditStore:
         )
         self._checkpoint_thread.start()
         self._read_lock = threading.Lock()
+        self._outbox_lock = threading.Lock()
+        self._outbox_conn: sqlite3.Connection | None = None
         self._queue: queue.SimpleQueue[tuple[Pending, Future[StoredRecord]] | None] = (
             queue.SimpleQueue()
         )
@@ -526,16 +537,24 @@ class SQLiteAuditStore:
             return {}
         # secure_delete: the erased facts are overwritten in the file, not left in free pages.
         self._writer.execute("PRAGMA secure_delete = ON")
+        covered = (event.details["before"], last_seq)
         purged = self._writer.execute(
             "DELETE FROM cases WHERE seq IN (SELECT seq FROM records WHERE kind = 'decision'"
             " AND decided_at < ? AND seq <= ?)",
-            (event.details["before"], last_seq),
+            covered,
         ).rowcount
-        return {"through_seq": last_seq, "purged": purged}
+        # A rating's comment is the citizen's words: erased with the case it rates.
+        comments = self._writer.execute(
+            "DELETE FROM rating_comments WHERE seq <= ? AND decision_id IN (SELECT decision_id"
+            " FROM records WHERE kind = 'decision' AND decided_at < ? AND seq <= ?)",
+            (last_seq, *covered),
+        ).rowcount
+        return {"through_seq": last_seq, "purged": purged, "comments_purged": comments}
 
     def purge(self, before: str, by: str) -> StoredRecord:
         """Erase the cases of every decision made before `before` (fixed_time) and record
-        that in the chain: a purge event {"before", "through_seq", "purged", "by"}."""
+        that in the chain: a purge event {"before", "through_seq", "purged", "by",
+        "comments_purged"} (the rating comments of those cases are erased with them)."""
         event = PendingEvent(
             event_id=f"event-{uuid.uuid4()}",
             at=fixed_time(utc_now()),
@@ -688,10 +707,48 @@ class SQLiteAuditStore:
         jurisdiction: str,
         states: builtins.list[str],
         limit: int,
-        after_opened: str = "",
+        after: tuple[str, str] = ("", ""),
+        escalated_only: bool = False,
     ) -> builtins.list[Task]:
         with self._read() as conn:
-            return list_tasks(conn, departments, jurisdiction, states, limit, after_opened)
+            return list_tasks(conn, departments, jurisdiction, states, limit, after, escalated_only)
+
+    def pending_supplements(self) -> builtins.list[Task]:
+        with self._read() as conn:
+            return pending_supplements(conn)
+
+    def escalation_alert_seq(self, transition_id: str) -> int:
+        with self._read() as conn:
+            return alert_seq_of(conn, transition_id)
+
+    # -- the webhook's outbox (audit/sqlite_outbox.py), on a connection of its own: the
+    # deliverer's thread is neither the writer's nor the readers'
+    @contextmanager
+    def _outbox(self) -> Iterator[sqlite3.Connection]:
+        with self._outbox_lock:
+            if self._outbox_conn is None:
+                self._outbox_conn = _connect(self.path, int(self._busy_timeout_s * 1000))
+            yield self._outbox_conn
+
+    def take_deliveries(
+        self, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> builtins.list[Delivery]:
+        with self._outbox() as conn:
+            return take_due(conn, owner, fixed_time(now), fixed_time(now + lease), limit)
+
+    def delivered(self, delivery_id: int, owner: str, now: dt.datetime) -> bool:
+        with self._outbox() as conn:
+            return mark_delivered(conn, delivery_id, owner, fixed_time(now))
+
+    def delivery_failed(
+        self, delivery_id: int, owner: str, next_at: dt.datetime, error: str
+    ) -> bool:
+        with self._outbox() as conn:
+            return mark_failed(conn, delivery_id, owner, fixed_time(next_at), error)
+
+    def undelivered(self) -> int:
+        with self._outbox() as conn:
+            return undelivered(conn)
 
     def open_tasks(self) -> builtins.list[Task]:
         """Every task not final (for the metrics' gauges). Its own connection: a scrape's
@@ -772,5 +829,8 @@ class SQLiteAuditStore:
         self._checkpointer.close()  # the last connection to close checkpoints the rest
         self._writer.close()
         self._reader.close()
+        with self._outbox_lock:
+            if self._outbox_conn is not None:
+                self._outbox_conn.close()
         os.close(self._lock_fd)
         self._witness.close()

@@ -29,7 +29,18 @@ ALERT_KINDS = {
     **WARNINGS,
     "supplement_overdue": "容缺材料逾期",
     "override": "不合规办理（推翻规则结论）",
-    "escalation": "督办",
+    "escalated": "督办",
+}
+# 行政许可法 Art. 45: the periods not counted in the time limit (casework.model.ART45_REASONS)
+SUSPEND_REASONS = {
+    "hearing": "听证",
+    "tendering": "招标",
+    "auction": "拍卖",
+    "testing": "检验",
+    "inspection": "检测",
+    "quarantine": "检疫",
+    "appraisal": "鉴定",
+    "expert_review": "专家评审",
 }
 ORIGINS = {"window": "窗口录入", "source": "共享数据", "default": "默认值", "derived": "系统计算"}
 ACTIONS = {
@@ -40,6 +51,7 @@ ACTIONS = {
     "supply": "补交材料",
     "suspend": "中止",
     "resume": "恢复",
+    "escalate": "督办",
     "lapse": "逾期失效",
     "withdraw": "撤回",
     "rate": "评价",

@@ -51,8 +51,8 @@ def _decide(decision_id: str, form: Form) -> rpb.DecideTaskRequest:
     )
 
 
-# The path segment after /cases/<id>/ -> the action. A new action (escalate, suspend) is one
-# entry here and one form in case.html.
+# The path segment after /cases/<id>/ -> the action. A new action is one entry here and one
+# form in case.html.
 ACTIONS: dict[str, CaseAction] = {
     "claim": CaseAction("ClaimTask", lambda d, f: rpb.ClaimTaskRequest(decision_id=d), "已认领"),
     "release": CaseAction(
@@ -77,6 +77,23 @@ ACTIONS: dict[str, CaseAction] = {
         "WithdrawCase",
         lambda d, f: rpb.WithdrawCaseRequest(decision_id=d, reason=f.get("note", "").strip()),
         "办件已撤回",
+    ),
+    "suspend": CaseAction(
+        "SuspendTask",
+        lambda d, f: rpb.SuspendTaskRequest(
+            decision_id=d, reason=f.get("reason", ""), note=f.get("note", "").strip()
+        ),
+        "已中止计时（行政许可法第四十五条）",
+    ),
+    "resume": CaseAction(
+        "ResumeTask",
+        lambda d, f: rpb.ResumeTaskRequest(decision_id=d, note=f.get("note", "").strip()),
+        "已恢复计时",
+    ),
+    "escalate": CaseAction(
+        "EscalateTask",
+        lambda d, f: rpb.EscalateTaskRequest(decision_id=d, note=f.get("note", "").strip()),
+        "已督办，经办人和部门负责人已收到通知",
     ),
 }
 
