@@ -33,6 +33,7 @@ from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
 from miaopi_server.ops.alerts import run_scheduler
 from miaopi_server.ops.gate import GatePolicy
+from miaopi_server.ops.publish import Publisher
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.settings import Settings, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
@@ -214,6 +215,8 @@ async def create_server(settings: Settings) -> Running:
         raise
     provider: Provider | None = platform or registry
     try:
+        # The set now serving goes on the record (archived) unless it already is.
+        await holder.record_start(Publisher(store))
         authenticator = open_authenticator(settings)
     except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
         store.close()
@@ -304,7 +307,7 @@ async def serve(settings: Settings, supervisor: int = 0) -> None:
     reloads: set[asyncio.Task[object]] = set()
 
     def on_sighup() -> None:
-        task = loop.create_task(running.holder.reload("SIGHUP"))
+        task = loop.create_task(running.holder.reload("SIGHUP", "signal"))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

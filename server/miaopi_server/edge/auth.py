@@ -7,11 +7,13 @@ as SHA-256 hashes and compared in constant time; they are never logged.
 
 Roles:
     window      Decide (granted items only), read its own decisions, the catalogue, the seal key
-    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status;
-                the tasks within its jurisdiction
+    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status,
+                published rule sets; dry-run decisions (DryRunDecide, nothing recorded but the
+                dry run); the tasks within its jurisdiction
     reviewer    the tasks of its department within its jurisdiction (a region code prefix):
-                list, claim, release, decide, request a supplement; their decisions
-    admin       everything a supervisor may, plus ReloadRulesets
+                list, claim, release, decide, request a supplement; their decisions; published
+                rule sets (the rules a decision was made under)
+    admin       everything a supervisor may, plus ReloadRulesets (publishing) and PurgeCases
 """
 
 from __future__ import annotations
@@ -57,10 +59,13 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "GetTask",
         "GetKpis",
         "WatchAlerts",
+        "DryRunDecide",
+        "GetPublishedRules",
     },
     "reviewer": READ_RPCS
     | {
         "GetDecision",
+        "GetPublishedRules",
         "ListTasks",
         "GetTask",
         "ClaimTask",
@@ -80,6 +85,8 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "GetTask",
         "GetKpis",
         "WatchAlerts",
+        "DryRunDecide",
+        "GetPublishedRules",
     },
 }
 ALL_ITEMS = "*"
