@@ -164,7 +164,7 @@ def _token(args: argparse.Namespace, role: str) -> str | None:
     that the server wrote under its state directory (var/dev-tokens.json) on first start."""
     if args.token_file is not None:
         try:
-            token = args.token_file.read_text(encoding="utf-8").strip()
+            token: str = Path(args.token_file).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise BadInput(f"cannot read --token-file {args.token_file}: {exc}") from None
         if not token or any(c.isspace() for c in token):
