@@ -197,9 +197,13 @@ def _cmd_reload(args: argparse.Namespace) -> int:
         changes = [
             f"{k}: {', '.join(result[k])}" for k in ("added", "removed", "changed") if result.get(k)
         ]
-        print("rules reloaded" + ("; " + "; ".join(changes) if changes else "; no changes"))
+        print(
+            "rules reloaded (published)"
+            + ("; " + "; ".join(changes) if changes else "; no changes")
+        )
+        print(f"set {result.get('set_digest', '')} (miaopi rules show --digest ...)")
     else:
-        print("reload REFUSED, the previous rules keep serving:")
+        print("publication REFUSED, the previous rules keep serving:")
     for d in result.get("diagnostics", []):
         print(f"  {d}")
     return OK if result.get("applied") else FAILED
@@ -488,7 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("reload", help="make the server re-read its rule files (admin)")
+    s = sub.add_parser(
+        "reload",
+        help="publish the server's rules directory as it is now (admin)",
+        description="Publishing is deliberate: editing the served files changes nothing until "
+        "this (or SIGHUP). The set must pass the compile gate and its own rule tests; it is "
+        "archived and recorded, then goes live. Same as `miaopi rules publish`.",
+    )
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(run=_cmd_reload)
 
@@ -592,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=_cmd_replay)
 
     _add_audit_parsers(sub)
-    add_rules_parsers(sub)
+    add_rules_parsers(sub, lambda args, role: _client(args, args.target, role), _cmd_reload)
     add_review_parsers(sub, lambda args, role: _client(args, args.target, role))
     add_kpi_parser(sub, lambda args, role: _client(args, args.target, role))
     add_alerts_parser(sub, lambda args, role: _client(args, args.target, role))
