@@ -108,8 +108,8 @@ def _error(exc: grpc.RpcError) -> ClientError:
     return ClientError(code.name, message, violations)
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Adds `authorization: Bearer <token>` to every call."""
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every call, streams (WatchAlerts) included."""
 
     def __init__(self, token: str):
         self._metadata = ("authorization", f"Bearer {token}")
@@ -117,6 +117,9 @@ class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         metadata = [*(details.metadata or ()), self._metadata]
         return continuation(details._replace(metadata=metadata), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return self.intercept_unary_unary(continuation, details, request)
 
 
 @dataclass(frozen=True)
