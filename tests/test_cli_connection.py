@@ -65,7 +65,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_readme_replay_against_make_run(
     make_run: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    """`miaopi replay ../shared/cases/examples.jsonl --target 127.0.0.1:50051`, from the
+    """The README's `miaopi replay <examples.jsonl> --target 127.0.0.1:50051`, from the
     directory `make run` serves from (the CLI finds var/dev-tokens.json there)."""
     monkeypatch.chdir(make_run.work)
     monkeypatch.delenv("MIAOPI_TOKEN", raising=False)
