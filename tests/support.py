@@ -174,6 +174,10 @@ def senior_outcome(age: int) -> int:
 
 # -- editing the senior rule file, and a case whose amount shows the edit
 
+# A server's first start on a state directory publishes its rule set: one `ruleset_published`
+# event in the chain before any decision (ops/publish.py); a restart with the same set adds none.
+PUBLISHED_AT_START = 1
+
 SENIOR_FILE = "GF00012000-senior-allowance.yaml"
 CENTENARIAN = with_facts(SENIOR, applicant__id_number=resident_id("1920-01-01"))
 

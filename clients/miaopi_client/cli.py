@@ -653,6 +653,9 @@ def _everywhere(p: argparse.ArgumentParser, add: Any) -> None:
     add(p)
     for action in p._actions:  # argparse keeps its subparsers here, and nowhere public
         if isinstance(action, argparse._SubParsersAction):
+            # A parser above a command sees the command's words too: abbreviating there would
+            # make its own options (`audit verify --to`) ambiguous with --token, --token-file.
+            p.allow_abbrev = False
             for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
                 _everywhere(child, add)
 

@@ -216,7 +216,7 @@ async def create_server(settings: Settings) -> Running:
     provider: Provider | None = platform or registry
     try:
         # The set now serving goes on the record (archived) unless it already is.
-        await holder.record_start(Publisher(store))
+        await holder.record_start(Publisher(store, settings.state_dir / "publish.lock"))
         authenticator = open_authenticator(settings)
     except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
         store.close()

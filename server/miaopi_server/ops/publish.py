@@ -10,7 +10,12 @@ start-up a set already archived is not recorded again: a restart publishes nothi
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from miaopi_server.audit.record import StoredRecord
 from miaopi_server.audit.store import AuditStore, PublishedSet
@@ -31,9 +36,12 @@ def versions(catalog: Catalog) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Publisher:
-    """Records the sets going live in `store`."""
+    """Records the sets going live in `store`. `lock` is a file shared by every process on
+    the same state directory (`--workers`): start-up's "archived already?" and its record are
+    one step under it, so workers starting together record their common set once."""
 
     store: AuditStore
+    lock: Path
 
     def record(
         self, staged: staging.Staged, catalog: Catalog, trigger: str, by: str
@@ -42,7 +50,20 @@ class Publisher:
         "SIGHUP", "watch", "start") on behalf of `by` (a principal id, or "" for the server
         itself). At start-up a set already archived gives None: nothing new was published.
         Raises AuditUnavailable when it cannot be recorded, OSError when the copy is gone."""
-        if trigger == START and self.store.published_set(staged.digest) is not None:
-            return None
         published = PublishedSet(staged.digest, staged.texts(), versions(catalog))
-        return self.store.publish(published, {"trigger": trigger, "by": by})
+        details = {"trigger": trigger, "by": by}
+        if trigger != START:
+            return self.store.publish(published, details)
+        with self._locked():
+            if self.store.published_set(staged.digest) is not None:
+                return None
+            return self.store.publish(published, details)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held for one commit; the kernel frees it on exit
+            yield
+        finally:
+            os.close(fd)
