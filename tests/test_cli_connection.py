@@ -111,3 +111,20 @@ def test_offline_source_and_target_exclude_each_other(capsys: Any) -> None:
     assert "give --target or --db, not both" in capsys.readouterr().err
     assert main(["replay", str(EXAMPLES), "--rulesets", str(RULESETS), "--target", "h:1"]) == 2
     assert "give --target or --rulesets, not both" in capsys.readouterr().err
+
+
+def test_window_id_before_or_after(
+    make_run: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """--window-id goes where the connection options go; for the commands that send cases."""
+    monkeypatch.chdir(make_run.work)
+    conn = ["--target", make_run.target]
+    assert main([*conn, "--window-id", "DEV-WINDOW-01", "replay", str(EXAMPLES)]) == 0
+    assert main(["replay", str(EXAMPLES), "--window-id", "DEV-WINDOW-01", *conn]) == 0
+    capsys.readouterr()
+    # Another window than the authenticated one is refused, in either position.
+    assert main([*conn, "--window-id", "W-OTHER", "replay", str(EXAMPLES)]) == 1
+    assert main(["replay", str(EXAMPLES), *conn, "--window-id", "W-OTHER"]) == 1
+    assert capsys.readouterr().err.count("PERMISSION_DENIED") == 2
+    assert main(["--window-id", "W-1", "items", *conn]) == 2
+    assert "--window-id is for decide and replay, not items" in capsys.readouterr().err

@@ -522,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--materials", default="", metavar="A,B,C", help="submitted material ids")
     s.add_argument("--request-id", default="", metavar="ID")
-    s.add_argument("--window-id", default="", metavar="ID")
+    _add_window_id(s, "window the case is sent as (default: the one the server authenticates)")
     s.add_argument("--operator-id", default="", metavar="ID")
     s.add_argument(
         "--consent",
@@ -585,12 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="registry data directory for --refetch with --rulesets",
     )
-    s.add_argument(
-        "--window-id",
-        default="",
-        metavar="ID",
-        help="window the cases are sent as (default: the one the server authenticates)",
-    )
+    _add_window_id(s, "window the cases are sent as (default: the one the server authenticates)")
     s.add_argument(
         "--dry-run",
         action="store_true",
@@ -607,7 +602,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_kpi_parser(sub, lambda args, role: _client(args, args.target, role))
     add_alerts_parser(sub, lambda args, role: _client(args, args.target, role))
     _everywhere(p, _add_connection)
+    _add_window_id(p, "for decide and replay: the window to send cases as")
     return p
+
+
+WINDOW_COMMANDS = ("decide", "replay")  # the commands that send cases as a window
+
+
+def _add_window_id(p: argparse.ArgumentParser, help: str) -> None:
+    """--window-id, before the command or after it (no default of its own, as the connection
+    options: `_connection_defaults` gives "")."""
+    p.add_argument("--window-id", default=argparse.SUPPRESS, metavar="ID", help=help)
 
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
@@ -677,6 +682,9 @@ def _connection_defaults(args: argparse.Namespace) -> None:
     for name, value in defaults.items():
         if not hasattr(args, name):
             setattr(args, name, value)
+    if hasattr(args, "window_id") and args.command not in WINDOW_COMMANDS:
+        raise BadInput(f"--window-id is for {' and '.join(WINDOW_COMMANDS)}, not {args.command}")
+    args.window_id = getattr(args, "window_id", "")
 
 
 def _offline_or_server(args: argparse.Namespace, offline: str, value: Any) -> None:
@@ -794,12 +802,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        _connection_defaults(args)
         if getattr(args, "today", None) and getattr(args, "rulesets", None) is None:
             parser.error("--today needs --rulesets: a server decides with its own clock")
     except SystemExit as exc:  # argparse exits on usage errors and --help
         return exc.code if isinstance(exc.code, int) else BAD_INPUT
     try:
+        _connection_defaults(args)
         return int(args.run(args))
     except ClientError as exc:
         return _rpc_error(exc, args.target)
