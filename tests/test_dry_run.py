@@ -23,12 +23,15 @@ from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
 from tests.support import (
     EXAMPLES,
+    REGISTRY,
     RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
+    SOURCED_AS_OF,
     TOKENS,
     credentials,
     decide_request,
+    registry_senior,
     resident_id,
     with_facts,
 )
@@ -142,15 +145,22 @@ def test_bad_dry_run_names_every_field(server: Any) -> None:
             case = decide_request("XX99999000", SENIOR, [])
             stub.DryRunDecide(pb.DryRunDecideRequest(case=case), metadata=SUP)
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-    status = rpc_status.from_call(bad.value)
-    assert status is not None, details
+    assert {"case.window.window_id", "case.facts.applicant.id_number"} <= _fields(bad.value), (
+        details
+    )
+
+
+def _fields(error: Any) -> set[str]:
+    """The fields a BadRequest detail of an RPC error names."""
+    status = rpc_status.from_call(error)
+    assert status is not None
     fields = set()
     for detail in status.details:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             br = error_details_pb2.BadRequest()
             detail.Unpack(br)
             fields |= {v.field for v in br.field_violations}
-    assert {"case.window.window_id", "case.facts.applicant.id_number"} <= fields
+    return fields
 
 
 def test_cli_dry_runs(server: Any, tmp_path: Path, capsys: Any) -> None:
@@ -179,3 +189,35 @@ def test_cli_dry_runs(server: Any, tmp_path: Path, capsys: Any) -> None:
     assert main(["replay", str(EXAMPLES), "--dry-run", *window]) == 1
     assert "PERMISSION_DENIED" in capsys.readouterr().err
     assert main(["replay", str(EXAMPLES), "--dry-run", "--rulesets", str(RULESETS)]) == 2
+
+
+def test_dry_run_looks_nothing_up(tmp_path: Path) -> None:
+    """With shared data configured and the applicant's consent, Decide looks the person up;
+    a dry run of the same case does not (consent ignored), and given the real decision's
+    recorded lookups it decides as the real one did, on them."""
+    live = LiveServer(
+        Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path, registry=REGISTRY)
+    )
+    try:
+        person = registry_senior()
+        facts = {"applicant": {"name": "张三", "id_number": person["key"]},
+                 "application": {"date": SOURCED_AS_OF}}  # fmt: skip
+        case = decide_request("GF00012000", facts, ["id_card", "bank_account"])
+        case.consent.reference = "授权-2026-1"
+        with grpc.insecure_channel(live.target) as ch:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            real = stub.Decide(case).decision
+            assert [lk.status for lk in real.sourced.lookups] and real.e_licenses
+            # Without lookups the hukou region the population source gave is simply missing.
+            with pytest.raises(grpc.RpcError) as blind:
+                stub.DryRunDecide(pb.DryRunDecideRequest(case=case))
+            assert blind.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "case.facts.applicant.hukou_region" in _fields(blind.value)
+            replayed = stub.DryRunDecide(
+                pb.DryRunDecideRequest(case=case, sourced=real.sourced)
+            ).decision
+        assert replayed.dry_run and replayed.sourced == real.sourced
+        assert (replayed.outcome, list(replayed.reasons)) == (real.outcome, list(real.reasons))
+        assert list(replayed.e_licenses) == list(real.e_licenses)
+    finally:
+        live.stop()
