@@ -206,10 +206,18 @@ class TestDatabaseFromBeforeVersions:
                 req = pb.DecideRequest(item_code="GF00012000", materials=SENIOR_MATERIALS)
                 json_format.ParseDict(SENIOR, req.facts)
                 receipt = stub.Decide(req).decision.receipt
-                assert receipt.seq == OLD_RECORDS + 1
-                assert receipt.prev_hash == list(before.values())[-1][5]
+                # Starting on a rule set not archived yet publishes it: that event chains onto
+                # the old trail first, and the decision onto the event.
+                with sqlite3.connect(f"file:{old_db}?mode=ro", uri=True) as conn:
+                    body, event_hash = conn.execute(
+                        "SELECT body, hash FROM records WHERE seq = ?", (OLD_RECORDS + 1,)
+                    ).fetchone()
+                assert json.loads(body)["event"]["type"] == "ruleset_published"
+                assert json.loads(body)["prev_hash"] == list(before.values())[-1][5]
+                assert receipt.seq == OLD_RECORDS + 2
+                assert receipt.prev_hash == event_hash
                 v = stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
-                assert (v.ok, v.checked) == (True, OLD_RECORDS + 1), v
+                assert (v.ok, v.checked) == (True, OLD_RECORDS + 2), v
         finally:
             server.stop()
 

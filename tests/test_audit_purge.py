@@ -27,7 +27,7 @@ from miaopi_server.audit.record import case_canonical, case_digest
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from miaopi_server.settings import Settings
 from tests.conftest import LiveServer
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending
+from tests.support import PUBLISHED_AT_START, RULESETS, SENIOR, SENIOR_MATERIALS, pending
 
 MARKER = "张三丰-110101199001011234"
 
@@ -142,7 +142,9 @@ class TestPurgeOnAServer:
                 assert code == 0 and out.startswith("purged the cases of 0 decision(s)")
 
                 done = stub.PurgeCases(pb.PurgeCasesRequest(before=limit))
-                assert done.purged == 4 and done.seq == 7  # after the 2020 purge (seq 6)
+                # seq 1 is the start's publication; the 2020 purge is seq 6 + 1
+                start = PUBLISHED_AT_START
+                assert done.purged == 4 and done.seq == start + 7
 
                 got = stub.GetDecision(pb.GetDecisionRequest(decision_id=old[0].decision_id))
                 assert got.case_purged and got.case == pb.GetDecisionResponse().case
@@ -151,13 +153,15 @@ class TestPurgeOnAServer:
                 assert not fresh.case_purged and fresh.case.fields["facts"]
                 page = stub.ListDecisions(pb.ListDecisionsRequest(include_cases=True))
                 assert list(page.case_purged) == [False, True, True, True, True]
-                assert [d.receipt.seq for d in page.decisions] == [5, 4, 3, 2, 1]
+                assert [d.receipt.seq for d in page.decisions] == [
+                    start + n for n in (5, 4, 3, 2, 1)
+                ]
 
                 v = stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
-                assert (v.ok, v.checked, v.purged) == (True, 7, 4), v
+                assert (v.ok, v.checked, v.purged) == (True, start + 7, 4), v
                 code, out, _ = run("audit", "verify", "--target", server.target)
                 assert code == 0 and out.strip() == (
-                    "audit trail OK: 7 records (4 with their case purged)"
+                    f"audit trail OK: {start + 7} records (4 with their case purged)"
                 )
                 # A retry of a purged request still answers from the record.
                 retry = stub.Decide(

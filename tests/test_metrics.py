@@ -24,6 +24,7 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.settings import Settings, parse_args
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import (
+    PUBLISHED_AT_START,
     RULESETS,
     SENIOR_FILE,
     SENIOR_MATERIALS,
@@ -117,8 +118,9 @@ def test_one_process_counts_what_it_decided_and_recorded(server: LiveServer) -> 
     assert value(got, "miaopi_decision_seconds_count") == n
     assert value(got, "miaopi_decision_seconds_bucket", le="+Inf") == n
     store = server.running.store
-    assert store.records_written == n  # every record this process wrote
-    assert value(got, "miaopi_audit_batch_records_sum") == n
+    # every record this process wrote: its decisions and the publication of its rule set
+    assert store.records_written == n + PUBLISHED_AT_START
+    assert value(got, "miaopi_audit_batch_records_sum") == n + PUBLISHED_AT_START
     assert value(got, "miaopi_audit_batch_records_count") == store.batches
     assert value(got, "miaopi_audit_commit_seconds_count") == store.batches
     reviews = sum(o == "MANUAL_REVIEW" for o, _ in made) + (first == "MANUAL_REVIEW")
@@ -291,7 +293,7 @@ def test_workers_are_summed_by_the_supervisor(tmp_path: Path) -> None:
         assert value(got, "miaopi_decision_seconds_count") == n
         with contextlib.closing(sqlite3.connect(state / "audit.sqlite3")) as db:
             (records,) = db.execute("SELECT count(*) FROM records").fetchone()
-        assert records == n
+        assert records == n + PUBLISHED_AT_START  # and the rule set's publication
         assert value(got, "miaopi_audit_batch_records_sum") == records
         assert value(got, "miaopi_audit_commit_seconds_count") == value(
             got, "miaopi_audit_batch_records_count"

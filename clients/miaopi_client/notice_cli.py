@@ -37,12 +37,6 @@ def add_notice_parser(sub: Any, connect: Connect) -> None:
     )
     s.add_argument("--pdf", type=Path, metavar="FILE", help="write the PDF notice here")
     s.add_argument("--html", type=Path, metavar="FILE", help="write the HTML notice here")
-    s.add_argument(
-        "--target",
-        dest="sub_target",
-        metavar="HOST:PORT",
-        help="server HOST:PORT (default: the global --target)",
-    )
     s.set_defaults(run=lambda args: _cmd_notice(args, connect))
 
 

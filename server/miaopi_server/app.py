@@ -41,6 +41,7 @@ from miaopi_server.ops.metrics import (
     WorkerSetMetrics,
     serve_process,
 )
+from miaopi_server.ops.publish import Publisher
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.ops.webhook import Webhook, WebhookMisconfigured, run_deliveries
 from miaopi_server.settings import Settings, parse_args
@@ -247,7 +248,12 @@ async def create_server(settings: Settings) -> Running:
         holder.close()
         raise
     provider: Provider | None = platform or registry
+    metrics = Metrics() if settings.metrics_listen else None
+    if metrics is not None:  # before the first write: the start's publication is a batch too
+        store.on_batch = metrics.audit_batch
     try:
+        # The set now serving goes on the record (archived) unless it already is.
+        await holder.record_start(Publisher(store, settings.state_dir / "publish.lock"))
         authenticator = open_authenticator(settings)
     except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
         store.close()
@@ -255,10 +261,8 @@ async def create_server(settings: Settings) -> Running:
             registry.close()
         holder.close()
         raise
-    metrics, exporter = None, None
-    if settings.metrics_listen:
-        metrics = Metrics()
-        store.on_batch = metrics.audit_batch
+    exporter = None
+    if metrics is not None:
         holder.on_reload = metrics.reloaded
         if settings.worker_index < 0:  # a worker's metrics are its supervisor's to serve
             try:
@@ -375,7 +379,7 @@ async def serve(settings: Settings, supervisor: int = 0) -> None:
     reloads: set[asyncio.Task[object]] = set()
 
     def on_sighup() -> None:
-        task = loop.create_task(running.holder.reload("SIGHUP"))
+        task = loop.create_task(running.holder.reload("SIGHUP", "signal"))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

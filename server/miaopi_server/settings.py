@@ -24,7 +24,9 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     grace_seconds: float = 5.0
-    watch_seconds: float = 2.0  # poll the rules directory this often; 0 = no file watch
+    # Poll the rules directory this often and publish what changed; 0 (the default) = no file
+    # watch: publishing is a deliberate act (ReloadRulesets / `miaopi reload`, SIGHUP).
+    watch_seconds: float = 0.0
     # The rule-set gate (ops/gate.py), always on: a new set is checked in a separate process
     # with this deadline and this many generated cases per item version before it goes live.
     # The shipped set passes in under a second; 1,000 items at 50 cases take about 20 s.
@@ -121,8 +123,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         dest="watch_seconds",
         type=float,
         metavar="SECONDS",
-        help="reload rule files when they change, polling this often (0 turns it off); "
-        "SIGHUP and the ReloadRulesets RPC reload too",
+        help="publish rule files when they change, polling this often (default 0: off; "
+        "publish deliberately with `miaopi reload`, the ReloadRulesets RPC or SIGHUP)",
     )
     p.add_argument(
         "--gate-seconds",

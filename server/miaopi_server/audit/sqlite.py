@@ -61,6 +61,7 @@ from miaopi_server.audit.sqlite_outbox import (
     take_due,
     undelivered,
 )
+from miaopi_server.audit.sqlite_rulesets import archive_set, find_set
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
     TreeGrowth,
@@ -72,7 +73,7 @@ from miaopi_server.audit.sqlite_tree import (
     latest_head,
 )
 from miaopi_server.audit.sqlite_verify import check_records, verify_database
-from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
+from miaopi_server.audit.store import DuplicateRequest, ListFilter, PublishedSet, Verification
 from miaopi_server.audit.transition import PendingTransition
 from miaopi_server.audit.treehead import TreeHead, sign_head
 from miaopi_server.audit.witness import WitnessFile, witness_path
@@ -86,6 +87,7 @@ __all__ = ["SQLiteAuditStore", "verify_database"]
 
 Pending = PendingRecord | PendingEvent | PendingTransition
 MAX_BATCH = 512
+RULESET_PUBLISHED = "ruleset_published"
 CHECKPOINT_SECONDS = 1.0
 _COLUMNS = (
     "r.seq, r.decision_id, r.request_id, r.case_digest, r.body, c.case_json, r.hash, r.key_id,"
@@ -533,6 +535,8 @@ class SQLiteAuditStore:
 
     def _apply(self, event: PendingEvent, last_seq: int) -> dict[str, Any]:
         """Do what the event records, in its transaction; what it did goes into its body."""
+        if event.details.get("type") == RULESET_PUBLISHED:
+            return {"archived": archive_set(self._writer, event.attachment, event.at)}
         if event.details.get("type") != "purge":
             return {}
         # secure_delete: the erased facts are overwritten in the file, not left in free pages.
@@ -562,6 +566,35 @@ class SQLiteAuditStore:
             details={"type": "purge", "before": before, "by": by},
         )
         return self.append(event).result()
+
+    def record_event(self, details: dict[str, Any], attachment: Any = None) -> StoredRecord:
+        """Append an event of the trail ({"type": ..., ...}) and wait until it is durable."""
+        event = PendingEvent(
+            event_id=f"event-{uuid.uuid4()}",
+            at=fixed_time(utc_now()),
+            node_id=self.node_id,
+            details=details,
+            attachment=attachment,
+        )
+        return self.append(event).result()
+
+    def publish(self, published: PublishedSet, details: dict[str, Any]) -> StoredRecord:
+        """Record a "ruleset_published" event (`details`: who or what published, ...) with the
+        set's digest and versions, archiving its files in the same commit unless that digest is
+        archived already (the body's "archived" says which)."""
+        body = {
+            **details,
+            "type": RULESET_PUBLISHED,
+            "set_digest": published.set_digest,
+            "versions": published.versions,
+            "files": len(published.files),
+        }
+        return self.record_event(body, attachment=published)
+
+    def published_set(self, digest: str) -> PublishedSet | None:
+        """The archived set of this set digest, or holding an item version of this digest."""
+        with self._read() as conn:
+            return find_set(conn, digest)
 
     def _chain_head(self) -> tuple[int, str, TreeGrowth]:
         """(last seq, its hash, the tree over every record) inside the write transaction.

@@ -7,14 +7,16 @@ as SHA-256 hashes and compared in constant time; they are never logged.
 
 Roles:
     window      Decide (granted items only), read its own decisions, the catalogue, the seal key
-    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status;
-                the tasks within its jurisdiction: escalate (督办), suspend and resume them;
-                a supervisor with a `department` is that department's head in its
+    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status,
+                published rule sets; dry-run decisions (DryRunDecide, nothing recorded but the
+                dry run); the tasks within its jurisdiction: escalate (督办), suspend and resume
+                them; a supervisor with a `department` is that department's head in its
                 jurisdiction (escalations are addressed to it)
     reviewer    the tasks of its department (`*`: every department) within its jurisdiction
                 (a region code prefix): list, claim, release, decide, request a supplement,
-                suspend and resume; their decisions
-    admin       everything a supervisor may, plus ReloadRulesets
+                suspend and resume; their decisions; published rule sets (the rules a decision
+                was made under)
+    admin       everything a supervisor may, plus ReloadRulesets (publishing) and PurgeCases
 """
 
 from __future__ import annotations
@@ -63,10 +65,13 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "EscalateTask",
         "SuspendTask",
         "ResumeTask",
+        "DryRunDecide",
+        "GetPublishedRules",
     },
     "reviewer": READ_RPCS
     | {
         "GetDecision",
+        "GetPublishedRules",
         "ListTasks",
         "GetTask",
         "ClaimTask",
@@ -91,6 +96,8 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "EscalateTask",
         "SuspendTask",
         "ResumeTask",
+        "DryRunDecide",
+        "GetPublishedRules",
     },
 }
 ALL_ITEMS = "*"

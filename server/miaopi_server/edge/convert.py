@@ -316,6 +316,7 @@ def reload_response(r: ReloadResult) -> pb.ReloadRulesetsResponse:
         changed=r.changed,
         diagnostics=r.diagnostics,
         catalog_digest=r.catalog_digest,
+        set_digest=r.set_digest,
     )
 
 

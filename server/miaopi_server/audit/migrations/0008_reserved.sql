@@ -1,3 +1,0 @@
--- Reserved: number 8 belongs to another branch's migration (published rule sets, issue 12).
--- This no-op keeps the numbering contiguous (check_numbering) on this branch only; the merge
--- drops this file in favour of that migration.
