@@ -40,8 +40,12 @@ def md(who: str) -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {token(who)}")]
 
 
-def console_server(state: Path, **changes: Any) -> LiveServer:
+def console_server(
+    state: Path, more_principals: tuple[dict[str, Any], ...] = (), **changes: Any
+) -> LiveServer:
+    """`more_principals` are added as given (e.g. known by a certificate's common name)."""
     entries = [{**p, "token_sha256": hash_token(token(p["id"]))} for p in PRINCIPALS]
+    entries += more_principals
     creds = state / "credentials.yaml"
     state.mkdir(parents=True, exist_ok=True)
     creds.write_text(yaml.safe_dump({"principals": entries}, allow_unicode=True), "utf-8")

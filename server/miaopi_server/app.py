@@ -173,9 +173,10 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials:
 
 
 def console_tls(settings: Settings) -> ssl.SSLContext | None:
-    """The console serves HTTPS with the gRPC server's certificate when it has one."""
+    """The console serves HTTPS with the gRPC server's certificate when it has one, and
+    accepts client certificates of the gRPC port's client CA (certificate sign-in)."""
     if settings.tls_cert and settings.tls_key:
-        return tls_context(settings.tls_cert, settings.tls_key)
+        return tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     return None
 
 

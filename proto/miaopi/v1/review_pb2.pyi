@@ -79,16 +79,18 @@ class Task(_message.Message):
     def __init__(self, decision_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., item_code: _Optional[str] = ..., department: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., window_id: _Optional[str] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assignee: _Optional[str] = ..., claim_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promised_due_date: _Optional[str] = ..., statutory_due_date: _Optional[str] = ..., supplement_due_date: _Optional[str] = ..., due_dates_estimated: _Optional[bool] = ..., warning: _Optional[str] = ..., used_working_days: _Optional[int] = ..., paused_working_days: _Optional[int] = ..., pauses: _Optional[_Iterable[_Union[TaskPause, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[str]] = ..., rules_outcome: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., rules_verdict: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., outcome: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., overridden: _Optional[bool] = ..., last_seq: _Optional[int] = ..., escalations: _Optional[int] = ..., last_escalated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
-    __slots__ = ("states", "page_size", "page_token", "escalated_only")
+    __slots__ = ("states", "page_size", "page_token", "escalated_only", "item_code")
     STATES_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     ESCALATED_ONLY_FIELD_NUMBER: _ClassVar[int]
+    ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedScalarFieldContainer[str]
     page_size: int
     page_token: str
     escalated_only: bool
-    def __init__(self, states: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., escalated_only: _Optional[bool] = ...) -> None: ...
+    item_code: str
+    def __init__(self, states: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., escalated_only: _Optional[bool] = ..., item_code: _Optional[str] = ...) -> None: ...
 
 class ListTasksResponse(_message.Message):
     __slots__ = ("tasks", "next_page_token")

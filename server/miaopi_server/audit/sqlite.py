@@ -40,7 +40,7 @@ from miaopi_server.audit.record import (
     fixed_time,
 )
 from miaopi_server.audit.seal import Sealer
-from miaopi_server.audit.sqlite_alerts import alerts_after, raise_alerts
+from miaopi_server.audit.sqlite_alerts import alerts_after, latest_alerts_cursor, raise_alerts
 from miaopi_server.audit.sqlite_casework import (
     apply_transition,
     get_task,
@@ -742,9 +742,12 @@ class SQLiteAuditStore:
         limit: int,
         after: tuple[str, str] = ("", ""),
         escalated_only: bool = False,
+        item_code: str = "",
     ) -> builtins.list[Task]:
         with self._read() as conn:
-            return list_tasks(conn, departments, jurisdiction, states, limit, after, escalated_only)
+            return list_tasks(
+                conn, departments, jurisdiction, states, limit, after, escalated_only, item_code
+            )
 
     def pending_supplements(self) -> builtins.list[Task]:
         with self._read() as conn:
@@ -823,6 +826,10 @@ class SQLiteAuditStore:
     def alerts_after(self, after_seq: int, jurisdiction: str, limit: int) -> builtins.list[Alert]:
         with self._read() as conn:
             return alerts_after(conn, after_seq, jurisdiction, limit)
+
+    def latest_alerts_cursor(self, jurisdiction: str, count: int) -> int:
+        with self._read() as conn:
+            return latest_alerts_cursor(conn, jurisdiction, count)
 
     def verify(self, from_seq: int = 1, to_seq: int = 0) -> Verification:
         try:

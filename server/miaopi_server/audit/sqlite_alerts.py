@@ -71,3 +71,15 @@ def alerts_after(
             (after_seq, len(jurisdiction), jurisdiction, limit),
         )
     ]
+
+
+def latest_alerts_cursor(conn: sqlite3.Connection, jurisdiction: str, count: int) -> int:
+    """The cursor after which lie the latest `count` alerts within `jurisdiction` (0 when
+    there are no more than that), so a reader of the latest ones starts there instead of
+    reading the whole history. Scans from the newest seq back, `count` + 1 matches deep."""
+    row = conn.execute(
+        "SELECT seq FROM alerts WHERE substr(jurisdiction, 1, ?) = ?"
+        " ORDER BY seq DESC LIMIT 1 OFFSET ?",
+        (len(jurisdiction), jurisdiction, count),
+    ).fetchone()
+    return int(row[0]) if row else 0

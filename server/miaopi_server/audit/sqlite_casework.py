@@ -158,8 +158,10 @@ def list_tasks(
     limit: int,
     after: tuple[str, str] = ("", ""),
     escalated_only: bool = False,
+    item_code: str = "",
 ) -> list[Task]:
     """Tasks of these departments (all when none are given) in these states (all when none),
+    of this item (every item when ""),
     whose jurisdiction lies within `jurisdiction` (a region code prefix; "" is everywhere),
     in the stable order (opened_at, decision_id), after `after` (the last of the previous
     page: its opened_at column value and decision id) when given."""
@@ -180,6 +182,9 @@ def list_tasks(
         args += [after[0], after[0], after[1]]
     if escalated_only:
         where.append("json_extract(task, '$.escalations') > 0")
+    if item_code:
+        where.append("item_code = ?")
+        args.append(item_code)
     sql = (
         f"SELECT task FROM tasks WHERE {' AND '.join(where)}"
         " ORDER BY opened_at, decision_id LIMIT ?"

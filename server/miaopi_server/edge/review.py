@@ -211,6 +211,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         tasks = self._store.tasks(
             [principal.department] if mine else [], scope,
             list(request.states) or OPEN_STATES, size + 1, after, request.escalated_only,
+            request.item_code,
         )  # fmt: skip
         now = self._clock()
         page = tasks[:size]
@@ -433,7 +434,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         principal = await self._guard(context, "WatchAlerts")
         if request.after_seq < 0:
             await abort(context, CaseInvalid([FieldViolation("after_seq", "不能为负数")]))
-        scope = principal.jurisdiction if principal.role == "supervisor" else ""
+        scope = alert_scope(principal)
         cursor = request.after_seq
         while True:
             batch = await asyncio.to_thread(self._store.alerts_after, cursor, scope, ALERT_PAGE)
@@ -446,6 +447,11 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
                 return
             # Polled, not pushed: another process (--workers) may have raised it.
             await asyncio.sleep(self._alert_poll)
+
+
+def alert_scope(principal: Principal) -> str:
+    """The jurisdiction whose alerts a principal watches ("" is everywhere)."""
+    return principal.jurisdiction if principal.role == "supervisor" else ""
 
 
 def alert_message(a: Alert) -> rpb.Alert:

@@ -42,6 +42,7 @@ class Console:
     store: SQLiteAuditStore  # the transition history of a case the services let one see
     templates: jinja2.Environment
     secure: bool  # served over TLS: the session cookie is Secure
+    certificates: bool = False  # the TLS listener asks for client certificates (sign-in)
     sessions: Sessions = field(default_factory=Sessions)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)  # open alert streams
 
@@ -59,9 +60,28 @@ def session_of(request: web.Request) -> Session:
     return request[SESSION]
 
 
+def peer_common_name(request: web.Request) -> str:
+    """The subject common name of the client certificate this request's TLS connection
+    presented and the listener verified against the client CA ("" when none): the first CN,
+    the name gRPC reports as x509_common_name."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
 def context(request: web.Request, credential: Credential | None = None) -> ConsoleContext:
-    """A servicer context calling as the signed-in principal (or with `credential`)."""
-    return ConsoleContext(credential or session_of(request).credential, request.remote or "")
+    """A servicer context calling as the signed-in principal (or with `credential`). A
+    session signed in by certificate calls with the certificate of this request's connection
+    (the middleware let it through only if it is the one signed in with)."""
+    if credential is None:
+        credential = session_of(request).credential
+        if credential.cert_common_name:
+            credential = Credential(cert_common_name=peer_common_name(request))
+    return ConsoleContext(credential, request.remote or "")
 
 
 def render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:

@@ -3,6 +3,7 @@ action is the ReviewService/ApprovalService method the gRPC server runs (calls.p
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -98,14 +99,27 @@ ACTIONS: dict[str, CaseAction] = {
 }
 
 
+QUEUE_PAGE = 100  # tasks per page of the queue; "更多" follows ListTasks' next_page_token
+
+
+def _queue_link(item: str, state: str, page_token: str = "") -> str:
+    query = {k: v for k, v in (("item", item), ("state", state), ("page", page_token)) if v}
+    return "/queue" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+
+
 async def queue(request: web.Request) -> web.StreamResponse:
     console, ctx = console_of(request), context(request)
     item, state = request.query.get("item", ""), request.query.get("state", "")
+    page_token = request.query.get("page", "")
     try:
         items = (await console.approval.ListItems(pb.ListItemsRequest(), ctx)).items
         listed = await console.review.ListTasks(
-            rpb.ListTasksRequest(states=[state] if state else [], page_size=500), ctx
-        )
+            rpb.ListTasksRequest(
+                states=[state] if state else [], item_code=item, page_size=QUEUE_PAGE,
+                page_token=page_token,
+            ),
+            ctx,
+        )  # fmt: skip
     except Refused as refused:
         if session_of(request).role == "window" and refused.code.name == "PERMISSION_DENIED":
             return render(request, "queue.html", tasks=None, items=[], item=item, state=state,
@@ -114,11 +128,12 @@ async def queue(request: web.Request) -> web.StreamResponse:
         if not errors:
             return refusal_page(request, refused, "办件队列")
         return render(request, "queue.html", 400, tasks=[], items=[], item=item, state=state,
-                      errors=errors, refused=refused)  # fmt: skip
-    tasks = [t for t in listed.tasks if not item or t.item_code == item]
+                      errors=errors, refused=refused, first=_queue_link(item, state))  # fmt: skip
+    more = _queue_link(item, state, listed.next_page_token) if listed.next_page_token else ""
     return render(
-        request, "queue.html", tasks=tasks, items=items, item=item, state=state, errors={},
-        refused=None, item_names={i.code: i.name for i in items},
+        request, "queue.html", tasks=list(listed.tasks), items=items, item=item, state=state,
+        errors={}, refused=None, item_names={i.code: i.name for i in items}, more=more,
+        first=_queue_link(item, state) if page_token else "",
     )  # fmt: skip
 
 

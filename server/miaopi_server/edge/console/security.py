@@ -2,7 +2,8 @@
 
 - Content-Security-Policy: only this origin's own scripts, styles and images, no inline
   script or style, no framing, forms post only here; plus nosniff, no referrer, no caching.
-- A request without a live session is sent to the sign-in page (GET) or refused (POST).
+- A request without a live session is sent to the sign-in page (GET) or refused (POST); so
+  is one whose session was signed in by a certificate its connection does not present.
 - A POST must carry the session's CSRF token in its form (the sign-in form: the token of its
   own cookie), and, when the browser says where it comes from (Origin), come from here.
 """
@@ -21,8 +22,10 @@ from miaopi_server.edge.console.base import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
     console_of,
+    peer_common_name,
     render,
 )
+from miaopi_server.edge.console.sessions import Session
 
 log = structlog.get_logger("miaopi.console")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,10 +61,22 @@ def _same_origin(request: web.Request) -> bool:
     return origin == f"{request.scheme}://{request.host}"
 
 
+def _own_certificate(request: web.Request, session: Session) -> bool:
+    """A session signed in by certificate is only good on a connection that presents that
+    certificate: its cookie alone (stolen, replayed elsewhere) signs no one in."""
+    name = session.credential.cert_common_name
+    if not name or peer_common_name(request) == name:
+        return True
+    log.warning("console.certificate_missing", principal=session.principal_id)
+    return False
+
+
 @web.middleware
 async def session_and_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     console = console_of(request)
-    session = console.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+    session = console.sessions.get(
+        request.cookies.get(SESSION_COOKIE, ""), lambda s: _own_certificate(request, s)
+    )
     if session is not None:
         request[SESSION] = session
     if request.method == "POST":

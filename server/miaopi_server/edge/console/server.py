@@ -74,10 +74,17 @@ class ConsoleServer:
         await self.runner.cleanup()
 
 
-def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+def tls_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """The console's TLS. With `client_ca` it asks every client for a certificate, optional
+    (token sign-in keeps working) but, when one is presented, verified against that CA only,
+    never the system's trust store: a certificate of another issuer ends the handshake, as
+    on the gRPC port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
@@ -90,7 +97,10 @@ async def start_console(
 ) -> ConsoleServer:
     """Serve the console on `listen` (HOST:PORT; port 0 picks one, returned)."""
     host, _, port = listen.rpartition(":")
-    console = Console(approval, review, store, templates(), secure=tls is not None)
+    console = Console(
+        approval, review, store, templates(), secure=tls is not None,
+        certificates=tls is not None and tls.verify_mode != ssl.CERT_NONE,
+    )  # fmt: skip
     # Handlers are cancelled when their client goes (an alert stream waits for ever); no
     # access log: the services log what was done, and paths carry only opaque ids anyway.
     runner = web.AppRunner(
@@ -104,5 +114,8 @@ async def start_console(
         await runner.cleanup()
         raise OSError(f"cannot listen on {listen} (console): {exc}") from exc
     bound = int(runner.addresses[0][1])
-    log.info("console.started", listen=f"{host}:{bound}", tls=tls is not None)
+    log.info(
+        "console.started", listen=f"{host}:{bound}", tls=tls is not None,
+        client_certificates=console.certificates,
+    )  # fmt: skip
     return ConsoleServer(runner, console, bound)

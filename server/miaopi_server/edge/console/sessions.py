@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from miaopi_server.edge.console.calls import Credential
@@ -61,8 +62,12 @@ class Sessions:
                 self._by_id.popitem(last=False)
         return session
 
-    def get(self, session_id: str) -> Session | None:
-        """The live session of this id (its idle clock restarted), or None."""
+    def get(
+        self, session_id: str, admit: Callable[[Session], bool] = lambda _: True
+    ) -> Session | None:
+        """The live session of this id (its idle clock restarted), or None; also None, the
+        session untouched, when `admit` refuses this request (a certificate session's cookie
+        without its certificate must not even keep the session alive)."""
         now = time.monotonic()
         with self._lock:
             session = self._by_id.get(session_id)
@@ -70,6 +75,8 @@ class Sessions:
                 return None
             if now - session.seen > self._idle or now - session.created > self._max_age:
                 del self._by_id[session_id]
+                return None
+            if not admit(session):
                 return None
             session.seen = now
             self._by_id.move_to_end(session_id)

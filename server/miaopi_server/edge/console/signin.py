@@ -1,6 +1,7 @@
-"""Sign-in and sign-out. The credential is checked by the same guard as every gRPC call
-(ApprovalService.guard): unknown tokens are refused with the API's words, and failed
-attempts count against the caller's address like failed gRPC authentications."""
+"""Sign-in and sign-out. The credential (a token, or the connection's client certificate) is
+checked by the same guard as every gRPC call (ApprovalService.guard): unknown credentials are
+refused with the API's words, and failed attempts count against the caller's address like
+failed gRPC authentications."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from miaopi_server.edge.console.base import (
     SIGNIN_COOKIE,
     console_of,
     context,
+    peer_common_name,
     refusal_page,
     render,
 )
@@ -42,11 +44,16 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(HOME.get(request[SESSION].role, "/queue"))
 
 
-def _form(request: web.Request, status: int = 200, error: str = "") -> web.Response:
+def _form(
+    request: web.Request, status: int = 200, error: str = "", cert_error: str = ""
+) -> web.Response:
     # One token per browser, not per page view: a second view of the form (another tab, or
     # the browser's own favicon request sent here) must not void the first one's token.
     token = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(32)
-    response = render(request, "signin.html", status, signin_csrf=token, error=error)
+    response = render(
+        request, "signin.html", status, signin_csrf=token, error=error, cert_error=cert_error,
+        certificates=console_of(request).certificates,
+    )  # fmt: skip
     _cookie(response, request, SIGNIN_COOKIE, token)
     return response
 
@@ -56,19 +63,33 @@ async def form(request: web.Request) -> web.StreamResponse:
 
 
 async def submit(request: web.Request) -> web.StreamResponse:
+    """Sign in with a token typed into the form, or ("使用数字证书登录") with the client
+    certificate of this connection: the principal gRPC maps that certificate to."""
     console = console_of(request)
-    token = str((await request.post()).get("token", "")).strip()
-    if not token:
-        return _form(request, 400, "请输入令牌。")
-    credential = Credential(token=token)
+    form = await request.post()
+    if form.get("method") == "certificate":
+        name = peer_common_name(request) if console.certificates else ""
+        if not name:
+            return _form(
+                request, 401, cert_error="此连接未出示数字证书：请在浏览器中选择证书后重试。"
+            )
+        credential = Credential(cert_common_name=name)
+    else:
+        token = str(form.get("token", "")).strip()
+        if not token:
+            return _form(request, 400, "请输入令牌。")
+        credential = Credential(token=token)
     try:
         principal = await console.approval.guard(context(request, credential), SIGNIN_RPC)
     except Refused as refused:
         if refused.code.name == "UNAUTHENTICATED":
+            if credential.cert_common_name:
+                return _form(request, 401, cert_error=refused.message)
             return _form(request, 401, refused.message)
         return refusal_page(request, refused, "无法登录")
     session = console.sessions.open(principal.id, principal.role, credential)
-    log.info("console.signed_in", principal=principal.id, role=principal.role)
+    method = "certificate" if credential.cert_common_name else "token"
+    log.info("console.signed_in", principal=principal.id, role=principal.role, method=method)
     response = web.HTTPSeeOther("/")
     _cookie(response, request, SESSION_COOKIE, session.id)
     response.del_cookie(SIGNIN_COOKIE, path="/")

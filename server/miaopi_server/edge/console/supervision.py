@@ -18,6 +18,7 @@ from miaopi_server.edge.console import labels
 from miaopi_server.edge.console.base import console_of, context, refusal_page, render
 from miaopi_server.edge.console.calls import ConsoleContext, Refused
 from miaopi_server.edge.console.charts import kpi_charts
+from miaopi_server.edge.review import alert_scope
 
 SHOWN_ALERTS = 50  # the page opens with the latest; the stream adds the rest
 # As `miaopi kpi --csv` (clients/miaopi_client/kpi_cli.py; tests/test_console_http.py checks
@@ -47,16 +48,22 @@ def alert_json(a: rpb.Alert) -> dict[str, Any]:
     }
 
 
-async def _stored_alerts(request: web.Request) -> list[rpb.Alert]:
+async def _latest_alerts(request: web.Request) -> list[rpb.Alert]:
+    """The latest SHOWN_ALERTS alerts the principal may watch, oldest first: WatchAlerts from
+    a cursor just before them, so a page load reads as many rows however long the history."""
+    console, ctx = console_of(request), context(request)
+    principal = await console.approval.guard(ctx, "WatchAlerts")
+    cursor = await asyncio.to_thread(
+        console.store.latest_alerts_cursor, alert_scope(principal), SHOWN_ALERTS
+    )
     got: list[rpb.Alert] = []
 
     async def keep(message: rpb.WatchAlertsResponse) -> None:
         got.append(message.alert)
-        del got[:-SHOWN_ALERTS]
+        del got[:-SHOWN_ALERTS]  # some raised meanwhile: still the latest
 
-    ctx = context(request)
     ctx.on_write = keep
-    await console_of(request).review.WatchAlerts(rpb.WatchAlertsRequest(after_seq=0), ctx)
+    await console.review.WatchAlerts(rpb.WatchAlertsRequest(after_seq=cursor), ctx)
     return got
 
 
@@ -76,7 +83,10 @@ async def page(request: web.Request) -> web.StreamResponse:
             return refusal_page(request, refused, "督查")
         return render(request, "supervision.html", 400, month=month, by=by, kpis=None,
                       charts=[], alerts=[], last_seq=0, errors=refused.fields)  # fmt: skip
-    alerts = await _stored_alerts(request)
+    try:
+        alerts = await _latest_alerts(request)
+    except Refused as refused:
+        return refusal_page(request, refused, "督查")
     return render(
         request, "supervision.html", month=month, by=by, kpis=kpis, charts=kpi_charts(
             list(kpis.rows)), alerts=[alert_json(a) for a in reversed(alerts)],
