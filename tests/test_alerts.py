@@ -159,3 +159,37 @@ def test_alerts_survive_restarts_once_with_two_workers(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(db)) as conn:  # a supervisor of 440605 sees one
         assert [a.decision_id for a in alerts_after(conn, 0, "440605", 10)] == [late_id]
         assert len(alerts_after(conn, 0, "", 10)) == 3
+
+
+def test_the_latest_alerts_cursor_counts_back_from_the_newest_in_scope(tmp_path: Path) -> None:
+    from miaopi_server.audit import seal
+    from miaopi_server.audit.sqlite import SQLiteAuditStore
+
+    store = SQLiteAuditStore(tmp_path / "audit.sqlite3", seal.load_or_create(tmp_path / "k")[0])
+    try:
+        assert store.latest_alerts_cursor("440605", 3) == 0  # none yet
+        with contextlib.closing(sqlite3.connect(store.path)) as conn, conn:
+            for i in range(1, 11):  # seq i; odd ones in 440605, even ones in 440604
+                conn.execute(
+                    "INSERT INTO alerts (decision_id, kind, item_code, department, jurisdiction,"
+                    " due_on, raised_at) VALUES (?, 'due_soon', 'GF1', '民政局', ?, '', '')",
+                    (f"d{i}", "440605" if i % 2 else "440604"),
+                )
+        cases = [("440605", 3, 3), ("4406", 3, 7), ("", 1, 9), ("440605", 5, 0),
+                 ("440605", 9, 0), ("440604", 1, 8)]  # fmt: skip
+        for scope, count, cursor in cases:
+            assert store.latest_alerts_cursor(scope, count) == cursor, (scope, count)
+        latest = store.alerts_after(store.latest_alerts_cursor("440605", 3), "440605", 100)
+        assert [a.seq for a in latest] == [5, 7, 9]
+        with contextlib.closing(sqlite3.connect(store.path)) as conn:
+            plan = " ".join(
+                str(row[3])
+                for row in conn.execute(
+                    "EXPLAIN QUERY PLAN SELECT seq FROM alerts WHERE substr(jurisdiction, 1, ?)"
+                    " = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                    (6, "440605", 50),
+                )
+            )
+        assert "TEMP B-TREE" not in plan  # walks back from the newest; no sort of them all
+    finally:
+        store.close()

@@ -7,6 +7,7 @@ handshake; token sign-in works beside it."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import ipaddress
@@ -159,8 +160,10 @@ def test_a_certificate_signs_in_the_principal_grpc_maps_it_to(
     cookie = next(c for c in reply.headers.get_all("Set-Cookie") if "miaopi_session=" in c)
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
     signed_in = [e for e in logs if e["event"] == "console.signed_in"]
-    assert signed_in == [{"event": "console.signed_in", "principal": "rev-cert",
-                          "role": "reviewer", "method": "certificate", "log_level": "info"}]  # fmt: skip
+    assert signed_in == [
+        {"event": "console.signed_in", "principal": "rev-cert", "role": "reviewer",
+         "method": "certificate", "log_level": "info"}
+    ]  # fmt: skip
     assert REVIEWER_CN not in str(logs)  # the certificate's name is not logged
     queue = reviewer.get("/queue")
     assert queue.status == 200 and "rev-cert" in queue.body and decision_id in queue.body
@@ -211,9 +214,8 @@ def test_a_certificate_of_another_issuer_is_refused_in_the_handshake(
         private_key=(pki / "impostor.key").read_bytes(),
         certificate_chain=(pki / "impostor.pem").read_bytes(),
     )
-    with grpc.secure_channel(server.target, creds) as ch:
-        with pytest.raises(grpc.RpcError) as refused:
-            rpb_grpc.ReviewServiceStub(ch).ListTasks(rpb.ListTasksRequest(), timeout=5)
+    with grpc.secure_channel(server.target, creds) as ch, pytest.raises(grpc.RpcError) as refused:
+        rpb_grpc.ReviewServiceStub(ch).ListTasks(rpb.ListTasksRequest(), timeout=5)
     assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -252,10 +254,8 @@ def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> str:
     cli = client.wrap_bio(c_in, c_out, server_hostname="localhost")
     for _ in range(10):
         for side in (cli, srv):
-            try:
+            with contextlib.suppress(ssl.SSLWantReadError):
                 side.do_handshake()
-            except ssl.SSLWantReadError:
-                pass
         s_in.write(c_out.read())
         c_in.write(s_out.read())
     cli.write(b"x")

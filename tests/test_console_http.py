@@ -10,6 +10,7 @@ import html
 import io
 import ipaddress
 import re
+import sqlite3
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
+from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_client.cli import main as cli
 from miaopi_server.clock import SHANGHAI
+from miaopi_server.edge.console import review_pages
+from miaopi_server.edge.console.supervision import SHOWN_ALERTS
 from tests.conftest import LiveServer
 from tests.console_support import (
     CENTENARIAN_ID,
@@ -38,6 +42,7 @@ from tests.console_support import (
     review_case,
     token,
 )
+from tests.support import DISABILITY, DISABILITY_MATERIALS, decide_request, with_facts
 
 
 @pytest.fixture(scope="module")
@@ -400,6 +405,41 @@ class TestSupervision:
             conn.close()
         assert "event: alert" in seen and '"kind": "override"' in seen
 
+    def test_the_page_reads_only_the_latest_alerts_of_its_scope(
+        self, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """However long the history, a page load reads the latest SHOWN_ALERTS alerts the
+        supervisor may watch (from a cursor just before them), not every stored one."""
+        store = server.running.store
+        with contextlib.closing(sqlite3.connect(store.path, timeout=10)) as conn, conn:
+            for i in range(2 * SHOWN_ALERTS):  # the supervisor's 440605, and 440604 between
+                for region in ("440605", "440604"):
+                    conn.execute(
+                        "INSERT INTO alerts (decision_id, kind, item_code, department,"
+                        " jurisdiction, due_on, raised_at) VALUES (?, 'due_soon', 'GF00012000',"
+                        " '南海区民政局', ?, '2026-12-01', '2026-11-20T02:00:00.000000Z')",
+                        (f"history-{region}-{i:03d}", region),
+                    )
+            ours = [r[0] for r in conn.execute(
+                "SELECT seq FROM alerts WHERE jurisdiction LIKE '440605%' ORDER BY seq"
+            )]  # fmt: skip
+        read: list[int] = []
+        reading = store.alerts_after
+
+        def counted(after_seq: int, jurisdiction: str, limit: int) -> list[Any]:
+            rows = reading(after_seq, jurisdiction, limit)
+            read.extend(a.seq for a in rows)
+            return rows
+
+        monkeypatch.setattr(store, "alerts_after", counted)
+        page = signed_in(server, "sup").get("/supervision")
+        assert page.status == 200
+        shown = [int(s) for s in re.findall(r'data-seq="(\d+)"', page.body)]
+        assert shown == list(reversed(ours[-SHOWN_ALERTS:]))  # newest first
+        assert "history-440604" not in page.body  # another jurisdiction's
+        assert sorted(read) == ours[-SHOWN_ALERTS:]  # read nothing older
+        assert f'data-after="{ours[-1]}"' in page.body  # the stream goes on after them
+
 
 def test_no_personal_data_reaches_the_logs(server: LiveServer, stubs: tuple[Any, Any]) -> None:
     approval, _ = stubs
@@ -448,5 +488,55 @@ def test_with_tls_the_console_is_https_and_its_cookie_secure(tmp_path: Path) -> 
         cookie = next(c for c in reply.headers.get_all("Set-Cookie") if "miaopi_session=" in c)
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
         assert client.get("/supervision").status == 200
+    finally:
+        server.stop()
+
+
+def test_the_queue_filters_by_item_in_the_query_and_pages_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The item filter is ListTasks' item_code (a matching task beyond the first page of all
+    tasks is not lost), and "更多" follows next_page_token, page after page."""
+    monkeypatch.setattr(review_pages, "QUEUE_PAGE", 2)
+    server = console_server(tmp_path / "state")
+    try:
+        with grpc.insecure_channel(server.target) as ch:
+            approval, review = pb_grpc.ApprovalServiceStub(ch), rpb_grpc.ReviewServiceStub(ch)
+            veteran = with_facts(DISABILITY, disability__certificate_type="veteran_card")
+            materials = [*DISABILITY_MATERIALS[:3], "veteran_card", "household_certificate"]
+            disability = []  # opened first: the first page of every task is theirs
+            for _ in range(3):
+                got = approval.Decide(
+                    decide_request("GF00034001", veteran, materials), metadata=md("win")
+                )
+                assert got.decision.outcome == pb.OUTCOME_MANUAL_REVIEW
+                disability.append(got.decision.decision_id)
+            senior = [review_case(approval) for _ in range(3)]
+            # The servicer: only the item's tasks, its own pages.
+            first = review.ListTasks(
+                rpb.ListTasksRequest(item_code="GF00012000", page_size=2), metadata=md("sup")
+            )
+            assert [t.decision_id for t in first.tasks] == senior[:2] and first.next_page_token
+        client = signed_in(server, "sup")
+
+        def pages(path: str) -> list[list[str]]:
+            """The decision ids of each page, following "更多" to the end."""
+            seen: list[list[str]] = []
+            while path:
+                reply = client.get(path)
+                assert reply.status == 200, reply.body
+                seen.append(re.findall(r'data-decision="([^"]+)"', reply.body))
+                more = re.search(r'<a href="([^"]+)" rel="next">更多</a>', reply.body)
+                path = html.unescape(more.group(1)) if more else ""
+                assert (len(seen) > 1) == ("第一页" in reply.body)
+            return seen
+
+        assert pages("/queue?item=GF00012000") == [senior[:2], senior[2:]]
+        assert pages("/queue?item=GF00034001&state=open") == [disability[:2], disability[2:]]
+        everything = disability + senior
+        assert pages("/queue") == [everything[0:2], everything[2:4], everything[4:6]]
+        bad = client.get("/queue?item=GF00012000&page=not-a-token")
+        assert bad.status == 400 and 'id="f-page-error"' in bad.body
+        assert "无效的分页标记" in bad.body and 'href="/queue?item=GF00012000"' in bad.body
     finally:
         server.stop()
