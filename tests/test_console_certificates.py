@@ -283,3 +283,39 @@ def test_the_console_trusts_the_client_ca_alone(pki: Path, monkeypatch: pytest.M
         _handshake(server, presenting("impostor"))
     without = tls_context(pki / "server.pem", pki / "server.key")
     assert _handshake(without, presenting(REVIEWER_CN)) == ""  # not asked for
+
+
+def test_in_chromium_the_certificate_button_signs_in(server: LiveServer, pki: Path) -> None:
+    """Chromium presenting the reviewer's certificate (Playwright's client_certificates)
+    signs in with the button alone; without a certificate the button refuses."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_console_browser import CHROMIUM, FLAGS, WAIT_MS
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make test` (it installs it)"
+    base = console_url(server).replace("http:", "https:")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            presenting = browser.new_context(
+                locale="zh-CN", ignore_https_errors=True,
+                client_certificates=[{
+                    "origin": base, "certPath": str(pki / f"{REVIEWER_CN}.pem"),
+                    "keyPath": str(pki / f"{REVIEWER_CN}.key"),
+                }],
+            )  # fmt: skip
+            page = presenting.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(base + "/queue")
+            expect(page).to_have_url(base + "/signin")
+            page.get_by_role("button", name=CERT_BUTTON).click()
+            expect(page).to_have_url(base + "/queue")
+            expect(page.get_by_text("rev-cert")).to_be_visible()
+
+            bare = browser.new_context(locale="zh-CN", ignore_https_errors=True).new_page()
+            bare.set_default_timeout(WAIT_MS)
+            bare.goto(base + "/signin")
+            bare.get_by_role("button", name=CERT_BUTTON).click()
+            expect(bare.get_by_role("alert")).to_contain_text("此连接未出示数字证书")
+        finally:
+            browser.close()
