@@ -21,6 +21,13 @@ from tests.conftest import LiveServer
 from tests.support import CENTENARIAN, RULESETS, SENIOR_MATERIALS, decide_request, resident_id
 
 CIVIL = "南海区民政局"  # the senior allowance's department
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by the Makefile's test set-up
+# As root with no outside network (PLATFORM.md): no sandbox, nothing phoned home.
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+WAIT_MS = 15_000  # the longest any page or alert may take to appear in the browser
 PRINCIPALS: list[dict[str, Any]] = [
     {"id": "win", "role": "window", "window_id": "W-GC-01", "jurisdiction": "440605",
      "items": ["*"]},

@@ -29,16 +29,18 @@ from miaopi_client.cli import main as cli
 from miaopi_server.clock import SHANGHAI
 from miaopi_server.ops.alerts import scan
 from tests.conftest import LiveServer
-from tests.console_support import console_server, console_url, md, review_case, token
+from tests.console_support import (
+    CHROMIUM,
+    FLAGS,
+    WAIT_MS,
+    console_server,
+    console_url,
+    md,
+    review_case,
+    token,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-# As root with no outside network (PLATFORM.md): no sandbox, nothing phoned home.
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 DESKTOP, PHONE = {"width": 1366, "height": 768}, {"width": 390, "height": 844}
-WAIT_MS = 15_000  # the longest any page or alert may take to appear
 
 
 @pytest.fixture(scope="module")

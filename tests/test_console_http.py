@@ -483,6 +483,7 @@ def test_with_tls_the_console_is_https_and_its_cookie_secure(tmp_path: Path) -> 
     try:
         trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
         client = Http(console_url(server).replace("http:", "https:"), tls=trust)
+        assert "使用数字证书登录" not in client.get("/signin").body  # no --tls-client-ca
         reply = client.sign_in("sup")
         assert reply.status == 303
         cookie = next(c for c in reply.headers.get_all("Set-Cookie") if "miaopi_session=" in c)
