@@ -43,6 +43,31 @@ class TestFiring:
         engine.unregister(h)
 
 
+    def test_the_same_case_fires_every_time(self, engine):
+        """One session is reused: each case's fact is retracted after it is decided, so the
+        same case decided again fires again (a fact still held would not fire a second time)."""
+        h = engine.register("t", {"r": {"a": 1}, "s": {"b": 2}})
+        for _ in range(100):
+            assert engine.evaluate(h, {"a": 1, "b": 2}) == ["r", "s"]
+            assert engine.evaluate(h, {"a": 1}) == ["r"]
+        engine.unregister(h)
+
+    def test_a_fact_left_in_the_session_is_not_decided_against(self, engine):
+        """The same fact still held by the reused session (every failure path deletes the
+        session, so this is the guard behind that) drops the session: the case still fires."""
+        import durable_rules_engine
+
+        from miaopi_server.decision.engine import SESSION, _engine_json
+
+        h = engine.register("t", {"r": {"a": 1}, "q": {"$gte": {"n": 0}}})
+        (part,) = h.parts
+        left = _engine_json({"a": 1, "sid": SESSION})
+        assert durable_rules_engine.assert_fact(part.handle, left)[0] == 0
+        assert engine.evaluate(h, {"a": 1}) == ["r"]
+        assert engine.evaluate(h, {"a": 1, "n": 1}) == ["r", "q"]
+        engine.unregister(h)
+
+
 class TestConcurrency:
     def test_threads_never_cross_results(self, engine):
         """8 threads evaluating distinct facts each get their own answer, and nothing crashes."""

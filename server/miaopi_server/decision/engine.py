@@ -11,9 +11,11 @@ Engine traps handled here (measured; see docs/ENGINE.md):
   so every matching rule is reported exactly once.
 - Deleting a case's state segfaults on a ruleset in which no action has ever fired: each
   ruleset carries a warm-up rule that is fired once when it is registered.
-- Every session id keeps state until deleted and a ruleset holds at most 1,024 live ones:
-  each evaluation uses a fresh id and always deletes it, under one lock, so at most one case
-  is in flight per engine and memory stays flat.
+- A new session id costs the engine a fresh state node (allocated and zeroed per rule: over
+  half of an evaluation, measured) and a ruleset holds at most 1,024 live ones: every
+  evaluation reuses one session per ruleset and retracts its fact afterwards, under one lock,
+  so at most one case is in flight per engine and memory stays flat. Any surprise (an error,
+  a fact the state already held) deletes the session, and the next evaluation starts afresh.
 - Fixed-size tables (64 pending matches per fact, 512 children per test, 255 rules per test,
   254 properties per fact): the rules are registered as several engine rulesets ("parts",
   rules/engine_shape.py), each small enough that no table can fill; a fact is asserted into
@@ -25,6 +27,7 @@ Engine traps handled here (measured; see docs/ENGINE.md):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -40,6 +43,8 @@ from miaopi_server.rules.engine_shape import partition, reads, rule_of
 
 WARMUP_RULE = "__warmup__"
 WARMUP_KEY = "_warmup"
+SESSION = "case"  # the one session every evaluation of a ruleset reuses
+_FIRED, _NONE_FIRED, _ALREADY_HELD = 0, 1, 2  # assert_fact result codes (rules.h)
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # A JSON string (left alone), or a number with an exponent (Python writes a lower-case e).
 _EXPONENT = re.compile(r'("(?:[^"\\]|\\.)*")|(-?\d+(?:\.\d+)?)(e[-+]?\d+)')
@@ -113,12 +118,17 @@ def _rule_name(messages: str) -> str:
     return first
 
 
+def _forget(handle: int) -> None:
+    """Delete the session after a failure, whatever it holds (the next assert recreates it)."""
+    with contextlib.suppress(Exception):  # already gone: nothing left to forget
+        _core.delete_state(handle, SESSION)
+
+
 class Engine:
     """Registers compiled rulesets and evaluates facts against them. Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sids = itertools.count()
         self._names = itertools.count()
 
     def register(self, label: str, conditions: Mapping[str, dict[str, Any]]) -> RulesetHandle:
@@ -174,21 +184,27 @@ class Engine:
         return list(fired)
 
     def _run(self, handle: int, fact: dict[str, Any]) -> list[str]:
-        sid = str(next(self._sids))
-        payload = _engine_json({**fact, "sid": sid})
-        fired: dict[str, None] = {}
+        payload = _engine_json({**fact, "sid": SESSION})
         try:
             code, state = _core.assert_fact(handle, payload)
-            if code == 0:
+            if code == _ALREADY_HELD:  # a fact left behind: never decide against stale state
+                _core.delete_state(handle, SESSION)
+                code, state = _core.assert_fact(handle, payload)
+            if code not in (_FIRED, _NONE_FIRED):
+                raise EngineError(f"rules engine: unexpected result {code} asserting a case")
+            fired: dict[str, None] = {}
+            if code == _FIRED:
                 result = _core.start_action_for_state(handle, state)
                 while result:
                     messages = result[1] if isinstance(result, tuple) else result
                     fired.setdefault(_rule_name(messages), None)
                     result = _core.complete_and_start_action(handle, state)
+            _core.retract_fact(handle, payload)
         except Exception as exc:
+            _forget(handle)
+            if isinstance(exc, EngineError):
+                raise
             raise EngineError(f"rules engine failed: {exc}") from exc
-        finally:
-            _core.delete_state(handle, sid)
         return list(fired)
 
     @staticmethod
