@@ -42,7 +42,6 @@ class TestFiring:
             assert engine.evaluate(h, {"a": i % 2}) == (["r"] if i % 2 else [])
         engine.unregister(h)
 
-
     def test_the_same_case_fires_every_time(self, engine):
         """One session is reused: each case's fact is retracted after it is decided, so the
         same case decided again fires again (a fact still held would not fire a second time)."""

@@ -15,6 +15,7 @@ facts, materials, as-of date): tests/test_validator.py checks both on generated 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Callable
@@ -40,10 +41,13 @@ from miaopi_server.rules.fieldtypes import (
     as_of_date,
     parse_date,
 )
+from miaopi_server.rules.identity import IdentityError, parse_credit_code, parse_resident_id
 from miaopi_server.rules.model import APPLICATION_DATE, NO_DEFAULT, Field, Item
 
 # A test that is True only for values the field's type check accepts (False: ask the check).
 Plain = Callable[[Any], bool]
+# The decoded identity number a field's derived facts need; None: not sure, ask the check.
+Decode = Callable[[Any, dt.date], Any]
 # A subject's keys: a form field's path (str) or the nested subject's own table.
 Table = dict[str, "str | Table"]
 
@@ -111,6 +115,33 @@ def _plain_test(t: FieldType, f: Field) -> Plain | None:
     return None  # string_list, resident_id, credit_code: their check is the test
 
 
+def _resident_id(v: Any, as_of: dt.date) -> Any:
+    # Printable ASCII passes the type's text checks, so the check is the parser itself.
+    if v.__class__ is str and v.isascii() and v.isprintable():
+        try:
+            return parse_resident_id(v, as_of)
+        except IdentityError:
+            return None
+    return None
+
+
+def _credit_code(v: Any, as_of: dt.date) -> Any:
+    if v.__class__ is str and v.isascii() and v.isprintable():
+        try:
+            return parse_credit_code(v)
+        except IdentityError:
+            return None
+    return None
+
+
+def _decoder(t: FieldType) -> Decode | None:
+    """For a shipped identity type: its decoded number straight from the parser, or None
+    when not sure (then the type's check runs and says what is wrong)."""
+    if t.name not in FIELD_TYPES or FIELD_TYPES[t.name] is not t:
+        return None
+    return {"resident_id": _resident_id, "credit_code": _credit_code}.get(t.name)
+
+
 class Validator:
     """`validator(facts, materials, as_of)`: the Case validate_case returns, or its CaseInvalid."""
 
@@ -128,7 +159,8 @@ class Validator:
             needed = f.required or (f.path in item.source_backed and not f.has_default)
             # A valid as-of date is a valid date: the date type's check need not run again.
             as_of_field = f.path == APPLICATION_DATE and t is FIELD_TYPES["date"]
-            checks.append((f, check, _plain_test(t, f), normalize, needed, as_of_field))
+            plain, decode = _plain_test(t, f), _decoder(t)
+            checks.append((f, check, plain, decode, normalize, needed, as_of_field))
         self._checks = tuple(checks)
         for f in item.fields.values():  # derived fields are refused as input: the reference says so
             if f.derived:
@@ -177,15 +209,19 @@ class Validator:
             as_of = day
 
         parsed: dict[str, Any] = {}
-        for f, check, plain, normalize, needed, as_of_field in self._checks:
+        for f, check, plain, decode, normalize, needed, as_of_field in self._checks:
             path = f.path
             if path in values:
                 value = values[path]
-                if not (as_of_field and date is not None) and (plain is None or not plain(value)):
-                    try:
-                        decoded = check(f, value, as_of)
-                    except ValueRejected:
-                        return None
+                # A valid as-of date needs no second look; a plain value none at all.
+                sure = (as_of_field and date is not None) or (plain is not None and plain(value))
+                if not sure:
+                    decoded = decode(value, as_of) if decode is not None else None
+                    if decoded is None:
+                        try:
+                            decoded = check(f, value, as_of)
+                        except ValueRejected:
+                            return None
                     if decoded is not None:
                         parsed[path] = decoded
                 if normalize is not None:
@@ -214,6 +250,10 @@ def _walk(node: dict[Any, Any], table: Table, out: dict[str, Any]) -> int:
         if entry is None:
             return -1
         if entry.__class__ is str:
+            kind = value.__class__
+            if kind is str or kind is bool or kind is int or kind is float:
+                out[entry] = value
+                continue
             if value is None:
                 continue
             if isinstance(value, list):
