@@ -66,6 +66,21 @@ class TestFiring:
         assert engine.evaluate(h, {"a": 1, "n": 1}) == ["r", "q"]
         engine.unregister(h)
 
+    def test_more_rulesets_than_live_sessions_stay_right(self, engine):
+        """Only the most recently used rulesets keep a session (memory stays bounded); the
+        others drop theirs and recreate it on their next case, with the same answers."""
+        from miaopi_server.decision.engine import LIVE_SESSIONS
+
+        handles = [engine.register(f"t{i}", {"r": {"a": i}}) for i in range(LIVE_SESSIONS + 6)]
+        try:
+            for _ in range(3):
+                for i, h in enumerate(handles):
+                    assert engine.evaluate(h, {"a": i}) == ["r"]
+                    assert engine.evaluate(h, {"a": i + 1}) == []
+        finally:
+            for h in handles:
+                engine.unregister(h)
+
 
 class TestConcurrency:
     def test_threads_never_cross_results(self, engine):

@@ -1104,8 +1104,8 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         a("")
         a(
             "RSS grew more than 5% between 100,000 and 1,000,000 decisions; the curve above shows "
-            "where. Engine sessions are deleted per case (`delete_state`); check the engine's "
-            "per-ruleset state and Python-side caches first."
+            "where. Each case's fact is retracted from the ruleset's one session (`retract_fact`); "
+            "check the engine's per-ruleset state and Python-side caches first."
         )
         a("")
     return out
