@@ -140,6 +140,33 @@ class TestRecording:
         assert stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
 
 
+def test_canonical_is_the_documented_formula():
+    """canonical() dispatches on exact types for speed; subclasses and every number shape must
+    still give what the documented one-liner gives (integral floats as integers)."""
+    import collections
+    import json
+
+    class Num(float):
+        pass
+
+    values = [
+        {"b": [1.0, 2.5, -0.0, 1e16, 3], "a": {"z": None, "y": True, "x": "中文"}},
+        collections.OrderedDict([("k", (1.0, [2.0, {"m": Num(4.0)}]))]),
+        [Num(2.5), (), {}, "e+1.0]", False, 0],
+    ]
+    for v in values:
+        formula = json.dumps(
+            json.loads(
+                json.dumps(v),
+                parse_float=lambda t: int(float(t)) if float(t).is_integer() else float(t),
+            ),
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        assert canonical(v) == formula
+
+
 class TestCanonicalBody:
     @pytest.mark.parametrize("i", range(6))
     def test_spliced_body_is_the_canonical_body(self, i):

@@ -42,6 +42,45 @@ class TestFiring:
             assert engine.evaluate(h, {"a": i % 2}) == (["r"] if i % 2 else [])
         engine.unregister(h)
 
+    def test_the_same_case_fires_every_time(self, engine):
+        """One session is reused: each case's fact is retracted after it is decided, so the
+        same case decided again fires again (a fact still held would not fire a second time)."""
+        h = engine.register("t", {"r": {"a": 1}, "s": {"b": 2}})
+        for _ in range(100):
+            assert engine.evaluate(h, {"a": 1, "b": 2}) == ["r", "s"]
+            assert engine.evaluate(h, {"a": 1}) == ["r"]
+        engine.unregister(h)
+
+    def test_a_fact_left_in_the_session_is_not_decided_against(self, engine):
+        """The same fact still held by the reused session (every failure path deletes the
+        session, so this is the guard behind that) drops the session: the case still fires."""
+        import durable_rules_engine
+
+        from miaopi_server.decision.engine import SESSION, _engine_json
+
+        h = engine.register("t", {"r": {"a": 1}, "q": {"$gte": {"n": 0}}})
+        (part,) = h.parts
+        left = _engine_json({"a": 1, "sid": SESSION})
+        assert durable_rules_engine.assert_fact(part.handle, left)[0] == 0
+        assert engine.evaluate(h, {"a": 1}) == ["r"]
+        assert engine.evaluate(h, {"a": 1, "n": 1}) == ["r", "q"]
+        engine.unregister(h)
+
+    def test_more_rulesets_than_live_sessions_stay_right(self, engine):
+        """Only the most recently used rulesets keep a session (memory stays bounded); the
+        others drop theirs and recreate it on their next case, with the same answers."""
+        from miaopi_server.decision.engine import LIVE_SESSIONS
+
+        handles = [engine.register(f"t{i}", {"r": {"a": i}}) for i in range(LIVE_SESSIONS + 6)]
+        try:
+            for _ in range(3):
+                for i, h in enumerate(handles):
+                    assert engine.evaluate(h, {"a": i}) == ["r"]
+                    assert engine.evaluate(h, {"a": i + 1}) == []
+        finally:
+            for h in handles:
+                engine.unregister(h)
+
 
 class TestConcurrency:
     def test_threads_never_cross_results(self, engine):

@@ -20,10 +20,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi_server.decision.catalog import case_date
 from miaopi_server.decision.decide import decide
 from miaopi_server.decision.engine import Engine
-from miaopi_server.decision.validate import validate_case
+from miaopi_server.decision.validate import asked_as_of, validate_case
 from miaopi_server.edge import convert
 from miaopi_server.errors import CaseInvalid
 from miaopi_server.lang.compiler import Compares
@@ -106,7 +105,7 @@ def decide_outcome(item: Item, facts: dict[str, Any]) -> str:
     engine = Engine()
     handle = engine.register(item.code, compiled.conditions)
     try:
-        return decide(compiled, handle, engine, facts, [], TODAY).outcome
+        return decide(compiled, handle, engine, facts, [], asked_as_of(facts, TODAY)).outcome
     finally:
         engine.unregister(handle)
 
@@ -270,7 +269,7 @@ class TestDates:
         assert item is not None
         for text in ("2024-02-29", "2023-02-29", "２０２４-０２-２９"):
             facts = {"application": {"date": text}}
-            chosen = case_date(facts, TODAY)
+            chosen = asked_as_of(facts, TODAY).date
             assert chosen == (parse_date(text) or TODAY)
             try:
                 assert validate_case(item, facts, [], TODAY).as_of == chosen

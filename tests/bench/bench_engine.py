@@ -127,22 +127,24 @@ def _stages(catalog: Any, cases: list[tuple[Any, Any]], rounds: int) -> dict[str
     prepared by running the stages before it, outside the timing): how fast could the
     decision be if the other stages cost nothing?"""
     from miaopi_server.decision.decide import assemble
-    from miaopi_server.decision.validate import validate_case
+    from miaopi_server.decision.validate import asked_as_of
     from miaopi_server.rules.compile import engine_fact
 
     loaded = catalog.select(SENIOR, cases[0][0], TODAY)
     compiled, handle, engine = loaded.compiled, loaded.handle, catalog.engine
-    validated = [validate_case(compiled.item, f, m, TODAY) for f, m in cases]
+    validate = loaded.validator  # the item's compiled validation, as catalog.decide runs it
+    asked = [(f, m, asked_as_of(f, TODAY)) for f, m in cases]
+    validated = [validate(f, m, a) for f, m, a in asked]
     facts = [engine_fact(compiled, c.values, c.materials) for c in validated]
     fired = [set(engine.evaluate(handle, f)) for f in facts]
     stages: dict[str, Callable[[], None]] = {
-        "validate_case (validation, defaults, derived facts)": lambda: _loop(
-            lambda f, m: validate_case(compiled.item, f, m, TODAY), cases
+        "validate (the item's compiled Validator: validation, defaults, derived facts)": (
+            lambda: _loop3(validate, asked)
         ),
         "engine_fact (engine input, probes)": lambda: _loop1(
             lambda c: engine_fact(compiled, c.values, c.materials), validated
         ),
-        "Engine.evaluate (durable_rules: JSON, assert, fired rules, delete state)": lambda: _loop1(
+        "Engine.evaluate (durable_rules: JSON, assert, fired rules, retract)": lambda: _loop1(
             lambda f: engine.evaluate(handle, f), facts
         ),
         "assemble (reasons, materials, outputs, due date)": lambda: _loop(
@@ -164,6 +166,11 @@ def _stages(catalog: Any, cases: list[tuple[Any, Any]], rounds: int) -> dict[str
 def _loop(fn: Callable[[Any, Any], Any], cases: list[tuple[Any, Any]]) -> None:
     for f, m in cases:
         fn(f, m)
+
+
+def _loop3(fn: Callable[[Any, Any, Any], Any], xs: list[tuple[Any, Any, Any]]) -> None:
+    for a, b, c in xs:
+        fn(a, b, c)
 
 
 def _loop1(fn: Callable[[Any], Any], xs: list[Any]) -> None:

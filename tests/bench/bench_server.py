@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,10 @@ class UnrecordedRecorder:
         request_id: str,
         case: dict[str, Any],
         window: dict[str, str],
-        make_decision: Callable[[], Decided],
+        make_decision: Callable[[], Decided | Awaitable[Decided]],
     ) -> Recorded:
-        decided = make_decision()
+        made = make_decision()  # a coroutine when the service looks up shared data first
+        decided = made if isinstance(made, Decided) else await made
         ANSWERED["decisions"] += 1
         return Recorded(NO_RECORD, decided)
 

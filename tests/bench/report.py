@@ -404,7 +404,7 @@ def render(r: dict[str, Any]) -> str:
             "- **miaopi**: `catalog.decide(code, facts, materials, today)`: validation of every "
             "field and material, defaults, derived facts (age from the ID number, credit-code "
             "kind and checksum), probes, the durable_rules evaluation (JSON, assert, fired "
-            "rules, delete state), assembly of reasons, missing/pending materials, outputs and "
+            "rules, retract), assembly of reasons, missing/pending materials, outputs and "
             "the review due date."
         )
         a(
@@ -877,7 +877,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         a("")
         if stages:
             ev = next((s for k, s in stages.items() if k.startswith("Engine.evaluate")), None)
-            va = next((s for k, s in stages.items() if k.startswith("validate_case")), None)
+            va = next((s for k, s in stages.items() if k.startswith("validate")), None)
             asm = next((s for k, s in stages.items() if k.startswith("assemble")), None)
             fa = next((s for k, s in stages.items() if k.startswith("engine_fact")), None)
             us = {
@@ -893,7 +893,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
                 f"takes ~{_n(us['validate'], 1)} µs, building the engine input "
                 f"~{_n(us['fact'], 1)} µs, the durable_rules call ~{_n(us['engine'], 1)} µs "
                 "(`json.dumps` of the fact, `assert_fact`, the fired-rule messages, "
-                f"`delete_state`) and assembly ~{_n(us['assemble'], 1)} µs: "
+                f"`retract_fact`) and assembly ~{_n(us['assemble'], 1)} µs: "
                 f"~{_n(total_us, 1)} µs in all, against a budget of {budget:.1f} µs per "
                 "decision for 35,000/s."
             )
@@ -1104,8 +1104,8 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         a("")
         a(
             "RSS grew more than 5% between 100,000 and 1,000,000 decisions; the curve above shows "
-            "where. Engine sessions are deleted per case (`delete_state`); check the engine's "
-            "per-ruleset state and Python-side caches first."
+            "where. Each case's fact is retracted from the ruleset's one session (`retract_fact`); "
+            "check the engine's per-ruleset state and Python-side caches first."
         )
         a("")
     return out

@@ -43,6 +43,18 @@ HOSTILE = [
 
 
 class TestResidentId:
+    def test_check_char_is_the_standard_weighted_sum(self):
+        """GB 11643 spells the check as a weighted sum; the parser reads the digits in base 13
+        instead (same value mod 11). Compared on random and extreme bodies."""
+        weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+        rng = random.Random(11643)
+        bodies = ["0" * 17, "9" * 17] + [
+            "".join(rng.choice("0123456789") for _ in range(17)) for _ in range(5000)
+        ]
+        for body in bodies:
+            total = sum(int(d) * w for d, w in zip(body, weights, strict=True))
+            assert resident_id_check_char(body) == "10X98765432"[total % 11], body
+
     @pytest.mark.parametrize(
         ("number", "birth", "male"),
         [

@@ -19,7 +19,8 @@ from typing import Any
 from miaopi_server.decision.decide import Decision, decide
 from miaopi_server.decision.engine import Engine, RulesetHandle
 from miaopi_server.decision.sourced import Gathered
-from miaopi_server.decision.validate import validate_case
+from miaopi_server.decision.validate import AsOf, asked_as_of, validate_case
+from miaopi_server.decision.validator import Validator
 from miaopi_server.errors import (
     CaseInvalid,
     Diagnostic,
@@ -29,7 +30,6 @@ from miaopi_server.errors import (
 )
 from miaopi_server.rules.compile import CompiledItem
 from miaopi_server.rules.directory import collector_paused, compile_directory
-from miaopi_server.rules.fieldtypes import as_of_date
 from miaopi_server.rules.model import APPLICATION_DATE, Item
 
 
@@ -37,23 +37,11 @@ from miaopi_server.rules.model import APPLICATION_DATE, Item
 class LoadedItem:
     compiled: CompiledItem
     handle: RulesetHandle
+    validator: Validator  # the item's validation, built once at load
 
     @property
     def item(self) -> Item:
         return self.compiled.item
-
-
-def given_date(facts: Any) -> Any:
-    """The application.date a case gives (any JSON value), or None when it gives none."""
-    subject, _, name = APPLICATION_DATE.partition(".")
-    value = facts.get(subject) if isinstance(facts, dict) else None
-    return value.get(name) if isinstance(value, dict) else None
-
-
-def case_date(facts: Any, today: dt.date) -> dt.date:
-    """The as-of date a case asks for: a valid application.date, else today.
-    (An invalid one is reported by validation; see Catalog.select.)"""
-    return as_of_date(given_date(facts)) or today
 
 
 @dataclass
@@ -82,14 +70,17 @@ class Catalog:
         return self.in_force(code, today) or self.versions_of(code)[-1]
 
     def select(self, code: str, facts: Any, today: dt.date) -> LoadedItem:
-        """The version that decides this case: the one in force on its application.date.
-        An application.date that is not a valid as-of date (wrong type, not YYYY-MM-DD, out of
-        range) never silently becomes today: validation refuses it, under the version current
-        today (that version's form is as good as any for saying what is wrong)."""
-        given = given_date(facts)
-        if given is not None and as_of_date(given) is None:
-            return self.current(code, today)
-        day = case_date(facts, today)
+        """The version that decides this case: the one in force on its application.date."""
+        return self.select_as_of(code, asked_as_of(facts, today))
+
+    def select_as_of(self, code: str, asked: AsOf) -> LoadedItem:
+        """`select` with the case's as-of date already read. An application.date that is not a
+        valid as-of date (wrong type, not YYYY-MM-DD, out of range) never silently becomes
+        today: validation refuses it, under the version current today (that version's form is
+        as good as any for saying what is wrong)."""
+        if asked.given is not None and asked.day is None:
+            return self.current(code, asked.today)
+        day = asked.date
         loaded = self.in_force(code, day)
         if loaded is None:
             raise CaseInvalid(
@@ -111,9 +102,17 @@ class Catalog:
     ) -> Decision:
         """`gathered`: what shared data said about the case, looked up before (ops/lookups.py)
         or read back from its record; None decides on the case's own facts."""
-        loaded = self.select(code, facts, today)
+        asked = asked_as_of(facts, today)  # read once: it picks the version and dates the case
+        loaded = self.select_as_of(code, asked)
         return decide(
-            loaded.compiled, loaded.handle, self.engine, facts, materials, today, gathered
+            loaded.compiled,
+            loaded.handle,
+            self.engine,
+            facts,
+            materials,
+            asked,
+            gathered,
+            loaded.validator,
         )
 
     def close(self) -> None:
@@ -138,7 +137,8 @@ def _load(root: Path, engine: Engine | None) -> Catalog:
     try:
         for c in sorted(compiled, key=lambda c: (c.item.code, c.item.starts)):
             handle = catalog.engine.register(f"{c.item.code}@{c.item.version}", c.conditions)
-            catalog.versions.setdefault(c.item.code, []).append(LoadedItem(c, handle))
+            loaded = LoadedItem(c, handle, Validator(c.item))
+            catalog.versions.setdefault(c.item.code, []).append(loaded)
     except Exception:
         catalog.close()
         raise

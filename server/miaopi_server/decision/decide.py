@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from miaopi_server.decision.sourced import (
     licence_library_note,
     merge_facts,
 )
-from miaopi_server.decision.validate import Case, validate_case
+from miaopi_server.decision.validate import AsOf, Case, validate_case
 from miaopi_server.decision.workdays import add_working_days
 from miaopi_server.lang.probes import MISSING, term_value
 from miaopi_server.rules.compile import CompiledItem, engine_fact
@@ -95,14 +96,20 @@ def decide(
     engine: Engine,
     facts: Any,
     materials: Any,
-    today: dt.date,
+    asked: AsOf,
     gathered: Gathered | None = None,
+    validate: Callable[[Any, Any, AsOf], Case] | None = None,
 ) -> Decision:
-    """Decide a case; raises CaseInvalid for malformed input. `gathered` is what shared data
-    said about it (looked up before, never from here); None: the case's own facts only."""
+    """Decide a case; raises CaseInvalid for malformed input. `asked`: its as-of date, read
+    once (validate.asked_as_of). `gathered` is what shared data said about it (looked up
+    before, never from here); None: the case's own facts only. `validate`: the item's
+    compiled validator (decision/validator.py); None: the reference, validate_case."""
     item = compiled.item
     merged = merge_facts(item, facts, gathered)
-    case = validate_case(item, merged.facts, materials, today)
+    if validate is None:
+        case = validate_case(item, merged.facts, materials, asked.today)
+    else:
+        case = validate(merged.facts, materials, asked)
     uses = e_license_uses(item, gathered, case.materials, case.as_of)
     if uses:
         case = dataclasses.replace(case, materials=case.materials | {u.material_id for u in uses})

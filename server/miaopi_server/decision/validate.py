@@ -26,6 +26,35 @@ MAX_VIOLATIONS = 100  # a hostile case must not make an unbounded error report
 
 
 @dataclass(frozen=True)
+class AsOf:
+    """The as-of date a case asks for, read once per decision (the rule version is chosen by
+    it, and validation and the decision use it): `given` is the case's application.date as
+    sent (None: it gives none), `day` the date that names (None: not a valid as-of date,
+    which validation refuses), `today` the date a case that gives none is decided on."""
+
+    given: Any
+    day: dt.date | None
+    today: dt.date
+
+    @property
+    def date(self) -> dt.date:
+        """The date the rule version in force is chosen by (today when none valid is given)."""
+        return self.day or self.today
+
+
+def given_date(facts: Any) -> Any:
+    """The application.date a case gives (any JSON value), or None when it gives none."""
+    subject, _, name = APPLICATION_DATE.partition(".")
+    value = facts.get(subject) if isinstance(facts, dict) else None
+    return value.get(name) if isinstance(value, dict) else None
+
+
+def asked_as_of(facts: Any, today: dt.date) -> AsOf:
+    given = given_date(facts)
+    return AsOf(given, as_of_date(given) if given is not None else None, today)
+
+
+@dataclass(frozen=True)
 class Case:
     """A validated, normalized case: flat facts by dotted path, derived facts included."""
 
@@ -59,7 +88,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
         violations.append(FieldViolation(f"facts.{APPLICATION_DATE}", out_of_range))
         del values[APPLICATION_DATE]
 
-    parsed: dict[str, Any] = {}  # identity numbers decoded once, reused by _derive
+    parsed: dict[str, Any] = {}  # identity numbers decoded once, reused by derive
     for f, check, normalize in item.form_checks:
         if f.path in values:
             try:
@@ -77,7 +106,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
         elif f.default is not NO_DEFAULT:
             values[f.path] = list(f.default) if isinstance(f.default, list) else f.default
 
-    _conditional(item, values, given, violations)
+    check_conditions(item, values, given, violations)
     submitted = _materials(item, materials, violations)
     if violations:
         if len(violations) > MAX_VIOLATIONS:
@@ -87,11 +116,11 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
                 FieldViolation("facts", f"另有 {more} 处错误"),
             ]
         raise CaseInvalid(violations)
-    derived = _derive(item, parsed, as_of, values)
+    derived = derive(item, parsed, as_of, values)
     return Case({**values, **derived}, derived, submitted, as_of)
 
 
-def _conditional(
+def check_conditions(
     item: Item, values: dict[str, Any], given: frozenset[str], violations: list[FieldViolation]
 ) -> None:
     """`required_when` / `absent_when`, on the normalized form facts. A condition reading a
@@ -188,7 +217,7 @@ def _materials(item: Item, materials: Any, violations: list[FieldViolation]) -> 
     return frozenset(submitted)
 
 
-def _derive(
+def derive(
     item: Item, parsed: dict[str, Any], as_of: dt.date, values: dict[str, Any]
 ) -> dict[str, Any]:
     """Derived facts: from the identity numbers decoded during validation, then the computed

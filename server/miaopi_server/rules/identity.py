@@ -6,7 +6,6 @@ message is a plain Chinese sentence the clerk can read back to the applicant.
 
 from __future__ import annotations
 
-import operator
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -27,7 +26,6 @@ __all__ = [
 _DIGITS = "0123456789"
 
 # GB 11643-1999 / ISO 7064 MOD 11-2.
-_RID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _RID_CHECK = "10X98765432"
 _MIN_BIRTH_YEAR = 1850
 
@@ -94,8 +92,10 @@ def resident_id_check_char(first17: str) -> str:
     bad = None if _RID_BODY.fullmatch(first17) else _first_not_in(first17, _DIGITS)
     if bad is not None:
         raise IdentityError(f"公民身份号码第{bad + 1}位{_show(first17[bad])}不是数字")
-    total = sum(map(operator.mul, map(int, first17), _RID_WEIGHTS))
-    return _RID_CHECK[total % 11]
+    # The weights are 2^(17-i) mod 11 and 13 = 2 (mod 11), so the weighted sum is twice the
+    # digits read in base 13, mod 11: one int() instead of a loop over 17 digits (the loop
+    # was a third of validating a valid senior-allowance case). Only ASCII digits reach here.
+    return _RID_CHECK[int(first17, 13) * 2 % 11]
 
 
 def parse_resident_id(value: str, as_of: date) -> ResidentId:
