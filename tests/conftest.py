@@ -141,3 +141,15 @@ class ServerProcess:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def stubs(server: LiveServer) -> Iterator[tuple[Any, Any]]:
+    """ApprovalService and ReviewService stubs on the module's `server` (a LiveServer fixture
+    each module defines with its own settings)."""
+    import grpc
+
+    from miaopi.v1 import approval_pb2_grpc, review_pb2_grpc
+
+    with grpc.insecure_channel(server.target) as ch:
+        yield approval_pb2_grpc.ApprovalServiceStub(ch), review_pb2_grpc.ReviewServiceStub(ch)

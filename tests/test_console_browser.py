@@ -17,14 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
-from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_client.cli import main as cli
 from miaopi_server.clock import SHANGHAI
 from miaopi_server.ops.alerts import scan
@@ -48,12 +45,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     running = console_server(tmp_path_factory.mktemp("console-browser"))
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def stubs(server: LiveServer) -> Iterator[tuple[Any, Any]]:
-    with grpc.insecure_channel(server.target) as ch:
-        yield pb_grpc.ApprovalServiceStub(ch), rpb_grpc.ReviewServiceStub(ch)
 
 
 @pytest.fixture(scope="module")

@@ -52,12 +52,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def stubs(server: LiveServer) -> Iterator[tuple[Any, Any]]:
-    with grpc.insecure_channel(server.target) as ch:
-        yield pb_grpc.ApprovalServiceStub(ch), rpb_grpc.ReviewServiceStub(ch)
-
-
 def signed_in(server: LiveServer, who: str) -> Http:
     client = Http(console_url(server))
     reply = client.sign_in(who)

@@ -18,9 +18,7 @@ import grpc
 import pytest
 import yaml
 
-from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
-from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_client.cli import main
 from miaopi_server.casework.deadlines import working_days_between
 from miaopi_server.clock import SHANGHAI, shanghai_today
@@ -54,12 +52,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     running = LiveServer(settings, auth=True)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def stubs(server: LiveServer) -> Iterator[tuple[Any, Any]]:
-    with grpc.insecure_channel(server.target) as ch:
-        yield pb_grpc.ApprovalServiceStub(ch), rpb_grpc.ReviewServiceStub(ch)
 
 
 def get(review: Any, decision_id: str) -> Any:

@@ -59,12 +59,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def stubs(server: LiveServer) -> Iterator[tuple[Any, Any]]:
-    with grpc.insecure_channel(server.target) as ch:
-        yield pb_grpc.ApprovalServiceStub(ch), rpb_grpc.ReviewServiceStub(ch)
-
-
 class TestOpening:
     def test_an_approval_closes_at_once(self, stubs: tuple[Any, Any]) -> None:
         approval, review = stubs
