@@ -39,6 +39,15 @@ def decide(catalog: Catalog):  # type: ignore[no-untyped-def]
     return run
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One real PostgreSQL for the whole session (tests/postgres.py); tests take fresh
+    databases in it."""
+    from tests.postgres import postgres_session
+
+    yield from postgres_session()
+
+
 class LiveServer:
     """A real miaopi gRPC server on 127.0.0.1:<free port>, run on its own event loop thread."""
 

@@ -39,6 +39,9 @@ CONFINED = {
     "google": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "miaopi": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "sqlite3": ("miaopi_server.audit", "miaopi_server.sources.embedded", "miaopi_client"),
+    # The shared audit store's driver: only its package (docs/AUDIT.md).
+    "psycopg": ("miaopi_server.audit.postgres",),
+    "psycopg_pool": ("miaopi_server.audit.postgres",),
 }
 # Connectors do I/O: only the code that runs lookups before a decision may import them, so the
 # decision itself cannot fetch anything (it receives what was looked up as data).

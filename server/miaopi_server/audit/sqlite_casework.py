@@ -1,13 +1,14 @@
-"""Casework in the SQLite audit database: tasks opened in their decision's commit, moved by
-transitions applied and recorded in the writer's transaction, and read for the queue."""
+"""Casework in the audit database (SQLite or PostgreSQL, the same SQL: audit/dialect.py):
+tasks opened in their decision's commit, moved by transitions applied and recorded in the
+writer's transaction, and read for the queue."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Iterable
 
 from miaopi_server.audit.canonical import sha256_hex
+from miaopi_server.audit.dialect import Connection, dialect_of
 from miaopi_server.audit.record import StoredRecord, chained_record, column_time, fixed_time
 from miaopi_server.audit.transition import KIND, PendingTransition, transition_body
 from miaopi_server.casework.codec import task_from_json, task_to_json
@@ -31,14 +32,14 @@ def task_row(seq: int, task: Task, task_json: str = "") -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def insert_tasks(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+def insert_tasks(conn: Connection, rows: Iterable[tuple[object, ...]]) -> None:
     conn.executemany(
         f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", list(rows)
     )
 
 
 def apply_transition(
-    conn: sqlite3.Connection, seq: int, prev: str, pending: PendingTransition, key_id: str
+    conn: Connection, seq: int, prev: str, pending: PendingTransition, key_id: str
 ) -> StoredRecord:
     """Move the task and insert the transition's record at `seq`, inside the caller's write
     transaction. Raises DecisionNotFound (no task), IllegalTransition or CaseInvalid, having
@@ -61,13 +62,15 @@ def apply_transition(
         before = task_from_json(row[0])
     if rating:
         details = check_rating(before, pending.action)
-        try:
-            conn.execute(
-                "INSERT INTO ratings (decision_id, score, rated_at, seq) VALUES (?, ?, ?, ?)",
-                (before.decision_id, pending.action.score, pending.at, seq),
-            )
-        except sqlite3.IntegrityError:
-            raise AlreadyRated(before) from None
+        # ON CONFLICT, not a caught IntegrityError: on PostgreSQL an error aborts the whole
+        # transaction, and the rest of the writer's batch with it.
+        taken = conn.execute(
+            "INSERT INTO ratings (decision_id, score, rated_at, seq) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (before.decision_id, pending.action.score, pending.at, seq),
+        ).rowcount
+        if taken != 1:
+            raise AlreadyRated(before)
         after = before
     else:
         idle = dt.timedelta(seconds=pending.claim_idle_seconds)
@@ -89,9 +92,9 @@ def apply_transition(
     conn.execute(
         "INSERT INTO records (seq, decision_id, request_id, item_code, outcome, window_id,"
         " decided_at, case_digest, body, hash, key_id, signature, kind)"
-        " VALUES (?, ?, NULL, ?, '', '', ?, '', ?, ?, ?, X'', ?)",
+        " VALUES (?, ?, NULL, ?, '', '', ?, '', ?, ?, ?, ?, ?)",
         (seq, pending.transition_id, before.item_code, column_time(pending.at), body.decode(), h,
-         key_id, KIND),
+         key_id, b"", KIND),
     )  # fmt: skip
     if after is not before:
         conn.execute(
@@ -114,7 +117,7 @@ def _closed_at_once(decision_id: str, item_code: str, decided_at: str) -> Task:
     )  # fmt: skip
 
 
-def get_task(conn: sqlite3.Connection, decision_id: str) -> tuple[Task, int] | None:
+def get_task(conn: Connection, decision_id: str) -> tuple[Task, int] | None:
     """The task a decision opened and the seq of its last record."""
     row = conn.execute(
         "SELECT task, last_seq FROM tasks WHERE decision_id = ?", (decision_id,)
@@ -123,7 +126,7 @@ def get_task(conn: sqlite3.Connection, decision_id: str) -> tuple[Task, int] | N
 
 
 def list_tasks(
-    conn: sqlite3.Connection,
+    conn: Connection,
     departments: Iterable[str],
     jurisdiction: str,
     states: Iterable[str],
@@ -153,7 +156,7 @@ def list_tasks(
 
 
 def period_facts(
-    conn: sqlite3.Connection, start: str, end: str, instant: Iterable[Task]
+    conn: Connection, start: str, end: str, instant: Iterable[Task]
 ) -> list[CaseFacts]:
     """The cases opened in [start, end) (`opened_at` column values): those with a task, and
     `instant` (the cases closed at once, built by the caller from their decision records),
@@ -166,9 +169,10 @@ def period_facts(
     ]
     claimed: dict[str, dt.datetime] = {}
     closed: dict[str, dt.datetime] = {}
+    field = dialect_of(conn).json_text
     for decision_id, action, to, at in conn.execute(
-        "SELECT json_extract(body, '$.transition.decision_id'),"
-        " json_extract(body, '$.transition.action'), json_extract(body, '$.transition.to'),"
+        f"SELECT {field('body', 'transition', 'decision_id')},"
+        f" {field('body', 'transition', 'action')}, {field('body', 'transition', 'to')},"
         " decided_at FROM records WHERE kind = 'transition' AND decided_at >= ? ORDER BY seq",
         (start,),
     ):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import structlog
 
-from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.casework.alerts import Alert
 from miaopi_server.casework.deadlines import DEFAULT_DUE_SOON_FRACTION
 from miaopi_server.clock import utc_now
@@ -24,7 +24,7 @@ log = structlog.get_logger("miaopi.alerts")
 
 
 def scan(
-    store: SQLiteAuditStore,
+    store: ChainStore,
     now: dt.datetime,
     due_soon_fraction: float = DEFAULT_DUE_SOON_FRACTION,
 ) -> list[Alert]:
@@ -45,7 +45,7 @@ def scan(
 
 
 async def run_scheduler(
-    store: SQLiteAuditStore, interval: float, clock: Callable[[], dt.datetime] = utc_now
+    store: ChainStore, interval: float, clock: Callable[[], dt.datetime] = utc_now
 ) -> None:
     """Scan at once (catching up on what passed while the server was down), then every
     `interval` seconds until cancelled; a failed pass is logged and retried next time."""

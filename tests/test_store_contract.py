@@ -1,0 +1,219 @@
+"""One contract for every audit store: the same tests on SQLite (a file) and PostgreSQL (a
+real server, tests/postgres.py). What only one backend has (SQLite's file modes and
+checkpoints; PostgreSQL's migrations and nodes) is tested beside its own code."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from miaopi_server.audit import seal
+from miaopi_server.audit.chainstore import ChainStore
+from miaopi_server.audit.postgres.store import PostgresAuditStore
+from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.store import DuplicateRequest, ListFilter
+from miaopi_server.audit.transition import PendingTransition
+from miaopi_server.casework import states as s
+from miaopi_server.casework.model import Action, Task
+from miaopi_server.casework.states import IllegalTransition
+from miaopi_server.errors import AuditTrailDiverged
+from tests import rfc9162
+from tests.postgres import migrated_database
+from tests.support import pending
+
+Opener = Callable[..., ChainStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a store of the backend; on PostgreSQL every store of one test shares one
+    database (each `state` directory is a node: its own witness)."""
+    sealer, _ = seal.load_or_create(tmp_path / "key.pem")
+    dsn = (
+        migrated_database(request.getfixturevalue("postgres")) if request.param != "sqlite" else ""
+    )
+    opened: list[ChainStore] = []
+
+    def make(state: Path = tmp_path / "node1", node_id: str = "n1", **kw: Any) -> ChainStore:
+        state.mkdir(parents=True, exist_ok=True)
+        if dsn:
+            store: ChainStore = PostgresAuditStore(dsn, state, sealer, node_id=node_id, **kw)
+        else:
+            store = SQLiteAuditStore(tmp_path / "audit.sqlite3", sealer, node_id=node_id, **kw)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        with contextlib.suppress(Exception):  # closed by the test already
+            store.close()
+
+
+def fill(store: ChainStore, sizes: tuple[int, ...], first: int = 1) -> None:
+    n = first
+    for size in sizes:
+        futures = [store.append(pending(n + i)) for i in range(size)]
+        for f in futures:
+            f.result(timeout=20)
+        n += size
+
+
+def test_records_read_back_with_their_receipts(open_store: Opener) -> None:
+    store = open_store()
+    fill(store, (3, 1, 12, 7))
+    keys = {store.sealer.key_id: store.sealer.public_raw}
+    for seq in range(1, 24):
+        r = store.get(f"d{seq}")
+        assert r is not None and r.seq == seq and r.tree_head is not None
+        assert r.tree_head.verifies(keys)
+        assert rfc9162.verify_inclusion(
+            seq - 1,
+            r.tree_head.tree_size,
+            rfc9162.leaf(bytes.fromhex(r.record_hash)),
+            [bytes.fromhex(h) for h in r.inclusion_proof],
+            bytes.fromhex(r.tree_head.root_hash),
+        )
+        assert r.case == {"item_code": "T1", "facts": {"n": seq}, "materials": []}
+    page = store.list(ListFilter(item_code="T1"), 5)
+    assert [r.seq for r in page] == [23, 22, 21, 20, 19]
+    assert [r.seq for r in store.list(ListFilter(), 3, before_seq=19)] == [18, 17, 16]
+    assert store.list(ListFilter(outcome="REJECT"), 5) == []
+    window = store.list(ListFilter(decided_from="2026-11-23T00:00:05.000000Z",
+                                   decided_to="2026-11-23T00:00:07.000000Z"), 10)  # fmt: skip
+    assert [r.seq for r in window] == [6, 5]
+    v = store.verify()
+    assert (v.ok, v.checked) == (True, 23), v
+    assert store.get("nope") is None
+
+
+def test_consistency_proofs_between_heads(open_store: Opener) -> None:
+    store = open_store()
+    fill(store, (1, 1, 2, 3, 1, 8, 33, 5, 1))
+    latest = store.latest_head()
+    assert latest is not None and latest.tree_size == 55
+    for first in (1, 2, 4, 7, 16, 48, 55):
+        head, proof = store.consistency(first)
+        old = store.get(f"d{first}")
+        assert old is not None and old.tree_head is not None
+        if old.tree_head.tree_size != first:
+            continue  # no head at exactly that size
+        assert rfc9162.verify_consistency(
+            first, head.tree_size, bytes.fromhex(old.tree_head.root_hash),
+            bytes.fromhex(head.root_hash), proof,
+        )  # fmt: skip
+    with pytest.raises(ValueError):
+        store.consistency(1, 53)  # no head of 53 records
+
+
+def test_request_ids_are_idempotent_per_window(open_store: Opener) -> None:
+    store = open_store()
+    first = store.append(pending(1, request_id="r-1")).result(timeout=20)
+    again = [store.append(pending(i, request_id="r-1")) for i in (2, 3)]
+    for f in again:
+        with pytest.raises(DuplicateRequest) as info:
+            f.result(timeout=20)
+        assert info.value.existing.decision_id == first.decision_id
+    other = pending(4, request_id="r-1", window={"window_id": "w2", "operator_id": "op"})
+    other = type(other)(**{**other.__dict__, "window_id": "w2"})
+    assert store.append(other).result(timeout=20).seq == 2
+    found = store.find_request("w1", "r-1")
+    assert found is not None and found.decision_id == "d1" and found.tree_head is not None
+    assert store.find_request("w1", "r-2") is None
+    assert store.verify().ok
+
+
+def test_purge_erases_cases_and_still_verifies(open_store: Opener) -> None:
+    store = open_store()
+    fill(store, (4, 6))
+    event = store.purge("2026-11-23T00:00:05.000000Z", "admin")
+    assert event.seq == 11
+    got = store.get("d2")
+    assert got is not None and got.case_purged and got.case == {}
+    kept = store.get("d7")
+    assert kept is not None and not kept.case_purged
+    v = store.verify()
+    assert (v.ok, v.checked, v.purged) == (True, 11, 4), v
+
+
+def review_task(decision_id: str) -> Task:
+    return Task(
+        decision_id=decision_id, kind=s.REVIEW, state=s.OPEN, item_code="T1",
+        department="civil", jurisdiction="440604", window_id="w1",
+        opened_at=dt.datetime(2026, 11, 23, 1, tzinfo=dt.UTC), promised_days=3,
+        statutory_days=20, supplement_days=5, rules_outcome="MANUAL_REVIEW",
+        rules_verdict="",
+    )  # fmt: skip
+
+
+def claim(store: ChainStore, decision_id: str, by: str, n: int) -> Any:
+    return store.transition(
+        PendingTransition(
+            transition_id=f"transition-{n}",
+            decision_id=decision_id,
+            action=Action("claim", by, dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)),
+            at="2026-11-23T02:00:00.000000Z",
+            node_id="n1",
+            claim_idle_seconds=1800,
+        )
+    )
+
+
+def test_tasks_open_with_their_decision_and_a_claim_is_taken_once(open_store: Opener) -> None:
+    store = open_store()
+    p = pending(1)
+    p = type(p)(**{**p.__dict__, "task": review_task("d1")})
+    store.append(p).result(timeout=20)
+    assert [t.decision_id for t in store.tasks(["civil"], "44", [s.OPEN], 10)] == ["d1"]
+    assert store.tasks(["market"], "", [], 10) == []
+    both = [claim(store, "d1", who, n) for n, who in enumerate(("r1", "r2"))]
+    assert both[0].result(timeout=20).seq == 2
+    with pytest.raises(IllegalTransition):  # another reviewer holds it
+        both[1].result(timeout=20)
+    task, last_seq = store.task("d1") or (None, 0)
+    assert task is not None and (task.state, task.assignee, last_seq) == (s.CLAIMED, "r1", 2)
+    assert store.verify().ok
+
+
+def test_alerts_are_raised_once_and_read_in_order(open_store: Opener) -> None:
+    store = open_store()
+    p = pending(1)
+    p = type(p)(**{**p.__dict__, "task": review_task("d1")})
+    store.append(p).result(timeout=20)
+    late = dt.datetime(2026, 12, 30, 2, tzinfo=dt.UTC)
+    raised = store.raise_alerts(late, 0.2)
+    assert [(a.decision_id, a.kind) for a in raised] == [("d1", "overdue_statutory")]
+    assert store.raise_alerts(late, 0.2) == []
+    assert [a.seq for a in store.alerts_after(0, "44", 10)] == [raised[0].seq]
+    assert store.alerts_after(raised[0].seq, "", 10) == []
+
+
+def test_a_second_node_continues_one_chain_and_tree(open_store: Opener, tmp_path: Path) -> None:
+    one = open_store(tmp_path / "node1", "n1")
+    two = open_store(tmp_path / "node2", "n2")
+    for i in range(1, 31):
+        (one if i % 3 else two).append(pending(i)).result(timeout=20)
+    got = [one.get(f"d{i}") for i in range(1, 31)]
+    assert [r.seq for r in got if r] == list(range(1, 31))
+    assert one.verify().ok and two.verify().ok
+
+
+def test_a_trail_behind_the_witness_is_refused(open_store: Opener, tmp_path: Path) -> None:
+    store = open_store()
+    fill(store, (3,))
+    head = store.latest_head()
+    store.close()
+    from miaopi_server.audit.treehead import sign_head
+    from miaopi_server.audit.witness import write_witness
+
+    assert head is not None
+    ahead = sign_head(store.sealer, head.tree_size + 5, bytes.fromhex(head.root_hash), 1)
+    write_witness(tmp_path / "node1" / "audit.witness.json", ahead)
+    if isinstance(store, SQLiteAuditStore):
+        write_witness(store.witness_file, ahead)
+    with pytest.raises(AuditTrailDiverged, match="behind its witness"):
+        open_store()
