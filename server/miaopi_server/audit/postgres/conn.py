@@ -81,7 +81,6 @@ def open_pool(dsn: str, timeout_ms: int, size: int) -> ConnectionPool[psycopg.Co
         configure=configure,
         check=ConnectionPool.check_connection,
         timeout=seconds,
-        reconnect_timeout=0,  # never give up reconnecting: the database may be back later
         open=False,
         name="miaopi-audit",
     )
