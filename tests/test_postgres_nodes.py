@@ -35,26 +35,10 @@ class Nodes:
         for name in ("n1", "n2"):
             state = root / name
             state.mkdir()
-            self.procs.append(
-                ServerProcessAuth(
-                    RULESETS,
-                    state,
-                    "--store",
-                    self.dsn,
-                    "--node-id",
-                    name,
-                    "--seal-key",
-                    str(key),
-                    "--credentials",
-                    str(creds),
-                    "--watch",
-                    "0",
-                    "--rate",
-                    "0",
-                    "--alert-interval",
-                    "0",
-                )  # fmt: skip
-            )
+            extra = ["--store", self.dsn, "--node-id", name, "--seal-key", str(key),
+                     "--credentials", str(creds), "--watch", "0", "--rate", "0",
+                     "--alert-interval", "0"]  # fmt: skip
+            self.procs.append(ServerProcessAuth(RULESETS, state, *extra))
         self.channels = [grpc.insecure_channel(p.target) for p in self.procs]
         self.approval = [pb_grpc.ApprovalServiceStub(c) for c in self.channels]
         self.review = [rpb_grpc.ReviewServiceStub(c) for c in self.channels]
