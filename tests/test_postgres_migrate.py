@@ -94,6 +94,8 @@ def test_a_sqlite_trail_moves_into_postgresql_and_old_receipts_verify(
             mine = [tuple(bytes(v) if isinstance(v, bytes | memoryview) else v for v in r)
                     for r in postgres.query(dsn, sql)]  # fmt: skip
             assert mine == conn.execute(sql).fetchall(), table
+    code, out = migrate("--store", dsn, "--from-sqlite", str(state / "audit.sqlite3"))
+    assert code == 1 and "already holds records" in out  # copied into an empty trail only
     new = PostgresAuditStore(dsn, state, sealer, node_id="n1")  # the node's witness agrees
     try:
         for i, before in receipts.items():
@@ -103,5 +105,3 @@ def test_a_sqlite_trail_moves_into_postgresql_and_old_receipts_verify(
         assert (v.ok, v.checked, v.purged) == (True, 16, 1), v
     finally:
         new.close()
-    code, out = migrate("--store", dsn, "--from-sqlite", str(state / "audit.sqlite3"))
-    assert code == 1 and "already holds records" in out
