@@ -7,7 +7,7 @@ LISTEN ?= 127.0.0.1:50051
 RULESETS ?= rulesets
 REGISTRY ?= data/registry
 
-.PHONY: run test install gen gen-check proto-check lint bench fuzz clean
+.PHONY: run test install gen gen-check proto-check lint bench fuzz clean postgresql
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ run: $(STAMP)
 	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
 	  --registry $(REGISTRY)
 
-test: $(STAMP)
+# The shared audit store's tests start a real PostgreSQL themselves (tests/postgres.py); this
+# installs Debian's server when pg_ctl is missing (idempotent). Without it those tests fail.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
+
+test: $(STAMP) postgresql
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
