@@ -92,7 +92,7 @@ class ServerProcess:
     """`python -m miaopi_server.app` as a subprocess with JSON logs and authentication off;
     every log event is collected in `events` by a reader thread."""
 
-    def __init__(self, rulesets: Any, state_dir: Any, *extra: str) -> None:
+    def __init__(self, rulesets: Any, state_dir: Any, *extra: str, auth: bool = False) -> None:
         import json
         import os
         import subprocess
@@ -114,7 +114,7 @@ class ServerProcess:
                 str(state_dir),
                 "--log-format",
                 "json",
-                "--insecure-no-auth",
+                *([] if auth else ["--insecure-no-auth"]),
                 *extra,
             ],
             stderr=subprocess.PIPE,

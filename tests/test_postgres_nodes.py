@@ -5,6 +5,8 @@ closed when the database goes away (service resumes, no restart, when it is back
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import io
 import itertools
 import threading
 import time
@@ -14,14 +16,62 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 
+from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_server.audit import seal
+from miaopi_server.edge.auth import hash_token
+from tests.conftest import ServerProcess
 from tests.postgres import PostgresServer, migrated_database
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, decide_request
-from tests.test_review import ServerProcessAuth, cli, md, review_case, write_credentials
+from tests.support import (
+    CENTENARIAN,
+    RULESETS,
+    SENIOR,
+    SENIOR_MATERIALS,
+    decide_request,
+    resident_id,
+)
+
+CIVIL = "南海区民政局"  # the senior allowance's department
+PRINCIPALS: list[dict[str, Any]] = [
+    {"id": "win", "role": "window", "window_id": "W-GC-01", "jurisdiction": "440605",
+     "items": ["*"]},
+    {"id": "rev-civil", "role": "reviewer", "department": CIVIL, "jurisdiction": "4406"},
+    {"id": "rev-civil-2", "role": "reviewer", "department": CIVIL, "jurisdiction": "440605"},
+    {"id": "sup", "role": "supervisor", "jurisdiction": "440605"},
+]  # fmt: skip
+
+
+def md(who: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer token-{who}")]
+
+
+def write_credentials(path: Path) -> Path:
+    entries = [{**p, "token_sha256": hash_token(f"token-{p['id']}")} for p in PRINCIPALS]
+    path.write_text(yaml.safe_dump({"principals": entries}, allow_unicode=True), "utf-8")
+    return path
+
+
+def review_case(approval: Any) -> str:
+    req = decide_request("GF00012000", CENTENARIAN, SENIOR_MATERIALS)
+    req.facts["applicant"]["id_number"] = resident_id("1915-06-01")  # 111: MANUAL_REVIEW
+    d = approval.Decide(req, metadata=md("win")).decision
+    assert d.outcome == pb.OUTCOME_MANUAL_REVIEW
+    return str(d.decision_id)
+
+
+def cli(target: str, who: str, *argv: str) -> tuple[int, str]:
+    from structlog.testing import capture_logs
+
+    from miaopi_client.cli import main
+
+    out = io.StringIO()
+    with capture_logs(), contextlib.redirect_stdout(out):
+        code = main(["--target", target, "--token", f"token-{who}", *argv])
+    return code, out.getvalue()
 
 
 class Nodes:
@@ -38,7 +88,7 @@ class Nodes:
             extra = ["--store", self.dsn, "--node-id", name, "--seal-key", str(key),
                      "--credentials", str(creds), "--watch", "0", "--rate", "0",
                      "--alert-interval", "0"]  # fmt: skip
-            self.procs.append(ServerProcessAuth(RULESETS, state, *extra))
+            self.procs.append(ServerProcess(RULESETS, state, *extra, auth=True))
         self.channels = [grpc.insecure_channel(p.target) for p in self.procs]
         self.approval = [pb_grpc.ApprovalServiceStub(c) for c in self.channels]
         self.review = [rpb_grpc.ReviewServiceStub(c) for c in self.channels]
@@ -116,7 +166,7 @@ def test_concurrent_writers_make_one_log_that_verifies(nodes: Nodes) -> None:
           f"({400 / commits:.1f} records per commit)")  # fmt: skip
     assert commits < 400
     for proc in nodes.procs:
-        code, out, _ = cli(proc.target, "sup", "audit", "verify")
+        code, out = cli(proc.target, "sup", "audit", "verify")
         assert code == 0 and "audit trail OK" in out, out
 
 
