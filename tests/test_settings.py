@@ -32,12 +32,14 @@ class TestSettings:
                 "--sources-url", "https://share.example", "--sources-token-file", "t",
                 "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
                 "--response-hours", "4", "--alert-interval", "5",
+                "--store", "postgresql://miaopi@db:5432/audit",
             ]
         )  # fmt: skip
         assert settings == Settings(
             listen="127.0.0.1:0",
             rulesets=Path("r"),
             state_dir=Path("s"),
+            store="postgresql://miaopi@db:5432/audit",
             seal_key=Path("k.pem"),
             previous_seal_keys=(Path("a.pem"), Path("b.pem")),
             node_id="节点1",
