@@ -4,10 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:50051
+CONSOLE_LISTEN ?= 127.0.0.1:8080
 RULESETS ?= rulesets
 REGISTRY ?= data/registry
+METRICS_LISTEN ?= 127.0.0.1:9464
 
-.PHONY: run test install gen gen-check proto-check lint bench fuzz clean postgresql
+.PHONY: run test test-setup install gen gen-check proto-check lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,15 +22,22 @@ install: $(STAMP)
 run: $(STAMP)
 	mkdir -p var
 	$(BIN)/miaopi-server --listen $(LISTEN) --rulesets $(RULESETS) --state-dir var \
-	  --registry $(REGISTRY)
+	  --registry $(REGISTRY) --console-listen $(CONSOLE_LISTEN) \
+	  $(if $(METRICS_LISTEN),--metrics-listen $(METRICS_LISTEN))
 
-# The shared audit store's tests start a real PostgreSQL themselves (tests/postgres.py); this
-# installs Debian's server when pg_ctl is missing (idempotent). Without it those tests fail.
-postgresql:
-	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
-	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
+# What the tests need from Debian, installed only when missing: the console's browser tests
+# drive Debian's chromium (a browser download fails here) with a CJK font so Chinese renders
+# as text; the notice tests read PDFs back with poppler (pdftotext, and pdftoppm with its
+# Chinese CMaps and a font standing in for STSong-Light) and decode the QR code with zbar;
+# the shared audit store's tests start a real PostgreSQL themselves (tests/postgres.py).
+TEST_PACKAGES := chromium fonts-noto-cjk poppler-utils poppler-data fonts-wqy-zenhei zbar-tools \
+  postgresql
+test-setup:
+	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -q --no-install-recommends $(TEST_PACKAGES))
 
-test: $(STAMP) postgresql
+test: $(STAMP) test-setup
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -75,6 +75,10 @@ legal_basis:
 """
 
 
+# Who hears a challenge to a refusal; appended where lint must find nothing (MP360).
+REMEDIES = "remedies: {review_body: 测试区人民政府, court: 测试区人民法院}\n"
+
+
 def rule_file(rest: str) -> str:
     """A test rule file: RULE_FILE_HEAD, then `rest` (form, materials, rules), dedented."""
     return RULE_FILE_HEAD + textwrap.dedent(rest)
@@ -174,6 +178,10 @@ def senior_outcome(age: int) -> int:
 
 # -- editing the senior rule file, and a case whose amount shows the edit
 
+# A server's first start on a state directory publishes its rule set: one `ruleset_published`
+# event in the chain before any decision (ops/publish.py); a restart with the same set adds none.
+PUBLISHED_AT_START = 1
+
 SENIOR_FILE = "GF00012000-senior-allowance.yaml"
 CENTENARIAN = with_facts(SENIOR, applicant__id_number=resident_id("1920-01-01"))
 
@@ -186,15 +194,25 @@ def centenarian_request() -> pb.DecideRequest:
 
 
 def set_amount(root: Path, amount: int) -> None:
-    """Edit the senior rule file under `root`: the monthly amount from age 100."""
+    """Edit the senior rule file under `root`: the monthly amount from age 100, and, as an
+    author would (publication runs the set's own cases), the cases beside it that expect the
+    old amount."""
     path = root / SENIOR_FILE
     text = path.read_text(encoding="utf-8")
     start = text.index("{when: applicant.age >= 100, value: ")
     end = text.index("}", start)
+    old = text[start:end].rsplit(" ", 1)[1]
     path.write_text(
         text[:start] + f"{{when: applicant.age >= 100, value: {amount}" + text[end:],
         encoding="utf-8",
     )
+    cases = path.with_name(path.name.replace(".yaml", ".cases.jsonl"))
+    if cases.exists():
+        lines = cases.read_text(encoding="utf-8")
+        cases.write_text(
+            lines.replace(f'"monthly_amount": {old}}}', f'"monthly_amount": {amount}}}'),
+            encoding="utf-8",
+        )
 
 
 # -- principals (for a credentials file)

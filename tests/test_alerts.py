@@ -29,8 +29,9 @@ from miaopi_server.casework.alerts import alert_for
 from miaopi_server.casework.model import Task
 from miaopi_server.clock import SHANGHAI
 from miaopi_server.settings import Settings
+from tests.casework_support import opened_long_ago, review_case, stored_alerts, wait_until
 from tests.conftest import LiveServer, ServerProcess
-from tests.support import CENTENARIAN, RULESETS, SENIOR_MATERIALS, decide_request, resident_id
+from tests.support import RULESETS
 
 
 def task(kind: str = s.REVIEW, state: str = s.OPEN, **changes: Any) -> Task:
@@ -66,37 +67,6 @@ def test_each_task_calls_for_the_alert_of_its_state_on_the_day() -> None:
         "2026-10-12",
     )
     assert alert_for(task(kind=s.SUPPLEMENT, state=s.SUPPLEMENTED), day(30)) is None
-
-
-def review_case(approval: Any) -> str:
-    req = decide_request("GF00012000", CENTENARIAN, SENIOR_MATERIALS)
-    req.facts["applicant"]["id_number"] = resident_id("1915-06-01")
-    d = approval.Decide(req).decision
-    assert d.outcome == pb.OUTCOME_MANUAL_REVIEW
-    return str(d.decision_id)
-
-
-def opened_long_ago(db: Path, decision_id: str, jurisdiction: str = "") -> None:
-    """The deadline passes while the server is down: the task was opened in June 2025."""
-    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-        when = "2025-06-02T02:00:00.000000Z"
-        conn.execute(
-            "UPDATE tasks SET opened_at = ?, jurisdiction = ?,"
-            " task = json_set(task, '$.opened_at', ?, '$.jurisdiction', ?) WHERE decision_id = ?",
-            (when, jurisdiction, when, jurisdiction, decision_id),
-        )
-
-
-def stored_alerts(db: Path) -> list[tuple[str, str]]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute("SELECT decision_id, kind FROM alerts ORDER BY seq").fetchall()
-
-
-def wait_until(check: Any, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
 
 
 def watch(target: str, after: int, follow: bool = False, count: int = 0) -> list[Any]:

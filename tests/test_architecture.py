@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("miaopi_server.casework",),
     ("miaopi_server.audit",),
     ("miaopi_server.ops",),
-    ("miaopi_server.edge",),
+    ("miaopi_server.edge", "miaopi_server.notice"),
     ("miaopi_server.app", "miaopi_server.settings", "miaopi_server.offline"),
     ("miaopi_client",),
 ]
@@ -42,6 +42,14 @@ CONFINED = {
     # The shared audit store's driver: only its package (docs/AUDIT.md).
     "psycopg": ("miaopi_server.audit.postgres",),
     "psycopg_pool": ("miaopi_server.audit.postgres",),
+    # the decision notice's PDF, QR code and attachment: presentation, in one package
+    "reportlab": ("miaopi_server.notice",),
+    "segno": ("miaopi_server.notice",),
+    "pypdf": ("miaopi_server.notice",),
+    "prometheus_client": ("miaopi_server.ops.metrics",),
+    # The web console's HTTP server and templates (docs/CONSOLE.md).
+    "aiohttp": ("miaopi_server.edge.console",),
+    "jinja2": ("miaopi_server.edge.console",),
 }
 # Connectors do I/O: only the code that runs lookups before a decision may import them, so the
 # decision itself cannot fetch anything (it receives what was looked up as data).

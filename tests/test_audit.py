@@ -33,7 +33,14 @@ from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
 from miaopi_server.settings import Settings
 from tests import rfc9162
 from tests.conftest import LiveServer, ServerProcess
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending, with_facts
+from tests.support import (
+    PUBLISHED_AT_START,
+    RULESETS,
+    SENIOR,
+    SENIOR_MATERIALS,
+    pending,
+    with_facts,
+)
 
 
 def request(facts=SENIOR, materials=SENIOR_MATERIALS, **kw) -> pb.DecideRequest:
@@ -450,7 +457,8 @@ class TestFailClosed:
                 blocker.execute("ROLLBACK")
                 blocker.close()
                 after = s.Decide(request(request_id="locked-1")).decision
-                assert after.receipt.seq == 2  # the refused decision left no record
+                # the refused decision left no record
+                assert after.receipt.seq == PUBLISHED_AT_START + 2
                 assert s.VerifyAuditTrail(pb.VerifyAuditTrailRequest()).ok
         finally:
             server.stop()
@@ -577,7 +585,7 @@ class TestKeyRotation:
         assert (without.ok, without.first_bad_seq) == (False, 1)
         assert "unknown sealing key" in without.reason
         rotated = run("new.pem", (tmp_path / "old.pem.pub",))
-        assert (rotated.ok, rotated.checked) == (True, 3)
+        assert (rotated.ok, rotated.checked) == (True, PUBLISHED_AT_START + 3)
 
 
 class TestCancellation:

@@ -33,6 +33,7 @@ from miaopi_server.clock import shanghai_today
 from tests.support import (
     DISABILITY,
     DISABILITY_MATERIALS,
+    PUBLISHED_AT_START,
     RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
@@ -615,7 +616,8 @@ class TestListDecisions:
         assert len(set(self.ids(everything))) == len(everything)
         seqs = [int(d["receipt"]["seq"]) for d in everything]
         assert seqs == sorted(seqs, reverse=True)
-        assert seqs == list(range(seqs[0], 0, -1))  # every record, none skipped
+        # every decision record, none skipped (before them: the start's publication event)
+        assert seqs == list(range(seqs[0], PUBLISHED_AT_START, -1))
 
     def test_bad_filters(self, client: Client) -> None:
         with pytest.raises(ClientError) as info:

@@ -3,6 +3,7 @@ old databases adopted, newer ones refused, concurrent starts and failed migratio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import shutil
@@ -205,10 +206,18 @@ class TestDatabaseFromBeforeVersions:
                 req = pb.DecideRequest(item_code="GF00012000", materials=SENIOR_MATERIALS)
                 json_format.ParseDict(SENIOR, req.facts)
                 receipt = stub.Decide(req).decision.receipt
-                assert receipt.seq == OLD_RECORDS + 1
-                assert receipt.prev_hash == list(before.values())[-1][5]
+                # Starting on a rule set not archived yet publishes it: that event chains onto
+                # the old trail first, and the decision onto the event.
+                with sqlite3.connect(f"file:{old_db}?mode=ro", uri=True) as conn:
+                    body, event_hash = conn.execute(
+                        "SELECT body, hash FROM records WHERE seq = ?", (OLD_RECORDS + 1,)
+                    ).fetchone()
+                assert json.loads(body)["event"]["type"] == "ruleset_published"
+                assert json.loads(body)["prev_hash"] == list(before.values())[-1][5]
+                assert receipt.seq == OLD_RECORDS + 2
+                assert receipt.prev_hash == event_hash
                 v = stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
-                assert (v.ok, v.checked) == (True, OLD_RECORDS + 1), v
+                assert (v.ok, v.checked) == (True, OLD_RECORDS + 2), v
         finally:
             server.stop()
 
@@ -420,3 +429,35 @@ class TestLoader:
             conn.execute(s)
         conn.execute("INSERT INTO t VALUES ('q')")
         assert conn.execute("SELECT a FROM t").fetchall() == [("z",)]
+
+
+class TestAlertsRebuilt:
+    def test_0009_keeps_every_alert_and_its_seq(self, tmp_path: Path):
+        """Migration 0009 rebuilds the alerts table (a UNIQUE key cannot change in place):
+        the alerts a version-7 database raised keep their seq (the stream's cursor), a
+        scheduler alert is still refused twice, and new ones continue after the highest seq
+        ever given (AUTOINCREMENT), not after the highest left."""
+        db = tmp_path / "audit.sqlite3"
+        store = SQLiteAuditStore(db, new_sealer(tmp_path), schema=SHIPPED[:7])
+        store.close()
+        insert = (
+            "INSERT INTO alerts (decision_id, kind, item_code, department, jurisdiction,"
+            " due_on, raised_at) VALUES (?, 'due_soon', 'I', '部门', '440605', '', 't')"
+        )
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+            for d in ("d1", "d2", "d3"):
+                conn.execute(insert, (d,))
+            conn.execute("DELETE FROM alerts WHERE decision_id = 'd3'")
+        store = SQLiteAuditStore(db, new_sealer(tmp_path))
+        try:
+            assert store.schema_version == NEWEST
+            assert [(a.seq, a.decision_id) for a in store.alerts_after(0, "", 10)] == [
+                (1, "d1"),
+                (2, "d2"),
+            ]
+        finally:
+            store.close()
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+            with pytest.raises(sqlite3.IntegrityError):
+                conn.execute(insert, ("d1",))
+            assert conn.execute(insert, ("d4",)).lastrowid == 4

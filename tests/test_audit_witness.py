@@ -31,7 +31,7 @@ from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
 from miaopi_server.settings import Settings
 from tests import rfc9162
 from tests.conftest import LiveServer
-from tests.support import RULESETS, SENIOR, SENIOR_MATERIALS, pending
+from tests.support import PUBLISHED_AT_START, RULESETS, SENIOR, SENIOR_MATERIALS, pending
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -226,11 +226,12 @@ class TestReanchor:
                 req = pb.DecideRequest(item_code="GF00012000", materials=SENIOR_MATERIALS)
                 json_format.ParseDict(SENIOR, req.facts)
                 d = stub.Decide(req).decision
-                assert d.receipt.seq == 8
+                # seq 8: the start's publication of its rule set (not a decision), then this
+                assert d.receipt.seq == 8 + PUBLISHED_AT_START
                 listed = stub.ListDecisions(pb.ListDecisionsRequest()).decisions
-                assert [x.receipt.seq for x in listed] == [8, 6, 5, 4, 3, 2, 1]
+                assert [x.receipt.seq for x in listed] == [d.receipt.seq, 6, 5, 4, 3, 2, 1]
                 v = stub.VerifyAuditTrail(pb.VerifyAuditTrailRequest())
-                assert (v.ok, v.checked) == (True, 8), v
+                assert (v.ok, v.checked) == (True, d.receipt.seq), v
         finally:
             server.stop()
         again = server_start(tmp_path, "--reanchor-witness", "again")
@@ -248,18 +249,19 @@ class TestConsistencyProofs:
             with grpc.insecure_channel(server.target) as ch:
                 stub = pb_grpc.ApprovalServiceStub(ch)
                 made = [stub.Decide(req).decision for _ in range(9)]
+                size = 9 + PUBLISHED_AT_START  # the start's publication event comes first
                 public = stub.GetSealKey(pb.GetSealKeyRequest())
                 for d in made:  # the RPC's proofs, by the RFC 9162 verifier
                     head = d.receipt.tree_head
                     got = stub.GetConsistencyProof(
                         pb.GetConsistencyProofRequest(first_tree_size=head.tree_size)
                     )
-                    assert got.second.tree_size == 9
+                    assert got.second.tree_size == size
                     assert rfc9162.verify_consistency(
-                        head.tree_size, 9, bytes.fromhex(head.root_hash),
+                        head.tree_size, size, bytes.fromhex(head.root_hash),
                         bytes.fromhex(got.second.root_hash), [bytes.fromhex(h) for h in got.proof],
                     )  # fmt: skip
-                for bad in (0, 10, -1):
+                for bad in (0, size + 1, -1):
                     with pytest.raises(grpc.RpcError) as info:
                         stub.GetConsistencyProof(pb.GetConsistencyProofRequest(first_tree_size=bad))
                     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -271,7 +273,10 @@ class TestConsistencyProofs:
                 code, out, _ = run(
                     "audit", "prove-consistency", str(saved), "--target", server.target
                 )
-                assert code == 0 and out.startswith("consistent: the signed tree of 3 records")
+                first = 3 + PUBLISHED_AT_START
+                assert code == 0 and out.startswith(
+                    f"consistent: the signed tree of {first} records"
+                )
         finally:
             server.stop()
         pem = tmp_path / "seal.pub.pem"
@@ -282,7 +287,7 @@ class TestConsistencyProofs:
         assert code == 0, out
         code, out, _ = run("audit", "prove-consistency", str(tmp_path / "audit.witness.json"),
                            "--db", str(db), "--key", str(pem))  # fmt: skip
-        assert code == 0 and "of 9 records" in out
+        assert code == 0 and f"of {size} records" in out
 
         cut = tmp_path / "cut.sqlite3"
         shutil.copyfile(db, cut)

@@ -41,6 +41,7 @@ from tests.support import (
     SENIOR_MATERIALS,
     TOKENS,
     credentials,
+    resident_id,
     with_facts,
 )
 
@@ -289,13 +290,28 @@ class TestCredentialsFile:
     def test_dev_credentials_owner_only_and_stable(self, tmp_path):
         """Development credentials are created once, 0600, holding hashes for the server."""
         creds, tokens = write_dev_credentials(tmp_path)
-        assert set(tokens) == {"window", "supervisor", "admin"}
+        assert set(tokens) == {"window", "supervisor", "admin", "reviewer"}
         for path in (creds, tmp_path / "dev-tokens.json"):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert tokens["admin"] not in creds.read_text(encoding="utf-8")
         assert write_dev_credentials(tmp_path)[1] == tokens
         auth = Authenticator.from_file(creds)
         assert auth.authenticate([("authorization", f"Bearer {tokens['window']}")]).role == "window"
+
+    def test_dev_credentials_made_before_the_reviewer_gain_it(self, tmp_path):
+        """A state directory from before the development reviewer: the reviewer is added, the
+        other roles keep their tokens (a running CLI setup keeps working)."""
+        creds, tokens = write_dev_credentials(tmp_path)
+        old = {k: v for k, v in tokens.items() if k != "reviewer"}
+        (tmp_path / "dev-tokens.json").write_text(json.dumps(old), encoding="utf-8")
+        _, upgraded = write_dev_credentials(tmp_path)
+        assert {k: upgraded[k] for k in old} == old and upgraded["reviewer"]
+        reviewer = Authenticator.from_file(creds).authenticate(
+            [("authorization", f"Bearer {upgraded['reviewer']}")]
+        )
+        assert (reviewer.role, reviewer.department, reviewer.jurisdiction) == (
+            "reviewer", "*", "440605",
+        )  # fmt: skip
 
     def test_a_bad_credentials_file_leaves_nothing_running(self, tmp_path):
         """create_server refuses a malformed credentials file, and what it had opened by then
@@ -484,6 +500,31 @@ class TestCliWithAuth:
         assert main([*base, "reload"]) == 0
         assert "rules reloaded" in capsys.readouterr().out
         assert main([*base, "status"]) == 0
+
+    def test_review_list_works_out_of_the_box(self, dev_server, capsys):
+        """`make run` then `miaopi review list`: the development reviewer (every department,
+        the development window's jurisdiction) sees the task the window's decision opened."""
+        from miaopi_client.cli import main
+
+        live, state = dev_server
+        base = ["--target", live.target, "--dev-tokens", str(state / "dev-tokens.json")]
+        facts = state / "review-case.json"
+        facts.write_text(
+            json.dumps(
+                with_facts(SENIOR, applicant__id_number=resident_id("1915-06-01")),
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
+        decide = [*base, "decide", "--item", "GF00012000", "--facts", str(facts),
+                  "--materials", ",".join(SENIOR_MATERIALS), "--json"]  # fmt: skip
+        assert main(decide) == 0
+        decision = json.loads(capsys.readouterr().out)
+        assert decision["outcome"] == "MANUAL_REVIEW"
+        assert main([*base, "review", "list"]) == 0
+        assert decision["decision_id"] in capsys.readouterr().out
+        assert main([*base, "review", "claim", decision["decision_id"]]) == 0
+        assert "by dev-reviewer" in capsys.readouterr().out
 
     def test_readme_replay_against_an_authenticated_server(self, dev_server, capsys):
         """The README's `miaopi replay CASES --target HOST:PORT` against `make run`'s server:

@@ -49,12 +49,17 @@ SENIOR_RULES = [
 ]
 
 
+SENIOR_SOURCED = "GF00012000-senior-allowance.sourced.cases.jsonl"
+
+
 def shipped_cases() -> list[dict[str, Any]]:
+    """The shipped cases that decide on their own facts (those on recorded lookups, in the
+    *.sourced.cases.jsonl files, are tests/test_sources_cases.py's)."""
     return [
-        json.loads(line)
+        c
         for path in sorted(RULESETS.glob("*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
+        for c in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+        if "sourced" not in c
     ]
 
 
@@ -124,7 +129,10 @@ class TestRulesTest:
             assert item["coverage"] == 100.0
         senior = next(i for i in report["items"] if i["item_code"] == "GF00012000")
         assert senior["exercised"] == SENIOR_RULES
-        assert senior["case_files"] == [str(RULESETS / SENIOR_CASES)]
+        assert senior["case_files"] == [
+            str(RULESETS / SENIOR_CASES),
+            str(RULESETS / SENIOR_SOURCED),
+        ]
 
         assert main(args) == 0
         out = capsys.readouterr().out
@@ -153,6 +161,7 @@ class TestRulesTest:
 
     def test_min_coverage(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         root = copy_rules(tmp_path)
+        (root / SENIOR_SOURCED).unlink()  # its cases exercise `deceased` too
         cases = root / SENIOR_CASES
         kept = [
             line
@@ -179,6 +188,7 @@ class TestRulesTest:
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         root = copy_rules(tmp_path)
+        (root / SENIOR_SOURCED).unlink()  # its cases exercise `deceased` too
         edit(
             root / SENIOR_CASES,
             '"hukou_region": "440605", "deceased": true}, "application": {"date": "2026-11-20"}}, '
@@ -229,6 +239,7 @@ class TestRulesTest:
     def test_item_without_cases(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         root = copy_rules(tmp_path)
         (root / SENIOR_CASES).unlink()
+        (root / SENIOR_SOURCED).unlink()
         assert main(["rules", "test", str(root), "--today", TODAY]) == 0
         out = capsys.readouterr().out
         assert "0.0% (0/6)" in out and "GF00012000: 没有案例 no cases" in out

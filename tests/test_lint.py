@@ -28,7 +28,7 @@ from miaopi_server.rules.lint import lint, lint_directory, never_holds
 from miaopi_server.rules.loader import _FIELD_KEYS, DERIVE_FUNCTIONS
 from miaopi_server.rules.model import ITEM_TYPES, MATERIAL_NEEDS, OUTCOMES, Item
 from miaopi_server.rules.schema import rulefile_schema
-from tests.support import RULESETS, rule_file
+from tests.support import REMEDIES, RULESETS, rule_file
 
 CASES = Path(__file__).parent / "lint_cases"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
@@ -36,7 +36,8 @@ SCHEMA = rulefile_schema()
 SCHEMA_PATH = (Path(__file__).parents[1] / "docs" / "rulefile.schema.json").resolve()
 SCHEMA_LINE = "# yaml-language-server: $schema=../docs/rulefile.schema.json"
 
-GOOD = rule_file("""\
+GOOD = (
+    rule_file("""\
     form:
       person.age: {type: integer, label: 年龄, required: true}
       person.name: {type: string, label: 姓名, required: true}
@@ -51,6 +52,8 @@ GOOD = rule_file("""\
         message: 符合条件
         basis: art1
     """)
+    + REMEDIES
+)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -335,8 +338,9 @@ class TestWarnings:
     def test_no_warnings_for_a_file_with_errors(self, tmp_path: Path) -> None:
         """Warnings wait until the file has no error, so one mistake does not cascade."""
         text = GOOD.replace("when: person.age >= 60 and", "when: person.agee >= 60 and")
+        text = text.removesuffix(REMEDIES)
         text += "  - {id: x, when: person.age < 1 and person.age > 1, outcome: REJECT, "
-        text += "message: 不, basis: art1}\n"
+        text += "message: 不, basis: art1}\n" + REMEDIES
         codes = [d.code for d in lint_directory(write_rules(tmp_path, text))]
         assert codes == ["MP301"]
         fixed = text.replace("person.agee", "person.age")

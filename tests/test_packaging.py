@@ -132,8 +132,14 @@ def test_wheel_holds_proto_contract_generated_code_and_schema(installed: Install
         if "__pycache__" not in p.parts
     }
     assert "miaopi_server/rules/lint/run.py" in code
+    console = ROOT / "server" / "miaopi_server" / "edge" / "console"
+    pages = {  # the web console's templates, stylesheet and script
+        p.relative_to(ROOT / "server").as_posix()
+        for p in (*console.glob("templates/*"), *console.glob("static/*"))
+    }
+    assert "miaopi_server/edge/console/static/console.js" in pages
     with zipfile.ZipFile(installed.wheel) as wheel:
-        missing = (contract | code | {_SCHEMA_IN_WHEEL}) - set(wheel.namelist())
+        missing = (contract | code | pages | {_SCHEMA_IN_WHEEL}) - set(wheel.namelist())
         assert not missing, f"missing from {installed.wheel.name}: {sorted(missing)}"
         schema_bytes = wheel.read(_SCHEMA_IN_WHEEL)
     assert schema_bytes == (ROOT / "server" / _SCHEMA_IN_WHEEL).read_bytes()

@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import io
 import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -81,14 +82,18 @@ class Nodes:
         key = root / "seal_ed25519.pem"  # the city's one sealing key, on every node
         seal.load_or_create(key)
         creds = write_credentials(root / "credentials.yaml")
-        self.procs = []
-        for name in ("n1", "n2"):
-            state = root / name
-            state.mkdir()
-            extra = ["--store", self.dsn, "--node-id", name, "--seal-key", str(key),
-                     "--credentials", str(creds), "--watch", "0", "--rate", "0",
-                     "--alert-interval", "0"]  # fmt: skip
-            self.procs.append(ServerProcess(RULESETS, state, *extra, auth=True))
+        self.procs: list[ServerProcess] = []
+        try:
+            for name in ("n1", "n2"):  # n2 joins the trail n1's start publication began
+                state = root / name
+                state.mkdir()
+                extra = ["--store", self.dsn, "--node-id", name, "--seal-key", str(key),
+                         "--credentials", str(creds), "--watch", "0", "--rate", "0",
+                         "--alert-interval", "0"]  # fmt: skip
+                self.procs.append(ServerProcess(RULESETS, state, *extra, auth=True))
+        except BaseException:
+            self.stop()
+            raise
         self.channels = [grpc.insecure_channel(p.target) for p in self.procs]
         self.approval = [pb_grpc.ApprovalServiceStub(c) for c in self.channels]
         self.review = [rpb_grpc.ReviewServiceStub(c) for c in self.channels]
@@ -96,12 +101,15 @@ class Nodes:
     def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
         return self.pg.query(self.dsn, query, *args)
 
-    def close(self) -> None:
-        for c in self.channels:
-            c.close()
+    def stop(self) -> None:
         for p in self.procs:
             p.signal(15)
             p.wait()
+
+    def close(self) -> None:
+        for c in self.channels:
+            c.close()
+        self.stop()
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +121,19 @@ def nodes(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
 
 def senior(request_id: str) -> Any:
     return decide_request("GF00012000", SENIOR, SENIOR_MATERIALS, request_id=request_id)
+
+
+def test_nodes_starting_with_one_set_record_its_publication_once(nodes: Nodes) -> None:
+    """n1's start published the set (one ruleset_published event, the set archived once); n2,
+    starting on that trail without a witness, joined it and published nothing."""
+    events = [json.loads(b)["event"] for (b,) in nodes.sql(
+        "SELECT body FROM records WHERE kind = 'event' ORDER BY seq")]  # fmt: skip
+    published = [e for e in events if e["type"] == "ruleset_published"]
+    assert [(e["trigger"], e["archived"]) for e in published] == [("start", True)]
+    assert nodes.sql("SELECT set_digest FROM published_rulesets") == [(published[0]["set_digest"],)]
+    joined = nodes.procs[1].wait_for("audit.trail_joined")
+    assert joined["tree_size"] == 1 and "password" not in json.dumps(joined)
+    assert not [e for e in nodes.procs[0].events if e["event"] == "audit.trail_joined"]
 
 
 def test_duplicates_at_a_barrier_on_two_nodes_make_one_decision(nodes: Nodes) -> None:

@@ -31,6 +31,9 @@ from tests.conftest import TODAY, LiveServer
 from tests.support import EXAMPLES, RULESETS
 
 CASE_FILES = [*sorted(RULESETS.glob("*.cases.jsonl")), EXAMPLES]
+# A server cannot be handed recorded lookups: cases carrying them are decided remotely on
+# their own facts, so only the others can be compared with a server's answers.
+WINDOW_CASE_FILES = [p for p in CASE_FILES if not p.name.endswith(".sourced.cases.jsonl")]
 
 
 def typed(v: Any) -> Any:
@@ -190,8 +193,9 @@ def many_cases(n: int) -> list[str]:
         c["case_id"] = f"{c.get('case_id', 'case')}~{i}"
         if i % 97 == 5:
             c["expected"] = {**c["expected"], "outcome": "MANUAL_REVIEW"}
-        if i % 89 == 7:
-            c["expected"] = {**c["expected"], "outputs": {"monthly_amount": 1}}
+        if i % 89 == 7:  # a wrong amount, in whichever form the case checks outputs
+            key = "outputs_exact" if "outputs_exact" in c["expected"] else "outputs"
+            c["expected"] = {**c["expected"], key: {"monthly_amount": 1}}
         out.append(json.dumps(c, ensure_ascii=False))
         if i % 500 == 3:
             out.append("")
@@ -333,7 +337,7 @@ def test_huge_number_is_an_invalid_case_both_ways(server: LiveServer, tmp_path: 
     ]
 
 
-@pytest.mark.parametrize("path", CASE_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WINDOW_CASE_FILES, ids=lambda p: p.name)
 def test_in_process_equals_remote(server: LiveServer, path: Path) -> None:
     """Every shipped case is decided in-process exactly as a real server decides it: the
     same report, the same decision (full shape, types included)."""

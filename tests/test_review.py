@@ -14,9 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-import yaml
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
@@ -24,44 +21,26 @@ from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_server.clock import SHANGHAI
 from miaopi_server.decision.workdays import add_working_days
-from miaopi_server.edge.auth import hash_token
 from miaopi_server.settings import Settings
+from tests.casework_support import (
+    CIVIL,
+    cli,
+    code_of,
+    md,
+    review_case,
+    violations,
+    write_credentials,
+)
 from tests.conftest import LiveServer, ServerProcess
 from tests.support import (
     BUSINESS,
     BUSINESS_MATERIALS,
-    CENTENARIAN,
     RULESETS,
     SENIOR,
     SENIOR_MATERIALS,
     decide_request,
-    resident_id,
     with_facts,
 )
-
-CIVIL = "南海区民政局"  # the senior allowance's department
-MARKET = "南海区市场监督管理局"  # individual business registration's
-PRINCIPALS: list[dict[str, Any]] = [
-    {"id": "win", "role": "window", "window_id": "W-GC-01", "jurisdiction": "440605",
-     "items": ["*"]},
-    {"id": "win2", "role": "window", "window_id": "W-XQ-02", "jurisdiction": "440606",
-     "items": ["*"]},
-    {"id": "rev-civil", "role": "reviewer", "department": CIVIL, "jurisdiction": "4406"},
-    {"id": "rev-civil-2", "role": "reviewer", "department": CIVIL, "jurisdiction": "440605"},
-    {"id": "rev-market", "role": "reviewer", "department": MARKET, "jurisdiction": "4406"},
-    {"id": "rev-civil-far", "role": "reviewer", "department": CIVIL, "jurisdiction": "440606"},
-    {"id": "sup", "role": "supervisor", "jurisdiction": "440605"},
-]  # fmt: skip
-
-
-def md(who: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer token-{who}")]
-
-
-def write_credentials(path: Path) -> Path:
-    entries = [{**p, "token_sha256": hash_token(f"token-{p['id']}")} for p in PRINCIPALS]
-    path.write_text(yaml.safe_dump({"principals": entries}, allow_unicode=True), "utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -84,30 +63,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def stubs(server: LiveServer) -> Iterator[tuple[Any, Any]]:
     with grpc.insecure_channel(server.target) as ch:
         yield pb_grpc.ApprovalServiceStub(ch), rpb_grpc.ReviewServiceStub(ch)
-
-
-def code_of(call: Any) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    return info.value.code(), info.value.details()
-
-
-def violations(call: Any) -> dict[str, str]:
-    with pytest.raises(grpc.RpcError) as info:
-        call()
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = rpc_status.from_call(info.value)
-    bad = error_details_pb2.BadRequest()
-    assert status is not None and status.details[0].Unpack(bad)
-    return {v.field: v.description for v in bad.field_violations}
-
-
-def review_case(approval: Any, who: str = "win") -> str:
-    req = decide_request("GF00012000", CENTENARIAN, SENIOR_MATERIALS)
-    req.facts["applicant"]["id_number"] = resident_id("1915-06-01")  # 111: MANUAL_REVIEW
-    d = approval.Decide(req, metadata=md(who)).decision
-    assert d.outcome == pb.OUTCOME_MANUAL_REVIEW
-    return str(d.decision_id)
 
 
 class TestOpening:
@@ -374,20 +329,6 @@ class ServerProcessAuth(ServerProcess):
             super().__init__(rulesets, state_dir, *extra)
         finally:
             subprocess.Popen = original  # type: ignore[misc]
-
-
-def cli(target: str, who: str, *argv: str) -> tuple[int, str, str]:
-    import contextlib
-    import io
-
-    from structlog.testing import capture_logs
-
-    from miaopi_client.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with capture_logs(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["--target", target, "--token", f"token-{who}", *argv])
-    return code, out.getvalue(), err.getvalue()
 
 
 class TestCommandLine:

@@ -10,9 +10,10 @@ from miaopi_server.settings import Settings, parse_args
 
 class TestSettings:
     def test_no_flags_is_the_dataclass_default(self):
-        """`miaopi-server` with no flags runs with exactly Settings(): the file watch too."""
+        """`miaopi-server` with no flags runs with exactly Settings(): no file watch (publishing
+        is deliberate)."""
         assert parse_args([]) == Settings()
-        assert Settings().watch_seconds == 2.0
+        assert Settings().watch_seconds == 0
 
     def test_every_flag_reaches_its_field(self):
         """Each flag sets its own field (nothing copied by hand to the wrong one)."""
@@ -20,7 +21,7 @@ class TestSettings:
             [
                 "--listen", "127.0.0.1:0", "--rulesets", "r", "--state-dir", "s",
                 "--seal-key", "k.pem", "--previous-seal-key", "a.pem",
-                "--previous-seal-key", "b.pem", "--node-id", "节点1", "--watch", "0",
+                "--previous-seal-key", "b.pem", "--node-id", "节点1", "--watch", "3",
                 "--credentials", "c.yaml", "--insecure-no-auth", "--rate", "5", "--burst", "7",
                 "--tls-cert", "cert.pem", "--tls-key", "key.pem", "--tls-client-ca", "ca.pem",
                 "--max-request-bytes", "99", "--workers", "3", "--worker-index", "1",
@@ -33,6 +34,10 @@ class TestSettings:
                 "--sources-ca", "sca.pem", "--elicense-deadline-ms", "700",
                 "--response-hours", "4", "--alert-interval", "5",
                 "--store", "postgresql://miaopi@db:5432/audit",
+                "--metrics-listen", "127.0.0.1:9464",
+                "--console-listen", "127.0.0.1:8080",
+                "--webhook-url", "https://hooks.example/督办", "--webhook-secret-file", "w.key",
+                "--webhook-timeout", "3", "--webhook-retry", "0.5",
             ]
         )  # fmt: skip
         assert settings == Settings(
@@ -43,7 +48,7 @@ class TestSettings:
             seal_key=Path("k.pem"),
             previous_seal_keys=(Path("a.pem"), Path("b.pem")),
             node_id="节点1",
-            watch_seconds=0.0,
+            watch_seconds=3.0,
             gate_seconds=9.5,
             gate_cases=7,
             credentials=Path("c.yaml"),
@@ -72,6 +77,12 @@ class TestSettings:
             elicense_deadline_ms=700,
             response_working_hours=4.0,
             alert_interval_seconds=5.0,
+            metrics_listen="127.0.0.1:9464",
+            console_listen="127.0.0.1:8080",
+            webhook_url="https://hooks.example/督办",
+            webhook_secret_file=Path("w.key"),
+            webhook_timeout_seconds=3.0,
+            webhook_retry_seconds=0.5,
         )
         # Every field but the audit busy timeout and the grace period has a flag above.
         changed = {

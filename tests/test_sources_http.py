@@ -148,6 +148,15 @@ def test_a_slow_platform_times_out_within_the_deadline(platform):
     assert "超时" in exc.value.reason and time.monotonic() - started < 0.9
 
 
+def test_the_licence_library_waits_its_own_deadline(platform):
+    """The e-license library's deadline comes with each call (--elicense-deadline-ms through
+    ops/lookups.gather), not from the connector: the reason names the one it was given."""
+    with pytest.raises(SourceUnavailable) as exc:
+        HttpPlatform(platform + "/slow", TOKEN).licences(person()["key"], 0.25)
+    assert exc.value.source == "elicense"
+    assert exc.value.reason == "超时（0.25 秒内无答复）"
+
+
 def test_a_malformed_licence_is_unavailable_without_its_values(platform):
     with contextlib.closing(EmbeddedRegistry(REGISTRY)) as reg:
         holder = next(x["key"] for x in registry_people() if reg.licences(x["key"], 1))

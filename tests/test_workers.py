@@ -21,6 +21,7 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_server.ops.workers import exit_code
 from tests.conftest import ServerProcess
 from tests.support import (
+    PUBLISHED_AT_START,
     RULESETS,
     SENIOR_FILE,
     SENIOR_MATERIALS,
@@ -86,7 +87,9 @@ def test_both_workers_decide_into_one_verified_chain(workers, tmp_path):
         assert d.derived_facts["applicant.age"] == age
         assert d.outcome == senior_outcome(age)
         assert d.receipt.seq > 0
-    assert sorted(d.receipt.seq for _, d in results) == list(range(1, 257))
+    # Before them: the one record of the set both workers started with (published once).
+    first = PUBLISHED_AT_START + 1
+    assert sorted(d.receipt.seq for _, d in results) == list(range(first, first + 256))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         answered_by = {e.get("worker") for e in workers.events if e["event"] == "decision"}
@@ -96,9 +99,9 @@ def test_both_workers_decide_into_one_verified_chain(workers, tmp_path):
     assert answered_by == {0, 1}, "the kernel should have spread 256 connections over both"
     with grpc.insecure_channel(workers.target) as ch:
         v = pb_grpc.ApprovalServiceStub(ch).VerifyAuditTrail(pb.VerifyAuditTrailRequest())
-    assert v.ok and v.checked == 256, v
+    assert v.ok and v.checked == PUBLISHED_AT_START + 256, v
     with sqlite3.connect(tmp_path / "state" / "audit.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM records").fetchone() == (256,)
+        assert db.execute("SELECT count(*) FROM records").fetchone() == (PUBLISHED_AT_START + 256,)
 
 
 def test_request_id_is_idempotent_across_workers(workers):
@@ -115,7 +118,7 @@ def test_request_id_is_idempotent_across_workers(workers):
     assert len(ids) == 1
     with grpc.insecure_channel(workers.target) as ch:
         v = pb_grpc.ApprovalServiceStub(ch).VerifyAuditTrail(pb.VerifyAuditTrailRequest())
-    assert v.ok and v.checked == 1
+    assert v.ok and v.checked == PUBLISHED_AT_START + 1
 
 
 def test_reload_reaches_every_worker(workers, rules):

@@ -18,15 +18,16 @@ Connect = Callable[[argparse.Namespace, str], Client]
 
 def alert_line(a: Any) -> str:
     due = f"due {a.due_date}" if a.due_date else ""
+    to = f"to {', '.join(a.recipients)}" if a.recipients else ""
     parts = [f"#{a.seq}", a.kind.upper(), a.decision_id, a.item_code, a.department,
-             a.jurisdiction, due]  # fmt: skip
+             a.jurisdiction, due, to, f"「{a.note}」" if a.note else ""]  # fmt: skip
     return "  ".join(p for p in parts if p)
 
 
 def add_alerts_parser(sub: Any, connect: Connect) -> None:
     s = sub.add_parser(
         "alerts",
-        help="alerts in your jurisdiction (overdue, due soon, overrides)",
+        help="alerts in your jurisdiction (overdue, due soon, overrides, escalations)",
         description="Alerts raised by the server's scheduler, oldest first. Resume with "
         "--after SEQ (the last # printed): none is lost or repeated, also across a restart.",
     )

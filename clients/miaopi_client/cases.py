@@ -30,10 +30,15 @@ EXPECTED_KEYS = frozenset(
         "rules_fired",  # exactly these policy rules matched
         "rules_fired_includes",  # at least these matched
         "rules_fired_excludes",  # none of these matched
+        "data_reasons",  # exactly these findings about shared data (data:...), [] none
     }
 )
 _ID_LISTS = ("missing_materials", "outputs_absent", "rules_fired", "rules_fired_includes",
-             "rules_fired_excludes")  # fmt: skip
+             "rules_fired_excludes", "data_reasons")  # fmt: skip
+# The reasons shared data gives (decision/sourced.py): data:conflict:<fact>,
+# data:no_record:<source>, data:unavailable:<source>. They are not policy rules: rules_fired*
+# do not see them, data_reasons does.
+DATA = "data:"
 # Keys whose empty value asserts nothing at all (a check that cannot fail).
 _VACUOUS_WHEN_EMPTY = ("outputs", "outputs_absent", "rules_fired_includes", "rules_fired_excludes")
 
@@ -92,6 +97,10 @@ def _problems(obj: Any) -> list[str]:
     for key in _ID_LISTS:
         if key in exp and not _is_str_list(exp[key]):
             out.append(f"expected.{key} must be a list of ids")
+    if _is_str_list(exp.get("data_reasons")):
+        not_data = [r for r in exp["data_reasons"] if not r.startswith(DATA)]
+        if not_data:
+            out.append(f"expected.data_reasons: not a data: reason: {', '.join(not_data)}")
     for key in ("outputs", "outputs_exact"):
         if key in exp and not isinstance(exp[key], dict):
             out.append(f"expected.{key} must be a JSON object")
@@ -120,7 +129,11 @@ def unknown_rules(expected: dict[str, Any], rule_ids: set[str]) -> list[str]:
         for key in ("rules_fired", "rules_fired_includes", "rules_fired_excludes")
         for r in expected.get(key, ())
     }
-    return [f"expected names no rule of this item: {r}" for r in sorted(named - rule_ids)]
+    return [
+        f"expected names no rule of this item: {r}"
+        + (" (data: reasons are checked by expected.data_reasons)" if r.startswith(DATA) else "")
+        for r in sorted(named - rule_ids)
+    ]
 
 
 def checked_keys(expected: dict[str, Any]) -> list[str]:
@@ -287,17 +300,34 @@ def compare(
     present = sorted(set(expected.get("outputs_absent", ())) & set(outputs))
     out += [f"outputs.{name}: expected absent, got {_show(outputs[name])}" for name in present]
     out += _compare_rules(expected, fired_rules(decision))
+    if "data_reasons" in expected:
+        want, got = set(expected["data_reasons"]), data_reasons(decision)
+        if want != got:
+            out.append(
+                f"data_reasons: expected {sorted(want)}, got {sorted(got)}"
+                + (f"; not given: {', '.join(sorted(want - got))}" if want - got else "")
+                + (f"; also given: {', '.join(sorted(got - want))}" if got - want else "")
+            )
     return out
 
 
 def fired_rules(decision: dict[str, Any]) -> set[str]:
-    """The policy rules that matched: the decision's reasons, without the materials notices
-    and the no-rule-matched reason."""
+    """The policy rules that matched: the decision's reasons, without the materials notices,
+    the findings about shared data and the no-rule-matched reason."""
     return {
         r.get("rule_id", "")
         for r in decision.get("reasons", [])
-        if not r.get("rule_id", "").startswith("material:")
+        if not r.get("rule_id", "").startswith(("material:", DATA))
         and r.get("rule_id") != "no_rule_matched"
+    }
+
+
+def data_reasons(decision: dict[str, Any]) -> set[str]:
+    """The findings about shared data the decision gives as reasons (data:...)."""
+    return {
+        r.get("rule_id", "")
+        for r in decision.get("reasons", [])
+        if r.get("rule_id", "").startswith(DATA)
     }
 
 

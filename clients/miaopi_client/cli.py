@@ -31,6 +31,7 @@ from .cmdline import (
     read_facts,
 )
 from .kpi_cli import add_kpi_parser
+from .notice_cli import add_notice_parser
 from .parallel import PARALLEL_MIN_CASES
 from .replay import ReplayReport, junit_xml, remote, replay, replay_file
 from .review_cli import add_review_parsers
@@ -66,16 +67,25 @@ def _cmd_item(args: argparse.Namespace) -> int:
 def _cmd_decide(args: argparse.Namespace) -> int:
     facts = read_facts(args.facts)
     materials = [m.strip() for m in args.materials.split(",") if m.strip()]
-    with _client(args, args.target, "window") as c:
-        d = c.decide(
-            args.item,
-            facts,
-            materials,
-            request_id=args.request_id,
-            window_id=args.window_id,
-            operator_id=args.operator_id,
-            consent=args.consent,
-        )
+    if args.dry_run:
+        if args.request_id or args.consent:
+            raise BadInput(
+                "--dry-run records no decision and looks nothing up: "
+                "leave out --request-id and --consent"
+            )
+        with _client(args, args.target, "supervisor") as c:
+            d = c.dry_run_decide(args.item, facts, materials, args.window_id, args.operator_id)
+    else:
+        with _client(args, args.target, "window") as c:
+            d = c.decide(
+                args.item,
+                facts,
+                materials,
+                request_id=args.request_id,
+                window_id=args.window_id,
+                operator_id=args.operator_id,
+                consent=args.consent,
+            )
     if args.json:
         print_json(d)
     else:
@@ -116,10 +126,16 @@ def _lines(path: Path) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     if args.replay_jobs is not None and args.rulesets is None:
         raise BadInput("--jobs needs --rulesets: a server decides in its own processes")
+    if args.dry_run and (args.rulesets is not None or args.refetch):
+        raise BadInput(
+            "--dry-run is for a server, deciding on the recorded lookups: not with --rulesets "
+            "(nothing is recorded there anyway) or --refetch"
+        )
     if args.rulesets is not None and args.refetch and args.registry is None:
         raise BadInput("--refetch with --rulesets needs --registry DIR: where to look up again")
     if args.registry is not None and (args.rulesets is None or not args.refetch):
         raise BadInput("--registry is for --refetch with --rulesets (a server has its own)")
+    _offline_or_server(args, "--rulesets", args.rulesets)
     if args.rulesets is not None:
         report = _replay_in_process(args)
     else:
@@ -128,10 +144,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         def progress(items: Any) -> Any:  # a bar on stderr for big files, terminals only
             return render.progress(items, len(cases), "replay")
 
-        with _client(args, args.replay_target or args.target, "window") as c:
-            report = replay(
-                cases, remote(c, refetch=args.refetch, window_id=args.window_id), progress
-            )
+        role = "supervisor" if args.dry_run else "window"
+        with _client(args, args.target, role) as c:
+            decider = remote(c, args.refetch, args.window_id, dry_run=args.dry_run)
+            report = replay(cases, decider, progress)
     if args.junit is not None:
         try:
             args.junit.write_bytes(junit_xml(report, str(args.cases)))
@@ -145,8 +161,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace, role: str) -> str | None:
-    """--token, else $MIAOPI_TOKEN, else the development token for `role` that the server
-    wrote under its state directory (var/dev-tokens.json) on first start."""
+    """--token-file, else --token, else $MIAOPI_TOKEN, else the development token for `role`
+    that the server wrote under its state directory (var/dev-tokens.json) on first start."""
+    if args.token_file is not None:
+        try:
+            token: str = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read --token-file {args.token_file}: {exc}") from None
+        if not token or any(c.isspace() for c in token):
+            raise BadInput(f"--token-file {args.token_file}: should hold one token, no spaces")
+        return token
     if args.token or os.environ.get("MIAOPI_TOKEN"):
         return str(args.token or os.environ["MIAOPI_TOKEN"])
     try:
@@ -174,9 +198,13 @@ def _cmd_reload(args: argparse.Namespace) -> int:
         changes = [
             f"{k}: {', '.join(result[k])}" for k in ("added", "removed", "changed") if result.get(k)
         ]
-        print("rules reloaded" + ("; " + "; ".join(changes) if changes else "; no changes"))
+        print(
+            "rules reloaded (published)"
+            + ("; " + "; ".join(changes) if changes else "; no changes")
+        )
+        print(f"set {result.get('set_digest', '')} (miaopi rules show --digest ...)")
     else:
-        print("reload REFUSED, the previous rules keep serving:")
+        print("publication REFUSED, the previous rules keep serving:")
     for d in result.get("diagnostics", []):
         print(f"  {d}")
     return OK if result.get("applied") else FAILED
@@ -195,12 +223,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for d in last.get("diagnostics", []):
         print(f"  {d}")
     return OK
-
-
-def _sub_target(args: argparse.Namespace) -> str:
-    """A subcommand's own --target when given, else the global one."""
-    target: str = getattr(args, "sub_target", None) or args.target
-    return target
 
 
 def _read_key(spec: Path) -> bytes:
@@ -228,12 +250,13 @@ def _print_verification(v: dict[str, Any], as_json: bool) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    _offline_or_server(args, "--db", args.db)
     if args.db is None:
         if args.keys:
             raise BadInput(
                 "--key is for offline verification with --db; a server verifies with its own key"
             )
-        with _client(args, _sub_target(args), "supervisor") as c:
+        with _client(args, args.target, "supervisor") as c:
             return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq), args.json)
     import sqlite3
 
@@ -287,7 +310,7 @@ def _cmd_audit_purge(args: argparse.Namespace) -> int:
     except ValueError:
         raise BadInput(f"--before {args.before!r}: expected a date, YYYY-MM-DD") from None
     before = dt.datetime.combine(day, dt.time(), ZoneInfo("Asia/Shanghai"))
-    with _client(args, _sub_target(args), "admin") as c:
+    with _client(args, args.target, "admin") as c:
         done = c.purge_cases(before)
     print(
         f"purged the cases of {done['purged']} decision(s) made before {day} (Asia/Shanghai); "
@@ -311,6 +334,7 @@ def _cmd_audit_prove_consistency(args: argparse.Namespace) -> int:
         first = saved_head(_read_json(args.file, "tree head"))
     except ValueError as exc:
         raise BadInput(f"{args.file}: {exc}") from None
+    _offline_or_server(args, "--db", args.db)
     keys = [_read_key(k) for k in args.keys]
     if args.db is not None:
         from miaopi_server.offline import database_consistency
@@ -326,7 +350,7 @@ def _cmd_audit_prove_consistency(args: argparse.Namespace) -> int:
             return FAILED
         proof = [h.hex() for h in path]
     else:
-        with _client(args, _sub_target(args), "supervisor") as c:
+        with _client(args, args.target, "supervisor") as c:
             if not keys:
                 keys = [c.seal_key()["public_key"]]
             try:
@@ -366,11 +390,12 @@ def _write_text(out: Path | None, text: str) -> None:
 def _cmd_audit_export(args: argparse.Namespace) -> int:
     from .audit import AuditSourceError, export_cases, records_from_db, records_from_server
 
+    _offline_or_server(args, "--db", args.db)
     try:
         if args.db is not None:
             cases = list(export_cases(records_from_db(args.db, args.item)))
         else:
-            with _client(args, _sub_target(args), "supervisor") as c:
+            with _client(args, args.target, "supervisor") as c:
                 cases = list(export_cases(records_from_server(c, args.item)))
     except AuditSourceError as exc:
         raise BadInput(str(exc)) from None
@@ -381,7 +406,7 @@ def _cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_key(args: argparse.Namespace) -> int:
-    with _client(args, _sub_target(args), "supervisor") as c:
+    with _client(args, args.target, "supervisor") as c:
         key = c.seal_key()
     _write_text(args.out, key["public_key_pem"])
     if args.out:
@@ -389,14 +414,30 @@ def _cmd_audit_key(args: argparse.Namespace) -> int:
     return OK
 
 
+def _read_saved_decision(spec: str, path: Path) -> tuple[str, bytes | None]:
+    """The saved decision's JSON text, and the notice PDF it came from (None for JSON)."""
+    from miaopi_server.offline import NoticeFileError, is_pdf, notice_attachment
+
+    try:
+        if spec == "-":
+            return sys.stdin.read(), None
+        raw = path.read_bytes()
+        pdf = raw if is_pdf(raw) else None
+        if pdf is not None:
+            raw = notice_attachment(pdf)
+        return raw.decode("utf-8"), pdf
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read decision {spec}: {exc}") from None
+    except NoticeFileError as exc:
+        raise BadInput(f"notice {spec}: {exc}") from None
+
+
 def _cmd_verify_receipt(args: argparse.Namespace) -> int:
     from .receipts import receipt_key_id, verify_receipt
 
+    _offline_or_server(args, "--key", args.keys or None)
     spec = str(args.file)
-    try:
-        text = sys.stdin.read() if spec == "-" else args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read decision {spec}: {exc}") from None
+    text, pdf = _read_saved_decision(spec, args.file)
     duplicates: list[str] = []
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -421,15 +462,23 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
         claimed = receipt_key_id(saved)
         public = next((k for k in keys if key_id_of(k) == claimed), keys[0])
     else:
-        with _client(args, _sub_target(args), "supervisor") as c:
+        with _client(args, args.target, "supervisor") as c:
             public = c.seal_key()["public_key"]
     check = verify_receipt(saved, public)
-    if check.ok:
-        print(f"receipt OK: seq {check.seq} sealed by {check.key_id}")
-        return OK
     where = f" (seq {check.seq})" if check.seq else ""
-    print(f"receipt FAILED{where}: {check.reason}")
-    return FAILED
+    if not check.ok:
+        print(f"receipt FAILED{where}: {check.reason}")
+        return FAILED
+    if pdf is not None:
+        from miaopi_server.offline import printed_mismatch
+
+        # The attachment is sealed; the page around it is not: it must show that decision.
+        problem = printed_mismatch(pdf, saved)
+        if problem:
+            print(f"receipt FAILED{where}: {problem}")
+            return FAILED
+    print(f"receipt OK: seq {check.seq} sealed by {check.key_id}")
+    return OK
 
 
 def _rpc_error(exc: ClientError, target: str) -> int:
@@ -459,32 +508,21 @@ def _jobs(s: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="miaopi", description="秒批 instant approval client")
-    p.add_argument(
-        "--target",
-        default=os.environ.get("MIAOPI_TARGET", DEFAULT_TARGET),
-        metavar="HOST:PORT",
-        help=f"server HOST:PORT (env MIAOPI_TARGET, default {DEFAULT_TARGET})",
+    p = argparse.ArgumentParser(
+        prog="miaopi",
+        description="秒批 instant approval client. Connection options (--target, --token, "
+        "--token-file, --tls-*, --timeout, --dev-tokens) go before or after the command, "
+        "at any level: `miaopi --target X replay f` and `miaopi replay f --target X` agree.",
     )
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per RPC (default 10)")
-    p.add_argument(
-        "--token",
-        default=None,
-        help="bearer token (env MIAOPI_TOKEN; default: the development token "
-        "for the command's role from --dev-tokens)",
-    )
-    p.add_argument(
-        "--dev-tokens",
-        default=os.environ.get("MIAOPI_DEV_TOKENS", "var/dev-tokens.json"),
-        metavar="FILE",
-        help="development tokens written by miaopi-server",
-    )
-    p.add_argument("--tls-ca", type=Path, default=None, help="CA (PEM) to trust: use TLS")
-    p.add_argument("--tls-cert", type=Path, default=None, help="client certificate (mutual TLS)")
-    p.add_argument("--tls-key", type=Path, default=None, help="client private key (mutual TLS)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("reload", help="make the server re-read its rule files (admin)")
+    s = sub.add_parser(
+        "reload",
+        help="publish the server's rules directory as it is now (admin)",
+        description="Publishing is deliberate: editing the served files changes nothing until "
+        "this (or SIGHUP). The set must pass the compile gate and its own rule tests; it is "
+        "archived and recorded, then goes live. Same as `miaopi rules publish`.",
+    )
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(run=_cmd_reload)
 
@@ -508,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--materials", default="", metavar="A,B,C", help="submitted material ids")
     s.add_argument("--request-id", default="", metavar="ID")
-    s.add_argument("--window-id", default="", metavar="ID")
+    _add_window_id(s, "window the case is sent as (default: the one the server authenticates)")
     s.add_argument("--operator-id", default="", metavar="ID")
     s.add_argument(
         "--consent",
@@ -517,24 +555,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="reference of the applicant's authorisation (授权) to look up their data in "
         "shared sources; without it the case is decided on its own facts",
     )
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide without recording a decision (DryRunDecide: supervisor or admin token); "
+        "the dry run itself is recorded as an event",
+    )
     s.add_argument("--json", action="store_true", help="print the decision as JSON")
     s.set_defaults(run=_cmd_decide)
 
-    s = sub.add_parser("replay", help="replay a JSONL case file and check every expectation")
-    s.add_argument("cases", type=Path, metavar="CASES.jsonl")
-    where = s.add_mutually_exclusive_group()
-    # Its own dest: a subparser default would otherwise overwrite the global --target.
-    where.add_argument(
-        "--target",
-        dest="replay_target",
-        metavar="HOST:PORT",
-        help="decide on this server (default: the global --target)",
+    s = sub.add_parser(
+        "replay",
+        help="replay a JSONL case file and check every expectation",
+        description="In-process with --rulesets; on a server (--target) each case is a real "
+        "decision, recorded and sealed, unless --dry-run.",
     )
-    where.add_argument(
+    s.add_argument("cases", type=Path, metavar="CASES.jsonl")
+    s.add_argument(
         "--rulesets",
         type=Path,
         metavar="DIR",
-        help="decide in-process with these rule files, no server",
+        help="decide in-process with these rule files, no server (instead of --target)",
     )
     s.add_argument(
         "--today",
@@ -568,31 +609,113 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="registry data directory for --refetch with --rulesets",
     )
+    _add_window_id(s, "window the cases are sent as (default: the one the server authenticates)")
     s.add_argument(
-        "--window-id",
-        default="",
-        metavar="ID",
-        help="window the cases are sent as (default: the one the server authenticates)",
+        "--dry-run",
+        action="store_true",
+        help="on a server, decide every case without recording it (DryRunDecide: supervisor "
+        "or admin token; each dry run is an event on the record), on its recorded lookups. "
+        "Without it every replayed case is a real, sealed decision",
     )
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(run=_cmd_replay)
 
     _add_audit_parsers(sub)
-    add_rules_parsers(sub)
-    add_review_parsers(sub, lambda args, role: _client(args, _sub_target(args), role))
-    add_kpi_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
-    add_alerts_parser(sub, lambda args, role: _client(args, _sub_target(args), role))
+    add_rules_parsers(sub, lambda args, role: _client(args, args.target, role), _cmd_reload)
+    add_review_parsers(sub, lambda args, role: _client(args, args.target, role))
+    add_kpi_parser(sub, lambda args, role: _client(args, args.target, role))
+    add_alerts_parser(sub, lambda args, role: _client(args, args.target, role))
+    add_notice_parser(sub, lambda args, role: _client(args, args.target, role))
+    _everywhere(p, _add_connection)
+    _add_window_id(p, "for decide and replay: the window to send cases as")
     return p
 
 
-def _add_target(s: argparse.ArgumentParser, group: Any = None) -> None:
-    # Its own dest: a subparser default would otherwise overwrite the global --target.
-    (group or s).add_argument(
+WINDOW_COMMANDS = ("decide", "replay")  # the commands that send cases as a window
+
+
+def _add_window_id(p: argparse.ArgumentParser, help: str) -> None:
+    """--window-id, before the command or after it (no default of its own, as the connection
+    options: `_connection_defaults` gives "")."""
+    p.add_argument("--window-id", default=argparse.SUPPRESS, metavar="ID", help=help)
+
+
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    """The connection options. Every parser of the tree has them with no default of its own
+    (SUPPRESS): a subcommand's parser then leaves what an outer position set alone, and
+    `_connection_defaults` fills in what no position gave."""
+    group = p.add_argument_group("connection (before or after the command)")
+    opt = argparse.SUPPRESS
+    group.add_argument(
         "--target",
-        dest="sub_target",
+        default=opt,
         metavar="HOST:PORT",
-        help="server HOST:PORT (default: the global --target)",
+        help=f"server HOST:PORT (env MIAOPI_TARGET, default {DEFAULT_TARGET})",
     )
+    group.add_argument("--timeout", type=float, default=opt, help="seconds per RPC (default 10)")
+    group.add_argument(
+        "--token",
+        default=opt,
+        help="bearer token (env MIAOPI_TOKEN; default: the development token "
+        "for the command's role from --dev-tokens)",
+    )
+    group.add_argument(
+        "--token-file",
+        type=Path,
+        default=opt,
+        metavar="FILE",
+        help="file holding the bearer token (keeps it out of `ps`)",
+    )
+    group.add_argument(
+        "--dev-tokens",
+        default=opt,
+        metavar="FILE",
+        help="development tokens written by miaopi-server (env MIAOPI_DEV_TOKENS, default "
+        "var/dev-tokens.json)",
+    )
+    group.add_argument("--tls-ca", type=Path, default=opt, help="CA (PEM) to trust: use TLS")
+    group.add_argument("--tls-cert", type=Path, default=opt, help="client certificate (mutual TLS)")
+    group.add_argument("--tls-key", type=Path, default=opt, help="client private key (mutual TLS)")
+
+
+def _everywhere(p: argparse.ArgumentParser, add: Any) -> None:
+    """Apply `add` to `p` and to every subcommand's parser below it, at any depth."""
+    add(p)
+    for action in p._actions:  # argparse keeps its subparsers here, and nowhere public
+        if isinstance(action, argparse._SubParsersAction):
+            # A parser above a command sees the command's words too: abbreviating there would
+            # make its own options (`audit verify --to`) ambiguous with --token, --token-file.
+            p.allow_abbrev = False
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                _everywhere(child, add)
+
+
+def _connection_defaults(args: argparse.Namespace) -> None:
+    """Fill in the connection options no position gave; `target_given` says whether the
+    command line named a server (an offline option such as --db or --rulesets excludes it)."""
+    args.target_given = hasattr(args, "target")
+    defaults = {
+        "target": os.environ.get("MIAOPI_TARGET", DEFAULT_TARGET),
+        "timeout": 10.0,
+        "token": None,
+        "token_file": None,
+        "dev_tokens": os.environ.get("MIAOPI_DEV_TOKENS", "var/dev-tokens.json"),
+        "tls_ca": None,
+        "tls_cert": None,
+        "tls_key": None,
+    }
+    for name, value in defaults.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    if hasattr(args, "window_id") and args.command not in WINDOW_COMMANDS:
+        raise BadInput(f"--window-id is for {' and '.join(WINDOW_COMMANDS)}, not {args.command}")
+    args.window_id = getattr(args, "window_id", "")
+
+
+def _offline_or_server(args: argparse.Namespace, offline: str, value: Any) -> None:
+    """An offline source (--db FILE, --rulesets DIR) and --target name two places to work on."""
+    if value is not None and args.target_given:
+        raise BadInput(f"give --target or {offline}, not both")
 
 
 def _add_keys(s: Any, default: str = "") -> None:
@@ -617,14 +740,12 @@ def _add_audit_parsers(sub: Any) -> None:
         help="re-check the hash chain and seals of the audit trail",
         description="Offline with --db and --key, or by the server (--target).",
     )
-    where = s.add_mutually_exclusive_group()
-    where.add_argument(
+    s.add_argument(
         "--db",
         type=Path,
         metavar="FILE",
-        help="audit database (or a copy), checked offline; needs --key",
+        help="audit database (or a copy), checked offline, instead of --target; needs --key",
     )
-    _add_target(s, where)
     _add_keys(s)
     s.add_argument(
         "--from",
@@ -665,7 +786,6 @@ def _add_audit_parsers(sub: Any) -> None:
     s.add_argument(
         "--before", required=True, metavar="DATE", help="YYYY-MM-DD, midnight Asia/Shanghai"
     )
-    _add_target(s)
     s.set_defaults(run=_cmd_audit_purge)
 
     s = asub.add_parser(
@@ -676,33 +796,36 @@ def _add_audit_parsers(sub: Any) -> None:
         "proves that its latest signed tree extends it (RFC 9162).",
     )
     s.add_argument("file", type=Path, metavar="FILE", help='saved decision or head; "-": stdin')
-    where = s.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, metavar="FILE", help="audit database (or a copy)")
-    _add_target(s, where)
+    s.add_argument(
+        "--db", type=Path, metavar="FILE", help="audit database (or a copy), instead of --target"
+    )
     _add_keys(s, "; default: the server's")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(run=_cmd_audit_prove_consistency)
 
     s = asub.add_parser("export", help="export recorded decisions as a replay case file")
-    where = s.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, metavar="FILE", help="audit database (or a copy)")
-    _add_target(s, where)
+    s.add_argument(
+        "--db", type=Path, metavar="FILE", help="audit database (or a copy), instead of --target"
+    )
     s.add_argument("--item", default="", metavar="CODE", help="only this item")
     s.add_argument("--out", type=Path, metavar="FILE", help="write here (default stdout)")
     s.set_defaults(run=_cmd_audit_export)
 
     s = asub.add_parser("key", help="write the public sealing key (PEM) for offline checks")
-    _add_target(s)
     s.add_argument("--out", type=Path, metavar="FILE", help="write here (default stdout)")
     s.set_defaults(run=_cmd_audit_key)
 
     s = sub.add_parser(
-        "verify-receipt", help="check a saved decision (decide --json) against its e-seal"
+        "verify-receipt",
+        help="check a saved decision (decide --json) or a notice PDF against its e-seal",
     )
-    s.add_argument("file", type=Path, metavar="FILE", help='saved decision; "-" reads stdin')
-    where = s.add_mutually_exclusive_group()
-    _add_keys(where)
-    _add_target(s, where)
+    s.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help='saved decision, or a notice PDF (miaopi notice --pdf); "-" reads stdin (JSON)',
+    )
+    _add_keys(s, "; instead of asking the server, --target")
     s.set_defaults(run=_cmd_verify_receipt)
 
 
@@ -715,9 +838,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on usage errors and --help
         return exc.code if isinstance(exc.code, int) else BAD_INPUT
     try:
+        _connection_defaults(args)
         return int(args.run(args))
     except ClientError as exc:
-        return _rpc_error(exc, getattr(args, "replay_target", None) or _sub_target(args))
+        return _rpc_error(exc, args.target)
     except CaseFileError as exc:
         err("bad case file:")
         for problem in exc.problems:

@@ -108,8 +108,8 @@ def _error(exc: grpc.RpcError) -> ClientError:
     return ClientError(code.name, message, violations)
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Adds `authorization: Bearer <token>` to every call."""
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every call, streams (WatchAlerts) included."""
 
     def __init__(self, token: str):
         self._metadata = ("authorization", f"Bearer {token}")
@@ -117,6 +117,9 @@ class _BearerToken(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         metadata = [*(details.metadata or ()), self._metadata]
         return continuation(details._replace(metadata=metadata), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return self.intercept_unary_unary(continuation, details, request)
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,42 @@ class Client:
         )
         resp = self._call(self._stub.Decide, req)
         return decision_dict(resp.decision)
+
+    def dry_run_decide(
+        self,
+        item_code: str,
+        facts: dict[str, Any],
+        materials: list[str],
+        window_id: str = "",
+        operator_id: str = "",
+        sourced: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Decide one case without recording a decision (DryRunDecide, supervisor or admin):
+        the decision has dry_run set and no decision_id or receipt; the dry run itself goes on
+        the record as an event. `sourced`, a recorded decision's lookups, is decided on as it
+        is (nothing is looked up). Errors as `decide`."""
+        req = pb.DryRunDecideRequest(
+            case=pb.DecideRequest(
+                item_code=item_code,
+                facts=facts_struct(facts),
+                materials=materials,
+                window=pb.Window(window_id=window_id, operator_id=operator_id),
+            )
+        )
+        if sourced is not None:
+            try:
+                json_format.ParseDict(sourced, req.sourced)
+            except json_format.ParseError as exc:
+                raise ClientError("INVALID_ARGUMENT", f"sourced: {exc}") from None
+        resp = self._call(self._stub.DryRunDecide, req)
+        return decision_dict(resp.decision)
+
+    def published_rules(self, digest: str) -> dict[str, Any]:
+        """The archived text of a published rule set, by set digest or by a decision's
+        RulesetRef.digest: {"set_digest", "files": [{"path", "content"}], "versions", ...}.
+        NOT_FOUND when no published set matches."""
+        resp = self._call(self._stub.GetPublishedRules, pb.GetPublishedRulesRequest(digest=digest))
+        return message_dict(resp)
 
     def get_decision(self, decision_id: str, include_case: bool = False) -> dict[str, Any]:
         """A recorded decision with its receipt: {"decision": {...}}, plus "case" (the case as

@@ -130,9 +130,16 @@ def item(i: dict[str, Any]) -> str:
         f"  部门 Department:   {i.get('department', '')}",
         f"  规则 Ruleset:      {_ruleset(i.get('ruleset', {}))}",
         f"  时限 Time limit:   {limit}",
-        "",
-        "表单 Form fields",
     ]
+    remedies = i.get("remedies", {})
+    if remedies.get("review_body") or remedies.get("court"):
+        out.append(
+            f"  救济 Remedies:     复议 review {remedies.get('review_body', '?')}"
+            f"（{remedies.get('review_days', 0)}日 days）; "
+            f"诉讼 court {remedies.get('court', '?')}"
+            f"（{remedies.get('litigation_months', 0)}个月 months）"
+        )
+    out += ["", "表单 Form fields"]
     fields = [
         [
             f.get("path", ""),
@@ -203,17 +210,14 @@ def decision(d: dict[str, Any], colour: bool = False) -> str:
     receipt = d.get("receipt")
     if receipt:  # only a server records decisions; in-process ones have none
         out.append(f"存证 Receipt:      {receipt_line(receipt)}")
-    out += ["", "理由 Reasons"]
-    for n, r in enumerate(d.get("reasons", []), start=1):
-        ro = r.get("outcome", "")
-        out.append(
-            f"  {n}. [{r.get('rule_id', '')}] {OUTCOME_LABELS.get(ro, ro)}: {r.get('message', '')}"
-        )
-        citation = r.get("legal_basis", {}).get("citation")
-        if citation:
-            out.append(f"     依据 Basis: {citation}")
-        if r.get("facts_read"):
-            out.append(f"     事实 Facts: {', '.join(_fact(f) for f in r['facts_read'])}")
+    # The server puts the reasons that decided the outcome first; the others follow apart.
+    reasons = d.get("reasons", [])
+    deciding = [r for r in reasons if r.get("outcome", "") == outcome]
+    others = [r for r in reasons if r.get("outcome", "") != outcome]
+    out += ["", "理由 Reasons", *_reasons(deciding, 1)]
+    if others:
+        out += ["", "其他适用的规则 Also matched (did not decide)"]
+        out += _reasons(others, len(deciding) + 1)
     if d.get("missing_materials"):
         out += ["", "一次性告知 Missing materials (all at once)"]
         out += _materials(d["missing_materials"])
@@ -223,7 +227,28 @@ def decision(d: dict[str, Any], colour: bool = False) -> str:
     if d.get("outputs"):
         out += ["", "输出 Outputs"]
         out += [f"  {k} = {_value(v)}" for k, v in d["outputs"].items()]
+    remedies = d.get("remedies")
+    if remedies:
+        out += ["", "救济途径 Remedies", f"  {remedies.get('notice', '')}"]
+        citations = [b.get("citation", "") for b in remedies.get("legal_basis", [])]
+        if citations:
+            out.append(f"  依据 Basis: {'、'.join(citations)}")
     return "\n".join(out)
+
+
+def _reasons(reasons: list[dict[str, Any]], first: int) -> list[str]:
+    out: list[str] = []
+    for n, r in enumerate(reasons, start=first):
+        ro = r.get("outcome", "")
+        out.append(
+            f"  {n}. [{r.get('rule_id', '')}] {OUTCOME_LABELS.get(ro, ro)}: {r.get('message', '')}"
+        )
+        citation = r.get("legal_basis", {}).get("citation")
+        if citation:
+            out.append(f"     依据 Basis: {citation}")
+        if r.get("facts_read"):
+            out.append(f"     事实 Facts: {', '.join(_fact(f) for f in r['facts_read'])}")
+    return out
 
 
 def receipt_line(receipt: dict[str, Any]) -> str:

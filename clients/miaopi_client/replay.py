@@ -135,13 +135,28 @@ def _check(case: Case, decide_fn: DecideFn) -> CaseResult:
     )
 
 
-def remote(client: Client, refetch: bool = False, window_id: str = "") -> DecideFn:
-    """Decide over gRPC with `client`. A server cannot be handed recorded lookups: with
-    `refetch` a case's recorded consent is sent, so the server looks the data up again;
-    without it the case is decided on its own facts. `window_id` empty: the window the
-    server authenticates the client as (a window principal may not name another)."""
+def remote(
+    client: Client, refetch: bool = False, window_id: str = "", dry_run: bool = False
+) -> DecideFn:
+    """Decide over gRPC with `client`. Each case is a real decision, recorded and sealed, as
+    the window it is sent as (`window_id` empty: the one the server authenticates the client
+    as; a window principal may not name another), unless `dry_run`: then DryRunDecide decides
+    it without recording a decision (a supervisor's or admin's credential; each dry run is an
+    event on the record), on its recorded lookups as they are. For real decisions a server
+    cannot be handed recorded lookups: with `refetch` a case's recorded consent is sent, so
+    the server looks the data up again; without it the case is decided on its own facts."""
 
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
+        if dry_run:
+            try:
+                d = client.dry_run_decide(
+                    case.item_code, case.facts, case.materials, window_id, sourced=case.sourced
+                )
+            except ClientError as exc:
+                if exc.code in CASE_ERRORS:
+                    return exc.code, None
+                raise
+            return d.get("outcome", ""), d
         consent = _consent(case) if refetch else ""
         try:
             # No request_id: an idempotency key would replay yesterday's answer, not decide.

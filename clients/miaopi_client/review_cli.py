@@ -1,5 +1,6 @@
 """`miaopi review ...`: the review queue (ReviewService). Reviewers list, claim, release and
-decide tasks and ask for supplements; windows supply materials and withdraw cases."""
+decide tasks, ask for supplements, suspend and resume; supervisors escalate (督办), suspend
+and resume; windows supply materials and withdraw cases."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def task_line(t: Any) -> str:
         parts.append(f"by {t.assignee}")
     if t.overridden:
         parts.append("OVERRIDDEN")
+    if t.escalations:
+        parts.append(f"ESCALATED x{t.escalations}")
     return "  ".join(parts)
 
 
@@ -73,13 +76,32 @@ def add_review_parsers(sub: Any, connect: Connect) -> None:
         metavar="STATE",
         help="only this state (repeat; default: every state not final)",
     )
-    s.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    s.add_argument("--escalated", action="store_true", help="only tasks escalated (督办)")
+    s.add_argument("--limit", type=int, default=0, help="at most this many (default: every page)")
+    s.add_argument(
+        "--page-size", type=int, default=50, help="tasks asked for per call (default 50)"
+    )
 
     def list_tasks(args: argparse.Namespace) -> int:
-        req = rpb.ListTasksRequest(states=args.states, page_size=args.limit)
+        """Every page, following next_page_token, up to --limit."""
+        tasks: list[Any] = []
+        token = ""
         with connect(args, args.review_role) as c:
-            resp = c.call(c.review_stub.ListTasks, req)
-        return _show(args, resp, "\n".join(task_line(t) for t in resp.tasks) or "no tasks")
+            while True:
+                want = args.page_size
+                if args.limit:
+                    want = min(want, args.limit - len(tasks))
+                req = rpb.ListTasksRequest(
+                    states=args.states, page_size=want, page_token=token,
+                    escalated_only=args.escalated,
+                )  # fmt: skip
+                resp = c.call(c.review_stub.ListTasks, req)
+                tasks.extend(resp.tasks)
+                token = resp.next_page_token
+                if not token or (args.limit and len(tasks) >= args.limit):
+                    break
+        everything = rpb.ListTasksResponse(tasks=tasks)
+        return _show(args, everything, "\n".join(task_line(t) for t in tasks) or "no tasks")
 
     s.set_defaults(run=list_tasks)
 
@@ -163,6 +185,56 @@ def add_review_parsers(sub: Any, connect: Connect) -> None:
             lambda a: rpb.RequestSupplementRequest(
                 decision_id=a.decision_id, materials=a.materials, note=a.note
             ),
+        )
+    )
+
+    s = command(
+        "escalate", "escalate a task (督办, supervisor): its people are notified", "supervisor"
+    )
+    s.add_argument("--note", required=True, help="what you ask for (recorded, sent)")
+    s.set_defaults(
+        run=act(
+            "EscalateTask",
+            lambda a: rpb.EscalateTaskRequest(decision_id=a.decision_id, note=a.note),
+        )
+    )
+
+    s = command(
+        "suspend",
+        "stop the clock for an Art. 45 period (the assignee or a supervisor)",
+        "reviewer",
+    )
+    s.add_argument(
+        "--reason",
+        required=True,
+        choices=(
+            "hearing",
+            "tendering",
+            "auction",
+            "testing",
+            "inspection",
+            "quarantine",
+            "appraisal",
+            "expert_review",
+        ),
+        help="the 行政许可法 Art. 45 ground",
+    )
+    s.add_argument("--note", default="", help="detail (recorded)")
+    s.set_defaults(
+        run=act(
+            "SuspendTask",
+            lambda a: rpb.SuspendTaskRequest(
+                decision_id=a.decision_id, reason=a.reason, note=a.note
+            ),
+        )
+    )
+
+    s = command("resume", "restart the clock after an Art. 45 period", "reviewer")
+    s.add_argument("--note", default="", help="detail (recorded)")
+    s.set_defaults(
+        run=act(
+            "ResumeTask",
+            lambda a: rpb.ResumeTaskRequest(decision_id=a.decision_id, note=a.note),
         )
     )
 

@@ -7,6 +7,7 @@ import gc
 import os
 import signal
 import socket
+import ssl
 import sys
 import urllib.parse
 from dataclasses import dataclass
@@ -28,13 +29,22 @@ from miaopi_server.edge.auth import (
     RateLimiter,
     write_dev_credentials,
 )
+from miaopi_server.edge.console.server import ConsoleServer, start_console, tls_context
 from miaopi_server.edge.review import REVIEW_SERVICE_NAME, ReviewService, add_review_to_server
 from miaopi_server.edge.service import SERVICE_NAME, ApprovalService, add_to_server
 from miaopi_server.errors import AuditUnavailable, RuleFileError
 from miaopi_server.ops import logs, workers
 from miaopi_server.ops.alerts import run_scheduler
 from miaopi_server.ops.gate import GatePolicy
+from miaopi_server.ops.metrics import (
+    Exporter,
+    Metrics,
+    WorkerSetMetrics,
+    serve_process,
+)
+from miaopi_server.ops.publish import Publisher
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
+from miaopi_server.ops.webhook import Webhook, WebhookMisconfigured, run_deliveries
 from miaopi_server.settings import Settings, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
 from miaopi_server.sources.http import HttpPlatform
@@ -53,17 +63,24 @@ class Running:
     watcher: asyncio.Task[None] | None = None
     registry: EmbeddedRegistry | None = None
     alerts: asyncio.Task[None] | None = None
+    metrics: Exporter | None = None  # this process's endpoint (not a worker's: its supervisor's)
+    console: ConsoleServer | None = None
+    webhook: asyncio.Task[None] | None = None
 
     @property
     def catalog(self) -> Catalog:
         return self.holder.current()
 
     async def stop(self, grace: float | None) -> None:
-        for task in (self.watcher, self.alerts):
+        for task in (self.watcher, self.alerts, self.webhook):
             if task is not None:
                 task.cancel()
+        if self.console is not None:
+            await self.console.stop()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.metrics is not None:
+            self.metrics.close()
         self.store.close()
         self.holder.close()
         if self.registry is not None:
@@ -87,7 +104,7 @@ def open_store(settings: Settings) -> ChainStore:
     if settings.store:
         from miaopi_server.ops.storeadmin import open_shared_store  # psycopg only when asked
 
-        return open_shared_store(
+        shared = open_shared_store(
             settings.store,
             settings.state_dir,
             sealer,
@@ -96,6 +113,10 @@ def open_store(settings: Settings) -> ChainStore:
             settings.reanchor_witness,
             node_name(settings),
         )
+        if shared.joined is not None:
+            log.warning("audit.trail_joined", store=shared.where,
+                        tree_size=shared.joined.tree_size)  # fmt: skip
+        return shared
     return SQLiteAuditStore(
         settings.state_dir / "audit.sqlite3",
         sealer,
@@ -168,6 +189,13 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials:
     )
 
 
+def console_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The console serves HTTPS with the gRPC server's certificate when it has one."""
+    if settings.tls_cert and settings.tls_key:
+        return tls_context(settings.tls_cert, settings.tls_key)
+    return None
+
+
 class SourcesMisconfigured(Exception):
     """The shared-data options do not go together (or name an unusable token file)."""
 
@@ -205,6 +233,16 @@ def open_platform(settings: Settings) -> HttpPlatform | None:
     return platform
 
 
+def open_webhook(settings: Settings) -> Webhook | None:
+    """The escalation webhook of the options, checked at start (WebhookMisconfigured)."""
+    return Webhook.configure(
+        settings.webhook_url,
+        settings.webhook_secret_file,
+        settings.webhook_timeout_seconds,
+        settings.webhook_retry_seconds,
+    )
+
+
 def gate_settings(settings: Settings) -> GateSettings:
     return GateSettings(settings.state_dir, GatePolicy(settings.gate_seconds, settings.gate_cases))
 
@@ -213,6 +251,7 @@ async def create_server(settings: Settings) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned).
     The rule set goes live through the gate (ops/gate.py), like every later one."""
     platform = open_platform(settings)  # checked first: a misconfiguration stops the start
+    hook = open_webhook(settings)
     holder = await open_holder(settings.rulesets, gate_settings(settings), settings.grace_seconds)
     registry: EmbeddedRegistry | None = None
     try:
@@ -226,7 +265,12 @@ async def create_server(settings: Settings) -> Running:
         holder.close()
         raise
     provider: Provider | None = platform or registry
+    metrics = Metrics() if settings.metrics_listen else None
+    if metrics is not None:  # before the first write: the start's publication is a batch too
+        store.on_batch = metrics.audit_batch
     try:
+        # The set now serving goes on the record (archived) unless it already is.
+        await holder.record_start(Publisher(store))
         authenticator = open_authenticator(settings)
     except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
         store.close()
@@ -234,6 +278,18 @@ async def create_server(settings: Settings) -> Running:
             registry.close()
         holder.close()
         raise
+    exporter = None
+    if metrics is not None:
+        holder.on_reload = metrics.reloaded
+        if settings.worker_index < 0:  # a worker's metrics are its supervisor's to serve
+            try:
+                exporter = serve_process(settings.metrics_listen, metrics, store.open_tasks)
+            except BaseException:
+                store.close()
+                if registry is not None:
+                    registry.close()
+                holder.close()
+                raise
     server = grpc.aio.server(
         options=[
             # A second server on a busy port must fail, not share it; --workers share on purpose.
@@ -258,6 +314,7 @@ async def create_server(settings: Settings) -> Running:
         on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
         provider=provider,
         licences_deadline=settings.elicense_deadline_ms / 1000,
+        metrics=metrics,
     )
     add_to_server(service, server)
     review = ReviewService(
@@ -266,6 +323,7 @@ async def create_server(settings: Settings) -> Running:
         node_name(settings),
         settings.claim_idle_seconds,
         response_working_hours=settings.response_working_hours,
+        authenticator=authenticator,
     )
     add_review_to_server(review, server)
     health = HealthServicer()
@@ -285,12 +343,27 @@ async def create_server(settings: Settings) -> Running:
         else:
             port = server.add_insecure_port(settings.listen)
     except RuntimeError as exc:  # grpcio raises on a failed bind
+        if exporter is not None:
+            exporter.close()
         store.close()
         holder.close()
         if registry is not None:
             registry.close()
         raise OSError(f"cannot listen on {settings.listen}: {exc}") from exc
     await server.start()
+    console = None
+    if settings.console_listen and settings.worker_index <= 0:  # sessions live in one process
+        try:
+            console = await start_console(
+                settings.console_listen, service, review, store, console_tls(settings)
+            )
+        except OSError:
+            await server.stop(None)
+            store.close()
+            holder.close()
+            if registry is not None:
+                registry.close()
+            raise
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
     watcher = None
@@ -298,8 +371,14 @@ async def create_server(settings: Settings) -> Running:
         watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
     alerts = None
     if settings.alert_interval_seconds > 0:
-        alerts = asyncio.create_task(run_scheduler(store, settings.alert_interval_seconds))
-    return Running(server, port, health, holder, store, watcher, registry, alerts)
+        alerts = asyncio.create_task(
+            run_scheduler(store, settings.alert_interval_seconds, node_name(settings))
+        )
+    deliveries = asyncio.create_task(run_deliveries(store, hook)) if hook is not None else None
+    return Running(
+        server, port, health, holder, store, watcher, registry, alerts,
+        metrics=exporter, console=console, webhook=deliveries,
+    )  # fmt: skip
 
 
 async def serve(settings: Settings, supervisor: int = 0) -> None:
@@ -317,7 +396,7 @@ async def serve(settings: Settings, supervisor: int = 0) -> None:
     reloads: set[asyncio.Task[object]] = set()
 
     def on_sighup() -> None:
-        task = loop.create_task(running.holder.reload("SIGHUP"))
+        task = loop.create_task(running.holder.reload("SIGHUP", "signal"))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
@@ -348,6 +427,17 @@ async def _stop_when_orphaned(stop: asyncio.Event, supervisor: int) -> None:
         await asyncio.sleep(1)
     log.warning("worker.orphaned", note="the supervisor is gone; stopping")
     stop.set()
+
+
+def _worker_set_metrics(settings: Settings) -> WorkerSetMetrics:
+    """The supervisor's metrics endpoint: the workers' sum, and the task gauges read from the
+    store it keeps open for them."""
+    store = open_store(settings)
+    try:
+        return WorkerSetMetrics(settings.metrics_listen, settings.state_dir, store)
+    except BaseException:
+        store.close()
+        raise
 
 
 def _prepare_shared_state(settings: Settings) -> None:
@@ -381,7 +471,11 @@ def main(argv: list[str] | None = None) -> int:
             return reanchor(settings)
         if settings.workers > 1:
             return workers.supervise(
-                args, settings.listen, settings.workers, lambda: _prepare_shared_state(settings)
+                args,
+                settings.listen,
+                settings.workers,
+                lambda: _prepare_shared_state(settings),
+                (lambda: _worker_set_metrics(settings)) if settings.metrics_listen else None,
             )
         # A worker notes its supervisor first thing, so it can tell when that one is gone.
         asyncio.run(serve(settings, os.getppid() if settings.worker_index >= 0 else 0))
@@ -396,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         AuditUnavailable,
         RegistryInvalid,
         SourcesMisconfigured,
+        WebhookMisconfigured,
     ) as exc:
         # AuditUnavailable here: the audit database could not be opened or migrated at start
         # (AuditSchemaTooNew: a newer server migrated it).

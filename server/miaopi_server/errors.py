@@ -5,6 +5,7 @@
     ├── CaseInvalid          a malformed case (carries every FieldViolation) -> INVALID_ARGUMENT
     ├── ItemNotFound         an unknown item code                          -> NOT_FOUND
     ├── DecisionNotFound     an unknown decision id                        -> NOT_FOUND
+    ├── RulesetNotFound      no published rule set has the digest asked for -> NOT_FOUND
     ├── RequestConflict      a request_id reused for a different case      -> ALREADY_EXISTS
     ├── AuditUnavailable     the audit trail cannot be made durable        -> UNAVAILABLE
     │   ├── AuditSchemaTooNew  the audit database is newer than this code (refused at start)
@@ -81,6 +82,10 @@ class DecisionNotFound(MiaopiError):
     def __init__(self, decision_id: str):
         self.decision_id = decision_id
         super().__init__(f"未找到决定 {decision_id!r}")
+
+
+class RulesetNotFound(MiaopiError):
+    """No published rule set has the digest asked for (GetPublishedRules)."""
 
 
 class RequestConflict(MiaopiError):

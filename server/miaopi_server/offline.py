@@ -1,5 +1,6 @@
 """The server's engine for tools that work without a server: the `miaopi` CLI's offline
-commands (replay, rules lint/test/explain/diff) and the audit verifiers.
+commands (replay, rules lint/test/explain/diff), the audit verifiers and the decision
+notice (render, and read a notice PDF back).
 
 This is the one module the client package imports from miaopi_server; everything else in the
 server is private to it. Each name is imported when first used (PEP 562), so checking a
@@ -27,6 +28,15 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
     from miaopi_server.decision.sourced import Gathered
     from miaopi_server.edge.convert import decision_message, facts_from_struct
     from miaopi_server.errors import CaseInvalid, ItemNotFound, RuleFileError
+    from miaopi_server.notice.attachment import (
+        NoticeFileError,
+        is_pdf,
+        notice_attachment,
+        printed_mismatch,
+    )
+    from miaopi_server.notice.content import NoticeInputError
+    from miaopi_server.notice.html import render_notice_html
+    from miaopi_server.notice.pdf import render_notice_pdf
     from miaopi_server.ops.lookups import gather
     from miaopi_server.rules.lint import lint
     from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
@@ -40,6 +50,8 @@ _HOME = {
     "EmbeddedRegistry": "miaopi_server.sources.embedded",
     "Gathered": "miaopi_server.decision.sourced",
     "ItemNotFound": "miaopi_server.errors",
+    "NoticeFileError": "miaopi_server.notice.attachment",
+    "NoticeInputError": "miaopi_server.notice.content",
     "RegistryInvalid": "miaopi_server.sources.embedded",
     "RuleFileError": "miaopi_server.errors",
     "SourceUnavailable": "miaopi_server.sources.model",
@@ -52,14 +64,19 @@ _HOME = {
     "facts_from_struct": "miaopi_server.edge.convert",
     "gather": "miaopi_server.ops.lookups",
     "hash_body": "miaopi_server.audit.record",
+    "is_pdf": "miaopi_server.notice.attachment",
     "json_value": "miaopi_server.audit.decision_json",
     "key_id_of": "miaopi_server.audit.seal",
     "leaf_hash": "miaopi_server.audit.merkle",
     "lint": "miaopi_server.rules.lint",
     "load_catalog": "miaopi_server.decision.catalog",
     "material_json": "miaopi_server.audit.decision_json",
+    "notice_attachment": "miaopi_server.notice.attachment",
+    "printed_mismatch": "miaopi_server.notice.attachment",
     "public_key_from_pem": "miaopi_server.audit.seal",
     "read_witness": "miaopi_server.audit.witness",
+    "render_notice_html": "miaopi_server.notice.html",
+    "render_notice_pdf": "miaopi_server.notice.pdf",
     "root_from_inclusion": "miaopi_server.audit.merkle",
     "roots_from_consistency": "miaopi_server.audit.merkle",
     "shanghai_today": "miaopi_server.clock",
@@ -74,6 +91,8 @@ __all__ = [
     "EmbeddedRegistry",
     "Gathered",
     "ItemNotFound",
+    "NoticeFileError",
+    "NoticeInputError",
     "RegistryInvalid",
     "RuleFileError",
     "SourceUnavailable",
@@ -86,14 +105,19 @@ __all__ = [
     "facts_from_struct",
     "gather",
     "hash_body",
+    "is_pdf",
     "json_value",
     "key_id_of",
     "leaf_hash",
     "lint",
     "load_catalog",
     "material_json",
+    "notice_attachment",
+    "printed_mismatch",
     "public_key_from_pem",
     "read_witness",
+    "render_notice_html",
+    "render_notice_pdf",
     "root_from_inclusion",
     "roots_from_consistency",
     "shanghai_today",

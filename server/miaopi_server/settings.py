@@ -7,6 +7,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from miaopi_server.ops.metrics import split_listen
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -25,7 +27,9 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     grace_seconds: float = 5.0
-    watch_seconds: float = 2.0  # poll the rules directory this often; 0 = no file watch
+    # Poll the rules directory this often and publish what changed; 0 (the default) = no file
+    # watch: publishing is a deliberate act (ReloadRulesets / `miaopi reload`, SIGHUP).
+    watch_seconds: float = 0.0
     # The rule-set gate (ops/gate.py), always on: a new set is checked in a separate process
     # with this deadline and this many generated cases per item version before it goes live.
     # The shipped set passes in under a second; 1,000 items at 50 cases take about 20 s.
@@ -69,6 +73,23 @@ class Settings:
     claim_idle_seconds: float = 1800.0
     alert_interval_seconds: float = 60.0  # the alert scheduler's pass (0: no scheduler)
     response_working_hours: float = 8.0  # KPIs: a task claimed within N office hours responded
+    # Prometheus metrics over HTTP on HOST:PORT (ops/metrics.py); "" (the default): none.
+    metrics_listen: str = ""
+    console_listen: str = ""  # the web console's HOST:PORT (docs/CONSOLE.md); "" = off
+    # Escalation notifications (ops/webhook.py): POSTed, signed with the secret file's key,
+    # from the durable outbox, retried with exponential backoff from webhook_retry_seconds.
+    webhook_url: str = ""
+    webhook_secret_file: Path | None = None
+    webhook_timeout_seconds: float = 5.0
+    webhook_retry_seconds: float = 2.0
+
+
+def _host_port(listen: str) -> str:
+    try:
+        split_listen(listen)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return listen
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -111,8 +132,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         dest="watch_seconds",
         type=float,
         metavar="SECONDS",
-        help="reload rule files when they change, polling this often (0 turns it off); "
-        "SIGHUP and the ReloadRulesets RPC reload too",
+        help="publish rule files when they change, polling this often (default 0: off; "
+        "publish deliberately with `miaopi reload`, the ReloadRulesets RPC or SIGHUP)",
     )
     p.add_argument(
         "--gate-seconds",
@@ -246,6 +267,48 @@ def parse_args(argv: list[str] | None) -> Settings:
         metavar="HOURS",
         help="KPIs: a review task claimed within this many office hours (09:00-17:00 on "
         "working days) of opening counts as responded (default 8)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics over HTTP here (port 0 picks a free one); with "
+        "--workers the supervisor serves the whole set's; default: no metrics",
+    )
+    p.add_argument(
+        "--console-listen",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve the web console for reviewers and supervisors here (docs/CONSOLE.md; "
+        "off by default; with --workers only the first worker serves it)",
+    )
+    p.add_argument(
+        "--webhook-url",
+        dest="webhook_url",
+        metavar="URL",
+        help="POST escalation (督办) notifications here (JSON, signed; docs/CASEWORK.md)",
+    )
+    p.add_argument(
+        "--webhook-secret-file",
+        dest="webhook_secret_file",
+        type=Path,
+        metavar="FILE",
+        help="the HMAC-SHA256 key of the webhook's X-Miaopi-Signature (at least 16 bytes)",
+    )
+    p.add_argument(
+        "--webhook-timeout",
+        dest="webhook_timeout_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="how long one webhook POST may take (default 5)",
+    )
+    p.add_argument(
+        "--webhook-retry",
+        dest="webhook_retry_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="first retry delay of a failed webhook POST, doubled each time up to 10 "
+        "minutes (default 2)",
     )
     p.add_argument("--log-format", choices=("auto", "json", "console"))
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))

@@ -176,7 +176,7 @@ class RulesetRef(_message.Message):
     def __init__(self, item_code: _Optional[str] = ..., version: _Optional[str] = ..., digest: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("decision_id", "request_id", "item_code", "outcome", "reasons", "missing_materials", "pending_materials", "outputs", "ruleset", "as_of_date", "decided_at", "review_due_date", "review_due_date_estimated", "derived_facts", "receipt", "provenance", "e_licenses", "sourced")
+    __slots__ = ("decision_id", "request_id", "item_code", "outcome", "reasons", "missing_materials", "pending_materials", "outputs", "ruleset", "as_of_date", "decided_at", "review_due_date", "review_due_date_estimated", "derived_facts", "receipt", "provenance", "e_licenses", "sourced", "remedies", "dry_run")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ITEM_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +195,8 @@ class Decision(_message.Message):
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     E_LICENSES_FIELD_NUMBER: _ClassVar[int]
     SOURCED_FIELD_NUMBER: _ClassVar[int]
+    REMEDIES_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     request_id: str
     item_code: str
@@ -213,7 +215,25 @@ class Decision(_message.Message):
     provenance: _containers.RepeatedCompositeFieldContainer[FactProvenance]
     e_licenses: _containers.RepeatedCompositeFieldContainer[ELicenseUse]
     sourced: SourcedData
-    def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., missing_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., as_of_date: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_due_date: _Optional[str] = ..., review_due_date_estimated: _Optional[bool] = ..., derived_facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[FactProvenance, _Mapping]]] = ..., e_licenses: _Optional[_Iterable[_Union[ELicenseUse, _Mapping]]] = ..., sourced: _Optional[_Union[SourcedData, _Mapping]] = ...) -> None: ...
+    remedies: Remedies
+    dry_run: bool
+    def __init__(self, decision_id: _Optional[str] = ..., request_id: _Optional[str] = ..., item_code: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reasons: _Optional[_Iterable[_Union[Reason, _Mapping]]] = ..., missing_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[_Union[MaterialRef, _Mapping]]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., as_of_date: _Optional[str] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., review_due_date: _Optional[str] = ..., review_due_date_estimated: _Optional[bool] = ..., derived_facts: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., provenance: _Optional[_Iterable[_Union[FactProvenance, _Mapping]]] = ..., e_licenses: _Optional[_Iterable[_Union[ELicenseUse, _Mapping]]] = ..., sourced: _Optional[_Union[SourcedData, _Mapping]] = ..., remedies: _Optional[_Union[Remedies, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class Remedies(_message.Message):
+    __slots__ = ("review_body", "review_days", "court", "litigation_months", "notice", "legal_basis")
+    REVIEW_BODY_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_DAYS_FIELD_NUMBER: _ClassVar[int]
+    COURT_FIELD_NUMBER: _ClassVar[int]
+    LITIGATION_MONTHS_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    review_body: str
+    review_days: int
+    court: str
+    litigation_months: int
+    notice: str
+    legal_basis: _containers.RepeatedCompositeFieldContainer[LegalBasis]
+    def __init__(self, review_body: _Optional[str] = ..., review_days: _Optional[int] = ..., court: _Optional[str] = ..., litigation_months: _Optional[int] = ..., notice: _Optional[str] = ..., legal_basis: _Optional[_Iterable[_Union[LegalBasis, _Mapping]]] = ...) -> None: ...
 
 class FactProvenance(_message.Message):
     __slots__ = ("path", "origin", "source", "record_id", "fetched_at", "note")
@@ -546,7 +566,7 @@ class Material(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., need: _Optional[_Union[MaterialNeed, str]] = ..., e_license: _Optional[bool] = ..., condition: _Optional[str] = ..., e_license_type: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("code", "name", "type", "type_name", "department", "legal_basis", "time_limit", "form_fields", "materials", "ruleset", "versions")
+    __slots__ = ("code", "name", "type", "type_name", "department", "legal_basis", "time_limit", "form_fields", "materials", "ruleset", "versions", "remedies")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -558,6 +578,7 @@ class Item(_message.Message):
     MATERIALS_FIELD_NUMBER: _ClassVar[int]
     RULESET_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    REMEDIES_FIELD_NUMBER: _ClassVar[int]
     code: str
     name: str
     type: ItemType
@@ -569,7 +590,8 @@ class Item(_message.Message):
     materials: _containers.RepeatedCompositeFieldContainer[Material]
     ruleset: RulesetRef
     versions: _containers.RepeatedCompositeFieldContainer[RulesetVersion]
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[ItemType, str]] = ..., type_name: _Optional[str] = ..., department: _Optional[str] = ..., legal_basis: _Optional[_Iterable[_Union[LegalBasis, _Mapping]]] = ..., time_limit: _Optional[_Union[TimeLimit, _Mapping]] = ..., form_fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[RulesetVersion, _Mapping]]] = ...) -> None: ...
+    remedies: Remedies
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[_Union[ItemType, str]] = ..., type_name: _Optional[str] = ..., department: _Optional[str] = ..., legal_basis: _Optional[_Iterable[_Union[LegalBasis, _Mapping]]] = ..., time_limit: _Optional[_Union[TimeLimit, _Mapping]] = ..., form_fields: _Optional[_Iterable[_Union[FormField, _Mapping]]] = ..., materials: _Optional[_Iterable[_Union[Material, _Mapping]]] = ..., ruleset: _Optional[_Union[RulesetRef, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[RulesetVersion, _Mapping]]] = ..., remedies: _Optional[_Union[Remedies, _Mapping]] = ...) -> None: ...
 
 class RulesetVersion(_message.Message):
     __slots__ = ("version", "digest", "effective_from", "effective_until", "current", "source")
@@ -608,17 +630,68 @@ class ReloadRulesetsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ReloadRulesetsResponse(_message.Message):
-    __slots__ = ("applied", "added", "removed", "changed", "diagnostics", "catalog_digest")
+    __slots__ = ("applied", "added", "removed", "changed", "diagnostics", "catalog_digest", "set_digest")
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     ADDED_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSTICS_FIELD_NUMBER: _ClassVar[int]
     CATALOG_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SET_DIGEST_FIELD_NUMBER: _ClassVar[int]
     applied: bool
     added: _containers.RepeatedScalarFieldContainer[str]
     removed: _containers.RepeatedScalarFieldContainer[str]
     changed: _containers.RepeatedScalarFieldContainer[str]
     diagnostics: _containers.RepeatedScalarFieldContainer[str]
     catalog_digest: str
-    def __init__(self, applied: _Optional[bool] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., diagnostics: _Optional[_Iterable[str]] = ..., catalog_digest: _Optional[str] = ...) -> None: ...
+    set_digest: str
+    def __init__(self, applied: _Optional[bool] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., diagnostics: _Optional[_Iterable[str]] = ..., catalog_digest: _Optional[str] = ..., set_digest: _Optional[str] = ...) -> None: ...
+
+class DryRunDecideRequest(_message.Message):
+    __slots__ = ("case", "sourced")
+    CASE_FIELD_NUMBER: _ClassVar[int]
+    SOURCED_FIELD_NUMBER: _ClassVar[int]
+    case: DecideRequest
+    sourced: SourcedData
+    def __init__(self, case: _Optional[_Union[DecideRequest, _Mapping]] = ..., sourced: _Optional[_Union[SourcedData, _Mapping]] = ...) -> None: ...
+
+class DryRunDecideResponse(_message.Message):
+    __slots__ = ("decision", "event_seq")
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    decision: Decision
+    event_seq: int
+    def __init__(self, decision: _Optional[_Union[Decision, _Mapping]] = ..., event_seq: _Optional[int] = ...) -> None: ...
+
+class GetPublishedRulesRequest(_message.Message):
+    __slots__ = ("digest",)
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    def __init__(self, digest: _Optional[str] = ...) -> None: ...
+
+class RuleSetFile(_message.Message):
+    __slots__ = ("path", "content")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    content: str
+    def __init__(self, path: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
+class GetPublishedRulesResponse(_message.Message):
+    __slots__ = ("set_digest", "files", "first_published_at", "versions")
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SET_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    set_digest: str
+    files: _containers.RepeatedCompositeFieldContainer[RuleSetFile]
+    first_published_at: str
+    versions: _containers.ScalarMap[str, str]
+    def __init__(self, set_digest: _Optional[str] = ..., files: _Optional[_Iterable[_Union[RuleSetFile, _Mapping]]] = ..., first_published_at: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -90,6 +90,16 @@ class ApprovalServiceStub:
                 request_serializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusRequest.SerializeToString,
                 response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusResponse.FromString,
                 _registered_method=True)
+        self.DryRunDecide = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/DryRunDecide',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.DryRunDecideRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.DryRunDecideResponse.FromString,
+                _registered_method=True)
+        self.GetPublishedRules = channel.unary_unary(
+                '/miaopi.v1.ApprovalService/GetPublishedRules',
+                request_serializer=miaopi_dot_v1_dot_approval__pb2.GetPublishedRulesRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_approval__pb2.GetPublishedRulesResponse.FromString,
+                _registered_method=True)
 
 
 class ApprovalServiceServicer:
@@ -181,6 +191,26 @@ class ApprovalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DryRunDecide(self, request, context):
+        """DryRunDecide decides a case exactly as Decide would, but records no decision, issues no
+        receipt, opens no case, counts in no KPI and looks nothing up in shared data (it decides
+        on the facts given and the recorded lookups in `sourced`). The dry run itself is on the
+        record: an audit event naming who ran it, the item, rule-set version and outcome, and the
+        case's digest (never its facts). Supervisor and admin only. Errors as Decide.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPublishedRules(self, request, context):
+        """GetPublishedRules returns the full text of a published rule set from the archive, by the
+        set's digest or by the digest of one item version in it (a decision's RulesetRef.digest):
+        the exact rules a decision was made under. NOT_FOUND when no published set matches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApprovalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -238,6 +268,16 @@ def add_ApprovalServiceServicer_to_server(servicer, server):
                     servicer.GetRulesetStatus,
                     request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusRequest.FromString,
                     response_serializer=miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusResponse.SerializeToString,
+            ),
+            'DryRunDecide': grpc.unary_unary_rpc_method_handler(
+                    servicer.DryRunDecide,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.DryRunDecideRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.DryRunDecideResponse.SerializeToString,
+            ),
+            'GetPublishedRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPublishedRules,
+                    request_deserializer=miaopi_dot_v1_dot_approval__pb2.GetPublishedRulesRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_approval__pb2.GetPublishedRulesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -538,6 +578,60 @@ class ApprovalService:
             '/miaopi.v1.ApprovalService/GetRulesetStatus',
             miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusRequest.SerializeToString,
             miaopi_dot_v1_dot_approval__pb2.GetRulesetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DryRunDecide(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/DryRunDecide',
+            miaopi_dot_v1_dot_approval__pb2.DryRunDecideRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.DryRunDecideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPublishedRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ApprovalService/GetPublishedRules',
+            miaopi_dot_v1_dot_approval__pb2.GetPublishedRulesRequest.SerializeToString,
+            miaopi_dot_v1_dot_approval__pb2.GetPublishedRulesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,7 +23,7 @@ class TaskPause(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., reason: _Optional[str] = ..., started_on: _Optional[str] = ..., ended_on: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("decision_id", "kind", "state", "item_code", "department", "jurisdiction", "window_id", "opened_at", "assignee", "claim_expires_at", "promised_due_date", "statutory_due_date", "supplement_due_date", "due_dates_estimated", "warning", "used_working_days", "paused_working_days", "pauses", "pending_materials", "rules_outcome", "rules_verdict", "outcome", "overridden", "last_seq")
+    __slots__ = ("decision_id", "kind", "state", "item_code", "department", "jurisdiction", "window_id", "opened_at", "assignee", "claim_expires_at", "promised_due_date", "statutory_due_date", "supplement_due_date", "due_dates_estimated", "warning", "used_working_days", "paused_working_days", "pauses", "pending_materials", "rules_outcome", "rules_verdict", "outcome", "overridden", "last_seq", "escalations", "last_escalated_at")
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,8 @@ class Task(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     OVERRIDDEN_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ESCALATIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ESCALATED_AT_FIELD_NUMBER: _ClassVar[int]
     decision_id: str
     kind: str
     state: str
@@ -72,21 +74,29 @@ class Task(_message.Message):
     outcome: _approval_pb2.Outcome
     overridden: bool
     last_seq: int
-    def __init__(self, decision_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., item_code: _Optional[str] = ..., department: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., window_id: _Optional[str] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assignee: _Optional[str] = ..., claim_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promised_due_date: _Optional[str] = ..., statutory_due_date: _Optional[str] = ..., supplement_due_date: _Optional[str] = ..., due_dates_estimated: _Optional[bool] = ..., warning: _Optional[str] = ..., used_working_days: _Optional[int] = ..., paused_working_days: _Optional[int] = ..., pauses: _Optional[_Iterable[_Union[TaskPause, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[str]] = ..., rules_outcome: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., rules_verdict: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., outcome: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., overridden: _Optional[bool] = ..., last_seq: _Optional[int] = ...) -> None: ...
+    escalations: int
+    last_escalated_at: _timestamp_pb2.Timestamp
+    def __init__(self, decision_id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., item_code: _Optional[str] = ..., department: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., window_id: _Optional[str] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assignee: _Optional[str] = ..., claim_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., promised_due_date: _Optional[str] = ..., statutory_due_date: _Optional[str] = ..., supplement_due_date: _Optional[str] = ..., due_dates_estimated: _Optional[bool] = ..., warning: _Optional[str] = ..., used_working_days: _Optional[int] = ..., paused_working_days: _Optional[int] = ..., pauses: _Optional[_Iterable[_Union[TaskPause, _Mapping]]] = ..., pending_materials: _Optional[_Iterable[str]] = ..., rules_outcome: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., rules_verdict: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., outcome: _Optional[_Union[_approval_pb2.Outcome, str]] = ..., overridden: _Optional[bool] = ..., last_seq: _Optional[int] = ..., escalations: _Optional[int] = ..., last_escalated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListTasksRequest(_message.Message):
-    __slots__ = ("states", "page_size")
+    __slots__ = ("states", "page_size", "page_token", "escalated_only")
     STATES_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ESCALATED_ONLY_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedScalarFieldContainer[str]
     page_size: int
-    def __init__(self, states: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ...) -> None: ...
+    page_token: str
+    escalated_only: bool
+    def __init__(self, states: _Optional[_Iterable[str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., escalated_only: _Optional[bool] = ...) -> None: ...
 
 class ListTasksResponse(_message.Message):
-    __slots__ = ("tasks",)
+    __slots__ = ("tasks", "next_page_token")
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("decision_id",)
@@ -327,7 +337,7 @@ class WatchAlertsRequest(_message.Message):
     def __init__(self, after_seq: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
 
 class Alert(_message.Message):
-    __slots__ = ("seq", "kind", "decision_id", "item_code", "department", "jurisdiction", "due_date", "raised_at")
+    __slots__ = ("seq", "kind", "decision_id", "item_code", "department", "jurisdiction", "due_date", "raised_at", "recipients", "note")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DECISION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -336,6 +346,8 @@ class Alert(_message.Message):
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
     DUE_DATE_FIELD_NUMBER: _ClassVar[int]
     RAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     seq: int
     kind: str
     decision_id: str
@@ -344,10 +356,82 @@ class Alert(_message.Message):
     jurisdiction: str
     due_date: str
     raised_at: _timestamp_pb2.Timestamp
-    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., decision_id: _Optional[str] = ..., item_code: _Optional[str] = ..., department: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., due_date: _Optional[str] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    recipients: _containers.RepeatedScalarFieldContainer[str]
+    note: str
+    def __init__(self, seq: _Optional[int] = ..., kind: _Optional[str] = ..., decision_id: _Optional[str] = ..., item_code: _Optional[str] = ..., department: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., due_date: _Optional[str] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recipients: _Optional[_Iterable[str]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class WatchAlertsResponse(_message.Message):
     __slots__ = ("alert",)
     ALERT_FIELD_NUMBER: _ClassVar[int]
     alert: Alert
     def __init__(self, alert: _Optional[_Union[Alert, _Mapping]] = ...) -> None: ...
+
+class EscalateTaskRequest(_message.Message):
+    __slots__ = ("decision_id", "note")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    note: str
+    def __init__(self, decision_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class EscalateTaskResponse(_message.Message):
+    __slots__ = ("task", "transition_id", "seq", "tree_head", "inclusion_proof", "alert_seq")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    TRANSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    ALERT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    transition_id: str
+    seq: int
+    tree_head: _approval_pb2.TreeHead
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
+    alert_seq: int
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., transition_id: _Optional[str] = ..., seq: _Optional[int] = ..., tree_head: _Optional[_Union[_approval_pb2.TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ..., alert_seq: _Optional[int] = ...) -> None: ...
+
+class SuspendTaskRequest(_message.Message):
+    __slots__ = ("decision_id", "reason", "note")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    reason: str
+    note: str
+    def __init__(self, decision_id: _Optional[str] = ..., reason: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class SuspendTaskResponse(_message.Message):
+    __slots__ = ("task", "transition_id", "seq", "tree_head", "inclusion_proof")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    TRANSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    transition_id: str
+    seq: int
+    tree_head: _approval_pb2.TreeHead
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., transition_id: _Optional[str] = ..., seq: _Optional[int] = ..., tree_head: _Optional[_Union[_approval_pb2.TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResumeTaskRequest(_message.Message):
+    __slots__ = ("decision_id", "note")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    note: str
+    def __init__(self, decision_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ResumeTaskResponse(_message.Message):
+    __slots__ = ("task", "transition_id", "seq", "tree_head", "inclusion_proof")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    TRANSITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    task: Task
+    transition_id: str
+    seq: int
+    tree_head: _approval_pb2.TreeHead
+    inclusion_proof: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., transition_id: _Optional[str] = ..., seq: _Optional[int] = ..., tree_head: _Optional[_Union[_approval_pb2.TreeHead, _Mapping]] = ..., inclusion_proof: _Optional[_Iterable[str]] = ...) -> None: ...

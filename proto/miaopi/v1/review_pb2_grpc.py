@@ -89,6 +89,21 @@ class ReviewServiceStub:
                 request_serializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsRequest.SerializeToString,
                 response_deserializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsResponse.FromString,
                 _registered_method=True)
+        self.EscalateTask = channel.unary_unary(
+                '/miaopi.v1.ReviewService/EscalateTask',
+                request_serializer=miaopi_dot_v1_dot_review__pb2.EscalateTaskRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_review__pb2.EscalateTaskResponse.FromString,
+                _registered_method=True)
+        self.SuspendTask = channel.unary_unary(
+                '/miaopi.v1.ReviewService/SuspendTask',
+                request_serializer=miaopi_dot_v1_dot_review__pb2.SuspendTaskRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_review__pb2.SuspendTaskResponse.FromString,
+                _registered_method=True)
+        self.ResumeTask = channel.unary_unary(
+                '/miaopi.v1.ReviewService/ResumeTask',
+                request_serializer=miaopi_dot_v1_dot_review__pb2.ResumeTaskRequest.SerializeToString,
+                response_deserializer=miaopi_dot_v1_dot_review__pb2.ResumeTaskResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -176,6 +191,31 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EscalateTask(self, request, context):
+        """督办: a supervisor (within its jurisdiction) or an admin escalates a task with a written
+        note. The task is marked escalated, the escalation is a transition on the record, and an
+        alert of kind "escalated" goes to the assignee (if claimed) and the department head, on
+        the alert stream and to the webhook (--webhook-url) if there is one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuspendTask(self, request, context):
+        """Stop the clock for a period 行政许可法 Art. 45 excludes (hearing, testing, inspection,
+        expert review, ...): the assignee or a supervisor; the pause is on the record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeTask(self, request, context):
+        """End the Art. 45 pause: the due dates move by the working days it lasted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +273,21 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.WatchAlerts,
                     request_deserializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsRequest.FromString,
                     response_serializer=miaopi_dot_v1_dot_review__pb2.WatchAlertsResponse.SerializeToString,
+            ),
+            'EscalateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.EscalateTask,
+                    request_deserializer=miaopi_dot_v1_dot_review__pb2.EscalateTaskRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_review__pb2.EscalateTaskResponse.SerializeToString,
+            ),
+            'SuspendTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendTask,
+                    request_deserializer=miaopi_dot_v1_dot_review__pb2.SuspendTaskRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_review__pb2.SuspendTaskResponse.SerializeToString,
+            ),
+            'ResumeTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeTask,
+                    request_deserializer=miaopi_dot_v1_dot_review__pb2.ResumeTaskRequest.FromString,
+                    response_serializer=miaopi_dot_v1_dot_review__pb2.ResumeTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -532,6 +587,87 @@ class ReviewService:
             '/miaopi.v1.ReviewService/WatchAlerts',
             miaopi_dot_v1_dot_review__pb2.WatchAlertsRequest.SerializeToString,
             miaopi_dot_v1_dot_review__pb2.WatchAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EscalateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ReviewService/EscalateTask',
+            miaopi_dot_v1_dot_review__pb2.EscalateTaskRequest.SerializeToString,
+            miaopi_dot_v1_dot_review__pb2.EscalateTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuspendTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ReviewService/SuspendTask',
+            miaopi_dot_v1_dot_review__pb2.SuspendTaskRequest.SerializeToString,
+            miaopi_dot_v1_dot_review__pb2.SuspendTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/miaopi.v1.ReviewService/ResumeTask',
+            miaopi_dot_v1_dot_review__pb2.ResumeTaskRequest.SerializeToString,
+            miaopi_dot_v1_dot_review__pb2.ResumeTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

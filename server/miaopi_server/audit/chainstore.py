@@ -49,9 +49,21 @@ from miaopi_server.audit.sqlite_casework import (
     get_task,
     insert_tasks,
     list_tasks,
+    pending_supplements,
     period_facts,
+    task_history,
     task_row,
+    tasks_not_final,
 )
+from miaopi_server.audit.sqlite_escalation import alert_seq_of
+from miaopi_server.audit.sqlite_outbox import (
+    Delivery,
+    mark_delivered,
+    mark_failed,
+    take_due,
+    undelivered,
+)
+from miaopi_server.audit.sqlite_rulesets import archive_set, find_set, is_archived
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
     TreeGrowth,
@@ -64,7 +76,7 @@ from miaopi_server.audit.sqlite_tree import (
     latest_head,
 )
 from miaopi_server.audit.sqlite_verify import check_records
-from miaopi_server.audit.store import DuplicateRequest, ListFilter, Verification
+from miaopi_server.audit.store import DuplicateRequest, ListFilter, PublishedSet, Verification
 from miaopi_server.audit.transition import PendingTransition
 from miaopi_server.audit.treehead import TreeHead, sign_head
 from miaopi_server.audit.witness import WitnessFile
@@ -78,6 +90,7 @@ __all__ = ["ChainStore"]
 
 Pending = PendingRecord | PendingEvent | PendingTransition
 MAX_BATCH = 512
+RULESET_PUBLISHED = "ruleset_published"
 CHECKPOINT_SECONDS = 1.0
 _COLUMNS = (
     "r.seq, r.decision_id, r.request_id, r.case_digest, r.body, c.case_json, r.hash, r.key_id,"
@@ -126,11 +139,27 @@ def now_ms() -> int:
     return int(utc_now().timestamp() * 1000)
 
 
+class _Archived(Exception):
+    """A start's publication of a set the trail has archived already: nothing recorded."""
+
+
+def _published(published: PublishedSet, details: dict[str, Any]) -> dict[str, Any]:
+    """The body of a "ruleset_published" event (its files are archived beside it)."""
+    return {
+        **details,
+        "type": RULESET_PUBLISHED,
+        "set_digest": published.set_digest,
+        "versions": published.versions,
+        "files": len(published.files),
+    }
+
+
 class ChainStore:
     """The store less its database: subclasses open connections (`_writer` for the writer's
     transaction, `_read` for readers), lock, begin, and close."""
 
     _writer: Connection
+    SHARED = False  # a trail several nodes keep, each with its own witness
 
     def __init__(
         self,
@@ -150,6 +179,7 @@ class ChainStore:
         self.witness_file = witness_file
         self.node_id = node_id
         self.reanchored: StoredRecord | None = None
+        self.joined: TreeHead | None = None  # the head a node joining a shared trail took
         self._reanchor_reason = reanchor
         self._skip_witness = False
         # (size, root, frontier) of the tree this process last committed: the next batch
@@ -157,6 +187,8 @@ class ChainStore:
         self._grown: tuple[int, str, dict[tuple[int, int], bytes]] | None = None
         self.batches = 0
         self.records_written = 0
+        # Told (records, seconds) after every batch committed: the metrics' audit histograms.
+        self.on_batch: Callable[[int, float], None] | None = None
         # Public keys of rotated-out sealing keys: records they sealed still verify.
         self.keys = {**(previous_keys or {}), sealer.key_id: sealer.public_raw}
         witness_file.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +237,13 @@ class ChainStore:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextmanager
+    def _outbox(self) -> Iterator[Connection]:
+        """A connection in autocommit mode for the webhook deliverer's thread, which takes
+        its leases in write transactions of its own (audit/sqlite_outbox.py)."""
         raise NotImplementedError
         yield  # pragma: no cover
 
@@ -270,10 +309,7 @@ class ChainStore:
         else:
             problem = self._witness_problem(witness, head, CachedNodes(self._writer))
             if witness is None and head is not None and not first_heads:
-                problem = (
-                    f"witness {self.witness_file} is missing, but the audit trail has signed "
-                    f"tree heads (up to {head.tree_size} records)"
-                )
+                problem = self._joining(head)
         if problem and self._reanchor_reason:
             self._reanchor(witness, head, problem)
         elif problem:
@@ -284,6 +320,23 @@ class ChainStore:
             )
         elif witness is None and head is not None:  # a new or just migrated trail
             self._witness.write(head)
+
+    def _joining(self, head: TreeHead) -> str:
+        """Why a node without a witness may not start on a trail with heads; "" when it joins.
+        On one node's trail the witness was lost. A shared trail (SHARED) is joined by a new
+        node: it takes the latest head, signed by a key it was given, as its witness."""
+        if not self.SHARED:
+            return (
+                f"witness {self.witness_file} is missing, but the audit trail has signed "
+                f"tree heads (up to {head.tree_size} records)"
+            )
+        if not head.verifies(self.keys):
+            return (
+                f"audit trail {self.where}: its latest tree head ({head.tree_size} records) is "
+                "not signed by a key this node was given"
+            )
+        self.joined = head
+        return ""
 
     def _witness_problem(
         self,
@@ -374,6 +427,7 @@ class ChainStore:
         batch = [(p, f) for p, f in batch if f.set_running_or_notify_cancel()]
         if not batch:
             return
+        began = time.perf_counter()
         # What each acknowledged record is made of: its StoredRecord is built once, with the
         # head and proof, after the commit (an event's is made when it is inserted).
         written: list[tuple[Future[StoredRecord], int, str, str, str, Pending | StoredRecord]] = []
@@ -410,6 +464,11 @@ class ChainStore:
             for pending, fut in batch:
                 if isinstance(pending, PendingEvent):
                     insert()  # a purge sees every case recorded before it
+                    if pending.unless_archived and is_archived(
+                        self._writer, pending.attachment.set_digest
+                    ):
+                        refused.append((fut, _Archived()))
+                        continue
                     seq += 1
                     event = self._insert_event(seq, prev, pending)
                     tree.add(event.record_hash)
@@ -484,6 +543,7 @@ class ChainStore:
                 self._unlock_writers()
         self.batches += 1
         self.records_written += len(written)
+        took = time.perf_counter() - began
         # Proofs come from the nodes the batch computed (no reads), outside the lock.
         by_request: dict[tuple[str, str], StoredRecord] = {}
         memo: merkle.Memo = {}  # the batch's proofs share their right edges
@@ -519,22 +579,35 @@ class ChainStore:
             fut.set_exception(
                 DuplicateRequest(by_request[first] if isinstance(first, tuple) else first)
             )
+        if self.on_batch is not None and written:
+            with suppress(Exception):  # an observer never stops the writer
+                self.on_batch(len(written), took)
 
     def _apply(self, event: PendingEvent, last_seq: int) -> dict[str, Any]:
         """Do what the event records, in its transaction; what it did goes into its body."""
+        if event.details.get("type") == RULESET_PUBLISHED:
+            return {"archived": archive_set(self._writer, event.attachment, event.at)}
         if event.details.get("type") != "purge":
             return {}
         self._before_purge()
+        covered = (event.details["before"], last_seq)
         purged = self._writer.execute(
             "DELETE FROM cases WHERE seq IN (SELECT seq FROM records WHERE kind = 'decision'"
             " AND decided_at < ? AND seq <= ?)",
-            (event.details["before"], last_seq),
+            covered,
         ).rowcount
-        return {"through_seq": last_seq, "purged": purged}
+        # A rating's comment is the citizen's words: erased with the case it rates.
+        comments = self._writer.execute(
+            "DELETE FROM rating_comments WHERE seq <= ? AND decision_id IN (SELECT decision_id"
+            " FROM records WHERE kind = 'decision' AND decided_at < ? AND seq <= ?)",
+            (last_seq, *covered),
+        ).rowcount
+        return {"through_seq": last_seq, "purged": purged, "comments_purged": comments}
 
     def purge(self, before: str, by: str) -> StoredRecord:
         """Erase the cases of every decision made before `before` (fixed_time) and record
-        that in the chain: a purge event {"before", "through_seq", "purged", "by"}."""
+        that in the chain: a purge event {"before", "through_seq", "purged", "by",
+        "comments_purged"} (the rating comments of those cases are erased with them)."""
         event = PendingEvent(
             event_id=f"event-{uuid.uuid4()}",
             at=fixed_time(utc_now()),
@@ -542,6 +615,43 @@ class ChainStore:
             details={"type": "purge", "before": before, "by": by},
         )
         return self.append(event).result()
+
+    def record_event(self, details: dict[str, Any], attachment: Any = None) -> StoredRecord:
+        """Append an event of the trail ({"type": ..., ...}) and wait until it is durable."""
+        return self.append(self._event(details, attachment)).result()
+
+    def _event(
+        self, details: dict[str, Any], attachment: Any = None, unless_archived: bool = False
+    ) -> PendingEvent:
+        return PendingEvent(
+            event_id=f"event-{uuid.uuid4()}",
+            at=fixed_time(utc_now()),
+            node_id=self.node_id,
+            details=details,
+            attachment=attachment,
+            unless_archived=unless_archived,
+        )
+
+    def publish(self, published: PublishedSet, details: dict[str, Any]) -> StoredRecord:
+        """Record a "ruleset_published" event (`details`: who or what published, ...) with the
+        set's digest and versions, archiving its files in the same commit unless that digest is
+        archived already (the body's "archived" says which)."""
+        return self.append(self._event(_published(published, details), published)).result()
+
+    def publish_new(self, published: PublishedSet, details: dict[str, Any]) -> StoredRecord | None:
+        """`publish` unless the set is archived already (None then), checked in the writer's
+        transaction: of several processes or nodes starting on one trail with the same set,
+        one records it."""
+        event = self._event(_published(published, details), published, unless_archived=True)
+        try:
+            return self.append(event).result()
+        except _Archived:
+            return None
+
+    def published_set(self, digest: str) -> PublishedSet | None:
+        """The archived set of this set digest, or holding an item version of this digest."""
+        with self._read() as conn:
+            return find_set(conn, digest)
 
     def _chain_head(self) -> tuple[int, str, TreeGrowth]:
         """(last seq, its hash, the tree over every record) inside the write transaction.
@@ -674,16 +784,56 @@ class ChainStore:
         with self._read() as conn:
             return get_task(conn, decision_id)
 
+    def history(self, decision_id: str, after_seq: int) -> builtins.list[dict[str, Any]]:
+        """The transitions of the decision's task (recorded after `after_seq`, its seq)."""
+        with self._read() as conn:
+            return task_history(conn, decision_id, after_seq)
+
     def tasks(
         self,
         departments: builtins.list[str],
         jurisdiction: str,
         states: builtins.list[str],
         limit: int,
-        after_opened: str = "",
+        after: tuple[str, str] = ("", ""),
+        escalated_only: bool = False,
     ) -> builtins.list[Task]:
         with self._read() as conn:
-            return list_tasks(conn, departments, jurisdiction, states, limit, after_opened)
+            return list_tasks(conn, departments, jurisdiction, states, limit, after, escalated_only)
+
+    def pending_supplements(self) -> builtins.list[Task]:
+        with self._read() as conn:
+            return pending_supplements(conn)
+
+    def escalation_alert_seq(self, transition_id: str) -> int:
+        with self._read() as conn:
+            return alert_seq_of(conn, transition_id)
+
+    # -- the webhook's outbox (audit/sqlite_outbox.py), on the backend's `_outbox` connection
+    def take_deliveries(
+        self, owner: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> builtins.list[Delivery]:
+        with self._outbox() as conn:
+            return take_due(conn, owner, fixed_time(now), fixed_time(now + lease), limit)
+
+    def delivered(self, delivery_id: int, owner: str, now: dt.datetime) -> bool:
+        with self._outbox() as conn:
+            return mark_delivered(conn, delivery_id, owner, fixed_time(now))
+
+    def delivery_failed(
+        self, delivery_id: int, owner: str, next_at: dt.datetime, error: str
+    ) -> bool:
+        with self._outbox() as conn:
+            return mark_failed(conn, delivery_id, owner, fixed_time(next_at), error)
+
+    def undelivered(self) -> int:
+        with self._outbox() as conn:
+            return undelivered(conn)
+
+    def open_tasks(self) -> builtins.list[Task]:
+        """Every task not final (for the metrics' gauges)."""
+        with self._read() as conn:
+            return tasks_not_final(conn)
 
     def period_cases(
         self, start: str, end: str, closed_at_once: Callable[[StoredRecord], Task]

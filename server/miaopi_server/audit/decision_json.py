@@ -14,6 +14,7 @@ from typing import Any
 from miaopi_server.decision.decide import Decision, Reason
 from miaopi_server.lang.probes import MISSING
 from miaopi_server.rules.model import LegalBasis, Material
+from miaopi_server.rules.remedies import Remedies
 
 
 def _non_empty(**fields: Any) -> dict[str, Any]:
@@ -54,6 +55,19 @@ def _json_reason(r: Reason) -> dict[str, Any]:
         ]
     if r.condition:
         out["condition"] = r.condition
+    return out
+
+
+def remedies_json(r: Remedies) -> dict[str, Any]:
+    out = _non_empty(
+        review_body=r.review_body,
+        review_days=r.review_days,
+        court=r.court,
+        litigation_months=r.litigation_months,
+        notice=r.notice,
+    )
+    if r.basis:
+        out["legal_basis"] = [_json_basis(b) for b in r.basis]
     return out
 
 
@@ -117,6 +131,8 @@ def decision_json(
             )
             for u in d.e_licenses
         ]
+    if d.remedies is not None:
+        out["remedies"] = remedies_json(d.remedies)
     if d.sourced is not None:
         out["sourced"] = json_value(d.sourced.to_json())
     return out

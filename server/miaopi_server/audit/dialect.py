@@ -38,12 +38,21 @@ class Connection(Protocol):
 class Dialect:
     name: str
     begin_write: str  # starts a write transaction
+    # Ends a SELECT whose rows a write transaction then takes: rows other transactions hold
+    # are left to them (SQLite runs one write transaction at a time: nothing to add).
+    skip_locked: str = ""
 
     def json_text(self, column: str, *path: str) -> str:
         """SQL for the text of a JSON field of a TEXT column (NULL when absent)."""
         if self.name == "postgresql":
             return f"({column}::jsonb #>> '{{{','.join(path)}}}')"
         return f"json_extract({column}, '$.{'.'.join(path)}')"
+
+    def json_int(self, column: str, *path: str) -> str:
+        """SQL for a JSON field of a TEXT column as an integer (NULL when absent)."""
+        if self.name == "postgresql":
+            return f"({self.json_text(column, *path)})::bigint"
+        return self.json_text(column, *path)
 
     def json_true(self, column: str, key: str) -> str:
         """SQL that is true when the JSON object in `column` has `key` set to true."""
@@ -70,7 +79,7 @@ class Dialect:
 
 
 SQLITE = Dialect("sqlite", "BEGIN IMMEDIATE")
-POSTGRES = Dialect("postgresql", "BEGIN")
+POSTGRES = Dialect("postgresql", "BEGIN", " FOR UPDATE SKIP LOCKED")
 
 
 def dialect_of(conn: Connection) -> Dialect:

@@ -1,8 +1,9 @@
 """SQLite audit store (a store.AuditStore): WAL, synchronous=FULL, group commit, one writer.
 
 Everything but the database is audit/chainstore.py; here: the connections (one writer, one
-reader, a checkpointer), the writers' lock file (`--workers` share the file), migrations at
-open (sqlite_migrate.py), secure_delete for purges, and verification of the file read-only.
+reader, a checkpointer, the webhook deliverer's), the writers' lock file (`--workers` share
+the file), migrations at open (sqlite_migrate.py), secure_delete for purges, and verification
+of the file read-only.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from miaopi_server.audit.chainstore import MAX_BATCH, ChainStore, now_ms, with_p
 from miaopi_server.audit.dialect import Connection
 from miaopi_server.audit.seal import Sealer
 from miaopi_server.audit.sqlite_alerts import raise_alerts
+from miaopi_server.audit.sqlite_casework import tasks_not_final
 from miaopi_server.audit.sqlite_migrate import migrate
 from miaopi_server.audit.sqlite_verify import verify_database
 from miaopi_server.audit.store import Verification
 from miaopi_server.audit.witness import witness_path
 from miaopi_server.casework.alerts import Alert
+from miaopi_server.casework.model import Task
 from miaopi_server.errors import AuditUnavailable
 
 __all__ = ["MAX_BATCH", "SQLiteAuditStore", "now_ms", "verify_database", "with_proof"]
@@ -88,6 +91,8 @@ class SQLiteAuditStore(ChainStore):
         )
         self._checkpoint_thread.start()
         self._read_lock = threading.Lock()
+        self._outbox_lock = threading.Lock()
+        self._outbox_conn: sqlite3.Connection | None = None
         self._start_writer()
 
     def _prepare(self, schema: Sequence[migrations.Migration]) -> int:
@@ -118,6 +123,24 @@ class SQLiteAuditStore(ChainStore):
     def _read(self) -> Iterator[Connection]:
         with self._read_lock:
             yield self._reader
+
+    @contextmanager
+    def _outbox(self) -> Iterator[Connection]:
+        # A connection of its own: the deliverer's thread is neither the writer's nor the
+        # readers'.
+        with self._outbox_lock:
+            if self._outbox_conn is None:
+                self._outbox_conn = _connect(self.path, int(self._busy_timeout_s * 1000))
+            yield self._outbox_conn
+
+    def open_tasks(self) -> builtins.list[Task]:
+        """Every task not final (for the metrics' gauges). Its own connection: a scrape's
+        thread is neither the writer's nor the readers'."""
+        conn = _connect(self.path, int(self._busy_timeout_s * 1000), readonly=True)
+        try:
+            return tasks_not_final(conn)
+        finally:
+            conn.close()
 
     def raise_alerts(self, now: dt.datetime, due_soon_fraction: float) -> builtins.list[Alert]:
         """Store the alerts the tasks call for as of `now` and return those new to the store
@@ -152,4 +175,7 @@ class SQLiteAuditStore(ChainStore):
         self._checkpointer.close()  # the last connection to close checkpoints the rest
         self._writer.close()
         self._reader.close()
+        with self._outbox_lock:
+            if self._outbox_conn is not None:
+                self._outbox_conn.close()
         self._release_files()

@@ -5,6 +5,7 @@ scan and each alert is stored once) and read in seq order for the stream."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from miaopi_server.audit.dialect import Connection, dialect_of
 from miaopi_server.audit.record import fixed_time
@@ -13,7 +14,10 @@ from miaopi_server.casework.codec import task_from_json
 from miaopi_server.casework.states import FINAL
 from miaopi_server.clock import SHANGHAI
 
-_COLUMNS = "decision_id, kind, item_code, department, jurisdiction, due_on, seq, raised_at"
+_COLUMNS = (
+    "decision_id, kind, item_code, department, jurisdiction, due_on, seq, raised_at, recipients,"
+    " note"
+)
 _OPEN = ",".join(f"'{state}'" for state in sorted(FINAL))
 
 
@@ -58,7 +62,7 @@ def _fields(a: Alert) -> tuple[str, str, str, str, str, str]:
 def alerts_after(conn: Connection, after_seq: int, jurisdiction: str, limit: int) -> list[Alert]:
     """Alerts with seq > after_seq whose jurisdiction lies within `jurisdiction`, oldest first."""
     return [
-        Alert(*r)
+        Alert(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(json.loads(r[8])), r[9])
         for r in conn.execute(
             f"SELECT {_COLUMNS} FROM alerts WHERE seq > ? AND substr(jurisdiction, 1, ?) = ?"
             " ORDER BY seq LIMIT ?",

@@ -5,17 +5,33 @@ writer's transaction, and read for the queue."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import secrets
 from collections.abc import Iterable
+from typing import Any
 
 from miaopi_server.audit.canonical import sha256_hex
 from miaopi_server.audit.dialect import Connection, dialect_of
 from miaopi_server.audit.record import StoredRecord, chained_record, column_time, fixed_time
-from miaopi_server.audit.transition import KIND, PendingTransition, transition_body
+from miaopi_server.audit.sqlite_escalation import record_escalation
+from miaopi_server.audit.transition import (
+    KIND,
+    PendingTransition,
+    comment_digest,
+    transition_body,
+)
 from miaopi_server.casework.codec import task_from_json, task_to_json
 from miaopi_server.casework.kpi import CaseFacts
 from miaopi_server.casework.model import Task, act
 from miaopi_server.casework.rating import RATE, AlreadyRated, check_rating
-from miaopi_server.casework.states import CLOSED, FINAL, INSTANT, IllegalTransition
+from miaopi_server.casework.states import (
+    CLOSED,
+    ESCALATE,
+    FINAL,
+    INSTANT,
+    SUPPLEMENT_PENDING,
+    IllegalTransition,
+)
 from miaopi_server.errors import DecisionNotFound
 
 TASK_COLUMNS = (
@@ -71,6 +87,14 @@ def apply_transition(
         ).rowcount
         if taken != 1:
             raise AlreadyRated(before)
+        comment = details.pop("comment", "")
+        if comment:  # personal data: beside the record, erasable by a purge (migration 0009)
+            salt = secrets.token_hex(16)
+            conn.execute(
+                "INSERT INTO rating_comments (decision_id, seq, salt, comment) VALUES (?,?,?,?)",
+                (before.decision_id, seq, salt, comment),
+            )
+            details["comment_digest"] = comment_digest(salt, comment)
         after = before
     else:
         idle = dt.timedelta(seconds=pending.claim_idle_seconds)
@@ -102,6 +126,10 @@ def apply_transition(
             " WHERE decision_id = ?",
             (after.state, after.assignee, seq, task_to_json(after), after.decision_id),
         )
+    if pending.action.action == ESCALATE:
+        record_escalation(
+            conn, after, details, pending.transition_id, pending.action.at, pending.at
+        )
     return chained_record(
         seq, pending.transition_id, prev, pending.node_id, body.decode(), h, key_id
     )
@@ -131,11 +159,13 @@ def list_tasks(
     jurisdiction: str,
     states: Iterable[str],
     limit: int,
-    after_opened: str = "",
+    after: tuple[str, str] = ("", ""),
+    escalated_only: bool = False,
 ) -> list[Task]:
     """Tasks of these departments (all when none are given) in these states (all when none),
     whose jurisdiction lies within `jurisdiction` (a region code prefix; "" is everywhere),
-    oldest first, after the `opened_at` column value `after_opened` when given."""
+    in the stable order (opened_at, decision_id), after `after` (the last of the previous
+    page: its opened_at column value and decision id) when given."""
     where: list[str] = ["kind != 'instant'"]
     args: list[object] = []
     deps, sts = list(departments), list(states)
@@ -148,11 +178,35 @@ def list_tasks(
     if jurisdiction:
         where.append("substr(jurisdiction, 1, ?) = ?")
         args += [len(jurisdiction), jurisdiction]
-    if after_opened:
-        where.append("opened_at > ?")
-        args.append(after_opened)
-    sql = f"SELECT task FROM tasks WHERE {' AND '.join(where)} ORDER BY opened_at LIMIT ?"
+    if after[0]:
+        where.append("(opened_at > ? OR (opened_at = ? AND decision_id > ?))")
+        args += [after[0], after[0], after[1]]
+    if escalated_only:
+        where.append(f"{dialect_of(conn).json_int('task', 'escalations')} > 0")
+    sql = (
+        f"SELECT task FROM tasks WHERE {' AND '.join(where)}"
+        " ORDER BY opened_at, decision_id LIMIT ?"
+    )
     return [task_from_json(r[0]) for r in conn.execute(sql, (*args, limit))]
+
+
+def tasks_not_final(conn: Connection) -> list[Task]:
+    """Every task not in a final state (the metrics' open and overdue tasks)."""
+    final = sorted(FINAL)
+    sql = f"SELECT task FROM tasks WHERE state NOT IN ({','.join('?' * len(final))})"
+    return [task_from_json(r[0]) for r in conn.execute(sql, final)]
+
+
+def pending_supplements(conn: Connection) -> list[Task]:
+    """Supplement tasks still waiting for their deferred materials (the scheduler lapses
+    those whose due day has passed)."""
+    return [
+        task_from_json(r[0])
+        for r in conn.execute(
+            "SELECT task FROM tasks WHERE kind = 'supplement' AND state = ?",
+            (SUPPLEMENT_PENDING,),
+        )
+    ]
 
 
 def period_facts(
@@ -190,3 +244,16 @@ def period_facts(
         )
         for t in (*tasks, *instant)
     ]
+
+
+def task_history(conn: Connection, decision_id: str, after_seq: int) -> list[dict[str, Any]]:
+    """The transitions of a decision's task, oldest first, each with its record's seq: what
+    the transition records say (action, from, to, by, at, what it carried). Transitions
+    follow their decision, so the scan starts at the decision's seq."""
+    field = dialect_of(conn).json_text
+    rows = conn.execute(
+        f"SELECT seq, {field('body', 'transition')} FROM records WHERE kind = 'transition'"
+        f" AND seq > ? AND {field('body', 'transition', 'decision_id')} = ? ORDER BY seq",
+        (after_seq, decision_id),
+    )
+    return [{**json.loads(body), "seq": seq} for seq, body in rows]

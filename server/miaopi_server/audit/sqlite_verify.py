@@ -25,6 +25,7 @@ from miaopi_server.audit.record import column_time, hash_body
 from miaopi_server.audit.seal import verify_seal
 from miaopi_server.audit.sqlite_tree import CachedNodes, all_heads, has_tree, latest_head
 from miaopi_server.audit.store import Verification
+from miaopi_server.audit.transition import comment_digest
 from miaopi_server.audit.treehead import TreeHead
 
 
@@ -128,10 +129,36 @@ def check_records(
                 return Verification(False, checked, seq, "case missing, and no purge covers it")
             purged += 1
         problem = _check_record(row, prev, keys, covered_to)
+        if not problem and kind_of == "transition" and '"comment_digest"' in row[8]:
+            problem = _comment_problem(conn, seq, json.loads(row[8])["transition"], purges)
         if problem:
             return Verification(False, checked, seq, problem, purged)
         prev, expected_seq, checked = h, seq + 1, checked + 1
     return Verification(True, checked, purged=purged)
+
+
+def _comment_problem(
+    conn: Connection, seq: int, rating: dict[str, Any], purges: list[tuple[int, str]]
+) -> str:
+    """A rating's comment (rating_comments, migration 0009) matches the salted digest its
+    record holds, or is gone because a purge erased the case it rates."""
+    decision_id = rating.get("decision_id")
+    row = conn.execute(
+        "SELECT seq, salt, comment FROM rating_comments WHERE decision_id = ?", (decision_id,)
+    ).fetchone()
+    if row is not None:
+        if row[0] != seq or comment_digest(row[1], row[2]) != rating["comment_digest"]:
+            return "rating comment does not match its digest"
+        return ""
+    decided = conn.execute(
+        "SELECT decided_at FROM records WHERE decision_id = ? AND kind = 'decision'",
+        (decision_id,),
+    ).fetchone()
+    if decided is None or not any(
+        seq <= through and decided[0] < before for through, before in purges
+    ):
+        return "rating comment missing, and no purge covers it"
+    return ""
 
 
 def _purges(conn: Connection) -> list[tuple[int, str]]:

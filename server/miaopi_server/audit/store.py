@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from miaopi_server.audit.record import PendingRecord, StoredRecord
 from miaopi_server.audit.seal import Sealer
@@ -22,6 +22,17 @@ class ListFilter:
     window_id: str = ""
     decided_from: str = ""
     decided_to: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedSet:
+    """A published rule set as archived: every file's text by "<dir>/<path>" (the form a
+    decision names its rule file in) and its item versions."""
+
+    set_digest: str
+    files: dict[str, str]  # path -> text, byte for byte
+    versions: dict[str, str]  # "CODE@VERSION" -> item digest (RulesetRef.digest)
+    first_published_at: str = ""  # fixed_time() of its first publication
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,23 @@ class AuditStore(Protocol):
 
     def purge(self, before: str, by: str) -> StoredRecord:
         """Erase the cases of decisions made before `before`; returns the purge event."""
+        ...
+
+    def record_event(self, details: dict[str, Any], attachment: Any = None) -> StoredRecord:
+        """Append an event of the trail ({"type": ..., ...}); returns it once durable."""
+        ...
+
+    def publish(self, published: PublishedSet, details: dict[str, Any]) -> StoredRecord:
+        """Record a published rule set (and archive its files once per digest)."""
+        ...
+
+    def publish_new(self, published: PublishedSet, details: dict[str, Any]) -> StoredRecord | None:
+        """`publish` unless the set is archived already (None), decided in the write
+        transaction: processes and nodes starting together with one set record it once."""
+        ...
+
+    def published_set(self, digest: str) -> PublishedSet | None:
+        """The archived set by set digest or by the digest of an item version in it."""
         ...
 
     def consistency(self, first: int, second: int = 0) -> tuple[TreeHead, builtins.list[bytes]]:

@@ -9,6 +9,11 @@ that was down when a deadline passed raises exactly the alert of the state it fi
   overdue_statutory   a review task is past its statutory due date
   supplement_overdue  a 容缺 approval's deferred materials were due and did not come
   override            a reviewer decided against the rules' verdict (不合规办理)
+
+and, raised by a supervisor's escalation rather than by the scheduler (casework/escalation.py),
+one per escalation:
+
+  escalated           督办: addressed to the assignee and the department head, with a note
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from miaopi_server.casework.model import Task, supplement_due
 
 SUPPLEMENT_OVERDUE = "supplement_overdue"
 OVERRIDE = "override"
-KINDS = ("due_soon", "overdue_promised", OVERDUE_STATUTORY, SUPPLEMENT_OVERDUE, OVERRIDE)
+ESCALATED = "escalated"
+KINDS = ("due_soon", "overdue_promised", OVERDUE_STATUTORY, SUPPLEMENT_OVERDUE, OVERRIDE, ESCALATED)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,8 @@ class Alert:
     due_on: str  # YYYY-MM-DD the deadline concerned ("" for an override)
     seq: int = 0  # the stream's cursor, given when stored
     raised_at: str = ""  # fixed-width UTC, given when stored
+    recipients: tuple[str, ...] = ()  # an escalation's: principal ids
+    note: str = ""  # an escalation's
 
 
 def alert_for(

@@ -24,6 +24,7 @@ def task_to_dict(task: Task) -> dict[str, Any]:
     out = {f: getattr(task, f) for f in _FIELDS}
     out["opened_at"] = _time(task.opened_at)
     out["active_at"] = _time(task.active_at)
+    out["last_escalated_at"] = _time(task.last_escalated_at)
     out["pending_materials"] = list(task.pending_materials)
     out["pauses"] = [
         {"kind": p.kind, "reason": p.reason, "started_on": p.started_on.isoformat(),
@@ -46,6 +47,8 @@ def task_from_json(text: str) -> Task:
     assert opened_at is not None
     d["opened_at"] = opened_at
     d["active_at"] = _parse_time(d["active_at"])
+    # Tasks stored before escalations existed have neither key: the defaults.
+    d["last_escalated_at"] = _parse_time(d.get("last_escalated_at"))
     d["pending_materials"] = tuple(d["pending_materials"])
     d["pauses"] = tuple(
         Pause(p["kind"], p["reason"], dt.date.fromisoformat(p["started_on"]),

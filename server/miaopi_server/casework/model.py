@@ -50,6 +50,8 @@ class Task:
     outcome: str = ""  # the reviewer's
     overridden: bool = False  # the reviewer decided against the rules (不合规办理 check)
     transitions: int = 0
+    escalations: int = 0  # times a supervisor escalated it (督办)
+    last_escalated_at: dt.datetime | None = None  # UTC
 
     @property
     def opened_on(self) -> dt.date:
@@ -61,8 +63,10 @@ class Task:
 
 @dataclass(frozen=True)
 class Action:
-    """What an actor asks: `note` is the reason of a suspension (an ART45_REASONS entry), of a
-    supplement request or of a withdrawal."""
+    """What an actor asks: `note` is the text of a supplement request, a withdrawal, an
+    escalation (required there) or a suspension; `reason` a suspension's ART45_REASONS ground.
+    `supervising`: the actor is a supervisor (or admin), who may suspend and resume a task
+    another reviewer claimed. `notify`: the department heads an escalation goes to."""
 
     action: str
     by: str
@@ -74,6 +78,9 @@ class Action:
     note: str = ""
     materials: tuple[str, ...] = ()
     score: int = 0  # a citizen rating (casework/rating.py)
+    reason: str = ""
+    supervising: bool = False
+    notify: tuple[str, ...] = ()
 
 
 def supplement_due(task: Task) -> dt.date:
@@ -114,8 +121,11 @@ def act(task: Task, a: Action, claim_idle: dt.timedelta) -> tuple[Task, dict[str
         changes.update(assignee="", active_at=None)  # re-queued once supplied
         details.update(materials=list(a.materials), note=a.note)
     elif a.action == s.SUSPEND:
-        changes.update(pauses=(*task.pauses, Pause("art45", a.note, today)), active_at=a.at)
-        details.update(note=a.note)
+        changes.update(pauses=(*task.pauses, Pause("art45", a.reason, today)), active_at=a.at)
+        details.update(reason=a.reason)
+    elif a.action == s.ESCALATE:
+        changes.update(escalations=task.escalations + 1, last_escalated_at=a.at)
+        details.update(note=a.note, notify=escalation_recipients(task, a.notify))
     elif a.action in (s.RESUME, s.SUPPLY) and task.state in s.PAUSED:
         last = task.pauses[-1]
         changes.update(pauses=(*task.pauses[:-1], replace(last, ended_on=today)))
@@ -124,13 +134,22 @@ def act(task: Task, a: Action, claim_idle: dt.timedelta) -> tuple[Task, dict[str
     if a.action == s.SUPPLY:
         changes["pending_materials"] = ()
         details["materials"] = sorted(set(a.materials))
-    if a.action in (s.WITHDRAW, s.LAPSE) and a.note:
+    if a.action in (s.WITHDRAW, s.LAPSE, s.SUSPEND, s.RESUME) and a.note:
         details["note"] = a.note
     return replace(task, **changes), details
 
 
+def escalation_recipients(task: Task, heads: tuple[str, ...]) -> list[str]:
+    """Whom an escalation is addressed to: the assignee (while the task is claimed or
+    suspended in their hands), then the department heads, each once."""
+    first = [task.assignee] if task.assignee else []
+    return list(dict.fromkeys([*first, *heads]))
+
+
 def _check_actor(task: Task, a: Action, idle: dt.timedelta) -> None:
     assignee_only = (s.RELEASE, s.DECIDE, s.REQUEST_SUPPLEMENT, s.SUSPEND, s.RESUME)
+    if a.action in (s.SUSPEND, s.RESUME) and a.supervising:
+        return  # a supervisor may stop and restart the clock of a task in its jurisdiction
     taken = a.action == s.CLAIM and task.state == s.CLAIMED and task.assignee != a.by
     if taken and not task.claim_expired(a.at, idle):
         raise s.IllegalTransition(task.kind, task.state, a.action, f"已由 {task.assignee} 认领")
@@ -165,12 +184,14 @@ def _check_input(task: Task, a: Action) -> None:
                     f"规则结论为 {task.rules_verdict}，改为 {a.outcome} 须书面说明理由",
                 )
             )
-    elif a.action == s.SUSPEND and a.note not in ART45_REASONS:
+    elif a.action == s.SUSPEND and a.reason not in ART45_REASONS:
         bad.append(
             FieldViolation(
-                "note", f"中止计时须为行政许可法第四十五条所列情形：{', '.join(ART45_REASONS)}"
+                "reason", f"中止计时须为行政许可法第四十五条所列情形：{', '.join(ART45_REASONS)}"
             )
         )
+    elif a.action == s.ESCALATE and not a.note.strip():
+        bad.append(FieldViolation("note", "必填：督办意见"))
     elif a.action == s.REQUEST_SUPPLEMENT and not [m for m in a.materials if m.strip()]:
         bad.append(FieldViolation("materials", "须一次性告知全部需补正的材料"))
     elif a.action == s.SUPPLY:

@@ -7,6 +7,7 @@ A decision opens one task (or none, when the rules closed the case at once):
                      claimed -suspend-> suspended -resume-> claimed (行政许可法 Art. 45 periods)
     supplement task  supplement_pending -supply-> supplemented | -lapse-> lapsed
     any task not final -withdraw-> withdrawn
+    any task not final -escalate-> the same state (督办: marked, its people notified)
 An action from a state it does not leave is refused with IllegalTransition, naming both.
 """
 
@@ -41,10 +42,14 @@ SUSPEND = "suspend"
 RESUME = "resume"
 LAPSE = "lapse"
 WITHDRAW = "withdraw"
+ESCALATE = "escalate"
 
-ACTIONS = (CLAIM, RELEASE, DECIDE, REQUEST_SUPPLEMENT, SUPPLY, SUSPEND, RESUME, LAPSE, WITHDRAW)
+ACTIONS = (
+    CLAIM, RELEASE, DECIDE, REQUEST_SUPPLEMENT, SUPPLY, SUSPEND, RESUME, LAPSE, WITHDRAW, ESCALATE,
+)  # fmt: skip
 
-# (kind, state, action) -> next state; WITHDRAW is allowed from every state not final.
+# (kind, state, action) -> next state; WITHDRAW (to withdrawn) and ESCALATE (to the same
+# state) are allowed from every state not final.
 _MOVES: dict[tuple[str, str, str], str] = {
     (REVIEW, OPEN, CLAIM): CLAIMED,
     (REVIEW, CLAIMED, CLAIM): CLAIMED,  # only once the claim expired (checked by the caller)
@@ -98,6 +103,8 @@ def next_state(kind: str, state: str, action: str) -> str:
         raise IllegalTransition(kind, state, action, "任务已结束")
     if action == WITHDRAW:
         return WITHDRAWN
+    if action == ESCALATE:
+        return state
     target = _MOVES.get((kind, state, action))
     if target is None:
         raise IllegalTransition(kind, state, action)

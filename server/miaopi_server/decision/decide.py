@@ -27,9 +27,10 @@ from miaopi_server.decision.sourced import (
 )
 from miaopi_server.decision.validate import Case, validate_case
 from miaopi_server.decision.workdays import add_working_days
-from miaopi_server.lang.probes import MISSING
+from miaopi_server.lang.probes import MISSING, term_value
 from miaopi_server.rules.compile import CompiledItem, engine_fact
 from miaopi_server.rules.model import LegalBasis, Material
+from miaopi_server.rules.remedies import Remedies
 
 APPROVE, REJECT, MANUAL_REVIEW = "APPROVE", "REJECT", "MANUAL_REVIEW"
 NO_RULE_MATCHED = "no_rule_matched"
@@ -64,6 +65,19 @@ class Decision:
     provenance: tuple[FactOrigin, ...] = ()
     e_licenses: tuple[ELicenseUse, ...] = ()
     sourced: Gathered | None = None
+    # On a REJECT: how to challenge it (行政许可法 Art. 38); None otherwise.
+    remedies: Remedies | None = None
+
+
+# Severity of an outcome: the first group of reasons in a decision decides it.
+SEVERITY = {REJECT: 0, MANUAL_REVIEW: 1, APPROVE: 2}
+
+
+def deciding_first(reasons: tuple[Reason, ...], outcome: str) -> tuple[Reason, ...]:
+    """Reasons with the decision's outcome first, the rest by severity (REJECT, MANUAL_REVIEW,
+    APPROVE); stable, so each group keeps rule-file order. A refusal for a missing material
+    then leads with the material, not with the `eligible` rule that also matched."""
+    return tuple(sorted(reasons, key=lambda r: (r.outcome != outcome, SEVERITY[r.outcome])))
 
 
 def outcome_of(reasons: tuple[Reason, ...]) -> str:
@@ -138,9 +152,10 @@ def _with_sources(
     return dataclasses.replace(
         decision,
         outcome=outcome,
-        reasons=extra + decision.reasons,
+        reasons=deciding_first(extra + decision.reasons, outcome),
         review_due=due,
         review_due_estimated=estimated,
+        remedies=decision.remedies if outcome == REJECT else None,
         provenance=tuple(provenance),
         e_licenses=uses,
         sourced=gathered,
@@ -195,15 +210,16 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
                     rule.when.source,
                 )
             )
-    # Policy reasons first in rule-file order, then the materials notice.
-    ordered = tuple(sorted(reasons, key=lambda r: r.rule_id.startswith("material:")))
-    if not ordered:
+    if not reasons:
         outcome = MANUAL_REVIEW
-        ordered = (
+        ordered: tuple[Reason, ...] = (
             Reason(NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()),
         )
     else:
-        outcome = outcome_of(ordered)
+        # Within a severity group: policy rules in rule-file order, then the materials notice.
+        outcome = outcome_of(tuple(reasons))
+        by_kind = sorted(reasons, key=lambda r: r.rule_id.startswith("material:"))
+        ordered = deciding_first(tuple(by_kind), outcome)
     outputs: dict[str, Any] = {}
     if outcome != REJECT:
         for rp in compiled.rule_plan:
@@ -212,7 +228,13 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
             for output in rp.outputs:
                 for choice in output.choices:
                     if choice.engine_rule is None or choice.engine_rule in fired:
-                        outputs.setdefault(output.name, choice.value)
+                        if output.name in outputs:
+                            break
+                        value = choice.value
+                        if choice.term is not None:  # computed from the case; may be missing
+                            value = term_value(choice.term, lambda p: case.values.get(p, MISSING))
+                        if value is not MISSING:
+                            outputs[output.name] = value
                         break
     due, estimated = None, False
     if outcome == MANUAL_REVIEW:
@@ -232,4 +254,5 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
         review_due=due,
         review_due_estimated=estimated,
         fired=tuple(sorted(fired)),
+        remedies=compiled.remedies if outcome == REJECT else None,
     )

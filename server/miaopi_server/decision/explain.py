@@ -27,7 +27,7 @@ from miaopi_server.decision.decide import Decision
 from miaopi_server.decision.validate import Case, validate_case
 from miaopi_server.lang import ast
 from miaopi_server.lang.parser import ExprSyntaxError, tokenize
-from miaopi_server.lang.probes import MISSING
+from miaopi_server.lang.probes import MISSING, term_value
 from miaopi_server.lang.reference import evaluate
 from miaopi_server.rules.compile import material_key, output_key, rule_key
 from miaopi_server.rules.model import Condition, Item
@@ -89,6 +89,7 @@ class OutputCaseExplained:
     condition: ConditionExplained | None  # None: the fallback case
     matched: bool
     selected: bool
+    compute: str = ""  # the expression `value` was computed from on this case ("": a constant)
 
     @property
     def engine_rule(self) -> str | None:
@@ -192,6 +193,7 @@ class Explanation:
                     "output": o.output,
                     "index": o.index,
                     "value": _jsonable(o.value),
+                    **({"compute": o.compute} if o.compute else {}),
                     "engine_rule": o.engine_rule,
                     "matched": o.matched,
                     "selected": o.selected,
@@ -260,15 +262,20 @@ def explain(catalog: Catalog, code: str, facts: Any, materials: Any, today: dt.d
                 matched = c.when is None or output_key(rule.id, name, i) in fired
                 selected = rule_matched and matched and not chosen
                 chosen = chosen or selected
+                value = c.value
+                if c.compute is not None:  # what it computes to on this case (None: missing)
+                    value = term_value(c.compute.term, lambda p: case.values.get(p, MISSING))
+                    value = None if value is MISSING else value
                 outputs.append(
                     OutputCaseExplained(
                         rule.id,
                         name,
                         i,
-                        c.value,
+                        value,
                         _condition(c.when, case, item) if c.when else None,
                         matched,
                         selected,
+                        c.compute.source if c.compute else "",
                     )
                 )
 

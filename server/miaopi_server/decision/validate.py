@@ -13,7 +13,7 @@ from typing import Any
 
 from miaopi_server.errors import CaseInvalid, FieldViolation
 from miaopi_server.lang import ast
-from miaopi_server.lang.probes import MISSING
+from miaopi_server.lang.probes import MISSING, term_value
 from miaopi_server.lang.reference import evaluate
 from miaopi_server.rules.fieldtypes import ValueRejected, as_of_date, as_of_problem
 from miaopi_server.rules.identity import age_on
@@ -87,7 +87,7 @@ def validate_case(item: Item, facts: Any, materials: Any, today: dt.date) -> Cas
                 FieldViolation("facts", f"另有 {more} 处错误"),
             ]
         raise CaseInvalid(violations)
-    derived = _derive(item, parsed, as_of)
+    derived = _derive(item, parsed, as_of, values)
     return Case({**values, **derived}, derived, submitted, as_of)
 
 
@@ -188,10 +188,16 @@ def _materials(item: Item, materials: Any, violations: list[FieldViolation]) -> 
     return frozenset(submitted)
 
 
-def _derive(item: Item, parsed: dict[str, Any], as_of: dt.date) -> dict[str, Any]:
-    """Derived facts from the identity numbers decoded during validation."""
+def _derive(
+    item: Item, parsed: dict[str, Any], as_of: dt.date, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Derived facts: from the identity numbers decoded during validation, then the computed
+    ones in file order, from the form's facts and the facts derived before them (a missing
+    fact, or a date moved off the calendar, leaves the computed fact missing)."""
     out: dict[str, Any] = {}
     for f in item.derived_fields:
+        if f.compute is not None:
+            continue
         source = parsed.get(f.derive_from)
         if source is None:
             continue
@@ -203,4 +209,9 @@ def _derive(item: Item, parsed: dict[str, Any], as_of: dt.date) -> dict[str, Any
             out[f.path] = source.checksum_ok
         elif f.derive == "credit_code_kind":
             out[f.path] = source.kind
+    get = lambda p: out.get(p, values.get(p, MISSING))  # noqa: E731
+    for path, expr in item.computed:
+        value = term_value(expr.term, get)
+        if value is not MISSING:
+            out[path] = value
     return out

@@ -7,11 +7,16 @@ as SHA-256 hashes and compared in constant time; they are never logged.
 
 Roles:
     window      Decide (granted items only), read its own decisions, the catalogue, the seal key
-    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status;
-                the tasks within its jurisdiction
-    reviewer    the tasks of its department within its jurisdiction (a region code prefix):
-                list, claim, release, decide, request a supplement; their decisions
-    admin       everything a supervisor may, plus ReloadRulesets
+    supervisor  read and verify every decision, the catalogue, the seal key, ruleset status,
+                published rule sets; dry-run decisions (DryRunDecide, nothing recorded but the
+                dry run); the tasks within its jurisdiction: escalate (督办), suspend and resume
+                them; a supervisor with a `department` is that department's head in its
+                jurisdiction (escalations are addressed to it)
+    reviewer    the tasks of its department (`*`: every department) within its jurisdiction
+                (a region code prefix): list, claim, release, decide, request a supplement,
+                suspend and resume; their decisions; published rule sets (the rules a decision
+                was made under)
+    admin       everything a supervisor may, plus ReloadRulesets (publishing) and PurgeCases
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,16 +62,24 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "GetTask",
         "GetKpis",
         "WatchAlerts",
+        "EscalateTask",
+        "SuspendTask",
+        "ResumeTask",
+        "DryRunDecide",
+        "GetPublishedRules",
     },
     "reviewer": READ_RPCS
     | {
         "GetDecision",
+        "GetPublishedRules",
         "ListTasks",
         "GetTask",
         "ClaimTask",
         "ReleaseTask",
         "DecideTask",
         "RequestSupplement",
+        "SuspendTask",
+        "ResumeTask",
     },
     "admin": READ_RPCS
     | {
@@ -80,9 +93,15 @@ ROLE_RPCS: dict[str, frozenset[str]] = {
         "GetTask",
         "GetKpis",
         "WatchAlerts",
+        "EscalateTask",
+        "SuspendTask",
+        "ResumeTask",
+        "DryRunDecide",
+        "GetPublishedRules",
     },
 }
 ALL_ITEMS = "*"
+ALL_DEPARTMENTS = "*"  # a reviewer of every department (the development reviewer)
 
 
 class Unauthenticated(MiaopiError):
@@ -108,7 +127,7 @@ class Principal:
     window_id: str = ""
     jurisdiction: str = ""
     items: frozenset[str] = frozenset()
-    department: str = ""  # a reviewer's
+    department: str = ""  # a reviewer's (ALL_DEPARTMENTS: every one); a department head's
 
     def may_call(self, rpc: str) -> bool:
         return rpc in ROLE_RPCS.get(self.role, frozenset())
@@ -135,14 +154,28 @@ def within_jurisdiction(jurisdiction: str, grant: str) -> bool:
 def may_see(principal: Principal, task: Task) -> bool:
     """Whether a principal may see a case (its task, its decision and its facts)."""
     if principal.role == "reviewer":
-        return principal.department == task.department and within_jurisdiction(
-            task.jurisdiction, principal.jurisdiction
+        return principal.department in (ALL_DEPARTMENTS, task.department) and (
+            within_jurisdiction(task.jurisdiction, principal.jurisdiction)
         )
     if principal.role == "window":
         return task.window_id == principal.window_id
     if principal.role == "supervisor":
         return within_jurisdiction(task.jurisdiction, principal.jurisdiction)
     return True  # admin, anonymous
+
+
+def department_heads(
+    principals: Iterable[Principal], department: str, jurisdiction: str
+) -> tuple[str, ...]:
+    heads = [
+        p
+        for p in principals
+        if p.role == "supervisor"
+        and p.department == department
+        and within_jurisdiction(jurisdiction, p.jurisdiction)
+    ]
+    nearest = max((len(p.jurisdiction) for p in heads), default=0)
+    return tuple(sorted(p.id for p in heads if len(p.jurisdiction) == nearest))
 
 
 ANONYMOUS = Principal("anonymous", "anonymous", items=frozenset({ALL_ITEMS}))
@@ -237,6 +270,12 @@ class Authenticator:
     def principal(self, principal_id: str) -> Principal | None:
         """The principal of this id (its grant: jurisdiction, department), if any."""
         return self._by_id.get(principal_id)
+
+    def department_heads(self, department: str, jurisdiction: str) -> tuple[str, ...]:
+        """The head of `department` for a task in `jurisdiction`: the supervisors of that
+        department whose jurisdiction covers it, the nearest level only (a district's head
+        rather than the city's, when both are configured); none when no one is."""
+        return department_heads(self._by_id.values(), department, jurisdiction)
 
     def authenticate(
         self, metadata: Sequence[tuple[str, Any]], peer_common_names: Sequence[str] = ()
@@ -347,14 +386,22 @@ def peer_address(peer: str) -> str:
     return peer
 
 
+DEV_ROLES = ("window", "supervisor", "admin", "reviewer")
+
+
 def write_dev_credentials(state_dir: Path) -> tuple[Path, dict[str, str]]:
     """Create development credentials under `state_dir` (owner-only): the server's file of
     token hashes and the CLI's file of tokens. Returns (credentials path, tokens by role)."""
     creds = state_dir / "credentials.yaml"
     tokens_path = state_dir / "dev-tokens.json"
+    tokens: dict[str, str] = {}
     if creds.exists() and tokens_path.exists():
-        return creds, json.loads(tokens_path.read_text(encoding="utf-8"))
-    tokens = {role: secrets.token_urlsafe(32) for role in ("window", "supervisor", "admin")}
+        tokens = json.loads(tokens_path.read_text(encoding="utf-8"))
+        if set(DEV_ROLES) <= set(tokens):
+            return creds, tokens
+    # New, or made before a role was added (the reviewer): the missing roles get tokens,
+    # the existing ones keep theirs.
+    tokens = {role: tokens.get(role) or secrets.token_urlsafe(32) for role in DEV_ROLES}
     principals = [
         {
             "id": "dev-window",
@@ -371,6 +418,13 @@ def write_dev_credentials(state_dir: Path) -> tuple[Path, dict[str, str]]:
             "token_sha256": hash_token(tokens["supervisor"]),
         },
         {"id": "dev-admin", "role": "admin", "token_sha256": hash_token(tokens["admin"])},
+        {
+            "id": "dev-reviewer",
+            "role": "reviewer",
+            "department": ALL_DEPARTMENTS,
+            "jurisdiction": "440605",
+            "token_sha256": hash_token(tokens["reviewer"]),
+        },
     ]
     state_dir.mkdir(parents=True, exist_ok=True)
     _write_private(creds, yaml.safe_dump({"principals": principals}, allow_unicode=True))

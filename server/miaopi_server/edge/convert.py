@@ -20,6 +20,7 @@ from miaopi_server.lang.probes import MISSING
 from miaopi_server.ops.reload import ReloadResult
 from miaopi_server.rules import fieldtypes
 from miaopi_server.rules.model import Field, Item, LegalBasis, Material
+from miaopi_server.rules.remedies import Remedies, remedies_notice
 
 OUTCOMES = {
     "APPROVE": pb.OUTCOME_APPROVE,
@@ -120,6 +121,17 @@ def reason(r: Reason) -> pb.Reason:
     return msg
 
 
+def remedies(r: Remedies) -> pb.Remedies:
+    return pb.Remedies(
+        review_body=r.review_body,
+        review_days=r.review_days,
+        court=r.court,
+        litigation_months=r.litigation_months,
+        notice=r.notice,
+        legal_basis=[legal_basis(b) for b in r.basis],
+    )
+
+
 def material_ref(m: Material) -> pb.MaterialRef:
     return pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license)
 
@@ -163,6 +175,8 @@ def decision_message(
             for u in d.e_licenses
         ],
     )
+    if d.remedies is not None:
+        msg.remedies.CopyFrom(remedies(d.remedies))
     if d.sourced is not None:
         msg.sourced.SetInParent()  # present even when empty, as the record's JSON has it
         json_format.ParseDict(d.sourced.to_json(), msg.sourced)
@@ -290,6 +304,7 @@ def item(i: Item) -> pb.Item:
             for m in i.materials
         ],
         ruleset=pb.RulesetRef(item_code=i.code, version=i.version, digest=i.digest),
+        remedies=remedies(remedies_notice(i.remedies)),
     )
 
 
@@ -301,6 +316,7 @@ def reload_response(r: ReloadResult) -> pb.ReloadRulesetsResponse:
         changed=r.changed,
         diagnostics=r.diagnostics,
         catalog_digest=r.catalog_digest,
+        set_digest=r.set_digest,
     )
 
 

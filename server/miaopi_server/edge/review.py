@@ -9,8 +9,10 @@ and recorded by the audit store's writer (audit/sqlite_casework.py) in one trans
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
-import uuid
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,7 +24,7 @@ from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.audit.record import fixed_time
-from miaopi_server.audit.transition import PendingTransition
+from miaopi_server.audit.transition import new_transition
 from miaopi_server.casework import kpi
 from miaopi_server.casework import states as s
 from miaopi_server.casework.alerts import Alert
@@ -31,7 +33,13 @@ from miaopi_server.casework.model import Action, Task, supplement_due
 from miaopi_server.casework.rating import RATE
 from miaopi_server.clock import shanghai_today, utc_now
 from miaopi_server.edge import convert
-from miaopi_server.edge.auth import Principal, may_see, within_jurisdiction
+from miaopi_server.edge.auth import (
+    ALL_DEPARTMENTS,
+    Authenticator,
+    Principal,
+    may_see,
+    within_jurisdiction,
+)
 from miaopi_server.edge.service import ApprovalService, add_service
 from miaopi_server.edge.status import abort
 from miaopi_server.errors import CaseInvalid, DecisionNotFound, FieldViolation, MiaopiError
@@ -46,6 +54,9 @@ _Moved = TypeVar(
     rpb.SupplyMaterialsResponse,
     rpb.WithdrawCaseResponse,
     rpb.RateCaseResponse,
+    rpb.EscalateTaskResponse,
+    rpb.SuspendTaskResponse,
+    rpb.ResumeTaskResponse,
 )
 
 log = structlog.get_logger("miaopi.review")
@@ -53,6 +64,31 @@ REVIEW_SERVICE_NAME = rpb.DESCRIPTOR.services_by_name["ReviewService"].full_name
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 ALERT_PAGE = 100
 OPEN_STATES = [s.OPEN, s.CLAIMED, s.AWAITING_SUPPLEMENT, s.SUSPENDED, s.SUPPLEMENT_PENDING]
+MAX_PAGE_TOKEN = 256
+SUPERVISING = frozenset({"supervisor", "admin", "anonymous"})
+
+
+def encode_task_token(last: Task) -> str:
+    """An opaque ListTasks page token: where the page ended in the order (opened_at,
+    decision_id)."""
+    key = json.dumps([fixed_time(last.opened_at), last.decision_id], ensure_ascii=False)
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def decode_task_token(token: str) -> tuple[str, str] | None:
+    if len(token) > MAX_PAGE_TOKEN:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode("ascii")).decode())
+    except (UnicodeError, binascii.Error, ValueError):
+        return None
+    if not isinstance(key, list) or len(key) != 2 or not all(isinstance(k, str) and k for k in key):
+        return None
+    try:
+        dt.datetime.fromisoformat(key[0])
+    except ValueError:
+        return None
+    return key[0], key[1]
 
 
 def _outcome(name: str) -> int:
@@ -76,6 +112,7 @@ def task_message(task: Task, last_seq: int, now: dt.datetime, idle: dt.timedelta
         outcome=_outcome(task.outcome),
         overridden=task.overridden,
         last_seq=last_seq,
+        escalations=task.escalations,
         pauses=[
             rpb.TaskPause(
                 kind=p.kind,
@@ -86,6 +123,8 @@ def task_message(task: Task, last_seq: int, now: dt.datetime, idle: dt.timedelta
             for p in task.pauses
         ],
     )
+    if task.last_escalated_at is not None:
+        msg.last_escalated_at.CopyFrom(convert.timestamp(task.last_escalated_at))
     if task.state == s.CLAIMED and task.active_at is not None:
         msg.claim_expires_at.CopyFrom(convert.timestamp(task.active_at + idle))
     if task.kind == s.REVIEW:
@@ -114,7 +153,9 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         claim_idle_seconds: float,
         clock: Callable[[], dt.datetime] = utc_now,
         response_working_hours: float = kpi.DEFAULT_RESPONSE_HOURS,
+        authenticator: Authenticator | None = None,
     ):
+        self._auth = authenticator  # finds the department heads escalations go to
         self._response_hours = response_working_hours
         self._alert_poll = 0.5  # seconds between looks at the alerts table while following
         self._approval = approval  # its authentication, authorisation and rate limits
@@ -147,22 +188,35 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         self, request: rpb.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> rpb.ListTasksResponse:
         principal = await self._guard(context, "ListTasks")
-        bad = [st for st in request.states if st not in s.STATE_NAMES]
-        if bad or not 0 <= request.page_size <= MAX_PAGE:
-            violations = [FieldViolation("states", f"未知状态 {st[:32]!r}") for st in bad]
-            if not 0 <= request.page_size <= MAX_PAGE:
-                violations.append(FieldViolation("page_size", f"须在 0 至 {MAX_PAGE} 之间"))
+        violations = [
+            FieldViolation("states", f"未知状态 {st[:32]!r}")
+            for st in request.states
+            if st not in s.STATE_NAMES
+        ]
+        if not 0 <= request.page_size <= MAX_PAGE:
+            violations.append(FieldViolation("page_size", f"须在 0 至 {MAX_PAGE} 之间"))
+        after = ("", "")
+        if request.page_token:
+            parsed = decode_task_token(request.page_token)
+            if parsed is None:
+                violations.append(FieldViolation("page_token", "无效的分页标记"))
+            else:
+                after = parsed
+        if violations:
             await abort(context, CaseInvalid(violations, subject="查询请求"))
         role = principal.role
-        departments = [principal.department] if role == "reviewer" else []
+        mine = role == "reviewer" and principal.department != ALL_DEPARTMENTS
         scope = principal.jurisdiction if role in ("reviewer", "supervisor") else ""
+        size = request.page_size or DEFAULT_PAGE
         tasks = self._store.tasks(
-            departments, scope, list(request.states) or OPEN_STATES,
-            request.page_size or DEFAULT_PAGE,
+            [principal.department] if mine else [], scope,
+            list(request.states) or OPEN_STATES, size + 1, after, request.escalated_only,
         )  # fmt: skip
         now = self._clock()
+        page = tasks[:size]
         return rpb.ListTasksResponse(
-            tasks=[task_message(t, 0, now, self._idle) for t in tasks if may_see(principal, t)]
+            tasks=[task_message(t, 0, now, self._idle) for t in page if may_see(principal, t)],
+            next_page_token=encode_task_token(page[-1]) if len(tasks) > size else "",
         )
 
     async def GetTask(
@@ -184,14 +238,16 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         principal = await self._guard(context, rpc)
         seen = await self._visible(context, principal, rpc, decision_id)
         now = self._clock()
-        pending = PendingTransition(
-            transition_id=f"transition-{uuid.uuid4()}",
-            decision_id=decision_id,
-            action=Action(action, principal.id, now, **carried),
-            at=fixed_time(now),
-            node_id=self._node_id,
-            claim_idle_seconds=self._idle.total_seconds(),
-        )
+        if action in (s.SUSPEND, s.RESUME):
+            carried["supervising"] = principal.role in SUPERVISING
+        if action == s.ESCALATE and self._auth is not None:
+            carried["notify"] = self._auth.department_heads(
+                seen[0].department, seen[0].jurisdiction
+            )
+        pending = new_transition(
+            decision_id, Action(action, principal.id, now, **carried), self._node_id,
+            self._idle.total_seconds(),
+        )  # fmt: skip
         try:
             record = await asyncio.shield(asyncio.wrap_future(self._store.transition(pending)))
         except MiaopiError as exc:
@@ -215,6 +271,12 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         )
         if record.tree_head is not None:
             resp.tree_head.CopyFrom(convert.tree_head(record.tree_head))
+        if isinstance(resp, rpb.EscalateTaskResponse):
+            resp.alert_seq = self._store.escalation_alert_seq(pending.transition_id)
+            log.warning(
+                "task.escalated", decision_id=decision_id, alert_seq=resp.alert_seq,
+                recipients=len(moved.get("notify", [])),
+            )  # fmt: skip
         return resp
 
     async def ClaimTask(
@@ -297,6 +359,43 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             note=request.comment,
         )
 
+    async def EscalateTask(
+        self, request: rpb.EscalateTaskRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.EscalateTaskResponse:
+        return await self._move(
+            context,
+            "EscalateTask",
+            request.decision_id,
+            s.ESCALATE,
+            rpb.EscalateTaskResponse,
+            note=request.note,
+        )
+
+    async def SuspendTask(
+        self, request: rpb.SuspendTaskRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.SuspendTaskResponse:
+        return await self._move(
+            context,
+            "SuspendTask",
+            request.decision_id,
+            s.SUSPEND,
+            rpb.SuspendTaskResponse,
+            reason=request.reason,
+            note=request.note,
+        )
+
+    async def ResumeTask(
+        self, request: rpb.ResumeTaskRequest, context: grpc.aio.ServicerContext
+    ) -> rpb.ResumeTaskResponse:
+        return await self._move(
+            context,
+            "ResumeTask",
+            request.decision_id,
+            s.RESUME,
+            rpb.ResumeTaskResponse,
+            note=request.note,
+        )
+
     async def GetKpis(
         self, request: rpb.GetKpisRequest, context: grpc.aio.ServicerContext
     ) -> rpb.GetKpisResponse:
@@ -353,6 +452,7 @@ def alert_message(a: Alert) -> rpb.Alert:
     msg = rpb.Alert(
         seq=a.seq, kind=a.kind, decision_id=a.decision_id, item_code=a.item_code,
         department=a.department, jurisdiction=a.jurisdiction, due_date=a.due_on,
+        recipients=list(a.recipients), note=a.note,
     )  # fmt: skip
     msg.raised_at.CopyFrom(convert.timestamp(dt.datetime.fromisoformat(a.raised_at)))
     return msg

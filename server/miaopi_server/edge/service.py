@@ -34,6 +34,7 @@ from miaopi_server.edge.auth import (
     may_see,
     peer_address,
 )
+from miaopi_server.edge.dryrun import dry_run
 from miaopi_server.edge.opener import CaseOpener
 from miaopi_server.edge.requests import (
     encode_page_token,
@@ -47,9 +48,11 @@ from miaopi_server.errors import (
     FieldViolation,
     ItemNotFound,
     MiaopiError,
+    RulesetNotFound,
 )
 from miaopi_server.ops.logs import LogSampler
 from miaopi_server.ops.lookups import gather
+from miaopi_server.ops.metrics import Metrics
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
 from miaopi_server.rules.model import Item
 from miaopi_server.sources.model import Provider
@@ -70,6 +73,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         on_reload: Callable[[], None] | None = None,
         provider: Provider | None = None,
         licences_deadline: float = 1.0,
+        metrics: Metrics | None = None,
     ):
         self._auth = authenticator  # None only with --insecure-no-auth
         self._limiter = limiter or RateLimiter(0, 0)
@@ -85,6 +89,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self._on_reload = on_reload  # --workers: tell the other processes to reload too
         self._provider = provider  # shared data (四免); None: cases decide on their own facts
         self._licences_deadline = licences_deadline  # seconds the e-license library may take
+        self._metrics = metrics  # --metrics-listen; None: nothing is measured
 
     async def guard(self, context: grpc.aio.ServicerContext, rpc: str) -> Principal:
         """Authenticate, authorise the RPC for the principal's role, apply its rate limit.
@@ -194,6 +199,10 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         except Exception as exc:
             log.exception("decide.crashed")
             await abort(context, exc)
+        took = time.perf_counter() - started
+        if self._metrics is not None and recorded.decided is not None:  # not a repeat
+            d = recorded.decided.decision
+            self._metrics.decided(d.item_code, d.outcome, took)
         log.info(
             "decision",
             decision_id=msg.decision_id,
@@ -201,7 +210,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             ruleset_version=msg.ruleset.version,
             ruleset_digest=msg.ruleset.digest,
             seq=msg.receipt.seq,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            duration_ms=round(took * 1000, 3),
         )
         return pb.DecideResponse(decision=msg)
 
@@ -359,8 +368,8 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
     async def ReloadRulesets(
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
-        await self.guard(context, "ReloadRulesets")
-        result = await self._holder.reload("rpc")
+        principal = await self.guard(context, "ReloadRulesets")
+        result = await self._holder.reload("rpc", principal.id)
         if result.applied and self._on_reload is not None:
             self._on_reload()
         return convert.reload_response(result)
@@ -375,6 +384,51 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             loaded_at=convert.timestamp(self._holder.loaded_at),
             last_reload=convert.reload_response(last),
             last_reload_at=convert.timestamp(last.at),
+        )
+
+    async def DryRunDecide(
+        self, request: pb.DryRunDecideRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DryRunDecideResponse:
+        started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            rpc="DryRunDecide", item_code=request.case.item_code[:64]
+        )
+        principal = await self.guard(context, "DryRunDecide")
+        try:
+            resp = await dry_run(request, principal, self._catalog(), self._store, self._clock)
+        except (CaseInvalid, ItemNotFound) as exc:
+            log.info("dry_run.refused", error=type(exc).__name__)
+            await abort(context, exc)
+        except MiaopiError as exc:  # AuditUnavailable: no answer without the event
+            log.warning("dry_run.failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await abort(context, exc)
+        log.info(
+            "dry_run",
+            outcome=pb.Outcome.Name(resp.decision.outcome),
+            ruleset_version=resp.decision.ruleset.version,
+            event_seq=resp.event_seq,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return resp
+
+    async def GetPublishedRules(
+        self, request: pb.GetPublishedRulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPublishedRulesResponse:
+        await self.guard(context, "GetPublishedRules")
+        digest = request.digest.strip()
+        if not digest:
+            await abort(context, CaseInvalid([FieldViolation("digest", "required")], "查询请求"))
+        found = await asyncio.get_running_loop().run_in_executor(
+            None, self._store.published_set, digest
+        )
+        if found is None:
+            await abort(context, RulesetNotFound(f"没有摘要为 {digest[:80]} 的已发布规则集"))
+        return pb.GetPublishedRulesResponse(
+            set_digest=found.set_digest,
+            files=[pb.RuleSetFile(path=p, content=t) for p, t in sorted(found.files.items())],
+            first_published_at=found.first_published_at,
+            versions=found.versions,
         )
 
     async def GetSealKey(

@@ -23,6 +23,7 @@ from miaopi_server.errors import (
     FieldViolation,
     ItemNotFound,
     RequestConflict,
+    RulesetNotFound,
 )
 from miaopi_server.sources.model import SourceUnavailable
 
@@ -85,6 +86,9 @@ def to_status(exc: BaseException) -> grpc.Status:
         return _status(code_pb2.NOT_FOUND, str(exc), info)
     if isinstance(exc, DecisionNotFound):
         info = error_details_pb2.ErrorInfo(reason="DECISION_NOT_FOUND", domain=DOMAIN)
+        return _status(code_pb2.NOT_FOUND, str(exc), info)
+    if isinstance(exc, RulesetNotFound):
+        info = error_details_pb2.ErrorInfo(reason="RULESET_NOT_FOUND", domain=DOMAIN)
         return _status(code_pb2.NOT_FOUND, str(exc), info)
     if isinstance(exc, RequestConflict):
         info = error_details_pb2.ErrorInfo(

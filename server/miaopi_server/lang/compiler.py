@@ -498,3 +498,41 @@ def compile_condition(
     c = _Compiler(fields, lists, probes)
     condition = c.compile(node, neg=False)
     return Compiled(condition, ast.paths_of(node), c.errors)
+
+
+@dataclass
+class CompiledValue:
+    """A computed value, type-checked: `compares` is DATE or NUMBER, None after an error."""
+
+    compares: Compares | None
+    paths: list[str]
+    errors: list[CompileError] = field(default_factory=list)
+
+
+def compile_value(side: ast.Side, fields: Mapping[str, FieldSpec]) -> CompiledValue:
+    """Type-check a computed value (`compute:` of an output or a derived fact): a date, a date
+    moved by periods, or `days between` two dates (a number of days); date arithmetic follows
+    the same rules as in conditions (MP313)."""
+    c = _Compiler(fields, {}, ProbeTable())
+    found = c.term(side)
+    paths = _side_paths(side)
+    if found is None:
+        return CompiledValue(None, paths, c.errors)
+    kind, _ = found
+    if kind not in (Compares.DATE, Compares.NUMBER):
+        word = _TYPE_WORD.get(kind, kind.value)
+        c.fail(
+            "MP361", f"计算式的结果是{word}，只能是日期或数字（如 application.date + 1 year）", 0
+        )
+        return CompiledValue(None, paths, c.errors)
+    return CompiledValue(kind, paths, c.errors)
+
+
+def _side_paths(side: ast.Side) -> list[str]:
+    if isinstance(side, ast.Path):
+        return [side.name]
+    if isinstance(side, ast.Shift):
+        return _side_paths(side.base)
+    if isinstance(side, ast.DaysBetween):
+        return list(dict.fromkeys(_side_paths(side.first) + _side_paths(side.second)))
+    return []

@@ -19,6 +19,8 @@
     operand   := PATH | STRING | NUMBER | "true" | "false"
     CMP       := "==" | "!=" | "<" | "<=" | ">" | ">="
 
+A computed value (an output's or a derived fact's `compute`) is one `side`: `parse_value`.
+
 Nothing here evaluates anything: the tree is compiled to durable_rules conditions.
 """
 
@@ -355,3 +357,15 @@ class _Parser:
 def parse(source: str) -> ast.Expr:
     """Parse one condition; raises ExprSyntaxError located by character offset."""
     return _Parser(source).parse()
+
+
+def parse_value(source: str) -> ast.Side:
+    """Parse a computed value (`application.date + 1 year`, `days between a and b`, a field or
+    a literal); raises ExprSyntaxError located by character offset."""
+    p = _Parser(source)
+    if p.tok.kind == "end":
+        raise ExprSyntaxError("MP205", "计算式为空", 0)
+    side = p.parse_side()
+    if p.tok.kind != "end":
+        raise p.error("计算式已结束（计算式不是条件：不能写比较、and / or）")
+    return side

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
+from miaopi_server.lang import ast
 from miaopi_server.lang.dates import days_between, shift_text
 
 MISSING: Any = object()
@@ -61,6 +62,20 @@ def term_value(term: tuple[Any, ...], get: Getter) -> Any:
         return MISSING if moved is None else moved
     a, b = term_value(term[1], get), term_value(term[2], get)
     return MISSING if a is MISSING or b is MISSING else days_between(a, b)
+
+
+def term_of(side: ast.Side) -> tuple[Any, ...]:
+    """The position-free form `term_value` computes, of a type-checked side (never a list
+    element)."""
+    if isinstance(side, ast.Path):
+        return ("path", side.name)
+    if isinstance(side, ast.Const):
+        return ("const", side.value)
+    if isinstance(side, ast.Shift):
+        return ("shift", term_of(side.base), side.amount, side.unit)
+    if isinstance(side, ast.DaysBetween):
+        return ("days", term_of(side.first), term_of(side.second))
+    raise ValueError("a list element has no value outside any / all / no")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The rule-set gate: the one way a rule set goes live (start-up, SIGHUP, ReloadRulesets, the
-file watch).
+file watch when enabled).
 
 The rules directory is copied under the state directory (ops/staging.py); a separate process
 (ops/gate_check.py) compiles the copy, registers every item version in a fresh engine and
 decides generated cases against the reference semantics. Only when it gives a passing verdict
-within the deadline does this process load the same copy. A check process that dies on a
+within the deadline, and the set's own rule tests (the case files beside its rule files,
+ops/casetests.py) all pass, does this process load the same copy. A check process that dies on a
 signal (the engine crashed: SIGSEGV, SIGABRT), runs past the deadline (the engine hangs; it is
 killed) or reports a problem gets the set refused with diagnostics naming the file it was
 working on; the serving process never touched the set.
@@ -31,7 +32,7 @@ import miaopi_server
 from miaopi_server.decision.catalog import Catalog, load_catalog
 from miaopi_server.decision.engine import Engine
 from miaopi_server.errors import Diagnostic, RuleFileError
-from miaopi_server.ops import staging
+from miaopi_server.ops import casetests, staging
 
 log = structlog.get_logger("miaopi.gate")
 
@@ -185,7 +186,20 @@ def _admit_staged(
     source: Path,
     remember: Path | None,
 ) -> Admitted:
-    verdict = check(staged.path, policy, seed=staged.digest)
+    cases = casetests.start(staged.path)  # the set's own rule tests, alongside the check
+    try:
+        verdict = check(staged.path, policy, seed=staged.digest)
+    except BaseException:
+        casetests.stop(cases)
+        raise
+    if verdict.passed:
+        failing = casetests.finish(cases, policy.deadline)
+        if failing:
+            verdict = Verdict(
+                False, failing + verdict.diagnostics, verdict.seconds, verdict.decided
+            )
+    else:
+        casetests.stop(cases)
     log.info(
         "rules.gate",
         passed=verdict.passed,

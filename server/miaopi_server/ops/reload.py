@@ -12,7 +12,10 @@ At start-up a refused set is replaced by the last set that passed the gate from 
 directory (kept under the state directory), loudly: an error in the log and in every
 GetRulesetStatus until a reload succeeds. With no such set the server refuses to start.
 
-Triggers: ReloadRulesets (admin RPC), SIGHUP, and an optional polling file watch.
+Triggers: ReloadRulesets (admin RPC), SIGHUP, and the polling file watch (off unless --watch
+turns it on: publishing is a deliberate act). Each is the same publication: a set that passes
+the gate is recorded (ops/publish.py) before it serves; a set that cannot be recorded does not
+go live.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ import structlog
 from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.engine import Engine
 from miaopi_server.errors import Diagnostic, RuleFileError
-from miaopi_server.ops.gate import GatePolicy, admit, admit_last_good
+from miaopi_server.ops import staging
+from miaopi_server.ops.gate import Admitted, GatePolicy, admit, admit_last_good
+from miaopi_server.ops.publish import START, Publisher
 
 log = structlog.get_logger("miaopi.reload")
 SERVING_LAST_GOOD = "MP195"  # start-up refused the directory and serves the last good set
+NOT_RECORDED = "MP372"  # the set passed the gate but its publication could not be recorded
 
 
 def catalog_digest(catalog: Catalog) -> str:
@@ -61,15 +67,15 @@ class ReloadResult:
     diagnostics: list[str] = field(default_factory=list)
     catalog_digest: str = ""
     at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    set_digest: str = ""  # the published set's archive key (GetPublishedRules), when applied
 
 
 def snapshot(root: Path) -> tuple[tuple[str, int, int], ...]:
-    """What the watcher compares: every rule and list file with its mtime and size."""
+    """What the watcher compares: every file of the set with its mtime and size."""
     out = []
-    for p in sorted(root.rglob("*")):
-        if p.suffix in (".yaml", ".yml") and p.is_file():
-            st = p.stat()
-            out.append((str(p.relative_to(root)), st.st_mtime_ns, st.st_size))
+    for p in staging.set_files(root):
+        st = p.stat()
+        out.append((str(p.relative_to(root)), st.st_mtime_ns, st.st_size))
     return tuple(out)
 
 
@@ -86,20 +92,31 @@ class CatalogHolder:
     Build one with `open_holder`, which puts the first set through the gate."""
 
     def __init__(
-        self, root: Path, catalog: Catalog, gate: GateSettings, grace_seconds: float = 5.0
+        self,
+        root: Path,
+        admitted: Admitted,
+        gate: GateSettings,
+        grace_seconds: float = 5.0,
     ):
         self.root = root
+        catalog = admitted.catalog
         self._catalog = catalog
+        self.staged = admitted.staged  # the serving set's copy (and its digest)
+        # Records every set before it goes live; set once the audit store is open (app.py).
+        self.publisher: Publisher | None = None
         self._gate = gate
         self._grace = grace_seconds
         # Set while start-up's fallback serves: repeated with every failed reload's diagnostics.
         self.fallback_notice: str | None = None
         self._lock = asyncio.Lock()
         self.loaded_at = dt.datetime.now(dt.UTC)
-        self.last = ReloadResult(True, catalog_digest=catalog_digest(catalog))
+        self.last = ReloadResult(
+            True, catalog_digest=catalog_digest(catalog), set_digest=admitted.staged.digest
+        )
         # What the files looked like when the serving set was read (the watcher compares).
         self.files = snapshot(root)
         self._retired: list[Catalog] = []
+        self.on_reload: Callable[[bool], None] | None = None  # told each reload: applied?
 
     def current(self) -> Catalog:
         return self._catalog
@@ -108,7 +125,15 @@ class CatalogHolder:
     def engine(self) -> Engine:
         return self._catalog.engine
 
-    async def reload(self, trigger: str) -> ReloadResult:
+    async def record_start(self, publisher: Publisher) -> None:
+        """Record the set that started serving (unless it is archived already), then record
+        every later one with `publisher`. Raises AuditUnavailable when it cannot be recorded."""
+        await asyncio.to_thread(publisher.record, self.staged, self._catalog, START, "")
+        self.publisher = publisher
+
+    async def reload(self, trigger: str, by: str = "") -> ReloadResult:
+        """Publish the rules directory as it is now: through the gate, on the record, live.
+        `trigger` says what asked ("rpc", "SIGHUP", "watch"), `by` who (a principal id)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             old = self._catalog
@@ -127,7 +152,24 @@ class CatalogHolder:
                 log.exception("rules.reload_failed", trigger=trigger)
                 return self._refused([f"{self.root}: {exc}"], old)
             new = admitted.catalog
+            if self.publisher is not None:
+                try:
+                    await asyncio.to_thread(
+                        self.publisher.record, admitted.staged, new, trigger, by
+                    )
+                except Exception as exc:  # AuditUnavailable: no rules serve off the record
+                    log.error("rules.publish_not_recorded", trigger=trigger, error=str(exc))
+                    new.close()
+                    notice = Diagnostic(
+                        str(self.root),
+                        1,
+                        1,
+                        NOT_RECORDED,
+                        f"规则集已通过检查，但发布无法记入审计记录，未上线：{exc}",
+                    )
+                    return self._refused([str(notice)], old)
             self.fallback_notice = None
+            self.staged = admitted.staged
             before, after = _labels(old), _labels(new)
             self._catalog = new  # the swap: one assignment on the event loop
             self.files = files
@@ -140,8 +182,11 @@ class CatalogHolder:
                 changed=sorted(k for k in before.keys() & after.keys() if before[k] != after[k]),
                 diagnostics=[str(d) for d in new.warnings],
                 catalog_digest=catalog_digest(new),
+                set_digest=admitted.staged.digest,
             )
             self.last = result
+            if self.on_reload is not None:
+                self.on_reload(True)
             log.info(
                 "rules.reloaded",
                 trigger=trigger,
@@ -149,6 +194,7 @@ class CatalogHolder:
                 removed=result.removed,
                 changed=result.changed,
                 catalog_digest=result.catalog_digest,
+                set_digest=result.set_digest,
             )
             return result
 
@@ -158,6 +204,8 @@ class CatalogHolder:
         self.last = ReloadResult(
             False, diagnostics=diagnostics, catalog_digest=catalog_digest(serving)
         )
+        if self.on_reload is not None:
+            self.on_reload(False)
         return self.last
 
     def _retire(self, old: Catalog) -> None:
@@ -185,7 +233,7 @@ async def open_holder(root: Path, gate: GateSettings, grace_seconds: float) -> C
     files = await asyncio.to_thread(snapshot, root)  # before staging: a later edit reloads
     try:
         admitted = await asyncio.to_thread(admit, root, gate.state_dir, gate.policy)
-        holder = CatalogHolder(root, admitted.catalog, gate, grace_seconds)
+        holder = CatalogHolder(root, admitted, gate, grace_seconds)
         holder.files = files
         return holder
     except RuleFileError as refused:
@@ -211,7 +259,7 @@ async def open_holder(root: Path, gate: GateSettings, grace_seconds: float) -> C
             set_digest=previous.staged.digest,
             note="the rules directory was refused at start-up; serving the last good set",
         )
-        holder = CatalogHolder(root, admitted.catalog, gate, grace_seconds)
+        holder = CatalogHolder(root, admitted, gate, grace_seconds)
         holder.files = files  # the refused files: the watch waits for them to change
         holder.fallback_notice = str(notice)
         holder.last = ReloadResult(

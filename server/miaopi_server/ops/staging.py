@@ -4,7 +4,7 @@ A set goes live from a private copy, never from the rules directory itself: the 
 author is editing could change between the gate's check and the load, and the bytes that
 serve must be the bytes that passed. Layout, under `<state_dir>/rulesets/`:
 
-    <digest16>/<name>/...   a staged copy (the rule and list files of the directory `name`)
+    <digest16>/<name>/...   a staged copy (the rule, list and case files of the directory `name`)
     last-good.json          which staged copy last passed the gate and went live, and from where
 
 The copy keeps the directory's name, so file names in diagnostics and decisions are the
@@ -31,7 +31,16 @@ KEEP_SECONDS = 600.0  # a staged copy is only read while it is checked and loade
 @dataclass(frozen=True)
 class Staged:
     path: Path  # the copy's root, named like the original directory
-    digest: str  # "sha256:..." over the name and every copied file's relative path and bytes
+    digest: str  # set_digest(): over the name and every copied file's relative path and bytes
+
+    def texts(self) -> dict[str, str]:
+        """Every file of the copy by "<name>/<relative path>" (the form decisions name their
+        rule file in), as text, byte for byte: what the archive keeps. Raises OSError,
+        UnicodeDecodeError."""
+        return {
+            f"{self.path.name}/{p.relative_to(self.path)}": p.read_bytes().decode("utf-8")
+            for p in set_files(self.path)
+        }
 
 
 @dataclass(frozen=True)
@@ -41,9 +50,22 @@ class LastGood:
     saved_at: str  # ISO 8601, UTC
 
 
-def _rule_files(root: Path) -> list[Path]:
-    """What the loader reads (rule files and shared lists); nothing else is copied."""
-    return sorted(p for p in root.rglob("*.y*ml") if p.is_file())
+def set_files(root: Path) -> list[Path]:
+    """What a set is: the rule files and shared lists the loader reads, and the case files
+    (`*.jsonl`) its own `rules test` runs; nothing else is copied or archived."""
+    return sorted(
+        p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".jsonl") and p.is_file()
+    )
+
+
+def set_digest(name: str, files: list[tuple[str, bytes]]) -> str:
+    """The digest of a set: over its directory name and every file's relative path and bytes,
+    in path order. The archive (GetPublishedRules) is keyed by it; anyone holding the files
+    can recompute it."""
+    h = hashlib.sha256(name.encode() + b"\0")
+    for rel, data in sorted(files):
+        h.update(rel.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    return "sha256:" + h.hexdigest()
 
 
 def stage(root: Path, state_dir: Path) -> Staged:
@@ -52,17 +74,17 @@ def stage(root: Path, state_dir: Path) -> Staged:
     base.mkdir(parents=True, exist_ok=True)
     name = root.resolve().name or "rulesets"
     tmp = base / f".tmp-{os.getpid()}-{time.monotonic_ns()}"
-    h = hashlib.sha256(name.encode() + b"\0")
+    files: list[tuple[str, bytes]] = []
     try:
-        for path in _rule_files(root):
+        for path in set_files(root):
             rel = path.relative_to(root)
             data = path.read_bytes()
-            h.update(str(rel).encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+            files.append((str(rel), data))
             target = tmp / name / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         (tmp / name).mkdir(parents=True, exist_ok=True)  # an empty set stages too
-        digest = "sha256:" + h.hexdigest()
+        digest = set_digest(name, files)
         final = base / digest[7:23]
         try:
             tmp.rename(final)

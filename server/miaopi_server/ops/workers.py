@@ -12,6 +12,9 @@ forwarded, so every worker reloads the rule files; a worker that served ReloadRu
 the supervisor SIGUSR1, which becomes a SIGHUP for all. A worker that dies stops the others and
 the supervisor exits non-zero, for the process manager to restart the whole set. A worker whose
 supervisor disappears stops itself.
+
+With `--metrics-listen` the supervisor serves the set's metrics: the workers write theirs into
+files of a directory it gives them, and it sums them (ops/metrics.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import time
 from collections.abc import Callable
 
 import structlog
+
+from miaopi_server.ops.metrics import WorkerSetMetrics
 
 log = structlog.get_logger("miaopi.workers")
 READY = "miaopi-worker-ready"  # the line a worker prints on stdout once it serves
@@ -74,18 +79,47 @@ def exit_code(code: int | None) -> int:
     return 128 - code if code < 0 else code
 
 
-def supervise(argv: list[str], listen: str, workers: int, prepare: Callable[[], None]) -> int:
-    """Run `workers` servers on `listen` until SIGTERM / SIGINT; the exit code of the set."""
+def supervise(
+    argv: list[str],
+    listen: str,
+    workers: int,
+    prepare: Callable[[], None],
+    metrics: Callable[[], WorkerSetMetrics] | None = None,
+) -> int:
+    """Run `workers` servers on `listen` until SIGTERM / SIGINT; the exit code of the set.
+    `metrics`, when given, starts the endpoint serving the set's metrics (ops/metrics.py)."""
     pending: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, lambda signum, _frame: pending.append(signum))
     listen, reservation = reserve_port(listen)
     try:
         prepare()
+        exporter = metrics() if metrics is not None else None
     except BaseException:
         reservation.close()
         raise
     procs: list[subprocess.Popen[str]] = []
+    try:
+        return _start_and_run(argv, listen, workers, reservation, exporter, procs, pending)
+    finally:
+        if exporter is not None:
+            for p in procs:
+                exporter.worker_exited(p.pid)
+            exporter.close()
+
+
+def _start_and_run(
+    argv: list[str],
+    listen: str,
+    workers: int,
+    reservation: socket.socket,
+    exporter: WorkerSetMetrics | None,
+    procs: list[subprocess.Popen[str]],
+    pending: list[int],
+) -> int:
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+    if exporter is not None:
+        env.update(exporter.worker_env)
     try:
         for i in range(workers):
             # A session of its own: a terminal's Ctrl-C or hang-up reaches the supervisor
@@ -95,7 +129,7 @@ def supervise(argv: list[str], listen: str, workers: int, prepare: Callable[[], 
                 stdout=subprocess.PIPE,
                 text=True,
                 start_new_session=True,
-                env={**os.environ, SUPERVISOR_ENV: str(os.getpid())},
+                env=env,
             )
             procs.append(proc)
             problem = _wait_ready(proc, pending)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
-from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition
+from miaopi_server.lang.compiler import ALWAYS_KEY, FieldSpec, compile_condition, compile_value
 from miaopi_server.lang.probes import MISSING, Probe, ProbeTable
 from miaopi_server.rules.engine_shape import (
     MAX_ALTERNATIVES,
@@ -26,14 +26,17 @@ from miaopi_server.rules.engine_shape import (
 )
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
+    COMPUTE,
     NO_DEFAULT,
     UNKNOWN_KIND,
     Condition,
+    Expression,
     Item,
     LegalBasis,
     Material,
     Rule,
 )
+from miaopi_server.rules.remedies import Remedies, remedies_notice
 
 MATERIALS_KEY = "_m"
 PROBES_KEY = "_p"
@@ -53,10 +56,12 @@ def output_key(rule_id: str, output: str, index: int) -> str:
 
 
 class OutputChoice(NamedTuple):
-    """One case of an output table: chosen when `engine_rule` fired (None: the fallback)."""
+    """One case of an output table: chosen when `engine_rule` fired (None: the fallback).
+    With a `term` the value is computed from the case (lang.probes.term_value)."""
 
     engine_rule: str | None
     value: Any
+    term: tuple[Any, ...] | None = None
 
 
 class OutputPlan(NamedTuple):
@@ -99,6 +104,11 @@ class CompiledItem:
         return tuple((p, tuple(p.split(".")[:-1]), p.rsplit(".", 1)[-1]) for p in self.paths)
 
     @cached_property
+    def remedies(self) -> Remedies:
+        """The notice every refusal of this item carries (built once, not per decision)."""
+        return remedies_notice(self.item.remedies)
+
+    @cached_property
     def material_ids(self) -> tuple[str, ...]:
         """Materials some engine rule tests (the engine fact carries only what is read)."""
         return tuple(m.id for m in self.item.materials if m.need != "optional")
@@ -135,7 +145,9 @@ class CompiledItem:
                         name,
                         tuple(
                             OutputChoice(
-                                None if c.when is None else output_key(r.id, name, i), c.value
+                                None if c.when is None else output_key(r.id, name, i),
+                                c.value,
+                                None if c.compute is None else c.compute.term,
                             )
                             for i, c in enumerate(cases)
                         ),
@@ -151,7 +163,7 @@ def field_specs(item: Item) -> dict[str, FieldSpec]:
     specs: dict[str, FieldSpec] = {}
     for f in item.fields.values():
         source = item.fields.get(f.derive_from) if f.derived else None
-        always = (
+        always = f.derive != COMPUTE and (
             f.required
             or f.default is not NO_DEFAULT
             or f.path == APPLICATION_DATE
@@ -231,6 +243,7 @@ def compile_item(item: Item) -> tuple[CompiledItem, list[Diagnostic]]:
         else:
             add(material_key(m.id), m.when, f"材料 {m.id}", guard=not_submitted)
     diagnostics.extend(_form_condition_errors(item, specs))
+    diagnostics.extend(_expression_errors(item, specs))
     for _, probe in probes.items():
         paths.setdefault(probe.path, None)
     parts = partition(conditions)
@@ -263,6 +276,36 @@ def _form_condition_errors(item: Item, specs: dict[str, FieldSpec]) -> list[Diag
                     line, column = cond.locate(0)
                     message = f"{where}：只能读取表单字段，{p} 是派生字段（检查表单时尚未计算）"
                     out.append(Diagnostic(item.source, line, column, "MP314", message))
+    return out
+
+
+def _expression_errors(item: Item, specs: dict[str, FieldSpec]) -> list[Diagnostic]:
+    """Type errors in computed values (`compute:` of derived facts and outputs). A computed
+    derived fact may read form fields, derived facts made by a function, and computed ones
+    defined before it (they are computed in file order): anything later is MP362."""
+    out: list[Diagnostic] = []
+
+    def check(expr: Expression, where: str) -> None:
+        for e in compile_value(expr.tree, specs).errors:
+            line, column = expr.locate(e.pos)
+            out.append(Diagnostic(item.source, line, column, e.code, f"{where}：{e.message}"))
+
+    computed = [f for f in item.derived_fields if f.compute is not None]
+    for n, f in enumerate(computed):
+        assert f.compute is not None
+        where = f"派生字段 {f.path} 的 compute"
+        check(f.compute, where)
+        later = {g.path for g in computed[n:]}
+        for p in f.compute.paths:
+            if p in later:
+                line, column = f.compute.locate(0)
+                message = f"{where}：{p} 在此之后（或就是本字段）才计算，请把它写在前面"
+                out.append(Diagnostic(item.source, line, column, "MP362", message))
+    for rule in item.rules:
+        for name, cases in rule.outputs:
+            for case in cases:
+                if case.compute is not None:
+                    check(case.compute, f"规则 {rule.id} 的输出 {name}")
     return out
 
 

@@ -15,6 +15,7 @@ from miaopi_server.rules.compile import CompiledItem, compile_item
 from miaopi_server.rules.loader import (
     display_path,
     item_files,
+    load_departments,
     load_rule_file,
     load_shared_lists,
 )
@@ -47,6 +48,8 @@ def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]
     """Load and compile every rule file under `root`; diagnostics include warnings. A file the
     loader or compiler crashes on is reported as MP199 (a defect of ours), never raised."""
     lists, diagnostics = load_shared_lists(root)
+    departments, more = load_departments(root)
+    diagnostics.extend(more)
     compiled: list[CompiledItem] = []
     files = item_files(root)
     if not files:
@@ -57,7 +60,7 @@ def compile_directory(root: Path) -> tuple[list[CompiledItem], list[Diagnostic]]
             # while loading pauses the collector) without rescanning the model built so far.
             gc.collect(1)
         try:
-            item, diags = load_rule_file(path, root, lists)
+            item, diags = load_rule_file(path, root, lists, departments=departments)
             diagnostics.extend(diags)
             if item is None:
                 continue

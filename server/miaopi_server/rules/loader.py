@@ -22,7 +22,7 @@ import yaml
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import MAX_LIST_VALUES
-from miaopi_server.lang.parser import ExprSyntaxError, parse
+from miaopi_server.lang.parser import ExprSyntaxError, parse, parse_value
 from miaopi_server.rules.bindings import check_e_licenses, read_sources
 from miaopi_server.rules.fieldtypes import (
     FIELD_TYPES,
@@ -33,21 +33,26 @@ from miaopi_server.rules.fieldtypes import (
 )
 from miaopi_server.rules.model import (
     APPLICATION_DATE,
+    COMPUTE,
     DEFAULT_SUPPLEMENT_DAYS,
     ITEM_TYPES,
     MATERIAL_NEEDS,
     OUTCOMES,
     UNKNOWN_KIND,
     Condition,
+    Expression,
     Field,
     Item,
     LegalBasis,
     Material,
     OutputCase,
+    RemedyBodies,
     Rule,
 )
 
 LISTS_DIR = "lists"
+# Defaults per department (who hears a challenge to a refusal), shared by the directory's items.
+DEPARTMENTS_DIR = "departments"
 # Limits on what a rule file may hold (docs/RULES.md). A file or list past them is refused
 # with a located error by the loader, and so by lint and the server alike.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -174,12 +179,15 @@ class _FileLoader:
         display: str,
         shared_lists: dict[str, tuple[str, ...]],
         field_types: FieldTypes,
+        departments: Mapping[str, RemedyBodies] | None = None,
     ):
         self.path = path
+        self.departments = departments or {}
         self.display = display
         self.shared_lists = shared_lists
         self.field_types = field_types
         self.diagnostics: list[Diagnostic] = []
+        self.derived_so_far: dict[str, Field] = {}
         self.raw = b""
         self.text = ""
 
@@ -270,6 +278,15 @@ class _FileLoader:
             raise self.invalid(node, "MP105", f"{what} 应为日期 YYYY-MM-DD")
         return day
 
+    def expression(self, node: yaml.Node, what: str) -> Expression:
+        source = self.text_of(node, what)
+        span = ScalarSpan.of(self.text, node)
+        try:
+            return Expression(source, parse_value(source), span)
+        except ExprSyntaxError as exc:
+            self.diag(node, exc.code, f"{what}: {exc.message}", offset=span.offset(exc.pos))
+            raise _Invalid() from None
+
     def condition(self, node: yaml.Node, what: str) -> Condition:
         source = self.text_of(node, what)
         span = ScalarSpan.of(self.text, node)
@@ -338,6 +355,7 @@ class _FileLoader:
                 "rules",
                 "sources",
                 "e_license_holder",
+                "remedies",
             },
             ("item", "version", "legal_basis", "form", "rules"),
         )
@@ -419,6 +437,13 @@ class _FileLoader:
             else ""
         )
         check_e_licenses(self, holder_node or root, holder, fields, materials)
+        own = (
+            self.guard(lambda: self.remedies(top["remedies"][1], "remedies"), RemedyBodies())
+            if "remedies" in top
+            else RemedyBodies()
+        )
+        department_default = self.departments.get(department, RemedyBodies())
+        remedies = own.over(department_default)
         lists = {**self.shared_lists, **local_lists}
         used = sorted(
             {
@@ -428,11 +453,15 @@ class _FileLoader:
                 if name in lists
             }
         )
-        digest = hashlib.sha256(
+        content = (
             raw
             + b"\0"
             + json.dumps({n: lists[n] for n in used}, ensure_ascii=False, sort_keys=True).encode()
-        ).hexdigest()
+        )
+        if remedies != own:  # the department's default is part of what the item says
+            taken = {"review_body": remedies.review_body, "court": remedies.court}
+            content += b"\0" + json.dumps(taken, ensure_ascii=False, sort_keys=True).encode()
+        digest = hashlib.sha256(content).hexdigest()
         return Item(
             code=code,
             name=name,
@@ -456,7 +485,17 @@ class _FileLoader:
             digest=f"sha256:{digest}",
             sources=sources,
             e_license_holder=holder,
+            remedies=remedies,
         )
+
+    def remedies(self, node: yaml.Node, what: str) -> RemedyBodies:
+        """`{review_body: ..., court: ...}`: who hears a challenge to a refusal."""
+        m = self.mapping(node, what, {"review_body", "court"})
+        review_body = (
+            self.text_of(m["review_body"][1], f"{what}.review_body") if "review_body" in m else ""
+        )
+        court = self.text_of(m["court"][1], f"{what}.court") if "court" in m else ""
+        return RemedyBodies(review_body.strip(), court.strip())
 
     def guard(self, fn: Any, fallback: Any) -> Any:
         """Run one part of the file; on a problem already reported, carry on with `fallback`.
@@ -655,6 +694,7 @@ class _FileLoader:
         return value
 
     def derived(self, node: yaml.Node, fields: dict[str, Field]) -> None:
+        self.derived_so_far = fields  # a computed fact's type may follow from an earlier one
         for path, (key_node, value) in self.mapping(node, "derived").items():
             if not _PATH.match(path):
                 self.diag(key_node, "MP107", f"字段路径 {path!r} 应形如 主体.字段")
@@ -665,9 +705,13 @@ class _FileLoader:
                 self.diag(key_node, "MP104", f"派生字段 {path} 与表单字段重名")
                 continue
             try:
-                m = self.mapping(
-                    value, f"derived.{path}", {"function", "from", "label"}, ("function", "from")
-                )
+                m = self.mapping(value, f"derived.{path}", {"function", "from", "label", COMPUTE})
+                if COMPUTE in m:
+                    fields[path] = self.computed(path, value, m)
+                    continue
+                for key in ("function", "from"):
+                    if key not in m:
+                        self.diag(value, "MP103", f"derived.{path} 缺少必填项 {key!r}")
                 fn = self.text_of(m["function"][1], "function")
                 source = self.text_of(m["from"][1], "from")
             except (_Invalid, KeyError):
@@ -689,6 +733,38 @@ class _FileLoader:
                 path, result_kind, label, required=src.required, derive=fn, derive_from=source
             )
         self.check_prefixes(node, list(fields))
+
+    def computed(
+        self, path: str, node: yaml.Node, m: dict[str, tuple[yaml.Node, yaml.Node]]
+    ) -> Field:
+        """A derived fact computed from the case: `{compute: <expression>, label: ...}`. Its
+        type follows from the expression (checked when the item is compiled)."""
+        for key in ("function", "from"):
+            if key in m:
+                self.diag(node, "MP102", f"derived.{path} 写了 compute，就不写 {key}")
+        expr = self.expression(m[COMPUTE][1], f"derived.{path}.compute")
+        label = self.text_of(m["label"][1], "label") if "label" in m else ""
+        return Field(
+            path, self.kind_of(expr.tree, self.derived_so_far), label, derive=COMPUTE, compute=expr
+        )
+
+    @staticmethod
+    def kind_of(side: ast.Side, fields: dict[str, Field]) -> str:
+        """The field type of a computed value, as far as it can be told before compiling
+        (which reports what is wrong with it)."""
+        if isinstance(side, ast.Shift):
+            return "date"
+        if isinstance(side, ast.DaysBetween):
+            return "integer"
+        if isinstance(side, ast.Path):
+            f = fields.get(side.name)
+            return f.kind if f is not None else UNKNOWN_KIND
+        if isinstance(side, ast.Const):
+            v = side.value
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                return "date" if isinstance(v, str) and parse_date(v) else "string"
+            return "integer" if isinstance(v, int) else "number"
+        return UNKNOWN_KIND
 
     def local_lists(self, node: yaml.Node) -> dict[str, tuple[str, ...]]:
         return _read_lists(self, node)
@@ -808,15 +884,27 @@ class _FileLoader:
                 cases.append(OutputCase(self.output_value(value, name)))
             else:
                 for case in value.value:
-                    c = self.mapping(case, f"输出 {name}", {"when", "value"}, ("value",))
-                    if "value" not in c:
+                    c = self.mapping(case, f"输出 {name}", {"when", "value", COMPUTE})
+                    if "value" not in c and COMPUTE not in c:
+                        self.diag(case, "MP103", f"输出 {name} 缺少必填项 'value'（或 compute）")
+                        continue
+                    if "value" in c and COMPUTE in c:
+                        self.diag(
+                            case,
+                            "MP102",
+                            f"输出 {name} 的一项只能写 value 或 compute 之一",
+                        )
                         continue
                     when = (
                         self.condition(c["when"][1], f"输出 {name} 的 when")
                         if "when" in c
                         else None
                     )
-                    cases.append(OutputCase(self.output_value(c["value"][1], name), when))
+                    if COMPUTE in c:
+                        expr = self.expression(c[COMPUTE][1], f"输出 {name} 的 compute")
+                        cases.append(OutputCase(None, when, expr))
+                    else:
+                        cases.append(OutputCase(self.output_value(c["value"][1], name), when))
                 if cases and cases[-1].when is not None:
                     self.diag(
                         value,
@@ -962,6 +1050,44 @@ def load_shared_lists(root: Path) -> tuple[dict[str, tuple[str, ...]], list[Diag
     return lists, diagnostics
 
 
+def department_files(root: Path) -> list[Path]:
+    folder = root / DEPARTMENTS_DIR
+    return sorted(folder.rglob("*.y*ml")) if folder.is_dir() else []
+
+
+def load_departments(root: Path) -> tuple[dict[str, RemedyBodies], list[Diagnostic]]:
+    """Department defaults from `departments/*.yaml`: `departments: {<item.department as
+    written>: {remedies: {review_body, court}}}`. A department in two files is MP104."""
+    departments: dict[str, RemedyBodies] = {}
+    diagnostics: list[Diagnostic] = []
+    for path in department_files(root):
+        loader = _FileLoader(path, display_path(root, path), {}, FIELD_TYPES)
+        node = loader.compose()
+        if node is not None:
+            try:
+                top = loader.mapping(
+                    None if isinstance(node, _Empty) else node,
+                    "部门文件",
+                    {"departments"},
+                    ("departments",),
+                )
+                for name, (key_node, value) in loader.mapping(
+                    top["departments"][1], "departments"
+                ).items():
+                    try:
+                        m = loader.mapping(value, f"部门 {name}", {"remedies"}, ("remedies",))
+                        bodies = loader.remedies(m["remedies"][1], f"部门 {name} 的 remedies")
+                    except (_Invalid, KeyError):
+                        continue
+                    if name in departments:
+                        loader.diag(key_node, "MP104", f"部门 {name} 在多个文件中定义")
+                    departments[name] = bodies
+            except (_Invalid, KeyError):
+                pass
+        diagnostics.extend(loader.diagnostics)
+    return departments, diagnostics
+
+
 def display_path(root: Path, path: Path) -> str:
     try:
         return str(path.relative_to(root.parent))
@@ -970,10 +1096,11 @@ def display_path(root: Path, path: Path) -> str:
 
 
 def item_files(root: Path) -> list[Path]:
+    shared = (LISTS_DIR, DEPARTMENTS_DIR)
     return sorted(
         p
         for p in root.rglob("*.y*ml")
-        if p.suffix in (".yaml", ".yml") and LISTS_DIR not in p.relative_to(root).parts
+        if p.suffix in (".yaml", ".yml") and not any(d in p.relative_to(root).parts for d in shared)
     )
 
 
@@ -982,8 +1109,10 @@ def load_rule_file(
     root: Path,
     lists: dict[str, tuple[str, ...]],
     field_types: FieldTypes = FIELD_TYPES,
+    departments: Mapping[str, RemedyBodies] | None = None,
 ) -> tuple[Item | None, list[Diagnostic]]:
-    """Load one rule file; `field_types` are the field types its form may use."""
-    loader = _FileLoader(path, display_path(root, path), lists, field_types)
+    """Load one rule file; `field_types` are the field types its form may use, `departments`
+    the directory's department defaults (load_departments)."""
+    loader = _FileLoader(path, display_path(root, path), lists, field_types, departments)
     item = loader.load()
     return item, loader.diagnostics

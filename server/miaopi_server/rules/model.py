@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from miaopi_server.lang import ast
+from miaopi_server.lang.probes import term_of
 from miaopi_server.rules.bindings import SourceBinding
 from miaopi_server.rules.fieldtypes import Check, FieldType, FieldTypes, unchanged
 
@@ -33,6 +34,7 @@ DEFAULT_SUPPLEMENT_DAYS = 5
 MATERIAL_NEEDS = ("required", "optional", "deferrable")
 APPLICATION_DATE = "application.date"
 NO_DEFAULT: Any = object()
+COMPUTE = "compute"  # the `derive` of a derived fact computed by an expression
 # The kind of a field whose `type` could not be read (already reported as an error).
 UNKNOWN_KIND = "?"
 
@@ -52,6 +54,34 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Expression:
+    """A computed value as written (`source`) and parsed (`tree`): a date moved by periods,
+    `days between` two dates, a field or a literal (`compute:` of an output or derived fact)."""
+
+    source: str
+    tree: ast.Side
+    locate: Callable[[int], tuple[int, int]] = field(
+        default=lambda pos: (1, 1), compare=False, repr=False
+    )
+
+    @functools.cached_property
+    def term(self) -> tuple[Any, ...]:
+        """What `lang.probes.term_value` computes, built once."""
+        return term_of(self.tree)
+
+    @functools.cached_property
+    def paths(self) -> tuple[str, ...]:
+        """Fact paths it reads, in order of first appearance."""
+        return tuple(dict.fromkeys(_term_paths(self.term)))
+
+
+def _term_paths(term: tuple[Any, ...]) -> list[str]:
+    if term[0] == "path":
+        return [term[1]]
+    return [p for part in term[1:] if isinstance(part, tuple) for p in _term_paths(part)]
+
+
+@dataclass(frozen=True)
 class LegalBasis:
     id: str
     law: str
@@ -60,6 +90,23 @@ class LegalBasis:
     @property
     def citation(self) -> str:
         return f"《{self.law}》{self.article}"
+
+
+@dataclass(frozen=True)
+class RemedyBodies:
+    """Who hears a challenge to a refusal (rules/remedies.py): the 行政复议机关 and the
+    人民法院 ("": not configured)."""
+
+    review_body: str = ""
+    court: str = ""
+
+    def over(self, default: RemedyBodies) -> RemedyBodies:
+        """These bodies, each one not given taken from `default` (the department's)."""
+        return RemedyBodies(self.review_body or default.review_body, self.court or default.court)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.review_body and self.court)
 
 
 @dataclass(frozen=True)
@@ -85,6 +132,8 @@ class Field:
     # (checked in validation, decision/validate.py).
     required_when: Condition | None = None
     absent_when: Condition | None = None
+    # A derived fact computed from the case (`derive` is COMPUTE): `derived: {x: {compute: ...}}`.
+    compute: Expression | None = None
 
     @property
     def has_default(self) -> bool:
@@ -118,10 +167,12 @@ class Material:
 
 @dataclass(frozen=True)
 class OutputCase:
-    """One case of an output table; `when` None is the fallback."""
+    """One case of an output table; `when` None is the fallback. With `compute` the value is
+    computed from the case when the case is chosen (`value` is then None)."""
 
     value: Any
     when: Condition | None = None
+    compute: Expression | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +214,8 @@ class Item:
     # the materials with an `e_license_type` consult.
     sources: tuple[SourceBinding, ...] = ()
     e_license_holder: str = ""
+    # Who hears a challenge to a refusal: the file's `remedies:` over its department's default.
+    remedies: RemedyBodies = RemedyBodies()
 
     @property
     def starts(self) -> dt.date:
@@ -199,6 +252,12 @@ class Item:
     @functools.cached_property
     def derived_fields(self) -> list[Field]:
         return [f for f in self.fields.values() if f.derived]
+
+    @functools.cached_property
+    def computed(self) -> tuple[tuple[str, Expression], ...]:
+        """Derived facts computed by an expression, in file order (the order they are
+        computed in, after those derived by a function)."""
+        return tuple((f.path, f.compute) for f in self.derived_fields if f.compute is not None)
 
     @functools.cached_property
     def source_backed(self) -> dict[str, tuple[SourceBinding, str]]:

@@ -44,7 +44,6 @@ class HttpPlatform:
         base_url: str,
         token: str = "",
         ca_file: Path | None = None,
-        licences_deadline: float = 1.0,
         clock: Callable[[], dt.datetime] = utc_now,
     ):
         parts = urllib.parse.urlsplit(base_url)
@@ -52,7 +51,6 @@ class HttpPlatform:
             raise ValueError(f"数据共享平台地址应为 http(s)://主机[:端口][/路径]：{base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._licences_deadline = licences_deadline
         self._clock = clock
         # https: the platform's certificate is verified, against `ca_file` when given.
         self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)

@@ -11,10 +11,15 @@ Everything but the database is audit/chainstore.py, as for SQLite. Across nodes:
 - claims and other task moves are checked and applied in the writer's transaction, under the
   same lock, so of two nodes making the same move exactly one succeeds;
 - the alert scheduler runs on one node at a time (pg_try_advisory_lock(ALERTS_LOCK)); the
-  alerts table's unique key would refuse a second anyway.
+  alerts table's unique key would refuse a second anyway;
+- the webhook's outbox: each node's deliverer leases due rows with one UPDATE over rows
+  chosen FOR UPDATE SKIP LOCKED (audit/sqlite_outbox.py), so of several nodes one sends each;
+- a start's publication is recorded only if the set is not archived yet, checked in the
+  writer's transaction under the same lock: nodes starting with one set record it once.
 The witness (the latest head this node signed or saw) stays a file under the node's state
 directory, checked at start and before every commit like SQLite's: the shared trail must
-extend every head this node ever handed out.
+extend every head this node ever handed out. A node starting without one joins the trail: the
+latest head, if signed by a key the node was given, becomes its witness (`joined`).
 
 A database that cannot be reached fails the call closed (AuditUnavailable → UNAVAILABLE); the
 pool replaces broken connections, so when the database is back the node serves again without
@@ -52,6 +57,8 @@ def is_postgres(store: str) -> bool:
 
 
 class PostgresAuditStore(ChainStore):
+    SHARED = True
+
     def __init__(
         self,
         dsn: str,
@@ -127,6 +134,11 @@ class PostgresAuditStore(ChainStore):
                 yield PgConn(raw)
         except DOWN as exc:
             raise AuditUnavailable(f"audit database {self.where} unreachable: {exc}") from None
+
+    @contextmanager
+    def _outbox(self) -> Iterator[Connection]:
+        with self._read() as conn:  # a pool connection: its transactions are its own
+            yield conn
 
     def raise_alerts(self, now: dt.datetime, due_soon_fraction: float) -> builtins.list[Alert]:
         """One node's scheduler scans at a time (a session advisory lock, freed if its

@@ -169,6 +169,11 @@ class _Warnings:
         for fld in self.item.fields.values():
             if fld.derived:
                 reads.add(fld.derive_from)
+        for _, expr in self.item.computed:  # computed facts and outputs read what they use
+            reads.update(expr.paths)
+        for rule in self.item.rules:
+            for _, cases in rule.outputs:
+                reads.update(p for c in cases if c.compute for p in c.compute.paths)
         for fld in self.item.fields.values():
             if fld.path in reads or fld.path == APPLICATION_DATE:
                 continue

@@ -19,13 +19,16 @@ from miaopi_server.errors import Diagnostic
 from miaopi_server.rules.lint.yaml_nodes import entries, position
 from miaopi_server.rules.schema import rulefile_schema
 
+ITEM_FILE, LIST_FILE, DEPARTMENTS_FILE = "itemFile", "listFile", "departmentsFile"
+
 
 def schema_problems(
-    display: str, tree: yaml.Node, is_list: bool, already: set[tuple[int, int]]
+    display: str, tree: yaml.Node, kind: str, already: set[tuple[int, int]]
 ) -> list[Diagnostic]:
-    """MP150 for each schema violation in the file `display` (node tree `tree`; a shared list
-    file when `is_list`), except at the (line, column) places in `already`."""
-    return _schema().check(display, tree, is_list, already)
+    """MP150 for each schema violation in the file `display` (node tree `tree`; `kind` is
+    ITEM_FILE, LIST_FILE or DEPARTMENTS_FILE), except at the (line, column) places in
+    `already`."""
+    return _schema().check(display, tree, kind, already)
 
 
 def _to_instance(root: yaml.Node) -> Any:
@@ -122,7 +125,7 @@ def _schema() -> _Schema:
 
 
 class _Schema:
-    """The schema's validators for item files and shared list files, built once."""
+    """The schema's validators for item, shared list and department files, built once."""
 
     def __init__(self, schema: dict[str, Any]):
         from jsonschema import Draft202012Validator, FormatChecker
@@ -137,16 +140,15 @@ class _Schema:
                 {"$ref": f"{base}#/$defs/{ref}"}, registry=registry, format_checker=checker
             )
 
-        self.item = validator("itemFile")
-        self.lists = validator("listFile")
+        self.validators = {k: validator(k) for k in (ITEM_FILE, LIST_FILE, DEPARTMENTS_FILE)}
 
     def check(
-        self, display: str, root: yaml.Node, is_list: bool, already: set[tuple[int, int]]
+        self, display: str, root: yaml.Node, kind: str, already: set[tuple[int, int]]
     ) -> list[Diagnostic]:
         """MP150 for each schema violation, unless the loader reported a problem at the same
         node (its value or its key), which then already explains it."""
         out: dict[tuple[int, int, str], Diagnostic] = {}
-        validator = self.lists if is_list else self.item
+        validator = self.validators[kind]
         for error in validator.iter_errors(_to_instance(root)):
             for node, others, message in self._explain(root, error):
                 places = {position(node)} | {position(n) for n in others}

@@ -1,0 +1,83 @@
+"""What every console page shares: the console's parts, the signed-in session, rendering,
+and turning a servicer's refusal into a page."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import jinja2
+from aiohttp import web
+
+from miaopi_server.audit.chainstore import ChainStore
+from miaopi_server.edge.console import labels
+from miaopi_server.edge.console.calls import ConsoleContext, Credential, Refused
+from miaopi_server.edge.console.sessions import Session, Sessions
+from miaopi_server.edge.review import ReviewService
+from miaopi_server.edge.service import ApprovalService
+
+SESSION_COOKIE = "miaopi_session"
+SIGNIN_COOKIE = "miaopi_signin"  # the sign-in form's CSRF token (double submit)
+CSRF_FIELD = "csrf"
+
+# gRPC status -> HTTP status of the page that reports it.
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
+
+
+@dataclass
+class Console:
+    approval: ApprovalService
+    review: ReviewService
+    store: ChainStore  # the transition history of a case the services let one see
+    templates: jinja2.Environment
+    secure: bool  # served over TLS: the session cookie is Secure
+    sessions: Sessions = field(default_factory=Sessions)
+    streams: set[asyncio.Task[Any]] = field(default_factory=set)  # open alert streams
+
+
+CONSOLE = web.AppKey("console", Console)
+SESSION = web.RequestKey("session", Session)  # the signed-in session of a request
+
+
+def console_of(request: web.Request) -> Console:
+    return request.app[CONSOLE]
+
+
+def session_of(request: web.Request) -> Session:
+    """The signed-in session (the middleware let only signed-in requests through)."""
+    return request[SESSION]
+
+
+def context(request: web.Request, credential: Credential | None = None) -> ConsoleContext:
+    """A servicer context calling as the signed-in principal (or with `credential`)."""
+    return ConsoleContext(credential or session_of(request).credential, request.remote or "")
+
+
+def render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:
+    session: Session | None = request.get(SESSION)
+    flash = list(session.flash) if session else []
+    if session:
+        session.flash.clear()
+    page = console_of(request).templates.get_template(template)
+    html = page.render(
+        session=session, csrf=session.csrf if session else "", flash=flash, labels=labels,
+        path=request.path, **values,
+    )  # fmt: skip
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def refusal_page(request: web.Request, refused: Refused, title: str = "") -> web.Response:
+    """A refusal with nothing to correct on the page: its message, as the API words it."""
+    status = HTTP_STATUS.get(refused.code, 500)
+    return render(request, "error.html", status, title=title or "无法完成", refused=refused)

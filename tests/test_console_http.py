@@ -1,0 +1,452 @@
+"""The web console over plain HTTP on a real server (real store, real engine): sign-in with
+the gRPC credentials, the session cookie's flags, headers, CSRF, and the same role checks
+and error messages as ReviewService, shown on the page (field errors next to the fields)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import io
+import ipaddress
+import re
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from structlog.testing import capture_logs
+
+from miaopi.v1 import approval_pb2_grpc as pb_grpc
+from miaopi.v1 import review_pb2 as rpb
+from miaopi.v1 import review_pb2_grpc as rpb_grpc
+from miaopi_client.cli import main as cli
+from miaopi_server.clock import SHANGHAI
+from tests.conftest import LiveServer
+from tests.console_support import (
+    CENTENARIAN_ID,
+    Http,
+    console_server,
+    console_url,
+    md,
+    review_case,
+    token,
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    running = console_server(tmp_path_factory.mktemp("console"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def stubs(server: LiveServer) -> Iterator[tuple[Any, Any]]:
+    with grpc.insecure_channel(server.target) as ch:
+        yield pb_grpc.ApprovalServiceStub(ch), rpb_grpc.ReviewServiceStub(ch)
+
+
+def signed_in(server: LiveServer, who: str) -> Http:
+    client = Http(console_url(server))
+    reply = client.sign_in(who)
+    assert (reply.status, reply.location) == (303, "/"), reply.body
+    return client
+
+
+def text(reply: Any) -> str:
+    """The page's words, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", reply.body)).split())
+
+
+def state_of(review: Any, decision_id: str) -> str:
+    got = review.GetTask(rpb.GetTaskRequest(decision_id=decision_id), metadata=md("sup"))
+    return str(got.task.state)
+
+
+class TestSignIn:
+    def test_a_token_of_the_credentials_file_signs_in_with_a_strict_cookie(
+        self, server: LiveServer
+    ) -> None:
+        client = Http(console_url(server))
+        csrf = client.csrf("/signin")
+        reply = client.post("/signin", {"csrf": csrf, "token": token("rev-civil")})
+        assert reply.status == 303
+        cookie = next(c for c in reply.headers.get_all("Set-Cookie") if "miaopi_session=" in c)
+        flags = {f.strip().split("=")[0].lower() for f in cookie.split(";")}
+        assert {"httponly", "samesite", "path"} <= flags and "secure" not in flags  # no TLS
+        assert "SameSite=Strict" in cookie
+        assert "rev-civil" in client.get("/queue").body
+
+    def test_an_unknown_token_is_refused_with_the_api_words(self, server: LiveServer) -> None:
+        client = Http(console_url(server))
+        csrf = client.csrf("/signin")
+        reply = client.post("/signin", {"csrf": csrf, "token": "not-a-token"})
+        assert reply.status == 401
+        assert "未认证：请提供有效凭证" in text(reply)
+        assert "miaopi_session" not in client.cookies
+
+    def test_pages_need_a_session_and_sign_out_ends_it(self, server: LiveServer) -> None:
+        anonymous = Http(console_url(server))
+        assert anonymous.get("/queue").location == "/signin"
+        client = signed_in(server, "rev-civil")
+        session = client.cookies["miaopi_session"]
+        assert client.get("/queue").status == 200
+        assert client.post("/signout", {"csrf": client.csrf()}).location == "/signin"
+        replay = Http(console_url(server), {"miaopi_session": session})
+        assert replay.get("/queue").location == "/signin"  # the old cookie is dead
+
+    def test_every_page_carries_a_strict_content_security_policy(self, server: LiveServer) -> None:
+        client = signed_in(server, "sup")
+        for path in ("/signin", "/queue", "/supervision", "/static/console.css"):
+            reply = client.get(path)
+            assert reply.status == 200, path
+            csp = reply.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in csp and "default-src 'none'" in csp
+            assert "unsafe-inline" not in csp
+            assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert "<script>" not in client.get("/supervision").body  # no inline script
+        assert ' style="' not in client.get("/supervision").body  # nor inline style
+
+
+class TestCsrf:
+    def test_a_post_without_the_token_changes_nothing(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        reply = client.post(f"/cases/{decision_id}/claim", {})
+        assert reply.status == 403 and "CSRF" in reply.body
+        wrong = client.post(f"/cases/{decision_id}/claim", {"csrf": "forged"})
+        assert wrong.status == 403
+        assert state_of(review, decision_id) == "open"
+
+    def test_a_post_from_another_origin_is_refused(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        csrf = client.csrf()
+        reply = client.post(
+            f"/cases/{decision_id}/claim", {"csrf": csrf},
+            headers={"Origin": "http://evil.example"},
+        )  # fmt: skip
+        assert reply.status == 403
+        assert state_of(review, decision_id) == "open"
+        assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
+        assert state_of(review, decision_id) == "claimed"
+
+    def test_the_sign_in_form_needs_its_own_token(self, server: LiveServer) -> None:
+        client = Http(console_url(server))
+        reply = client.post("/signin", {"token": token("sup")})
+        assert reply.status == 403 and "miaopi_session" not in client.cookies
+
+
+class TestRoleChecks:
+    """The same refusals, in the same words, as the gRPC API."""
+
+    def test_a_window_cannot_open_the_supervision_page(self, server: LiveServer) -> None:
+        client = signed_in(server, "win")
+        for path in ("/supervision", "/supervision/kpis.csv", "/supervision/alerts"):
+            reply = client.get(path)
+            assert reply.status == 403, path
+            assert "无权执行：角色 window 不能调用" in text(reply)
+
+    def test_a_window_cannot_claim(self, server: LiveServer, stubs: tuple[Any, Any]) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "win")
+        assert "秒批" in client.get(f"/cases/{decision_id}").body  # its own case: readable
+        reply = client.post(f"/cases/{decision_id}/claim", {"csrf": client.csrf()})
+        assert reply.status == 403
+        assert "无权执行：角色 window 不能调用 ClaimTask" in text(reply)
+        assert state_of(review, decision_id) == "open"
+
+    def test_a_reviewer_of_another_department_cannot_see_the_case(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, _ = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-market")
+        reply = client.get(f"/cases/{decision_id}")
+        assert reply.status == 403 and "该办件不在授权范围内" in text(reply)
+        assert decision_id not in client.get("/queue").body
+        assert CENTENARIAN_ID not in reply.body
+
+    def test_an_unknown_case_is_not_found(self, server: LiveServer) -> None:
+        reply = signed_in(server, "rev-civil").get("/cases/no-such-decision")
+        assert reply.status == 404
+
+    def test_a_task_claimed_by_another_cannot_be_claimed(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        review.ClaimTask(rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil"))
+        client = signed_in(server, "rev-civil-2")
+        reply = client.post(f"/cases/{decision_id}/claim", {"csrf": client.csrf()})
+        assert reply.status == 409
+        with pytest.raises(grpc.RpcError) as api:
+            review.ClaimTask(
+                rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil-2")
+            )
+        assert api.value.details() in text(reply)  # the API's message, word for word
+
+
+class TestDecideForm:
+    def test_every_missing_part_is_shown_next_to_its_field(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        csrf = client.csrf()
+        assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
+        reply = client.post(
+            f"/cases/{decision_id}/decide", {"csrf": csrf, "outcome": "REJECT", "reasons": ""}
+        )
+        assert reply.status == 400
+        for field, words in (("reasons", "必填：决定理由"), ("legal_basis", "法律依据")):
+            shown = re.search(rf'id="decide-{field}-error" class="error">([^<]+)<', reply.body)
+            assert shown and words in shown.group(1), field
+        assert 'aria-invalid="true" aria-describedby="decide-reasons-error"' in reply.body
+        assert state_of(review, decision_id) == "claimed"
+
+    def test_an_override_needs_a_justification_then_is_sealed(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        csrf = client.csrf()
+        client.post(f"/cases/{decision_id}/claim", {"csrf": csrf})
+        form = {
+            "csrf": csrf, "outcome": "REJECT", "reasons": "户籍存疑：需核实",
+            "legal_basis": "《中华人民共和国行政许可法》第三十八条",
+        }  # fmt: skip
+        refused = client.post(f"/cases/{decision_id}/decide", form)
+        assert refused.status == 400
+        assert re.search(r'id="decide-justification-error"', refused.body)
+        assert "户籍存疑：需核实" in refused.body  # what was typed is kept
+        done = client.post(
+            f"/cases/{decision_id}/decide", {**form, "justification": "现场核验户口簿不符"}
+        )
+        assert done.location == f"/cases/{decision_id}"
+        page = text(client.get(done.location))
+        assert "决定已作出并记入审计链" in page and "推翻规则结论" in page
+        assert "户籍存疑：需核实" in page and "现场核验户口簿不符" in page  # history
+        got = review.GetTask(rpb.GetTaskRequest(decision_id=decision_id), metadata=md("sup"))
+        assert (got.task.state, got.task.overridden) == ("decided", True)
+
+
+class TestSuspendAndEscalate:
+    def test_the_assignee_suspends_for_an_art45_ground_and_resumes(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        csrf = client.csrf()
+        client.post(f"/cases/{decision_id}/claim", {"csrf": csrf})
+        page = client.get(f"/cases/{decision_id}").body
+        assert '<option value="expert_review" >专家评审</option>' in page
+        bad = client.post(f"/cases/{decision_id}/suspend", {"csrf": csrf, "reason": "lunch"})
+        assert bad.status == 400 and 'id="suspend-reason-error"' in bad.body
+        assert state_of(review, decision_id) == "claimed"
+        done = client.post(
+            f"/cases/{decision_id}/suspend",
+            {"csrf": csrf, "reason": "expert_review", "note": "送专家评审"},
+        )
+        assert done.status == 303 and state_of(review, decision_id) == "suspended"
+        assert "已中止计时" in text(client.get(done.location))
+        assert client.post(f"/cases/{decision_id}/resume", {"csrf": csrf}).status == 303
+        assert state_of(review, decision_id) == "claimed"
+
+    def test_a_supervisor_escalates_with_a_note_and_a_reviewer_cannot(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        reviewer = signed_in(server, "rev-civil")
+        assert f"/cases/{decision_id}/escalate" not in reviewer.get(f"/cases/{decision_id}").body
+        refused = reviewer.post(f"/cases/{decision_id}/escalate",
+                                {"csrf": reviewer.csrf(), "note": "快办"})  # fmt: skip
+        assert refused.status == 403
+        supervisor = signed_in(server, "sup")
+        csrf = supervisor.csrf()
+        empty = supervisor.post(f"/cases/{decision_id}/escalate", {"csrf": csrf, "note": " "})
+        assert empty.status == 400 and 'id="escalate-note-error"' in empty.body
+        done = supervisor.post(
+            f"/cases/{decision_id}/escalate", {"csrf": csrf, "note": "请于明日前办结"}
+        )
+        assert done.status == 303
+        assert "已督办 1 次" in text(supervisor.get(done.location))
+        got = review.GetTask(rpb.GetTaskRequest(decision_id=decision_id), metadata=md("sup"))
+        assert got.task.escalations == 1
+
+
+class TestCaseView:
+    def test_the_case_shows_reasons_basis_facts_and_history(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, review = stubs
+        decision_id = review_case(approval)
+        review.ClaimTask(rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil"))
+        client = signed_in(server, "rev-civil")
+        page = text(client.get(f"/cases/{decision_id}"))
+        assert "规则决定：转人工审核" in page
+        assert "法律依据：《" in page  # each reason's citation
+        assert "读取的事实" in page and "applicant.age" in page
+        assert "applicant.id_number" in page and "窗口录入" in page  # facts and provenance
+        assert "系统计算" in page  # derived facts
+        assert "rev-civil 认领：待认领 → 办理中" in page
+
+
+class TestNotice:
+    def test_the_case_prints_its_notice_as_a_page_and_a_verifiable_pdf(
+        self, server: LiveServer, stubs: tuple[Any, Any], tmp_path: Path
+    ) -> None:
+        approval, _ = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        assert f'href="/cases/{decision_id}/notice.pdf"' in client.get(f"/cases/{decision_id}").body
+        page = client.get(f"/cases/{decision_id}/notice")
+        assert page.status == 200 and "受理通知书" in text(page) and decision_id in page.body
+        assert CENTENARIAN_ID not in page.body  # the ID number is masked on the notice
+        assert '<link rel="stylesheet" href="/notice.css"' in page.body  # no inline style (CSP)
+        assert "@page" in client.get("/notice.css").body
+        conn, resp = client.stream(f"/cases/{decision_id}/notice.pdf")
+        try:
+            assert resp.status == 200 and resp.getheader("Content-Type") == "application/pdf"
+            pdf = tmp_path / "notice.pdf"
+            pdf.write_bytes(resp.read())
+        finally:
+            conn.close()
+        out = io.StringIO()
+        with capture_logs(), contextlib.redirect_stdout(out):
+            code = cli(
+                ["--token", token("win"), "verify-receipt", str(pdf), "--target", server.target]
+            )
+        assert (code, out.getvalue().startswith("receipt OK")) == (0, True), out.getvalue()
+
+    def test_a_reviewer_of_another_department_cannot_print_it(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        approval, _ = stubs
+        decision_id = review_case(approval)
+        page = signed_in(server, "rev-market").get(f"/cases/{decision_id}/notice")
+        assert page.status == 403 and "受理通知书" not in page.body
+
+
+class TestSupervision:
+    def test_the_csv_export_is_what_the_cli_prints(
+        self, server: LiveServer, stubs: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        approval, _ = stubs
+        review_case(approval)
+        month = dt.datetime.now(SHANGHAI).strftime("%Y-%m")
+        client = signed_in(server, "sup")
+        reply = client.get(f"/supervision/kpis.csv?month={month}&by=item")
+        assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/csv")
+        assert "attachment" in reply.headers["Content-Disposition"]
+        assert reply.body.startswith("\ufeffrank,key,cases,instant,")
+        capsys.readouterr()
+        argv = ["--target", server.target, "--token", token("sup"), "kpi", "--month", month,
+                "--by", "item", "--csv"]  # fmt: skip
+        assert cli(argv) == 0
+        printed = capsys.readouterr().out
+        assert reply.body.removeprefix("\ufeff") == printed
+        assert "GF00012000" in printed
+
+    def test_a_bad_month_is_shown_next_to_the_month_field(self, server: LiveServer) -> None:
+        reply = signed_in(server, "sup").get("/supervision?month=2026-13")
+        assert reply.status == 400
+        assert re.search(r'id="k-month-error" class="error">[^<]+<', reply.body)
+
+    def test_the_alert_stream_sends_stored_alerts_as_events(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        from miaopi_server.ops.alerts import scan
+
+        approval, review = stubs
+        decision_id = review_case(approval)
+        review.ClaimTask(rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil"))
+        review.DecideTask(
+            rpb.DecideTaskRequest(
+                decision_id=decision_id, outcome=2, reasons=["不符合"],
+                legal_basis=["行政许可法第三十八条"], justification="核验不符",
+            ),
+            metadata=md("rev-civil"),
+        )  # fmt: skip
+        scan(server.running.store, dt.datetime.now(dt.UTC))
+        client = signed_in(server, "sup")
+        conn, resp = client.stream("/supervision/alerts?after=0")
+        try:
+            assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+            seen = ""
+            while decision_id not in seen:  # the stream stays open: read up to our alert
+                line = resp.readline().decode()
+                assert line, "the stream ended"
+                seen += line
+        finally:
+            conn.close()
+        assert "event: alert" in seen and '"kind": "override"' in seen
+
+
+def test_no_personal_data_reaches_the_logs(server: LiveServer, stubs: tuple[Any, Any]) -> None:
+    approval, _ = stubs
+    with capture_logs() as logs:
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        client.get(f"/cases/{decision_id}")
+        client.post(f"/cases/{decision_id}/claim", {"csrf": client.csrf()})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print(logs)
+    assert any(e["event"] == "console.signed_in" for e in logs)
+    assert CENTENARIAN_ID not in out.getvalue() and token("rev-civil") not in out.getvalue()
+
+
+def test_with_tls_the_console_is_https_and_its_cookie_secure(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )  # fmt: skip
+    server = console_server(
+        tmp_path / "state", tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem"
+    )
+    try:
+        trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        client = Http(console_url(server).replace("http:", "https:"), tls=trust)
+        reply = client.sign_in("sup")
+        assert reply.status == 303
+        cookie = next(c for c in reply.headers.get_all("Set-Cookie") if "miaopi_session=" in c)
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert client.get("/supervision").status == 200
+    finally:
+        server.stop()
