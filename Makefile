@@ -28,8 +28,10 @@ run: $(STAMP)
 # What the tests need from Debian, installed only when missing: the console's browser tests
 # drive Debian's chromium (a browser download fails here) with a CJK font so Chinese renders
 # as text; the notice tests read PDFs back with poppler (pdftotext, and pdftoppm with its
-# Chinese CMaps and a font standing in for STSong-Light) and decode the QR code with zbar.
-TEST_PACKAGES := chromium fonts-noto-cjk poppler-utils poppler-data fonts-wqy-zenhei zbar-tools
+# Chinese CMaps and a font standing in for STSong-Light) and decode the QR code with zbar;
+# the shared audit store's tests start a real PostgreSQL themselves (tests/postgres.py).
+TEST_PACKAGES := chromium fonts-noto-cjk poppler-utils poppler-data fonts-wqy-zenhei zbar-tools \
+  postgresql
 test-setup:
 	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive \

@@ -39,6 +39,15 @@ def decide(catalog: Catalog):  # type: ignore[no-untyped-def]
     return run
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One real PostgreSQL for the whole session (tests/postgres.py); tests take fresh
+    databases in it."""
+    from tests.postgres import postgres_session
+
+    yield from postgres_session()
+
+
 class LiveServer:
     """A real miaopi gRPC server on 127.0.0.1:<free port>, run on its own event loop thread."""
 
@@ -83,7 +92,7 @@ class ServerProcess:
     """`python -m miaopi_server.app` as a subprocess with JSON logs and authentication off;
     every log event is collected in `events` by a reader thread."""
 
-    def __init__(self, rulesets: Any, state_dir: Any, *extra: str) -> None:
+    def __init__(self, rulesets: Any, state_dir: Any, *extra: str, auth: bool = False) -> None:
         import json
         import os
         import subprocess
@@ -105,7 +114,7 @@ class ServerProcess:
                 str(state_dir),
                 "--log-format",
                 "json",
-                "--insecure-no-auth",
+                *([] if auth else ["--insecure-no-auth"]),
                 *extra,
             ],
             stderr=subprocess.PIPE,

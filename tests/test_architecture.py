@@ -39,6 +39,9 @@ CONFINED = {
     "google": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "miaopi": ("miaopi_server.edge", "miaopi_server.app", "miaopi_client"),
     "sqlite3": ("miaopi_server.audit", "miaopi_server.sources.embedded", "miaopi_client"),
+    # The shared audit store's driver: only its package (docs/AUDIT.md).
+    "psycopg": ("miaopi_server.audit.postgres",),
+    "psycopg_pool": ("miaopi_server.audit.postgres",),
     # the decision notice's PDF, QR code and attachment: presentation, in one package
     "reportlab": ("miaopi_server.notice",),
     "segno": ("miaopi_server.notice",),

@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from miaopi_server.audit import seal
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.audit.sqlite import SQLiteAuditStore
 from miaopi_server.decision.catalog import Catalog
 from miaopi_server.edge.auth import (
@@ -58,7 +59,7 @@ class Running:
     port: int
     health: HealthServicer
     holder: CatalogHolder
-    store: SQLiteAuditStore
+    store: ChainStore
     watcher: asyncio.Task[None] | None = None
     registry: EmbeddedRegistry | None = None
     alerts: asyncio.Task[None] | None = None
@@ -86,7 +87,7 @@ class Running:
             self.registry.close()
 
 
-def open_store(settings: Settings) -> SQLiteAuditStore:
+def open_store(settings: Settings) -> ChainStore:
     key_path = settings.seal_key or settings.state_dir / "seal_ed25519.pem"
     sealer, created = seal.load_or_create(key_path)
     if created:
@@ -100,6 +101,22 @@ def open_store(settings: Settings) -> SQLiteAuditStore:
     for pem in settings.previous_seal_keys:
         raw = seal.public_key_from_pem(pem.read_text(encoding="utf-8"))
         previous[seal.key_id_of(raw)] = raw
+    if settings.store:
+        from miaopi_server.ops.storeadmin import open_shared_store  # psycopg only when asked
+
+        shared = open_shared_store(
+            settings.store,
+            settings.state_dir,
+            sealer,
+            previous,
+            settings.audit_busy_timeout_ms,
+            settings.reanchor_witness,
+            node_name(settings),
+        )
+        if shared.joined is not None:
+            log.warning("audit.trail_joined", store=shared.where,
+                        tree_size=shared.joined.tree_size)  # fmt: skip
+        return shared
     return SQLiteAuditStore(
         settings.state_dir / "audit.sqlite3",
         sealer,
@@ -254,7 +271,7 @@ async def create_server(settings: Settings) -> Running:
         store.on_batch = metrics.audit_batch
     try:
         # The set now serving goes on the record (archived) unless it already is.
-        await holder.record_start(Publisher(store, settings.state_dir / "publish.lock"))
+        await holder.record_start(Publisher(store))
         authenticator = open_authenticator(settings)
     except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
         store.close()
@@ -433,6 +450,10 @@ def _prepare_shared_state(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["migrate"]:  # the shared audit database's schema (docs/AUDIT.md)
+        from miaopi_server.ops import storeadmin
+
+        return storeadmin.main(args[1:])
     settings = parse_args(args)
     worker = {"worker": settings.worker_index} if settings.worker_index >= 0 else {}
     logs.configure(settings.log_format, settings.log_level, extra=worker)

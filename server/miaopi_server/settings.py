@@ -17,6 +17,9 @@ class Settings:
     listen: str = "127.0.0.1:50051"
     rulesets: Path = Path("rulesets")
     state_dir: Path = Path("var")
+    # The audit store: "" is SQLite under state_dir (one node); a postgresql:// DSN is a
+    # database many nodes share (docs/AUDIT.md); the witness and seal key stay in state_dir.
+    store: str = ""
     seal_key: Path | None = None  # default: <state_dir>/seal_ed25519.pem
     previous_seal_keys: tuple[Path, ...] = ()  # public keys (PEM) of rotated-out seal keys
     node_id: str = ""  # default: the host name
@@ -97,6 +100,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--state-dir",
         type=Path,
         help="where the server keeps its state (audit trail, keys)",
+    )
+    p.add_argument(
+        "--store",
+        metavar="DSN",
+        help="audit store shared by several nodes: postgresql://USER@HOST:PORT/DB (migrated "
+        "with `miaopi-server migrate --store DSN`); default: SQLite in --state-dir",
     )
     p.add_argument(
         "--seal-key",

@@ -1,13 +1,13 @@
-"""Alerts in the SQLite audit database: raised from the stored tasks (INSERT OR IGNORE on the
-(task, kind) key, so every process may scan and each alert is stored once) and read in seq
-order for the stream."""
+"""Alerts in the audit database (SQLite or PostgreSQL, the same SQL: audit/dialect.py): raised
+from the stored tasks (ON CONFLICT DO NOTHING on the (task, kind) key, so every process may
+scan and each alert is stored once) and read in seq order for the stream."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 
+from miaopi_server.audit.dialect import Connection, dialect_of
 from miaopi_server.audit.record import fixed_time
 from miaopi_server.casework.alerts import Alert, alert_for
 from miaopi_server.casework.codec import task_from_json
@@ -21,14 +21,13 @@ _COLUMNS = (
 _OPEN = ",".join(f"'{state}'" for state in sorted(FINAL))
 
 
-def raise_alerts(
-    conn: sqlite3.Connection, now: dt.datetime, due_soon_fraction: float
-) -> list[Alert]:
+def raise_alerts(conn: Connection, now: dt.datetime, due_soon_fraction: float) -> list[Alert]:
     """Store the alerts the tasks call for as of `now`; the ones new to the table, in order."""
     today = now.astimezone(SHANGHAI).date()
+    dialect = dialect_of(conn)
     rows = conn.execute(
         f"SELECT task FROM tasks WHERE state NOT IN ({_OPEN})"
-        " OR (state = 'decided' AND json_extract(task, '$.overridden'))"
+        f" OR (state = 'decided' AND {dialect.json_true('task', 'overridden')})"
     ).fetchall()
     due = [
         a for a in (alert_for(task_from_json(r[0]), today, due_soon_fraction) for r in rows) if a
@@ -37,17 +36,18 @@ def raise_alerts(
         return []
     raised_at = fixed_time(now)
     new: list[Alert] = []
-    conn.execute("BEGIN IMMEDIATE")  # the connection is in autocommit mode: one transaction
+    conn.execute(dialect.begin_write)  # the connection is in autocommit mode: one transaction
     try:
         for a in due:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO alerts (decision_id, kind, item_code, department,"
-                " jurisdiction, due_on, raised_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            row = conn.execute(
+                "INSERT INTO alerts (decision_id, kind, item_code, department,"
+                " jurisdiction, due_on, raised_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING RETURNING seq",
                 (a.decision_id, a.kind, a.item_code, a.department, a.jurisdiction, a.due_on,
                  raised_at),
-            )  # fmt: skip
-            if cur.rowcount == 1:
-                new.append(Alert(*_fields(a), seq=int(cur.lastrowid or 0), raised_at=raised_at))
+            ).fetchone()  # fmt: skip
+            if row is not None:
+                new.append(Alert(*_fields(a), seq=int(row[0]), raised_at=raised_at))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -59,9 +59,7 @@ def _fields(a: Alert) -> tuple[str, str, str, str, str, str]:
     return a.decision_id, a.kind, a.item_code, a.department, a.jurisdiction, a.due_on
 
 
-def alerts_after(
-    conn: sqlite3.Connection, after_seq: int, jurisdiction: str, limit: int
-) -> list[Alert]:
+def alerts_after(conn: Connection, after_seq: int, jurisdiction: str, limit: int) -> list[Alert]:
     """Alerts with seq > after_seq whose jurisdiction lies within `jurisdiction`, oldest first."""
     return [
         Alert(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(json.loads(r[8])), r[9])
@@ -73,7 +71,7 @@ def alerts_after(
     ]
 
 
-def latest_alerts_cursor(conn: sqlite3.Connection, jurisdiction: str, count: int) -> int:
+def latest_alerts_cursor(conn: Connection, jurisdiction: str, count: int) -> int:
     """The cursor after which lie the latest `count` alerts within `jurisdiction` (0 when
     there are no more than that), so a reader of the latest ones starts there instead of
     reading the whole history. Scans from the newest seq back, `count` + 1 matches deep."""

@@ -1,16 +1,17 @@
-"""Casework in the SQLite audit database: tasks opened in their decision's commit, moved by
-transitions applied and recorded in the writer's transaction, and read for the queue."""
+"""Casework in the audit database (SQLite or PostgreSQL, the same SQL: audit/dialect.py):
+tasks opened in their decision's commit, moved by transitions applied and recorded in the
+writer's transaction, and read for the queue."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from miaopi_server.audit.canonical import sha256_hex
+from miaopi_server.audit.dialect import Connection, dialect_of
 from miaopi_server.audit.record import StoredRecord, chained_record, column_time, fixed_time
 from miaopi_server.audit.sqlite_escalation import record_escalation
 from miaopi_server.audit.transition import (
@@ -47,14 +48,14 @@ def task_row(seq: int, task: Task, task_json: str = "") -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def insert_tasks(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+def insert_tasks(conn: Connection, rows: Iterable[tuple[object, ...]]) -> None:
     conn.executemany(
         f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", list(rows)
     )
 
 
 def apply_transition(
-    conn: sqlite3.Connection, seq: int, prev: str, pending: PendingTransition, key_id: str
+    conn: Connection, seq: int, prev: str, pending: PendingTransition, key_id: str
 ) -> StoredRecord:
     """Move the task and insert the transition's record at `seq`, inside the caller's write
     transaction. Raises DecisionNotFound (no task), IllegalTransition or CaseInvalid, having
@@ -77,13 +78,15 @@ def apply_transition(
         before = task_from_json(row[0])
     if rating:
         details = check_rating(before, pending.action)
-        try:
-            conn.execute(
-                "INSERT INTO ratings (decision_id, score, rated_at, seq) VALUES (?, ?, ?, ?)",
-                (before.decision_id, pending.action.score, pending.at, seq),
-            )
-        except sqlite3.IntegrityError:
-            raise AlreadyRated(before) from None
+        # ON CONFLICT, not a caught IntegrityError: on PostgreSQL an error aborts the whole
+        # transaction, and the rest of the writer's batch with it.
+        taken = conn.execute(
+            "INSERT INTO ratings (decision_id, score, rated_at, seq) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (before.decision_id, pending.action.score, pending.at, seq),
+        ).rowcount
+        if taken != 1:
+            raise AlreadyRated(before)
         comment = details.pop("comment", "")
         if comment:  # personal data: beside the record, erasable by a purge (migration 0009)
             salt = secrets.token_hex(16)
@@ -113,9 +116,9 @@ def apply_transition(
     conn.execute(
         "INSERT INTO records (seq, decision_id, request_id, item_code, outcome, window_id,"
         " decided_at, case_digest, body, hash, key_id, signature, kind)"
-        " VALUES (?, ?, NULL, ?, '', '', ?, '', ?, ?, ?, X'', ?)",
+        " VALUES (?, ?, NULL, ?, '', '', ?, '', ?, ?, ?, ?, ?)",
         (seq, pending.transition_id, before.item_code, column_time(pending.at), body.decode(), h,
-         key_id, KIND),
+         key_id, b"", KIND),
     )  # fmt: skip
     if after is not before:
         conn.execute(
@@ -142,7 +145,7 @@ def _closed_at_once(decision_id: str, item_code: str, decided_at: str) -> Task:
     )  # fmt: skip
 
 
-def get_task(conn: sqlite3.Connection, decision_id: str) -> tuple[Task, int] | None:
+def get_task(conn: Connection, decision_id: str) -> tuple[Task, int] | None:
     """The task a decision opened and the seq of its last record."""
     row = conn.execute(
         "SELECT task, last_seq FROM tasks WHERE decision_id = ?", (decision_id,)
@@ -151,7 +154,7 @@ def get_task(conn: sqlite3.Connection, decision_id: str) -> tuple[Task, int] | N
 
 
 def list_tasks(
-    conn: sqlite3.Connection,
+    conn: Connection,
     departments: Iterable[str],
     jurisdiction: str,
     states: Iterable[str],
@@ -181,7 +184,7 @@ def list_tasks(
         where.append("(opened_at > ? OR (opened_at = ? AND decision_id > ?))")
         args += [after[0], after[0], after[1]]
     if escalated_only:
-        where.append("json_extract(task, '$.escalations') > 0")
+        where.append(f"{dialect_of(conn).json_int('task', 'escalations')} > 0")
     if item_code:
         where.append("item_code = ?")
         args.append(item_code)
@@ -192,14 +195,14 @@ def list_tasks(
     return [task_from_json(r[0]) for r in conn.execute(sql, (*args, limit))]
 
 
-def tasks_not_final(conn: sqlite3.Connection) -> list[Task]:
+def tasks_not_final(conn: Connection) -> list[Task]:
     """Every task not in a final state (the metrics' open and overdue tasks)."""
     final = sorted(FINAL)
     sql = f"SELECT task FROM tasks WHERE state NOT IN ({','.join('?' * len(final))})"
     return [task_from_json(r[0]) for r in conn.execute(sql, final)]
 
 
-def pending_supplements(conn: sqlite3.Connection) -> list[Task]:
+def pending_supplements(conn: Connection) -> list[Task]:
     """Supplement tasks still waiting for their deferred materials (the scheduler lapses
     those whose due day has passed)."""
     return [
@@ -212,7 +215,7 @@ def pending_supplements(conn: sqlite3.Connection) -> list[Task]:
 
 
 def period_facts(
-    conn: sqlite3.Connection, start: str, end: str, instant: Iterable[Task]
+    conn: Connection, start: str, end: str, instant: Iterable[Task]
 ) -> list[CaseFacts]:
     """The cases opened in [start, end) (`opened_at` column values): those with a task, and
     `instant` (the cases closed at once, built by the caller from their decision records),
@@ -225,9 +228,10 @@ def period_facts(
     ]
     claimed: dict[str, dt.datetime] = {}
     closed: dict[str, dt.datetime] = {}
+    field = dialect_of(conn).json_text
     for decision_id, action, to, at in conn.execute(
-        "SELECT json_extract(body, '$.transition.decision_id'),"
-        " json_extract(body, '$.transition.action'), json_extract(body, '$.transition.to'),"
+        f"SELECT {field('body', 'transition', 'decision_id')},"
+        f" {field('body', 'transition', 'action')}, {field('body', 'transition', 'to')},"
         " decided_at FROM records WHERE kind = 'transition' AND decided_at >= ? ORDER BY seq",
         (start,),
     ):
@@ -247,15 +251,14 @@ def period_facts(
     ]
 
 
-def task_history(
-    conn: sqlite3.Connection, decision_id: str, after_seq: int
-) -> list[dict[str, Any]]:
+def task_history(conn: Connection, decision_id: str, after_seq: int) -> list[dict[str, Any]]:
     """The transitions of a decision's task, oldest first, each with its record's seq: what
     the transition records say (action, from, to, by, at, what it carried). Transitions
     follow their decision, so the scan starts at the decision's seq."""
+    field = dialect_of(conn).json_text
     rows = conn.execute(
-        "SELECT seq, json_extract(body, '$.transition') FROM records WHERE kind = 'transition'"
-        " AND seq > ? AND json_extract(body, '$.transition.decision_id') = ? ORDER BY seq",
+        f"SELECT seq, {field('body', 'transition')} FROM records WHERE kind = 'transition'"
+        f" AND seq > ? AND {field('body', 'transition', 'decision_id')} = ? ORDER BY seq",
         (after_seq, decision_id),
     )
     return [{**json.loads(body), "seq": seq} for seq, body in rows]

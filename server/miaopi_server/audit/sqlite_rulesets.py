@@ -1,22 +1,20 @@
-"""The archive of published rule sets in the audit database (migration 0008): functions of a
-connection, plain SQL. A set is stored once per digest; publishing the same text again adds
-nothing here (its event still goes on the record)."""
+"""The archive of published rule sets in the audit database (SQLite migration 0008,
+PostgreSQL 0002): functions of a connection, plain SQL both backends run. A set is stored once
+per digest; publishing the same text again adds nothing here (its event still goes on the
+record)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
+from miaopi_server.audit.dialect import Connection
 from miaopi_server.audit.store import PublishedSet
 
 
-def archive_set(conn: sqlite3.Connection, published: PublishedSet, at: str) -> bool:
+def archive_set(conn: Connection, published: PublishedSet, at: str) -> bool:
     """Store the set unless its digest is already archived; True when it was new. Runs inside
     the caller's write transaction."""
-    row = conn.execute(
-        "SELECT 1 FROM published_rulesets WHERE set_digest = ?", (published.set_digest,)
-    ).fetchone()
-    if row is not None:
+    if is_archived(conn, published.set_digest):
         return False
     files = [{"path": p, "content": published.files[p]} for p in sorted(published.files)]
     conn.execute(
@@ -30,7 +28,14 @@ def archive_set(conn: sqlite3.Connection, published: PublishedSet, at: str) -> b
     return True
 
 
-def find_set(conn: sqlite3.Connection, digest: str) -> PublishedSet | None:
+def is_archived(conn: Connection, set_digest: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM published_rulesets WHERE set_digest = ?", (set_digest,)
+    ).fetchone()
+    return row is not None
+
+
+def find_set(conn: Connection, digest: str) -> PublishedSet | None:
     """The archived set with this set digest, or the first published set holding an item
     version of this digest; None when there is none."""
     row = conn.execute(

@@ -1,5 +1,6 @@
-"""The Merkle tree and signed tree heads as a SQLite audit database stores them
-(migration 0003): reading nodes and heads, growing the tree by a batch, and proofs.
+"""The Merkle tree and signed tree heads as an audit database stores them (SQLite migration
+0003, PostgreSQL 0001; the same SQL for both, audit/dialect.py): reading nodes and heads,
+growing the tree by a batch, and proofs.
 
 A leaf is never stored: leaf i is computed from records.hash of seq i + 1. Every perfect
 subtree above the leaves is a row of tree_nodes (level, idx, hash), written in the same
@@ -8,11 +9,11 @@ transaction as the records it covers, with the head signed over the new root.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from miaopi_server.audit import merkle
+from miaopi_server.audit.dialect import Connection, dialect_of
 from miaopi_server.audit.treehead import TreeHead
 
 _HEAD = "SELECT tree_size, root_hash, timestamp, key_id, signature FROM tree_heads"
@@ -25,15 +26,15 @@ def _head(row: tuple[Any, ...] | None) -> TreeHead | None:
     return TreeHead(int(size), str(root), int(timestamp), str(key_id), bytes(signature))
 
 
-def latest_head(conn: sqlite3.Connection) -> TreeHead | None:
+def latest_head(conn: Connection) -> TreeHead | None:
     return _head(conn.execute(_HEAD + " ORDER BY tree_size DESC LIMIT 1").fetchone())
 
 
-def head_of_size(conn: sqlite3.Connection, size: int) -> TreeHead | None:
+def head_of_size(conn: Connection, size: int) -> TreeHead | None:
     return _head(conn.execute(_HEAD + " WHERE tree_size = ?", (size,)).fetchone())
 
 
-def head_covering(conn: sqlite3.Connection, seq: int) -> TreeHead | None:
+def head_covering(conn: Connection, seq: int) -> TreeHead | None:
     """The first head that covers record `seq`: the one signed with it."""
     row = conn.execute(
         _HEAD + " WHERE tree_size >= ? ORDER BY tree_size LIMIT 1", (seq,)
@@ -41,14 +42,14 @@ def head_covering(conn: sqlite3.Connection, seq: int) -> TreeHead | None:
     return _head(row)
 
 
-def all_heads(conn: sqlite3.Connection) -> Iterator[TreeHead]:
+def all_heads(conn: Connection) -> Iterator[TreeHead]:
     for row in conn.execute(_HEAD + " ORDER BY tree_size"):
         head = _head(row)
         assert head is not None
         yield head
 
 
-def insert_head(conn: sqlite3.Connection, head: TreeHead) -> None:
+def insert_head(conn: Connection, head: TreeHead) -> None:
     conn.execute(
         "INSERT INTO tree_heads (tree_size, root_hash, timestamp, key_id, signature)"
         " VALUES (?,?,?,?,?)",
@@ -56,7 +57,7 @@ def insert_head(conn: sqlite3.Connection, head: TreeHead) -> None:
     )
 
 
-def stored_node(conn: sqlite3.Connection, level: int, idx: int) -> bytes:
+def stored_node(conn: Connection, level: int, idx: int) -> bytes:
     """A perfect subtree's hash; raises LookupError when the database lacks it."""
     if level == 0:
         row = conn.execute("SELECT hash FROM records WHERE seq = ?", (idx + 1,)).fetchone()
@@ -74,7 +75,7 @@ def stored_node(conn: sqlite3.Connection, level: int, idx: int) -> bytes:
 class CachedNodes:
     """Node lookups for one request or batch: what was computed or read stays at hand."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection):
         self.conn = conn
         self.known: dict[tuple[int, int], bytes] = {}
 
@@ -84,6 +85,26 @@ class CachedNodes:
             got = self.known[(level, idx)] = stored_node(self.conn, level, idx)
         return got
 
+    def prefetch(self, keys: Iterable[tuple[int, int]]) -> None:
+        """Read these nodes in two queries instead of one each (a round trip each on a
+        server database); any still missing raises LookupError when asked for."""
+        wanted = [k for k in keys if k not in self.known]
+        leaves = [idx + 1 for level, idx in wanted if level == 0]
+        inner = [k for k in wanted if k[0] > 0]
+        if leaves:
+            marks = ",".join("?" * len(leaves))
+            for seq, h in self.conn.execute(
+                f"SELECT seq, hash FROM records WHERE seq IN ({marks})", leaves
+            ):
+                self.known[(0, int(seq) - 1)] = merkle.leaf_hash(bytes.fromhex(h))
+        if inner:
+            where = " OR ".join(["(level = ? AND idx = ?)"] * len(inner))
+            args = [v for k in inner for v in k]
+            for level, idx, h in self.conn.execute(
+                f"SELECT level, idx, hash FROM tree_nodes WHERE {where}", args
+            ):
+                self.known[(int(level), int(idx))] = bytes(h)
+
 
 class TreeGrowth:
     """Leaves appended to a tree of `size` leaves, inside the writer's transaction: the
@@ -91,7 +112,7 @@ class TreeGrowth:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         size: int,
         frontier: dict[tuple[int, int], bytes] | None = None,
     ):
@@ -101,6 +122,7 @@ class TreeGrowth:
         if frontier is not None:  # kept from the commit before (this process made it)
             self.nodes.known.update(frontier)
         else:
+            self.nodes.prefetch(frontier_of(size))
             for level, idx in frontier_of(size):
                 self.nodes(level, idx)
 
@@ -147,9 +169,6 @@ def inclusion_proof_hex(
     return tuple(h.hex() for h in merkle.inclusion_proof(seq - 1, tree_size, nodes, memo))
 
 
-def has_tree(conn: sqlite3.Connection) -> bool:
+def has_tree(conn: Connection) -> bool:
     """Whether the database has the tree tables (schema version 3 or later)."""
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tree_heads'"
-    ).fetchone()
-    return row is not None
+    return "tree_heads" in dialect_of(conn).tables(conn)

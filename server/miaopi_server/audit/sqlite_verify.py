@@ -1,4 +1,6 @@
-"""Re-checking a SQLite audit database, of any schema version, read-only.
+"""Re-checking an audit database, of any schema version, read-only: a SQLite file
+(`verify_database`), or any connection in one read snapshot (`check_records` and
+`check_tree`, which the PostgreSQL store runs too: the same SQL, audit/dialect.py).
 
 Records: every column is covered by the record hash or derived from what is (seq, chain,
 canonical body, case digest, the indexed columns, kind). Seals: a record made before the tree
@@ -18,6 +20,7 @@ from typing import Any
 
 from miaopi_server.audit import merkle
 from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest
+from miaopi_server.audit.dialect import Connection, dialect_of
 from miaopi_server.audit.record import column_time, hash_body
 from miaopi_server.audit.seal import verify_seal
 from miaopi_server.audit.sqlite_tree import CachedNodes, all_heads, has_tree, latest_head
@@ -46,16 +49,27 @@ def verify_database(
     conn = connect_readonly(path)
     try:
         conn.execute("BEGIN")  # one snapshot for the records and the tree
-        treed = has_tree(conn)
-        head = latest_head(conn) if treed else None
-        result = check_records(conn, keys, from_seq, to_seq, head.tree_size if head else 0)
-        if result.ok and (treed or witness is not None):
-            broken = check_tree(conn, keys, witness)
-            if broken is not None:
-                return Verification(False, result.checked, broken[0], broken[1])
-        return result
+        return verify_snapshot(conn, keys, from_seq, to_seq, witness)
     finally:
         conn.close()
+
+
+def verify_snapshot(
+    conn: Connection,
+    keys: dict[str, bytes],
+    from_seq: int = 1,
+    to_seq: int = 0,
+    witness: TreeHead | None = None,
+) -> Verification:
+    """verify_database on a connection already in one read snapshot (either backend)."""
+    treed = has_tree(conn)
+    head = latest_head(conn) if treed else None
+    result = check_records(conn, keys, from_seq, to_seq, head.tree_size if head else 0)
+    if result.ok and (treed or witness is not None):
+        broken = check_tree(conn, keys, witness)
+        if broken is not None:
+            return Verification(False, result.checked, broken[0], broken[1])
+    return result
 
 
 def database_consistency(path: Path, first: int) -> tuple[TreeHead, list[bytes]]:
@@ -76,7 +90,7 @@ def database_consistency(path: Path, first: int) -> tuple[TreeHead, list[bytes]]
 
 
 def check_records(
-    conn: sqlite3.Connection, keys: dict[str, bytes], from_seq: int, to_seq: int, covered_to: int
+    conn: Connection, keys: dict[str, bytes], from_seq: int, to_seq: int, covered_to: int
 ) -> Verification:
     """Records from_seq..to_seq, each on its own and chained to the one before; a record
     without a seal of its own must be at or below `covered_to` (the last signed head)."""
@@ -87,7 +101,7 @@ def check_records(
         if row is None:
             return Verification(False, 0, from_seq - 1, "gap: record missing")
         prev = row[0]
-    columns = [r[1] for r in conn.execute("PRAGMA table_info(records)")]
+    columns = dialect_of(conn).columns(conn, "records")
     kind = "r.kind" if "kind" in columns else "'decision'"
     # Since schema 4 the case is a row of `cases`, missing once purged.
     case, joined = (
@@ -124,7 +138,7 @@ def check_records(
 
 
 def _comment_problem(
-    conn: sqlite3.Connection, seq: int, rating: dict[str, Any], purges: list[tuple[int, str]]
+    conn: Connection, seq: int, rating: dict[str, Any], purges: list[tuple[int, str]]
 ) -> str:
     """A rating's comment (rating_comments, migration 0009) matches the salted digest its
     record holds, or is gone because a purge erased the case it rates."""
@@ -147,7 +161,7 @@ def _comment_problem(
     return ""
 
 
-def _purges(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+def _purges(conn: Connection) -> list[tuple[int, str]]:
     """(through_seq, before) of every purge event on the trail (each is checked as a
     record where it stands in the chain)."""
     found = []
@@ -244,7 +258,7 @@ def _seal_problem(seq: int, h: str, public_raw: bytes | None, sig: bytes, covere
 
 
 def check_tree(
-    conn: sqlite3.Connection, keys: dict[str, bytes], witness: TreeHead | None = None
+    conn: Connection, keys: dict[str, bytes], witness: TreeHead | None = None
 ) -> tuple[int, str] | None:
     """(seq, why) of the first problem in the tree and its heads, or in the trail against
     `witness`; None when they agree with the records. One pass over the record hashes, the
@@ -306,7 +320,7 @@ def check_tree(
     return None
 
 
-def _stored_nodes(conn: sqlite3.Connection) -> Iterator[tuple[int, int, bytes]]:
+def _stored_nodes(conn: Connection) -> Iterator[tuple[int, int, bytes]]:
     """Stored nodes in the order a left-to-right pass completes them (a cursor of its own,
     read alongside the records)."""
     rows = conn.execute(

@@ -88,6 +88,11 @@ class AuditStore(Protocol):
         """Record a published rule set (and archive its files once per digest)."""
         ...
 
+    def publish_new(self, published: PublishedSet, details: dict[str, Any]) -> StoredRecord | None:
+        """`publish` unless the set is archived already (None), decided in the write
+        transaction: processes and nodes starting together with one set record it once."""
+        ...
+
     def published_set(self, digest: str) -> PublishedSet | None:
         """The archived set by set digest or by the digest of an item version in it."""
         ...

@@ -22,8 +22,8 @@ import structlog
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.audit.record import fixed_time
-from miaopi_server.audit.sqlite import SQLiteAuditStore
 from miaopi_server.audit.transition import new_transition
 from miaopi_server.casework import kpi
 from miaopi_server.casework import states as s
@@ -148,7 +148,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
     def __init__(
         self,
         approval: ApprovalService,
-        store: SQLiteAuditStore,
+        store: ChainStore,
         node_id: str,
         claim_idle_seconds: float,
         clock: Callable[[], dt.datetime] = utc_now,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import structlog
 
-from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.audit.transition import new_transition
 from miaopi_server.casework import states as s
 from miaopi_server.casework.alerts import Alert
@@ -34,7 +34,7 @@ log = structlog.get_logger("miaopi.alerts")
 
 
 def scan(
-    store: SQLiteAuditStore,
+    store: ChainStore,
     now: dt.datetime,
     due_soon_fraction: float = DEFAULT_DUE_SOON_FRACTION,
 ) -> list[Alert]:
@@ -57,7 +57,7 @@ def scan(
 SYSTEM = "system"  # the actor of the scheduler's transitions
 
 
-def lapse_overdue(store: SQLiteAuditStore, now: dt.datetime, node_id: str) -> list[str]:
+def lapse_overdue(store: ChainStore, now: dt.datetime, node_id: str) -> list[str]:
     """Lapse every supplement task whose due day ended before `now` (Asia/Shanghai); the
     decision ids this process lapsed (another may have lapsed the rest)."""
     today = now.astimezone(SHANGHAI).date()
@@ -82,13 +82,13 @@ def lapse_overdue(store: SQLiteAuditStore, now: dt.datetime, node_id: str) -> li
     return lapsed
 
 
-def scan_and_lapse(store: SQLiteAuditStore, now: dt.datetime, node_id: str) -> None:
+def scan_and_lapse(store: ChainStore, now: dt.datetime, node_id: str) -> None:
     scan(store, now)
     lapse_overdue(store, now, node_id)
 
 
 async def run_scheduler(
-    store: SQLiteAuditStore,
+    store: ChainStore,
     interval: float,
     node_id: str,
     clock: Callable[[], dt.datetime] = utc_now,

@@ -38,6 +38,12 @@ def configure(
         if use_console
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
+    # Libraries that log through the standard library (psycopg's pool, when the audit
+    # database is lost) come out as lines like ours: one JSON object per line on stderr.
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _LibraryLogs)]:
+        root.removeHandler(old)
+    root.addHandler(_LibraryLogs(logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -55,6 +61,13 @@ def configure(
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=cache,
     )
+
+
+class _LibraryLogs(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        structlog.get_logger("miaopi.library").warning(
+            "library.log", logger=record.name, message=record.getMessage()
+        )
 
 
 class LogSampler:

@@ -35,7 +35,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.casework.alerts import SUPPLEMENT_OVERDUE, alert_for
 from miaopi_server.casework.deadlines import OVERDUE_PROMISED, OVERDUE_STATUTORY
 from miaopi_server.casework.model import Task
@@ -97,7 +97,7 @@ class Metrics:
         self.decision_seconds.observe(seconds)
 
     def audit_batch(self, records: int, seconds: float) -> None:
-        """The audit writer's observer (SQLiteAuditStore.on_batch)."""
+        """The audit writer's observer (ChainStore.on_batch)."""
         self.batch_records.observe(records)
         self.commit_seconds.observe(seconds)
 
@@ -174,7 +174,7 @@ class WorkerSetMetrics:
     their metrics into is emptied first (a previous run's totals must not count), and the
     supervisor serves the sum of every worker's files with the task gauges."""
 
-    def __init__(self, listen: str, state_dir: Path, store: SQLiteAuditStore):
+    def __init__(self, listen: str, state_dir: Path, store: ChainStore):
         self.directory = state_dir / "prometheus"
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True)

@@ -5,17 +5,14 @@ recorded before it serves: a "ruleset_published" event in the audit chain (its s
 its item versions, what triggered it and who) with the set's full text archived in the same
 commit, content-addressed by that digest (once: the same text published again is still on the
 record, but stored once). If the record cannot be written the set does not go live. At
-start-up a set already archived is not recorded again: a restart publishes nothing.
+start-up a set already archived is not recorded again: a restart publishes nothing, and of
+several processes (`--workers`) or nodes (one PostgreSQL trail) starting with the same set one
+records it. The store decides that in its write transaction (store.publish_new).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from miaopi_server.audit.record import StoredRecord
 from miaopi_server.audit.store import AuditStore, PublishedSet
@@ -36,12 +33,9 @@ def versions(catalog: Catalog) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Publisher:
-    """Records the sets going live in `store`. `lock` is a file shared by every process on
-    the same state directory (`--workers`): start-up's "archived already?" and its record are
-    one step under it, so workers starting together record their common set once."""
+    """Records the sets going live in `store`."""
 
     store: AuditStore
-    lock: Path
 
     def record(
         self, staged: staging.Staged, catalog: Catalog, trigger: str, by: str
@@ -54,16 +48,4 @@ class Publisher:
         details = {"trigger": trigger, "by": by}
         if trigger != START:
             return self.store.publish(published, details)
-        with self._locked():
-            if self.store.published_set(staged.digest) is not None:
-                return None
-            return self.store.publish(published, details)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held for one commit; the kernel frees it on exit
-            yield
-        finally:
-            os.close(fd)
+        return self.store.publish_new(published, details)

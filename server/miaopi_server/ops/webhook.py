@@ -28,7 +28,7 @@ from pathlib import Path
 
 import structlog
 
-from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.audit.sqlite_outbox import Delivery
 from miaopi_server.clock import utc_now
 
@@ -126,7 +126,7 @@ def _why(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def deliver_due(store: SQLiteAuditStore, hook: Webhook, owner: str, now: dt.datetime) -> int:
+def deliver_due(store: ChainStore, hook: Webhook, owner: str, now: dt.datetime) -> int:
     """One pass: lease what is due and send it; how many were delivered."""
     delivered = 0
     for d in store.take_deliveries(owner, now, hook.lease, BATCH):
@@ -153,7 +153,7 @@ def owner_id() -> str:
 
 
 async def run_deliveries(
-    store: SQLiteAuditStore,
+    store: ChainStore,
     hook: Webhook,
     clock: Callable[[], dt.datetime] = utc_now,
     poll_seconds: float = POLL_SECONDS,

@@ -11,7 +11,7 @@ import grpc
 import jinja2
 from aiohttp import web
 
-from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.edge.console import labels
 from miaopi_server.edge.console.calls import ConsoleContext, Credential, Refused
 from miaopi_server.edge.console.sessions import Session, Sessions
@@ -39,7 +39,7 @@ HTTP_STATUS = {
 class Console:
     approval: ApprovalService
     review: ReviewService
-    store: SQLiteAuditStore  # the transition history of a case the services let one see
+    store: ChainStore  # the transition history of a case the services let one see
     templates: jinja2.Environment
     secure: bool  # served over TLS: the session cookie is Secure
     certificates: bool = False  # the TLS listener asks for client certificates (sign-in)

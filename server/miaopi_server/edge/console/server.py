@@ -11,7 +11,7 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from miaopi_server.audit.sqlite import SQLiteAuditStore
+from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.edge.console import notice_pages, review_pages, signin, supervision
 from miaopi_server.edge.console.base import CONSOLE, Console
 from miaopi_server.edge.console.security import add_headers, crash_guard, session_and_csrf
@@ -92,7 +92,7 @@ async def start_console(
     listen: str,
     approval: ApprovalService,
     review: ReviewService,
-    store: SQLiteAuditStore,
+    store: ChainStore,
     tls: ssl.SSLContext | None = None,
 ) -> ConsoleServer:
     """Serve the console on `listen` (HOST:PORT; port 0 picks one, returned)."""
