@@ -31,7 +31,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
 import psycopg
@@ -183,21 +182,6 @@ def write_credentials(path: Path) -> tuple[str, str]:
     return window, supervisor
 
 
-def replication_state(primary: Primary) -> list[tuple[Any, ...]]:
-    return primary.query(
-        primary.dsn(), "SELECT application_name, state, sync_state FROM pg_stat_replication"
-    )
-
-
-def wait_sync(primary: Primary, deadline: float) -> tuple[Any, ...]:
-    while time.monotonic() < deadline:
-        for row in replication_state(primary):
-            if row[0] == STANDBY_NAME and row[1] == "streaming" and row[2] == "sync":
-                return row
-        time.sleep(0.1)
-    raise RuntimeError(f"standby not streaming synchronously: {replication_state(primary)}")
-
-
 def audit_verify(node: Node, token: str) -> tuple[int, str]:
     """`miaopi audit verify` against the node: VerifyAuditTrail over the whole trail."""
     done = subprocess.run(
@@ -261,7 +245,7 @@ def drill(root: Path) -> int:
     killed = False
     try:
         standby = Standby(primary)
-        sync = wait_sync(primary, deadline)
+        sync = primary.wait_sync(deadline - time.monotonic())
         log(f"primary 127.0.0.1:{primary.port}, standby 127.0.0.1:{standby.port} {sync}")
         dsn1 = primary.database()
         with psycopg.connect(dsn1, autocommit=True) as raw:

@@ -10,6 +10,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.postgres import PostgresServer, _bin, _free_port
 
@@ -29,6 +30,17 @@ class Primary(PostgresServer):
         )
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l",
                   str(self.root / "log"), "-w", "start")  # fmt: skip
+
+    def wait_sync(self, timeout: float) -> tuple[Any, ...]:
+        """Until STANDBY_NAME streams as the synchronous standby; its pg_stat_replication row."""
+        deadline = time.monotonic() + timeout
+        sql = "SELECT application_name, state, sync_state FROM pg_stat_replication"
+        while time.monotonic() < deadline:
+            for row in self.query(self.dsn(), sql):
+                if row == (STANDBY_NAME, "streaming", "sync"):
+                    return row
+            time.sleep(0.1)
+        raise RuntimeError(f"no synchronous standby: {self.query(self.dsn(), sql)}")
 
     def pids(self) -> list[int]:
         """The postmaster and its children (backends, walsenders, background workers)."""
