@@ -9,7 +9,7 @@ RULESETS ?= rulesets
 REGISTRY ?= data/registry
 METRICS_LISTEN ?= 127.0.0.1:9464
 
-.PHONY: run test test-setup install gen gen-check proto-check lint bench fuzz clean
+.PHONY: run test test-setup install gen gen-check proto-check lint bench fuzz drill clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,13 @@ bench: $(STAMP)
 	@started=$$(date +%s.%N); \
 	bash tests/bench/install.sh $(BIN) && \
 	BENCH_STARTED=$$started $(BIN)/python -m tests.bench.run
+
+# Failover drill (not part of `make test`, about half a minute): a PostgreSQL primary and a
+# synchronous standby on loopback, two nodes, a burst of decisions; the primary is killed and
+# the standby promoted mid-burst; every acknowledged decision must be there and the log verify
+# (tests/drill/failover.py; the nodes' logs stay in build/drill/).
+drill: $(STAMP) postgresql
+	$(BIN)/python -m tests.drill.failover
 
 # Fuzz the rule-set gate with generated rule files for FUZZ_SECONDS (a few seeds run in
 # `make test`); failing sets are kept under build/fuzz/. FUZZ_SEED=N replays from seed N.

@@ -6,6 +6,8 @@ import math
 from statistics import median
 from typing import Any
 
+from . import report_nodes
+
 ITEM_NAMES = {
     "GF00012000": "senior allowance 高龄津贴",
     "GF00034001": "disability subsidy 残疾人生活补贴",
@@ -158,7 +160,9 @@ def _errors(r: dict[str, Any]) -> list[str]:
     return [
         f"- **{k}** failed: `{v['error'][:500]}`"
         for k, v in r.items()
-        if isinstance(v, dict) and "error" in v and k in ("engine", "rpc", "replay", "scale")
+        if isinstance(v, dict)
+        and "error" in v
+        and k in ("engine", "rpc", "replay", "scale", "nodes")
     ]
 
 
@@ -587,6 +591,8 @@ def render(r: dict[str, Any]) -> str:
             )
         a("")
 
+    L.extend(report_nodes.render(r.get("nodes", {})))
+
     a("## Profiles of the missed targets")
     a("")
     L.extend(_profile_section(r, status, rpc))
@@ -642,7 +648,8 @@ def render(r: dict[str, Any]) -> str:
     a("")
     a(
         "Code: `tests/bench/` (`run.py` orchestrates; `bench_rpc.py`, `bench_engine.py`, "
-        "`bench_replay.py`, `bench_scale.py`; `empty_server.py`, `bench_server.py`, `peers.py`, "
+        "`bench_replay.py`, `bench_scale.py`, `bench_nodes.py`; `empty_server.py`, "
+        "`bench_server.py`, `peers.py`, "
         "`cases.py`). Scratch files (h2load logs, server logs, generated rule files and cases, "
         "py-spy profiles) are left under `build/bench/`."
     )

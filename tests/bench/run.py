@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.bench.run              # everything (what `make bench` runs)
     .venv/bin/python -m tests.bench.run --render     # re-render the Markdown from the JSON
+    .venv/bin/python -m tests.bench.run --only nodes # one section, into the JSON of the last run
 
 Sections run one after the other (never two at once, except the three RSS processes); each
 section's failure is recorded in the JSON and the report instead of hiding the others.
@@ -37,6 +38,18 @@ def _section(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]
     log(f"--- {name} done in {results['section_seconds'][name]:.0f} s")
 
 
+def _sections() -> dict[str, Callable[[], dict[str, Any]]]:
+    from . import bench_engine, bench_nodes, bench_replay, bench_rpc, bench_scale
+
+    return {
+        "engine": bench_engine.run,
+        "rpc": bench_rpc.run,
+        "replay": bench_replay.run,
+        "scale": bench_scale.run,
+        "nodes": bench_nodes.run,
+    }
+
+
 def main(argv: list[str]) -> int:
     from . import report
 
@@ -44,6 +57,14 @@ def main(argv: list[str]) -> int:
         results = json.loads(JSON_OUT.read_text(encoding="utf-8"))
         MD_OUT.write_text(report.render(results), encoding="utf-8")
         return 0
+    if "--only" in argv:  # the section's own stamp says when it ran; the others keep theirs
+        name = argv[argv.index("--only") + 1]
+        results = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        WORK.mkdir(parents=True, exist_ok=True)
+        _section(results, name, _sections()[name])
+        write_json(JSON_OUT, results)
+        MD_OUT.write_text(report.render(results), encoding="utf-8")
+        return 0 if "error" not in results[name] else 1
     started = float(os.environ.get("BENCH_STARTED") or time.time())
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -54,12 +75,8 @@ def main(argv: list[str]) -> int:
             "command": "make bench",
         }
     }
-    from . import bench_engine, bench_replay, bench_rpc, bench_scale
-
-    _section(results, "engine", bench_engine.run)
-    _section(results, "rpc", bench_rpc.run)
-    _section(results, "replay", bench_replay.run)
-    _section(results, "scale", bench_scale.run)
+    for name, fn in _sections().items():
+        _section(results, name, fn)
     results["targets"] = report.targets(results)
     results["total_runtime_seconds"] = round(time.time() - started, 1)
     results["stamp"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
