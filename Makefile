@@ -80,7 +80,7 @@ bench: $(STAMP)
 # synchronous standby on loopback, two nodes, a burst of decisions; the primary is killed and
 # the standby promoted mid-burst; every acknowledged decision must be there and the log verify
 # (tests/drill/failover.py; the nodes' logs stay in build/drill/).
-drill: $(STAMP) postgresql
+drill: $(STAMP) test-setup
 	$(BIN)/python -m tests.drill.failover
 
 # Fuzz the rule-set gate with generated rule files for FUZZ_SECONDS (a few seeds run in
