@@ -247,8 +247,31 @@ class TestVerifyReceipt:
         n = notices[kind]
         code, out, _ = run("verify-receipt", str(n.pdf), "--key", str(pem))
         seq = int(n.decision["receipt"]["seq"])
-        assert (code, out.strip()) == (0, f"receipt OK: seq {seq} sealed by "
-                                          f"{n.decision['receipt']['key_id']}")  # fmt: skip
+        lines = out.splitlines()
+        assert code == 0 and lines[0] == (
+            f"receipt OK: seq {seq} sealed by {n.decision['receipt']['key_id']}"
+        )
+        # what the seal covers, since the pages are not sealed (text can be hidden on a page)
+        title = notice_of({"decision": n.decision}).title
+        assert lines[1].startswith(f"sealed: {title}（") and n.decision["decision_id"] in lines[1]
+        assert lines[2].startswith("the printed pages are not sealed")
+
+    def test_a_trusted_copy_is_printed_from_the_attachment(
+        self, notices: dict[str, Printed], pem: Path, tmp_path: Path
+    ) -> None:
+        """Pages of a refusal over a genuine approval's attachment would still verify if the
+        approval's title, id and hash were hidden on them: the copy printed from the
+        attachment shows what was sealed."""
+        approve, refuse = notices["approve"], notices["refuse"]
+        swapped = rebuild(refuse.pdf, {"decision": approve.decision}, tmp_path / "swap.pdf")
+        copy_pdf = tmp_path / "copy.pdf"
+        code, _, _ = run("notice", "--from", str(swapped), "--pdf", str(copy_pdf))
+        assert code == 0
+        assert flat(notice_of({"decision": approve.decision}).title) in flat(
+            printed_text(copy_pdf.read_bytes())
+        )
+        code, out, _ = run("verify-receipt", str(copy_pdf), "--key", str(pem))
+        assert code == 0 and out.startswith("receipt OK")
 
     def test_notice_pdf_verifies_with_the_servers_key(
         self, notices: dict[str, Printed], live_server: Any
@@ -381,6 +404,25 @@ class TestParts:
     )
     def test_name_mask(self, given: str, shown: str) -> None:
         assert mask_name(given) == shown
+
+    def test_a_data_conflict_is_printed_without_the_values_it_names(self) -> None:
+        """A disability certificate number is the ID number plus two digits: the sealed reason
+        names both values for the reviewer; the citizen's notice must not print them."""
+        conflict = ("数据不一致：残疾证件号码窗口填写 '44060519700505123621'，"
+                    "残疾人证信息库（残联）记录 '44060519700505123'，转人工审核")  # fmt: skip
+        record = made_up(
+            outcome="OUTCOME_MANUAL_REVIEW",
+            reasons=[
+                {"rule_id": "data:conflict:disability.certificate_number",
+                 "outcome": "OUTCOME_MANUAL_REVIEW", "message": conflict},
+                {"rule_id": "data:corrected:applicant.hukou_region", "outcome": "OUTCOME_APPROVE",
+                 "message": "户籍地：窗口填写 '440604'，人口库记录 '440605'，以共享数据为准"},
+            ],
+        )  # fmt: skip
+        for text in (render_notice_html(record), printed_text(render_notice_pdf(record))):
+            assert "4406051970050512" not in flat(text) and "440604" not in flat(text)
+            assert "窗口填写的信息与共享数据记录不一致，转人工核验" in flat(text)
+            assert "已以共享数据为准" in flat(text)
 
     def test_remedies_print_the_recorded_notice(self) -> None:
         remedies = {"review_body": "甲", "court": "乙", "notice": "  记录中的告知原文。 "}

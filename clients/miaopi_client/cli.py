@@ -478,6 +478,15 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
             print(f"receipt FAILED{where}: {problem}")
             return FAILED
     print(f"receipt OK: seq {check.seq} sealed by {check.key_id}")
+    if pdf is not None:
+        from miaopi_server.offline import sealed_summary
+
+        # The seal covers the attachment, not the pages (text can be hidden on a page).
+        print(f"sealed: {sealed_summary(saved)}")
+        print(
+            f"the printed pages are not sealed: compare them with this line, or print a "
+            f"trusted copy: miaopi notice --from {spec} --pdf copy.pdf"
+        )
     return OK
 
 

@@ -78,9 +78,14 @@ def _fetched_record(args: argparse.Namespace, connect: Connect) -> dict[str, Any
 
 
 def _saved_record(path: Path) -> dict[str, Any]:
+    """A saved decision or record, or the sealed decision attached to a notice PDF (a trusted
+    copy is printed from what the seal covers, not from the pages)."""
+    from miaopi_server.offline import NoticeFileError, is_pdf, notice_attachment
+
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = path.read_bytes()
+        saved = json.loads(notice_attachment(raw) if is_pdf(raw) else raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, NoticeFileError) as exc:
         raise BadInput(f"cannot read decision {path}: {exc}") from None
     if not isinstance(saved, dict):
         raise BadInput(f"decision {path}: must be a JSON object (a saved decision)")

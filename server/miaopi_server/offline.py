@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
         is_pdf,
         notice_attachment,
         printed_mismatch,
+        sealed_summary,
     )
     from miaopi_server.notice.content import NoticeInputError
     from miaopi_server.notice.html import render_notice_html
@@ -73,6 +74,7 @@ _HOME = {
     "material_json": "miaopi_server.audit.decision_json",
     "notice_attachment": "miaopi_server.notice.attachment",
     "printed_mismatch": "miaopi_server.notice.attachment",
+    "sealed_summary": "miaopi_server.notice.attachment",
     "public_key_from_pem": "miaopi_server.audit.seal",
     "read_witness": "miaopi_server.audit.witness",
     "render_notice_html": "miaopi_server.notice.html",
@@ -120,6 +122,7 @@ __all__ = [
     "render_notice_pdf",
     "root_from_inclusion",
     "roots_from_consistency",
+    "sealed_summary",
     "shanghai_today",
     "verify_database",
     "verify_seal",

@@ -46,6 +46,18 @@ def printed_text(pdf: bytes) -> str:
         raise NoticeFileError(f"not a readable PDF: {exc}") from None
 
 
+def sealed_summary(saved: Any) -> str:
+    """What the sealed attachment says, in the words the page should show: the seal covers the
+    attachment only, and text can be hidden on a page (white, or invisible render modes), so a
+    reader compares the page with this, or prints a trusted copy from the attachment."""
+    record = {"decision": saved} if isinstance(saved, Mapping) and "decision_id" in saved else saved
+    try:
+        n = notice_of(record)
+    except NoticeInputError as exc:
+        return str(exc)
+    return f"{n.title}（{n.outcome_label}），决定编号 {n.decision_id}"
+
+
 def printed_mismatch(pdf: bytes, saved: Any) -> str:
     """Why the printed page does not show the attached decision ("" when it does): its title,
     decision id and record hash must all be on the page. `saved` is the decision, or a record

@@ -156,13 +156,30 @@ def _ordered(reasons: Any) -> list[Mapping[str, Any]]:
     return sorted(given, key=lambda r: SEVERITY.get(_outcome(r.get("outcome")), 3))
 
 
+# A disagreement between the window's entry and shared data names both values in the sealed
+# reason (the reviewer needs them), and those values may identify the applicant (a disability
+# certificate number is the ID number plus two digits): the notice says what happened, not them.
+DATA_WORDING = {
+    "data:conflict:": "数据不一致：窗口填写的信息与共享数据记录不一致，转人工核验",
+    "data:corrected:": "窗口填写的信息与共享数据记录不一致，已以共享数据为准",
+}
+
+
 def _reasons(reasons: Any) -> tuple[NoticeReason, ...]:
     out = []
     for r in _ordered(reasons):
         basis = _map(r.get("legal_basis"))
         citation = _str(basis.get("citation")) or _join(basis.get("law"), basis.get("article"))
-        out.append(NoticeReason(_str(r.get("message")), citation, _outcome(r.get("outcome"))))
+        out.append(NoticeReason(_printed(r), citation, _outcome(r.get("outcome"))))
     return tuple(out)
+
+
+def _printed(reason: Mapping[str, Any]) -> str:
+    rule_id = _str(reason.get("rule_id"))
+    for prefix, wording in DATA_WORDING.items():
+        if rule_id.startswith(prefix):
+            return wording
+    return _str(reason.get("message"))
 
 
 def _join(law: Any, article: Any) -> str:
