@@ -1,4 +1,5 @@
-"""Turn the audit trail back into replayable case files, from a database copy or a server.
+"""Turn the audit trail back into replayable case files, from a database copy, a PostgreSQL
+trail read directly, or a server.
 
 Each recorded decision becomes one line in the replay format (cases.py): the case exactly as
 received, and as `expected` what was decided then (outcome, missing materials, outputs).
@@ -26,7 +27,8 @@ from .client import Client
 
 
 class AuditSourceError(Exception):
-    """An audit database cannot be read (missing, not SQLite, not an audit trail)."""
+    """An audit database cannot be read (missing, not SQLite, unreachable, not an audit
+    trail)."""
 
 
 def _plain(value: Any) -> Any:
@@ -117,6 +119,25 @@ def records_from_db(path: str | Path, item_code: str = "") -> Iterator[dict[str,
             raise AuditSourceError(f"{path}: a record is not valid JSON: {exc}") from None
     finally:
         conn.close()
+
+
+def records_from_store(dsn: str, item_code: str = "") -> Iterator[dict[str, Any]]:
+    """Every decision of a PostgreSQL trail (`--store`), oldest first, read in one read-only
+    snapshot and streamed. Raises AuditSourceError when it cannot be read (the message names
+    the database without its password)."""
+    from miaopi_server.offline import AuditUnavailable, store_records
+
+    try:
+        for seq, body, case_json in store_records(dsn, item_code):
+            yield {
+                "seq": seq,
+                "decision": json.loads(body)["decision"],
+                "case": json.loads(case_json),
+            }
+    except AuditUnavailable as exc:
+        raise AuditSourceError(str(exc)) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AuditSourceError(f"a record is not valid JSON: {exc}") from None
 
 
 def records_from_server(

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -249,30 +250,54 @@ def _print_verification(v: dict[str, Any], as_json: bool) -> int:
     return OK if v["ok"] else FAILED
 
 
-def _cmd_audit_verify(args: argparse.Namespace) -> int:
+def _offline_source(args: argparse.Namespace) -> tuple[str, Any]:
+    """The offline trail a command names (--db FILE or --store DSN; argparse keeps them
+    apart), checked against --target: ("--db", path), ("--store", dsn) or ("", None)."""
+    if getattr(args, "store", None) is not None:
+        if not args.store.startswith(("postgresql://", "postgres://")):
+            # The value is not echoed: a mistyped DSN may still carry a password.
+            raise BadInput(
+                "--store: expected a PostgreSQL DSN, postgresql://USER@HOST:PORT/DB "
+                "(a SQLite file is --db FILE)"
+            )
+        _offline_or_server(args, "--store", args.store)
+        return "--store", args.store
     _offline_or_server(args, "--db", args.db)
-    if args.db is None:
+    return ("--db", args.db) if args.db is not None else ("", None)
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    option, source = _offline_source(args)
+    if source is None:
         if args.keys:
             raise BadInput(
-                "--key is for offline verification with --db; a server verifies with its own key"
+                "--key is for offline verification with --db or --store; a server verifies "
+                "with its own key"
             )
         with _client(args, args.target, "supervisor") as c:
             return _print_verification(c.verify_audit_trail(args.from_seq, args.to_seq), args.json)
     import sqlite3
 
-    from miaopi_server.offline import key_id_of, read_witness, verify_database, witness_path
+    from miaopi_server.offline import (
+        AuditUnavailable,
+        key_id_of,
+        read_witness,
+        verify_database,
+        verify_store,
+        witness_path,
+    )
 
     if not args.keys:
         raise BadInput(
             "a public key is needed for offline verification: --key PEM "
             "(the server's sealing key: `miaopi audit key --out seal.pub.pem`)"
         )
-    if not args.db.is_file():
+    if option == "--db" and not args.db.is_file():
         raise BadInput(f"cannot open audit database {args.db}: no such file")
     keys = {key_id_of(raw): raw for raw in (_read_key(k) for k in args.keys)}
-    witness_file = args.witness or witness_path(args.db)
+    witness_file = args.witness or (witness_path(args.db) if option == "--db" else None)
     try:
-        witness = read_witness(witness_file)
+        witness = read_witness(witness_file) if witness_file is not None else None
     except (OSError, ValueError) as exc:
         raise BadInput(str(exc)) from None
     if args.witness and witness is None:
@@ -280,15 +305,27 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     if witness is None and not args.no_witness:
         # Without the latest signed head, a copy that lost its newest records (or was rolled
         # back) verifies as a shorter trail: say so instead of passing it.
+        if option == "--store":
+            raise BadInput(
+                "--store needs a witness: --witness FILE (a node's <state-dir>/"
+                "audit.witness.json, the latest head it signed or saw), or --no-witness to "
+                "check the database on its own (a rolled-back database would verify)"
+            )
+        assert witness_file is not None
         raise BadInput(
             f"no witness beside {args.db} ({witness_file.name}): a truncated or rolled-back "
             "copy would verify; give --witness FILE, or --no-witness to check the database "
             "on its own"
         )
     try:
-        result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq, witness)
+        if option == "--store":
+            result = verify_store(source, keys, args.from_seq or 1, args.to_seq, witness)
+        else:
+            result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq, witness)
     except sqlite3.Error as exc:
         raise BadInput(f"cannot read audit database {args.db}: {exc}") from None
+    except AuditUnavailable as exc:  # the message names the database without its password
+        raise BadInput(str(exc)) from None
     return _print_verification(
         {
             "ok": result.ok,
@@ -387,21 +424,57 @@ def _write_text(out: Path | None, text: str) -> None:
         raise BadInput(f"cannot write {out}: {exc}") from None
 
 
-def _cmd_audit_export(args: argparse.Namespace) -> int:
-    from .audit import AuditSourceError, export_cases, records_from_db, records_from_server
-
-    _offline_or_server(args, "--db", args.db)
+def _write_lines(out: Path | None, lines: Iterable[str]) -> int:
+    """Write `lines` as they come (a trail read from a database is streamed, not held), to
+    stdout or to `out` through a temporary file renamed at the end, so a read that fails
+    midway leaves no partial file; how many were written."""
+    if out is None:
+        count = 0
+        for count, line in enumerate(lines, 1):  # noqa: B007 - the count is the result
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return count
+    part = out.with_name(out.name + ".part")
     try:
-        if args.db is not None:
-            cases = list(export_cases(records_from_db(args.db, args.item)))
+        with part.open("w", encoding="utf-8") as f:
+            count = 0
+            for count, line in enumerate(lines, 1):  # noqa: B007
+                f.write(line)
+        part.replace(out)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise BadInput(f"cannot write {out}: {exc}") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _cmd_audit_export(args: argparse.Namespace) -> int:
+    from .audit import (
+        AuditSourceError,
+        export_cases,
+        records_from_db,
+        records_from_server,
+        records_from_store,
+    )
+
+    def lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+        return (json.dumps(case, ensure_ascii=False) + "\n" for case in export_cases(records))
+
+    option, source = _offline_source(args)
+    try:
+        if option == "--store":
+            count = _write_lines(args.out, lines(records_from_store(source, args.item)))
+        elif option == "--db":
+            count = _write_lines(args.out, lines(records_from_db(source, args.item)))
         else:
             with _client(args, args.target, "supervisor") as c:
-                cases = list(export_cases(records_from_server(c, args.item)))
+                count = _write_lines(args.out, lines(records_from_server(c, args.item)))
     except AuditSourceError as exc:
         raise BadInput(str(exc)) from None
-    _write_text(args.out, "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in cases))
     where = f" to {args.out}" if args.out else ""
-    print(f"exported {len(cases)} case(s){where}", file=sys.stderr)
+    print(f"exported {count} case(s){where}", file=sys.stderr)
     return OK
 
 
@@ -747,13 +820,20 @@ def _add_audit_parsers(sub: Any) -> None:
     s = asub.add_parser(
         "verify",
         help="re-check the hash chain and seals of the audit trail",
-        description="Offline with --db and --key, or by the server (--target).",
+        description="Offline with --db or --store and --key, or by the server (--target).",
     )
-    s.add_argument(
+    source = s.add_mutually_exclusive_group()
+    source.add_argument(
         "--db",
         type=Path,
         metavar="FILE",
         help="audit database (or a copy), checked offline, instead of --target; needs --key",
+    )
+    source.add_argument(
+        "--store",
+        metavar="DSN",
+        help="PostgreSQL trail (postgresql://USER@HOST:PORT/DB) checked directly, read-only, "
+        "instead of --target; needs --key and --witness FILE (or --no-witness)",
     )
     _add_keys(s)
     s.add_argument(
@@ -776,7 +856,8 @@ def _add_audit_parsers(sub: Any) -> None:
         "--witness",
         type=Path,
         metavar="FILE",
-        help="signed tree head the trail must extend (default: audit.witness.json beside --db)",
+        help="signed tree head the trail must extend (default: audit.witness.json beside --db; "
+        "with --store: a node's <state-dir>/audit.witness.json)",
     )
     s.add_argument(
         "--no-witness",
@@ -813,8 +894,15 @@ def _add_audit_parsers(sub: Any) -> None:
     s.set_defaults(run=_cmd_audit_prove_consistency)
 
     s = asub.add_parser("export", help="export recorded decisions as a replay case file")
-    s.add_argument(
+    source = s.add_mutually_exclusive_group()
+    source.add_argument(
         "--db", type=Path, metavar="FILE", help="audit database (or a copy), instead of --target"
+    )
+    source.add_argument(
+        "--store",
+        metavar="DSN",
+        help="PostgreSQL trail (postgresql://USER@HOST:PORT/DB), read directly, instead of "
+        "--target",
     )
     s.add_argument("--item", default="", metavar="CODE", help="only this item")
     s.add_argument("--out", type=Path, metavar="FILE", help="write here (default stdout)")

@@ -1,6 +1,6 @@
 """The server's engine for tools that work without a server: the `miaopi` CLI's offline
-commands (replay, rules lint/test/explain/diff), the audit verifiers and the decision
-notice (render, and read a notice PDF back).
+commands (replay, rules lint/test/explain/diff), the audit verifiers (a SQLite file, or a
+PostgreSQL trail read directly) and the decision notice (render, and read a notice PDF back).
 
 This is the one module the client package imports from miaopi_server; everything else in the
 server is private to it. Each name is imported when first used (PEP 562), so checking a
@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
     from miaopi_server.audit.canonical import canonical
     from miaopi_server.audit.decision_json import decision_json, json_value, material_json
     from miaopi_server.audit.merkle import leaf_hash, root_from_inclusion, roots_from_consistency
+    from miaopi_server.audit.postgres.readonly import store_records, verify_store
     from miaopi_server.audit.record import hash_body
     from miaopi_server.audit.seal import key_id_of, public_key_from_pem, verify_seal
     from miaopi_server.audit.sqlite_verify import database_consistency, verify_database
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
     from miaopi_server.decision.explain import explain
     from miaopi_server.decision.sourced import Gathered
     from miaopi_server.edge.convert import decision_message, facts_from_struct
-    from miaopi_server.errors import CaseInvalid, ItemNotFound, RuleFileError
+    from miaopi_server.errors import AuditUnavailable, CaseInvalid, ItemNotFound, RuleFileError
     from miaopi_server.notice.attachment import (
         NoticeFileError,
         is_pdf,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
 
 # Each public name and the module it comes from.
 _HOME = {
+    "AuditUnavailable": "miaopi_server.errors",
     "CaseInvalid": "miaopi_server.errors",
     "Catalog": "miaopi_server.decision.catalog",
     "Decision": "miaopi_server.decision.decide",
@@ -82,11 +84,14 @@ _HOME = {
     "root_from_inclusion": "miaopi_server.audit.merkle",
     "roots_from_consistency": "miaopi_server.audit.merkle",
     "shanghai_today": "miaopi_server.clock",
+    "store_records": "miaopi_server.audit.postgres.readonly",
     "verify_database": "miaopi_server.audit.sqlite_verify",
     "verify_seal": "miaopi_server.audit.seal",
+    "verify_store": "miaopi_server.audit.postgres.readonly",
     "witness_path": "miaopi_server.audit.witness",
 }
 __all__ = [
+    "AuditUnavailable",
     "CaseInvalid",
     "Catalog",
     "Decision",
@@ -124,8 +129,10 @@ __all__ = [
     "roots_from_consistency",
     "sealed_summary",
     "shanghai_today",
+    "store_records",
     "verify_database",
     "verify_seal",
+    "verify_store",
     "witness_path",
 ]
 

@@ -12,6 +12,7 @@ the last head covers exactly the records there are (a head beyond them: records 
 
 from __future__ import annotations
 
+import heapq
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -262,9 +263,9 @@ def check_tree(
 ) -> tuple[int, str] | None:
     """(seq, why) of the first problem in the tree and its heads, or in the trail against
     `witness`; None when they agree with the records. One pass over the record hashes, the
-    stored nodes alongside."""
+    stored nodes and the signed heads alongside (nothing held but the tree's frontier)."""
     treed = has_tree(conn)
-    heads = list(all_heads(conn)) if treed else []
+    last = latest_head(conn) if treed else None
     (count,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
     if witness is not None:
         if not witness.verifies(keys):
@@ -275,24 +276,26 @@ def check_tree(
                 f"behind its witness: {witness.tree_size} records were signed, "
                 f"the trail holds {count}",
             )
-    if treed and not heads and count:
+    if treed and last is None and count:
         return 1, "not sealed: records but no signed tree head"
-    if heads and heads[-1].tree_size > count:
+    if last is not None and last.tree_size > count:
         return (
             count + 1,
-            f"truncated: a signed tree head covers {heads[-1].tree_size} records, "
+            f"truncated: a signed tree head covers {last.tree_size} records, "
             f"the trail holds {count}",
         )
-    if heads and heads[-1].tree_size < count:
-        return heads[-1].tree_size + 1, "not sealed: after the last signed tree head"
+    if last is not None and last.tree_size < count:
+        return last.tree_size + 1, "not sealed: after the last signed tree head"
+    heads = last is not None
     stored = _stored_nodes(conn) if heads else iter(())
-    checkpoints = sorted(
-        [(h.tree_size, 0, h) for h in heads]
-        + ([(witness.tree_size, 1, witness)] if witness else []),
+    # Heads are read alongside the records too (one per commit: as many as the records, near
+    # enough), the witness merged in after a head of its size.
+    pending = heapq.merge(
+        ((h.tree_size, 0, h) for h in (all_heads(conn) if heads else ())),
+        [(witness.tree_size, 1, witness)] if witness else [],
         key=lambda c: (c[0], c[1]),
     )
     frontier: list[tuple[int, bytes]] = []  # (level, hash) of the maximal perfect subtrees
-    pending = iter(checkpoints)
     point = next(pending, None)
     for i, (h,) in enumerate(conn.execute("SELECT hash FROM records ORDER BY seq")):
         frontier.append((0, merkle.leaf_hash(bytes.fromhex(h))))

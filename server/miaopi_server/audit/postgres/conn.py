@@ -26,7 +26,7 @@ DOWN = (psycopg.Error, PoolTimeout)
 
 
 @lru_cache(maxsize=512)
-def _placeholders(sql: str) -> str:
+def placeholders(sql: str) -> str:
     """`?` placeholders (the shared SQL's) as psycopg's `%s`; a literal `%` doubled."""
     return sql.replace("%", "%%").replace("?", "%s")
 
@@ -42,13 +42,13 @@ class PgConn:
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         if not parameters:  # no parameters: the text is sent as it is
             return self.raw.execute(sql)
-        return self.raw.execute(_placeholders(sql), parameters)
+        return self.raw.execute(placeholders(sql), parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> None:
         rows = list(parameters)
         if rows:
             with self.raw.cursor() as cur:
-                cur.executemany(_placeholders(sql), rows)
+                cur.executemany(placeholders(sql), rows)
 
 
 def where(dsn: str) -> str:
