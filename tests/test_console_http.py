@@ -9,6 +9,7 @@ import datetime as dt
 import html
 import io
 import ipaddress
+import json
 import re
 import sqlite3
 import ssl
@@ -142,6 +143,25 @@ class TestCsrf:
         assert state_of(review, decision_id) == "open"
         assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
         assert state_of(review, decision_id) == "claimed"
+
+    def test_refusals_are_logged_by_route_and_sampled(self, tmp_path: Path) -> None:
+        """Anyone may POST before signing in: a refusal's line names the route, never the
+        path sent (6,000 characters here), and a burst writes at most 20 lines."""
+        fresh = console_server(tmp_path)  # its own sampler, untouched by other tests
+        try:
+            client = Http(console_url(fresh))
+            with capture_logs() as logs:
+                for _ in range(30):
+                    assert client.post(f"/cases/{'x' * 6000}/claim", {}).status == 403
+                assert client.post("/" + "y" * 6000, {}).status == 403
+        finally:
+            fresh.stop()
+        refused = [e for e in logs if e["event"] == "console.csrf_refused"]
+        routes = [e["route"] for e in refused]
+        assert routes == ["/cases/{decision_id}/{action}"] * 20 + ["(no route)"]
+        assert not any(e["signed_in"] for e in refused)
+        written = json.dumps(logs, default=str)
+        assert "x" * 64 not in written and "y" * 64 not in written
 
     def test_the_sign_in_form_needs_its_own_token(self, server: LiveServer) -> None:
         client = Http(console_url(server))
