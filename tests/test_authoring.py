@@ -227,7 +227,7 @@ class TestRulesTest:
             .replace('version: "2024.2"\n', 'version: "2024.2"\neffective_from: 2027-01-01\n'),
             "utf-8",
         )
-        shutil.copy(RULESETS / SENIOR_CASES, root / "senior" / "cases.jsonl")
+        shutil.copy(RULESETS / SENIOR_CASES, root / "senior" / "senior.cases.jsonl")
         assert main(["rules", "test", str(root), "--today", TODAY, "--json"]) == 0
         (item,) = json.loads(capsys.readouterr().out)["items"]
         assert item["versions"] == ["2024.1", "2024.2"]

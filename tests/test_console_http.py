@@ -9,9 +9,11 @@ import datetime as dt
 import html
 import io
 import ipaddress
+import json
 import re
 import sqlite3
 import ssl
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,9 @@ from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_client.cli import main as cli
 from miaopi_server.clock import SHANGHAI
-from miaopi_server.edge.console import review_pages
+from miaopi_server.edge.console import review_pages, supervision
 from miaopi_server.edge.console.supervision import SHOWN_ALERTS
+from tests.casework_support import wait_until
 from tests.conftest import LiveServer
 from tests.console_support import (
     CENTENARIAN_ID,
@@ -142,6 +145,25 @@ class TestCsrf:
         assert state_of(review, decision_id) == "open"
         assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
         assert state_of(review, decision_id) == "claimed"
+
+    def test_refusals_are_logged_by_route_and_sampled(self, tmp_path: Path) -> None:
+        """Anyone may POST before signing in: a refusal's line names the route, never the
+        path sent (6,000 characters here), and a burst writes at most 20 lines."""
+        fresh = console_server(tmp_path)  # its own sampler, untouched by other tests
+        try:
+            client = Http(console_url(fresh))
+            with capture_logs() as logs:
+                for _ in range(30):
+                    assert client.post(f"/cases/{'x' * 6000}/claim", {}).status == 403
+                assert client.post("/" + "y" * 6000, {}).status == 403
+        finally:
+            fresh.stop()
+        refused = [e for e in logs if e["event"] == "console.csrf_refused"]
+        routes = [e["route"] for e in refused]
+        assert routes == ["/cases/{decision_id}/{action}"] * 20 + ["(no route)"]
+        assert not any(e["signed_in"] for e in refused)
+        written = json.dumps(logs, default=str)
+        assert "x" * 64 not in written and "y" * 64 not in written
 
     def test_the_sign_in_form_needs_its_own_token(self, server: LiveServer) -> None:
         client = Http(console_url(server))
@@ -433,6 +455,83 @@ class TestSupervision:
         assert "history-440604" not in page.body  # another jurisdiction's
         assert sorted(read) == ours[-SHOWN_ALERTS:]  # read nothing older
         assert f'data-after="{ours[-1]}"' in page.body  # the stream goes on after them
+
+
+QUIET = f"/supervision/alerts?after={2**62}"  # a stream with no stored alert to send
+
+
+def read_to_the_end(resp: Any) -> str:
+    """Everything the stream sends until it ends (the socket's 20 s timeout if it never does)."""
+    got = b""
+    while line := resp.readline():
+        got += line
+    return got.decode()
+
+
+class TestAlertStreamLifetime:
+    def test_the_stream_ends_when_its_session_signs_out(self, server: LiveServer) -> None:
+        client = signed_in(server, "sup")
+        csrf = client.csrf("/supervision")
+        conn, resp = client.stream(QUIET)
+        try:
+            assert resp.status == 200 and resp.readline() == b"retry: 2000\n"
+            assert client.post("/signout", {"csrf": csrf}).location == "/signin"
+            assert read_to_the_end(resp) == "\n"  # the blank line after retry, then the end
+        finally:
+            conn.close()
+
+    def test_a_fifth_stream_of_one_session_is_refused(self, server: LiveServer) -> None:
+        client, other = signed_in(server, "sup"), signed_in(server, "sup")
+        streams = [client.stream(QUIET) for _ in range(4)]
+        try:
+            assert [resp.status for _, resp in streams] == [200] * 4
+            refused = client.get(QUIET)
+            assert refused.status == 429 and "4 个实时提醒" in refused.body
+            conn, resp = other.stream(QUIET)  # another sign-in has its own four
+            assert resp.status == 200
+            conn.close()
+            streams.pop()[0].close()  # a tab closed: its place is free again
+
+            def admitted() -> bool:
+                conn, resp = client.stream(QUIET)
+                streams.append((conn, resp))
+                return resp.status == 200
+
+            wait_until(admitted)
+        finally:
+            for conn, _ in streams:
+                conn.close()
+
+    def test_a_stream_ends_after_its_time(
+        self, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(supervision, "STREAM_SECONDS", 0.5)
+        conn, resp = signed_in(server, "sup").stream(QUIET)
+        try:
+            assert resp.status == 200 and read_to_the_end(resp) == "retry: 2000\n\n"
+        finally:
+            conn.close()
+
+    @pytest.mark.parametrize("raw", ["²", str(2**63), "9" * 5000, "-1"])
+    def test_a_cursor_out_of_int64_is_refused_before_the_stream(
+        self, server: LiveServer, raw: str
+    ) -> None:
+        client = signed_in(server, "sup")
+        with capture_logs() as logs:
+            by_query = client.get(f"/supervision/alerts?after={urllib.parse.quote(raw)}")
+            # "²" as one Latin-1 byte, as a header carries it
+            by_header = client.get("/supervision/alerts", headers={"Last-Event-ID": raw})
+        assert (by_query.status, by_header.status) == (400, 400), by_query.body
+        says = f"须为 0 至 {2**63 - 1} 的整数"
+        assert says in by_query.body and says in by_header.body
+        assert not [e for e in logs if e["event"].startswith("console.")]
+
+    def test_the_largest_cursor_is_a_stream(self, server: LiveServer) -> None:
+        conn, resp = signed_in(server, "sup").stream(f"/supervision/alerts?after={2**63 - 1}")
+        try:
+            assert resp.status == 200 and resp.readline() == b"retry: 2000\n"
+        finally:
+            conn.close()
 
 
 def test_no_personal_data_reaches_the_logs(server: LiveServer, stubs: tuple[Any, Any]) -> None:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import logging
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from structlog.testing import capture_logs
 
 from miaopi_server.app import main
 from miaopi_server.audit import seal
@@ -70,6 +74,31 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AuditUnavailable, match="cannot reach audit database postgresql://"):
         PostgresAuditStore("postgresql://nobody:secret@127.0.0.1:1/x", tmp_path, sealer,
                            busy_timeout_ms=500)  # fmt: skip
+
+
+def test_a_dsn_that_does_not_parse_is_refused_without_its_password(tmp_path: Path) -> None:
+    """psycopg's parse error quotes the bad token, here the password: neither the raised
+    message nor any log line (the pool's own included) may carry it."""
+    sealer, _ = seal.load_or_create(tmp_path / "key.pem")
+    with capture_logs() as logs, pytest.raises(AuditUnavailable) as raised:
+        PostgresAuditStore("postgresql://u:s3cr%zzet@127.0.0.1:1/db", tmp_path, sealer,
+                           busy_timeout_ms=500)  # fmt: skip
+    assert "does not parse" in str(raised.value)
+    assert "s3cr" not in str(raised.value) and "s3cr" not in json.dumps(logs, default=str)
+
+
+def test_the_pools_connection_errors_are_logged_without_their_details() -> None:
+    """Through the server's log set-up (ops/logs.py), a psycopg pool warning names the pool
+    and the error's type, never libpq's text (which may quote the DSN)."""
+    leaked = psycopg.OperationalError('invalid connection option: password="s3cr%zzet"')
+    with capture_logs() as logs:
+        logging.getLogger("psycopg.pool").warning(
+            "error connecting in %r: %s", "miaopi-audit", leaked
+        )
+    (line,) = [e for e in logs if e["event"] == "library.log"]
+    assert line["logger"] == "psycopg.pool"
+    assert "error connecting in 'miaopi-audit'" in line["message"]
+    assert "OperationalError" in line["message"] and "s3cr" not in line["message"]
 
 
 def test_a_sqlite_trail_moves_into_postgresql_and_old_receipts_verify(

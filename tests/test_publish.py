@@ -160,6 +160,25 @@ class TestArchive:
         assert events[1]["by"] == "anonymous" and events[1]["versions"] == dict(new.versions)
         assert sorted(_archived(served.db)) == sorted([old.set_digest, changed.set_digest])
 
+    def test_a_stray_jsonl_beside_the_rules_is_neither_run_nor_archived(self, served: Any) -> None:
+        """Only `*.cases.jsonl` are case files: an export of real decisions left in the rules
+        directory (here: cases that fail under the new amount) is not run by the gate, and
+        not archived for GetPublishedRules to serve."""
+        cases = served.root / "GF00012000-senior-allowance.cases.jsonl"
+        shutil.copy(cases, served.root / "export.jsonl")
+        (served.root / "lists" / "old.jsonl").write_text(cases.read_text("utf-8"), "utf-8")
+        set_amount(served.root, 333)  # its own cases follow; the stray copies still say 300
+        with grpc.insecure_channel(served.target) as ch:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            result = stub.ReloadRulesets(pb.ReloadRulesetsRequest())
+            assert result.applied, result.diagnostics
+            assert _amount(stub) == 333
+            digest = stub.Decide(centenarian_request()).decision.ruleset.digest
+            archived = stub.GetPublishedRules(pb.GetPublishedRulesRequest(digest=digest))
+        paths = {f.path for f in archived.files}
+        assert "rules/GF00012000-senior-allowance.cases.jsonl" in paths
+        assert not [p for p in paths if p.endswith(".jsonl") and not p.endswith(".cases.jsonl")]
+
     def test_a_restart_publishes_nothing_new(self, tmp_path: Path) -> None:
         settings = Settings(listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path)
         for _ in range(2):

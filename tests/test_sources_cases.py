@@ -97,5 +97,5 @@ def test_without_the_recorded_lookups_the_same_case_is_approved(tmp_path, capsys
     case["expected"] = {"outcome": "APPROVE", "data_reasons": []}
     rules = tmp_path / "rules"
     shutil.copytree(RULESETS, rules, ignore=shutil.ignore_patterns("*.jsonl"))
-    (rules / "one.jsonl").write_text(json.dumps(case, ensure_ascii=False) + "\n", "utf-8")
+    (rules / "one.cases.jsonl").write_text(json.dumps(case, ensure_ascii=False) + "\n", "utf-8")
     assert main(["rules", "test", str(rules), "--today", TODAY]) == 0, capsys.readouterr().out

@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 import pytest
+from structlog.testing import capture_logs
 
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
@@ -38,12 +39,14 @@ SECRET = b"webhook-secret-of-the-test-0123456789"
 
 class Receiver:
     """A local HTTP server recording every POST; `answers` says what the next ones get (a
-    status, or "slow": answer 200 after `slow_seconds`, past the client's timeout)."""
+    status, "slow": answer 200 after `slow_seconds`, past the client's timeout, or "cut":
+    close the connection in the middle of the answer's body)."""
 
     def __init__(
         self, answers: list[Any] | None = None, slow_seconds: float = 2.0, port: int = 0
     ) -> None:
         self.got: list[tuple[dict[str, str], bytes]] = []
+        self.gets: list[str] = []
         self.answers = list(answers or [])
         self.lock = threading.Lock()
         receiver = self
@@ -57,7 +60,24 @@ class Receiver:
                 if answer == "slow":
                     time.sleep(slow_seconds)
                     answer = 200
+                if answer == "cut":  # promises a body, sends part of it, hangs up
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(b'{"ok":')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.send_response(answer)
+                if answer in (301, 302, 303, 307, 308):
+                    self.send_header("Location", "/moved")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # where a followed redirect would land
+                with receiver.lock:
+                    receiver.gets.append(self.path)
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -171,6 +191,30 @@ def test_a_timeout_is_retried(tmp_path: Path, secret_file: Path) -> None:
         assert row[:2] == (seq, 2)
         # At least once: the receiver saw the slow attempt too, and deduplicates by seq.
         assert [h["X-Miaopi-Delivery"] for h, _ in receiver.got] == [str(seq), str(seq)]
+    finally:
+        live.stop()
+        receiver.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"), [(301, "HTTP 301"), (303, "HTTP 303"), ("cut", "IncompleteRead")]
+)
+def test_a_redirect_or_a_broken_answer_is_a_failed_attempt(
+    tmp_path: Path, secret_file: Path, answer: Any, error: str
+) -> None:
+    """A redirect is not followed (urllib would re-send it as a GET without the body and
+    count it delivered); an answer cut short fails that row's attempt, and it is retried."""
+    receiver = Receiver([answer])
+    live = LiveServer(hook_settings(tmp_path, receiver.url, secret_file))
+    try:
+        with capture_logs() as logged:
+            _, seq = escalate(live.target)
+            wait_until(lambda: outbox(live.running.store.path)[0][2] != "")
+        assert outbox(live.running.store.path)[0][:2] == (seq, 2)
+        failed = [(e["attempt"], e["error"]) for e in logged if e["event"] == "webhook.failed"]
+        assert failed == [(1, error)]
+        assert not [e for e in logged if e["event"] == "webhook.pass_failed"]
+        assert receiver.gets == [] and len(receiver.got) == 2
     finally:
         live.stop()
         receiver.close()

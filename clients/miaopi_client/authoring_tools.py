@@ -1,8 +1,9 @@
 """`miaopi rules test | explain | diff`: offline tools for rule authors, in-process (no server).
 
-- `test DIR`: run the cases that sit next to each item's rule file (any *.jsonl in the same
-  folder, cases with that item's code) and measure rule coverage: the policy rules that at
-  least one passing case has as a reason, over all policy rules of the item.
+- `test DIR`: run the cases that sit next to each item's rule file (any *.cases.jsonl in the
+  same folder, cases with that item's code; the server stages and archives the same files)
+  and measure rule coverage: the policy rules that at least one passing case has as a
+  reason, over all policy rules of the item.
 - `explain DIR --item CODE --facts FILE`: every rule of the deciding version with ✓ / ✗
   matched (from the rules engine), the values it read and which parts of a compound condition
   held (reference semantics, explanation only), then the decision.
@@ -63,8 +64,8 @@ def add_parsers(rsub: Any) -> None:
     s = rsub.add_parser(
         "test",
         help="run each item's co-located cases and report rule coverage",
-        description="Runs, for every item in DIR, the cases in *.jsonl files next to its rule "
-        "file whose item_code is the item's. Coverage: policy rules that at least one passing "
+        description="Runs, for every item in DIR, the cases in *.cases.jsonl files next to its "
+        "rule file whose item_code is the item's. Coverage: policy rules that at least one passing "
         "case has as a reason / all policy rules. Exit 1 if a case fails or an item's "
         "coverage is below --min-coverage.",
     )
@@ -262,7 +263,7 @@ def run_rules_test(
                 [(v.item.version, r.id) for v in versions for r in v.item.rules],
             )
             folders = sorted({_rule_file(root, v.item.source).parent for v in versions})
-            for path in sorted(p for d in folders for p in d.glob("*.jsonl") if p.is_file()):
+            for path in sorted(p for d in folders for p in d.glob("*.cases.jsonl") if p.is_file()):
                 if path not in loaded:
                     loaded[path] = load_cases(path)
                 mine = [c for c in loaded[path] if c.item_code == code]

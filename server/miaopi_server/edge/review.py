@@ -174,9 +174,10 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
     ) -> tuple[Task, int]:
         if not decision_id:
             await abort(context, CaseInvalid([FieldViolation("decision_id", "必填")]))
-        found = self._store.task(decision_id)
+        # Store reads run in a thread: a stalled database must not freeze the event loop.
+        found = await asyncio.to_thread(self._store.task, decision_id)
         if found is None:  # a case the rules closed at once has its decision record only
-            record = self._store.get(decision_id)
+            record = await asyncio.to_thread(self._store.get, decision_id)
             if record is None:
                 await abort(context, DecisionNotFound(decision_id[:64]))
             found = (self._approval.opener.closed_at_once(record), record.seq)
@@ -208,8 +209,8 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         mine = role == "reviewer" and principal.department != ALL_DEPARTMENTS
         scope = principal.jurisdiction if role in ("reviewer", "supervisor") else ""
         size = request.page_size or DEFAULT_PAGE
-        tasks = self._store.tasks(
-            [principal.department] if mine else [], scope,
+        tasks = await asyncio.to_thread(
+            self._store.tasks, [principal.department] if mine else [], scope,
             list(request.states) or OPEN_STATES, size + 1, after, request.escalated_only,
             request.item_code,
         )  # fmt: skip
@@ -254,7 +255,8 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         except MiaopiError as exc:
             log.info("task.refused", action=action, error=type(exc).__name__)
             await abort(context, exc)
-        found = self._store.task(decision_id) or seen  # a rated instant case has no task row
+        # a rated instant case has no task row
+        found = await asyncio.to_thread(self._store.task, decision_id) or seen
         moved = record.body["transition"]
         log.info(
             "task.moved",
@@ -273,7 +275,9 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
         if record.tree_head is not None:
             resp.tree_head.CopyFrom(convert.tree_head(record.tree_head))
         if isinstance(resp, rpb.EscalateTaskResponse):
-            resp.alert_seq = self._store.escalation_alert_seq(pending.transition_id)
+            resp.alert_seq = await asyncio.to_thread(
+                self._store.escalation_alert_seq, pending.transition_id
+            )
             log.warning(
                 "task.escalated", decision_id=decision_id, alert_seq=resp.alert_seq,
                 recipients=len(moved.get("notify", [])),

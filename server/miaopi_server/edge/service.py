@@ -268,11 +268,12 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self, request: pb.GetDecisionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDecisionResponse:
         principal = await self.guard(context, "GetDecision")
-        record = self._store.get(request.decision_id)
+        # Store reads run in a thread: a stalled database must not freeze the event loop.
+        record = await asyncio.to_thread(self._store.get, request.decision_id)
         if record is None:
             await abort(context, DecisionNotFound(request.decision_id[:64]))
         if principal.role == "reviewer":
-            found = self._store.task(record.decision_id)
+            found = await asyncio.to_thread(self._store.task, record.decision_id)
             task = found[0] if found else self.opener.closed_at_once(record)
             if not may_see(principal, task):
                 await self.deny(context, "GetDecision", "该办件不在授权范围内")
@@ -295,7 +296,9 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if query is None:
             await abort(context, CaseInvalid(violations, subject="查询请求"))
         size = query.page_size
-        records = self._store.list(query.filter, size + 1, query.before_seq)
+        records = await asyncio.to_thread(
+            self._store.list, query.filter, size + 1, query.before_seq
+        )
         more = len(records) > size
         records = records[:size]
         token = encode_page_token(records[-1].seq) if more and records else ""

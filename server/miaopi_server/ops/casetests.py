@@ -1,6 +1,6 @@
 """A candidate set's own rule tests, run before it may go live (ops/gate.py).
 
-The cases are the `*.jsonl` files beside the rule files, exactly what `miaopi rules test DIR`
+The cases are the `*.cases.jsonl` files beside the rule files, exactly what `miaopi rules test DIR`
 runs for an author: this starts that very command on the staged copy, in a process of its
 own (it decides with an engine of its own, as the compile check does), so publication and an
 author's check cannot disagree. A failing case refuses the set, naming every failing case.

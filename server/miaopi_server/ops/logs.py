@@ -66,8 +66,23 @@ def configure(
 class _LibraryLogs(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         structlog.get_logger("miaopi.library").warning(
-            "library.log", logger=record.name, message=record.getMessage()
+            "library.log", logger=record.name, message=_library_message(record)
         )
+
+
+def _library_message(record: logging.LogRecord) -> str:
+    """The record's text; psycopg's with each exception named by its type only: libpq's
+    messages (the pool's "error connecting in ...: <error>") may quote the DSN, password too."""
+    if not record.name.startswith("psycopg") or not isinstance(record.args, tuple):
+        return record.getMessage()
+    args = tuple(
+        f"{type(a).__name__} (details withheld)" if isinstance(a, BaseException) else a
+        for a in record.args
+    )
+    try:
+        return str(record.msg) % args if args else str(record.msg)
+    except (TypeError, ValueError):
+        return str(record.msg)
 
 
 class LogSampler:

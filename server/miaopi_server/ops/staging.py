@@ -26,6 +26,10 @@ from pathlib import Path
 STAGED_DIR = "rulesets"
 LAST_GOOD = "last-good.json"
 KEEP_SECONDS = 600.0  # a staged copy is only read while it is checked and loaded
+# Case files, as `miaopi rules test` finds them (clients/miaopi_client/authoring_tools.py).
+# Only these: another JSONL beside the rules (an export of real decisions) would otherwise
+# be run, archived for good and served by GetPublishedRules.
+CASES_SUFFIX = ".cases.jsonl"
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,11 @@ class LastGood:
 
 def set_files(root: Path) -> list[Path]:
     """What a set is: the rule files and shared lists the loader reads, and the case files
-    (`*.jsonl`) its own `rules test` runs; nothing else is copied or archived."""
+    (`*.cases.jsonl`) its own `rules test` runs; nothing else is copied or archived."""
     return sorted(
-        p for p in root.rglob("*") if p.suffix in (".yaml", ".yml", ".jsonl") and p.is_file()
+        p
+        for p in root.rglob("*")
+        if (p.suffix in (".yaml", ".yml") or p.name.endswith(CASES_SUFFIX)) and p.is_file()
     )
 
 

@@ -4,10 +4,10 @@ Each pass leases the due rows of the outbox (audit/sqlite_outbox.py: one process
 takes each), POSTs each body as JSON with an HMAC-SHA256 signature over the exact bytes
 (`X-Miaopi-Signature: sha256=<hex>`, key: the secret file's contents) and the alert seq as
 `X-Miaopi-Delivery` (the receiver deduplicates on it), and marks it delivered on a 2xx answer.
-Anything else (another status, a refused connection, a timeout) is retried after
-retry_seconds * 2^(attempts-1), at most MAX_BACKOFF; a notification is never dropped. A
-restart finds the undelivered rows where it left them. Logs: seq, attempt, status; never the
-body.
+Anything else (another status, a redirect: never followed, a refused connection, a timeout,
+an answer cut short) is retried after retry_seconds * 2^(attempts-1), at most MAX_BACKOFF; a
+notification is never dropped. A restart finds the undelivered rows where it left them. Logs:
+seq, attempt, status; never the body.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import os
 import socket
 import urllib.error
@@ -98,8 +99,20 @@ def signature(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is a failed attempt: urllib would follow 301/302/303 with a GET without the
+    body (and the signed notification would count as delivered), or re-send it elsewhere."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def post(hook: Webhook, delivery: Delivery) -> None:
-    """POST one notification; returns on a 2xx answer, raises OSError otherwise."""
+    """POST one notification; returns on a 2xx answer, raises OSError (or an
+    http.client.HTTPException: a broken answer) otherwise."""
     body = delivery.body.encode()
     request = urllib.request.Request(
         hook.url,
@@ -112,7 +125,7 @@ def post(hook: Webhook, delivery: Delivery) -> None:
             DELIVERY_HEADER: str(delivery.alert_seq),
         },
     )
-    with urllib.request.urlopen(request, timeout=hook.timeout) as answer:
+    with _OPENER.open(request, timeout=hook.timeout) as answer:
         answer.read()
 
 
@@ -132,7 +145,9 @@ def deliver_due(store: ChainStore, hook: Webhook, owner: str, now: dt.datetime) 
     for d in store.take_deliveries(owner, now, hook.lease, BATCH):
         try:
             post(hook, d)
-        except (OSError, ValueError) as exc:  # urllib's errors are OSErrors; a bad answer
+        # urllib's errors are OSErrors; a bad answer ValueError or HTTPException
+        # (IncompleteRead, BadStatusLine): each fails this row's attempt only.
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             why = _why(exc)
             retry = utc_now() + hook.backoff(d.attempts)
             store.delivery_failed(d.id, owner, retry, why)

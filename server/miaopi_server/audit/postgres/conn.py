@@ -68,6 +68,10 @@ def open_pool(dsn: str, timeout_ms: int, size: int) -> ConnectionPool[psycopg.Co
     raises AuditUnavailable when the database cannot be reached. A connection found broken
     when taken (the database restarted) is replaced, so service resumes by itself."""
     seconds = max(timeout_ms / 1000, 0.5)
+    try:  # psycopg's parse error quotes the bad token, which may be the password
+        conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise AuditUnavailable(f"audit database DSN does not parse: {where(dsn)}") from None
 
     def configure(conn: psycopg.Connection[Any]) -> None:
         # A writer waiting longer than this for the trail's lock fails its batch (closed).

@@ -17,6 +17,7 @@ from miaopi_server.edge.console.calls import ConsoleContext, Credential, Refused
 from miaopi_server.edge.console.sessions import Session, Sessions
 from miaopi_server.edge.review import ReviewService
 from miaopi_server.edge.service import ApprovalService
+from miaopi_server.ops.logs import LogSampler
 
 SESSION_COOKIE = "miaopi_session"
 SIGNIN_COOKIE = "miaopi_signin"  # the sign-in form's CSRF token (double submit)
@@ -45,6 +46,7 @@ class Console:
     certificates: bool = False  # the TLS listener asks for client certificates (sign-in)
     sessions: Sessions = field(default_factory=Sessions)
     streams: set[asyncio.Task[Any]] = field(default_factory=set)  # open alert streams
+    refusals: LogSampler = field(default_factory=LogSampler)  # bounds refused-request lines
 
 
 CONSOLE = web.AppKey("console", Console)

@@ -3,6 +3,7 @@ action is the ReviewService/ApprovalService method the gRPC server runs (calls.p
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -185,7 +186,7 @@ async def _case_page(
     except Refused as exc:
         return refusal_page(request, exc, "办件")
     task, decision = got.task, decided.decision
-    history = console.store.history(decision_id, decision.receipt.seq)
+    history = await asyncio.to_thread(console.store.history, decision_id, decision.receipt.seq)
     case = json_format.MessageToDict(decided.case) if not decided.case_purged else {}
     session = request[SESSION]
     return render(

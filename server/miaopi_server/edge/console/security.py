@@ -61,6 +61,12 @@ def _same_origin(request: web.Request) -> bool:
     return origin == f"{request.scheme}://{request.host}"
 
 
+def _route_of(request: web.Request) -> str:
+    """The route a request matched, as declared ("/cases/{decision_id}/{action}")."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
+
+
 def _own_certificate(request: web.Request, session: Session) -> bool:
     """A session signed in by certificate is only good on a connection that presents that
     certificate: its cookie alone (stolen, replayed elsewhere) signs no one in."""
@@ -92,7 +98,15 @@ async def session_and_csrf(request: web.Request, handler: Handler) -> web.Stream
             and hmac.compare_digest(given.encode(), expected.encode())
             and _same_origin(request)
         ):
-            log.warning("console.csrf_refused", path=request.path)
+            # Anyone can POST here before signing in: log the route, not the path they
+            # chose (any length), and at most LogSampler's lines of it in a burst.
+            route = _route_of(request)
+            suppressed = console.refusals.admit(f"csrf/{route}")
+            if suppressed is not None:
+                log.warning(
+                    "console.csrf_refused", route=route, signed_in=session is not None,
+                    suppressed=suppressed,
+                )  # fmt: skip
             return render(
                 request, "error.html", 403, title="请求被拒绝",
                 message="表单校验失败（CSRF）：请刷新页面后重试。",
