@@ -126,7 +126,7 @@ async def crash_guard(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException:
         raise
     except Exception:
-        log.exception("console.crashed", path=request.path)
+        log.exception("console.crashed", route=_route_of(request))  # never the path sent
         return render(
             request, "error.html", 500, title="服务内部错误", message="服务内部错误，请稍后重试。"
         )
