@@ -13,6 +13,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 
 
@@ -44,6 +46,51 @@ _dumps = json.JSONEncoder(
 
 def canonical(value: Any) -> bytes:
     return _dumps(_normalize(value)).encode("utf-8")
+
+
+def canonical_normalized(value: Any) -> bytes:
+    """canonical() of a value built without integral floats (its numbers already as canonical
+    gives them): the encoder alone, without the normalising walk."""
+    return _dumps(value).encode("utf-8")
+
+
+class NotCanonical(Exception):
+    """Raised while parsing text that cannot be canonical JSON."""
+
+
+def _canonical_float(text: str) -> float:
+    value = float(text)
+    # canonical JSON writes an integral value as an integer, any other as Python's repr
+    if value.is_integer() or repr(value) != text:
+        raise NotCanonical(text)
+    return value
+
+
+_parse = json.JSONDecoder(parse_float=_canonical_float).decode
+
+
+def parse_canonical(text: str) -> Any:
+    """The value of `text` if `text` is exactly its canonical form; NotCanonical if it is
+    valid JSON in another form, ValueError if it is not JSON.
+
+    One parse and one encoding: every float is checked as it is parsed (not integral, and
+    written as canonical writes it), so the value needs no normalising, and its canonical form
+    is the sorted compact encoding. orjson's (three times faster than the standard encoder)
+    is the same text for every string, integer and structure, and for floats as checked here;
+    where it differs (exponents, integers beyond 64 bits) the standard encoder decides."""
+    value = _parse(text)
+    try:
+        if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == text.encode():
+            return value
+    except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+        pass
+    try:
+        again = _dumps(value)
+    except ValueError:  # NaN or an infinity: no canonical form
+        raise NotCanonical(text[:40]) from None
+    if again != text:
+        raise NotCanonical(text[:40])
+    return value
 
 
 def sha256_hex(data: bytes) -> str:
