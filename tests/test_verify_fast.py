@@ -37,11 +37,62 @@ _layouts = [
 ]
 
 
+def _formula(value: object) -> bytes:
+    """The documented one-liner (audit/canonical.py), integral floats as integers."""
+
+    def number(t: str) -> float | int:
+        return int(float(t)) if float(t).is_integer() else float(t)
+
+    normal = json.loads(json.dumps(value), parse_float=number)
+    return json.dumps(normal, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _formula_accepts(text: str) -> bool:
     try:
-        return canonical(json.loads(text)).decode() == text
+        return _formula(json.loads(text)).decode() == text
     except ValueError:  # NaN has no canonical form
         return False
+
+
+@settings(max_examples=600, deadline=None)
+@given(_values)
+def test_canonical_is_the_formula(value):
+    """orjson's output (strings, key order, integers, floats as Python's repr) is the
+    documented formula's, byte for byte."""
+    assert canonical(value) == _formula(value)
+
+
+def test_every_code_point_is_written_as_the_standard_encoder_writes_it():
+    for start in range(0, 0x110000, 0x800):
+        chars = [chr(c) for c in range(start, start + 0x800) if not 0xD800 <= c <= 0xDFFF]
+        value = {c: c for c in chars}
+        assert canonical(value) == _formula(value), hex(start)
+
+
+def test_what_orjson_does_not_take_is_encoded_as_before():
+    """Subclasses, integers beyond 64 bits, non-text keys: the standard path, same bytes;
+    NaN and other types raise as they did."""
+    import collections
+    import datetime as dt
+
+    import pytest
+
+    class Num(float):
+        pass
+
+    for v in ({"a": 2**70}, {1: "x"}, collections.OrderedDict(b=Num(2.0), a=1e300)):
+        assert (
+            canonical(v)
+            == json.dumps(
+                v if not isinstance(v, collections.OrderedDict) else {"a": int(1e300), "b": 2},
+                sort_keys=True,
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ).encode()
+        )
+    for bad, error in ((float("nan"), ValueError), (dt.date(2026, 1, 1), TypeError)):
+        with pytest.raises(error):
+            canonical({"x": [bad]})
 
 
 @settings(max_examples=400, deadline=None)
