@@ -81,6 +81,12 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     load_rss = _med(r, "scale", "load_catalog", "rss_mb")
     serve_rss = _med(r, "scale", "server_start", "rss_mb")
     growth = _med(r, "scale", "rss_flat", "growth_percent")
+    zen = _med(r, "engine", "items", "GF00012000", "decisions_per_second", "zen-engine")
+    verify_rate = _get(r, "verify", "records_per_second")
+    off_p99 = _half_off_p99(r.get("rpc", {}))
+    half_ratio = (
+        rpc["half_p99_ms"] / off_p99 if rpc.get("half_p99_ms") is not None and off_p99 else None
+    )
 
     def row(
         target: str, value: float | None, ok: bool | None, shown: str, key: str
@@ -146,6 +152,46 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"{_n(growth, 2)} %",
             "rss_growth",
         ),
+        # Issue 17's targets (the long-term ones above stay).
+        row(
+            "Issue 17: Decide >= 0.30 x empty-RPC ceiling, one process, audit on",
+            single,
+            single is not None and single >= 0.30,
+            f"{_n(single, 3)} x ({_n(rpc.get('miaopi_rps'))} vs {_n(rpc.get('empty_rps'))} req/s)",
+            "i17_rpc_ratio",
+        ),
+        row(
+            "Issue 17: p99 at half the peak rate with audit <= 1.5 x audit-off p99 at that rate",
+            half_ratio,
+            half_ratio is not None and half_ratio <= 1.5,
+            f"{_n(half_ratio, 2)} x ({_n(rpc.get('half_p99_ms'), 2)} ms vs {_n(off_p99, 2)} ms "
+            f"at {_n(rpc.get('half_rps'))} req/s, same run)",
+            "i17_half_p99",
+        ),
+        row(
+            "Issue 17: >= 30,000 in-process decisions/s on senior allowance",
+            senior,
+            senior is not None and senior >= 30000,
+            f"{_n(senior)} decisions/s; zen-engine {_n(zen)} in the same run "
+            f"({_n(senior / zen if senior and zen else None, 2)} of it)",
+            "i17_in_process",
+        ),
+        row(
+            "Issue 17: 100,000 cases replayed in <= 5 s",
+            replay_s,
+            replay_s is not None and replay_s <= 5,
+            f"{_n(replay_s, 1)} s (`miaopi replay --rulesets`, whole command)",
+            "i17_replay",
+        ),
+        row(
+            "Issue 17: offline `miaopi audit verify` >= 50,000 records/s",
+            verify_rate,
+            verify_rate is not None and verify_rate >= 50000,
+            f"{_n(verify_rate)} records/s ({_n(_get(r, 'verify', 'records'))} records, "
+            f"{_n(_get(r, 'verify', 'signed_heads'))} signed heads; whole command "
+            f"{_n(_med(r, 'verify', 'seconds'), 2)} s)",
+            "i17_verify",
+        ),
     ]
 
 
@@ -206,6 +252,14 @@ def render(r: dict[str, Any]) -> str:
         f"{v.get('zen-engine')}, rule-engine {v.get('rule-engine')}, {v.get('h2load')}, "
         f"{v.get('strace')}, py-spy {v.get('py-spy')}."
     )
+    only = st.get("only")
+    if only:
+        a(
+            f"- **Re-measured alone** (`python -m tests.bench.run --only`): "
+            f"{', '.join(only['sections'])} on {only['date']} at commit {only['commit']} "
+            f"(load average {only['load_average_at_start']} at its start); every other "
+            "section is the run above."
+        )
     a(
         "- Every figure is the **median over several runs** (the runs are in the JSON); "
         "comparisons "
@@ -587,6 +641,8 @@ def render(r: dict[str, Any]) -> str:
             )
         a("")
 
+    L.extend(_verify_section(r.get("verify", {})))
+
     a("## Profiles of the missed targets")
     a("")
     L.extend(_profile_section(r, status, rpc))
@@ -695,6 +751,37 @@ def _in_short(r: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _verify_section(v: dict[str, Any]) -> list[str]:
+    """Part 6: offline `miaopi audit verify` on a generated trail (bench_verify.py)."""
+    if not v or "error" in v:
+        return []
+    runs = _get(v, "seconds", "runs", default=[])
+    prof = v.get("profile", {})
+    return [
+        "## 6. Offline audit verification",
+        "",
+        f"A trail of **{_n(v.get('records'))} records** ({_n(v.get('database_mb'), 1)} MB, "
+        f"{_n(v.get('signed_heads'))} signed tree heads: about one per "
+        f"{_n(v['records'] / v['signed_heads'] if v.get('signed_heads') else None, 1)} records) "
+        "made by the product's recording path (generated cases over the four items, "
+        "`catalog.decide`, `audit.Recorder`, `SQLiteAuditStore`, nine at a time); built in "
+        f"{_n(v.get('build_seconds'), 1)} s, not timed.",
+        "",
+        "| command | wall time | records/s | runs (s) |",
+        "|---|---|---|---|",
+        f"| `{v.get('command')}` | {_n(_med(v, 'seconds'), 2)} s | "
+        f"{_n(v.get('records_per_second'))} | {[round(x, 2) for x in runs]} |",
+        "",
+        "Timed: the whole command, process start to exit: every record's chain link, canonical "
+        "form, hash, case digest and indexed columns; every stored tree node; every signed "
+        "head's root and Ed25519 signature; the witness.",
+        "",
+        f"cProfile of `verify_database` ({_n(prof.get('profiled_seconds'), 2)} s profiled): "
+        f"self {_top(prof)}; inclusive {_top(prof, 'top_inclusive')}.",
+        "",
+    ]
 
 
 def _probe_max(rpc_raw: dict[str, Any]) -> float | None:

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.bench.run              # everything (what `make bench` runs)
     .venv/bin/python -m tests.bench.run --render     # re-render the Markdown from the JSON
+    .venv/bin/python -m tests.bench.run --only verify  # one section, into the existing JSON
 
 Sections run one after the other (never two at once, except the three RSS processes); each
 section's failure is recorded in the JSON and the report instead of hiding the others.
@@ -42,6 +43,7 @@ def main(argv: list[str]) -> int:
 
     if "--render" in argv:
         results = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        results["targets"] = report.targets(results)  # the report's current list of targets
         MD_OUT.write_text(report.render(results), encoding="utf-8")
         return 0
     started = float(os.environ.get("BENCH_STARTED") or time.time())
@@ -54,14 +56,36 @@ def main(argv: list[str]) -> int:
             "command": "make bench",
         }
     }
-    from . import bench_engine, bench_replay, bench_rpc, bench_scale
+    from . import bench_engine, bench_replay, bench_rpc, bench_scale, bench_verify
 
-    _section(results, "engine", bench_engine.run)
-    _section(results, "rpc", bench_rpc.run)
-    _section(results, "replay", bench_replay.run)
-    _section(results, "scale", bench_scale.run)
+    sections = {
+        "engine": bench_engine.run,
+        "rpc": bench_rpc.run,
+        "replay": bench_replay.run,
+        "scale": bench_scale.run,
+        "verify": bench_verify.run,
+    }
+    if "--only" in argv:
+        # One section re-measured; the others' figures stay those of the JSON's last run.
+        chosen = argv[argv.index("--only") + 1 :]
+        unknown = [c for c in chosen if c not in sections]
+        if not chosen or unknown:
+            log(f"--only SECTION ...: one of {', '.join(sections)} (not {unknown})")
+            return 2
+        previous = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        only = {
+            "sections": chosen,
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "commit": versions().get("git_commit"),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        }
+        results = {**previous, "stamp": {**previous.get("stamp", {}), "only": only}}
+        sections = {k: sections[k] for k in chosen}
+    for name, fn in sections.items():
+        _section(results, name, fn)
     results["targets"] = report.targets(results)
-    results["total_runtime_seconds"] = round(time.time() - started, 1)
+    if "--only" not in argv:
+        results["total_runtime_seconds"] = round(time.time() - started, 1)
     results["stamp"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     write_json(JSON_OUT, results)
     MD_OUT.write_text(report.render(results), encoding="utf-8")
