@@ -306,8 +306,10 @@ class Server:
         if self.kind in ("miaopi", "workers", "counted"):
             db = self.dir / "state" / "audit.sqlite3"
             with sqlite3.connect(db) as conn:
+                # Decisions only: the trail also holds the start's publication (an event).
                 total, approve = conn.execute(
                     "SELECT count(*), sum(outcome = 'APPROVE') FROM records"
+                    " WHERE kind = 'decision'"
                 ).fetchone()
             info.update(audit_records=total, audit_approve=approve)
             if total != self.expected or approve != self.expected:
