@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import profiles
-from .common import PY, RULESETS, TODAY, WORK, env, log, median
+from .common import PY, ROOT, RULESETS, TODAY, WORK, env, log, median
 
 N_RECORDS = 60_000
 PER_COMMIT = 9
@@ -111,7 +110,7 @@ def run(runs: int = 3, records: int = N_RECORDS) -> dict[str, Any]:
         "build_seconds": round(build_seconds, 1),
         "seconds": {"median": wall, "runs": walls},
         "records_per_second": total / wall,
-        "command": " ".join(re.sub(r"^.*/build/", "build/", c) for c in cmd),
+        "command": " ".join(c.replace(str(ROOT) + "/", "") for c in cmd),
         "profile": _profile(db, pem),
     }
 
