@@ -252,13 +252,12 @@ def render(r: dict[str, Any]) -> str:
         f"{v.get('zen-engine')}, rule-engine {v.get('rule-engine')}, {v.get('h2load')}, "
         f"{v.get('strace')}, py-spy {v.get('py-spy')}."
     )
-    only = st.get("only")
-    if only:
+    for only in st.get("only", []):
         a(
             f"- **Re-measured alone** (`python -m tests.bench.run --only`): "
             f"{', '.join(only['sections'])} on {only['date']} at commit {only['commit']} "
-            f"(load average {only['load_average_at_start']} at its start); every other "
-            "section is the run above."
+            f"(load average {only['load_average_at_start']} at its start); the sections not "
+            "named in such a line are the run above."
         )
     a(
         "- Every figure is the **median over several runs** (the runs are in the JSON); "

@@ -79,7 +79,11 @@ def main(argv: list[str]) -> int:
             "commit": versions().get("git_commit"),
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         }
-        results = {**previous, "stamp": {**previous.get("stamp", {}), "only": only}}
+        stamp = previous.get("stamp", {})
+        prior = stamp.get("only", [])
+        prior = [prior] if isinstance(prior, dict) else prior  # one, as first written
+        earlier = [o for o in prior if not set(o["sections"]) & set(chosen)]
+        results = {**previous, "stamp": {**stamp, "only": [*earlier, only]}}
         sections = {k: sections[k] for k in chosen}
     for name, fn in sections.items():
         _section(results, name, fn)
