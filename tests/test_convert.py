@@ -72,3 +72,36 @@ def test_naive_time_is_utc_whatever_the_local_zone(catalog, monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_timestamp_is_from_datetime():
+    """convert.timestamp is Timestamp.FromDatetime, without its time-tuple round trip."""
+    from google.protobuf import timestamp_pb2
+
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    for when in [
+        *TIMES,
+        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(1900, 1, 1, tzinfo=shanghai),
+        dt.datetime(2999, 12, 31, 23, 59, 59, 1),
+    ]:
+        expected = timestamp_pb2.Timestamp()
+        expected.FromDatetime(when)
+        assert convert.timestamp(when) == expected, when
+
+
+def test_shared_parts_are_not_changed_by_a_decision(catalog):
+    """Legal bases, materials and remedies are built once per model object and copied into
+    each decision: two decisions of one item carry equal parts, and changing one's does not
+    change the other's."""
+    facts, materials = generate(ITEMS[0], 1, seed=2)[0]
+    d = catalog.decide(ITEMS[0], facts, materials, TODAY)
+    first = convert.decision_message(d, "d-1", "", TIMES[0])
+    second = convert.decision_message(d, "d-2", "", TIMES[0])
+    assert first.reasons == second.reasons and first.remedies == second.remedies
+    assert any(r.HasField("legal_basis") for r in first.reasons)
+    for r in first.reasons:
+        r.legal_basis.citation = "changed"
+    first.remedies.review_days = 999
+    third = convert.decision_message(d, "d-3", "", TIMES[0])
+    assert third.reasons == second.reasons and third.remedies == second.remedies

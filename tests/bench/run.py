@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.bench.run              # everything (what `make bench` runs)
     .venv/bin/python -m tests.bench.run --render     # re-render the Markdown from the JSON
-    .venv/bin/python -m tests.bench.run --only nodes # one section, into the JSON of the last run
+    .venv/bin/python -m tests.bench.run --only verify  # re-measure sections into the JSON
 
 Sections run one after the other (never two at once, except the three RSS processes); each
 section's failure is recorded in the JSON and the report instead of hiding the others.
@@ -39,13 +39,14 @@ def _section(results: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]
 
 
 def _sections() -> dict[str, Callable[[], dict[str, Any]]]:
-    from . import bench_engine, bench_nodes, bench_replay, bench_rpc, bench_scale
+    from . import bench_engine, bench_nodes, bench_replay, bench_rpc, bench_scale, bench_verify
 
     return {
         "engine": bench_engine.run,
         "rpc": bench_rpc.run,
         "replay": bench_replay.run,
         "scale": bench_scale.run,
+        "verify": bench_verify.run,
         "nodes": bench_nodes.run,
     }
 
@@ -55,16 +56,9 @@ def main(argv: list[str]) -> int:
 
     if "--render" in argv:
         results = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        results["targets"] = report.targets(results)  # the report's current list of targets
         MD_OUT.write_text(report.render(results), encoding="utf-8")
         return 0
-    if "--only" in argv:  # the section's own stamp says when it ran; the others keep theirs
-        name = argv[argv.index("--only") + 1]
-        results = json.loads(JSON_OUT.read_text(encoding="utf-8"))
-        WORK.mkdir(parents=True, exist_ok=True)
-        _section(results, name, _sections()[name])
-        write_json(JSON_OUT, results)
-        MD_OUT.write_text(report.render(results), encoding="utf-8")
-        return 0 if "error" not in results[name] else 1
     started = float(os.environ.get("BENCH_STARTED") or time.time())
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -75,10 +69,32 @@ def main(argv: list[str]) -> int:
             "command": "make bench",
         }
     }
-    for name, fn in _sections().items():
+    sections = _sections()
+    if "--only" in argv:
+        # One section re-measured; the others' figures stay those of the JSON's last run.
+        chosen = argv[argv.index("--only") + 1 :]
+        unknown = [c for c in chosen if c not in sections]
+        if not chosen or unknown:
+            log(f"--only SECTION ...: one of {', '.join(sections)} (not {unknown})")
+            return 2
+        previous = json.loads(JSON_OUT.read_text(encoding="utf-8"))
+        only = {
+            "sections": chosen,
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "commit": versions().get("git_commit"),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        }
+        stamp = previous.get("stamp", {})
+        prior = stamp.get("only", [])
+        prior = [prior] if isinstance(prior, dict) else prior  # one, as first written
+        earlier = [o for o in prior if not set(o["sections"]) & set(chosen)]
+        results = {**previous, "stamp": {**stamp, "only": [*earlier, only]}}
+        sections = {k: sections[k] for k in chosen}
+    for name, fn in sections.items():
         _section(results, name, fn)
     results["targets"] = report.targets(results)
-    results["total_runtime_seconds"] = round(time.time() - started, 1)
+    if "--only" not in argv:
+        results["total_runtime_seconds"] = round(time.time() - started, 1)
     results["stamp"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     write_json(JSON_OUT, results)
     MD_OUT.write_text(report.render(results), encoding="utf-8")

@@ -19,10 +19,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from miaopi_server.audit import merkle
-from miaopi_server.audit.canonical import GENESIS_HASH, canonical, digest
+from miaopi_server.audit.canonical import (
+    GENESIS_HASH,
+    NotCanonical,
+    digest,
+    parse_canonical,
+    sha256_hex,
+)
 from miaopi_server.audit.dialect import Connection, dialect_of
-from miaopi_server.audit.record import column_time, hash_body
+from miaopi_server.audit.record import column_time
 from miaopi_server.audit.seal import verify_seal
 from miaopi_server.audit.sqlite_tree import CachedNodes, all_heads, has_tree, latest_head
 from miaopi_server.audit.store import Verification
@@ -194,13 +203,13 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
         kind,
     ) = row
     try:
-        body = json.loads(body_text)
-        case = json.loads(case_json) if case_json is not None else None
+        body = parse_canonical(body_text)
+    except NotCanonical:
+        return "record is not in canonical form"
     except ValueError:
         return "record is not valid JSON"
-    if canonical(body).decode() != body_text:
-        return "record is not in canonical form"
-    if hash_body(body) != h:
+    # The body is its canonical form, so its hash is that of the stored text.
+    if sha256_hex(body_text.encode()) != h:
         return "hash mismatch"
     if body.get("seq") != seq or body.get("prev_hash") != prev:
         return "chain broken"
@@ -230,8 +239,12 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
             return "indexed columns disagree with the record"
         return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
     purged = case_json is None  # checked by the caller: a purge event covers it
-    if body.get("case_digest") != case_dig or (not purged and digest(case) != case_dig):
+    if body.get("case_digest") != case_dig:
         return "case does not match its digest"
+    if not purged:
+        problem = _case_problem(case_json, case_dig)
+        if problem:
+            return problem
     decision = body.get("decision", {})
     derived = (
         decision.get("decision_id"),
@@ -245,6 +258,18 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
     if derived != (decision_id, request_id, item_code, outcome, window_id, decided_at, kind):
         return "indexed columns disagree with the record"
     return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+
+
+def _case_problem(case_json: str, case_dig: str) -> str:
+    """Whether the stored case is what its digest hashed: the stored text itself when it is
+    canonical (as the store writes it), else the canonical form of what it says."""
+    if sha256_hex(case_json.encode()) == case_dig:
+        return ""
+    try:
+        case = json.loads(case_json)
+    except ValueError:
+        return "record is not valid JSON"
+    return "" if digest(case) == case_dig else "case does not match its digest"
 
 
 def _seal_problem(seq: int, h: str, public_raw: bytes | None, sig: bytes, covered_to: int) -> str:
@@ -287,6 +312,7 @@ def check_tree(
     if last is not None and last.tree_size < count:
         return last.tree_size + 1, "not sealed: after the last signed tree head"
     heads = last is not None
+    loaded = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in keys.items()}
     stored = _stored_nodes(conn) if heads else iter(())
     # Heads are read alongside the records too (one per commit: as many as the records, near
     # enough), the witness merged in after a head of its size.
@@ -315,12 +341,24 @@ def check_tree(
                 return i + 1, f"forked from its witness: the first {i + 1} records differ"
             if root.hex() != head.root_hash:
                 return i + 1, f"signed tree head {head.tree_size} does not match the records"
-            if not head.verifies(keys):
+            if not _signed(head, loaded):
                 return i + 1, f"bad signature on tree head {head.tree_size}"
             point = next(pending, None)
     if next(stored, None) is not None:
         return count, "tree holds nodes beyond the records"
     return None
+
+
+def _signed(head: TreeHead, loaded: dict[str, Ed25519PublicKey]) -> bool:
+    """Whether a known key signed the head (the keys loaded once per check, not per head)."""
+    key = loaded.get(head.key_id)
+    if key is None:
+        return False
+    try:
+        key.verify(head.signature, head.signed_bytes())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _stored_nodes(conn: Connection) -> Iterator[tuple[int, int, bytes]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -77,18 +78,23 @@ def facts_from_struct(s: struct_pb2.Struct, root: str = "facts") -> dict[str, An
 
 
 def _value(v: Any) -> struct_pb2.Value:
+    out = struct_pb2.Value()
+    _set_value(out, v)
+    return out
+
+
+def _set_value(out: struct_pb2.Value, v: Any) -> None:
     # Scalars directly (most facts read are): ParseDict costs several times as much.
     if isinstance(v, bool):
-        return struct_pb2.Value(bool_value=v)
-    if isinstance(v, int | float):
-        return struct_pb2.Value(number_value=v)
-    if isinstance(v, str):
-        return struct_pb2.Value(string_value=v)
-    out = struct_pb2.Value()
-    if isinstance(v, dt.date):
-        v = v.isoformat()
-    json_format.ParseDict(v, out)
-    return out
+        out.bool_value = v
+    elif isinstance(v, int | float):
+        out.number_value = v
+    elif isinstance(v, str):
+        out.string_value = v
+    elif isinstance(v, dt.date):
+        out.string_value = v.isoformat()
+    else:
+        json_format.ParseDict(v, out)
 
 
 def struct(d: dict[str, Any]) -> struct_pb2.Struct:
@@ -99,29 +105,65 @@ def struct(d: dict[str, Any]) -> struct_pb2.Struct:
     return s
 
 
-def legal_basis(b: LegalBasis | None) -> pb.LegalBasis | None:
-    if b is None:
-        return None
+class _Built:
+    """Messages of the model's immutable parts (legal bases, materials, remedies) made once
+    per object, as every decision of an item repeats them. Keyed by identity (the object is
+    kept with its message, so an id is never reused while cached); bounded, as a reload
+    brings new objects. A message handed out is only ever copied from, never changed."""
+
+    def __init__(self, build: Callable[[Any], Any], limit: int = 4096):
+        self._build, self._limit = build, limit
+        self._made: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, obj: Any) -> Any:
+        hit = self._made.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        if len(self._made) >= self._limit:
+            self._made.clear()
+        msg = self._build(obj)
+        self._made[id(obj)] = (obj, msg)
+        return msg
+
+
+def _legal_basis(b: LegalBasis) -> pb.LegalBasis:
     return pb.LegalBasis(id=b.id, law=b.law, article=b.article, citation=b.citation)
 
 
+_basis = _Built(_legal_basis)
+
+
+def legal_basis(b: LegalBasis | None) -> pb.LegalBasis | None:
+    return None if b is None else _basis(b)
+
+
 def reason(r: Reason) -> pb.Reason:
-    msg = pb.Reason(
-        rule_id=r.rule_id,
-        outcome=OUTCOMES[r.outcome],
-        message=r.message,
-        condition=r.condition,
-        legal_basis=legal_basis(r.basis),
-    )
-    for path, value in r.facts_read:
-        if value is MISSING:
-            msg.facts_read.add(path=path, missing=True)
-        else:
-            msg.facts_read.add(path=path, value=_value(value))
+    msg = pb.Reason()
+    _fill_reason(msg, r)
     return msg
 
 
+def _fill_reason(msg: pb.Reason, r: Reason) -> None:
+    """Fill a message in place (one added to its decision's list: no copy)."""
+    msg.rule_id = r.rule_id
+    msg.outcome = OUTCOMES[r.outcome]
+    msg.message = r.message
+    msg.condition = r.condition
+    if r.basis is not None:
+        msg.legal_basis.CopyFrom(_basis(r.basis))
+    read = msg.facts_read
+    for path, value in r.facts_read:
+        if value is MISSING:
+            read.add(path=path, missing=True)
+        else:
+            _set_value(read.add(path=path).value, value)
+
+
 def remedies(r: Remedies) -> pb.Remedies:
+    return _remedies(r)
+
+
+def _remedies_message(r: Remedies) -> pb.Remedies:
     return pb.Remedies(
         review_body=r.review_body,
         review_days=r.review_days,
@@ -133,7 +175,11 @@ def remedies(r: Remedies) -> pb.Remedies:
 
 
 def material_ref(m: Material) -> pb.MaterialRef:
-    return pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license)
+    return _material_ref(m)
+
+
+_remedies = _Built(_remedies_message)
+_material_ref = _Built(lambda m: pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license))
 
 
 def decision_message(
@@ -144,7 +190,6 @@ def decision_message(
         request_id=request_id,
         item_code=d.item_code,
         outcome=OUTCOMES[d.outcome],
-        reasons=[reason(r) for r in d.reasons],
         missing_materials=[material_ref(m) for m in d.missing_materials],
         pending_materials=[material_ref(m) for m in d.pending_materials],
         outputs=struct(d.outputs),
@@ -175,6 +220,9 @@ def decision_message(
             for u in d.e_licenses
         ],
     )
+    reasons = msg.reasons
+    for r in d.reasons:
+        _fill_reason(reasons.add(), r)
     if d.remedies is not None:
         msg.remedies.CopyFrom(remedies(d.remedies))
     if d.sourced is not None:
@@ -320,7 +368,12 @@ def reload_response(r: ReloadResult) -> pb.ReloadRulesetsResponse:
     )
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when)
-    return ts
+    """Timestamp.FromDatetime (a naive time taken as UTC) without its time-tuple round trip."""
+    delta = (when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000
+    )

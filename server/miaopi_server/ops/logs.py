@@ -6,6 +6,7 @@ names, addresses). Tracebacks are rendered without local variables for the same 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -14,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 
@@ -36,7 +38,7 @@ def configure(
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer()
         if use_console
-        else structlog.processors.JSONRenderer(ensure_ascii=False)
+        else structlog.processors.JSONRenderer(serializer=render_json)
     )
     # Libraries that log through the standard library (psycopg's pool, when the audit
     # database is lost) come out as lines like ours: one JSON object per line on stderr.
@@ -83,6 +85,27 @@ def _library_message(record: logging.LogRecord) -> str:
         return str(record.msg) % args if args else str(record.msg)
     except (TypeError, ValueError):
         return str(record.msg)
+
+
+def _fallback(obj: Any) -> Any:
+    """What structlog's own JSON renderer writes for a value JSON has no form for."""
+    structlogged = getattr(obj, "__structlog__", None)
+    return structlogged() if structlogged is not None else repr(obj)
+
+
+# Dates and dataclasses by repr, as structlog's renderer writes them, not orjson's own forms.
+_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def render_json(event: Any, **_: Any) -> str:
+    """One log line: orjson (a few µs less per decision line than json.dumps); a line orjson
+    refuses (an integer beyond 64 bits) is written by json.dumps instead."""
+    try:
+        return orjson.dumps(event, default=_fallback, option=_OPTIONS).decode()
+    except TypeError:
+        return json.dumps(event, default=_fallback, ensure_ascii=False)
 
 
 class LogSampler:
