@@ -17,14 +17,13 @@ from typing import Any
 
 import grpc
 import pytest
-import yaml
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_server.audit import seal
-from miaopi_server.edge.auth import hash_token
+from tests.casework_support import md, write_credentials
 from tests.conftest import ServerProcess
 from tests.postgres import PostgresServer, migrated_database
 from tests.support import (
@@ -35,25 +34,6 @@ from tests.support import (
     decide_request,
     resident_id,
 )
-
-CIVIL = "南海区民政局"  # the senior allowance's department
-PRINCIPALS: list[dict[str, Any]] = [
-    {"id": "win", "role": "window", "window_id": "W-GC-01", "jurisdiction": "440605",
-     "items": ["*"]},
-    {"id": "rev-civil", "role": "reviewer", "department": CIVIL, "jurisdiction": "4406"},
-    {"id": "rev-civil-2", "role": "reviewer", "department": CIVIL, "jurisdiction": "440605"},
-    {"id": "sup", "role": "supervisor", "jurisdiction": "440605"},
-]  # fmt: skip
-
-
-def md(who: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer token-{who}")]
-
-
-def write_credentials(path: Path) -> Path:
-    entries = [{**p, "token_sha256": hash_token(f"token-{p['id']}")} for p in PRINCIPALS]
-    path.write_text(yaml.safe_dump({"principals": entries}, allow_unicode=True), "utf-8")
-    return path
 
 
 def review_case(approval: Any) -> str:

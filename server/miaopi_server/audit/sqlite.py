@@ -174,7 +174,11 @@ class SQLiteAuditStore(ChainStore):
         self._checkpoint_thread.join()
         self._checkpointer.close()  # the last connection to close checkpoints the rest
         self._writer.close()
-        self._reader.close()
+        # Under the readers' lock: a read still running in another thread (a scheduler pass
+        # whose task was cancelled keeps running in its thread) finishes first; closing a
+        # connection under a running statement crashes the process.
+        with self._read_lock:
+            self._reader.close()
         with self._outbox_lock:
             if self._outbox_conn is not None:
                 self._outbox_conn.close()
