@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import approval_pb2_grpc as pb_grpc
@@ -91,3 +93,36 @@ def test_overdue_supplements_lapse_once_across_workers_and_restarts(tmp_path: Pa
     pem = tmp_path / "seal.pub.pem"
     pem.write_text(sealer.public_pem, "utf-8")
     assert main(["audit", "verify", "--db", str(db), "--key", str(pem)]) == 0
+
+
+def test_closing_the_store_waits_for_a_read_still_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler pass keeps reading in its thread after its task is cancelled at stop: the
+    store closes its reader only once that read is done (closing under a running statement
+    crashed the process)."""
+    from miaopi_server.audit import chainstore
+    from miaopi_server.audit.sqlite import SQLiteAuditStore
+
+    store = SQLiteAuditStore(tmp_path / "audit.sqlite3", seal.load_or_create(tmp_path / "k")[0])
+    reading, release = threading.Event(), threading.Event()
+    real = chainstore.pending_supplements
+
+    def slow(conn: object) -> object:  # a long pass, holding the reader
+        reading.set()
+        assert release.wait(20)
+        return real(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chainstore, "pending_supplements", slow)
+    got: list[object] = []
+    reader = threading.Thread(target=lambda: got.append(store.pending_supplements()))
+    reader.start()
+    assert reading.wait(20)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive()  # waiting for the read, not closing under it
+    release.set()
+    reader.join(20)
+    closer.join(20)
+    assert got == [[]] and not closer.is_alive()
