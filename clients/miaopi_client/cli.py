@@ -30,6 +30,7 @@ from .cmdline import (
     err,
     print_json,
     read_facts,
+    read_saved_decision,
 )
 from .kpi_cli import add_kpi_parser
 from .notice_cli import add_notice_parser
@@ -487,30 +488,12 @@ def _cmd_audit_key(args: argparse.Namespace) -> int:
     return OK
 
 
-def _read_saved_decision(spec: str, path: Path) -> tuple[str, bytes | None]:
-    """The saved decision's JSON text, and the notice PDF it came from (None for JSON)."""
-    from miaopi_server.offline import NoticeFileError, is_pdf, notice_attachment
-
-    try:
-        if spec == "-":
-            return sys.stdin.read(), None
-        raw = path.read_bytes()
-        pdf = raw if is_pdf(raw) else None
-        if pdf is not None:
-            raw = notice_attachment(pdf)
-        return raw.decode("utf-8"), pdf
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read decision {spec}: {exc}") from None
-    except NoticeFileError as exc:
-        raise BadInput(f"notice {spec}: {exc}") from None
-
-
 def _cmd_verify_receipt(args: argparse.Namespace) -> int:
     from .receipts import receipt_key_id, verify_receipt
 
     _offline_or_server(args, "--key", args.keys or None)
     spec = str(args.file)
-    text, pdf = _read_saved_decision(spec, args.file)
+    text, pdf = read_saved_decision(spec, args.file)
     duplicates: list[str] = []
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

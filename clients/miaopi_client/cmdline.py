@@ -54,3 +54,21 @@ def date_arg(s: str) -> dt.date:
         return dt.date.fromisoformat(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {s!r}") from None
+
+
+def read_saved_decision(spec: str, path: Path) -> tuple[str, bytes | None]:
+    """The saved decision's JSON text, and the notice PDF it came from (None for JSON)."""
+    from miaopi_server.offline import NoticeFileError, is_pdf, notice_attachment
+
+    try:
+        if spec == "-":
+            return sys.stdin.read(), None
+        raw = path.read_bytes()
+        pdf = raw if is_pdf(raw) else None
+        if pdf is not None:
+            raw = notice_attachment(pdf)
+        return raw.decode("utf-8"), pdf
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read decision {spec}: {exc}") from None
+    except NoticeFileError as exc:
+        raise BadInput(f"notice {spec}: {exc}") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import Client, ClientError
-from .cmdline import OK, BadInput
+from .cmdline import OK, BadInput, read_saved_decision
 
 Connect = Callable[[argparse.Namespace, str], Client]
 
@@ -80,12 +80,10 @@ def _fetched_record(args: argparse.Namespace, connect: Connect) -> dict[str, Any
 def _saved_record(path: Path) -> dict[str, Any]:
     """A saved decision or record, or the sealed decision attached to a notice PDF (a trusted
     copy is printed from what the seal covers, not from the pages)."""
-    from miaopi_server.offline import NoticeFileError, is_pdf, notice_attachment
-
+    text, _ = read_saved_decision(str(path), path)
     try:
-        raw = path.read_bytes()
-        saved = json.loads(notice_attachment(raw) if is_pdf(raw) else raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, NoticeFileError) as exc:
+        saved = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise BadInput(f"cannot read decision {path}: {exc}") from None
     if not isinstance(saved, dict):
         raise BadInput(f"decision {path}: must be a JSON object (a saved decision)")
