@@ -8,8 +8,9 @@ the database's own: audit/sqlite.py, audit/postgres/store.py) reads the chain he
 tree, chains and inserts the records in one transaction, signs one tree head and commits once;
 only then are the futures resolved, so a decision is never returned before its record is
 durable. A caller on an event loop (`append_async`) gets an asyncio future instead: the
-writer resolves all of a batch's such futures with one wake-up of their loop, not one each. If the commit fails, every record of the batch fails with AuditUnavailable and the
-chain head is left where it was. The SQL is shared (audit/dialect.py); a backend gives its
+writer resolves all of a batch's such futures with one wake-up of their loop, not one each.
+If the commit fails, every record of the batch fails with AuditUnavailable and the chain head
+is left where it was. The SQL is shared (audit/dialect.py); a backend gives its
 connections, its locks and its transaction start.
 """
 
@@ -99,7 +100,7 @@ class _LoopWaiter:
     that stops waiting (its RPC cancelled) does not withdraw the record: it is written all
     the same, and its outcome dropped."""
 
-    __slots__ = ("loop", "future", "outbox")
+    __slots__ = ("future", "loop", "outbox")
 
     def __init__(
         self,

@@ -28,10 +28,10 @@ def fixed_time(when: dt.datetime) -> str:
         when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
     if when.year < 1000:  # strftime's %Y does not pad these: keep its exact text
         return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # %-formatting: the same text as strftime, a third of its cost (one per decision)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
-        when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond
-    )  # fmt: skip
+    # The same text as strftime, at a third of its cost (one per decision); %-formatting is
+    # faster here than an f-string with format specs.
+    parts = (when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % parts  # noqa: UP031
 
 
 def column_time(rfc3339: object) -> str | None:
