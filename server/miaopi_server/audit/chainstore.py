@@ -250,7 +250,7 @@ class ChainStore:
     def _start_writer(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Pending, Waiter] | None] = queue.SimpleQueue()
         # Outcomes for `append_async` callers, gathered by the writer while a batch is written.
-        self._outbox: list[tuple[_LoopWaiter, StoredRecord | None, BaseException | None]] = []
+        self._outcomes: list[tuple[_LoopWaiter, StoredRecord | None, BaseException | None]] = []
         self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -454,7 +454,7 @@ class ChainStore:
         Cancelling it does not withdraw the record."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[StoredRecord] = loop.create_future()
-        self._queue.put((pending, _LoopWaiter(loop, fut, self._outbox)))
+        self._queue.put((pending, _LoopWaiter(loop, fut, self._outcomes)))
         return fut
 
     def _write_loop(self) -> None:
@@ -479,12 +479,12 @@ class ChainStore:
 
     def _deliver(self) -> None:
         """Hand the batch's `append_async` outcomes to their loops: one call per loop."""
-        if not self._outbox:
+        if not self._outcomes:
             return
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for outcome in self._outbox:
+        for outcome in self._outcomes:
             by_loop.setdefault(outcome[0].loop, []).append(outcome)
-        self._outbox.clear()
+        self._outcomes.clear()
         for loop, outcomes in by_loop.items():
             with suppress(RuntimeError):  # the loop closed: nobody is waiting any more
                 loop.call_soon_threadsafe(_settle, outcomes)

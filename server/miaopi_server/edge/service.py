@@ -185,7 +185,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
 
         try:
             recorded = await self._recorder.decide(request.request_id, case, window, make_decision)
-            msg = convert.recorded_decision(recorded)
+            resp = convert.decide_response(recorded)
         except (CaseInvalid, ItemNotFound) as exc:
             log.info(
                 "decide.refused",
@@ -203,6 +203,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if self._metrics is not None and recorded.decided is not None:  # not a repeat
             d = recorded.decided.decision
             self._metrics.decided(d.item_code, d.outcome, took)
+        msg = resp.decision
         log.info(
             "decision",
             decision_id=msg.decision_id,
@@ -212,7 +213,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             seq=msg.receipt.seq,
             duration_ms=round(took * 1000, 3),
         )
-        return pb.DecideResponse(decision=msg)
+        return resp
 
     async def _look_up(self, item: Item, facts: dict[str, Any], consent: str) -> Gathered | None:
         """The item's lookups, in a thread: a source waits up to its own deadline, and the
