@@ -157,3 +157,32 @@ def test_decide_response_is_the_recorded_decision_with_its_receipt(catalog, code
         remedies += d.remedies is not None
     assert len(outcomes) >= 2, outcomes
     assert remedies or "REJECT" not in outcomes
+
+
+def test_record_times_are_the_text_strftime_gave():
+    """fixed_time and the record's decided_at are formatted without strftime now: the same
+    text as before on random times (naive, UTC, other offsets; every fraction shape)."""
+    import random
+
+    from miaopi_server.audit.decision_json import _json_timestamp
+    from miaopi_server.audit.record import fixed_time
+
+    def utc(when: dt.datetime) -> dt.datetime:
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+    def json_before(when: dt.datetime) -> str:
+        text, micros = utc(when).strftime("%Y-%m-%dT%H:%M:%S"), when.microsecond
+        if micros == 0:
+            return text + "Z"
+        return f"{text}.{micros // 1000:03d}Z" if micros % 1000 == 0 else f"{text}.{micros:06d}Z"
+
+    rng = random.Random(17)
+    zones = [None, dt.UTC, dt.timezone(dt.timedelta(hours=8)), dt.timezone(dt.timedelta(hours=-5))]
+    for _ in range(5000):
+        micros = rng.choice([0, rng.randrange(1000) * 1000, rng.randrange(1_000_000)])
+        when = dt.datetime(
+            rng.randint(2, 9998), rng.randint(1, 12), rng.randint(1, 28), rng.randrange(24),
+            rng.randrange(60), rng.randrange(60), micros, tzinfo=rng.choice(zones),
+        )  # fmt: skip
+        assert fixed_time(when) == utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), when
+        assert _json_timestamp(when) == json_before(when), when
