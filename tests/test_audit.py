@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -626,6 +627,36 @@ class TestCancellation:
             done = [f.result(timeout=10) for f in futures if not f.cancelled()]
             assert done
             assert store.append(pending(999)).result(timeout=10).seq == len(done) + 1
+            assert store.verify().ok
+        finally:
+            store.close()
+
+    def test_an_async_caller_that_stops_waiting_keeps_its_record(self, tmp_path):
+        """append_async: every future resolves with its own record once committed, and one
+        cancelled while waiting (its RPC gone) is still written, as a shielded write was."""
+        store = make_store(tmp_path)
+
+        async def appends() -> tuple[list[int], int]:
+            futures = [store.append_async(pending(i)) for i in range(1, 120)]
+            for f in futures[::4]:
+                f.cancel()
+            kept = [f for f in futures if not f.cancelled()]
+            records = await asyncio.gather(*kept)
+            assert [r.decision_id for r in records] == [
+                f"d{i}" for i in range(1, 120) if (i - 1) % 4
+            ]
+            last = await store.append_async(pending(999))
+            return [r.seq for r in records], last.seq
+
+        try:
+            seqs, last = asyncio.run(appends())
+            assert len(set(seqs)) == len(seqs)
+            assert last == 120  # the 30 cancelled were written too
+            with sqlite3.connect(tmp_path / "audit.sqlite3") as conn:
+                (n,) = conn.execute(
+                    "SELECT count(*) FROM records WHERE kind = 'decision'"
+                ).fetchone()
+            assert n == 120
             assert store.verify().ok
         finally:
             store.close()

@@ -105,3 +105,84 @@ def test_shared_parts_are_not_changed_by_a_decision(catalog):
     first.remedies.review_days = 999
     third = convert.decision_message(d, "d-3", "", TIMES[0])
     assert third.reasons == second.reasons and third.remedies == second.remedies
+
+
+@pytest.mark.parametrize("code", ITEMS)
+def test_decide_response_is_the_recorded_decision_with_its_receipt(catalog, code):
+    """Decide's response, filled in place from the domain decision, is the message the record
+    holds (what a repeated request_id answers with, parsed from the record's JSON) plus the
+    receipt, field for field: on generated cases of every item (every outcome, remedies,
+    missing and pending materials), with and without request_id."""
+    from miaopi.v1 import approval_pb2 as pb
+    from miaopi_server.audit.canonical import canonical
+    from miaopi_server.audit.record import StoredRecord
+    from miaopi_server.audit.recorder import Decided, Recorded
+    from miaopi_server.audit.treehead import TreeHead
+
+    head = TreeHead(9, "ab" * 32, 1_790_000_000_000, "k1", b"\xc2" * 64)
+    outcomes, remedies = set(), 0
+    for i, (facts, materials) in enumerate(generate(code, 120, seed=5)):
+        try:
+            d = catalog.decide(code, facts, materials, TODAY)
+        except CaseInvalid:
+            continue
+        request_id = f"请求-{i}" if i % 2 else ""
+        when = TIMES[i % len(TIMES)]
+        body = {"decision": decision_json(d, f"d-{i}", request_id, when), "seq": 7}
+        window = {"window_id": "窗口-1", "operator_id": "op", "principal_id": "win"}
+        record = StoredRecord(
+            7, f"d-{i}", request_id, "digest", "00" * 32, "node-1", window,
+            canonical(body).decode(), {}, "ff" * 32, "k1", b"", head, ("aa" * 32, "bb" * 32),
+        )  # fmt: skip
+        fresh = convert.decide_response(Recorded(record, Decided(d, f"d-{i}", when)))
+        repeat = convert.decide_response(Recorded(record, None))
+        expected = pb.DecideResponse(
+            decision=json_format.ParseDict(body["decision"], pb.Decision())
+        )
+        expected.decision.receipt.CopyFrom(
+            pb.Receipt(
+                seq=7, prev_hash="00" * 32, case_digest="digest", node_id="node-1",
+                window=pb.Window(**window), record_hash="ff" * 32, key_id="k1",
+                tree_head=pb.TreeHead(
+                    tree_size=9, root_hash="ab" * 32, timestamp=1_790_000_000_000,
+                    key_id="k1", signature=b"\xc2" * 64,
+                ),
+                inclusion_proof=["aa" * 32, "bb" * 32],
+            )
+        )  # fmt: skip
+        assert fresh == expected == repeat
+        assert pb.DecideResponse.FromString(fresh.SerializeToString()) == expected
+        assert convert.recorded_decision(Recorded(record, None)) == expected.decision
+        outcomes.add(d.outcome)
+        remedies += d.remedies is not None
+    assert len(outcomes) >= 2, outcomes
+    assert remedies or "REJECT" not in outcomes
+
+
+def test_record_times_are_the_text_strftime_gave():
+    """fixed_time and the record's decided_at are formatted without strftime now: the same
+    text as before on random times (naive, UTC, other offsets; every fraction shape)."""
+    import random
+
+    from miaopi_server.audit.decision_json import _json_timestamp
+    from miaopi_server.audit.record import fixed_time
+
+    def utc(when: dt.datetime) -> dt.datetime:
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+    def json_before(when: dt.datetime) -> str:
+        text, micros = utc(when).strftime("%Y-%m-%dT%H:%M:%S"), when.microsecond
+        if micros == 0:
+            return text + "Z"
+        return f"{text}.{micros // 1000:03d}Z" if micros % 1000 == 0 else f"{text}.{micros:06d}Z"
+
+    rng = random.Random(17)
+    zones = [None, dt.UTC, dt.timezone(dt.timedelta(hours=8)), dt.timezone(dt.timedelta(hours=-5))]
+    for _ in range(5000):
+        micros = rng.choice([0, rng.randrange(1000) * 1000, rng.randrange(1_000_000)])
+        when = dt.datetime(
+            rng.randint(2, 9998), rng.randint(1, 12), rng.randint(1, 28), rng.randrange(24),
+            rng.randrange(60), rng.randrange(60), micros, tzinfo=rng.choice(zones),
+        )  # fmt: skip
+        assert fixed_time(when) == utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), when
+        assert _json_timestamp(when) == json_before(when), when

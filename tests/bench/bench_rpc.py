@@ -69,6 +69,9 @@ SHAPES = ((1, 16), (4, 4), (16, 1), (4, 16), (8, 32))
 RUN_SECONDS = 5.0
 WORKERS = 2  # `--workers`: one server process per core of this machine
 HALF_RATE_CLIENTS = 4
+# p99 over ~5 s is a few dozen requests: twice as many runs as rounds, so the on/off comparison
+# rests on more than a handful of tails (the spread is reported beside the medians).
+HALF_RATE_RUNS_PER_ROUND = 2
 
 
 def frame(message: bytes) -> bytes:
@@ -281,6 +284,11 @@ class Server:
         self.expected += res.succeeded
         return res
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def __enter__(self) -> Server:
         return self
 
@@ -415,7 +423,9 @@ def run(rounds: int = 5) -> dict[str, Any]:
                 srv.start()
                 c, m = best[kind]
                 srv.h2load(c, m, 300, tag="warmup")
+                before = srv.cpu_seconds()
                 r = srv.h2load(c, m, _n_for(estimate[kind]))
+                used = srv.cpu_seconds() - before
                 row[kind] = {
                     "rps": r.rps,
                     "p50_ms": r.p50_ms,
@@ -423,12 +433,18 @@ def run(rounds: int = 5) -> dict[str, Any]:
                     "n": r.requested,
                     "seconds": r.seconds,
                     "command": r.command,
+                    # The server's CPU (all its threads, user + system) per request: unlike
+                    # req/s, hardly moved by what else runs on the shared machine.
+                    "cpu_us_per_request": used / r.requested * 1e6 if kind != "workers" else None,
                 }
                 results["checks"].append(srv.stop_and_verify())
         row["ratio_decide_empty"] = row["miaopi"]["rps"] / row["empty"]["rps"]
         row["ratio_workers_empty"] = row["workers"]["rps"] / row["empty"]["rps"]
         row["ratio_unrecorded_empty"] = row["unrecorded"]["rps"] / row["empty"]["rps"]
         row["ratio_audit_on_off"] = row["counted"]["rps"] / row["unrecorded"]["rps"]
+        row["cpu_ratio_empty_decide"] = (
+            row["empty"]["cpu_us_per_request"] / row["miaopi"]["cpu_us_per_request"]
+        )
         results["rounds"].append(row)
         log(
             f"rpc round {i + 1}/{rounds}: "
@@ -455,8 +471,9 @@ def run(rounds: int = 5) -> dict[str, Any]:
         for srv in (on, off, wk):
             srv.start()
             srv.h2load(*best[srv.kind], 300, tag="warmup")
-        for _ in range(rounds):
-            for srv in (on, off, wk):
+        for i in range(HALF_RATE_RUNS_PER_ROUND * rounds):
+            # audit on and off take turns at going first (the machine drifts within a round)
+            for srv in (on, off, wk) if i % 2 == 0 else (off, on, wk):
                 each = rate[srv.kind] / HALF_RATE_CLIENTS
                 r = srv.h2load(HALF_RATE_CLIENTS, 8, _n_for(rate[srv.kind]), rps=each, tag="half")
                 half_runs[srv.kind].append(

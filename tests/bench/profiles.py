@@ -58,8 +58,8 @@ DECIDE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("Catalog.decide",),
     ),
     (
-        "convert.decision_message (domain decision -> protobuf)",
-        ("decision_message (miaopi_server/edge/convert.py",),
+        "convert.decide_response (domain decision -> protobuf)",
+        ("decision_message (miaopi_server/edge/convert.py", "decide_response (miaopi_server/edge"),
     ),
     ("rest of Decide (context vars, uuid, clock, Timestamp, response)", ("make_decision",)),
     (

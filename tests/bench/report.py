@@ -42,7 +42,7 @@ def _ms_per(rps: float | None) -> str:
 
 
 def _rounds(rpc: dict[str, Any], key: str, field: str) -> list[float]:
-    return [r[key][field] for r in rpc.get("rounds", []) if key in r]
+    return [r[key].get(field) for r in rpc.get("rounds", []) if key in r]
 
 
 def _rpc_medians(rpc: dict[str, Any]) -> dict[str, float | None]:
@@ -54,11 +54,15 @@ def _rpc_medians(rpc: dict[str, Any]) -> dict[str, float | None]:
         if all(k in r for r in rounds):
             for f in ("rps", "p50_ms", "p99_ms"):
                 out[f"{k}_{f}"] = median(_rounds(rpc, k, f))
+            cpu = [c for c in _rounds(rpc, k, "cpu_us_per_request") if c is not None]
+            if cpu and "cpu_us_per_request" in rounds[0][k]:
+                out[f"{k}_cpu_us"] = median(cpu)
     for k in (
         "ratio_decide_empty",
         "ratio_workers_empty",
         "ratio_unrecorded_empty",
         "ratio_audit_on_off",
+        "cpu_ratio_empty_decide",
     ):
         if all(k in r for r in rounds):
             out[k] = median([r[k] for r in rounds])
@@ -322,6 +326,21 @@ def render(r: dict[str, Any]) -> str:
                 f"{_n(rpc.get(f'{k}_p50_ms'), 2)} ms | {_n(rpc.get(f'{k}_p99_ms'), 2)} ms |"
             )
         a("")
+        if rpc.get("miaopi_cpu_us") is not None:
+            a(
+                "Server CPU per request (user + system, all of the server's threads, read from "
+                "/proc around each measured run; medians): "
+                + ", ".join(
+                    f"{k} {_n(rpc.get(f'{k}_cpu_us'))} µs"
+                    for k in ("empty", "miaopi", "counted", "unrecorded")
+                    if rpc.get(f"{k}_cpu_us") is not None
+                )
+                + f". By CPU, Decide costs {_n(1 / rpc['cpu_ratio_empty_decide'], 3)} empty RPCs "
+                f"(empty / Decide = {_n(rpc.get('cpu_ratio_empty_decide'), 3)}): a figure the "
+                "other work on this shared machine moves far less than req/s, so it is the one "
+                "to compare runs by. The targets stay on req/s."
+            )
+            a("")
         runs = [round(x["ratio_decide_empty"], 3) for x in rpc_raw.get("rounds", [])]
         wruns = [
             round(x["ratio_workers_empty"], 3)
@@ -353,6 +372,16 @@ def render(r: dict[str, Any]) -> str:
                 "At the same rate, alternating run for run with it, the audit-off server "
                 f"(part 5) had {_latency(off)}."
             )
+            pairs = sorted(x["p99_ms"] / y["p99_ms"] for x, y in zip(half_runs, off, strict=False))
+            if pairs:
+                a("")
+                a(
+                    "Run by run (audit on and off back to back, taking turns at going first), "
+                    f"p99 on / off: median {_n(median(pairs), 2)} x, spread "
+                    f"{_n(pairs[0], 2)}-{_n(pairs[-1], 2)} x over {len(pairs)} pairs "
+                    f"({[round(x, 2) for x in pairs]}); the target row uses the ratio of the "
+                    "two medians."
+                )
         wk = _get(rpc_raw, "half_rate", "workers_runs", default=[])
         if wk:
             a("")
@@ -947,6 +976,25 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "56k -> 15k (orjson). `facts_from_struct` walked lazily measured the same and was "
             "left as it was."
         )
+        a(
+            "5. **Issue 17, round 3** (server CPU per Decide, user + system from /proc, this tree "
+            "against the one before it, servers from both started in alternation in one "
+            "session at c8m32; medians of 6 rounds, load average ~4.5): 801 -> 687 "
+            "µs (-14 %; req/s 1,223 -> 1,337 in the same rounds). What changed: the record "
+            "is handed to the audit writer with an asyncio future "
+            "that the writer resolves together with the rest of its batch, one "
+            "`call_soon_threadsafe` per batch instead of a `wrap_future`, an `asyncio.shield` "
+            "and a self-pipe wake-up per record (a cancelled RPC's record is still written, as "
+            "before); Decide's response is filled in place (decision, receipt, timestamp, one "
+            "RulesetRef per item version) instead of built and copied, checked equal to the "
+            "recorded decision plus receipt on generated cases of the four items; `fixed_time` "
+            "and the decision id (os.urandom, the uuid4 form) cost a third and a half of "
+            "before. Measured and not kept: uvloop (4 % less CPU per request, req/s within the "
+            "noise: not worth a dependency); a writer that lingers up to 1.5 ms for more "
+            "records at peak (7.8 -> 13-16 records per commit, CPU per request within the "
+            "noise, and every decision would wait longer); a shorter GIL switch interval "
+            "(1 ms: p99 at 700 req/s 32 -> 28 ms, within the spread of the runs)."
+        )
         a("")
         a("What remains, and why:")
         a("")
@@ -963,15 +1011,29 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "- p99 at half the peak rate: h2load's `--rps` schedule sends each connection's "
             "requests in step, so requests arrive in small bursts and queue behind one another "
             "for about a millisecond of Python each, and a decision waits for its group "
-            "commit's fdatasync; with two workers they also take turns at the write lock."
+            "commit's fdatasync; with two workers they also take turns at the write lock. "
+            "Where the audit-on tail comes from (measured for issue 17 at 700 req/s, on and "
+            "off alternating, 6 runs each): p50 6.3 ms with the audit against 3.1 ms without, "
+            "and a commit of one record alone (no RPCs, the same store) takes ~1.7 ms of wall "
+            "time, most of it the fdatasync; the rest is the writer waiting for the GIL "
+            "behind the event loop and requests queued behind a late batch. The p99s of single "
+            "runs spread over a factor of 3-10 either way (the pairs below), so the ratio of "
+            "the medians is reported, with every pair."
         )
         a(
-            "- Issue 17's 0.30 in one process, next design change: build the Decide response "
-            "as bytes, not as protobuf objects (a generic handler whose serializer is "
-            "identity; a decision's wire form concatenated from per-rule, per-material and "
-            "per-remedies fragments encoded once at load, plus the facts read and the "
-            "receipt), and the record's canonical JSON from the same fragments; what is left "
-            "per request is then the gRPC aio machinery, the decision and the audit writer."
+            "- Issue 17's 0.30 in one process. Building Decide's response and serialising it "
+            "takes ~20 µs in-process (`decide_response` + `SerializeToString`, senior "
+            "allowance), a few per cent of the CPU a Decide costs the server, so a response "
+            "spliced from bytes encoded at load (the design proposed last round) cannot give "
+            "the ~2x that 0.30 needs, and it was not built. Of the GIL time, the gRPC aio "
+            "and asyncio machinery (the per-RPC completion-queue callbacks, futures and task "
+            "steps) is about half, Decide's own Python about a third and the audit writer a "
+            "tenth: even with none of Decide's Python the ratio would be ~0.24. Next design "
+            "change: take the per-RPC machinery out of the Python event loop, a native gRPC "
+            "front (HTTP/2 and gRPC framing in a compiled server in the same process or "
+            "beside it) that hands the Python side batches of request bytes and takes back "
+            "response bytes, so the asyncio cost is paid per batch, not per call; the "
+            "decision, the record and the group commit stay as they are."
         )
         a("")
 

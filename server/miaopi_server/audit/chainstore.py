@@ -7,13 +7,16 @@ record waiting at that moment, and under the writers' lock (a lock file beside t
 the database's own: audit/sqlite.py, audit/postgres/store.py) reads the chain head and the
 tree, chains and inserts the records in one transaction, signs one tree head and commits once;
 only then are the futures resolved, so a decision is never returned before its record is
-durable. If the commit fails, every record of the batch fails with AuditUnavailable and the
-chain head is left where it was. The SQL is shared (audit/dialect.py); a backend gives its
+durable. A caller on an event loop (`append_async`) gets an asyncio future instead: the
+writer resolves all of a batch's such futures with one wake-up of their loop, not one each.
+If the commit fails, every record of the batch fails with AuditUnavailable and the chain head
+is left where it was. The SQL is shared (audit/dialect.py); a backend gives its
 connections, its locks and its transaction start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import datetime as dt
 import fcntl
@@ -89,6 +92,47 @@ from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable, MiaopiErr
 __all__ = ["ChainStore"]
 
 Pending = PendingRecord | PendingEvent | PendingTransition
+
+
+class _LoopWaiter:
+    """The writer's side of an `append_async` future: it collects the outcome, and the
+    batch's outcomes reach their loop together (`_deliver`). Like asyncio.shield, a caller
+    that stops waiting (its RPC cancelled) does not withdraw the record: it is written all
+    the same, and its outcome dropped."""
+
+    __slots__ = ("future", "loop", "outbox")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[StoredRecord],
+        outbox: list[tuple[_LoopWaiter, StoredRecord | None, BaseException | None]],
+    ):
+        self.loop, self.future, self.outbox = loop, future, outbox
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return True
+
+    def set_result(self, result: StoredRecord) -> None:
+        self.outbox.append((self, result, None))
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.outbox.append((self, None, exc))
+
+
+def _settle(outcomes: list[tuple[_LoopWaiter, StoredRecord | None, BaseException | None]]) -> None:
+    """On the loop: resolve the futures still waiting (one cancelled meanwhile is skipped)."""
+    for waiter, result, exc in outcomes:
+        fut = waiter.future
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)  # type: ignore[arg-type]  # set with exc None
+
+
+Waiter = Future[StoredRecord] | _LoopWaiter
 MAX_BATCH = 512
 RULESET_PUBLISHED = "ruleset_published"
 CHECKPOINT_SECONDS = 1.0
@@ -204,9 +248,9 @@ class ChainStore:
         self._depth = 0  # how many times this thread holds the writers' lock
 
     def _start_writer(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Pending, Future[StoredRecord]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[tuple[Pending, Waiter] | None] = queue.SimpleQueue()
+        # Outcomes for `append_async` callers, gathered by the writer while a batch is written.
+        self._outcomes: list[tuple[_LoopWaiter, StoredRecord | None, BaseException | None]] = []
         self._thread = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -404,6 +448,15 @@ class ChainStore:
         self._queue.put((pending, fut))
         return fut
 
+    def append_async(self, pending: Pending) -> asyncio.Future[StoredRecord]:
+        """`append` for a caller on the running event loop: an asyncio future, resolved
+        (with the rest of its batch, in one call on the loop) once the record is committed.
+        Cancelling it does not withdraw the record."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[StoredRecord] = loop.create_future()
+        self._queue.put((pending, _LoopWaiter(loop, fut, self._outcomes)))
+        return fut
+
     def _write_loop(self) -> None:
         while True:
             first = self._queue.get()
@@ -419,9 +472,24 @@ class ChainStore:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(nxt)
-            self._write_batch(batch)
+            try:
+                self._write_batch(batch)
+            finally:
+                self._deliver()
 
-    def _write_batch(self, batch: list[tuple[Pending, Future[StoredRecord]]]) -> None:
+    def _deliver(self) -> None:
+        """Hand the batch's `append_async` outcomes to their loops: one call per loop."""
+        if not self._outcomes:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for outcome in self._outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        self._outcomes.clear()
+        for loop, outcomes in by_loop.items():
+            with suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, outcomes)
+
+    def _write_batch(self, batch: list[tuple[Pending, Waiter]]) -> None:
         # A caller that gave up (its RPC was cancelled) is skipped; once running, a future can
         # no longer be cancelled, so resolving it below cannot fail and kill this thread.
         batch = [(p, f) for p, f in batch if f.set_running_or_notify_cancel()]
@@ -430,9 +498,9 @@ class ChainStore:
         began = time.perf_counter()
         # What each acknowledged record is made of: its StoredRecord is built once, with the
         # head and proof, after the commit (an event's is made when it is inserted).
-        written: list[tuple[Future[StoredRecord], int, str, str, str, Pending | StoredRecord]] = []
-        repeats: list[tuple[Future[StoredRecord], StoredRecord | tuple[str, str]]] = []
-        refused: list[tuple[Future[StoredRecord], Exception]] = []  # transitions not allowed
+        written: list[tuple[Waiter, int, str, str, str, Pending | StoredRecord]] = []
+        repeats: list[tuple[Waiter, StoredRecord | tuple[str, str]]] = []
+        refused: list[tuple[Waiter, Exception]] = []  # transitions not allowed
         in_batch: set[tuple[str, str]] = set()
         locked = False
         try:

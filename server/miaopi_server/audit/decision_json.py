@@ -78,8 +78,13 @@ def material_json(m: Material) -> dict[str, Any]:
 def _json_timestamp(when: dt.datetime) -> str:
     """RFC 3339 in UTC with 0, 3 or 6 fractional digits, as Timestamp.ToJsonString (which,
     like Timestamp.FromDatetime, takes a naive time as UTC)."""
-    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if when.tzinfo is not dt.UTC:
+        when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    if when.year < 1000:  # strftime's %Y does not pad these: keep its exact text
+        text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    else:  # the same text at a third of strftime's cost (one per decision)
+        parts = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+        text = "%04d-%02d-%02dT%02d:%02d:%02d" % parts  # noqa: UP031
     micros = when.microsecond
     if micros == 0:
         return text + "Z"

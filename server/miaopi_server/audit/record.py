@@ -24,8 +24,14 @@ from miaopi_server.casework.model import Task
 def fixed_time(when: dt.datetime) -> str:
     """UTC time as fixed-width RFC 3339 (microseconds), so stored times sort as text. A naive
     time is UTC, as protobuf's Timestamp takes it."""
-    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if when.tzinfo is not dt.UTC:
+        when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    if when.year < 1000:  # strftime's %Y does not pad these: keep its exact text
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime, at a third of its cost (one per decision); %-formatting is
+    # faster here than an f-string with format specs.
+    parts = (when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % parts  # noqa: UP031
 
 
 def column_time(rfc3339: object) -> str | None:

@@ -140,8 +140,8 @@ class Recorder:
             task=task,
             task_json=task_to_json(task) if task is not None else "",
         )
-        # shield: a cancelled RPC must not cancel the write it already queued.
-        record = await asyncio.shield(asyncio.wrap_future(self.store.append(pending)))
+        # A cancelled RPC does not withdraw the write it queued (append_async's future).
+        record = await self.store.append_async(pending)
         return Recorded(record, decided)
 
 

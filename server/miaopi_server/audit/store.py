@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class AuditStore(Protocol):
 
     def append(self, pending: PendingRecord) -> Future[StoredRecord]:
         """Resolve once the record is durable; fail with AuditUnavailable or DuplicateRequest."""
+        ...
+
+    def append_async(self, pending: PendingRecord) -> asyncio.Future[StoredRecord]:
+        """`append` for a caller on the running loop; cancelling it keeps the record."""
         ...
 
     def get(self, decision_id: str) -> StoredRecord | None: ...

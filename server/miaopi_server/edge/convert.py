@@ -185,41 +185,52 @@ _material_ref = _Built(lambda m: pb.MaterialRef(id=m.id, name=m.name, e_license=
 def decision_message(
     d: Decision, decision_id: str, request_id: str, decided_at: dt.datetime
 ) -> pb.Decision:
-    msg = pb.Decision(
-        decision_id=decision_id,
-        request_id=request_id,
-        item_code=d.item_code,
-        outcome=OUTCOMES[d.outcome],
-        missing_materials=[material_ref(m) for m in d.missing_materials],
-        pending_materials=[material_ref(m) for m in d.pending_materials],
-        outputs=struct(d.outputs),
-        ruleset=pb.RulesetRef(item_code=d.item_code, version=d.version, digest=d.digest),
-        as_of_date=d.as_of.isoformat(),
-        decided_at=timestamp(decided_at),
-        review_due_date=d.review_due.isoformat() if d.review_due else "",
-        review_due_date_estimated=d.review_due_estimated,
-        derived_facts=struct(d.derived),
-        provenance=[
-            pb.FactProvenance(
-                path=o.path,
-                origin=o.origin,
-                source=o.source,
-                record_id=o.record_id,
-                fetched_at=o.fetched_at,
-                note=o.note,
-            )
-            for o in d.provenance
-        ],
-        e_licenses=[
-            pb.ELicenseUse(
-                material_id=u.material_id,
-                licence_type=u.licence_type,
-                number=u.number,
-                fetched_at=u.fetched_at,
-            )
-            for u in d.e_licenses
-        ],
-    )
+    msg = pb.Decision()
+    _fill_decision(msg, d, decision_id, request_id, decided_at)
+    return msg
+
+
+def _fill_decision(
+    msg: pb.Decision, d: Decision, decision_id: str, request_id: str, decided_at: dt.datetime
+) -> None:
+    """Fill an empty message in place (a response's own decision: nothing built twice)."""
+    msg.decision_id = decision_id
+    msg.request_id = request_id
+    msg.item_code = d.item_code
+    msg.outcome = OUTCOMES[d.outcome]
+    if d.missing_materials:
+        msg.missing_materials.extend([material_ref(m) for m in d.missing_materials])
+    if d.pending_materials:
+        msg.pending_materials.extend([material_ref(m) for m in d.pending_materials])
+    msg.outputs.SetInParent()  # present even when empty, as the record's JSON has it
+    if d.outputs:
+        msg.outputs.update(json_value(d.outputs))
+    msg.ruleset.CopyFrom(_ruleset(d.item_code, d.version, d.digest))
+    msg.as_of_date = d.as_of.isoformat()
+    msg.decided_at.SetInParent()
+    _set_timestamp(msg.decided_at, decided_at)
+    if d.review_due:
+        msg.review_due_date = d.review_due.isoformat()
+    msg.review_due_date_estimated = d.review_due_estimated
+    msg.derived_facts.SetInParent()
+    if d.derived:
+        msg.derived_facts.update(json_value(d.derived))
+    for o in d.provenance:
+        msg.provenance.add(
+            path=o.path,
+            origin=o.origin,
+            source=o.source,
+            record_id=o.record_id,
+            fetched_at=o.fetched_at,
+            note=o.note,
+        )
+    for u in d.e_licenses:
+        msg.e_licenses.add(
+            material_id=u.material_id,
+            licence_type=u.licence_type,
+            number=u.number,
+            fetched_at=u.fetched_at,
+        )
     reasons = msg.reasons
     for r in d.reasons:
         _fill_reason(reasons.add(), r)
@@ -228,7 +239,20 @@ def decision_message(
     if d.sourced is not None:
         msg.sourced.SetInParent()  # present even when empty, as the record's JSON has it
         json_format.ParseDict(d.sourced.to_json(), msg.sourced)
-    return msg
+
+
+_rulesets: dict[tuple[str, str, str], pb.RulesetRef] = {}
+
+
+def _ruleset(item_code: str, version: str, digest: str) -> pb.RulesetRef:
+    """One message per item version (only ever copied from); bounded, as reloads add more."""
+    key = (item_code, version, digest)
+    ref = _rulesets.get(key)
+    if ref is None:
+        if len(_rulesets) >= 4096:
+            _rulesets.clear()
+        ref = _rulesets[key] = pb.RulesetRef(item_code=item_code, version=version, digest=digest)
+    return ref
 
 
 def tree_head(head: TreeHead) -> pb.TreeHead:
@@ -242,20 +266,33 @@ def tree_head(head: TreeHead) -> pb.TreeHead:
 
 
 def receipt(record: StoredRecord) -> pb.Receipt:
-    msg = pb.Receipt(
-        seq=record.seq,
-        prev_hash=record.prev_hash,
-        case_digest=record.case_digest,
-        node_id=record.node_id,
-        window=pb.Window(**record.window),
-        record_hash=record.record_hash,
-        key_id=record.key_id,
-        signature=record.signature,
-        inclusion_proof=record.inclusion_proof,
-    )
-    if record.tree_head is not None:
-        msg.tree_head.CopyFrom(tree_head(record.tree_head))
+    msg = pb.Receipt()
+    _fill_receipt(msg, record)
     return msg
+
+
+def _fill_receipt(msg: pb.Receipt, record: StoredRecord) -> None:
+    msg.seq = record.seq
+    msg.prev_hash = record.prev_hash
+    msg.case_digest = record.case_digest
+    msg.node_id = record.node_id
+    window = msg.window
+    window.SetInParent()
+    for k, v in record.window.items():
+        setattr(window, k, v)
+    msg.record_hash = record.record_hash
+    msg.key_id = record.key_id
+    msg.signature = record.signature
+    msg.inclusion_proof.extend(record.inclusion_proof)
+    head = record.tree_head
+    if head is not None:
+        th = msg.tree_head
+        th.SetInParent()
+        th.tree_size = head.tree_size
+        th.root_hash = head.root_hash
+        th.timestamp = head.timestamp
+        th.key_id = head.key_id
+        th.signature = head.signature
 
 
 def decision_of(record: StoredRecord) -> pb.Decision:
@@ -268,17 +305,25 @@ def decision_of(record: StoredRecord) -> pb.Decision:
 def recorded_decision(recorded: Recorded) -> pb.Decision:
     """What Decide returns: the decision just made (built from the domain objects) or, for a
     repeated request_id, the one on record; with its receipt either way."""
+    return decide_response(recorded).decision
+
+
+def decide_response(recorded: Recorded) -> pb.DecideResponse:
+    """Decide's response, its decision and receipt filled in place (no message copied)."""
+    resp = pb.DecideResponse()
     decided = recorded.decided
     if decided is None:
-        return decision_of(recorded.record)
-    msg = decision_message(
-        decided.decision,
-        decided.decision_id,
-        recorded.record.request_id,
-        decided.decided_at,
-    )
-    msg.receipt.CopyFrom(receipt(recorded.record))
-    return msg
+        json_format.ParseDict(recorded.record.decision, resp.decision)
+    else:
+        _fill_decision(
+            resp.decision,
+            decided.decision,
+            decided.decision_id,
+            recorded.record.request_id,
+            decided.decided_at,
+        )
+    _fill_receipt(resp.decision.receipt, recorded.record)
+    return resp
 
 
 def form_field(f: Field, prefilled_from: str = "") -> pb.FormField:
@@ -373,7 +418,12 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def timestamp(when: dt.datetime) -> timestamp_pb2.Timestamp:
     """Timestamp.FromDatetime (a naive time taken as UTC) without its time-tuple round trip."""
+    msg = timestamp_pb2.Timestamp()
+    _set_timestamp(msg, when)
+    return msg
+
+
+def _set_timestamp(msg: timestamp_pb2.Timestamp, when: dt.datetime) -> None:
     delta = (when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)) - _EPOCH
-    return timestamp_pb2.Timestamp(
-        seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000
-    )
+    msg.seconds = delta.days * 86400 + delta.seconds
+    msg.nanos = delta.microseconds * 1000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -181,11 +181,11 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
                 if item.sources or item.e_license_holder:
                     gathered = await self._look_up(item, facts, consent)
             decision = catalog.decide(request.item_code, facts, case["materials"], today, gathered)
-            return Decided(decision, str(uuid.uuid4()), now)
+            return Decided(decision, random_uuid(), now)
 
         try:
             recorded = await self._recorder.decide(request.request_id, case, window, make_decision)
-            msg = convert.recorded_decision(recorded)
+            resp = convert.decide_response(recorded)
         except (CaseInvalid, ItemNotFound) as exc:
             log.info(
                 "decide.refused",
@@ -203,6 +203,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         if self._metrics is not None and recorded.decided is not None:  # not a repeat
             d = recorded.decided.decision
             self._metrics.decided(d.item_code, d.outcome, took)
+        msg = resp.decision
         log.info(
             "decision",
             decision_id=msg.decision_id,
@@ -212,7 +213,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
             seq=msg.receipt.seq,
             duration_ms=round(took * 1000, 3),
         )
-        return pb.DecideResponse(decision=msg)
+        return resp
 
     async def _look_up(self, item: Item, facts: dict[str, Any], consent: str) -> Gathered | None:
         """The item's lookups, in a thread: a source waits up to its own deadline, and the
@@ -442,6 +443,15 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         return pb.GetSealKeyResponse(
             key_id=sealer.key_id, public_key=sealer.public_raw, public_key_pem=sealer.public_pem
         )
+
+
+def random_uuid() -> str:
+    """str(uuid.uuid4()): the same random version-4 form from os.urandom, at half its cost."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _MALFORMED = object()
