@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from miaopi_server.decision.engine import Engine, RulesetHandle
 from miaopi_server.decision.sourced import (
@@ -35,6 +35,9 @@ from miaopi_server.rules.remedies import Remedies
 
 APPROVE, REJECT, MANUAL_REVIEW = "APPROVE", "REJECT", "MANUAL_REVIEW"
 NO_RULE_MATCHED = "no_rule_matched"
+_T = TypeVar("_T")
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class Decision:
 
 # Severity of an outcome: the first group of reasons in a decision decides it.
 SEVERITY = {REJECT: 0, MANUAL_REVIEW: 1, APPROVE: 2}
+# The one reason of a decision no rule matched (immutable: shared by every such decision).
+NO_RULE_REASON = Reason(
+    NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()
+)
 
 
 def deciding_first(reasons: tuple[Reason, ...], outcome: str) -> tuple[Reason, ...]:
@@ -181,15 +188,47 @@ def _paths(facts: Any, prefix: str = "") -> set[str]:
     return out
 
 
-def _read(case: Case, paths: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
-    get = case.values.get
-    return tuple((p, get(p, MISSING)) for p in paths)
+def _build(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """A frozen dataclass instance from all its fields, in one step: its own __init__ sets
+    each field through object.__setattr__, a fifth of assembling a decision (the object is
+    the same: tests/test_decide_assembly.py compares it with the constructor's)."""
+    obj = _new(cls)
+    _setattr(obj, "__dict__", fields)
+    return obj
+
+
+def _reason(
+    rule_id: str,
+    outcome: str,
+    message: str,
+    basis: LegalBasis | None,
+    facts_read: tuple[tuple[str, Any], ...],
+    condition: str,
+) -> Reason:
+    return _build(
+        Reason,
+        {
+            "rule_id": rule_id,
+            "outcome": outcome,
+            "message": message,
+            "basis": basis,
+            "facts_read": facts_read,
+            "condition": condition,
+        },
+    )
 
 
 def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
-    """Build the decision from the set of engine rules that fired."""
+    """Build the decision from the set of engine rules that fired.
+
+    Reasons come in the order `deciding_first` gives (the decision's outcome is the most
+    severe one present, so that is severity order): refusing policy rules in rule-file order,
+    then the missing materials (every one a refusal), then MANUAL_REVIEW rules, then APPROVE
+    ones; worked out as they are collected instead of sorted twice."""
     item = compiled.item
-    reasons: list[Reason] = []
+    get = case.values.get
+    by_severity: tuple[list[Reason], list[Reason], list[Reason]] = ([], [], [])
+    materials: list[Reason] = []
     missing: list[Material] = []
     pending: list[Material] = []
     for mp in compiled.material_plan:
@@ -200,38 +239,32 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
             pending.append(m)
             continue
         missing.append(m)
-        source = m.when.source if m.when else ""
-        reasons.append(
-            Reason(f"material:{m.id}", REJECT, mp.message, mp.basis, _read(case, mp.reads), source)
+        read = tuple(zip(mp.reads, map(get, mp.reads, mp.absent), strict=True))
+        materials.append(_reason(mp.reason_id, REJECT, mp.message, mp.basis, read, mp.condition))
+    matched = [rp for rp in compiled.rule_plan if rp.engine_rule in fired]
+    for rp in matched:
+        rule = rp.rule
+        read = tuple(zip(rp.reads, map(get, rp.reads, rp.absent), strict=True))
+        by_severity[SEVERITY[rule.outcome]].append(
+            _reason(rule.id, rule.outcome, rule.message, rp.basis, read, rule.when.source)
         )
-    for rp in compiled.rule_plan:
-        if rp.engine_rule in fired:
-            rule = rp.rule
-            reasons.append(
-                Reason(
-                    rule.id,
-                    rule.outcome,
-                    rule.message,
-                    rp.basis,
-                    _read(case, rp.reads),
-                    rule.when.source,
-                )
-            )
-    if not reasons:
+    rejects, reviews, approvals = by_severity
+    ordered: tuple[Reason, ...]
+    if rejects or materials:
+        outcome = REJECT
+        ordered = (*rejects, *materials, *reviews, *approvals)
+    elif reviews:
         outcome = MANUAL_REVIEW
-        ordered: tuple[Reason, ...] = (
-            Reason(NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()),
-        )
+        ordered = (*reviews, *approvals)
+    elif approvals:
+        outcome = APPROVE
+        ordered = tuple(approvals)
     else:
-        # Within a severity group: policy rules in rule-file order, then the materials notice.
-        outcome = outcome_of(tuple(reasons))
-        by_kind = sorted(reasons, key=lambda r: r.rule_id.startswith("material:"))
-        ordered = deciding_first(tuple(by_kind), outcome)
+        outcome = MANUAL_REVIEW
+        ordered = (NO_RULE_REASON,)
     outputs: dict[str, Any] = {}
     if outcome != REJECT:
-        for rp in compiled.rule_plan:
-            if rp.engine_rule not in fired:
-                continue
+        for rp in matched:
             for output in rp.outputs:
                 for choice in output.choices:
                     if choice.engine_rule is None or choice.engine_rule in fired:
@@ -239,7 +272,7 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
                             break
                         value = choice.value
                         if choice.term is not None:  # computed from the case; may be missing
-                            value = term_value(choice.term, lambda p: case.values.get(p, MISSING))
+                            value = term_value(choice.term, lambda p: get(p, MISSING))
                         if value is not MISSING:
                             outputs[output.name] = value
                         break
@@ -247,19 +280,25 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
     if outcome == MANUAL_REVIEW:
         d = add_working_days(case.as_of, max(item.promised_days, 1))
         due, estimated = d.date, d.estimated
-    return Decision(
-        item_code=item.code,
-        version=item.version,
-        digest=item.digest,
-        outcome=outcome,
-        reasons=ordered,
-        missing_materials=tuple(missing),
-        pending_materials=tuple(pending),
-        outputs=outputs,
-        as_of=case.as_of,
-        derived=case.derived,
-        review_due=due,
-        review_due_estimated=estimated,
-        fired=tuple(sorted(fired)),
-        remedies=compiled.remedies if outcome == REJECT else None,
+    return _build(
+        Decision,
+        {
+            "item_code": item.code,
+            "version": item.version,
+            "digest": item.digest,
+            "outcome": outcome,
+            "reasons": ordered,
+            "missing_materials": tuple(missing),
+            "pending_materials": tuple(pending),
+            "outputs": outputs,
+            "as_of": case.as_of,
+            "derived": case.derived,
+            "review_due": due,
+            "review_due_estimated": estimated,
+            "fired": tuple(sorted(fired)),
+            "provenance": (),
+            "e_licenses": (),
+            "sourced": None,
+            "remedies": compiled.remedies if outcome == REJECT else None,
+        },
     )

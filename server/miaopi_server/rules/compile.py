@@ -77,6 +77,7 @@ class RulePlan(NamedTuple):
     basis: LegalBasis | None
     reads: tuple[str, ...]  # fact paths its condition reads, reported in its reason
     outputs: tuple[OutputPlan, ...]
+    absent: tuple[Any, ...]  # MISSING once per read: what a path not in the case reads as
 
 
 class MaterialPlan(NamedTuple):
@@ -87,6 +88,9 @@ class MaterialPlan(NamedTuple):
     message: str  # the reason given when it is missing
     basis: LegalBasis | None
     reads: tuple[str, ...]  # fact paths its `when` reads
+    absent: tuple[Any, ...]  # MISSING once per read
+    reason_id: str  # "material:<id>", the rule id of its reason
+    condition: str  # the source of its `when` ("" when always required)
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,9 @@ class CompiledItem:
                 message=f"缺少必要材料：{m.name}" + (f"（{m.when.source}）" if m.when else ""),
                 basis=basis,
                 reads=self.reads.get(key, ()),
+                absent=(MISSING,) * len(self.reads.get(key, ())),
+                reason_id=f"material:{m.id}",
+                condition=m.when.source if m.when else "",
             )
             for m in item.materials
             if (key := material_key(m.id)) in self.reads
@@ -154,6 +161,7 @@ class CompiledItem:
                     )
                     for name, cases in r.outputs
                 ),
+                absent=(MISSING,) * len(self.reads[rule_key(r.id)]),
             )
             for r in item.rules
         )
