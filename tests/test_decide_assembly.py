@@ -2,7 +2,9 @@
 reason sorted by kind then by `deciding_first`, each Reason and the Decision built by their
 constructors. Fired sets are real (the engine's, on generated cases of every shipped item) and
 arbitrary (random subsets of an item's engine rules, so every mix of outcomes, materials and
-output cases is met); the decisions must be equal field by field, in the same order."""
+output cases is met); the decisions must be equal field by field, in the same order. And the
+lean engine fact (submitted materials and empty objects left out) fires exactly the rules the
+full one did."""
 
 from __future__ import annotations
 
@@ -151,3 +153,43 @@ def test_assembly_agrees_with_the_reference(catalog: Catalog, code: str) -> None
             same(assemble(compiled, case, chosen), want)
             outcomes.add(want.outcome)
     assert outcomes == {"APPROVE", "REJECT", "MANUAL_REVIEW"}
+
+
+def full_fact(compiled: CompiledItem, values: dict[str, Any], materials: frozenset[str]) -> Any:
+    """The engine fact as it was before it left out submitted materials and empty objects:
+    every material some rule tests, true or false, and `_p` always."""
+    fact: dict[str, Any] = {"_always": True}
+    for path in compiled.paths:
+        if path in values:
+            node = fact
+            *parents, leaf = path.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = values[path]
+    probes = {}
+    for key, probe in compiled.probes:
+        v = probe.compute(lambda p: values.get(p, MISSING))
+        if v is not None:
+            probes[key] = v
+    fact["_p"] = probes
+    fact["_m"] = {m: m in materials for m in compiled.material_ids}
+    return fact
+
+
+@pytest.mark.parametrize("code", case_generator.ITEMS)
+def test_the_lean_engine_fact_fires_the_same_rules(catalog: Catalog, code: str) -> None:
+    fired_any = set()
+    rng = random.Random(code)
+    for facts, materials in case_generator.generate(code, 300, seed=31):
+        asked = asked_as_of(facts, TODAY)
+        loaded = catalog.select_as_of(code, asked)
+        case = loaded.validator(facts, materials, asked)
+        compiled = loaded.compiled
+        for submitted in (case.materials, frozenset(rng.sample(compiled.material_ids, 1))):
+            lean = engine_fact(compiled, case.values, submitted)
+            assert all(v is False for v in lean.get("_m", {}).values())
+            full = full_fact(compiled, case.values, submitted)
+            fired = catalog.engine.evaluate(loaded.handle, lean)
+            assert fired == catalog.engine.evaluate(loaded.handle, full), (facts, submitted)
+            fired_any.update(fired)
+    assert any(name.startswith("m:") for name in fired_any)
