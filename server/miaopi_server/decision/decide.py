@@ -112,6 +112,13 @@ def decide(
     before, never from here); None: the case's own facts only. `validate`: the item's
     compiled validator (decision/validator.py); None: the reference, validate_case."""
     item = compiled.item
+    if gathered is None:  # the case's own facts only: nothing to merge, no e-licence to use
+        if validate is None:
+            case = validate_case(item, facts, materials, asked.today)
+        else:
+            case = validate(facts, materials, asked)
+        fired = engine.evaluate(handle, compiled.fact_builder(case.values, case.materials))
+        return assemble(compiled, case, set(fired))
     merged = merge_facts(item, facts, gathered)
     if validate is None:
         case = validate_case(item, merged.facts, materials, asked.today)
@@ -122,8 +129,6 @@ def decide(
         case = dataclasses.replace(case, materials=case.materials | {u.material_id for u in uses})
     fired = engine.evaluate(handle, engine_fact(compiled, case.values, case.materials))
     decision = assemble(compiled, case, set(fired))
-    if gathered is None:
-        return decision
     notes = [*merged.notes, *filter(None, [licence_library_note(item, gathered, case.materials)])]
     days = item.promised_days
     return _with_sources(decision, case, facts, merged.origins, notes, uses, gathered, days)
