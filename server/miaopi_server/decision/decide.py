@@ -29,7 +29,7 @@ from miaopi_server.decision.sourced import (
 from miaopi_server.decision.validate import AsOf, Case, validate_case
 from miaopi_server.decision.workdays import add_working_days
 from miaopi_server.lang.probes import MISSING, term_value
-from miaopi_server.rules.compile import CompiledItem, engine_fact
+from miaopi_server.rules.compile import CompiledItem, OutputPlan, engine_fact
 from miaopi_server.rules.model import LegalBasis, Material
 from miaopi_server.rules.remedies import Remedies
 
@@ -202,25 +202,58 @@ def _build(cls: type[_T], fields: dict[str, Any]) -> _T:
     return obj
 
 
-def _reason(
-    rule_id: str,
-    outcome: str,
-    message: str,
-    basis: LegalBasis | None,
-    facts_read: tuple[tuple[str, Any], ...],
-    condition: str,
-) -> Reason:
-    return _build(
-        Reason,
-        {
-            "rule_id": rule_id,
-            "outcome": outcome,
-            "message": message,
-            "basis": basis,
-            "facts_read": facts_read,
-            "condition": condition,
-        },
-    )
+# Per material with an engine rule: (engine rule, material, deferrable, its reason when it
+# reads no fact (then the same for every case), the reason's fields, paths read, MISSING per
+# path). Per policy rule: (engine rule, severity, the reason's fields, paths read, MISSING per
+# path, outputs). The reason's fields are in Reason's order; facts_read is filled per case.
+_MaterialStep = tuple[
+    str, Material, bool, "Reason | None", dict[str, Any], tuple[str, ...], tuple[Any, ...]
+]
+_RuleStep = tuple[
+    str, int, dict[str, Any], tuple[str, ...], tuple[Any, ...], tuple[OutputPlan, ...]
+]
+
+
+def _assembly_plan(
+    compiled: CompiledItem,
+) -> tuple[tuple[_MaterialStep, ...], tuple[_RuleStep, ...]]:
+    """Each material's and rule's part of assembling, worked out once per item as plain tuples
+    (unpacked in one step per case, where named fields were read one lookup at a time)."""
+    plan = compiled.worked_out.get("assembly")
+    if plan is not None:
+        return plan  # type: ignore[no-any-return]
+    materials: list[_MaterialStep] = []
+    for mp in compiled.material_plan:
+        fields = {
+            "rule_id": mp.reason_id,
+            "outcome": REJECT,
+            "message": mp.message,
+            "basis": mp.basis,
+            "facts_read": (),
+            "condition": mp.condition,
+        }
+        fixed = None if mp.reads else _build(Reason, dict(fields))
+        deferrable = mp.material.need == "deferrable"
+        materials.append(
+            (mp.engine_rule, mp.material, deferrable, fixed, fields, mp.reads, mp.absent)
+        )
+    rules: list[_RuleStep] = []
+    for rp in compiled.rule_plan:
+        rule = rp.rule
+        fields = {
+            "rule_id": rule.id,
+            "outcome": rule.outcome,
+            "message": rule.message,
+            "basis": rp.basis,
+            "facts_read": (),
+            "condition": rule.when.source,
+        }
+        rules.append(
+            (rp.engine_rule, SEVERITY[rule.outcome], fields, rp.reads, rp.absent, rp.outputs)
+        )
+    plan = (tuple(materials), tuple(rules))
+    compiled.worked_out["assembly"] = plan
+    return plan
 
 
 def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
@@ -232,27 +265,38 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
     ones; worked out as they are collected instead of sorted twice."""
     item = compiled.item
     get = case.values.get
+    material_steps, rule_steps = _assembly_plan(compiled)
     by_severity: tuple[list[Reason], list[Reason], list[Reason]] = ([], [], [])
     materials: list[Reason] = []
     missing: list[Material] = []
     pending: list[Material] = []
-    for mp in compiled.material_plan:
-        if mp.engine_rule not in fired:
+    reason: Reason
+    for engine_rule, m, deferrable, fixed, fields, reads, absent in material_steps:
+        if engine_rule not in fired:
             continue
-        m = mp.material
-        if m.need == "deferrable":
+        if deferrable:
             pending.append(m)
             continue
         missing.append(m)
-        read = tuple(zip(mp.reads, map(get, mp.reads, mp.absent), strict=True))
-        materials.append(_reason(mp.reason_id, REJECT, mp.message, mp.basis, read, mp.condition))
-    matched = [rp for rp in compiled.rule_plan if rp.engine_rule in fired]
-    for rp in matched:
-        rule = rp.rule
-        read = tuple(zip(rp.reads, map(get, rp.reads, rp.absent), strict=True))
-        by_severity[SEVERITY[rule.outcome]].append(
-            _reason(rule.id, rule.outcome, rule.message, rp.basis, read, rule.when.source)
-        )
+        if fixed is None:
+            fields = fields.copy()
+            fields["facts_read"] = tuple(zip(reads, map(get, reads, absent), strict=True))
+            reason = _new(Reason)
+            _setattr(reason, "__dict__", fields)
+        else:
+            reason = fixed
+        materials.append(reason)
+    matched: list[tuple[OutputPlan, ...]] = []
+    for engine_rule, severity, fields, reads, absent, plans in rule_steps:
+        if engine_rule not in fired:
+            continue
+        fields = fields.copy()
+        fields["facts_read"] = tuple(zip(reads, map(get, reads, absent), strict=True))
+        reason = _new(Reason)
+        _setattr(reason, "__dict__", fields)
+        by_severity[severity].append(reason)
+        if plans:
+            matched.append(plans)
     rejects, reviews, approvals = by_severity
     ordered: tuple[Reason, ...]
     if rejects or materials:
@@ -269,8 +313,8 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
         ordered = (NO_RULE_REASON,)
     outputs: dict[str, Any] = {}
     if outcome != REJECT:
-        for rp in matched:
-            for output in rp.outputs:
+        for rule_outputs in matched:
+            for output in rule_outputs:
                 for choice in output.choices:
                     if choice.engine_rule is None or choice.engine_rule in fired:
                         if output.name in outputs:

@@ -104,6 +104,12 @@ class CompiledItem:
     reads: dict[str, tuple[str, ...]]  # engine rule name -> fact paths its condition reads
 
     @cached_property
+    def worked_out(self) -> dict[str, Any]:
+        """What later layers work out once per item and keep with it (decision/decide.py:
+        the assembly plan), by name."""
+        return {}
+
+    @cached_property
     def fact_builder(self) -> FactBuilder:
         """`engine_fact` for this item, generated and compiled once."""
         return fact_builder(self)
