@@ -84,6 +84,10 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     serve_rss = _med(r, "scale", "server_start", "rss_mb")
     growth = _med(r, "scale", "rss_flat", "growth_percent")
     zen = _med(r, "engine", "items", "GF00012000", "decisions_per_second", "zen-engine")
+    stages = _get(r, "engine", "senior_stages", default={}) or {}
+    validation_us = next(
+        (s.get("microseconds_each") for k, s in stages.items() if k.startswith("validate")), None
+    )
     verify_rate = _get(r, "verify", "records_per_second")
     off_p99 = _half_off_p99(r.get("rpc", {}))
     half_ratio = (
@@ -177,6 +181,14 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
             f"{_n(senior)} decisions/s; zen-engine {_n(zen)} in the same run "
             f"({_n(senior / zen if senior and zen else None, 2)} of it)",
             "i17_in_process",
+        ),
+        row(
+            "Issue 17: validation of a valid senior-allowance case <= 5 µs",
+            validation_us,
+            validation_us is not None and validation_us <= 5,
+            f"{_n(validation_us, 2)} µs (the item's compiled validation timed alone on the "
+            "generated senior cases; median of the rounds)",
+            "i17_validation",
         ),
         row(
             "Issue 17: 100,000 cases replayed in <= 5 s",
