@@ -56,14 +56,17 @@ class TestFiring:
         session, so this is the guard behind that) drops the session: the case still fires."""
         import durable_rules_engine
 
-        from miaopi_server.decision.engine import SESSION, _engine_json
+        from miaopi_server.decision.engine import FACT_ID, SESSION, _engine_json
 
         h = engine.register("t", {"r": {"a": 1}, "q": {"$gte": {"n": 0}}})
         (part,) = h.parts
-        left = _engine_json({"a": 1, "sid": SESSION})
+        # Left behind as Engine asserts a case (its fixed id), with other content: the next
+        # case's assert finds the id held (result 2) and starts the session afresh.
+        left = _engine_json({"a": 2, "n": 5, "sid": SESSION, "id": FACT_ID})
         assert durable_rules_engine.assert_fact(part.handle, left)[0] == 0
         assert engine.evaluate(h, {"a": 1}) == ["r"]
         assert engine.evaluate(h, {"a": 1, "n": 1}) == ["r", "q"]
+        assert engine.evaluate(h, {"a": 3}) == []
         engine.unregister(h)
 
     def test_more_rulesets_than_live_sessions_stay_right(self, engine):

@@ -1,25 +1,31 @@
-"""The compiled validator (decision/validator.py) against the reference (validate.validate_case):
-on generated valid cases and on cases broken in every way we can think of, both must give the
-same Case (same values in the same order, derived facts, materials, as-of date) or the same
-CaseInvalid (same fields, same messages, same order). And the fast path must really be taken:
-every generated valid case of a shipped item is accepted without the reference."""
+"""The compiled validator (decision/validator.py) and its generated code
+(decision/validator_code.py) against the reference (validate.validate_case): on generated valid
+cases and on cases broken in every way we can think of, all must give the same Case (same
+values in the same order, derived facts, materials, as-of date) or the same CaseInvalid (same
+fields, same messages, same order); the generated code and `Validator.plain` accept no refused
+case, and what they accept is the reference's Case. And the fast paths must really be taken:
+every generated valid case of a shipped item is accepted by the generated code, without the
+reference; rule files whose field names, enum values and material ids are hostile
+(hypothesis) still get generated code, which agrees with the reference."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from miaopi_server.decision.catalog import Catalog, load_catalog
 from miaopi_server.decision.validate import Case, asked_as_of, validate_case
 from miaopi_server.decision.validator import Validator
 from miaopi_server.errors import CaseInvalid
+from miaopi_server.rules.loader import load_rule_file
 from miaopi_server.rules.model import Item
 from tests import case_generator
 from tests.support import (
@@ -137,6 +143,13 @@ EDGES: list[Any] = [
     resident_id("2030-01-01"),
     resident_id("1980-01-01")[:-1] + "0",
     resident_id("1980-01-01").lower(),
+    resident_id("1849-12-31"),
+    resident_id("1850-01-01"),
+    resident_id("2026-11-20"),
+    resident_id("2026-11-21"),
+    resident_id("1980-01-01")[:-1] + "X",
+    resident_id("1980-01-01")[:6] + "19800230" + resident_id("1980-01-01")[14:],
+    "４" + resident_id("1980-01-01")[1:],
     credit_code("91440605MA4UABCDE"),
     "91440605MA4UABCDE0",
     "91440605MA4UABCDI0",
@@ -158,10 +171,17 @@ def compare(item: Item, validator: Validator, facts: Any, materials: Any) -> tup
     got = outcome(lambda: validator(copy.deepcopy(facts), materials, asked))
     assert got == want, (facts, materials)
     fast = validator.plain(copy.deepcopy(facts), materials, asked)
+    generated = validator.generated
+    code = generated(copy.deepcopy(facts), materials, asked) if generated else None
     if want[0] == "invalid":
         assert fast is None, ("the fast path accepted a refused case", facts, materials)
-    elif fast is not None:
-        assert outcome(lambda: fast) == want
+        assert code is None, ("the generated code accepted a refused case", facts, materials)
+        return want
+    reference = validate_case(item, copy.deepcopy(facts), materials, TODAY)
+    for accepted in (fast, code):
+        if accepted is not None:
+            assert outcome(lambda a=accepted: a) == want
+            assert accepted == reference and vars(accepted) == vars(reference)
     return want
 
 
@@ -227,6 +247,8 @@ def test_valid_cases_take_the_fast_path_and_agree(shipped: Catalog, code: str) -
         assert compare(item, validator, facts, materials)[0] == "case"
         asked = asked_as_of(facts, TODAY)
         assert validator.plain(facts, materials, asked) is not None, facts
+        assert validator.generated is not None
+        assert validator.generated(facts, materials, asked) is not None, facts
 
 
 @pytest.mark.parametrize("code", case_generator.ITEMS)
@@ -245,6 +267,8 @@ def test_every_field_type_agrees(typed: Catalog) -> None:
     item, validator = loaded(typed, "T0001")
     assert compare(item, validator, PLAIN_TYPED, ["id_card"])[0] == "case"
     assert validator.plain(PLAIN_TYPED, ["id_card"], asked_as_of(PLAIN_TYPED, TODAY))
+    assert validator.generated is not None
+    assert validator.generated(PLAIN_TYPED, ["id_card"], asked_as_of(PLAIN_TYPED, TODAY))
     rng = random.Random(5)
     kinds: dict[str, int] = {}
     for _ in range(3000):
@@ -342,3 +366,135 @@ def test_arbitrary_json_agrees(typed: Catalog, changes: dict[str, Any]) -> None:
         else:
             facts[subject] = value
     compare(item, validator, facts, ["id_card"])
+
+
+def test_keys_in_another_order_agree(typed: Catalog) -> None:
+    """The generated code reads keys in the form's order; the case's values still come out
+    in the order of the case's keys, as the reference gives them."""
+    item, validator = loaded(typed, "T0001")
+    facts = {
+        "application": PLAIN_TYPED["application"],
+        "org": PLAIN_TYPED["org"],
+        "p": dict(reversed(PLAIN_TYPED["p"].items())),
+    }
+    asked = asked_as_of(facts, TODAY)
+    assert validator.generated is not None
+    assert validator.generated(facts, ["id_card"], asked) is not None
+    assert compare(item, validator, facts, ["id_card"])[0] == "case"
+    assert list(validator.generated(facts, ["id_card"], asked).values)[:3] == [
+        "application.date",
+        "org.unit.code",
+        "p.when",
+    ]
+
+
+# Names a rule file may give (loader: a letter or _, then letters, digits, _), chosen to
+# collide with what generated code could hold: Python keywords and builtins, the generated
+# function's own locals and constants, dunders, non-ASCII letters Python would fold.
+HOSTILE_NAMES = [
+    "def",
+    "return",
+    "None",
+    "True",
+    "lambda",
+    "import",
+    "__import__",
+    "__class__",
+    "exec",
+    "eval",
+    "facts",
+    "materials",
+    "asked",
+    "values",
+    "derived",
+    "date",
+    "as_of",
+    "keys",
+    "count",
+    "case",
+    "new",
+    "setattr_",
+    "Case",
+    "k0",
+    "v0",
+    "e0",
+    "s1",
+    "p8",
+    "d3",
+    "index3",
+    "orders2",
+    "_in_order",
+    "age_on",
+    "ﬁle",
+    "ℌ",
+    "Ω",
+    "名字",
+    "x" * 60,
+]
+names = st.sampled_from(HOSTILE_NAMES) | st.from_regex(r"[^\W\d]\w{0,8}", fullmatch=True)
+# Enum values and defaults: any text, quotes, backslashes and line breaks included.
+texts = st.text(min_size=1, max_size=12)
+
+
+@given(
+    subject=names,
+    fields=st.lists(names, min_size=4, max_size=4, unique=True),
+    enum_values=st.lists(texts, min_size=2, max_size=3, unique=True),
+    material=names,
+)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_hostile_rule_file_names_agree(
+    tmp_path_factory: pytest.TempPathFactory,
+    subject: str,
+    fields: list[str],
+    enum_values: list[str],
+    material: str,
+) -> None:
+    """Whatever names and values a rule file holds, the generated code is built from them as
+    constants (never as source text) and decides exactly as the reference."""
+    s, (name, kind, count, number) = subject, fields
+    q = json.dumps  # a JSON string is a YAML string, whatever it holds
+    first, second = (q(v) for v in enum_values[:2])
+    enum = f"{{type: enum, values: {{{first}: 甲, {second}: 乙}}, default: {first}}}"
+    text = rule_file(f"""\
+        form:
+          {q(f"{s}.{name}")}: {{type: string, required: true}}
+          {q(f"{s}.{kind}")}: {enum}
+          {q(f"{s}.{count}")}: {{type: integer, min: 0, default: 1}}
+          {q(f"{s}.{number}")}: {{type: resident_id}}
+          fixed.flag: {{type: boolean, default: false}}
+        derived:
+          fixed.age: {{function: age, from: {q(f"{s}.{number}")}}}
+        materials:
+          - {{id: {q(material)}, name: 材料, need: required}}
+        materials_basis: art1
+        rules:
+          - id: r1
+            when: fixed.flag
+            outcome: APPROVE
+            message: 是
+            basis: art1
+        """)
+    root = tmp_path_factory.mktemp("hostile")
+    path = root / "t.yaml"
+    path.write_text(text, encoding="utf-8")
+    item, diagnostics = load_rule_file(path, root, {})
+    assume(item is not None and not [d for d in diagnostics if d.severity == "error"])
+    assert item is not None
+    validator = Validator(item)
+    assert validator.generated is not None
+    facts = {
+        s: {name: "张三", kind: enum_values[1], count: 3, number: resident_id("1950-01-02")},
+        "application": {"date": "2026-11-20"},
+    }
+    asked = asked_as_of(facts, TODAY)
+    # Valid unless the enum value is one no enum accepts (a control character, say).
+    if compare(item, validator, facts, [material])[0] == "case":
+        assert validator.generated(facts, [material], asked) is not None
+    else:
+        assert item.type_of(item.fields[f"{s}.{kind}"]).problem(
+            item.fields[f"{s}.{kind}"], enum_values[1]
+        )
+    rng = random.Random(f"{s}.{name}")
+    for _ in range(20):
+        compare(item, validator, broken(rng, facts, item), materials_variant(rng, [material]))

@@ -138,13 +138,12 @@ def _stages(catalog: Any, cases: list[tuple[Any, Any]], rounds: int) -> dict[str
     facts = [engine_fact(compiled, c.values, c.materials) for c in validated]
     fired = [set(engine.evaluate(handle, f)) for f in facts]
     stages: dict[str, Callable[[], None]] = {
-        "validate (the item's compiled Validator: validation, defaults, derived facts)": (
-            lambda: _loop3(validate, asked)
-        ),
+        "validate (the item's compiled validation, its generated code first: validation, "
+        "defaults, derived facts)": (lambda: _loop3(validate, asked)),
         "engine_fact (engine input, probes)": lambda: _loop1(
             lambda c: engine_fact(compiled, c.values, c.materials), validated
         ),
-        "Engine.evaluate (durable_rules: JSON, assert, fired rules, retract)": lambda: _loop1(
+        "Engine.evaluate (durable_rules: JSON, assert, fired rules, retract by id)": lambda: _loop1(
             lambda f: engine.evaluate(handle, f), facts
         ),
         "assemble (reasons, materials, outputs, due date)": lambda: _loop(

@@ -63,7 +63,10 @@ class Catalog:
         return found
 
     def in_force(self, code: str, day: dt.date) -> LoadedItem | None:
-        return next((v for v in self.versions_of(code) if v.item.in_force(day)), None)
+        for v in self.versions_of(code):
+            if v.item.in_force(day):
+                return v
+        return None
 
     def current(self, code: str, today: dt.date) -> LoadedItem:
         """The version in force today, else the latest one (for catalogue display)."""

@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from miaopi_server.decision.engine import Engine, RulesetHandle
 from miaopi_server.decision.sourced import (
@@ -29,12 +29,15 @@ from miaopi_server.decision.sourced import (
 from miaopi_server.decision.validate import AsOf, Case, validate_case
 from miaopi_server.decision.workdays import add_working_days
 from miaopi_server.lang.probes import MISSING, term_value
-from miaopi_server.rules.compile import CompiledItem, engine_fact
+from miaopi_server.rules.compile import CompiledItem, OutputPlan, engine_fact
 from miaopi_server.rules.model import LegalBasis, Material
 from miaopi_server.rules.remedies import Remedies
 
 APPROVE, REJECT, MANUAL_REVIEW = "APPROVE", "REJECT", "MANUAL_REVIEW"
 NO_RULE_MATCHED = "no_rule_matched"
+_T = TypeVar("_T")
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class Decision:
 
 # Severity of an outcome: the first group of reasons in a decision decides it.
 SEVERITY = {REJECT: 0, MANUAL_REVIEW: 1, APPROVE: 2}
+# The one reason of a decision no rule matched (immutable: shared by every such decision).
+NO_RULE_REASON = Reason(
+    NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()
+)
 
 
 def deciding_first(reasons: tuple[Reason, ...], outcome: str) -> tuple[Reason, ...]:
@@ -105,6 +112,13 @@ def decide(
     before, never from here); None: the case's own facts only. `validate`: the item's
     compiled validator (decision/validator.py); None: the reference, validate_case."""
     item = compiled.item
+    if gathered is None:  # the case's own facts only: nothing to merge, no e-licence to use
+        if validate is None:
+            case = validate_case(item, facts, materials, asked.today)
+        else:
+            case = validate(facts, materials, asked)
+        fired = engine.evaluate(handle, compiled.fact_builder(case.values, case.materials))
+        return assemble(compiled, case, set(fired))
     merged = merge_facts(item, facts, gathered)
     if validate is None:
         case = validate_case(item, merged.facts, materials, asked.today)
@@ -115,8 +129,6 @@ def decide(
         case = dataclasses.replace(case, materials=case.materials | {u.material_id for u in uses})
     fired = engine.evaluate(handle, engine_fact(compiled, case.values, case.materials))
     decision = assemble(compiled, case, set(fired))
-    if gathered is None:
-        return decision
     notes = [*merged.notes, *filter(None, [licence_library_note(item, gathered, case.materials)])]
     days = item.promised_days
     return _with_sources(decision, case, facts, merged.origins, notes, uses, gathered, days)
@@ -181,65 +193,135 @@ def _paths(facts: Any, prefix: str = "") -> set[str]:
     return out
 
 
-def _read(case: Case, paths: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
-    get = case.values.get
-    return tuple((p, get(p, MISSING)) for p in paths)
+def _build(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """A frozen dataclass instance from all its fields, in one step: its own __init__ sets
+    each field through object.__setattr__, a fifth of assembling a decision (the object is
+    the same: tests/test_decide_assembly.py compares it with the constructor's)."""
+    obj = _new(cls)
+    _setattr(obj, "__dict__", fields)
+    return obj
+
+
+# Per material with an engine rule: (engine rule, material, deferrable, its reason when it
+# reads no fact (then the same for every case), the reason's fields, paths read, MISSING per
+# path). Per policy rule: (engine rule, severity, the reason's fields, paths read, MISSING per
+# path, outputs). The reason's fields are in Reason's order; facts_read is filled per case.
+_MaterialStep = tuple[
+    str, Material, bool, "Reason | None", dict[str, Any], tuple[str, ...], tuple[Any, ...]
+]
+_RuleStep = tuple[
+    str, int, dict[str, Any], tuple[str, ...], tuple[Any, ...], tuple[OutputPlan, ...]
+]
+
+
+def _assembly_plan(
+    compiled: CompiledItem,
+) -> tuple[tuple[_MaterialStep, ...], tuple[_RuleStep, ...]]:
+    """Each material's and rule's part of assembling, worked out once per item as plain tuples
+    (unpacked in one step per case, where named fields were read one lookup at a time)."""
+    plan = compiled.worked_out.get("assembly")
+    if plan is not None:
+        return plan  # type: ignore[no-any-return]
+    materials: list[_MaterialStep] = []
+    for mp in compiled.material_plan:
+        fields = {
+            "rule_id": mp.reason_id,
+            "outcome": REJECT,
+            "message": mp.message,
+            "basis": mp.basis,
+            "facts_read": (),
+            "condition": mp.condition,
+        }
+        fixed = None if mp.reads else _build(Reason, dict(fields))
+        deferrable = mp.material.need == "deferrable"
+        materials.append(
+            (mp.engine_rule, mp.material, deferrable, fixed, fields, mp.reads, mp.absent)
+        )
+    rules: list[_RuleStep] = []
+    for rp in compiled.rule_plan:
+        rule = rp.rule
+        fields = {
+            "rule_id": rule.id,
+            "outcome": rule.outcome,
+            "message": rule.message,
+            "basis": rp.basis,
+            "facts_read": (),
+            "condition": rule.when.source,
+        }
+        rules.append(
+            (rp.engine_rule, SEVERITY[rule.outcome], fields, rp.reads, rp.absent, rp.outputs)
+        )
+    plan = (tuple(materials), tuple(rules))
+    compiled.worked_out["assembly"] = plan
+    return plan
 
 
 def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
-    """Build the decision from the set of engine rules that fired."""
+    """Build the decision from the set of engine rules that fired.
+
+    Reasons come in the order `deciding_first` gives (the decision's outcome is the most
+    severe one present, so that is severity order): refusing policy rules in rule-file order,
+    then the missing materials (every one a refusal), then MANUAL_REVIEW rules, then APPROVE
+    ones; worked out as they are collected instead of sorted twice."""
     item = compiled.item
-    reasons: list[Reason] = []
+    get = case.values.get
+    material_steps, rule_steps = _assembly_plan(compiled)
+    by_severity: tuple[list[Reason], list[Reason], list[Reason]] = ([], [], [])
+    materials: list[Reason] = []
     missing: list[Material] = []
     pending: list[Material] = []
-    for mp in compiled.material_plan:
-        if mp.engine_rule not in fired:
+    reason: Reason
+    for engine_rule, m, deferrable, fixed, fields, reads, absent in material_steps:
+        if engine_rule not in fired:
             continue
-        m = mp.material
-        if m.need == "deferrable":
+        if deferrable:
             pending.append(m)
             continue
         missing.append(m)
-        source = m.when.source if m.when else ""
-        reasons.append(
-            Reason(f"material:{m.id}", REJECT, mp.message, mp.basis, _read(case, mp.reads), source)
-        )
-    for rp in compiled.rule_plan:
-        if rp.engine_rule in fired:
-            rule = rp.rule
-            reasons.append(
-                Reason(
-                    rule.id,
-                    rule.outcome,
-                    rule.message,
-                    rp.basis,
-                    _read(case, rp.reads),
-                    rule.when.source,
-                )
-            )
-    if not reasons:
+        if fixed is None:
+            fields = fields.copy()
+            fields["facts_read"] = tuple(zip(reads, map(get, reads, absent), strict=True))
+            reason = _new(Reason)
+            _setattr(reason, "__dict__", fields)
+        else:
+            reason = fixed
+        materials.append(reason)
+    matched: list[tuple[OutputPlan, ...]] = []
+    for engine_rule, severity, fields, reads, absent, plans in rule_steps:
+        if engine_rule not in fired:
+            continue
+        fields = fields.copy()
+        fields["facts_read"] = tuple(zip(reads, map(get, reads, absent), strict=True))
+        reason = _new(Reason)
+        _setattr(reason, "__dict__", fields)
+        by_severity[severity].append(reason)
+        if plans:
+            matched.append(plans)
+    rejects, reviews, approvals = by_severity
+    ordered: tuple[Reason, ...]
+    if rejects or materials:
+        outcome = REJECT
+        ordered = (*rejects, *materials, *reviews, *approvals)
+    elif reviews:
         outcome = MANUAL_REVIEW
-        ordered: tuple[Reason, ...] = (
-            Reason(NO_RULE_MATCHED, MANUAL_REVIEW, "没有规则适用于此申请，转人工审核", None, ()),
-        )
+        ordered = (*reviews, *approvals)
+    elif approvals:
+        outcome = APPROVE
+        ordered = tuple(approvals)
     else:
-        # Within a severity group: policy rules in rule-file order, then the materials notice.
-        outcome = outcome_of(tuple(reasons))
-        by_kind = sorted(reasons, key=lambda r: r.rule_id.startswith("material:"))
-        ordered = deciding_first(tuple(by_kind), outcome)
+        outcome = MANUAL_REVIEW
+        ordered = (NO_RULE_REASON,)
     outputs: dict[str, Any] = {}
     if outcome != REJECT:
-        for rp in compiled.rule_plan:
-            if rp.engine_rule not in fired:
-                continue
-            for output in rp.outputs:
+        for rule_outputs in matched:
+            for output in rule_outputs:
                 for choice in output.choices:
                     if choice.engine_rule is None or choice.engine_rule in fired:
                         if output.name in outputs:
                             break
                         value = choice.value
                         if choice.term is not None:  # computed from the case; may be missing
-                            value = term_value(choice.term, lambda p: case.values.get(p, MISSING))
+                            value = term_value(choice.term, lambda p: get(p, MISSING))
                         if value is not MISSING:
                             outputs[output.name] = value
                         break
@@ -247,19 +329,25 @@ def assemble(compiled: CompiledItem, case: Case, fired: set[str]) -> Decision:
     if outcome == MANUAL_REVIEW:
         d = add_working_days(case.as_of, max(item.promised_days, 1))
         due, estimated = d.date, d.estimated
-    return Decision(
-        item_code=item.code,
-        version=item.version,
-        digest=item.digest,
-        outcome=outcome,
-        reasons=ordered,
-        missing_materials=tuple(missing),
-        pending_materials=tuple(pending),
-        outputs=outputs,
-        as_of=case.as_of,
-        derived=case.derived,
-        review_due=due,
-        review_due_estimated=estimated,
-        fired=tuple(sorted(fired)),
-        remedies=compiled.remedies if outcome == REJECT else None,
+    return _build(
+        Decision,
+        {
+            "item_code": item.code,
+            "version": item.version,
+            "digest": item.digest,
+            "outcome": outcome,
+            "reasons": ordered,
+            "missing_materials": tuple(missing),
+            "pending_materials": tuple(pending),
+            "outputs": outputs,
+            "as_of": case.as_of,
+            "derived": case.derived,
+            "review_due": due,
+            "review_due_estimated": estimated,
+            "fired": tuple(sorted(fired)),
+            "provenance": (),
+            "e_licenses": (),
+            "sourced": None,
+            "remedies": compiled.remedies if outcome == REJECT else None,
+        },
     )

@@ -43,11 +43,16 @@ import durable_rules_engine as _core
 import orjson
 
 from miaopi_server.errors import EngineError
-from miaopi_server.rules.engine_shape import partition, reads, rule_of
+from miaopi_server.rules.engine_shape import PART_SEPARATOR, partition, reads, rule_of
 
 WARMUP_RULE = "__warmup__"
 WARMUP_KEY = "_warmup"
 SESSION = "case"  # the one session every evaluation of a ruleset reuses
+# Every case is asserted with this id: the engine then neither hashes the whole fact to make
+# one, and a retraction names the fact by (sid, id) alone (the core reads nothing else of it),
+# so the fact's JSON is not parsed a second time.
+FACT_ID = "c"
+_RETRACT = orjson.dumps({"sid": SESSION, "id": FACT_ID}).decode()
 # Rulesets whose session is kept between evaluations (the most recently used): a held session
 # costs ~250 KB of engine memory (1,000 items each holding one: +250 MB, measured), so an idle
 # ruleset's is deleted and recreated on its next case.
@@ -174,7 +179,7 @@ class Engine:
                 handle: int = _core.create_ruleset(name, _engine_json(rules))
             except Exception as exc:
                 raise EngineError(self._blame(label, conditions, exc)) from exc
-            fired = self._run(handle, {WARMUP_KEY: True})
+            fired = list(self._run(handle, {WARMUP_KEY: True}))
             self._forget(handle)  # a ruleset holds no session until its first case
         if fired != [WARMUP_RULE]:
             _core.delete_ruleset(handle)
@@ -190,38 +195,47 @@ class Engine:
     def evaluate(self, ruleset: RulesetHandle, fact: dict[str, Any]) -> list[str]:
         """Names of the rules whose conditions match `fact`, each once, in firing order (a
         rule split into `name#k` engine rules is reported once, as `name`)."""
-        fired: dict[str, None] = {}
+        parts = ruleset.parts
         with self._lock:
-            for part in ruleset.parts:
+            if len(parts) == 1:  # one engine ruleset, asserted the whole fact (no layout)
+                return list(self._run(parts[0].handle, fact))
+            fired: dict[str, None] = {}
+            for part in parts:
                 sub = fact if part.layout is None else _project(fact, part.layout)
-                for name in self._run(part.handle, sub):
-                    fired.setdefault(rule_of(name), None)
+                fired.update(self._run(part.handle, sub))
         return list(fired)
 
-    def _run(self, handle: int, fact: dict[str, Any]) -> list[str]:
-        payload = _engine_json({**fact, "sid": SESSION})
+    def _run(self, handle: int, fact: dict[str, Any]) -> dict[str, None]:
+        """The rules that fired (split rules by their own name), in firing order."""
+        payload = _engine_json({**fact, "sid": SESSION, "id": FACT_ID})
+        fired: dict[str, None] = {}
         try:
             code, state = _core.assert_fact(handle, payload)
             if code == _ALREADY_HELD:  # a fact left behind: never decide against stale state
                 _core.delete_state(handle, SESSION)
                 code, state = _core.assert_fact(handle, payload)
-            if code not in (_FIRED, _NONE_FIRED):
-                raise EngineError(f"rules engine: unexpected result {code} asserting a case")
-            fired: dict[str, None] = {}
             if code == _FIRED:
+                # The first firing comes with the session's state; each one is the rule's
+                # name and the matched fact, read one call at a time (the binding has no other way).
                 result = _core.start_action_for_state(handle, state)
                 while result:
-                    messages = result[1] if isinstance(result, tuple) else result
-                    fired.setdefault(_rule_name(messages), None)
+                    name = _rule_name(result[1] if result.__class__ is tuple else result)
+                    fired[rule_of(name) if PART_SEPARATOR in name else name] = None
                     result = _core.complete_and_start_action(handle, state)
-            _core.retract_fact(handle, payload)
+            elif code != _NONE_FIRED:
+                raise EngineError(f"rules engine: unexpected result {code} asserting a case")
+            _core.retract_fact(handle, _RETRACT)
         except Exception as exc:
             self._forget(handle)
             if isinstance(exc, EngineError):
                 raise
             raise EngineError(f"rules engine failed: {exc}") from exc
-        self._keep(handle)
-        return list(fired)
+        live = self._live
+        if handle in live:
+            live.move_to_end(handle)
+        else:
+            self._keep(handle)
+        return fired
 
     def _keep(self, handle: int) -> None:
         """Keep this ruleset's session for its next case; drop the longest unused one's."""

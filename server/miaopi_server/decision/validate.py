@@ -42,16 +42,30 @@ class AsOf:
         return self.day or self.today
 
 
+_DATE_SUBJECT, _, _DATE_NAME = APPLICATION_DATE.partition(".")
+
+
 def given_date(facts: Any) -> Any:
     """The application.date a case gives (any JSON value), or None when it gives none."""
-    subject, _, name = APPLICATION_DATE.partition(".")
-    value = facts.get(subject) if isinstance(facts, dict) else None
-    return value.get(name) if isinstance(value, dict) else None
+    value = facts.get(_DATE_SUBJECT) if isinstance(facts, dict) else None
+    return value.get(_DATE_NAME) if isinstance(value, dict) else None
 
 
 def asked_as_of(facts: Any, today: dt.date) -> AsOf:
     given = given_date(facts)
-    return AsOf(given, as_of_date(given) if given is not None else None, today)
+    # Built in one step: a frozen dataclass's __init__ sets each field via object.__setattr__
+    # (read once per decision, on the request path).
+    asked = _new(AsOf)
+    _setattr(
+        asked,
+        "__dict__",
+        {"given": given, "day": as_of_date(given) if given is not None else None, "today": today},
+    )
+    return asked
+
+
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 @dataclass(frozen=True)

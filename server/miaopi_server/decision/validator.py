@@ -31,6 +31,7 @@ from miaopi_server.decision.validate import (
     derive,
     validate_case,
 )
+from miaopi_server.decision.validator_code import Generated, generate
 from miaopi_server.errors import FieldViolation
 from miaopi_server.lang.parser import MAX_NUMBER
 from miaopi_server.rules.fieldtypes import (
@@ -149,6 +150,7 @@ class Validator:
         self.item = item
         self._table: Table = {}
         checks = []
+        tests: dict[str, tuple[Plain | None, Decode | None]] = {}
         for f, check, normalize in item.form_checks:
             t = item.type_of(f)
             node = self._table
@@ -160,6 +162,7 @@ class Validator:
             # A valid as-of date is a valid date: the date type's check need not run again.
             as_of_field = f.path == APPLICATION_DATE and t is FIELD_TYPES["date"]
             plain, decode = _plain_test(t, f), _decoder(t)
+            tests[f.path] = (plain, decode)
             checks.append((f, check, plain, decode, normalize, needed, as_of_field))
         self._checks = tuple(checks)
         for f in item.fields.values():  # derived fields are refused as input: the reference says so
@@ -173,9 +176,17 @@ class Validator:
         # Values nested this deep hit the shape limit: leave such items to the reference.
         deepest = max((p.count(".") for p in item.fields), default=0) + 2
         self._fast = deepest < MAX_DEPTH
+        # The plain case as straight-line code (decision/validator_code.py); None: the item
+        # has something it does not write code for.
+        self.generated: Generated | None = None
+        if self._fast:
+            self.generated = generate(item, tests, item.subjects, _PLAIN_TEXT.fullmatch)
 
     def __call__(self, facts: Any, materials: Any, as_of: AsOf) -> Case:
-        case = self.plain(facts, materials, as_of) if self._fast else None
+        generated = self.generated
+        case = generated(facts, materials, as_of) if generated is not None else None
+        if case is None and self._fast:
+            case = self.plain(facts, materials, as_of)
         return case or validate_case(self.item, facts, materials, as_of.today)
 
     def plain(self, facts: Any, materials: Any, asked: AsOf) -> Case | None:

@@ -8,6 +8,7 @@ condition too big for one engine ruleset is spread over "<name>#0", "<name>#1", 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -77,6 +78,7 @@ class RulePlan(NamedTuple):
     basis: LegalBasis | None
     reads: tuple[str, ...]  # fact paths its condition reads, reported in its reason
     outputs: tuple[OutputPlan, ...]
+    absent: tuple[Any, ...]  # MISSING once per read: what a path not in the case reads as
 
 
 class MaterialPlan(NamedTuple):
@@ -87,6 +89,9 @@ class MaterialPlan(NamedTuple):
     message: str  # the reason given when it is missing
     basis: LegalBasis | None
     reads: tuple[str, ...]  # fact paths its `when` reads
+    absent: tuple[Any, ...]  # MISSING once per read
+    reason_id: str  # "material:<id>", the rule id of its reason
+    condition: str  # the source of its `when` ("" when always required)
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,15 @@ class CompiledItem:
     reads: dict[str, tuple[str, ...]]  # engine rule name -> fact paths its condition reads
 
     @cached_property
-    def layout(self) -> tuple[tuple[str, tuple[str, ...], str], ...]:
-        """(path, parent keys, leaf key) of every path in `paths`, split once."""
-        return tuple((p, tuple(p.split(".")[:-1]), p.rsplit(".", 1)[-1]) for p in self.paths)
+    def worked_out(self) -> dict[str, Any]:
+        """What later layers work out once per item and keep with it (decision/decide.py:
+        the assembly plan), by name."""
+        return {}
+
+    @cached_property
+    def fact_builder(self) -> FactBuilder:
+        """`engine_fact` for this item, generated and compiled once."""
+        return fact_builder(self)
 
     @cached_property
     def remedies(self) -> Remedies:
@@ -125,6 +136,9 @@ class CompiledItem:
                 message=f"缺少必要材料：{m.name}" + (f"（{m.when.source}）" if m.when else ""),
                 basis=basis,
                 reads=self.reads.get(key, ()),
+                absent=(MISSING,) * len(self.reads.get(key, ())),
+                reason_id=f"material:{m.id}",
+                condition=m.when.source if m.when else "",
             )
             for m in item.materials
             if (key := material_key(m.id)) in self.reads
@@ -154,6 +168,7 @@ class CompiledItem:
                     )
                     for name, cases in r.outputs
                 ),
+                absent=(MISSING,) * len(self.reads[rule_key(r.id)]),
             )
             for r in item.rules
         )
@@ -312,20 +327,73 @@ def _expression_errors(item: Item, specs: dict[str, FieldSpec]) -> list[Diagnost
 def engine_fact(
     compiled: CompiledItem, values: dict[str, Any], materials: frozenset[str]
 ) -> dict[str, Any]:
-    """The fact asserted for one case: only what the conditions read, nested by path."""
-    fact: dict[str, Any] = {ALWAYS_KEY: True}
-    for path, parents, leaf in compiled.layout:
-        if path in values:
-            node = fact
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = values[path]
-    get = values.get
-    probe_values: dict[str, bool] = {}
-    for key, probe in compiled.probes:
-        v = probe.compute(lambda p: get(p, MISSING))
-        if v is not None:
-            probe_values[key] = v
-    fact[PROBES_KEY] = probe_values
-    fact[MATERIALS_KEY] = {m: m in materials for m in compiled.material_ids}
-    return fact
+    """The fact asserted for one case: only what the conditions read, nested by path; the
+    probes that have a value (`_p`); the materials some rule tests that were not submitted,
+    as false (`_m`: a rule tests `_m.<id> == false`, which a material left out of `_m` does
+    not meet either). An empty `_p` or `_m` is left out."""
+    return compiled.fact_builder(values, materials)
+
+
+FactBuilder = Callable[[dict[str, Any], frozenset[str]], dict[str, Any]]
+
+
+def fact_builder(compiled: CompiledItem) -> FactBuilder:
+    """`engine_fact` for one item as straight-line code, compiled once: each path read at
+    its place, probes, materials. Paths, keys and material ids come from the rule file, so
+    they are handed to the code as constants (`c0`, `c1`, ...), never written into it."""
+    names: dict[str, Any] = {"MISSING": MISSING}
+    lines = ["def build(values, materials):", "    get = values.get", "    fact = {c0: True}"]
+    names["c0"] = ALWAYS_KEY
+
+    def const(value: Any) -> str:
+        name = f"c{len(names) - 1}"
+        names[name] = value
+        return name
+
+    # The objects of the fact, each built before it is put in its parent (left out when empty).
+    tree: dict[str, Any] = {}
+    for path in compiled.paths:
+        node = tree
+        for p in path.split(".")[:-1]:
+            node = node.setdefault(p, {})
+        node.setdefault("", []).append(path)
+
+    def build(node: dict[str, Any], var: str, depth: int) -> None:
+        pad = "    " * depth
+        for path in node.get("", []):
+            lines.append(f"{pad}v = get({const(path)}, MISSING)")
+            lines.append(f"{pad}if v is not MISSING:")
+            lines.append(f"{pad}    {var}[{const(path.rsplit('.', 1)[-1])}] = v")
+        for key, child in node.items():
+            if key:
+                sub = f"n{len(lines)}"
+                lines.append(f"{pad}{sub} = {{}}")
+                build(child, sub, depth)
+                lines.append(f"{pad}if {sub}:")
+                lines.append(f"{pad}    {var}[{const(key)}] = {sub}")
+
+    build(tree, "fact", 1)
+    if compiled.probes:
+        lines.append("    read = lambda p: get(p, MISSING)")
+        lines.append("    probes = {}")
+        for key, probe in compiled.probes:
+            lines.append(f"    v = {const(probe)}.compute(read)")
+            lines.append("    if v is not None:")
+            lines.append(f"        probes[{const(key)}] = v")
+        lines.append("    if probes:")
+        lines.append(f"        fact[{const(PROBES_KEY)}] = probes")
+    if compiled.material_ids:
+        lines.append("    absent = {}")
+        for m in compiled.material_ids:
+            k = const(m)
+            lines.append(f"    if {k} not in materials:")
+            lines.append(f"        absent[{k}] = False")
+        lines.append("    if absent:")
+        lines.append(f"        fact[{const(MATERIALS_KEY)}] = absent")
+    lines.append("    return fact")
+    source = "\n".join(lines) + "\n"
+    code = compile(source, f"<engine fact of {compiled.item.code}@{compiled.item.version}>", "exec")
+    exec(code, names)  # our own source text; every rule-file value is a constant
+    built: FactBuilder = names["build"]
+    built.__doc__ = source
+    return built
