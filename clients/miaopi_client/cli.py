@@ -322,7 +322,10 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         if option == "--store":
             result = verify_store(source, keys, args.from_seq or 1, args.to_seq, witness)
         else:
-            result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq, witness)
+            # A large trail is checked by one worker process per core (no threads here).
+            result = verify_database(
+                args.db, keys, args.from_seq or 1, args.to_seq, witness, parallel=True
+            )
     except sqlite3.Error as exc:
         raise BadInput(f"cannot read audit database {args.db}: {exc}") from None
     except AuditUnavailable as exc:  # the message names the database without its password
