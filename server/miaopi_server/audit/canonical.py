@@ -126,8 +126,8 @@ def parse_canonical(text: str) -> Any:
 # 1e-05), an exponent (1e+16, 1.5e-7). Elsewhere they are the same text (tests/
 # test_verify_fast.py checks it on a million floats). Two searches with a literal start, the
 # quick kind for the regex engine; matches inside strings only cost the slow path.
-_INTEGRAL_OR_SMALL = re.compile(rb"\.0(?:[,\]}]|000)")
-_EXPONENT = re.compile(rb"e[-+][0-9]+[,\]}]")
+_INTEGRAL_OR_SMALL = re.compile(rb"\.0(?:[,\]}]|000|\Z)")
+_EXPONENT = re.compile(rb"e[-+][0-9]+(?:[,\]}]|\Z)")
 _ORJSON_FAILS = (orjson.JSONDecodeError, TypeError)
 
 
