@@ -34,7 +34,6 @@ from miaopi_server.audit.canonical import (
     parse_canonical_bytes,
 )
 from miaopi_server.audit.dialect import Connection, dialect_of
-from miaopi_server.audit.record import column_time
 from miaopi_server.audit.seal import verify_seal
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
@@ -44,7 +43,6 @@ from miaopi_server.audit.sqlite_tree import (
     latest_head,
 )
 from miaopi_server.audit.store import Verification
-from miaopi_server.audit.transition import comment_digest
 from miaopi_server.audit.treehead import TreeHead
 
 
@@ -217,6 +215,8 @@ def _comment_problem(
 ) -> str:
     """A rating's comment (rating_comments, migration 0009) matches the salted digest its
     record holds, or is gone because a purge erased the case it rates."""
+    from miaopi_server.audit.transition import comment_digest  # casework's model: when used
+
     decision_id = rating.get("decision_id")
     row = conn.execute(
         "SELECT seq, salt, comment FROM rating_comments WHERE decision_id = ?", (decision_id,)
@@ -284,6 +284,8 @@ def _check_record(
         return "chain broken", ""
     no_case = case_json is None or case_json in ("null", b"null")
     if "event" in body:  # the trail's own event: no decision, window or case
+        from miaopi_server.audit.record import column_time  # casework's model: when used
+
         event = body["event"]
         derived_event = (event.get("id"), None, "", "", "", column_time(event.get("at")), "event")
         if (
@@ -295,6 +297,8 @@ def _check_record(
             return "indexed columns disagree with the record", ""
         return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to), body
     if "transition" in body:  # a casework transition (audit/transition.py)
+        from miaopi_server.audit.record import column_time
+
         moved = body["transition"]
         derived_move = (
             moved.get("id"), None, moved.get("item_code"), "", "", column_time(moved.get("at")),
@@ -345,6 +349,8 @@ def _column_time(rfc3339: object) -> str | None:
         except ValueError:
             return None
         return rfc3339
+    from miaopi_server.audit.record import column_time  # loads casework's model: seldom needed
+
     return column_time(rfc3339)
 
 
