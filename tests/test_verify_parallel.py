@@ -18,34 +18,39 @@ import pytest
 
 from miaopi_server.audit import seal
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
-from miaopi_server.audit.sqlite_verify_pool import (
-    PARALLEL_MIN_RECORDS,
-    verify_in_workers,
-    worker_count,
-)
+from miaopi_server.audit.sqlite_verify_pool import PARALLEL_MIN_RECORDS, worker_count
+from miaopi_server.audit.store import Verification
 from miaopi_server.audit.witness import read_witness, witness_path
 from tests.support import pending
 
-RECORDS = 2 * PARALLEL_MIN_RECORDS + 40  # two workers take it on two cores
-PER_COMMIT = 50  # so the heads are many, in every range
+RECORDS = 1_200  # the tamper tests' trail, checked by 2 and 3 workers as asked
+BIG = 2 * PARALLEL_MIN_RECORDS + 40  # a trail the command itself splits (on 2 cores or more)
 
 
-@pytest.fixture(scope="module")
-def trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
-    directory = tmp_path_factory.mktemp("trail")
+def _make_trail(directory: Path, records: int, per_commit: int) -> tuple[Path, dict[str, bytes]]:
     sealer, _ = seal.load_or_create(directory / "key.pem")
     (directory / "seal.pub.pem").write_text(sealer.public_pem, encoding="utf-8")
     store = SQLiteAuditStore(directory / "audit.sqlite3", sealer)
     try:
-        for start in range(1, RECORDS + 1, PER_COMMIT):
+        for start in range(1, records + 1, per_commit):
             group: list[Future[object]] = [
-                store.append(pending(i)) for i in range(start, min(start + PER_COMMIT, RECORDS + 1))
+                store.append(pending(i)) for i in range(start, min(start + per_commit, records + 1))
             ]
             for f in group:
                 f.result()
     finally:
         store.close()
     return directory / "audit.sqlite3", {sealer.key_id: sealer.public_raw}
+
+
+@pytest.fixture(scope="module")
+def trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    return _make_trail(tmp_path_factory.mktemp("trail"), RECORDS, 7)  # heads in every range
+
+
+@pytest.fixture(scope="module")
+def big_trail(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    return _make_trail(tmp_path_factory.mktemp("big"), BIG, 250)
 
 
 def _copy(trail: tuple[Path, dict[str, bytes]], tmp_path: Path) -> Path:
@@ -55,20 +60,45 @@ def _copy(trail: tuple[Path, dict[str, bytes]], tmp_path: Path) -> Path:
     return db
 
 
+# Workers are forked: from a process of their own, without the threads this test process may
+# hold (servers and stores of other tests), as the CLI forks them.
+_COMPARE = """
+import dataclasses, json, sys
+from pathlib import Path
+from miaopi_server.audit.sqlite import verify_database
+from miaopi_server.audit.sqlite_verify_pool import verify_in_workers
+from miaopi_server.audit.witness import read_witness, witness_path
+db, key_id, key, first, last = Path(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3]), \
+    int(sys.argv[4]), int(sys.argv[5])
+keys = {key_id: key}
+witness = read_witness(witness_path(db))
+found = [verify_database(db, keys, first, last, witness)]
+found += [verify_in_workers(db, keys, first, last, witness, n) for n in (2, 3)]
+print(json.dumps([dataclasses.asdict(v) for v in found]))
+"""
+
+
 def _both_agree(db: Path, keys: dict[str, bytes], from_seq: int = 1, to_seq: int = 0):
-    witness = read_witness(witness_path(db))
-    one = verify_database(db, keys, from_seq, to_seq, witness)
-    for workers in (2, 3):
-        assert verify_in_workers(db, keys, from_seq, to_seq, witness, workers) == one, workers
+    """One process's Verification, checked equal to two and to three workers'."""
+    ((key_id, key),) = keys.items()
+    done = subprocess.run(
+        [sys.executable, "-c", _COMPARE, str(db), key_id, key.hex(), str(from_seq), str(to_seq)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    one, two, three = (Verification(**v) for v in json.loads(done.stdout))
+    assert two == one and three == one, (one, two, three)
     return one
 
 
-def test_a_sound_trail_is_split_and_verifies(trail):
-    db, keys = trail
-    assert worker_count(RECORDS) >= 1 if _cores() >= 2 else worker_count(RECORDS) == 0
+def test_a_sound_trail_is_split_and_verifies(big_trail):
+    db, keys = big_trail
+    assert worker_count(BIG) >= 2 if _cores() >= 2 else worker_count(BIG) == 0
     assert worker_count(PARALLEL_MIN_RECORDS - 1) == 0  # a small trail: one process
     result = _both_agree(db, keys)
-    assert (result.ok, result.checked) == (True, RECORDS)
+    assert (result.ok, result.checked) == (True, BIG)
     part = _both_agree(db, keys, 3000, 9000)
     assert (part.ok, part.checked) == (True, 6001)
 
@@ -152,7 +182,7 @@ def test_a_tamper_is_reported_as_one_process_reports_it(trail, tmp_path, tamper)
     conn.close()
     result = _both_agree(db, trail[1])
     assert not result.ok, tamper
-    _both_agree(db, trail[1], 2000, RECORDS - 100)
+    _both_agree(db, trail[1], 200, RECORDS - 100)
 
 
 def test_the_record_problem_in_the_second_range_is_the_first_reported(trail, tmp_path):
@@ -173,14 +203,18 @@ def test_the_record_problem_in_the_second_range_is_the_first_reported(trail, tmp
     )
 
 
-def test_the_command_checks_in_workers_and_prints_what_one_process_finds(trail, tmp_path):
-    db = _copy(trail, tmp_path)
+BIG_SECOND = BIG * 3 // 4
+
+
+def test_the_command_checks_in_workers_and_prints_what_one_process_finds(big_trail, tmp_path):
+    """A trail this size is split by the command itself, which prints what one process finds."""
+    db = _copy(big_trail, tmp_path)
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE records SET outcome = 'REJECT' WHERE seq = ?", (SECOND,))
+        conn.execute("UPDATE records SET outcome = 'REJECT' WHERE seq = ?", (BIG_SECOND,))
     conn.close()
     witness = read_witness(witness_path(db))
-    one = verify_database(db, trail[1], witness=witness)
-    pem = trail[0].parent / "seal.pub.pem"
+    one = verify_database(db, big_trail[1], witness=witness)
+    pem = big_trail[0].parent / "seal.pub.pem"
     done = subprocess.run(
         [
             sys.executable,
@@ -202,30 +236,26 @@ def test_the_command_checks_in_workers_and_prints_what_one_process_finds(trail, 
     assert json.loads(done.stdout) == {
         "ok": False,
         "checked": one.checked,
-        "first_bad_seq": SECOND,
+        "first_bad_seq": BIG_SECOND,
         "reason": "indexed columns disagree with the record",
         "purged": 0,
     }
 
 
 def test_purged_cases_are_counted_across_the_ranges(trail, tmp_path):
-    """After a purge (decisions of every range lose their cases), the purged count is summed
-    over the ranges, up to a record's own problem; a gap or a missing case reports 0 as one
-    process does."""
+    """After a purge (decisions of both ranges lose their cases), the purged count is summed
+    over the ranges, up to a record's own problem; a missing case reports 0 as one process
+    does."""
     db = _copy(trail, tmp_path)
     sealer, _ = seal.load_or_create(trail[0].parent / "key.pem")
     store = SQLiteAuditStore(db, sealer)
     try:
-        # Decisions at 00:00:00-29 (pending(i) wraps each hour): i = 1-29, 3600-3629, 7200-7229
-        store.purge("2026-11-23T00:00:30.000000Z", "test")
+        store.purge("2026-11-23T00:15:00.000000Z", "test")  # pending(i) is at 00:00:00 + i s
     finally:
         store.close()
     sound = _both_agree(db, trail[1])
-    assert (sound.ok, sound.checked, sound.purged) == (
-        True,
-        RECORDS + 1,
-        89,
-    )  # 29 + 30 + 30; the purge event is a record too
+    # i < 900, in both ranges; the purge event is a record too
+    assert (sound.ok, sound.checked, sound.purged) == (True, RECORDS + 1, 899)
     with sqlite3.connect(db) as conn:
         conn.execute(f"UPDATE records SET outcome = 'REJECT' WHERE seq = {SECOND}")
     conn.close()
@@ -234,12 +264,14 @@ def test_purged_cases_are_counted_across_the_ranges(trail, tmp_path):
         SECOND,
         "indexed columns disagree with the record",
     )
-    assert found.purged == 89  # the first range's and the second's before SECOND
+    assert found.purged == 899  # all before SECOND (900), in the first range and the second
     with sqlite3.connect(db) as conn:
         conn.execute(f"UPDATE records SET outcome = 'APPROVE' WHERE seq = {SECOND}")
-        conn.execute(
-            f"DELETE FROM cases WHERE seq = (SELECT MAX(seq) FROM cases WHERE seq < {SECOND})"
-        )
+        conn.execute(f"DELETE FROM cases WHERE seq = {SECOND + 5}")  # a case that was kept
     conn.close()
     missing = _both_agree(db, trail[1])
-    assert (missing.reason, missing.purged) == ("case missing, and no purge covers it", 0)
+    assert (missing.first_bad_seq, missing.reason, missing.purged) == (
+        SECOND + 5,
+        "case missing, and no purge covers it",
+        0,
+    )
