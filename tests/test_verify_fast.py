@@ -280,3 +280,36 @@ def test_many_heads_report_the_first_bad_one(tmp_path):
     result = verify_database(db, keys)
     assert (result.ok, result.first_bad_seq) == (False, 99), result
     assert result.reason == "signed tree head 99 does not match the records"
+
+
+_times = st.builds(
+    lambda y, mo, d, h, mi, s, frac, end: (
+        f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{end}"
+    ),
+    st.sampled_from([999, 1000, 1970, 2026, 9999]),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 61),
+    st.sampled_from(
+        ["", ".0", ".5", ".123", ".000", ".1234", ".123456", ".000000", ",123", ".123456789"]
+    ),
+    st.sampled_from(["Z", "", "+08:00", "z", "Z "]),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_times | st.text(max_size=30) | st.integers() | st.none())
+def test_the_quick_column_time_is_record_column_time(value):
+    """The indexed decided_at a decision's time stands for, as record.column_time says it."""
+    from miaopi_server.audit.record import column_time
+    from miaopi_server.audit.sqlite_verify import _column_time
+
+    assert _column_time(value) == column_time(value)
+    for time, column in (
+        ("2026-12-02T07:55:04.375Z", "2026-12-02T07:55:04.375000Z"),
+        ("2026-12-02T07:55:04Z", "2026-12-02T07:55:04.000000Z"),
+        ("2026-12-02T07:55:04.487265Z", "2026-12-02T07:55:04.487265Z"),
+    ):
+        assert _column_time(time) == column_time(time) == column

@@ -336,19 +336,24 @@ def _check_record(
     return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to), body
 
 
-# The form record.fixed_time writes (a year from 1000 on: strftime does not pad below).
-_FIXED_TIME = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+# A proto3 JSON time as decisions hold it (0, 3 or 6 fractional digits), from year 1000 on
+# (strftime does not pad below).
+_PROTO_TIME = re.compile(
+    r"([1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{3}|[0-9]{6}))?Z"
+)
 
 
 def _column_time(rfc3339: object) -> str | None:
-    """record.column_time, quicker for a time already in its fixed form (what recorded
-    decisions hold): such a time is its own column once it parses as a time."""
-    if rfc3339.__class__ is str and _FIXED_TIME.fullmatch(rfc3339):
-        try:
-            dt.datetime.fromisoformat(rfc3339)
-        except ValueError:
-            return None
-        return rfc3339
+    """record.column_time, quicker for the times recorded decisions hold: once such a time
+    parses, its column is itself with the fraction written to six digits."""
+    if rfc3339.__class__ is str:
+        m = _PROTO_TIME.fullmatch(rfc3339)
+        if m:
+            try:
+                dt.datetime.fromisoformat(rfc3339)
+            except ValueError:
+                return None
+            return f"{m[1]}.{(m[2] or '').ljust(6, '0')}Z"
     from miaopi_server.audit.record import column_time  # loads casework's model: seldom needed
 
     return column_time(rfc3339)
