@@ -758,6 +758,10 @@ def _in_short(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def _verify_section(v: dict[str, Any]) -> list[str]:
     """Part 6: offline `miaopi audit verify` on a generated trail (bench_verify.py)."""
     if not v or "error" in v:
@@ -784,8 +788,10 @@ def _verify_section(v: dict[str, Any]) -> list[str]:
         "form, hash, case digest and indexed columns; every stored tree node; every signed "
         "head's root and Ed25519 signature; the witness. "
         f"It checks in {_n(v.get('workers'))} worker processes (records and head signatures "
-        "by range) beside its own tree pass (`audit/sqlite_verify_pool.py`). CPU seconds of "
-        "each part, run alone in one process: "
+        "by range) beside its own tree pass (`audit/sqlite_verify_pool.py`); CPU over wall "
+        f"time {_n(_ratio(_med(v, 'cpu_seconds'), _med(v, 'seconds')), 2)} (2 would be both "
+        "cores the whole time: on this shared machine, what the other processes left it). "
+        "CPU seconds of each part, run alone in one process: "
         + "; ".join(f"{k} {_n(x, 2)}" for k, x in (v.get("parts_cpu_seconds") or {}).items())
         + ".",
         "",
