@@ -313,3 +313,18 @@ def test_the_quick_column_time_is_record_column_time(value):
         ("2026-12-02T07:55:04.487265Z", "2026-12-02T07:55:04.487265Z"),
     ):
         assert _column_time(time) == column_time(time) == column
+
+
+def test_a_body_that_is_not_utf8_is_a_finding(tmp_path):
+    """Read as its stored bytes, a body with bytes that are not UTF-8 is reported at its seq
+    (it used to stop the check: sqlite3 could not decode the column)."""
+    db, keys = _store(tmp_path, 3)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE records SET body = CAST(X'7b2261223a22ff227d' AS TEXT) WHERE seq = 2")
+    conn.close()
+    result = verify_database(db, keys)
+    assert (result.ok, result.first_bad_seq, result.reason) == (
+        False,
+        2,
+        "record is not valid JSON",
+    )
