@@ -5,14 +5,22 @@ against its digest, and head signatures checked in threads against the first bad
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
+import struct
 from pathlib import Path
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from miaopi_server.audit import seal
-from miaopi_server.audit.canonical import NotCanonical, canonical, parse_canonical
+from miaopi_server.audit.canonical import (
+    NotCanonical,
+    canonical,
+    parse_canonical,
+    parse_canonical_bytes,
+)
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from tests.support import pending
 
@@ -124,6 +132,98 @@ def test_parse_canonical_refuses_forms_the_encoder_would_not_write():
     }
 
 
+def _outcome(parse, text):
+    """What a parse makes of `text`: its value, or which refusal."""
+    try:
+        return ("value", parse(text))
+    except NotCanonical:
+        return ("not canonical", None)
+    except ValueError:
+        return ("not JSON", None)
+
+
+def _both(data: bytes) -> None:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        assert _outcome(parse_canonical_bytes, data) == ("not JSON", None)
+        return
+    plain = _outcome(parse_canonical, text)
+    assert _outcome(parse_canonical_bytes, data) == plain, data
+    if plain[0] == "value":  # the same values, of the same types (1 is not 1.0)
+        assert repr(parse_canonical_bytes(data)) == repr(plain[1])
+
+
+@settings(max_examples=600, deadline=None)
+@given(_values, st.sampled_from(range(len(_layouts))))
+def test_the_quick_parse_agrees_with_the_plain_one(value, layout):
+    """parse_canonical_bytes (orjson, the strict parser only where floats or refusals need
+    it) gives what parse_canonical gives, on canonical text, other layouts and orjson's own
+    text (integral floats as 30.0, exponents, small floats written out)."""
+    for data in (
+        canonical(value),
+        json.dumps(value, **_layouts[layout]).encode(),
+        orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        if _orjson_takes(value)
+        else b"{}",
+    ):
+        _both(data)
+
+
+def _orjson_takes(value: object) -> bool:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def test_the_quick_parse_agrees_on_floats_of_every_magnitude():
+    """orjson's float text is taken as canonical exactly when the strict parser takes it:
+    100,000 floats from random bits (every exponent) and from everyday ranges."""
+    rng = random.Random(17)
+    for _ in range(50_000):
+        bits = struct.unpack("d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+        everyday = round(rng.uniform(-1e6, 1e6), rng.randint(0, 9)) * 10 ** rng.randint(-9, 17)
+        for x in (bits, everyday):
+            if x == x and abs(x) != float("inf"):
+                data = orjson.dumps({"a": [x, 1], "b": x})
+                assert _outcome(parse_canonical_bytes, data) == _outcome(
+                    parse_canonical, data.decode()
+                ), data
+
+
+def test_the_quick_parse_refuses_what_the_plain_one_refuses():
+    """Each refusal is the same finding (not canonical, or not JSON), never a crash: NaN,
+    integers beyond 64 bits, lone surrogates, bad UTF-8, duplicate keys, other spellings."""
+    for data in (b'{"a":NaN}', b'{"a":Infinity}', b'{"a":-Infinity}', b'{"a":1e400}',
+                 b'{"a":123456789012345678901234567890}', b'{"a":-9223372036854775809}',
+                 b'{"a":18446744073709551616}', b'{"a":"\\ud800"}', b'{"a":"\xff"}',
+                 b'{"a":1,"a":1}', b'{"a":2,"a":1}', b'{"a":-0}', b'{"a":1E5}', b'{"a":1e5}',
+                 b'{"a":30.0}', b'{"a":0.00001}', b'{"a":1e-05}', b'{"a":1e+16}', b'{"a":1.0}',
+                 b'{"a":"x"} ', b'', b'{"a":', b'{"a":1}{}', b'{"a":"\\u4e2d"}', b'[1.5,2]',
+                 b'{"a":[1.5e-07,10000000000000000,-1],"b":"\xe4\xb8\xad"}',
+                 b'{"a":"2026-12-02T07:55:09.0Z","b":[0.5,0.25]}', b'{"a":0.0001}'):  # fmt: skip
+        _both(data)
+    assert parse_canonical_bytes(b'{"a":123456789012345678901234567890}') == {
+        "a": 123456789012345678901234567890
+    }
+
+
+def test_a_record_without_floats_takes_the_quick_path(monkeypatch):
+    """The agreement above is not had by always falling back: text without a float, and
+    floats orjson writes as canonical does, are never parsed twice."""
+    from miaopi_server.audit import canonical as module
+
+    def refused(text: str) -> None:
+        raise AssertionError(f"parsed again: {text}")
+
+    monkeypatch.setattr(module, "parse_canonical", refused)
+    body = {"decision": {"decided_at": "2026-12-02T07:55:09.487265Z", "outcome": "批准"},
+            "n": [0, -1, 2**63 - 1], "x": [0.5, -2.25, 0.001, 123456.789], "ok": True}  # fmt: skip
+    assert parse_canonical_bytes(canonical(body)) == body
+
+
 def _store(tmp_path: Path, records: int) -> tuple[Path, dict[str, bytes]]:
     sealer, _ = seal.load_or_create(tmp_path / "key.pem")
     store = SQLiteAuditStore(tmp_path / "audit.sqlite3", sealer)
@@ -180,3 +280,51 @@ def test_many_heads_report_the_first_bad_one(tmp_path):
     result = verify_database(db, keys)
     assert (result.ok, result.first_bad_seq) == (False, 99), result
     assert result.reason == "signed tree head 99 does not match the records"
+
+
+_times = st.builds(
+    lambda y, mo, d, h, mi, s, frac, end: (
+        f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{end}"
+    ),
+    st.sampled_from([999, 1000, 1970, 2026, 9999]),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 61),
+    st.sampled_from(
+        ["", ".0", ".5", ".123", ".000", ".1234", ".123456", ".000000", ",123", ".123456789"]
+    ),
+    st.sampled_from(["Z", "", "+08:00", "z", "Z "]),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_times | st.text(max_size=30) | st.integers() | st.none())
+def test_the_quick_column_time_is_record_column_time(value):
+    """The indexed decided_at a decision's time stands for, as record.column_time says it."""
+    from miaopi_server.audit.record import column_time
+    from miaopi_server.audit.sqlite_verify import _column_time
+
+    assert _column_time(value) == column_time(value)
+    for time, column in (
+        ("2026-12-02T07:55:04.375Z", "2026-12-02T07:55:04.375000Z"),
+        ("2026-12-02T07:55:04Z", "2026-12-02T07:55:04.000000Z"),
+        ("2026-12-02T07:55:04.487265Z", "2026-12-02T07:55:04.487265Z"),
+    ):
+        assert _column_time(time) == column_time(time) == column
+
+
+def test_a_body_that_is_not_utf8_is_a_finding(tmp_path):
+    """Read as its stored bytes, a body with bytes that are not UTF-8 is reported at its seq
+    (it used to stop the check: sqlite3 could not decode the column)."""
+    db, keys = _store(tmp_path, 3)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE records SET body = CAST(X'7b2261223a22ff227d' AS TEXT) WHERE seq = 2")
+    conn.close()
+    result = verify_database(db, keys)
+    assert (result.ok, result.first_bad_seq, result.reason) == (
+        False,
+        2,
+        "record is not valid JSON",
+    )

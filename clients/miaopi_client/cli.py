@@ -284,7 +284,6 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         key_id_of,
         read_witness,
         verify_database,
-        verify_store,
         witness_path,
     )
 
@@ -320,9 +319,15 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         )
     try:
         if option == "--store":
+            # PostgreSQL's driver is loaded for --store only (a --db check's start-up doubled).
+            from miaopi_server.offline import verify_store
+
             result = verify_store(source, keys, args.from_seq or 1, args.to_seq, witness)
         else:
-            result = verify_database(args.db, keys, args.from_seq or 1, args.to_seq, witness)
+            # A large trail is checked by one worker process per core (no threads here).
+            result = verify_database(
+                args.db, keys, args.from_seq or 1, args.to_seq, witness, parallel=True
+            )
     except sqlite3.Error as exc:
         raise BadInput(f"cannot read audit database {args.db}: {exc}") from None
     except AuditUnavailable as exc:  # the message names the database without its password

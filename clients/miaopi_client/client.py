@@ -12,20 +12,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
-from miaopi.v1 import review_pb2_grpc as rpb_grpc
+
+if TYPE_CHECKING:  # grpc itself is loaded with the first Client: the offline commands
+    import grpc  # (audit verify --db, replay --rulesets, rules ...) start without it
 
 
 class MiaopiClientError(Exception):
@@ -93,6 +92,10 @@ def facts_struct(facts: dict[str, Any]) -> struct_pb2.Struct:
 
 def _error(exc: grpc.RpcError) -> ClientError:
     """Turn a failed call into ClientError, unpacking google.rpc.BadRequest when present."""
+    import grpc
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     message = (exc.details() if isinstance(exc, grpc.Call) else str(exc)) or ""
     violations: list[tuple[str, str]] = []
@@ -108,18 +111,24 @@ def _error(exc: grpc.RpcError) -> ClientError:
     return ClientError(code.name, message, violations)
 
 
-class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    """Adds `authorization: Bearer <token>` to every call, streams (WatchAlerts) included."""
+@cache
+def _bearer_token_class() -> type:
+    import grpc
 
-    def __init__(self, token: str):
-        self._metadata = ("authorization", f"Bearer {token}")
+    class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
+        """Adds `authorization: Bearer <token>` to every call, streams (WatchAlerts) included."""
 
-    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        metadata = [*(details.metadata or ()), self._metadata]
-        return continuation(details._replace(metadata=metadata), request)
+        def __init__(self, token: str):
+            self._metadata = ("authorization", f"Bearer {token}")
 
-    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return self.intercept_unary_unary(continuation, details, request)
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            metadata = [*(details.metadata or ()), self._metadata]
+            return continuation(details._replace(metadata=metadata), request)
+
+        def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+            return self.intercept_unary_unary(continuation, details, request)
+
+    return _BearerToken
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,8 @@ class TLS:
     key: Path | None = None
 
     def credentials(self) -> grpc.ChannelCredentials:
+        import grpc
+
         def read(p: Path | None) -> bytes | None:
             return p.read_bytes() if p else None
 
@@ -145,6 +156,11 @@ class Client:
     def __init__(
         self, target: str, timeout: float = 10.0, token: str | None = None, tls: TLS | None = None
     ):
+        import grpc
+
+        from miaopi.v1 import approval_pb2_grpc as pb_grpc
+        from miaopi.v1 import review_pb2_grpc as rpb_grpc
+
         self.target = target
         self.timeout = timeout
         if tls is not None:
@@ -153,7 +169,7 @@ class Client:
             self._channel = grpc.insecure_channel(target)
         channel = self._channel
         if token:
-            channel = grpc.intercept_channel(channel, _BearerToken(token))
+            channel = grpc.intercept_channel(channel, _bearer_token_class()(token))
         self._stub = pb_grpc.ApprovalServiceStub(channel)
         self.review_stub = rpb_grpc.ReviewServiceStub(channel)  # `miaopi review` (review_cli)
 
@@ -176,6 +192,8 @@ class Client:
 
     def _call(self, rpc: Callable[..., Any], request: Message) -> Any:
         """One unary call with this client's deadline; a failure raises ClientError."""
+        import grpc  # loaded by __init__: a lookup
+
         try:
             return rpc(request, timeout=self.timeout)
         except grpc.RpcError as exc:
@@ -184,6 +202,8 @@ class Client:
     def watch_alerts(self, after_seq: int, follow: bool) -> Iterator[Any]:
         """Alerts after `after_seq` (rpb.Alert messages); with `follow`, until interrupted
         (no deadline: the stream stays open for new ones)."""
+        import grpc
+
         req = rpb.WatchAlertsRequest(after_seq=after_seq, follow=follow)
         try:
             for resp in self.review_stub.WatchAlerts(req, timeout=None if follow else self.timeout):

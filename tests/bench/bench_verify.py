@@ -6,7 +6,8 @@ The trail is made by the product's own recording path: generated cases over the 
 so about one signed tree head per nine records), with its witness file beside it. Built once
 per run (not timed) and kept under build/bench/verify/.
 
-Timed: the whole command, process start to exit,
+Timed: the whole command, process start to exit (its CPU too, worker processes included;
+a trail this size is checked by one worker process per core),
 `miaopi audit verify --db audit.sqlite3 --key seal.pub.pem` (every record's chain, canonical
 form, hash, case digest and indexed columns; every stored tree node; every signed head's root
 and signature; the witness). It must print that the trail verified with every record checked.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -79,17 +81,23 @@ def build_trail(directory: Path, n: int = N_RECORDS) -> tuple[Path, Path]:
     return db, pem
 
 
-def _timed(cmd: list[str], records: int) -> float:
+def _timed(cmd: list[str], records: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of the command, its worker processes' CPU included."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=900)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     result = json.loads(done.stdout) if done.returncode == 0 else {}
     if not result.get("ok") or result.get("checked", 0) < records:
         raise RuntimeError(f"{' '.join(cmd)} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
-    return wall
+    return wall, cpu
 
 
 def run(runs: int = 3, records: int = N_RECORDS) -> dict[str, Any]:
+    from miaopi_server.audit.sqlite_verify_pool import worker_count
+
     miaopi = str(Path(PY).with_name("miaopi"))
     directory = WORK / "verify"
     t0 = time.perf_counter()
@@ -98,10 +106,13 @@ def run(runs: int = 3, records: int = N_RECORDS) -> dict[str, Any]:
     heads = _count(db, "SELECT COUNT(*) FROM tree_heads")
     total = _count(db, "SELECT COUNT(*) FROM records")
     cmd = [miaopi, "audit", "verify", "--db", str(db), "--key", str(pem), "--json"]
-    walls = []
+    walls, cpus = [], []
     for r in range(runs):
-        walls.append(_timed(cmd, records))
-        log(f"audit verify run {r + 1}: {walls[-1]:.2f} s ({total / walls[-1]:,.0f} records/s)")
+        wall, cpu = _timed(cmd, records)
+        walls.append(wall)
+        cpus.append(cpu)
+        rate = total / wall
+        log(f"audit verify run {r + 1}: {wall:.2f} s ({rate:,.0f} records/s), CPU {cpu:.2f} s")
     wall = median(walls)
     return {
         "records": total,
@@ -109,7 +120,10 @@ def run(runs: int = 3, records: int = N_RECORDS) -> dict[str, Any]:
         "database_mb": round(db.stat().st_size / 2**20, 1),
         "build_seconds": round(build_seconds, 1),
         "seconds": {"median": wall, "runs": walls},
+        "cpu_seconds": {"median": median(cpus), "runs": cpus},
         "records_per_second": total / wall,
+        "workers": worker_count(total),
+        "parts_cpu_seconds": _parts(db, pem),
         "command": " ".join(c.replace(str(ROOT) + "/", "") for c in cmd),
         "profile": _profile(db, pem),
     }
@@ -121,6 +135,39 @@ def _count(db: Path, sql: str) -> int:
     conn = sqlite3.connect(db)
     try:
         return int(conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _parts(db: Path, pem: Path) -> dict[str, float]:
+    """CPU seconds of each part of the check, one process each (what the workers share):
+    the record pass, the tree pass without signatures, the heads' signatures."""
+    from miaopi_server.audit.sqlite_verify import (
+        check_range,
+        connect_readonly,
+        first_bad_head,
+        tree_pass,
+    )
+    from miaopi_server.offline import key_id_of, public_key_from_pem, read_witness, witness_path
+
+    raw = public_key_from_pem(pem.read_text(encoding="utf-8"))
+    keys = {key_id_of(raw): raw}
+    witness = read_witness(witness_path(db))
+    conn = connect_readonly(db)
+    try:
+        conn.execute("BEGIN")
+        (last,) = conn.execute("SELECT MAX(seq) FROM records").fetchone()
+        parts = {
+            "records": lambda: check_range(conn, keys, 1, 0, last),
+            "tree": lambda: tree_pass(conn, keys, witness, signatures=False),
+            "signatures": lambda: first_bad_head(conn, keys, 1, last),
+        }
+        out = {}
+        for name, part in parts.items():
+            t0 = time.process_time()
+            part()
+            out[name] = round(time.process_time() - t0, 3)
+        return out
     finally:
         conn.close()
 

@@ -49,6 +49,16 @@ def all_heads(conn: Connection) -> Iterator[TreeHead]:
         yield head
 
 
+def heads_between(conn: Connection, lo: int, hi: int) -> Iterator[TreeHead]:
+    """The heads of sizes lo..hi, smallest first."""
+    for row in conn.execute(
+        _HEAD + " WHERE tree_size BETWEEN ? AND ? ORDER BY tree_size", (lo, hi)
+    ):
+        head = _head(row)
+        assert head is not None
+        yield head
+
+
 def insert_head(conn: Connection, head: TreeHead) -> None:
     conn.execute(
         "INSERT INTO tree_heads (tree_size, root_hash, timestamp, key_id, signature)"

@@ -12,10 +12,14 @@ the last head covers exactly the records there are (a head beyond them: records 
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +31,18 @@ from miaopi_server.audit.canonical import (
     GENESIS_HASH,
     NotCanonical,
     digest,
-    parse_canonical,
-    sha256_hex,
+    parse_canonical_bytes,
 )
 from miaopi_server.audit.dialect import Connection, dialect_of
-from miaopi_server.audit.record import column_time
 from miaopi_server.audit.seal import verify_seal
-from miaopi_server.audit.sqlite_tree import CachedNodes, all_heads, has_tree, latest_head
+from miaopi_server.audit.sqlite_tree import (
+    CachedNodes,
+    all_heads,
+    has_tree,
+    heads_between,
+    latest_head,
+)
 from miaopi_server.audit.store import Verification
-from miaopi_server.audit.transition import comment_digest
 from miaopi_server.audit.treehead import TreeHead
 
 
@@ -51,17 +58,36 @@ def verify_database(
     from_seq: int = 1,
     to_seq: int = 0,
     witness: TreeHead | None = None,
+    parallel: bool = False,
 ) -> Verification:
     """Re-check an audit database: records in [from_seq, to_seq] (0: to the last), then the
     tree and its signed heads over the whole trail, and that the trail extends `witness` (a
     head signed earlier: the witness file, a receipt's). Works on a copy or a live database
-    (one read transaction); `keys` maps key ids to raw Ed25519 public keys."""
+    (one read transaction); `keys` maps key ids to raw Ed25519 public keys. `parallel`: a
+    large trail is checked by worker processes, one per core (audit/sqlite_verify_pool.py;
+    they are forked, so only from a process without threads: the CLI, not a server)."""
+    if parallel:
+        from miaopi_server.audit import sqlite_verify_pool as pool
+
+        workers = pool.worker_count(_record_count(path, from_seq, to_seq))
+        if workers:
+            return pool.verify_in_workers(path, keys, from_seq, to_seq, witness, workers)
     conn = connect_readonly(path)
     try:
         conn.execute("BEGIN")  # one snapshot for the records and the tree
         return verify_snapshot(conn, keys, from_seq, to_seq, witness)
     finally:
         conn.close()
+
+
+def _record_count(path: Path, from_seq: int, to_seq: int) -> int:
+    """About how many records verify_database would check (seqs run 1, 2, ...)."""
+    conn = connect_readonly(path)
+    try:
+        (last,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
+    finally:
+        conn.close()
+    return int(min(to_seq, last) if to_seq else last) - max(from_seq, 1) + 1
 
 
 def verify_snapshot(
@@ -104,14 +130,34 @@ def check_records(
 ) -> Verification:
     """Records from_seq..to_seq, each on its own and chained to the one before; a record
     without a seal of its own must be at or below `covered_to` (the last signed head)."""
+    return check_range(conn, keys, from_seq, to_seq, covered_to).verification
+
+
+@dataclass(frozen=True)
+class RangeCheck:
+    """check_records of one range, and what merging ranges checked apart needs
+    (audit/sqlite_verify_pool.py)."""
+
+    verification: Verification
+    next_seq: int  # the seq it expected next when it stopped (from_seq: it met no record)
+    # Whether a failure's `purged` counts the purged cases met before it (a record's own
+    # problem), or is 0 (a gap, a case missing), as check_records reports them.
+    counts_purged: bool = False
+
+
+def check_range(
+    conn: Connection, keys: dict[str, bytes], from_seq: int, to_seq: int, covered_to: int
+) -> RangeCheck:
+    """check_records, as a RangeCheck."""
     from_seq = max(from_seq, 1)
     prev = GENESIS_HASH
     if from_seq > 1:
         row = conn.execute("SELECT hash FROM records WHERE seq = ?", (from_seq - 1,)).fetchone()
         if row is None:
-            return Verification(False, 0, from_seq - 1, "gap: record missing")
+            return RangeCheck(Verification(False, 0, from_seq - 1, "gap: record missing"), from_seq)
         prev = row[0]
-    columns = dialect_of(conn).columns(conn, "records")
+    dialect = dialect_of(conn)
+    columns = dialect.columns(conn, "records")
     kind = "r.kind" if "kind" in columns else "'decision'"
     # Since schema 4 the case is a row of `cases`, missing once purged.
     case, joined = (
@@ -119,32 +165,49 @@ def check_records(
         if "case_json" in columns
         else ("c.case_json", " LEFT JOIN cases c ON c.seq = r.seq")
     )
+    # SQLite hands the texts over as their stored UTF-8 bytes (what is hashed): no decoding
+    # into str and encoding back per record.
+    if dialect.name == "sqlite":
+        body, case = "CAST(r.body AS BLOB)", f"CAST({case} AS BLOB)"
+    else:
+        body = "r.body"
     sql = (
         "SELECT r.seq, r.decision_id, r.request_id, r.item_code, r.outcome, r.window_id,"
-        f" r.decided_at, r.case_digest, r.body, {case}, r.hash, r.key_id, r.signature, {kind}"
+        f" r.decided_at, r.case_digest, {body}, {case}, r.hash, r.key_id, r.signature, {kind}"
         f" FROM records r{joined} WHERE r.seq >= ?"
     )
     args: list[int] = [from_seq]
     if to_seq:
         sql += " AND r.seq <= ?"
         args.append(to_seq)
-    purges = _purges(conn) if "kind" in columns else []
+    # Purge events are read only once a record needs one (a purged case, a rating comment).
+    found: list[list[tuple[int, str]]] = []
+
+    def purges() -> list[tuple[int, str]]:
+        if not found:
+            found.append(_purges(conn) if "kind" in columns else [])
+        return found[0]
+
     expected_seq, checked, purged = from_seq, 0, 0
     for row in conn.execute(sql + " ORDER BY r.seq", args):
         seq, decided_at, case_json, h, kind_of = row[0], row[6], row[9], row[10], row[13]
         if seq != expected_seq:
-            return Verification(False, checked, expected_seq, "gap")
+            return RangeCheck(Verification(False, checked, expected_seq, "gap"), expected_seq)
         if case_json is None and kind_of == "decision":
-            if not any(seq <= through and decided_at < before for through, before in purges):
-                return Verification(False, checked, seq, "case missing, and no purge covers it")
+            if not any(seq <= through and decided_at < before for through, before in purges()):
+                why = "case missing, and no purge covers it"
+                return RangeCheck(Verification(False, checked, seq, why), expected_seq)
             purged += 1
-        problem = _check_record(row, prev, keys, covered_to)
-        if not problem and kind_of == "transition" and '"comment_digest"' in row[8]:
-            problem = _comment_problem(conn, seq, json.loads(row[8])["transition"], purges)
+        problem, body_value = _check_record(row, prev, keys, covered_to)
+        if not problem and kind_of == "transition":
+            rating = body_value["transition"]
+            if isinstance(rating, dict) and "comment_digest" in rating:
+                problem = _comment_problem(conn, seq, rating, purges())
         if problem:
-            return Verification(False, checked, seq, problem, purged)
+            failed = Verification(False, checked, seq, problem, purged)
+            return RangeCheck(failed, expected_seq, counts_purged=True)
         prev, expected_seq, checked = h, seq + 1, checked + 1
-    return Verification(True, checked, purged=purged)
+    return RangeCheck(Verification(True, checked, purged=purged), expected_seq)
 
 
 def _comment_problem(
@@ -152,6 +215,8 @@ def _comment_problem(
 ) -> str:
     """A rating's comment (rating_comments, migration 0009) matches the salted digest its
     record holds, or is gone because a purge erased the case it rates."""
+    from miaopi_server.audit.transition import comment_digest  # casework's model: when used
+
     decision_id = rating.get("decision_id")
     row = conn.execute(
         "SELECT seq, salt, comment FROM rating_comments WHERE decision_id = ?", (decision_id,)
@@ -185,7 +250,10 @@ def _purges(conn: Connection) -> list[tuple[int, str]]:
     return found
 
 
-def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], covered_to: int) -> str:
+def _check_record(
+    row: tuple[Any, ...], prev: str, keys: dict[str, bytes], covered_to: int
+) -> tuple[str, Any]:
+    """(problem, "") of one record, or ("", its parsed body)."""
     (
         seq,
         decision_id,
@@ -202,29 +270,35 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
         sig,
         kind,
     ) = row
+    data = body_text if body_text.__class__ is bytes else body_text.encode()
     try:
-        body = parse_canonical(body_text)
+        body = parse_canonical_bytes(data)
     except NotCanonical:
-        return "record is not in canonical form"
+        return "record is not in canonical form", ""
     except ValueError:
-        return "record is not valid JSON"
+        return "record is not valid JSON", ""
     # The body is its canonical form, so its hash is that of the stored text.
-    if sha256_hex(body_text.encode()) != h:
-        return "hash mismatch"
+    if sha256(data).hexdigest() != h:
+        return "hash mismatch", ""
     if body.get("seq") != seq or body.get("prev_hash") != prev:
-        return "chain broken"
+        return "chain broken", ""
+    no_case = case_json is None or case_json in ("null", b"null")
     if "event" in body:  # the trail's own event: no decision, window or case
+        from miaopi_server.audit.record import column_time  # casework's model: when used
+
         event = body["event"]
         derived_event = (event.get("id"), None, "", "", "", column_time(event.get("at")), "event")
         if (
             (decision_id, request_id, item_code, outcome, window_id, decided_at, kind)
             != (derived_event)
-            or case_json not in (None, "null")
+            or not no_case
             or case_dig != ""
         ):
-            return "indexed columns disagree with the record"
-        return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+            return "indexed columns disagree with the record", ""
+        return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to), body
     if "transition" in body:  # a casework transition (audit/transition.py)
+        from miaopi_server.audit.record import column_time
+
         moved = body["transition"]
         derived_move = (
             moved.get("id"), None, moved.get("item_code"), "", "", column_time(moved.get("at")),
@@ -233,18 +307,18 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
         if (
             (decision_id, request_id, item_code, outcome, window_id, decided_at, kind)
             != derived_move
-            or case_json not in (None, "null")
+            or not no_case
             or case_dig != ""
         ):
-            return "indexed columns disagree with the record"
-        return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+            return "indexed columns disagree with the record", ""
+        return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to), body
     purged = case_json is None  # checked by the caller: a purge event covers it
     if body.get("case_digest") != case_dig:
-        return "case does not match its digest"
+        return "case does not match its digest", ""
     if not purged:
         problem = _case_problem(case_json, case_dig)
         if problem:
-            return problem
+            return problem, ""
     decision = body.get("decision", {})
     derived = (
         decision.get("decision_id"),
@@ -252,18 +326,44 @@ def _check_record(row: tuple[Any, ...], prev: str, keys: dict[str, bytes], cover
         decision.get("item_code"),
         str(decision.get("outcome", "")).removeprefix("OUTCOME_"),
         body.get("window", {}).get("window_id", ""),
-        column_time(decision.get("decided_at")),
+        _column_time(decision.get("decided_at")),
         "decision",
     )
     if derived != (decision_id, request_id, item_code, outcome, window_id, decided_at, kind):
-        return "indexed columns disagree with the record"
-    return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to)
+        return "indexed columns disagree with the record", ""
+    if not sig and key_id in keys and seq <= covered_to:  # sealed by a signed head
+        return "", body
+    return _seal_problem(seq, h, keys.get(key_id), bytes(sig), covered_to), body
 
 
-def _case_problem(case_json: str, case_dig: str) -> str:
+# A proto3 JSON time as decisions hold it (0, 3 or 6 fractional digits), from year 1000 on
+# (strftime does not pad below).
+_PROTO_TIME = re.compile(
+    r"([1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{3}|[0-9]{6}))?Z"
+)
+
+
+def _column_time(rfc3339: object) -> str | None:
+    """record.column_time, quicker for the times recorded decisions hold: once such a time
+    parses, its column is itself with the fraction written to six digits."""
+    if rfc3339.__class__ is str:
+        m = _PROTO_TIME.fullmatch(rfc3339)
+        if m:
+            try:
+                dt.datetime.fromisoformat(rfc3339)
+            except ValueError:
+                return None
+            return f"{m[1]}.{(m[2] or '').ljust(6, '0')}Z"
+    from miaopi_server.audit.record import column_time  # loads casework's model: seldom needed
+
+    return column_time(rfc3339)
+
+
+def _case_problem(case_json: str | bytes, case_dig: str) -> str:
     """Whether the stored case is what its digest hashed: the stored text itself when it is
     canonical (as the store writes it), else the canonical form of what it says."""
-    if sha256_hex(case_json.encode()) == case_dig:
+    data = case_json if isinstance(case_json, bytes) else case_json.encode()
+    if sha256(data).hexdigest() == case_dig:
         return ""
     try:
         case = json.loads(case_json)
@@ -289,28 +389,37 @@ def check_tree(
     """(seq, why) of the first problem in the tree and its heads, or in the trail against
     `witness`; None when they agree with the records. One pass over the record hashes, the
     stored nodes and the signed heads alongside (nothing held but the tree's frontier)."""
+    return tree_pass(conn, keys, witness, signatures=True)[0]
+
+
+def tree_pass(
+    conn: Connection, keys: dict[str, bytes], witness: TreeHead | None, signatures: bool
+) -> tuple[tuple[int, str] | None, int]:
+    """check_tree, and the size of the last head whose root the pass found right. Without
+    `signatures` the heads' signatures are left to the caller (checked elsewhere at the same
+    time): a bad one at or below that size comes before the problem found here, if any."""
     treed = has_tree(conn)
     last = latest_head(conn) if treed else None
     (count,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()
     if witness is not None:
         if not witness.verifies(keys):
-            return 0, "witness is not signed by a known sealing key"
+            return (0, "witness is not signed by a known sealing key"), 0
         if witness.tree_size > count:
-            return (
-                count + 1,
+            why = (
                 f"behind its witness: {witness.tree_size} records were signed, "
-                f"the trail holds {count}",
+                f"the trail holds {count}"
             )
+            return (count + 1, why), 0
     if treed and last is None and count:
-        return 1, "not sealed: records but no signed tree head"
+        return (1, "not sealed: records but no signed tree head"), 0
     if last is not None and last.tree_size > count:
-        return (
-            count + 1,
+        why = (
             f"truncated: a signed tree head covers {last.tree_size} records, "
-            f"the trail holds {count}",
+            f"the trail holds {count}"
         )
+        return (count + 1, why), 0
     if last is not None and last.tree_size < count:
-        return last.tree_size + 1, "not sealed: after the last signed tree head"
+        return (last.tree_size + 1, "not sealed: after the last signed tree head"), 0
     heads = last is not None
     loaded = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in keys.items()}
     stored = _stored_nodes(conn) if heads else iter(())
@@ -323,29 +432,46 @@ def check_tree(
     )
     frontier: list[tuple[int, bytes]] = []  # (level, hash) of the maximal perfect subtrees
     point = next(pending, None)
+    right_through = 0  # the size of the last head whose root was right
     for i, (h,) in enumerate(conn.execute("SELECT hash FROM records ORDER BY seq")):
-        frontier.append((0, merkle.leaf_hash(bytes.fromhex(h))))
+        frontier.append((0, sha256(b"\x00" + bytes.fromhex(h)).digest()))  # merkle.leaf_hash
         while len(frontier) > 1 and frontier[-1][0] == frontier[-2][0]:
             (level, right), (_, left) = frontier.pop(), frontier.pop()
-            node = merkle.node_hash(left, right)
+            node = sha256(b"\x01" + left + right).digest()  # merkle.node_hash
             frontier.append((level + 1, node))
             expected = (level + 1, (i + 1 >> level + 1) - 1, node)
             if heads and next(stored, None) != expected:
-                return i + 1, f"tree node {expected[:2]} does not match the records"
+                return (
+                    i + 1,
+                    f"tree node {expected[:2]} does not match the records",
+                ), right_through
         while point is not None and point[0] == i + 1:
             _, is_witness, head = point
             root = frontier[-1][1]
             for _, left in reversed(frontier[:-1]):
                 root = merkle.node_hash(left, root)
             if is_witness and root.hex() != head.root_hash:
-                return i + 1, f"forked from its witness: the first {i + 1} records differ"
+                why = f"forked from its witness: the first {i + 1} records differ"
+                return (i + 1, why), right_through
             if root.hex() != head.root_hash:
-                return i + 1, f"signed tree head {head.tree_size} does not match the records"
-            if not _signed(head, loaded):
-                return i + 1, f"bad signature on tree head {head.tree_size}"
+                why = f"signed tree head {head.tree_size} does not match the records"
+                return (i + 1, why), right_through
+            right_through = i + 1
+            if (signatures or is_witness) and not _signed(head, loaded):
+                return (i + 1, f"bad signature on tree head {head.tree_size}"), right_through
             point = next(pending, None)
     if next(stored, None) is not None:
-        return count, "tree holds nodes beyond the records"
+        return (count, "tree holds nodes beyond the records"), right_through
+    return None, right_through
+
+
+def first_bad_head(conn: Connection, keys: dict[str, bytes], lo: int, hi: int) -> int | None:
+    """The size of the first head in [lo, hi] that no known key signed, or None: the
+    signature half of tree_pass, for a share of the heads."""
+    loaded = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in keys.items()}
+    for head in heads_between(conn, lo, hi):
+        if not _signed(head, loaded):
+            return head.tree_size
     return None
 
 

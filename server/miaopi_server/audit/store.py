@@ -6,12 +6,13 @@ import asyncio
 import builtins
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from miaopi_server.audit.record import PendingRecord, StoredRecord
-from miaopi_server.audit.seal import Sealer
-from miaopi_server.audit.treehead import TreeHead
-from miaopi_server.casework.model import Task
+if TYPE_CHECKING:  # annotations only: `miaopi audit verify` loads this without casework
+    from miaopi_server.audit.record import PendingRecord, StoredRecord
+    from miaopi_server.audit.seal import Sealer
+    from miaopi_server.audit.treehead import TreeHead
+    from miaopi_server.casework.model import Task
 
 
 @dataclass(frozen=True)
