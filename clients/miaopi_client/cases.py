@@ -61,7 +61,12 @@ class Case:
 
 
 def _is_str_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    if not isinstance(v, list):
+        return False
+    for x in v:  # a loop, not all(): these lists are short, and this runs for every line
+        if not isinstance(x, str):
+            return False
+    return True
 
 
 def _problems(obj: Any) -> list[str]:
@@ -242,12 +247,19 @@ def parse_line(path: Path, n: int, raw: bytes | str) -> Case | str | None:
 
 def _maybe_int_beyond_64_bits(v: Any) -> bool:
     t = type(v)
-    if t is float:
-        return bool(abs(v) >= _INT64)
     if t is dict:
-        return any(_maybe_int_beyond_64_bits(x) for x in v.values())
-    if t is list:
-        return any(_maybe_int_beyond_64_bits(x) for x in v)
+        values = v.values()
+    elif t is list:
+        values = v
+    else:
+        return t is float and abs(v) >= _INT64
+    for x in values:  # a loop, not any(): these are small, and this runs for every line
+        t = type(x)
+        if t is float:
+            if abs(x) >= _INT64:
+                return True
+        elif (t is dict or t is list) and _maybe_int_beyond_64_bits(x):
+            return True
     return False
 
 
