@@ -63,7 +63,8 @@ class Case:
 def _is_str_list(v: Any) -> bool:
     if not isinstance(v, list):
         return False
-    for x in v:  # a loop, not all(): these lists are short, and this runs for every line
+    # A loop, not all(): these lists are short, and this runs for every line.
+    for x in v:  # noqa: SIM110
         if not isinstance(x, str):
             return False
     return True
@@ -179,6 +180,15 @@ def parse_cases(path: Path, data: bytes) -> list[Case]:
             gc.enable()
 
 
+def count_lines(path: Path) -> int:
+    """Lines in a file: about its number of cases (0 if it cannot be read: said later)."""
+    try:
+        with path.open("rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
 def read_data(path: Path) -> bytes:
     """The bytes of a case file; CaseFileError when it cannot be read."""
     try:
@@ -276,6 +286,58 @@ def _case(path: Path, n: int, obj: Any) -> Case | str:
         n,
         obj.get("sourced"),
     )
+
+
+# A line number and its problem, as parse_line words it.
+Problem = tuple[int, str]
+
+
+def parse_unit(
+    path: Path, data: bytes, start: int, stop: int, first: int
+) -> tuple[list[Case], list[Problem]]:
+    """The cases and the problems of the lines data[start:stop] (whole lines, the first being
+    line `first` of the file: see parallel.line_ranges). Duplicate case_ids are for a
+    FileCheck to find. Raises UnicodeDecodeError when a line is not UTF-8 (see `unreadable`)."""
+    cases: list[Case] = []
+    problems: list[Problem] = []
+    for n, raw in enumerate(split_lines(data[start:stop]), start=first):
+        case = parse_line(path, n, raw)
+        if isinstance(case, Case):
+            cases.append(case)
+        elif case is not None:
+            problems.append((n, case))
+    return cases, problems
+
+
+class FileCheck:
+    """`checked` for a file read in units (parse_unit, in worker processes or not), fed in
+    file order: their problems, and every case's id to find duplicates. `raise_problems` at
+    the end raises the CaseFileError `checked` would raise for the whole file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        self.cases = 0
+        self._seen: dict[str, int] = {}
+
+    def first(self, case_id: str, line: int) -> bool:
+        """Whether a case is the first with its id (else its line's problem is noted)."""
+        first = self._seen.setdefault(case_id, line)
+        if first != line:
+            self.problems.append(
+                (line, f"{self.path}:{line}: duplicate case_id {case_id!r} (first on line {first})")
+            )
+            return False
+        self.cases += 1
+        return True
+
+    def raise_problems(self) -> None:
+        problems = self.problems
+        if not problems and not self.cases:
+            problems = [(0, f"{self.path}: no cases")]
+        if problems:
+            problems.sort(key=lambda p: p[0])  # stable: a line's own problems keep their order
+            raise CaseFileError([p for _, p in problems])
 
 
 class _Numbered(Protocol):

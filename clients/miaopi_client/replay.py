@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import parallel
-from .cases import Case, compare, parse_cases, parse_line, read_data, split_lines, unreadable
+from .cases import (
+    Case,
+    FileCheck,
+    Problem,
+    compare,
+    parse_cases,
+    parse_unit,
+    read_data,
+    unreadable,
+)
 from .client import CaseFileError, Client, ClientError
 from .wire import wire_decision, wire_facts
 
@@ -315,46 +324,37 @@ def replay_file(
 
 
 # What a unit of lines gives back: its cases' ids, lines, item codes and outcomes (in line
-# order); the mismatches of those that failed, by position; the problems of its bad lines, by
-# line number (text as parse_line gives it); and whether a line was not UTF-8.
-_Part = tuple[
-    list[str], list[int], list[str], list[str], dict[int, list[str]], list[tuple[int, str]], bool
-]
+# order); the mismatches of those that failed, by position; the problems of its bad lines
+# (cases.Problem); and whether a line was not UTF-8 (its other fields then empty).
+_Part = tuple[list[str], list[int], list[str], list[str], dict[int, list[str]], list[Problem], bool]
 
 
 def _check_unit(
     path: Path, data: bytes, unit: tuple[int, int, int, int], decide: DecideFn
 ) -> _Part:
-    start, stop, first, _ = unit
+    try:
+        cases, problems = parse_unit(path, data, *unit[:3])
+    except UnicodeDecodeError:
+        return [], [], [], [], {}, [], True
     ids: list[str] = []
     lines: list[int] = []
     codes: list[str] = []
     outcomes: list[str] = []
     failed: dict[int, list[str]] = {}
-    problems: list[tuple[int, str]] = []
     code_of: dict[str, str] = {}  # one str per item code: pickled once per unit, not per case
-    n = first
-    for raw in split_lines(data[start:stop]):
+    for case in cases:
         try:
-            case = parse_line(path, n, raw)
-        except UnicodeDecodeError:
-            return [], [], [], [], {}, [], True
-        if isinstance(case, Case):
-            try:
-                outcome, decision = decide(case)
-            except CaseFileError as exc:  # a case's recorded lookups that do not read
-                problems += [(n, p) for p in exc.problems]
-            else:
-                mismatches = compare(case.expected, outcome, decision)
-                if mismatches:
-                    failed[len(ids)] = mismatches
-                ids.append(case.case_id)
-                lines.append(n)
-                codes.append(code_of.setdefault(case.item_code, case.item_code))
-                outcomes.append(outcome)
-        elif case is not None:
-            problems.append((n, case))
-        n += 1
+            outcome, decision = decide(case)
+        except CaseFileError as exc:  # a case's recorded lookups that do not read
+            problems += [(case.line, p) for p in exc.problems]
+            continue
+        mismatches = compare(case.expected, outcome, decision)
+        if mismatches:
+            failed[len(ids)] = mismatches
+        ids.append(case.case_id)
+        lines.append(case.line)
+        codes.append(code_of.setdefault(case.item_code, case.item_code))
+        outcomes.append(outcome)
     return ids, lines, codes, outcomes, failed, problems, False
 
 
@@ -366,31 +366,21 @@ def _merge(
     progress: Callable[[int], None] | None,
 ) -> ReplayReport:
     """The report from every unit's part, in file order; CaseFileError naming every bad line
-    and every duplicate case_id in line order (cases.checked's errors)."""
+    and every duplicate case_id in line order (as cases.checked does)."""
     results: list[CaseResult] = []
-    problems: list[tuple[int, str]] = []
-    seen: dict[str, int] = {}
-    for unit, (ids, lines, codes, outcomes, failed, bad, not_utf8) in zip(
+    check = FileCheck(path)
+    for unit, (ids, lines, codes, outcomes, failed, problems, not_utf8) in zip(
         units, parts, strict=True
     ):
         if not_utf8:
             raise unreadable(path, data)
-        problems += bad
+        check.problems += problems
         for i, (case_id, line) in enumerate(zip(ids, lines, strict=True)):
-            first = seen.setdefault(case_id, line)
-            if first != line:
-                problems.append(
-                    (line, f"{path}:{line}: duplicate case_id {case_id!r} (first on line {first})")
-                )
-                continue
-            results.append(CaseResult(case_id, line, codes[i], outcomes[i], failed.get(i, [])))
+            if check.first(case_id, line):
+                results.append(CaseResult(case_id, line, codes[i], outcomes[i], failed.get(i, [])))
         if progress:
             progress(unit[3])
-    if not problems and not results:
-        problems.append((0, f"{path}: no cases"))
-    if problems:
-        problems.sort(key=lambda p: p[0])  # stable: a line's own problems keep their order
-        raise CaseFileError([p for _, p in problems])
+    check.raise_problems()
     return ReplayReport(results)
 
 
