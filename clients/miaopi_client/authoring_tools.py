@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import render
+from . import parallel, render
 from .cases import (
     Case,
     FileCheck,
@@ -56,7 +56,7 @@ from .cmdline import (
     print_json,
     read_facts,
 )
-from .parallel import CHUNK, PARALLEL_MIN_CASES, forks, imap, jobs_for, line_ranges, ranges
+from .parallel import PARALLEL_MIN_CASES, forks, imap, jobs_for, line_ranges, ranges
 from .replay import CASE_ERRORS, CaseResult, from_catalog, replay
 from .wire import wire_facts
 
@@ -591,7 +591,7 @@ def run_rules_diff(
             fork = forks()
             catalogs = (old, new) if fork else (str(old_dir), str(new_dir))
             init = (*catalogs, today, decide_all, source)
-            units = units_of(CHUNK)
+            units = units_of(parallel.CHUNK)
             parts = imap(n_jobs, _init_worker, init, _work, units, fork=fork)
         for unit, (part, seen, problems, not_utf8) in zip(units, parts, strict=True):
             if check is not None:

@@ -316,7 +316,7 @@ def replay_file(
         # A spawned worker (this process runs threads) cannot inherit the catalog: it loads
         # the rules itself.
         init = (path, str(rulesets_dir), catalog if fork else None, today, data, refetch)
-        units = list(parallel.line_ranges(data))
+        units = list(parallel.line_ranges(data, parallel.CHUNK))
         parts = parallel.imap(n_jobs, _init_worker, init, _work, units, fork=fork)
         return _merge(path, data, units, parts, progress)
     finally:
