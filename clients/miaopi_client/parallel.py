@@ -17,8 +17,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 PARALLEL_MIN_CASES = 4000  # below this, worker processes cost more than they save
-MAX_JOBS = 8  # the rules engine and the catalog are loaded once per worker
-CHUNK = 2000  # cases per work unit sent to a worker process
+MAX_JOBS = 8  # a spawned worker loads the rules engine and the catalog itself
+# Cases (or lines) per work unit: a unit costs ~0.1 ms to hand out and send back, and the
+# workers finish at most one unit apart.
+CHUNK = 1000
 
 
 def cpus() -> int:
