@@ -1124,7 +1124,8 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         a("### Loading 1,000 items (cProfile of load_catalog, RSS by stage)")
         a("")
         if "error" in prof:  # the profiling process failed: say so, not "None of the items"
-            a(f"The profile of `load_catalog` failed: `{prof['error'].strip()[-500:]}`")
+            last = prof["error"].strip().splitlines()[-1:] or [""]
+            a(f"The profile of `load_catalog` failed: `{last[0][:300]}`")
             a("")
         a(
             f"cProfile of `load_catalog` on {prof.get('items')} of the generated items "
