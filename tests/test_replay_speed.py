@@ -6,20 +6,26 @@ and replaying in worker processes reports exactly what one process reports.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import math
+import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
-from miaopi_client import Client, load_cases
+from miaopi_client import Client, load_cases, parallel
+from miaopi_client.authoring_tools import run_rules_diff
+from miaopi_client.cases import Case, split_lines
 from miaopi_client.cli import main
-from miaopi_client.client import ClientError, decision_dict, facts_struct
+from miaopi_client.client import CaseFileError, ClientError, decision_dict, facts_struct
 from miaopi_client.parallel import PARALLEL_MIN_CASES, imap, jobs_for
-from miaopi_client.replay import from_catalog, in_process, remote, replay
+from miaopi_client.replay import from_catalog, in_process, junit_xml, remote, replay, replay_file
 from miaopi_client.wire import wire_decision, wire_facts
 from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import Decision, Reason
@@ -30,6 +36,7 @@ from miaopi_server.rules.model import LegalBasis, Material
 from tests.conftest import TODAY, LiveServer
 from tests.support import EXAMPLES, RULESETS
 
+cases_module = importlib.import_module("miaopi_client.cases")  # the package exports names over it
 CASE_FILES = [*sorted(RULESETS.glob("*.cases.jsonl")), EXAMPLES]
 # A server cannot be handed recorded lookups: cases carrying them are decided remotely on
 # their own facts, so only the others can be compared with a server's answers.
@@ -281,6 +288,172 @@ class TestWorkers:
         assert list(imap(2, _nothing, (), _double, [(i, i) for i in range(50)])) == [
             2 * i for i in range(50)
         ]
+
+
+class TestByteRanges:
+    """The case file is read once and cut into byte ranges of whole lines, each parsed and
+    decided where it runs (parallel.line_ranges, cases.parse_unit). Units of a few dozen
+    lines here spread a small file over many units and both workers."""
+
+    @pytest.fixture(autouse=True)
+    def small_units(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(parallel, "CHUNK", 37)
+
+    def test_ranges_hold_every_line_once(self) -> None:
+        rng = random.Random(17)
+        samples = [b"", b"a", b"\n", b"\n\n", b"a\r\nb", b"a\nb\n"] + [
+            bytes(rng.choice(b"ab\r\n") for _ in range(rng.randint(0, 80))) for _ in range(500)
+        ]
+        for data in samples:
+            for size in (1, 2, 3, 37):
+                units = list(parallel.line_ranges(data, size))
+                got: list[bytes] = []
+                for start, stop, first, n in units:
+                    part = split_lines(data[start:stop])
+                    assert (first, len(part)) == (len(got) + 1, n)
+                    got += part
+                assert got == (split_lines(data) if data else [])
+                assert [u[0] for u in units[1:]] == [u[1] for u in units[:-1]]
+
+    def test_report_in_file_order_as_one_process(self, tmp_path: Path, catalog: Catalog) -> None:
+        """Forked workers, one process and the plain replay of the loaded cases: the same
+        report (every case in file order, failures with their lines), the same JUnit."""
+        lines = many_cases(400)
+        lines[20] += "\r"  # CRLF line ends and white-space lines are read as before
+        lines.insert(30, " \u3000 ")
+        path = tmp_path / "many.jsonl"
+        path.write_text("\n".join(lines), encoding="utf-8")  # no final line end
+        assert len(list(parallel.line_ranges(path.read_bytes(), parallel.CHUNK))) > 10
+        reference = replay(load_cases(path), from_catalog(catalog, TODAY))
+        one = replay_file(path, RULESETS, TODAY, jobs=1)
+        two = replay_file(path, RULESETS, TODAY, jobs=2)
+        assert one.to_dict() == two.to_dict() == reference.to_dict()
+        assert junit_xml(one, str(path)) == junit_xml(two, str(path))
+        assert [r.line for r in two.results] == sorted(r.line for r in two.results)
+        assert two.total == 400 and 0 < two.failed < 20
+
+    def test_bad_lines_in_later_units(self, tmp_path: Path) -> None:
+        """Bad lines far into the file (other units, other workers) are named with their own
+        line numbers, all at once and in line order, exactly as load_cases names them."""
+        lines = many_cases(600)
+        lines[150] = lines[150][:-1]  # truncated JSON
+        lines[170] = '{"item_code": "GF00012000", "expected": {"outcome": "NaN"}}'
+        lines[400] = lines[3]  # a duplicate case_id
+        lines[520] = '{"item_code": "GF00012000"}'
+        lines[598] = "[1]"
+        path = tmp_path / "bad.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with pytest.raises(CaseFileError) as loaded:
+            load_cases(path)
+        assert [p.split(": ")[0] for p in loaded.value.problems] == [
+            f"{path}:{n}" for n in (151, 171, 401, 521, 599)
+        ]
+        for jobs in (1, 2):
+            with pytest.raises(CaseFileError) as replayed:
+                replay_file(path, RULESETS, TODAY, jobs=jobs)
+            assert replayed.value.problems == loaded.value.problems
+            with pytest.raises(CaseFileError) as diffed:
+                run_rules_diff(RULESETS, RULESETS, path, TODAY, jobs=jobs)
+            assert diffed.value.problems == loaded.value.problems
+
+    def test_not_utf8_far_into_the_file(self, tmp_path: Path) -> None:
+        """A byte that is not UTF-8 in a later unit: the file cannot be read, as a whole."""
+        data = "\n".join(many_cases(300)).encode("utf-8")
+        at = data.index(b'"case_id"', len(data) * 3 // 4)
+        data = data[:at] + b'"note": "\xff", ' + data[at:]
+        path = tmp_path / "latin1.jsonl"
+        path.write_bytes(data)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            expected = [f"{path}: cannot read: {exc}"]
+        with pytest.raises(CaseFileError) as loaded:
+            load_cases(path)
+        assert loaded.value.problems == expected
+        for jobs in (1, 2):
+            with pytest.raises(CaseFileError) as replayed:
+                replay_file(path, RULESETS, TODAY, jobs=jobs)
+            assert replayed.value.problems == expected
+            with pytest.raises(CaseFileError) as diffed:
+                run_rules_diff(RULESETS, RULESETS, path, TODAY, jobs=jobs)
+            assert diffed.value.problems == expected
+
+    def test_rules_diff_on_the_file_as_on_loaded_cases(self, tmp_path: Path) -> None:
+        path = tmp_path / "many.jsonl"
+        path.write_text("\n".join(many_cases(300)) + "\n", encoding="utf-8")
+        cases = load_cases(path)
+
+        def stable(r: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in r.items() if k not in ("seconds", "jobs")}
+
+        loaded = stable(run_rules_diff(RULESETS, RULESETS, cases, TODAY, jobs=1, decide_all=True))
+        assert loaded["total"] == 300
+        for jobs in (1, 2):
+            on_file = run_rules_diff(RULESETS, RULESETS, path, TODAY, jobs=jobs, decide_all=True)
+            assert stable(on_file) == loaded
+
+
+# Lines orjson refuses or might read otherwise (integers beyond 64 bits), and lines it reads:
+# parse_line must give what json alone gives.
+PARSE_LINES = [
+    b'{"item_code": "GF00012000", "facts": {"n": 1}, "expected": {"outcome": "APPROVE"}}',
+    b'{"item_code": "X", "expected": {"outputs": {"n": 123456789012345678901234567890}}}',
+    b'{"item_code": "X", "expected": {"outputs": {"n": -9223372036854775809}}}',
+    b'{"item_code": "X", "expected": {"outputs": {"n": 18446744073709551615}}}',
+    b'{"item_code": "X", "expected": {}, "sourced": {"a": [{"n": 99999999999999999999}]}}',
+    b'{"item_code": "X", "facts": {"n": 123456789012345678901234567890}, "expected": {}}',
+    b'{"item_code": "X", "facts": {"n": NaN, "m": -Infinity}, "expected": {}}',
+    b'{"item_code": "X", "facts": {"n": 1e400}, "expected": {}}',
+    b'{"item_code": "X", "facts": {"n": 1.5e-400, "z": -0, "y": -0.0}, "expected": {}}',
+    b'{"item_code": "X", "facts": {"s": "\\ud800"}, "expected": {}}',
+    b'{"item_code": "X", "facts": {"s": "\\u4e2d \xe4\xb8\xad \xe2\x80\xa8"}, "expected": {}}',
+    b'{"item_code": "X", "item_code": "Y", "expected": {}}',
+    b'{"item_code": "X", "expected": {}}\r',
+    b"\xef\xbb\xbf{}",
+    b'{"item_code": "X", "facts": {"s": "a\tb"}, "expected": {}}',
+    b'{"item_code": "X", "expected": {}} x',
+    b'{"item_code": "X", "expected": {}',
+    b'{"item_code" "X"}',
+    b"[1, 2",
+    b"tru",
+    b"",
+    b"\r",
+    b"  \t ",
+    " \u3000 ".encode(),
+    b"[]",
+    b"7",
+    b'{"case_id": 7, "item_code": "", "materials": [1], "expected": []}',
+]
+
+
+@pytest.mark.parametrize("raw", PARSE_LINES, ids=range(len(PARSE_LINES)))
+def test_parse_line_as_json_reads_it(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson reads lines first; the result (or the problem, word for word) is json's. Fact
+    numbers are compared as the wire types them (every one a double: wire.wire_facts)."""
+
+    def view(parsed: Any) -> Any:
+        if not isinstance(parsed, Case):
+            return parsed
+        try:
+            facts = typed(wire_facts(parsed.facts))
+        except Exception as exc:  # e.g. NaN: refused as the server refuses it
+            facts = repr(exc)
+        rest = (parsed.case_id, parsed.item_code, parsed.materials, parsed.expected)
+        return typed((*rest, parsed.line, parsed.sourced)), facts
+
+    path = Path("cases.jsonl")
+    fast = view(cases_module.parse_line(path, 7, raw))
+
+    def refuse(_: Any) -> Any:
+        raise orjson.JSONDecodeError("refused", "", 0)
+
+    monkeypatch.setattr(
+        cases_module,
+        "orjson",
+        SimpleNamespace(loads=refuse, JSONDecodeError=orjson.JSONDecodeError),
+    )
+    slow = view(cases_module.parse_line(path, 7, raw))
+    assert fast == slow
 
 
 def _fail(message: str) -> None:

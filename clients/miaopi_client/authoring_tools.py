@@ -29,14 +29,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import render
+from . import parallel, render
 from .cases import (
     Case,
+    FileCheck,
+    Problem,
     checked_keys,
     checks_nothing,
+    count_lines,
     load_cases,
+    parse_cases,
+    parse_unit,
+    read_data,
     same_value,
     unknown_rules,
+    unreadable,
 )
 from .cmdline import (
     BAD_INPUT,
@@ -49,7 +56,7 @@ from .cmdline import (
     print_json,
     read_facts,
 )
-from .parallel import PARALLEL_MIN_CASES, imap, jobs_for, ranges
+from .parallel import PARALLEL_MIN_CASES, forks, imap, jobs_for, line_ranges, ranges
 from .replay import CASE_ERRORS, CaseResult, from_catalog, replay
 from .wire import wire_facts
 
@@ -485,22 +492,45 @@ def _key(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, sort_keys=True)
 
 
-# A worker process's differ and cases (forked workers inherit the cases, see parallel.imap).
-_WORKER: tuple[Differ, list[Case]] | None = None
+# A worker process's differ, and the cases (a list) or the case file (path, bytes) its units
+# are cut from (forked workers inherit them, see parallel.imap).
+_Source = list[Case] | tuple[Path, bytes]
+_WORKER: tuple[Differ, _Source] | None = None
+# A unit: cases [start, stop) of a list, or a file's (start, stop, first line, lines)
+# (parallel.line_ranges).
+_Unit = tuple[int, ...]
+# What a unit gives back: the differences by item code; for a file, its cases' ids and lines,
+# the problems of its bad lines, and whether a line was not UTF-8.
+_DiffPart = tuple[dict[str, ItemDiff], list[tuple[str, int]], list[Problem], bool]
 
 
-def _init_worker(old: str, new: str, today: dt.date, decide_all: bool, cases: list[Case]) -> None:
+def _init_worker(
+    old: str | Catalog, new: str | Catalog, today: dt.date, decide_all: bool, source: _Source
+) -> None:
+    """A forked worker is handed the parent's loaded catalogs; a spawned one, their
+    directories to load."""
     global _WORKER
     from miaopi_server.offline import load_catalog
 
-    differ = Differ(load_catalog(Path(old)), load_catalog(Path(new)), today, decide_all)
-    _WORKER = (differ, cases)
+    old_cat = load_catalog(Path(old)) if isinstance(old, str) else old
+    new_cat = load_catalog(Path(new)) if isinstance(new, str) else new
+    _WORKER = (Differ(old_cat, new_cat, today, decide_all), source)
 
 
-def _work(unit: tuple[int, int]) -> dict[str, Any]:
+def _work(unit: _Unit) -> _DiffPart:
     assert _WORKER is not None
-    differ, cases = _WORKER
-    return differ.run(_tuples(cases[unit[0] : unit[1]]))
+    return _diff_unit(*_WORKER, unit)
+
+
+def _diff_unit(differ: Differ, source: _Source, unit: _Unit) -> _DiffPart:
+    if isinstance(source, list):
+        return differ.run(_tuples(source[unit[0] : unit[1]])), [], [], False
+    path, data = source
+    try:
+        cases, problems = parse_unit(path, data, unit[0], unit[1], unit[2])
+    except UnicodeDecodeError:
+        return {}, [], [], True
+    return differ.run(_tuples(cases)), [(c.case_id, c.line) for c in cases], problems, False
 
 
 def _tuples(cases: list[Case]) -> list[tuple[str, str, Any, list[str]]]:
@@ -510,38 +540,72 @@ def _tuples(cases: list[Case]) -> list[tuple[str, str, Any, list[str]]]:
 def run_rules_diff(
     old_dir: Path,
     new_dir: Path,
-    cases: list[Case],
+    cases: list[Case] | Path,
     today: dt.date,
     jobs: int = 0,
     decide_all: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """The report of `miaopi rules diff` as a dict (see render.rules_diff_report).
+    """The report of `miaopi rules diff` as a dict (see render.rules_diff_report), on loaded
+    cases or on a case file (whose lines are then parsed where they are decided; a bad one
+    raises load_cases' CaseFileError, and `progress` counts lines).
 
-    With more than one job, cases are decided in worker processes (parallel.imap, each loading
-    both rule sets), parallel.CHUNK cases at a time; results are merged in file order, so the
+    With more than one job, cases are decided in worker processes (parallel.imap; forked ones
+    inherit both loaded rule sets and the cases, spawned ones load the rule sets),
+    parallel.CHUNK cases or lines at a time; results are merged in file order, so the
     examples are the first ones in the file whichever way the work is split."""
-    old, new = _load_catalog(old_dir), _load_catalog(new_dir)
+    source: _Source
+    if isinstance(cases, Path):
+        data = read_data(cases)
+        source, check = (cases, data), FileCheck(cases)
+        n = data.count(b"\n") + (not data.endswith(b"\n"))
+    else:
+        source, check, n = cases, None, len(cases)
+    try:
+        old = _load_catalog(old_dir)
+        try:
+            new = _load_catalog(new_dir)
+        except BadInput:
+            old.close()
+            raise
+    except BadInput:
+        if isinstance(source, tuple):
+            parse_cases(*source)  # a bad case file is reported first, as it always was
+        raise
+
+    def units_of(size: int) -> list[_Unit]:
+        if isinstance(source, list):
+            return list(ranges(n, size))
+        return list(line_ranges(source[1], size))
+
     started = time.perf_counter()
     acc: dict[str, ItemDiff] = {}
     try:
-        n_jobs = jobs_for(jobs, len(cases))
+        n_jobs = jobs_for(jobs, n)
+        parts: Iterable[_DiffPart]
         if n_jobs == 1:
             differ = Differ(old, new, today, decide_all)
-            for start, stop in ranges(len(cases), 250):  # small steps: a smooth progress bar
-                for code, d in differ.run(_tuples(cases[start:stop])).items():
-                    acc.setdefault(code, ItemDiff()).merge(d)
-                if progress:
-                    progress(stop - start)
+            units = units_of(250)  # small steps: a smooth progress bar
+            parts = (_diff_unit(differ, source, u) for u in units)
         else:
-            init = (str(old_dir), str(new_dir), today, decide_all, cases)
-            units = list(ranges(len(cases)))
-            parts = imap(n_jobs, _init_worker, init, _work, units)
-            for (start, stop), part in zip(units, parts, strict=True):
-                for code, d in part.items():
-                    acc.setdefault(code, ItemDiff()).merge(d)
-                if progress:
-                    progress(stop - start)
+            fork = forks()
+            catalogs = (old, new) if fork else (str(old_dir), str(new_dir))
+            init = (*catalogs, today, decide_all, source)
+            units = units_of(parallel.CHUNK)
+            parts = imap(n_jobs, _init_worker, init, _work, units, fork=fork)
+        for unit, (part, seen, problems, not_utf8) in zip(units, parts, strict=True):
+            if check is not None:
+                if not_utf8:
+                    raise unreadable(*source)
+                check.problems += problems
+                for case_id, line in seen:
+                    check.first(case_id, line)
+            for code, d in part.items():
+                acc.setdefault(code, ItemDiff()).merge(d)
+            if progress:
+                progress(unit[1] - unit[0] if check is None else unit[3])
+        if check is not None:
+            check.raise_problems()
         elapsed = time.perf_counter() - started
         items = [_item_report(code, acc[code], old, new) for code in sorted(acc)]
     finally:
@@ -552,7 +616,7 @@ def run_rules_diff(
     return {
         "old": str(old_dir),
         "new": str(new_dir),
-        "total": len(cases),
+        "total": n if check is None else check.cases,
         "outcome_changed": outcome_changed,
         "outputs_changed": outputs_changed,
         "unchanged": sum(i["unchanged"] for i in items),
@@ -596,15 +660,14 @@ def _item_report(code: str, d: ItemDiff, old: Catalog, new: Catalog) -> dict[str
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    cases = load_cases(args.cases)
     if args.jobs < 0:
         raise BadInput("--jobs must be 0 (automatic) or more")
-    bar = render.progress_bar(len(cases), "diff", minimum=1)
+    bar = render.progress_bar(lambda: count_lines(args.cases), "diff", minimum=1)
     try:
         report = run_rules_diff(
             args.old,
             args.new,
-            cases,
+            args.cases,
             _today(args),
             jobs=args.jobs,
             decide_all=args.decide_all,

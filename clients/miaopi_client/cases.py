@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import orjson
+
 from .client import CaseFileError
 
 OUTCOMES = ("APPROVE", "REJECT", "MANUAL_REVIEW", "INVALID_ARGUMENT", "NOT_FOUND")
@@ -59,7 +61,13 @@ class Case:
 
 
 def _is_str_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    if not isinstance(v, list):
+        return False
+    # A loop, not all(): these lists are short, and this runs for every line.
+    for x in v:  # noqa: SIM110
+        if not isinstance(x, str):
+            return False
+    return True
 
 
 def _problems(obj: Any) -> list[str]:
@@ -151,45 +159,121 @@ def load_cases(path: str | Path) -> list[Case]:
     """Read a JSONL case file; blank lines are skipped. Raises CaseFileError naming every
     bad line (invalid JSON, missing item_code, wrong types, duplicate case_id)."""
     path = Path(path)
-    return parse_cases(path, read_lines(path))
+    return parse_cases(path, read_data(path))
 
 
-def parse_cases(path: Path, lines: list[str]) -> list[Case]:
-    """load_cases on the lines of `path` already read."""
+def parse_cases(path: Path, data: bytes) -> list[Case]:
+    """load_cases on the bytes of `path` already read."""
     # Parsing makes no reference cycles; collections would only walk the cases parsed so far,
     # again and again (more than half the time of a 100,000-case file).
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return checked(path, [parse_line(path, n, raw) for n, raw in enumerate(lines, start=1)])
+        lines = split_lines(data)
+        try:
+            parsed = [parse_line(path, n, raw) for n, raw in enumerate(lines, start=1)]
+        except UnicodeDecodeError:
+            raise unreadable(path, data) from None
+        return checked(path, parsed)
     finally:
         if enabled:
             gc.enable()
 
 
-def read_lines(path: Path) -> list[str]:
-    """The lines of a case file; CaseFileError when it cannot be read."""
+def count_lines(path: Path) -> int:
+    """Lines in a file: about its number of cases (0 if it cannot be read: said later)."""
     try:
-        text = path.read_bytes().decode("utf-8")  # at once: no newline translation
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
+def read_data(path: Path) -> bytes:
+    """The bytes of a case file; CaseFileError when it cannot be read."""
+    try:
+        return path.read_bytes()  # at once: no newline translation
+    except OSError as exc:
         raise CaseFileError([f"{path}: cannot read: {exc}"]) from None
-    # JSON Lines ends lines at \n (or \r\n) only: str.splitlines would also split inside a
-    # string at U+2028, U+0085 and the like, which JSON leaves unescaped.
-    lines = text.split("\n")
-    if lines[-1] == "":
+
+
+def unreadable(path: Path, data: bytes) -> CaseFileError:
+    """The error for a case file that is not UTF-8 (parse_line raised UnicodeDecodeError on
+    one of its lines): the whole file's decoding error, as reading it at once gives it."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return CaseFileError([f"{path}: cannot read: {exc}"])
+    raise AssertionError("unreadable() on a file that decodes")
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The lines of a case file (or of a part of it that ends at a line's end), without their
+    \n. JSON Lines ends lines at \n (or \r\n) only: str.splitlines would also split inside
+    a string at U+2028, U+0085 and the like, which JSON leaves unescaped. A line's \r is left
+    for parse_line (JSON reads it as white space)."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
         lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    return lines
 
 
-def parse_line(path: Path, n: int, raw: str) -> Case | str | None:
+# orjson reads an integer beyond 64 bits as a float (json keeps it an int): a float of at least
+# this size in `expected` or `sourced` may have been written as an integer, so such a line is
+# read by json again. Facts need no look: the wire makes every fact number a double anyway
+# (wire.wire_facts, client.facts_struct), and both parsers round to the same double.
+_INT64 = float(2**63)
+
+
+def parse_line(path: Path, n: int, raw: bytes | str) -> Case | str | None:
     """Line n (1-based) of a case file: its Case, its problems as one "file:line: ..." text,
-    or None when blank. Duplicate case_ids are for `checked` to find."""
-    if not raw or raw.isspace():
+    or None when blank. Duplicate case_ids are for `checked` to find. Raises
+    UnicodeDecodeError when the line is not UTF-8 (see `unreadable`).
+
+    orjson reads valid lines (about twice as fast as json); a line it refuses, or may read
+    differently, is read by json, so that errors, NaN, huge integers and lone surrogates are
+    exactly what they always were."""
+    if raw:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(obj) is not dict or not (
+                _maybe_int_beyond_64_bits(obj.get("expected"))
+                or _maybe_int_beyond_64_bits(obj.get("sourced"))
+            ):
+                return _case(path, n, obj)
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    text = text.removesuffix("\r")
+    if not text or text.isspace():
         return None
     try:
-        obj = json.loads(raw)
+        obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return f"{path}:{n}: invalid JSON: {exc.msg} (column {exc.colno})"
+    return _case(path, n, obj)
+
+
+def _maybe_int_beyond_64_bits(v: Any) -> bool:
+    t = type(v)
+    if t is dict:
+        values = v.values()
+    elif t is list:
+        values = v
+    else:
+        return t is float and abs(v) >= _INT64
+    for x in values:  # a loop, not any(): these are small, and this runs for every line
+        t = type(x)
+        if t is float:
+            if abs(x) >= _INT64:
+                return True
+        elif (t is dict or t is list) and _maybe_int_beyond_64_bits(x):
+            return True
+    return False
+
+
+def _case(path: Path, n: int, obj: Any) -> Case | str:
     bad = _problems(obj)
     if bad:
         return f"{path}:{n}: {'; '.join(bad)}"
@@ -202,6 +286,66 @@ def parse_line(path: Path, n: int, raw: str) -> Case | str | None:
         n,
         obj.get("sourced"),
     )
+
+
+# A line number and its problem, as parse_line words it.
+Problem = tuple[int, str]
+
+
+def parse_unit(
+    path: Path, data: bytes, start: int, stop: int, first: int
+) -> tuple[list[Case], list[Problem]]:
+    """The cases and the problems of the lines data[start:stop] (whole lines, the first being
+    line `first` of the file: see parallel.line_ranges). Duplicate case_ids are for a
+    FileCheck to find. Raises UnicodeDecodeError when a line is not UTF-8 (see `unreadable`)."""
+    cases: list[Case] = []
+    problems: list[Problem] = []
+    # As in parse_cases: no reference cycles here, and collections would walk the unit's
+    # cases again and again (two thirds of the time for 10,000 lines, little for 1,000).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for n, raw in enumerate(split_lines(data[start:stop]), start=first):
+            case = parse_line(path, n, raw)
+            if isinstance(case, Case):
+                cases.append(case)
+            elif case is not None:
+                problems.append((n, case))
+    finally:
+        if enabled:
+            gc.enable()
+    return cases, problems
+
+
+class FileCheck:
+    """`checked` for a file read in units (parse_unit, in worker processes or not), fed in
+    file order: their problems, and every case's id to find duplicates. `raise_problems` at
+    the end raises the CaseFileError `checked` would raise for the whole file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        self.cases = 0
+        self._seen: dict[str, int] = {}
+
+    def first(self, case_id: str, line: int) -> bool:
+        """Whether a case is the first with its id (else its line's problem is noted)."""
+        first = self._seen.setdefault(case_id, line)
+        if first != line:
+            self.problems.append(
+                (line, f"{self.path}:{line}: duplicate case_id {case_id!r} (first on line {first})")
+            )
+            return False
+        self.cases += 1
+        return True
+
+    def raise_problems(self) -> None:
+        problems = self.problems
+        if not problems and not self.cases:
+            problems = [(0, f"{self.path}: no cases")]
+        if problems:
+            problems.sort(key=lambda p: p[0])  # stable: a line's own problems keep their order
+            raise CaseFileError([p for _, p in problems])
 
 
 class _Numbered(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import render
 from .alerts_cli import add_alerts_parser
-from .cases import load_cases
+from .cases import count_lines, load_cases
 from .client import TLS, CaseFileError, Client, ClientError
 from .cmdline import (
     BAD_INPUT,
@@ -99,7 +99,8 @@ def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
     # Only the in-process path needs the server.
     from miaopi_server.offline import RegistryInvalid, RuleFileError
 
-    bar = render.progress_bar(_lines(args.cases), "replay")  # stderr, terminals, big files
+    # stderr, terminals, big files (the file's lines are counted only for a bar)
+    bar = render.progress_bar(lambda: count_lines(args.cases), "replay")
     try:
         return replay_file(
             args.cases,
@@ -115,14 +116,6 @@ def _replay_in_process(args: argparse.Namespace) -> ReplayReport:
         raise BadInput(f"registry {args.registry} failed to load: {exc}") from None
     finally:
         bar.close()
-
-
-def _lines(path: Path) -> int:
-    """Lines in a file: about its number of cases (0 if it cannot be read: said later)."""
-    try:
-        return path.read_bytes().count(b"\n")
-    except OSError:
-        return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import os
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO, TypeVar
 
 from .replay import ReplayReport
@@ -319,13 +319,21 @@ class _NoBar:
 
 
 def progress_bar(
-    total: int, desc: str, minimum: int = PROGRESS_MIN_CASES, stream: TextIO | None = None
+    total: int | Callable[[], int],
+    desc: str,
+    minimum: int = PROGRESS_MIN_CASES,
+    stream: TextIO | None = None,
 ) -> Any:
     """A tqdm bar on stderr when stderr is a terminal and there are at least `minimum` cases;
     otherwise an object with the same update()/close() that draws nothing, so piped and
-    captured output never carries progress noise."""
+    captured output never carries progress noise. `total` may be a function, called only for
+    a terminal (e.g. counting a big file's lines)."""
     stream = stream if stream is not None else sys.stderr
-    if total < minimum or not stream.isatty():
+    if not stream.isatty():
+        return _NoBar()
+    if callable(total):
+        total = total()
+    if total < minimum:
         return _NoBar()
     from tqdm import tqdm
 

@@ -14,7 +14,6 @@ wire.py), so a case file passes or fails the same way whichever side decides it.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
 import re
 from collections import Counter
@@ -24,7 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import parallel
-from .cases import Case, checked, compare, parse_cases, parse_line, read_lines
+from .cases import (
+    Case,
+    FileCheck,
+    Problem,
+    compare,
+    parse_cases,
+    parse_unit,
+    read_data,
+    unreadable,
+)
 from .client import CaseFileError, Client, ClientError
 from .wire import wire_decision, wire_facts
 
@@ -208,6 +216,7 @@ def from_catalog(
     only what cases.compare reads: outcome, missing_materials, outputs, the reasons' rule ids.
     A case's recorded lookups are used as they are, or with `registry` made again (see the
     module docstring)."""
+    # Resolved once: an import statement per case costs more than the comparison.
     from miaopi_server.offline import (
         CaseInvalid,
         ItemNotFound,
@@ -215,13 +224,17 @@ def from_catalog(
         shanghai_today,
     )
 
+    decide_case = catalog.decide
+
     def decide(case: Case) -> tuple[str, dict[str, Any] | None]:
         try:
             # Facts typed exactly as the server receives them (NaN refused as it refuses it).
             facts = wire_facts(case.facts)
             day = today or shanghai_today(dt.datetime.now(dt.UTC))
-            gathered = _gathered(catalog, case, facts, day, registry)
-            d = catalog.decide(case.item_code, facts, list(case.materials), day, gathered)
+            gathered = None
+            if case.sourced is not None:
+                gathered = _gathered(catalog, case, facts, day, registry)
+            d = decide_case(case.item_code, facts, list(case.materials), day, gathered)
         except SourceUnavailable:
             return "UNAVAILABLE", None
         except CaseInvalid:
@@ -270,92 +283,135 @@ def replay_file(
     parallel.jobs_for(jobs, lines) says so; the report, or the CaseFileError, is the same
     either way. `progress(n)` is called as n more lines are done. Raises RuleFileError when
     the rules directory does not load (before any worker starts). `refetch`: a registry
-    data directory to make recorded lookups again in (see the module docstring)."""
+    data directory to make recorded lookups again in (see the module docstring).
+
+    The file is read once, here, and cut into units of whole lines (byte ranges); each unit's
+    lines are parsed, decided and compared where the unit runs, and only what the report
+    needs comes back (_Part), merged in file order. Forked workers inherit the bytes, the
+    loaded catalog and every imported module: nothing is loaded, parsed or pickled twice."""
     from miaopi_server.offline import EmbeddedRegistry, RuleFileError, load_catalog, shanghai_today
 
     path = Path(path)
-    lines = read_lines(path)
+    data = read_data(path)
     # One day for the whole run, so that every worker decides as of the same one.
     today = today or shanghai_today(dt.datetime.now(dt.UTC))
     try:
         catalog = load_catalog(Path(rulesets_dir))
     except RuleFileError:
-        parse_cases(path, lines)  # a bad case file is reported first, as it always was
+        parse_cases(path, data)  # a bad case file is reported first, as it always was
         raise
-    n_jobs = parallel.jobs_for(jobs, len(lines))
     try:
+        n_jobs = parallel.jobs_for(jobs, data.count(b"\n") + (not data.endswith(b"\n")))
         if n_jobs == 1:
             registry = EmbeddedRegistry(refetch) if refetch else None
             try:
                 decide = from_catalog(catalog, today, full=False, registry=registry)
-                return _replay_here(path, lines, decide, progress)
+                units = list(parallel.line_ranges(data, 250))  # small steps: a smooth bar
+                parts: Iterable[_Part] = (_check_unit(path, data, u, decide) for u in units)
+                return _merge(path, data, units, parts, progress)
             finally:
                 if registry is not None:
                     registry.close()
+        fork = parallel.forks()
+        # A spawned worker (this process runs threads) cannot inherit the catalog: it loads
+        # the rules itself.
+        init = (path, str(rulesets_dir), catalog if fork else None, today, data, refetch)
+        units = list(parallel.line_ranges(data, parallel.CHUNK))
+        parts = parallel.imap(n_jobs, _init_worker, init, _work, units, fork=fork)
+        return _merge(path, data, units, parts, progress)
     finally:
         catalog.close()
-    # Each worker parses its own lines too: parsing is a tenth of the work, and the cases
-    # never have to be sent between processes.
-    parsed: list[CaseResult | str | None] = []
-    init = (path, str(rulesets_dir), today, lines, refetch)
-    units = list(parallel.ranges(len(lines)))
-    parts = parallel.imap(n_jobs, _init_worker, init, _work, units)
-    for (start, stop), part in zip(units, parts, strict=True):
-        parsed += [CaseResult(*p) if isinstance(p, tuple) else p for p in part]
-        if progress:
-            progress(stop - start)
-    return ReplayReport(checked(path, parsed))
 
 
-def _replay_here(
-    path: Path, lines: list[str], decide: DecideFn, progress: Callable[[int], None] | None
-) -> ReplayReport:
-    cases = parse_cases(path, lines)
-    # The cases live as long as the run: frozen, collections do not walk them again and
-    # again (a fifth of the time for 100,000 cases).
-    gc.freeze()
+# What a unit of lines gives back: its cases' ids, lines, item codes and outcomes (in line
+# order); the mismatches of those that failed, by position; the problems of its bad lines
+# (cases.Problem); and whether a line was not UTF-8 (its other fields then empty).
+_Part = tuple[list[str], list[int], list[str], list[str], dict[int, list[str]], list[Problem], bool]
+
+
+def _check_unit(
+    path: Path, data: bytes, unit: tuple[int, int, int, int], decide: DecideFn
+) -> _Part:
     try:
-        results: list[CaseResult] = []
-        for start, stop in parallel.ranges(len(cases), 250):  # small steps: a smooth bar
-            results += [_check(c, decide) for c in cases[start:stop]]
-            if progress:
-                progress(stop - start)
-        return ReplayReport(results)
-    finally:
-        gc.unfreeze()
+        cases, problems = parse_unit(path, data, *unit[:3])
+    except UnicodeDecodeError:
+        return [], [], [], [], {}, [], True
+    ids: list[str] = []
+    lines: list[int] = []
+    codes: list[str] = []
+    outcomes: list[str] = []
+    failed: dict[int, list[str]] = {}
+    code_of: dict[str, str] = {}  # one str per item code: pickled once per unit, not per case
+    for case in cases:
+        try:
+            outcome, decision = decide(case)
+        except CaseFileError as exc:  # a case's recorded lookups that do not read
+            problems += [(case.line, p) for p in exc.problems]
+            continue
+        mismatches = compare(case.expected, outcome, decision)
+        if mismatches:
+            failed[len(ids)] = mismatches
+        ids.append(case.case_id)
+        lines.append(case.line)
+        codes.append(code_of.setdefault(case.item_code, case.item_code))
+        outcomes.append(outcome)
+    return ids, lines, codes, outcomes, failed, problems, False
 
 
-# A worker's case file, decider and lines (forked workers inherit them, see parallel.imap).
-_WORKER: tuple[Path, DecideFn, list[str]] | None = None
+def _merge(
+    path: Path,
+    data: bytes,
+    units: list[tuple[int, int, int, int]],
+    parts: Iterable[_Part],
+    progress: Callable[[int], None] | None,
+) -> ReplayReport:
+    """The report from every unit's part, in file order; CaseFileError naming every bad line
+    and every duplicate case_id in line order (as cases.checked does)."""
+    results: list[CaseResult] = []
+    check = FileCheck(path)
+    for unit, (ids, lines, codes, outcomes, failed, problems, not_utf8) in zip(
+        units, parts, strict=True
+    ):
+        if not_utf8:
+            raise unreadable(path, data)
+        check.problems += problems
+        for i, (case_id, line) in enumerate(zip(ids, lines, strict=True)):
+            if check.first(case_id, line):
+                results.append(CaseResult(case_id, line, codes[i], outcomes[i], failed.get(i, [])))
+        if progress:
+            progress(unit[3])
+    check.raise_problems()
+    return ReplayReport(results)
+
+
+# A worker's case file, its bytes and its decider (forked workers inherit them, see
+# parallel.imap).
+_WORKER: tuple[Path, bytes, DecideFn] | None = None
 
 
 def _init_worker(
-    path: Path, rulesets_dir: str, today: dt.date, lines: list[str], refetch: Path | None
+    path: Path,
+    rulesets_dir: str,
+    catalog: Catalog | None,
+    today: dt.date,
+    data: bytes,
+    refetch: Path | None,
 ) -> None:
     global _WORKER
     from miaopi_server.offline import EmbeddedRegistry, load_catalog
 
     registry = EmbeddedRegistry(refetch) if refetch else None  # lives as long as the worker
-    catalog = load_catalog(Path(rulesets_dir))
-    _WORKER = (path, from_catalog(catalog, today, full=False, registry=registry), lines)
+    if catalog is None:
+        catalog = load_catalog(Path(rulesets_dir))
+    # Frozen (parallel.imap), the inherited heap is not walked by collections; what a unit
+    # allocates is short-lived.
+    _WORKER = (path, data, from_catalog(catalog, today, full=False, registry=registry))
 
 
-# What a worker sends back per line: a problem, the fields of its CaseResult, or None (blank).
-_Parsed = str | tuple[str, int, str, str, list[str]] | None
-
-
-def _work(unit: tuple[int, int]) -> list[_Parsed]:
+def _work(unit: tuple[int, int, int, int]) -> _Part:
     assert _WORKER is not None
-    path, decide, lines = _WORKER
-    out: list[_Parsed] = []
-    for n in range(unit[0] + 1, unit[1] + 1):
-        case = parse_line(path, n, lines[n - 1])
-        if isinstance(case, Case):
-            r = _check(case, decide)
-            out.append((r.case_id, r.line, r.item_code, r.outcome, r.mismatches))
-        else:
-            out.append(case)
-    return out
+    path, data, decide = _WORKER
+    return _check_unit(path, data, unit, decide)
 
 
 def junit_xml(report: ReplayReport, source: str = "", name: str = "miaopi replay") -> bytes:

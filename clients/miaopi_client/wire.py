@@ -14,6 +14,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+# offline loads each of its names when first used: importing it here loads nothing more, and
+# a module attribute is cheaper per case than an import statement inside the function.
+import miaopi_server.offline as offline
+
 from .client import decision_dict, facts_struct, without_outcome_prefix
 
 if TYPE_CHECKING:
@@ -30,35 +34,61 @@ def wire_facts(facts: dict[str, Any]) -> dict[str, Any]:
     """Facts typed as the server receives them: as through a protobuf Struct and back
     (offline.facts_from_struct of client.facts_struct), e.g. every number a float."""
     try:
-        return _plain(facts)  # type: ignore[no-any-return]
+        if type(facts) is dict:
+            return _plain_dict(facts)
+        return _plain_list([facts])[0]  # type: ignore[no-any-return]
     except (_NotPlain, OverflowError):
         pass
-    from miaopi_server.offline import facts_from_struct
-
-    return facts_from_struct(facts_struct(facts))
+    return offline.facts_from_struct(facts_struct(facts))
 
 
-def _plain(v: Any) -> Any:
-    """A JSON value as a Struct value gives it back; _NotPlain for anything else."""
-    t = type(v)
-    if t is str or t is bool or v is None:
-        return v
-    if t is float:
-        if v - v == 0.0:  # finite: NaN and infinities give NaN
-            return v
-        raise _NotPlain
-    if t is int:
-        return float(v)  # OverflowError beyond a double, as the Struct raises it
-    if t is dict:
-        out = {}
-        for k, x in v.items():
-            if type(k) is not str:
+# Scalars are handled inline in the container loops (most values are): one call per
+# container, not one per value.
+
+
+def _plain_dict(d: dict[Any, Any]) -> dict[str, Any]:
+    """A JSON object as a Struct gives it back; _NotPlain for anything else."""
+    out = {}
+    for k, v in d.items():
+        if type(k) is not str:
+            raise _NotPlain
+        t = type(v)
+        if t is str or t is bool or v is None:
+            out[k] = v
+        elif t is int:
+            out[k] = float(v)  # OverflowError beyond a double, as the Struct raises it
+        elif t is float:
+            if v - v != 0.0:  # NaN and infinities give NaN
                 raise _NotPlain
-            out[k] = _plain(x)
-        return out
-    if t is list:
-        return [_plain(x) for x in v]
-    raise _NotPlain
+            out[k] = v
+        elif t is dict:
+            out[k] = _plain_dict(v)
+        elif t is list:
+            out[k] = _plain_list(v)
+        else:
+            raise _NotPlain
+    return out
+
+
+def _plain_list(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in items:
+        t = type(v)
+        if t is str or t is bool or v is None:
+            out.append(v)
+        elif t is int:
+            out.append(float(v))
+        elif t is float:
+            if v - v != 0.0:
+                raise _NotPlain
+            out.append(v)
+        elif t is dict:
+            out.append(_plain_dict(v))
+        elif t is list:
+            out.append(_plain_list(v))
+        else:
+            raise _NotPlain
+    return out
 
 
 def wire_decision(d: Decision, full: bool = True) -> dict[str, Any]:
@@ -67,25 +97,24 @@ def wire_decision(d: Decision, full: bool = True) -> dict[str, Any]:
     receipt): defaults omitted, outcomes without their enum prefix, Struct and Value numbers as
     floats. With full=False, only outcome, missing_materials, outputs and the reasons' rule ids
     (all that cases.compare reads)."""
-    # Only in-process deciders have Decisions to convert.
-    from miaopi_server.offline import decision_json, decision_message, json_value, material_json
-
     try:
         if d.outcome not in _OUTCOMES:
             raise _NotPlain
         if not full:
-            missing = [material_json(m) for m in d.missing_materials]
+            missing = [offline.material_json(m) for m in d.missing_materials]
             reasons = [{"rule_id": r.rule_id} for r in d.reasons]  # what rules_fired reads
-            return {"outcome": d.outcome, "outputs": json_value(d.outputs), "reasons": reasons} | (
-                {"missing_materials": missing} if missing else {}
-            )
+            return {
+                "outcome": d.outcome,
+                "outputs": offline.json_value(d.outputs),
+                "reasons": reasons,
+            } | ({"missing_materials": missing} if missing else {})
         # decision_json is MessageToDict(decision_message(...)) built directly.
-        out = decision_json(d, "", "", _ANY_TIME)
+        out = offline.decision_json(d, "", "", _ANY_TIME)
         del out["decided_at"]
         return without_outcome_prefix(out)
     except (_NotPlain, ValueError, TypeError, OverflowError):
         pass
-    out = decision_dict(decision_message(d, "", "", dt.datetime.now(dt.UTC)))
+    out = decision_dict(offline.decision_message(d, "", "", dt.datetime.now(dt.UTC)))
     del out["decided_at"]
     return out if full else {k: out[k] for k in _COMPARED if k in out}
 

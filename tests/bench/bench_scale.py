@@ -261,9 +261,9 @@ for c in compiled:
 r2 = rss_mb()
 prof = profiles.cprofile(lambda: load_catalog(root))
 prof["items"] = {n}
-from miaopi_server.rules import loader
-loader = getattr(rulefile, "YAML_LOADER", None)
-prof["loader_in_use"] = loader.__name__ if loader is not None else "SafeLoader"
+from miaopi_server.rules import loader as rule_loader
+yaml_loader = getattr(rule_loader, "YAML_LOADER", None)
+prof["loader_in_use"] = yaml_loader.__name__ if yaml_loader is not None else "SafeLoader"
 # Evidence for a fix: the same files composed by PyYAML's pure-Python and libyaml loaders.
 import time, yaml
 texts = [f.read_text(encoding="utf-8") for f in sorted(root.glob("*.yaml"))]

@@ -567,10 +567,22 @@ def render(r: dict[str, Any]) -> str:
                 "40 instead of 30. By default cases of unchanged rule files are decided once (they "
                 "cannot change) and the changed item's cases twice; `--decide-all` decides all "
                 "100,000 under both sets (200,000 decisions). All three commands use their "
-                "default worker processes (one per CPU from 4,000 cases on), each reading, "
-                "deciding and comparing its share of the lines; results are merged in file order."
+                "default worker processes (one per CPU from 4,000 cases on), forked after the "
+                "rules are loaded, each parsing, deciding and comparing byte ranges of the file; "
+                "results are merged in file order."
             )
         a("")
+        cpu = rep.get("cpu_replay", {})
+        if "workers_cpu_s" in cpu:
+            a(
+                f"Where the command's time goes (`rusage`, the run with the least worker CPU of "
+                f"three): the CLI's imports {_n(cpu['import_s'], 2)} s; the parent process "
+                f"(reading the file, loading the catalog once, forking, merging, the report) "
+                f"{_n(cpu['parent_cpu_s'], 2)} s of CPU; the worker processes (parsing, deciding "
+                f"and comparing every case) {_n(cpu['workers_cpu_s'], 1)} s of CPU: "
+                f"{_n(cpu['microseconds_per_case'], 0)} µs per case in all."
+            )
+            a("")
 
     # 4. scale
     a("## 4. Scale: 1,000 items, and memory over 1,000,000 decisions")
@@ -1148,7 +1160,7 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
 
     if {"replay", "i17_replay"} & set(missed):
         prof = rep.get("profile_replay", {})
-        a("### Replay (cProfile of `replay(load_cases(...), in_process(...))`)")
+        a("### Replay (cProfile of `replay_file(..., jobs=1)`)")
         a("")
         a(
             f"cProfile over the first {prof.get('cases')} cases of the same file "
@@ -1168,11 +1180,14 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         )
         a(
             f"What it shows: `catalog.decide` is {_n(decide_share, 0)}% of a one-process "
-            "replay; the rest is reading and checking the case file, typing the facts as a "
-            "Struct would (`wire.wire_facts`), the comparison and the report. The command "
-            "decides in one worker process per core (results merged in file order), so its "
-            "wall time is about half this path's plus start-up: replay is bounded by "
-            "`catalog.decide` (see the in-process profile above)."
+            "replay; the rest is reading and checking the case file (orjson), typing the facts "
+            "as a Struct would (`wire.wire_facts`), the comparison and the report. The command "
+            "loads the rules once and forks one worker process per core, each parsing, deciding "
+            "and comparing byte ranges of the file it inherited (results merged in file order), "
+            "so its wall time is start-up plus about half of the workers' CPU time: replay is "
+            "bounded by `catalog.decide` (see the in-process profile above). Next design "
+            "change if that is not enough: a compiled validator and a leaner engine round trip "
+            "(issue 17, steps 2 and 4), which are most of `catalog.decide`."
         )
         a("")
 
@@ -1214,6 +1229,10 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
         rss = prof.get("rss_mb", {})
         a("### Loading 1,000 items (cProfile of load_catalog, RSS by stage)")
         a("")
+        if "error" in prof:  # the profiling process failed: say so, not "None of the items"
+            last = prof["error"].strip().splitlines()[-1:] or [""]
+            a(f"The profile of `load_catalog` failed: `{last[0][:300]}`")
+            a("")
         a(
             f"cProfile of `load_catalog` on {prof.get('items')} of the generated items "
             f"({prof.get('profiled_seconds')} s profiled)."
