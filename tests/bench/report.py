@@ -1205,8 +1205,11 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "a body that may hold a float orjson writes otherwise), two SHA-256 (body, case), "
             "the indexed columns, and the Merkle leaf and node hashes; per signed head (one "
             f"per group commit: {_n(v.get('signed_heads'))} here) an Ed25519 check of "
-            "~75 µs. Done in round 3: records and head signatures checked by range in one "
-            "worker process per core beside the tree pass (merged in trail order: the same "
+            "~50 µs (libsodium; OpenSSL's took ~75 µs). Done in round 4: head and seal "
+            "signatures checked by libsodium (PyNaCl), the same answers as OpenSSL's on "
+            "honest and tampered signatures (tests/unit/test_signatures.py). Done in round 3: "
+            "records and head signatures checked by range in one worker process per core "
+            "beside the tree pass (merged in trail order: the same "
             "answer), the body parsed by orjson, the command started without grpc, psycopg "
             "and casework's modules. Done in round 2: one parse per record, keys loaded once."
         )
@@ -1215,12 +1218,10 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "Next design change: on two cores the command's CPU (startup, records, tree and "
             "signatures) divided by two is the floor of its wall time, and the signatures "
             "grow with the heads, one per group commit: a trail written at low load has a "
-            "head per record (~75 µs each, more than all of a record's own checks). (1) The "
+            "head per record (~50 µs each, more than all of a record's own checks). (1) The "
             "writer signing a head at most every few milliseconds (receipts then wait for "
             "the next head, or carry a proof to it), so heads are a bounded number per "
-            "second, not per commit; (2) libsodium's Ed25519 verify (PyNaCl) measured ~1.5x "
-            "faster than OpenSSL's here, a new dependency with stricter rules on odd "
-            "encodings, not taken."
+            "second, not per commit."
         )
         a("")
 

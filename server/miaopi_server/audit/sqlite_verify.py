@@ -23,9 +23,6 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from miaopi_server.audit import merkle
 from miaopi_server.audit.canonical import (
     GENESIS_HASH,
@@ -34,7 +31,7 @@ from miaopi_server.audit.canonical import (
     parse_canonical_bytes,
 )
 from miaopi_server.audit.dialect import Connection, dialect_of
-from miaopi_server.audit.seal import verify_seal
+from miaopi_server.audit.seal import verify_seal, verify_signature
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
     all_heads,
@@ -421,7 +418,6 @@ def tree_pass(
     if last is not None and last.tree_size < count:
         return (last.tree_size + 1, "not sealed: after the last signed tree head"), 0
     heads = last is not None
-    loaded = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in keys.items()}
     stored = _stored_nodes(conn) if heads else iter(())
     # Heads are read alongside the records too (one per commit: as many as the records, near
     # enough), the witness merged in after a head of its size.
@@ -457,7 +453,7 @@ def tree_pass(
                 why = f"signed tree head {head.tree_size} does not match the records"
                 return (i + 1, why), right_through
             right_through = i + 1
-            if (signatures or is_witness) and not _signed(head, loaded):
+            if (signatures or is_witness) and not _signed(head, keys):
                 return (i + 1, f"bad signature on tree head {head.tree_size}"), right_through
             point = next(pending, None)
     if next(stored, None) is not None:
@@ -468,23 +464,16 @@ def tree_pass(
 def first_bad_head(conn: Connection, keys: dict[str, bytes], lo: int, hi: int) -> int | None:
     """The size of the first head in [lo, hi] that no known key signed, or None: the
     signature half of tree_pass, for a share of the heads."""
-    loaded = {kid: Ed25519PublicKey.from_public_bytes(raw) for kid, raw in keys.items()}
     for head in heads_between(conn, lo, hi):
-        if not _signed(head, loaded):
+        if not _signed(head, keys):
             return head.tree_size
     return None
 
 
-def _signed(head: TreeHead, loaded: dict[str, Ed25519PublicKey]) -> bool:
-    """Whether a known key signed the head (the keys loaded once per check, not per head)."""
-    key = loaded.get(head.key_id)
-    if key is None:
-        return False
-    try:
-        key.verify(head.signature, head.signed_bytes())
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+def _signed(head: TreeHead, keys: dict[str, bytes]) -> bool:
+    """Whether a known key signed the head."""
+    key = keys.get(head.key_id)
+    return key is not None and verify_signature(key, head.signed_bytes(), head.signature)
 
 
 def _stored_nodes(conn: Connection) -> Iterator[tuple[int, int, bytes]]:
