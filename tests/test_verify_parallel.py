@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from miaopi_server.audit import seal
+from miaopi_server.audit.seal import key_id_of, public_key_from_pem
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
 from miaopi_server.audit.sqlite_verify_pool import PARALLEL_MIN_RECORDS, worker_count
 from miaopi_server.audit.store import Verification
@@ -93,10 +95,24 @@ def _both_agree(db: Path, keys: dict[str, bytes], from_seq: int = 1, to_seq: int
     return one
 
 
+def _worker_count_alone(records: int) -> int:
+    """worker_count in a process without threads, as the CLI calls it (this one may hold
+    other tests' threads, and then forks none)."""
+    code = (
+        "import sys; from miaopi_server.audit.sqlite_verify_pool import worker_count;"
+        " print(worker_count(int(sys.argv[1])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(records)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
 def test_a_sound_trail_is_split_and_verifies(big_trail):
     db, keys = big_trail
-    assert worker_count(BIG) >= 2 if _cores() >= 2 else worker_count(BIG) == 0
-    assert worker_count(PARALLEL_MIN_RECORDS - 1) == 0  # a small trail: one process
+    assert _worker_count_alone(BIG) >= 2 if _cores() >= 2 else _worker_count_alone(BIG) == 0
+    assert _worker_count_alone(PARALLEL_MIN_RECORDS - 1) == 0  # a small trail: one process
     result = _both_agree(db, keys)
     assert (result.ok, result.checked) == (True, BIG)
     part = _both_agree(db, keys, 3000, 9000)
@@ -275,3 +291,25 @@ def test_purged_cases_are_counted_across_the_ranges(trail, tmp_path):
         "case missing, and no purge covers it",
         0,
     )
+
+
+def test_no_workers_are_forked_while_threads_run():
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        assert worker_count(BIG) == 0  # a forked child could inherit a lock the thread holds
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_trail_from_before_the_tree_verifies_in_workers(tmp_path):
+    """A schema-0 trail (no tree_heads table) checked by workers, as one process checks it:
+    the workers have no heads to check (they once queried the missing table)."""
+    data = Path(__file__).parent / "data"
+    db = tmp_path / "audit.sqlite3"
+    shutil.copy(data / "audit-v0-ebea569.sqlite3", db)
+    raw = public_key_from_pem((data / "audit-v0-ebea569.seal.pub.pem").read_text("utf-8"))
+    result = _both_agree(db, {key_id_of(raw): raw})
+    assert result.ok and result.checked > 0

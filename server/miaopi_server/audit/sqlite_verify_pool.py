@@ -20,6 +20,7 @@ import contextlib
 import os
 import pickle
 import signal
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,12 @@ MAX_WORKERS = 8
 
 
 def worker_count(records: int) -> int:
-    """How many worker processes a check of `records` records uses (0: none)."""
+    """How many worker processes a check of `records` records uses (0: none). None from a
+    process running threads: a forked child could inherit a lock another thread holds."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if not hasattr(os, "fork") or records < PARALLEL_MIN_RECORDS or (cores or 1) < 2:
+        return 0
+    if threading.active_count() > 1:
         return 0
     return min(cores or 1, MAX_WORKERS, records // PARALLEL_MIN_RECORDS)
 
@@ -179,7 +183,9 @@ def _serve(path: Path, keys: dict[str, bytes], job_r: int, result_w: int) -> Non
             try:
                 conn.execute("BEGIN")
                 check = check_range(conn, keys, lo, hi, covered_to)
-                bad = first_bad_head(conn, keys, heads_lo, heads_hi)
+                bad = None  # no heads to check: a trail from before the tree has no tree_heads
+                if heads_lo <= heads_hi:
+                    bad = first_bad_head(conn, keys, heads_lo, heads_hi)
             finally:
                 conn.close()
             _write(result_w, ("ok", (check, bad)))
