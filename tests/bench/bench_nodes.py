@@ -168,10 +168,11 @@ def drive(nodes: list[Node], token: str, body: Path, n: int, tag: str) -> Load:
 
 
 class Trail:
-    """Counts in the audit database: records, APPROVE records, signed tree heads (commits)."""
+    """Counts in the audit database: decision records, APPROVE records, signed tree heads
+    (commits). Decisions only: a fresh trail also holds its start's ruleset_published event."""
 
     SQL = (
-        "SELECT (SELECT count(*) FROM records), "
+        "SELECT (SELECT count(*) FROM records WHERE kind = 'decision'), "
         "(SELECT count(*) FROM records WHERE outcome = 'APPROVE'), "
         "(SELECT count(*) FROM tree_heads)"
     )

@@ -1054,7 +1054,15 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "time, most of it the fdatasync; the rest is the writer waiting for the GIL "
             "behind the event loop and requests queued behind a late batch. The p99s of single "
             "runs spread over a factor of 3-10 either way (the pairs below), so the ratio of "
-            "the medians is reported, with every pair."
+            "the medians is reported, with every pair. Round 4, at 900 req/s, six runs each, "
+            "alternating: the GIL switch interval at 5, 1 and 0.2 ms gave audit-on p99s of "
+            "36.6, 33.6 and 34.7 ms (audit off 14.0 ms), so it is not the writer waiting for "
+            "the GIL; the store alone (no RPCs, records appended from an event loop on the "
+            "same schedule) answers in 0.9 ms at p50 and ~4 ms at p99. What is left is "
+            "queueing: at the same rate the audit-on server is busier (its CPU per request "
+            "is in the table above, against the audit-off server's), and h2load's bursts wait "
+            "longer behind one another. The tail therefore follows the audit's CPU per "
+            "decision, not the disk: the next change is the one for the throughput target."
         )
         a(
             "- Issue 17's 0.30 in one process. Building Decide's response and serialising it "

@@ -176,14 +176,26 @@ class Validator:
         # Values nested this deep hit the shape limit: leave such items to the reference.
         deepest = max((p.count(".") for p in item.fields), default=0) + 2
         self._fast = deepest < MAX_DEPTH
-        # The plain case as straight-line code (decision/validator_code.py); None: the item
-        # has something it does not write code for.
-        self.generated: Generated | None = None
-        if self._fast:
-            self.generated = generate(item, tests, item.subjects, _PLAIN_TEXT.fullmatch)
+        # The plain case as straight-line code (decision/validator_code.py), written on the
+        # item's first case, not at load: compiling it was a fifth of loading a large
+        # catalog, most of whose items see no case for a long while.
+        self._tests = tests
+        self._unwritten = self._fast
+        self._generated: Generated | None = None
+
+    @property
+    def generated(self) -> Generated | None:
+        """The item's generated code (written now if not yet); None: the item has something
+        it does not write code for."""
+        if self._unwritten:
+            self._generated = generate(
+                self.item, self._tests, self.item.subjects, _PLAIN_TEXT.fullmatch
+            )
+            self._unwritten = False
+        return self._generated
 
     def __call__(self, facts: Any, materials: Any, as_of: AsOf) -> Case:
-        generated = self.generated
+        generated = self.generated if self._unwritten else self._generated
         case = generated(facts, materials, as_of) if generated is not None else None
         if case is None and self._fast:
             case = self.plain(facts, materials, as_of)
