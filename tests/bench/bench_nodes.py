@@ -27,7 +27,6 @@ import datetime as dt
 import json
 import os
 import resource
-import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass
@@ -41,10 +40,9 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi_server.audit import seal
 from tests.drill.replication import Primary, Standby
 from tests.postgres import PostgresServer, migrated_database
-from tests.support import SENIOR, SENIOR_MATERIALS
 
-from .bench_rpc import DECIDE_PATH, frame
-from .common import PY, RULESETS, WORK, Proc, log, median, start, wait_for, write_credentials
+from .bench_rpc import DECIDE_PATH, setup
+from .common import PY, RULESETS, Proc, log, median, start, wait_for
 
 SETUPS = ("sqlite-1", "pg-1", "pg-2", "pg-2-sync")
 CONNECTIONS, STREAMS = 4, 8  # in total, whatever the number of nodes
@@ -245,19 +243,8 @@ def one_run(setup: str, clusters: list[PostgresServer], root: Path, creds: Path,
 
 
 def run(rounds: int = ROUNDS) -> dict[str, Any]:
-    root = WORK / "nodes"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    creds = root / "credentials.yaml"
-    token = write_credentials(creds, ["GF00012000"])
-    req = pb.DecideRequest(
-        item_code="GF00012000",
-        materials=SENIOR_MATERIALS,
-        window=pb.Window(window_id="W-BENCH", operator_id="bench-op"),
-    )
-    req.facts.update(SENIOR)
-    body = root / "decide.grpc"
-    body.write_bytes(frame(req.SerializeToString()))
+    s = setup("nodes")  # part 1's credentials and Decide body, in a folder of its own
+    root, creds, token, body = s.root, s.credentials, s.token, s.decide_body
     key = root / "seal_ed25519.pem"  # one sealing key for the nodes on the shared store
     seal.load_or_create(key)
     results: dict[str, Any] = {

@@ -99,8 +99,10 @@ class Setup:
     empty_body: Path
 
 
-def setup() -> Setup:
-    root = WORK / "rpc"
+def setup(name: str = "rpc") -> Setup:
+    """A fresh scratch folder build/bench/<name>: credentials, a window's token, and the
+    prepared Decide (and empty) request bodies h2load sends."""
+    root = WORK / name
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     creds = root / "credentials.yaml"
