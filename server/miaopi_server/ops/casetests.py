@@ -9,14 +9,13 @@ author's check cannot disagree. A failing case refuses the set, naming every fai
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from miaopi_server.errors import Diagnostic
+from miaopi_server.ops import checkproc
 
 CASE_FAILED = "MP370"  # a case of the set's own rule tests does not pass
 CASES_UNCHECKED = "MP371"  # the rule tests could not be run (bad case file, crash, deadline)
@@ -35,19 +34,8 @@ class CaseRun:
 
 def start(root: Path) -> CaseRun:
     """Start `miaopi rules test ROOT --json` with this interpreter."""
-    argv = [sys.executable, "-m", "miaopi_client.cli", "rules", "test", str(root), "--json"]
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "NO_COLOR": "1"},
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-        )
+        proc = checkproc.spawn(["-m", "miaopi_client.cli", "rules", "test", str(root), "--json"])
     except OSError as exc:
         return CaseRun(root, None, f"无法启动规则测试进程：{exc}")
     return CaseRun(root, proc)

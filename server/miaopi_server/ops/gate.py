@@ -17,10 +17,8 @@ documented in tests/test_engine.py). The compiler's static limits exist for thos
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +26,10 @@ from typing import Any
 
 import structlog
 
-import miaopi_server
 from miaopi_server.decision.catalog import Catalog, load_catalog
 from miaopi_server.decision.engine import Engine
 from miaopi_server.errors import Diagnostic, RuleFileError
-from miaopi_server.ops import casetests, staging
+from miaopi_server.ops import casetests, checkproc, staging
 
 log = structlog.get_logger("miaopi.gate")
 
@@ -69,10 +66,6 @@ class Admitted:
     verdict: Verdict
 
 
-def _package_root() -> str:
-    return str(Path(miaopi_server.__file__).resolve().parent.parent)
-
-
 def _progress(lines: list[dict[str, Any]]) -> tuple[str, str]:
     """(what the check was doing, the file) at its last progress line."""
     for line in reversed(lines):
@@ -96,23 +89,11 @@ def _lines(stdout: str) -> list[dict[str, Any]]:
 
 def check(root: Path, policy: GatePolicy, seed: str = "") -> Verdict:
     """Run the check process on the set under `root`; never raises for what the set does."""
-    argv = [sys.executable, "-m", "miaopi_server.ops.gate_check", str(root), "--cases",
-            str(policy.cases), "--deadline", str(policy.deadline), "--seed", seed]  # fmt: skip
-    path = os.pathsep.join(p for p in (_package_root(), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path}  # this very copy of the server, first
+    argv = ["-m", "miaopi_server.ops.gate_check", str(root), "--cases", str(policy.cases),
+            "--deadline", str(policy.deadline), "--seed", seed]  # fmt: skip
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,  # a terminal's Ctrl-C is for the server, not the check
-        )
+        proc = checkproc.spawn(argv)
     except OSError as exc:
         message = f"无法启动规则集检查进程：{exc}"
         return Verdict(False, [Diagnostic(str(root), 1, 1, CHECK_FAILED, message)], 0.0)
