@@ -34,7 +34,7 @@ from miaopi_server.decision.engine import Engine
 from miaopi_server.errors import Diagnostic, RuleFileError
 from miaopi_server.ops import staging
 from miaopi_server.ops.gate import Admitted, GatePolicy, admit, admit_last_good
-from miaopi_server.ops.publish import START, Publisher
+from miaopi_server.ops.publish import START, Publisher, versions
 
 log = structlog.get_logger("miaopi.reload")
 SERVING_LAST_GOOD = "MP195"  # start-up refused the directory and serves the last good set
@@ -48,14 +48,6 @@ def catalog_digest(catalog: Catalog) -> str:
         for v in versions
     )
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def _labels(catalog: Catalog) -> dict[str, str]:
-    return {
-        f"{code}@{v.item.version}": v.item.digest
-        for code, versions in catalog.versions.items()
-        for v in versions
-    }
 
 
 @dataclass(frozen=True)
@@ -170,7 +162,7 @@ class CatalogHolder:
                     return self._refused([str(notice)], old)
             self.fallback_notice = None
             self.staged = admitted.staged
-            before, after = _labels(old), _labels(new)
+            before, after = versions(old), versions(new)
             self._catalog = new  # the swap: one assignment on the event loop
             self.files = files
             self.loaded_at = dt.datetime.now(dt.UTC)
