@@ -26,6 +26,8 @@ from miaopi_server.edge.auth import (
     CredentialsError,
     RateLimited,
     RateLimiter,
+    Unauthenticated,
+    hash_token,
     peer_address,
     write_dev_credentials,
 )
@@ -286,6 +288,26 @@ class TestCredentialsFile:
         """Bad roles, windows without grants, missing or malformed credentials, unknown keys."""
         with pytest.raises(CredentialsError):
             Authenticator.from_data(data)
+
+    def test_each_token_finds_its_own_principal_among_many(self):
+        """Tokens are looked up by their SHA-256: with hundreds of principals each token
+        names its own (a digest written in capitals too), and a near miss names none."""
+        tokens = [f"token-{i:04d}-{'x' * 20}" for i in range(300)]
+        entries = [
+            {
+                "id": f"w{i}",
+                "role": "window",
+                "window_id": f"W{i}",
+                "items": ["GF00012000"],
+                "token_sha256": hash_token(t).upper() if i % 2 else hash_token(t),
+            }
+            for i, t in enumerate(tokens)
+        ]
+        auth = Authenticator.from_data({"principals": entries})
+        for i, t in enumerate(tokens):
+            assert auth.authenticate([("authorization", f"Bearer {t}")]).id == f"w{i}"
+        with pytest.raises(Unauthenticated):
+            auth.authenticate([("authorization", f"Bearer {tokens[7]}y")])
 
     def test_dev_credentials_owner_only_and_stable(self, tmp_path):
         """Development credentials are created once, 0600, holding hashes for the server."""
