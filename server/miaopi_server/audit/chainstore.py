@@ -35,7 +35,7 @@ from typing import Any
 
 from miaopi_server.audit import merkle
 from miaopi_server.audit.canonical import GENESIS_HASH, sha256_hex
-from miaopi_server.audit.dialect import Connection
+from miaopi_server.audit.dialect import Connection, insert_rows
 from miaopi_server.audit.record import (
     PendingEvent,
     PendingRecord,
@@ -134,6 +134,10 @@ def _settle(outcomes: list[tuple[_LoopWaiter, StoredRecord | None, BaseException
 
 Waiter = Future[StoredRecord] | _LoopWaiter
 MAX_BATCH = 512
+_INSERT_RECORD = (
+    "INSERT INTO records (seq, decision_id, request_id, item_code, outcome, window_id,"
+    " decided_at, case_digest, body, hash, key_id, signature)"
+)
 RULESET_PUBLISHED = "ruleset_published"
 CHECKPOINT_SECONDS = 1.0
 _COLUMNS = (
@@ -516,13 +520,8 @@ class ChainStore:
             tasks: list[tuple[object, ...]] = []  # opened by the decisions, same commit
 
             def insert() -> None:  # one statement for each table, not one per record
-                self._writer.executemany(
-                    "INSERT INTO records (seq, decision_id, request_id, item_code, outcome,"
-                    " window_id, decided_at, case_digest, body, hash, key_id, signature)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    records,
-                )
-                self._writer.executemany("INSERT INTO cases (seq, case_json) VALUES (?, ?)", cases)
+                insert_rows(self._writer, _INSERT_RECORD, 12, records)
+                insert_rows(self._writer, "INSERT INTO cases (seq, case_json)", 2, cases)
                 if tasks:
                     insert_tasks(self._writer, tasks)
                 records.clear()

@@ -10,8 +10,9 @@ A connection says which dialect it speaks by a `dialect` attribute; sqlite3's ha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Protocol
 
 
@@ -76,6 +77,31 @@ class Dialect:
             )
             return [str(r[0]) for r in rows]
         return [str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def insert_rows(conn: Connection, into: str, width: int, rows: Sequence[Sequence[object]]) -> None:
+    """`into` ("INSERT INTO t (a, b)") VALUES each of `rows` (`width` values each), by a few
+    multi-row statements: one per power-of-two chunk, so a batch of n rows takes at most
+    log2(n) + 1 statements, and a connection caches a few distinct ones. executemany would
+    step once per row, and sqlite3 lets go of the GIL around every step: the audit writer
+    then waits to take it back while the event loop runs, once per row of every table."""
+    done, total = 0, len(rows)
+    while done < total:
+        size = min(1 << ((total - done).bit_length() - 1), MAX_ROWS_PER_STATEMENT)
+        values = [v for row in rows[done : done + size] for v in row]
+        conn.execute(_multi_row(into, width, size), values)
+        done += size
+
+
+# 256 rows of the widest table (records, 12 columns) are 3,072 parameters: within SQLite's
+# limit (32,766 since 3.32) and PostgreSQL's (65,535).
+MAX_ROWS_PER_STATEMENT = 256
+
+
+@cache
+def _multi_row(into: str, width: int, size: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return f"{into} VALUES {','.join([row] * size)}"
 
 
 SQLITE = Dialect("sqlite", "BEGIN IMMEDIATE")

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from miaopi_server.audit.canonical import sha256_hex
-from miaopi_server.audit.dialect import Connection, dialect_of
+from miaopi_server.audit.dialect import Connection, dialect_of, insert_rows
 from miaopi_server.audit.record import StoredRecord, chained_record, column_time, fixed_time
 from miaopi_server.audit.sqlite_escalation import record_escalation
 from miaopi_server.audit.transition import (
@@ -49,9 +49,7 @@ def task_row(seq: int, task: Task, task_json: str = "") -> tuple[object, ...]:
 
 
 def insert_tasks(conn: Connection, rows: Iterable[tuple[object, ...]]) -> None:
-    conn.executemany(
-        f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", list(rows)
-    )
+    insert_rows(conn, f"INSERT INTO tasks ({TASK_COLUMNS})", 11, list(rows))
 
 
 def apply_transition(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from miaopi_server.audit import merkle
-from miaopi_server.audit.dialect import Connection, dialect_of
+from miaopi_server.audit.dialect import Connection, dialect_of, insert_rows
 from miaopi_server.audit.treehead import TreeHead
 
 _HEAD = "SELECT tree_size, root_hash, timestamp, key_id, signature FROM tree_heads"
@@ -157,9 +157,7 @@ class TreeGrowth:
         return merkle.subtree(0, self.size, self.nodes)
 
     def save(self) -> None:
-        self.nodes.conn.executemany(
-            "INSERT INTO tree_nodes (level, idx, hash) VALUES (?,?,?)", self.new_nodes
-        )
+        insert_rows(self.nodes.conn, "INSERT INTO tree_nodes (level, idx, hash)", 3, self.new_nodes)
         self.new_nodes = []
 
 
