@@ -8,6 +8,8 @@ import json
 
 import pytest
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from miaopi_server.audit.decision_json import decision_json
 from miaopi_server.edge import convert
@@ -186,3 +188,50 @@ def test_record_times_are_the_text_strftime_gave():
         )  # fmt: skip
         assert fixed_time(when) == utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), when
         assert _json_timestamp(when) == json_before(when), when
+
+
+class _Text(str):
+    pass
+
+
+class _Number(float):
+    pass
+
+
+class _Whole(int):
+    pass
+
+
+_struct_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.sampled_from([10**400, 2**53 + 1])
+    | st.floats()
+    | st.text(max_size=6)
+    | st.dates()
+    | st.sampled_from([_Text("t"), _Number(0.5), _Whole(3), object()]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _struct_values, max_size=5))
+def test_fill_struct_is_update_of_json_value(values):
+    """outputs and derived facts filled field by field: the same Struct (message and bytes)
+    as Struct.update(json_value(...)), or the same error."""
+    from google.protobuf import struct_pb2
+
+    from miaopi_server.audit.decision_json import json_value
+
+    def made(fill):
+        s = struct_pb2.Struct()
+        try:
+            fill(s)
+        except Exception as exc:
+            return (type(exc), str(exc))
+        return s, s.SerializeToString(deterministic=True)
+
+    want = made(lambda s: s.update(json_value(values)))
+    assert made(lambda s: convert.fill_struct(s, values)) == want

@@ -9,7 +9,8 @@
   index on (window_id, request_id) is the last guard across processes.
 
 Works on domain objects only: the record's decision JSON comes from `decision_json`, the one
-builder of that shape; the edge turns what comes back into protobuf.
+builder of that shape (its canonical bytes, from cached parts, by `decision_canonical`); the
+edge turns what comes back into protobuf.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
-from miaopi_server.audit.decision_json import decision_json
+from miaopi_server.audit.decision_json import decision_canonical
 from miaopi_server.audit.record import (
     PendingRecord,
     StoredRecord,
@@ -134,8 +135,8 @@ class Recorder:
             case_digest=digest,
             window=window,
             node_id=self.node_id,
-            decision_json=canonical(
-                decision_json(d, decided.decision_id, request_id, decided.decided_at)
+            decision_json=decision_canonical(
+                d, decided.decision_id, request_id, decided.decided_at
             ),
             task=task,
             task_json=task_to_json(task) if task is not None else "",
