@@ -251,7 +251,9 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             self._idle.total_seconds(),
         )  # fmt: skip
         try:
-            record = await asyncio.shield(asyncio.wrap_future(self._store.transition(pending)))
+            # Applied in a write transaction (one of two same moves wins); a cancelled call
+            # still makes its move, as a queued record is never withdrawn.
+            record = await self._store.append_async(pending)
         except MiaopiError as exc:
             log.info("task.refused", action=action, error=type(exc).__name__)
             await abort(context, exc)
