@@ -114,6 +114,7 @@ def run(n_per_item: int = 3000, rounds: int = 5, slow_rounds: int = 3) -> dict[s
             log(f"engine {code}: " + ", ".join(f"{k} {median(v):,.0f}/s" for k, v in rates.items()))
         senior_cases = generate(SENIOR, n_per_item, seed=7)
         out["senior_stages"] = _stages(catalog, senior_cases, rounds)
+        out["senior_cold"] = _cold(catalog, senior_cases[:400], rounds)
         out["profile_senior"] = profiles.cprofile(
             lambda: _loop(lambda f, m: catalog.decide(SENIOR, f, m, TODAY), senior_cases)
         )
@@ -159,6 +160,38 @@ def _stages(catalog: Any, cases: list[tuple[Any, Any]], rounds: int) -> dict[str
     return {
         k: {"median": median(v), "runs": v, "microseconds_each": 1e6 / median(v)}
         for k, v in rates.items()
+    }
+
+
+# Bigger than a core's L1 and L2 together: touching it between two decisions leaves the next
+# one to fetch its code and data again, as it must in the server, where each request's gRPC,
+# asyncio, protobuf and audit work runs on the same core in between.
+EVICT_BYTES = 16 * 1024 * 1024
+
+
+def _cold(catalog: Any, cases: list[tuple[Any, Any]], rounds: int) -> dict[str, Any]:
+    """catalog.decide per decision, back to back (warm) and with the core's caches evicted
+    before each one (cold): the in-process rate is a warm figure, the server's is not."""
+    junk = bytearray(EVICT_BYTES)
+    zeros = bytes(EVICT_BYTES // 64)
+    timed: dict[str, list[float]] = {"warm": [], "cold": []}
+    for _ in range(rounds):
+        for kind in ("warm", "cold"):
+            spent = 0.0
+            for f, m in cases:
+                if kind == "cold":
+                    junk[::64] = zeros  # one write per cache line
+                t0 = time.perf_counter()
+                catalog.decide(SENIOR, f, m, TODAY)
+                spent += time.perf_counter() - t0
+            timed[kind].append(spent / len(cases) * 1e6)
+    warm, cold = median(timed["warm"]), median(timed["cold"])
+    return {
+        "evict_bytes": EVICT_BYTES,
+        "warm_us": warm,
+        "cold_us": cold,
+        "cold_over_warm": cold / warm,
+        "runs_us": timed,
     }
 
 

@@ -535,6 +535,19 @@ def render(r: dict[str, Any]) -> str:
             for name, s in stages.items():
                 a(f"| {name} | {_n(s['median'])} | {_n(s['microseconds_each'], 1)} |")
             a("")
+        cold = eng.get("senior_cold")
+        if cold:
+            a(
+                f"Warm and cold: one senior `catalog.decide` takes {_n(cold['warm_us'], 1)} µs "
+                f"back to back, and **{_n(cold['cold_us'], 1)} µs** "
+                f"({_n(cold['cold_over_warm'], 1)} x) when {cold['evict_bytes'] // 2**20} MB of "
+                "other memory is written before each one, evicting the core's L1 and L2 caches "
+                "(medians of the rounds). The in-process rates above are warm figures; in the "
+                "server each request's gRPC, asyncio, protobuf and audit work runs between two "
+                "decisions on the same core, so a decision there costs nearer the cold figure "
+                "(part 1's profile)."
+            )
+            a("")
 
     # 3. replay
     a("## 3. Replay and rules diff: 100,000 cases")
