@@ -6,7 +6,6 @@ names, addresses). Tracebacks are rendered without local variables for the same 
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -15,8 +14,10 @@ from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import orjson
 import structlog
+
+from miaopi_server.ops.logline import json_line
+from miaopi_server.ops.logsink import LineWriter
 
 
 def configure(
@@ -35,34 +36,50 @@ def configure(
         return event
 
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer()
-        if use_console
-        else structlog.processors.JSONRenderer(serializer=render_json)
-    )
     # Libraries that log through the standard library (psycopg's pool, when the audit
     # database is lost) come out as lines like ours: one JSON object per line on stderr.
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _LibraryLogs)]:
         root.removeHandler(old)
     root.addHandler(_LibraryLogs(logging.WARNING))
+    level_filter = structlog.make_filtering_bound_logger(
+        logging.getLevelNamesMapping()[level.upper()]
+    )
+    global _writer
+    if _writer is not None:  # lines still pending go out before the new set-up's
+        _writer.flush()
+    if use_console:
+        _writer = None
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                *([add_extra] if fixed else []),
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,  # plain traceback: no locals, so no facts
+                structlog.dev.ConsoleRenderer(),
+            ],
+            wrapper_class=level_filter,
+            # One write per line: several worker processes share stderr, and print() writes
+            # the line and its newline separately, so their lines could interleave.
+            logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+            cache_logger_on_first_use=cache,
+        )
+        return
+    # JSON: the keys the console's chain adds, in one processor (ops/logline.py; the
+    # traceback there is plain too), to one writer that every logger shares, so lines keep
+    # their order (ops/logsink.py: whole lines, several per write, never split across
+    # processes).
+    writer = _writer = LineWriter(sys.stderr)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            *([add_extra] if fixed else []),
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,  # plain traceback: no locals, so no facts
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        # One write per line: several worker processes share stderr, and print() writes the
-        # line and its newline separately, so their lines could interleave.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        processors=[json_line(fixed)],
+        wrapper_class=level_filter,
+        logger_factory=lambda *_: writer,
         cache_logger_on_first_use=cache,
     )
+
+
+_writer: LineWriter | None = None
 
 
 class _LibraryLogs(logging.Handler):
@@ -85,27 +102,6 @@ def _library_message(record: logging.LogRecord) -> str:
         return str(record.msg) % args if args else str(record.msg)
     except (TypeError, ValueError):
         return str(record.msg)
-
-
-def _fallback(obj: Any) -> Any:
-    """What structlog's own JSON renderer writes for a value JSON has no form for."""
-    structlogged = getattr(obj, "__structlog__", None)
-    return structlogged() if structlogged is not None else repr(obj)
-
-
-# Dates and dataclasses by repr, as structlog's renderer writes them, not orjson's own forms.
-_OPTIONS = (
-    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-)
-
-
-def render_json(event: Any, **_: Any) -> str:
-    """One log line: orjson (a few µs less per decision line than json.dumps); a line orjson
-    refuses (an integer beyond 64 bits) is written by json.dumps instead."""
-    try:
-        return orjson.dumps(event, default=_fallback, option=_OPTIONS).decode()
-    except TypeError:
-        return json.dumps(event, default=_fallback, ensure_ascii=False)
 
 
 class LogSampler:
