@@ -21,7 +21,7 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miaopi_server.ops.logline import IsoStamps, json_line
+from miaopi_server.ops.logline import IsoStamps, json_line, logger_class
 
 # --- the old chain, as ops/logs.py had it ---------------------------------------------------
 
@@ -249,6 +249,61 @@ class TestIsoStamps:
         stamped = dt.datetime.fromisoformat(IsoStamps()())
         after = dt.datetime.now(tz=dt.UTC)
         assert before <= stamped <= after
+
+
+class _Lines:
+    """A wrapped logger that keeps what each method was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda line: self.calls.append((name, line))
+
+
+class TestLoggerClass:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        min_level=st.sampled_from([10, 20, 30, 40, 50]),
+        method=_methods,
+        context=st.dictionaries(st.text(max_size=8), _values, max_size=3),
+        kw=st.dictionaries(st.text(max_size=8).filter(lambda k: k != "event"), _values, max_size=4),
+        event=st.one_of(st.none(), st.text(max_size=10)),
+        extra=st.one_of(st.just({}), st.just({"worker": 3})),
+        ns=_instants,
+    )
+    def test_the_straight_path_logs_what_structlogs_own_path_logged(
+        self,
+        min_level: int,
+        method: str,
+        context: dict[str, Any],
+        kw: dict[str, Any],
+        event: str | None,
+        extra: dict[str, Any],
+        ns: int,
+    ) -> None:
+        """Any level, bound context, keywords and event: the same calls, the same lines."""
+        render = json_line(extra, clock=lambda: ns)
+        fast_lines, slow_lines = _Lines(), _Lines()
+        fast = logger_class(min_level, render)(fast_lines, [render], dict(context))
+        slow = structlog.make_filtering_bound_logger(min_level)(slow_lines, [render], dict(context))
+        try:
+            raise OSError("for exception()")
+        except OSError:
+            getattr(fast, method)(event, **kw)
+            getattr(slow, method)(event, **kw)
+        assert fast_lines.calls == slow_lines.calls
+
+    def test_interpolation_and_other_chains_take_structlogs_path(self) -> None:
+        """Positional arguments are interpolated; capture_logs' chain gets the event."""
+        render = json_line({}, clock=lambda: 0)
+        lines = _Lines()
+        logger_class(20, render)(lines, [render], {}).info("a %s b", "值")
+        assert json.loads(lines.calls[0][1])["event"] == "a 值 b"
+        with structlog.testing.capture_logs() as captured:
+            processors = structlog.get_config()["processors"]
+            logger_class(20, render)(_Lines(), processors, {}).warning("e", k=1)
+        assert captured == [{"event": "e", "k": 1, "log_level": "warning"}]
 
 
 def test_this_module_runs_with_the_structlog_it_was_written_for() -> None:

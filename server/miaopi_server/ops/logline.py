@@ -116,3 +116,40 @@ def _seconds_text(seconds: int) -> str:
     """The second as datetime.isoformat writes it, without fraction or zone."""
     moment = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=seconds)
     return moment.isoformat()
+
+
+def logger_class(min_level: int, render: Any) -> type[Any]:
+    """structlog's filtering logger for `min_level`, each logging method going straight to
+    `render` while that is the whole processor chain: the four calls structlog makes per line
+    on the way (the method, _proxy_to_logger, _process_event, the logger's method looked up)
+    become one. Any other chain (structlog.testing.capture_logs swaps in its own), or
+    positional arguments to interpolate, take structlog's own path."""
+    base: Any = structlog.make_filtering_bound_logger(min_level)
+    methods = {
+        name: _straight(name, getattr(base, name), render)
+        for name, level in _LEVELS.items()
+        if level >= min_level
+    }
+    for alias, name in (("msg", "info"), ("warn", "warning"), ("fatal", "critical")):
+        if name in methods:
+            methods[alias] = methods[name]
+    return type(f"Json{base.__name__}", (base,), methods)
+
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+def _straight(name: str, slow: Any, render: Any) -> Any:
+    def method(self: Any, event: Any, *args: Any, **kw: Any) -> Any:
+        processors = self._processors
+        if args or len(processors) != 1 or processors[0] is not render:
+            return slow(self, event, *args, **kw)
+        # As structlog's _process_event: the bound context, the keywords, then the event.
+        event_dict = self._context.copy()
+        event_dict.update(kw)
+        if event is not None:
+            event_dict["event"] = event
+        return getattr(self._logger, name)(render(self._logger, name, event_dict))
+
+    method.__name__ = name
+    return method

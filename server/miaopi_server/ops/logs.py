@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from miaopi_server.ops.logline import json_line
+from miaopi_server.ops.logline import json_line, logger_class
 from miaopi_server.ops.logsink import LineWriter
 
 
@@ -42,9 +42,7 @@ def configure(
     for old in [h for h in root.handlers if isinstance(h, _LibraryLogs)]:
         root.removeHandler(old)
     root.addHandler(_LibraryLogs(logging.WARNING))
-    level_filter = structlog.make_filtering_bound_logger(
-        logging.getLevelNamesMapping()[level.upper()]
-    )
+    min_level = logging.getLevelNamesMapping()[level.upper()]
     global _writer
     if _writer is not None:  # lines still pending go out before the new set-up's
         _writer.flush()
@@ -59,7 +57,7 @@ def configure(
                 structlog.processors.format_exc_info,  # plain traceback: no locals, so no facts
                 structlog.dev.ConsoleRenderer(),
             ],
-            wrapper_class=level_filter,
+            wrapper_class=structlog.make_filtering_bound_logger(min_level),
             # One write per line: several worker processes share stderr, and print() writes
             # the line and its newline separately, so their lines could interleave.
             logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
@@ -71,9 +69,10 @@ def configure(
     # their order (ops/logsink.py: whole lines, several per write, never split across
     # processes).
     writer = _writer = LineWriter(sys.stderr)
+    render = json_line(fixed)
     structlog.configure(
-        processors=[json_line(fixed)],
-        wrapper_class=level_filter,
+        processors=[render],
+        wrapper_class=logger_class(min_level, render),
         logger_factory=lambda *_: writer,
         cache_logger_on_first_use=cache,
     )
