@@ -6,6 +6,7 @@ names, addresses). Tracebacks are rendered without local variables for the same 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -45,7 +46,8 @@ def configure(
     min_level = logging.getLevelNamesMapping()[level.upper()]
     global _writer
     if _writer is not None:  # lines still pending go out before the new set-up's
-        _writer.flush()
+        with contextlib.suppress(OSError, ValueError):  # unless its file is gone (closed)
+            _writer.flush()
     if use_console:
         _writer = None
         structlog.configure(
