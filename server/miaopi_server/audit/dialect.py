@@ -80,22 +80,20 @@ class Dialect:
 
 
 def insert_rows(conn: Connection, into: str, width: int, rows: Sequence[Sequence[object]]) -> None:
-    """`into` ("INSERT INTO t (a, b)") VALUES each of `rows` (`width` values each), by a few
-    multi-row statements: one per power-of-two chunk, so a batch of n rows takes at most
-    log2(n) + 1 statements, and a connection caches a few distinct ones. executemany would
-    step once per row, and sqlite3 lets go of the GIL around every step: the audit writer
-    then waits to take it back while the event loop runs, once per row of every table."""
-    done, total = 0, len(rows)
-    while done < total:
-        size = min(1 << ((total - done).bit_length() - 1), MAX_ROWS_PER_STATEMENT)
-        values = [v for row in rows[done : done + size] for v in row]
-        conn.execute(_multi_row(into, width, size), values)
-        done += size
+    """`into` ("INSERT INTO t (a, b)") VALUES each of `rows` (`width` values each), by one
+    multi-row statement per MAX_ROWS_PER_STATEMENT rows: a batch's rows of one table in one
+    statement, as a batch seldom holds more. executemany would step once per row, and sqlite3
+    lets go of the GIL around every step: the audit writer then waits to take it back from the
+    event loop, once per row of every table (and every wait wakes it several times)."""
+    for done in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
+        chunk = rows[done : done + MAX_ROWS_PER_STATEMENT]
+        conn.execute(_multi_row(into, width, len(chunk)), [v for row in chunk for v in row])
 
 
-# 256 rows of the widest table (records, 12 columns) are 3,072 parameters: within SQLite's
-# limit (32,766 since 3.32) and PostgreSQL's (65,535).
-MAX_ROWS_PER_STATEMENT = 256
+# Each row count is a statement of its own, prepared once and kept by the connection
+# (audit/sqlite.py sizes the writer's statement cache for them). 64 rows of the widest table
+# (records, 12 columns) are 768 parameters, far within SQLite's and PostgreSQL's limits.
+MAX_ROWS_PER_STATEMENT = 64
 
 
 @cache

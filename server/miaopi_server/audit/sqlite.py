@@ -19,7 +19,7 @@ from pathlib import Path
 
 from miaopi_server.audit import migrations
 from miaopi_server.audit.chainstore import MAX_BATCH, ChainStore, now_ms, with_proof
-from miaopi_server.audit.dialect import Connection
+from miaopi_server.audit.dialect import MAX_ROWS_PER_STATEMENT, Connection
 from miaopi_server.audit.seal import Sealer
 from miaopi_server.audit.sqlite_alerts import raise_alerts
 from miaopi_server.audit.sqlite_casework import tasks_not_final
@@ -35,10 +35,17 @@ __all__ = ["MAX_BATCH", "SQLiteAuditStore", "now_ms", "verify_database", "with_p
 CHECKPOINT_SECONDS = 1.0
 
 
-def _connect(path: Path, busy_timeout_ms: int, readonly: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: Path, busy_timeout_ms: int, readonly: bool = False, statements: int = 128
+) -> sqlite3.Connection:
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
     conn = sqlite3.connect(
-        uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        uri,
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=busy_timeout_ms / 1000,
+        cached_statements=statements,
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     return conn
@@ -74,7 +81,9 @@ class SQLiteAuditStore(ChainStore):
         )  # fmt: skip
         writer = None
         try:
-            writer = self._writer = _connect(path, busy_timeout_ms)
+            # The batch inserts' statements (one per row count and table) and the rest.
+            statements = 4 * MAX_ROWS_PER_STATEMENT + 128
+            writer = self._writer = _connect(path, busy_timeout_ms, statements=statements)
             self.schema_version = self._prepare(migrations.shipped() if schema is None else schema)
         except BaseException as exc:
             if writer is not None:
