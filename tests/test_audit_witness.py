@@ -176,6 +176,37 @@ class TestBehindOrForked:
         finally:
             store.close()
 
+    def test_the_head_is_read_back_after_another_connection_commits(self, tmp_path):
+        """A batch reads the trail's last record and head back from the database only when
+        another connection committed since this store's last batch (PRAGMA data_version),
+        as a second process on the same trail does (`--workers`); otherwise it continues
+        from what it committed itself. The witness is read every time."""
+        first = open_store(tmp_path)
+        second = open_store(tmp_path)
+        statements: list[str] = []
+        first._writer.set_trace_callback(statements.append)
+
+        def read_back() -> int:
+            return sum(s.startswith("SELECT seq, hash FROM records") for s in statements)
+
+        try:
+            for n in range(1, 6):
+                first.append(pending(n)).result(timeout=10)
+            assert read_back() == 1  # the first batch; the next four continue from their own
+            second.append(pending(6)).result(timeout=10)
+            first.append(pending(7)).result(timeout=10)
+            assert read_back() == 2  # the other store appended: read back, chained after it
+            first.append(pending(8)).result(timeout=10)
+            assert read_back() == 2
+            assert [first.get(f"d{n}").seq for n in (5, 6, 7, 8)] == [5, 6, 7, 8]  # type: ignore[union-attr]
+        finally:
+            second.close()
+            first.close()
+        v = verify_database(
+            tmp_path / "audit.sqlite3", keys_of(tmp_path), witness=open_witness(tmp_path)
+        )
+        assert v.ok and v.checked == 8
+
     def test_a_missing_witness_is_refused(self, tmp_path):
         fill(tmp_path, 1, 3)
         (tmp_path / "audit.witness.json").unlink()
