@@ -65,10 +65,13 @@ DECIDE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "audit work in the request path (case and decision canonical JSON, digest, receipt, "
         "futures)",
-        ("Recorder.", "case_digest", "SQLiteAuditStore.append"),
+        ("Recorder.", "case_digest", "ChainStore.append"),
     ),
-    ("per-decision log line (structlog JSON)", ("structlog",)),
-    ("authentication (token hash, compare, rate limiter)", ("_guard",)),
+    (
+        "per-decision log line (ops/logline, ops/logsink, structlog)",
+        ("miaopi_server/ops/logline", "miaopi_server/ops/logsink", "structlog"),
+    ),
+    ("authentication (token hash, rate limiter)", ("ApprovalService.guard",)),
     ("facts Struct -> dict", ("facts_from_struct",)),
     (
         "rest of Decide (context vars, uuid, clock, Timestamp, response)",

@@ -1044,6 +1044,26 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "noise, and every decision would wait longer); a shorter GIL switch interval "
             "(1 ms: p99 at 700 req/s 32 -> 28 ms, within the spread of the runs)."
         )
+        a(
+            "6. **Issue 17, round 5** (Decide's handler called in process with the real store, "
+            "catalog, authentication and log line, main-thread CPU per call: ~212 -> ~172 µs; "
+            "the server at saturation, alternating with the tree before, 1,791-1,857 -> "
+            "1,960-2,025 req/s). The record's decision JSON is encoded from parts cached per "
+            "rule-file object (ruleset, legal bases, materials, remedies, each reason but the "
+            "facts it read) and one orjson call: 11.4 -> 4.4 µs, byte for byte the reference's "
+            "(`tests/test_decision_bytes.py`); the response's outputs and derived facts are "
+            "set field by field. The JSON log line is rendered by one processor and written a "
+            "loop turn's lines at a time, whole lines, at most PIPE_BUF bytes per write "
+            "(`ops/logline.py`, `ops/logsink.py`): 7 -> 3.6 µs per line, one write() per ~8 "
+            "lines. The audit writer inserts a batch's rows of each table in one statement "
+            "(executemany steps once per row, and sqlite3 lets go of the GIL around every "
+            "step), keeps the statement journal in memory, and reads the trail's head back "
+            "only after another connection committed (`PRAGMA data_version`): strace of the "
+            "writer at saturation, futex calls per commit 423 -> 282, its voluntary context "
+            "switches per request 6.9 -> 6.0. A bearer token is found by its SHA-256 in one "
+            "dict lookup (it was compared with every stored hash: 29 µs per call with 500 "
+            "principals, now 0.9)."
+        )
         a("")
         a("What remains, and why:")
         a("")
@@ -1075,7 +1095,20 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "queueing: at the same rate the audit-on server is busier (its CPU per request "
             "is in the table above, against the audit-off server's), and h2load's bursts wait "
             "longer behind one another. The tail therefore follows the audit's CPU per "
-            "decision, not the disk: the next change is the one for the throughput target."
+            "decision, not the disk: the next change is the one for the throughput target. "
+            "Round 5, on a quiet machine at 920 req/s, timed inside the server: a decision "
+            "waits for its record p50 3.8 ms, p99 13.8 ms; of that, queued behind the batch "
+            "being written p50 1.4 ms, its own batch p50 1.5 ms (about 1 ms of it work: the "
+            "fdatasync 0.5 ms, the SQL, the head and the proofs), the loop's wake-up 0.1 ms "
+            "(p99 0.6). A batch's tail is the writer waiting to take the GIL back after each "
+            "SQLite call: every time the event loop lets go of the GIL around a system call "
+            "it wakes the waiting writer, which mostly loses the race (282 futex calls per "
+            "commit at saturation). The switch interval (0.5, 1, 5 ms) and the checkpoints "
+            "(turned off) left it as it was; fewer statements per batch (round 5) took some "
+            "of it off. Next design change: the audit writer in a process of its own (its "
+            "SQLite work and fsync never wait for the event loop's GIL; the request path "
+            "hands it the record's bytes over a pipe and gets back seq, head and proof), so a "
+            "batch takes its ~1 ms of work and no more."
         )
         a(
             "- Issue 17's 0.30 in one process. Building Decide's response and serialising it "
@@ -1090,7 +1123,20 @@ def _profile_section(r: dict[str, Any], status: dict[str, str], rpc: dict[str, A
             "front (HTTP/2 and gRPC framing in a compiled server in the same process or "
             "beside it) that hands the Python side batches of request bytes and takes back "
             "response bytes, so the asyncio cost is paid per batch, not per call; the "
-            "decision, the record and the group commit stay as they are."
+            "decision, the record and the group commit stay as they are. Round 5 measured "
+            "what stands in the way without it. The audit-off server reaches 2,398 req/s in "
+            "this run, 0.287 of the empty RPC: a free audit trail would not give 0.30 either. "
+            "Main-thread CPU per request by stage (audit off, c4m16, Decide answering with a "
+            "ready response at successive points, one session): at its start 137 µs (the "
+            "empty RPC 110), after authentication 165, after the request's checks and Struct "
+            "-> dict 195, after `catalog.decide` 295, after the response 363, all of it 414. "
+            "`catalog.decide` costs ~100 µs there against ~20 µs back to back in process: "
+            "between two decisions, one request's gRPC, asyncio, protobuf and audit work "
+            "evicts the core's caches (part 2's warm and cold figures). Running the decisions "
+            "that are ready in one loop turn back to back, to keep them warm, found 1.04 per "
+            "turn (gRPC aio hands the loop one request at a time) and lost throughput: not "
+            "kept. A front end that hands Python batches of requests would also let the "
+            "decision stage run warm over a batch."
         )
         a("")
 

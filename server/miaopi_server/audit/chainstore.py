@@ -139,7 +139,6 @@ _INSERT_RECORD = (
     " decided_at, case_digest, body, hash, key_id, signature)"
 )
 RULESET_PUBLISHED = "ruleset_published"
-CHECKPOINT_SECONDS = 1.0
 _COLUMNS = (
     "r.seq, r.decision_id, r.request_id, r.case_digest, r.body, c.case_json, r.hash, r.key_id,"
     " r.signature FROM records r LEFT JOIN cases c ON c.seq = r.seq"
