@@ -6,6 +6,7 @@ consistency proofs show that a saved head's records are still on the trail."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import json
 import shutil
@@ -25,9 +26,12 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi_client.cli import main as cli
 from miaopi_server.audit import seal
 from miaopi_server.audit.sqlite import SQLiteAuditStore, verify_database
+from miaopi_server.audit.transition import new_transition
 from miaopi_server.audit.treehead import TreeHead
 from miaopi_server.audit.witness import read_witness
-from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable
+from miaopi_server.casework.model import Action
+from miaopi_server.casework.states import CLAIM
+from miaopi_server.errors import AuditTrailDiverged, AuditUnavailable, DecisionNotFound
 from miaopi_server.settings import Settings
 from tests import rfc9162
 from tests.conftest import LiveServer
@@ -187,7 +191,8 @@ class TestBehindOrForked:
         first._writer.set_trace_callback(statements.append)
 
         def read_back() -> int:
-            return sum(s.startswith("SELECT seq, hash FROM records") for s in statements)
+            last = "SELECT seq, hash FROM records ORDER BY seq DESC"
+            return sum(s.startswith(last) for s in statements)
 
         try:
             for n in range(1, 6):
@@ -198,14 +203,24 @@ class TestBehindOrForked:
             assert read_back() == 2  # the other store appended: read back, chained after it
             first.append(pending(8)).result(timeout=10)
             assert read_back() == 2
-            assert [first.get(f"d{n}").seq for n in (5, 6, 7, 8)] == [5, 6, 7, 8]  # type: ignore[union-attr]
+            # The other store appends, then this one commits a batch that writes nothing (a
+            # refused move): it read the trail back, and its next batch continues from that.
+            second.append(pending(9)).result(timeout=10)
+            refused = new_transition("no-such-decision", Action(CLAIM, "r", AT), "n1", 1800)
+            with pytest.raises(DecisionNotFound):
+                first.transition(refused).result(timeout=10)
+            assert read_back() == 3
+            first.append(pending(10)).result(timeout=10)  # not refused as behind its witness
+            assert read_back() == 3
+            seqs = [first.get(f"d{n}").seq for n in range(5, 11)]  # type: ignore[union-attr]
+            assert seqs == [5, 6, 7, 8, 9, 10]
         finally:
             second.close()
             first.close()
         v = verify_database(
             tmp_path / "audit.sqlite3", keys_of(tmp_path), witness=open_witness(tmp_path)
         )
-        assert v.ok and v.checked == 8
+        assert v.ok and v.checked == 10
 
     def test_a_missing_witness_is_refused(self, tmp_path):
         fill(tmp_path, 1, 3)
@@ -219,6 +234,9 @@ class TestBehindOrForked:
         path = state / "seal.pub.pem"
         path.write_text(sealer.public_pem, encoding="utf-8")
         return path
+
+
+AT = dt.datetime(2026, 11, 23, 3, tzinfo=dt.UTC)
 
 
 def open_witness(state: Path) -> TreeHead | None:

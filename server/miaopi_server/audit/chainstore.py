@@ -755,6 +755,8 @@ class ChainStore:
                 problem = str(exc)
             if problem:
                 raise AuditTrailDiverged(problem)
+        # What was read back is the trail now, even if this batch writes nothing to it.
+        self._tail = (seq, prev, head) if head is not None else None
         return seq, prev, tree
 
     def _insert_event(self, seq: int, prev: str, event: PendingEvent) -> StoredRecord:
