@@ -281,6 +281,12 @@ class TestCredentialsFile:
             {"principals": [{"id": "x", "role": "admin"}]},
             {"principals": [{"id": "x", "role": "admin", "token_sha256": "abc"}]},
             {"principals": [{"id": "x", "role": "admin", "token_sha256": "0" * 64, "colour": 1}]},
+            {
+                "principals": [
+                    {"id": "x", "role": "admin", "token_sha256": "ab" * 32},
+                    {"id": "y", "role": "admin", "token_sha256": "AB" * 32},
+                ]
+            },
             {"users": []},
         ],
     )

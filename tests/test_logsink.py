@@ -99,6 +99,34 @@ class TestOnALoop:
 
         asyncio.run(main())
 
+    @given(
+        st.lists(st.integers(min_value=8, max_value=PIPE_BUF), min_size=1, max_size=30),
+        st.integers(min_value=8, max_value=2 * PIPE_BUF),
+    )
+    def test_a_thread_line_after_pending_ones_stays_within_pipe_buf(
+        self, sizes: list[int], thread_size: int
+    ) -> None:
+        """A line from another thread goes out after the loop's pending lines, in the same
+        write only while that write stays within PIPE_BUF."""
+        file, raw = _stderr_like()
+        writer = LineWriter(file)
+        lines = [_line(i, size) for i, size in enumerate(sizes)]
+        from_thread = _line(len(sizes), thread_size)
+
+        async def main() -> None:
+            for line in lines:
+                writer.msg(line)
+            thread = threading.Thread(target=writer.msg, args=(from_thread,))
+            thread.start()
+            thread.join()
+            await asyncio.sleep(0)
+
+        asyncio.run(main())
+        assert b"".join(raw.writes) == b"".join([*lines, from_thread])
+        for chunk in raw.writes:
+            assert chunk.endswith(b"\n")
+            assert len(chunk) <= PIPE_BUF or chunk.count(b"\n") == 1
+
     def test_a_file_that_fails_later_raises_at_the_next_line_as_before(self) -> None:
         """The deferred write has nobody to raise to; the next line logged raises, as every
         line did when each was written at once."""

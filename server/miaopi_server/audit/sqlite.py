@@ -116,11 +116,12 @@ class SQLiteAuditStore(ChainStore):
             # a thread of their own, not inside whichever commit crosses the WAL threshold:
             # that commit, and every decision waiting on it, would otherwise wait for the copy.
             self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+            version = migrate(self._writer, schema, str(self.path))
             # A multi-row INSERT (dialect.insert_rows) keeps a statement journal, to undo
             # itself alone if a row fails: in memory, not a temporary file opened, written
-            # and unlinked in every commit.
+            # and unlinked in every commit. Set after the migrations, whose index builds
+            # over a large old trail may sort more than memory should hold.
             self._writer.execute("PRAGMA temp_store = MEMORY")
-            version = migrate(self._writer, schema, str(self.path))
             self._open_trail()
             return version
         finally:

@@ -3,7 +3,8 @@
 Callers present a bearer token (`authorization: Bearer <token>` metadata) or, with mutual TLS,
 a client certificate. A credentials file maps each credential to a principal: its role, its
 window and jurisdiction, and for windows the item codes they may decide. Tokens are stored only
-as SHA-256 hashes and compared in constant time; they are never logged.
+as SHA-256 hashes, and a presented token is looked up by its hash (never compared as text);
+they are never logged.
 
 Roles:
     window      Decide (granted items only), read its own decisions, the catalogue, the seal key
@@ -248,7 +249,7 @@ class Authenticator:
             cert = str(entry.get("cert_common_name", ""))
             if not token_hash and not cert:
                 problems.append(f"{here}: needs token_sha256 or cert_common_name")
-            if token_hash and (len(token_hash) != 64 or token_hash in by_token):
+            if token_hash and (len(token_hash) != 64 or token_hash.lower() in by_token):
                 problems.append(f"{here}: token_sha256 must be a unique SHA-256 hex digest")
             principal = Principal(
                 pid,

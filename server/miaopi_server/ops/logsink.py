@@ -69,14 +69,12 @@ class LineWriter:
         with self._lock:
             flush_on = self._flush_on
             if loop is None or (flush_on is not None and flush_on is not loop):
-                self._pending.append(line)
-                self._write_pending()
+                self._write_after_pending(line)
                 if flush_on is not None and flush_on.is_closed():  # its flush will never run
                     self._flush_on = None
                 return
             if self._deferred_failed:  # the file failed: let the next lines raise, as before
-                self._pending.append(line)
-                self._write_pending()
+                self._write_after_pending(line)
                 self._deferred_failed = False
                 return
             if self._pending and self._size + len(line) > PIPE_BUF:
@@ -102,6 +100,14 @@ class LineWriter:
             self.flush()
         except (OSError, ValueError):  # stderr gone or closed: nobody to raise to here
             self._deferred_failed = True
+
+    def _write_after_pending(self, line: bytes) -> None:
+        """Write `line` now, after the lines still pending: with them when the write stays
+        within PIPE_BUF, else in a write of its own after theirs."""
+        if self._pending and self._size + len(line) > PIPE_BUF:
+            self._write_pending()
+        self._pending.append(line)
+        self._write_pending()
 
     def _write_pending(self) -> None:
         """One write of the pending lines; they are dropped if it fails, not retried."""
