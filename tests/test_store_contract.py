@@ -18,6 +18,7 @@ import pytest
 from miaopi_server.audit import seal
 from miaopi_server.audit.chainstore import ChainStore
 from miaopi_server.audit.postgres.store import PostgresAuditStore
+from miaopi_server.audit.record import StoredRecord
 from miaopi_server.audit.sqlite import SQLiteAuditStore
 from miaopi_server.audit.store import DuplicateRequest, ListFilter, PublishedSet
 from miaopi_server.audit.transition import PendingTransition, new_transition
@@ -68,6 +69,23 @@ def fill(store: ChainStore, sizes: tuple[int, ...], first: int = 1) -> None:
         n += size
 
 
+def receipt_verifies(store: ChainStore, r: StoredRecord) -> bool:
+    """The record's tree head is signed by the store's key and its inclusion proof leads
+    from the record's hash to that head's root (RFC 9162, checked independently)."""
+    keys = {store.sealer.key_id: store.sealer.public_raw}
+    return (
+        r.tree_head is not None
+        and r.tree_head.verifies(keys)
+        and rfc9162.verify_inclusion(
+            r.seq - 1,
+            r.tree_head.tree_size,
+            rfc9162.leaf(bytes.fromhex(r.record_hash)),
+            [bytes.fromhex(h) for h in r.inclusion_proof],
+            bytes.fromhex(r.tree_head.root_hash),
+        )
+    )
+
+
 def test_a_large_batch_is_written_whole(open_store: Opener) -> None:
     """Hundreds of records queued at once go into few batches, each written by multi-row
     statements (more rows than one statement takes among them): every record, its case and the
@@ -76,19 +94,10 @@ def test_a_large_batch_is_written_whole(open_store: Opener) -> None:
     futures = [store.append(pending(n)) for n in range(1, 701)]
     for f in futures:
         f.result(timeout=60)
-    keys = {store.sealer.key_id: store.sealer.public_raw}
     for seq in (1, 255, 256, 257, 512, 700):
         r = store.get(f"d{seq}")
-        assert r is not None and r.seq == seq
+        assert r is not None and r.seq == seq and receipt_verifies(store, r)
         assert r.case == {"item_code": "T1", "facts": {"n": seq}, "materials": []}
-        assert r.tree_head is not None and r.tree_head.verifies(keys)
-        assert rfc9162.verify_inclusion(
-            seq - 1,
-            r.tree_head.tree_size,
-            rfc9162.leaf(bytes.fromhex(r.record_hash)),
-            [bytes.fromhex(h) for h in r.inclusion_proof],
-            bytes.fromhex(r.tree_head.root_hash),
-        )
     assert store.records_written == 700 and store.batches < 700
     checked = store.verify()
     assert checked.ok and checked.checked == 700
@@ -97,18 +106,9 @@ def test_a_large_batch_is_written_whole(open_store: Opener) -> None:
 def test_records_read_back_with_their_receipts(open_store: Opener) -> None:
     store = open_store()
     fill(store, (3, 1, 12, 7))
-    keys = {store.sealer.key_id: store.sealer.public_raw}
     for seq in range(1, 24):
         r = store.get(f"d{seq}")
-        assert r is not None and r.seq == seq and r.tree_head is not None
-        assert r.tree_head.verifies(keys)
-        assert rfc9162.verify_inclusion(
-            seq - 1,
-            r.tree_head.tree_size,
-            rfc9162.leaf(bytes.fromhex(r.record_hash)),
-            [bytes.fromhex(h) for h in r.inclusion_proof],
-            bytes.fromhex(r.tree_head.root_hash),
-        )
+        assert r is not None and r.seq == seq and receipt_verifies(store, r)
         assert r.case == {"item_code": "T1", "facts": {"n": seq}, "materials": []}
     page = store.list(ListFilter(item_code="T1"), 5)
     assert [r.seq for r in page] == [23, 22, 21, 20, 19]

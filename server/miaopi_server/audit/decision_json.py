@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -166,6 +166,7 @@ def _json_e_licenses(d: Decision) -> list[dict[str, str]]:
 # of any other type, a subclass (orjson refuses it here), a NaN, and any error leave the
 # whole decision to the reference, canonical(decision_json(...)), which raises what it raises.
 
+T = TypeVar("T")
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
@@ -173,34 +174,35 @@ class _Unsure(Exception):
     """A value the quick path leaves to the reference."""
 
 
-class _Parts:
-    """Encoded parts of the model's immutable objects (legal bases, materials, remedies),
-    made once per object, as every decision of an item repeats them. Keyed by identity (the
-    object is kept with its part, so an id is never reused while cached); bounded, as a
-    reload brings new objects."""
+class PerObject(Generic[T]):
+    """What is built from the model's immutable objects (legal bases, materials, remedies),
+    made once per object, as every decision of an item repeats them: their record parts here,
+    their response messages in edge/convert.py. Keyed by identity (the object is kept with
+    what was built, so an id is never reused while cached); bounded, as a reload brings new
+    objects. What is handed out is only ever copied from, never changed."""
 
-    def __init__(self, build: Callable[[Any], orjson.Fragment], limit: int = 4096):
+    def __init__(self, build: Callable[[Any], T], limit: int = 4096):
         self._build, self._limit = build, limit
-        self._made: dict[int, tuple[Any, orjson.Fragment]] = {}
+        self._made: dict[int, tuple[Any, T]] = {}
 
-    def __call__(self, obj: Any) -> orjson.Fragment:
+    def __call__(self, obj: Any) -> T:
         hit = self._made.get(id(obj))
         if hit is not None and hit[0] is obj:
             return hit[1]
         if len(self._made) >= self._limit:
             self._made.clear()
-        part = self._build(obj)
-        self._made[id(obj)] = (obj, part)
-        return part
+        built = self._build(obj)
+        self._made[id(obj)] = (obj, built)
+        return built
 
 
 def _fragment(value: Any) -> orjson.Fragment:
     return orjson.Fragment(canonical(value))
 
 
-_basis_part = _Parts(lambda b: _fragment(_json_basis(b)))
-_material_part = _Parts(lambda m: _fragment(material_json(m)))
-_remedies_part = _Parts(lambda r: _fragment(remedies_json(r)))
+_basis_part = PerObject(lambda b: _fragment(_json_basis(b)))
+_material_part = PerObject(lambda m: _fragment(material_json(m)))
+_remedies_part = PerObject(lambda r: _fragment(remedies_json(r)))
 _rulesets: dict[tuple[str, str, str], orjson.Fragment] = {}
 _ReasonKey = tuple[str, str, str, str, int]
 _reasons: dict[_ReasonKey, tuple[LegalBasis | None, dict[str, Any]]] = {}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from miaopi.v1 import approval_pb2 as pb
-from miaopi_server.audit.decision_json import json_value
+from miaopi_server.audit.decision_json import PerObject, json_value
 from miaopi_server.audit.record import StoredRecord
 from miaopi_server.audit.recorder import Recorded
 from miaopi_server.audit.treehead import TreeHead
@@ -121,32 +120,11 @@ def fill_struct(s: struct_pb2.Struct, d: dict[str, Any]) -> None:
             s.update({k: json_value(v)})
 
 
-class _Built:
-    """Messages of the model's immutable parts (legal bases, materials, remedies) made once
-    per object, as every decision of an item repeats them. Keyed by identity (the object is
-    kept with its message, so an id is never reused while cached); bounded, as a reload
-    brings new objects. A message handed out is only ever copied from, never changed."""
-
-    def __init__(self, build: Callable[[Any], Any], limit: int = 4096):
-        self._build, self._limit = build, limit
-        self._made: dict[int, tuple[Any, Any]] = {}
-
-    def __call__(self, obj: Any) -> Any:
-        hit = self._made.get(id(obj))
-        if hit is not None and hit[0] is obj:
-            return hit[1]
-        if len(self._made) >= self._limit:
-            self._made.clear()
-        msg = self._build(obj)
-        self._made[id(obj)] = (obj, msg)
-        return msg
-
-
 def _legal_basis(b: LegalBasis) -> pb.LegalBasis:
     return pb.LegalBasis(id=b.id, law=b.law, article=b.article, citation=b.citation)
 
 
-_basis = _Built(_legal_basis)
+_basis = PerObject(_legal_basis)
 
 
 def legal_basis(b: LegalBasis | None) -> pb.LegalBasis | None:
@@ -194,8 +172,8 @@ def material_ref(m: Material) -> pb.MaterialRef:
     return _material_ref(m)
 
 
-_remedies = _Built(_remedies_message)
-_material_ref = _Built(lambda m: pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license))
+_remedies = PerObject(_remedies_message)
+_material_ref = PerObject(lambda m: pb.MaterialRef(id=m.id, name=m.name, e_license=m.e_license))
 
 
 def decision_message(
