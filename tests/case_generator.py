@@ -308,3 +308,26 @@ def mixed(n: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any], list[str
         code = ITEMS[i % len(ITEMS)]
         facts, materials = GENERATORS[code](rngs[code])
         yield code, facts, materials
+
+
+def with_rule_sets(
+    catalog: Any, code: str, n: int, seed: int, today: dt.date, empty: bool = False
+) -> Iterator[tuple[int, Any, Any, set[str]]]:
+    """(case number, compiled item, validated case, rules) for `n` generated cases of
+    `code`: each case with the rules the engine fired for it, then a random subset of the
+    item's rules (any outcome, any reasons), then (`empty`) none."""
+    from miaopi_server.decision.validate import asked_as_of
+    from miaopi_server.rules.compile import engine_fact
+
+    rng = random.Random(code)
+    for number, (facts, materials) in enumerate(generate(code, n, seed=seed)):
+        asked = asked_as_of(facts, today)
+        loaded = catalog.select_as_of(code, asked)
+        case = loaded.validator(facts, materials, asked)
+        compiled = loaded.compiled
+        fact = engine_fact(compiled, case.values, case.materials)
+        fired = set(catalog.engine.evaluate(loaded.handle, fact))
+        rules = sorted({name.partition("#")[0] for name in compiled.conditions})
+        chosen = [fired, set(rng.sample(rules, rng.randrange(len(rules) + 1)))]
+        for rule_set in [*chosen, set()] if empty else chosen:
+            yield number, compiled, case, rule_set

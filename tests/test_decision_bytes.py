@@ -25,10 +25,8 @@ from miaopi_server.audit.decision_json import decision_canonical, decision_json
 from miaopi_server.decision.catalog import Catalog, load_catalog
 from miaopi_server.decision.decide import Decision, Reason, assemble
 from miaopi_server.decision.sourced import ELicenseUse, FactOrigin, Gathered, Lookup
-from miaopi_server.decision.validate import asked_as_of
 from miaopi_server.lang.probes import MISSING
 from miaopi_server.ops.lookups import gather
-from miaopi_server.rules.compile import engine_fact
 from miaopi_server.rules.model import LegalBasis, Material
 from miaopi_server.rules.remedies import Remedies
 from miaopi_server.sources.embedded import EmbeddedRegistry
@@ -76,25 +74,13 @@ def catalog() -> Any:
 def test_generated_cases_of_every_item(catalog: Catalog, code: str) -> None:
     """The engine's rules and random subsets of them (every outcome, missing and pending
     materials, remedies, outputs), with and without ids, at every clock precision."""
-    rng = random.Random(code)
     outcomes, materials_seen = set(), 0
-    for n, (facts, materials) in enumerate(case_generator.generate(code, 200, seed=41)):
-        asked = asked_as_of(facts, TODAY)
-        loaded = catalog.select_as_of(code, asked)
-        case = loaded.validator(facts, materials, asked)
-        compiled = loaded.compiled
-        fired = set(
-            catalog.engine.evaluate(
-                loaded.handle, engine_fact(compiled, case.values, case.materials)
-            )
-        )
-        rules = sorted({name.partition("#")[0] for name in compiled.conditions})
-        for chosen in (fired, set(rng.sample(rules, rng.randrange(len(rules) + 1)))):
-            d = assemble(compiled, case, chosen)
-            outcomes.add(d.outcome)
-            materials_seen += len(d.missing_materials) + len(d.pending_materials)
-            decision_id, request_id = IDS[n % len(IDS)]
-            same(d, decision_id, request_id, TIMES[n % len(TIMES)])
+    for n, compiled, case, chosen in case_generator.with_rule_sets(catalog, code, 200, 41, TODAY):
+        d = assemble(compiled, case, chosen)
+        outcomes.add(d.outcome)
+        materials_seen += len(d.missing_materials) + len(d.pending_materials)
+        decision_id, request_id = IDS[n % len(IDS)]
+        same(d, decision_id, request_id, TIMES[n % len(TIMES)])
     assert outcomes == {"APPROVE", "REJECT", "MANUAL_REVIEW"}
     assert materials_seen
 
