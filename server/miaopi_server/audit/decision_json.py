@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -203,20 +204,13 @@ def _fragment(value: Any) -> orjson.Fragment:
 _basis_part = PerObject(lambda b: _fragment(_json_basis(b)))
 _material_part = PerObject(lambda m: _fragment(material_json(m)))
 _remedies_part = PerObject(lambda r: _fragment(remedies_json(r)))
-_rulesets: dict[tuple[str, str, str], orjson.Fragment] = {}
 _ReasonKey = tuple[str, str, str, str, int]
 _reasons: dict[_ReasonKey, tuple[LegalBasis | None, dict[str, Any]]] = {}
 
 
+@lru_cache(maxsize=4096)  # one per item version; bounded, as reloads add more
 def _ruleset_part(item_code: str, version: str, digest: str) -> orjson.Fragment:
-    key = (item_code, version, digest)
-    part = _rulesets.get(key)
-    if part is None:
-        if len(_rulesets) >= 4096:
-            _rulesets.clear()
-        ruleset = _non_empty(item_code=item_code, version=version, digest=digest)
-        part = _rulesets[key] = _fragment(ruleset)
-    return part
+    return _fragment(_non_empty(item_code=item_code, version=version, digest=digest))
 
 
 def _reason_template(r: Reason) -> dict[str, Any]:

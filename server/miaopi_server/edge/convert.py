@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import lru_cache
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -235,18 +236,10 @@ def _fill_decision(
         json_format.ParseDict(d.sourced.to_json(), msg.sourced)
 
 
-_rulesets: dict[tuple[str, str, str], pb.RulesetRef] = {}
-
-
+@lru_cache(maxsize=4096)
 def _ruleset(item_code: str, version: str, digest: str) -> pb.RulesetRef:
     """One message per item version (only ever copied from); bounded, as reloads add more."""
-    key = (item_code, version, digest)
-    ref = _rulesets.get(key)
-    if ref is None:
-        if len(_rulesets) >= 4096:
-            _rulesets.clear()
-        ref = _rulesets[key] = pb.RulesetRef(item_code=item_code, version=version, digest=digest)
-    return ref
+    return pb.RulesetRef(item_code=item_code, version=version, digest=digest)
 
 
 def tree_head(head: TreeHead) -> pb.TreeHead:
