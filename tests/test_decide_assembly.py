@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import (
     MANUAL_REVIEW,
     NO_RULE_MATCHED,
@@ -32,7 +32,6 @@ from miaopi_server.lang.probes import MISSING, term_value
 from miaopi_server.rules.compile import CompiledItem, engine_fact
 from miaopi_server.rules.model import Material
 from tests import case_generator
-from tests.support import RULESETS
 
 TODAY = dt.date(2026, 11, 20)
 
@@ -124,13 +123,6 @@ def same(got: Decision, want: Decision) -> None:
     assert dataclasses.replace(got, outcome=MANUAL_REVIEW).outcome == MANUAL_REVIEW
     with pytest.raises(dataclasses.FrozenInstanceError):
         got.outcome = REJECT  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Any:
-    c = load_catalog(RULESETS)
-    yield c
-    c.close()
 
 
 @pytest.mark.parametrize("code", case_generator.ITEMS)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from miaopi_server.audit import decision_json as dj
 from miaopi_server.audit.canonical import canonical
 from miaopi_server.audit.decision_json import decision_canonical, decision_json
-from miaopi_server.decision.catalog import Catalog, load_catalog
+from miaopi_server.decision.catalog import Catalog
 from miaopi_server.decision.decide import Decision, Reason, assemble
 from miaopi_server.decision.sourced import ELicenseUse, FactOrigin, Gathered, Lookup
 from miaopi_server.lang.probes import MISSING
@@ -31,7 +31,7 @@ from miaopi_server.rules.model import LegalBasis, Material
 from miaopi_server.rules.remedies import Remedies
 from miaopi_server.sources.embedded import EmbeddedRegistry
 from tests import case_generator
-from tests.support import REGISTRY, RULESETS, registry_people
+from tests.support import REGISTRY, registry_people
 
 TODAY = dt.date(2026, 11, 20)
 TIMES = [
@@ -61,13 +61,6 @@ def same(d: Decision, decision_id: str, request_id: str, when: dt.datetime) -> N
     want = reference(d, decision_id, request_id, when)
     assert quick(d, decision_id, request_id, when) == want
     assert quick(d, decision_id, request_id, when) == want  # again: from the caches
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Any:
-    c = load_catalog(RULESETS)
-    yield c
-    c.close()
 
 
 @pytest.mark.parametrize("code", case_generator.ITEMS)
