@@ -317,6 +317,36 @@ def test_a_start_publication_is_recorded_once_by_stores_starting_together(
     assert stores[0].verify().ok
 
 
+def test_a_relayed_publication_is_recorded_once_per_act(open_store: Opener, tmp_path: Path) -> None:
+    """`--workers` processes all reload on one signal: of a set the trail's latest
+    publication holds already, none records it again, decided in the writer's transaction;
+    a set published before but not latest (a roll-back) is recorded, once."""
+    stores = [open_store(tmp_path / "node1", "n1"), open_store(tmp_path / "node2", "n2")]
+    newer = PublishedSet("sha256:set-b", {"rulesets/a.yaml": "item: 新\n"}, {"A@2": "sha256:a2"})
+    barrier = threading.Barrier(8)
+
+    def relay(published: PublishedSet, i: int) -> Any:
+        barrier.wait(timeout=20)
+        return stores[i % 2].publish_relayed(published, {"trigger": "SIGHUP", "by": "signal"})
+
+    for published in (SET, newer, SET):
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            made = [r for r in pool.map(relay, [published] * 8, range(8)) if r is not None]
+        assert len(made) == 1
+    # Between decisions and other events, the latest publication is still found.
+    fill(stores[0], (3,))
+    stores[0].record_event({"type": "dry_run", "by": "sup"})
+    assert stores[1].publish_relayed(SET, {"trigger": "watch", "by": ""}) is None
+    # A deliberate act (ReloadRulesets) is recorded whatever the trail holds.
+    assert stores[1].publish(SET, {"trigger": "rpc", "by": "admin"}) is not None
+    published = [e for e in events(stores[0]) if e["type"] == "ruleset_published"]
+    assert [(e["set_digest"], e["trigger"]) for e in published] == [
+        ("sha256:set-a", "SIGHUP"), ("sha256:set-b", "SIGHUP"), ("sha256:set-a", "SIGHUP"),
+        ("sha256:set-a", "rpc"),
+    ]  # fmt: skip
+    assert stores[0].verify().ok
+
+
 def test_an_escalation_stores_its_alert_and_notification_once(open_store: Opener) -> None:
     store = open_store()
     p = pending(1)

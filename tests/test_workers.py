@@ -122,8 +122,30 @@ def test_request_id_is_idempotent_across_workers(workers):
     assert v.ok and v.checked == PUBLISHED_AT_START + 1
 
 
-def test_reload_reaches_every_worker(workers, rules):
-    """SIGHUP to the supervisor, and ReloadRulesets on any one connection, reload all workers."""
+def _publications(state) -> list[tuple[str, str]]:
+    """(trigger, by) of every rule set publication on the trail, in order."""
+    with sqlite3.connect(state / "audit.sqlite3") as db:
+        rows = db.execute("SELECT body FROM records WHERE kind = 'event' ORDER BY seq")
+        found = [json.loads(body)["event"] for (body,) in rows]
+    return [(e["trigger"], e["by"]) for e in found if e["type"] == "ruleset_published"]
+
+
+def _reloads(workers, n: int) -> list[dict]:
+    """The first n rules.reloaded events, waiting for them."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done = [e for e in workers.events if e["event"] == "rules.reloaded"]
+        if len(done) >= n:
+            return done
+        time.sleep(0.1)
+    return [e for e in workers.events if e["event"] == "rules.reloaded"]
+
+
+def test_reload_reaches_every_worker(workers, rules, tmp_path):
+    """SIGHUP to the supervisor, and ReloadRulesets on any one connection, reload all workers;
+    each act is on the record once, however many workers carry it out."""
+    state = tmp_path / "state"
+    assert _publications(state) == [("start", "")]
     before = _digests(workers.target, 12)
     assert len(before) == 1
     set_amount(rules, 444)
@@ -137,6 +159,8 @@ def test_reload_reaches_every_worker(workers, rules):
     assert reloaded == {0, 1}
     after_sighup = _digests(workers.target, 12)
     assert len(after_sighup) == 1 and after_sighup != before
+    assert len(_reloads(workers, 2)) == 2
+    assert _publications(state) == [("start", ""), ("SIGHUP", "signal")]
 
     set_amount(rules, 555)
     with grpc.insecure_channel(workers.target) as ch:
@@ -149,6 +173,10 @@ def test_reload_reaches_every_worker(workers, rules):
             break
         time.sleep(0.2)
     assert len(after_rpc) == 1 and after_rpc.isdisjoint(after_sighup | before)
+    # The worker that served the RPC, then both on the relayed SIGHUP: one record, the RPC's.
+    reloads = _reloads(workers, 5)
+    assert sorted(e["trigger"] for e in reloads[2:]) == ["SIGHUP", "SIGHUP", "rpc"]
+    assert _publications(state) == [("start", ""), ("SIGHUP", "signal"), ("rpc", "anonymous")]
     assert (rules / SENIOR_FILE).exists()
 
 

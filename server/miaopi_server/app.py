@@ -271,7 +271,7 @@ async def create_server(settings: Settings) -> Running:
         store.on_batch = metrics.audit_batch
     try:
         # The set now serving goes on the record (archived) unless it already is.
-        await holder.record_start(Publisher(store))
+        await holder.record_start(Publisher(store, relayed=settings.worker_index >= 0))
         authenticator = open_authenticator(settings)
     except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
         store.close()

@@ -66,7 +66,12 @@ from miaopi_server.audit.sqlite_outbox import (
     take_due,
     undelivered,
 )
-from miaopi_server.audit.sqlite_rulesets import archive_set, find_set, is_archived
+from miaopi_server.audit.sqlite_rulesets import (
+    archive_set,
+    find_set,
+    is_archived,
+    latest_published,
+)
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
     TreeGrowth,
@@ -186,8 +191,8 @@ def now_ms() -> int:
     return int(utc_now().timestamp() * 1000)
 
 
-class _Archived(Exception):
-    """A start's publication of a set the trail has archived already: nothing recorded."""
+class _OnRecord(Exception):
+    """A publication the trail holds already (PendingEvent.unless): nothing recorded."""
 
 
 def _published(published: PublishedSet, details: dict[str, Any]) -> dict[str, Any]:
@@ -533,10 +538,8 @@ class ChainStore:
             for pending, fut in batch:
                 if isinstance(pending, PendingEvent):
                     insert()  # a purge sees every case recorded before it
-                    if pending.unless_archived and is_archived(
-                        self._writer, pending.attachment.set_digest
-                    ):
-                        refused.append((fut, _Archived()))
+                    if pending.unless and self._on_record(pending):
+                        refused.append((fut, _OnRecord()))
                         continue
                     seq += 1
                     event = self._insert_event(seq, prev, pending)
@@ -692,7 +695,7 @@ class ChainStore:
         return self.append(self._event(details, attachment)).result()
 
     def _event(
-        self, details: dict[str, Any], attachment: Any = None, unless_archived: bool = False
+        self, details: dict[str, Any], attachment: Any = None, unless: str = ""
     ) -> PendingEvent:
         return PendingEvent(
             event_id=f"event-{uuid.uuid4()}",
@@ -700,7 +703,7 @@ class ChainStore:
             node_id=self.node_id,
             details=details,
             attachment=attachment,
-            unless_archived=unless_archived,
+            unless=unless,
         )
 
     def publish(self, published: PublishedSet, details: dict[str, Any]) -> StoredRecord:
@@ -713,11 +716,32 @@ class ChainStore:
         """`publish` unless the set is archived already (None then), checked in the writer's
         transaction: of several processes or nodes starting on one trail with the same set,
         one records it."""
-        event = self._event(_published(published, details), published, unless_archived=True)
+        return self._publish_unless("archived", published, details)
+
+    def publish_relayed(
+        self, published: PublishedSet, details: dict[str, Any]
+    ) -> StoredRecord | None:
+        """`publish` unless the trail's latest publication is of this set (None then),
+        checked in the writer's transaction: of the `--workers` processes that all reload on
+        one signal or one file change, one records it."""
+        return self._publish_unless("latest", published, details)
+
+    def _publish_unless(
+        self, unless: str, published: PublishedSet, details: dict[str, Any]
+    ) -> StoredRecord | None:
+        event = self._event(_published(published, details), published, unless=unless)
         try:
             return self.append(event).result()
-        except _Archived:
+        except _OnRecord:
             return None
+
+    def _on_record(self, event: PendingEvent) -> bool:
+        """In the writer's transaction: whether the trail holds `event`'s publication as
+        its `unless` says."""
+        digest: str = event.attachment.set_digest
+        if event.unless == "archived":
+            return is_archived(self._writer, digest)
+        return latest_published(self._writer) == digest
 
     def published_set(self, digest: str) -> PublishedSet | None:
         """The archived set of this set digest, or holding an item version of this digest."""

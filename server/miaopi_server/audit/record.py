@@ -101,9 +101,11 @@ class PendingEvent:
     # What the event stores beside the chain in its own commit, outside its body (a published
     # rule set's files: the body names their digest); None for most events.
     attachment: Any = field(default=None, compare=False)
-    # Recorded only if its attachment's set is not archived yet, as seen in the writer's
-    # transaction: a start's publication, once per set on a trail however many nodes start.
-    unless_archived: bool = field(default=False, compare=False)
+    # A publication recorded only if, as seen in the writer's transaction, its attachment's
+    # set is not "archived" yet (a start's: once per set on a trail however many nodes
+    # start), or is not the trail's "latest" publication (a signal or file change every
+    # `--workers` process acts on: once per act). "": always.
+    unless: str = field(default="", compare=False)
 
     def canonical_body(self, seq: int, prev_hash: str, extra: dict[str, Any]) -> bytes:
         event = {**self.details, **extra, "id": self.event_id, "at": self.at}

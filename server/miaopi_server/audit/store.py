@@ -99,6 +99,13 @@ class AuditStore(Protocol):
         transaction: processes and nodes starting together with one set record it once."""
         ...
 
+    def publish_relayed(
+        self, published: PublishedSet, details: dict[str, Any]
+    ) -> StoredRecord | None:
+        """`publish` unless the trail's latest publication is of this set (None), decided in
+        the write transaction: `--workers` processes reloading on one signal record it once."""
+        ...
+
     def published_set(self, digest: str) -> PublishedSet | None:
         """The archived set by set digest or by the digest of an item version in it."""
         ...

@@ -53,6 +53,7 @@ from miaopi_server.errors import (
 from miaopi_server.ops.logs import LogSampler
 from miaopi_server.ops.lookups import gather
 from miaopi_server.ops.metrics import Metrics
+from miaopi_server.ops.publish import RPC
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
 from miaopi_server.rules.model import Item
 from miaopi_server.sources.model import Provider
@@ -373,7 +374,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
         principal = await self.guard(context, "ReloadRulesets")
-        result = await self._holder.reload("rpc", principal.id)
+        result = await self._holder.reload(RPC, principal.id)
         if result.applied and self._on_reload is not None:
             self._on_reload()
         return convert.reload_response(result)

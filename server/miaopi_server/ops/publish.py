@@ -7,7 +7,11 @@ commit, content-addressed by that digest (once: the same text published again is
 record, but stored once). If the record cannot be written the set does not go live. At
 start-up a set already archived is not recorded again: a restart publishes nothing, and of
 several processes (`--workers`) or nodes (one PostgreSQL trail) starting with the same set one
-records it. The store decides that in its write transaction (store.publish_new).
+records it. The store decides that in its write transaction (store.publish_new). Likewise the
+`--workers` processes, which all reload on one SIGHUP (the supervisor relays it, and turns a
+ReloadRulesets served by one worker into one for all) or one file change (`--watch`), record
+that act once: a set that is the trail's latest publication is not recorded again by them
+(store.publish_relayed). The RPC's own publication, by its principal, is always recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from miaopi_server.decision.catalog import Catalog
 from miaopi_server.ops import staging
 
 START = "start"
+RPC = "rpc"  # ReloadRulesets: the worker that served it records it, by its principal
 
 
 def versions(catalog: Catalog) -> dict[str, str]:
@@ -36,16 +41,21 @@ class Publisher:
     """Records the sets going live in `store`."""
 
     store: AuditStore
+    # One of several `--workers` processes: a relayed act (not "rpc") is recorded once.
+    relayed: bool = False
 
     def record(
         self, staged: staging.Staged, catalog: Catalog, trigger: str, by: str
     ) -> StoredRecord | None:
         """Archive and record `staged` (loaded as `catalog`), published by `trigger` ("rpc",
         "SIGHUP", "watch", "start") on behalf of `by` (a principal id, or "" for the server
-        itself). At start-up a set already archived gives None: nothing new was published.
+        itself). None when nothing new was recorded: at start-up a set already archived,
+        and in a relayed act a set that is the trail's latest publication.
         Raises AuditUnavailable when it cannot be recorded, OSError when the copy is gone."""
         published = PublishedSet(staged.digest, staged.texts(), versions(catalog))
         details = {"trigger": trigger, "by": by}
-        if trigger != START:
-            return self.store.publish(published, details)
-        return self.store.publish_new(published, details)
+        if trigger == START:
+            return self.store.publish_new(published, details)
+        if self.relayed and trigger != RPC:
+            return self.store.publish_relayed(published, details)
+        return self.store.publish(published, details)
