@@ -1,7 +1,8 @@
-"""`miaopi audit verify --store` and `miaopi audit export --store`: a PostgreSQL trail checked
-and exported directly, read-only, without a server. The trail is written by a real server
-on a real PostgreSQL (tests/postgres.py); the tampered and rolled-back databases are copies of
-it (CREATE DATABASE ... TEMPLATE) changed as the superuser."""
+"""`miaopi audit verify --store`, `audit prove-consistency --store` and `audit export --store`:
+a PostgreSQL trail checked, proved and exported directly, read-only, without a server. The
+trail is written by a real server on a real PostgreSQL (tests/postgres.py); the tampered and
+rolled-back databases are copies of it (CREATE DATABASE ... TEMPLATE) changed as the
+superuser."""
 
 from __future__ import annotations
 
@@ -197,6 +198,37 @@ def test_a_database_rolled_back_behind_its_witness_fails(trail: Trail) -> None:
     ), out
 
 
+def test_a_saved_head_is_proved_against_the_trail_itself(trail: Trail) -> None:
+    """prove-consistency --store: the node's witness is a prefix of the trail's latest signed
+    tree (RFC 9162, checked with the key); a copy rolled back behind it is not."""
+    code, out, err = run("audit", "prove-consistency", str(trail.witness), "--store", trail.dsn,
+                         "--key", str(trail.pem))  # fmt: skip
+    size = trail.heads[-1]
+    assert (code, err) == (0, ""), out
+    assert out.startswith(f"consistent: the signed tree of {size} records")
+    code, out, _ = run("audit", "prove-consistency", str(trail.witness), "--store", trail.dsn,
+                       "--key", str(trail.pem), "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["ok"] is True and json.loads(out)["second"] == size
+    dsn = trail.copy()
+    kept = trail.heads[-3]
+    trail.run_sql(
+        dsn,
+        "DELETE FROM cases WHERE seq > %s",
+        "DELETE FROM records WHERE seq > %s",
+        "DELETE FROM tree_heads WHERE tree_size > %s",
+        "DELETE FROM tree_nodes WHERE ((idx + 1) << level) > %s",
+        args=(kept,),
+    )
+    code, out, _ = run("audit", "prove-consistency", str(trail.witness), "--store", dsn,
+                       "--key", str(trail.pem))  # fmt: skip
+    assert code == 1 and out.startswith("NOT consistent"), out
+    code, _, err = run("audit", "prove-consistency", str(trail.witness), "--store", trail.dsn)
+    assert code == 2 and "a public key is needed with --store" in err
+    code, _, err = run("audit", "prove-consistency", str(trail.witness), "--store", trail.dsn,
+                       "--db", "x.sqlite3", "--key", str(trail.pem))  # fmt: skip
+    assert code == 2 and "not allowed with argument" in err
+
+
 def test_export_equals_the_servers(trail: Trail, tmp_path: Path) -> None:
     """The same lines as `audit export --target` gave, oldest first, Chinese text as it was;
     --item filters the same way; to stdout too."""
@@ -211,7 +243,7 @@ def test_export_equals_the_servers(trail: Trail, tmp_path: Path) -> None:
     assert len(text.splitlines()) == sum(c[0] == SENIOR_CODE for c in CASES)
 
 
-@pytest.mark.parametrize("command", ["verify", "export"])
+@pytest.mark.parametrize("command", ["verify", "export", "prove-consistency"])
 def test_an_unreachable_database_is_bad_input_without_its_password(
     trail: Trail, tmp_path: Path, command: str
 ) -> None:
@@ -219,10 +251,12 @@ def test_an_unreachable_database_is_bad_input_without_its_password(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     dsn = f"postgresql://auditor:{PASSWORD}@127.0.0.1:{port}/trail"
-    extra = ["--key", str(trail.pem), "--no-witness"] if command == "verify" else []
     out_file = tmp_path / "out.jsonl"
-    if command == "export":
-        extra = ["--out", str(out_file)]
+    extra = {
+        "verify": ["--key", str(trail.pem), "--no-witness"],
+        "export": ["--out", str(out_file)],
+        "prove-consistency": [str(trail.witness), "--key", str(trail.pem)],
+    }[command]
     code, out, err = run("audit", command, "--store", dsn, *extra)
     assert code == 2, (out, err)
     assert f"cannot reach audit database postgresql://auditor@127.0.0.1:{port}/trail" in err
@@ -233,6 +267,9 @@ def test_an_unreachable_database_is_bad_input_without_its_password(
 def test_a_database_that_is_not_a_trail_is_bad_input(trail: Trail) -> None:
     empty = trail.pg.database()
     code, _, err = trail.verify(empty, "--no-witness")
+    assert code == 2 and "is not an audit trail" in err
+    code, _, err = run("audit", "prove-consistency", str(trail.witness), "--store", empty,
+                       "--key", str(trail.pem))  # fmt: skip
     assert code == 2 and "is not an audit trail" in err
     code, _, err = run("audit", "export", "--store", empty)
     assert code == 2 and "is not an audit trail" in err

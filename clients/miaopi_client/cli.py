@@ -370,20 +370,33 @@ def _cmd_audit_prove_consistency(args: argparse.Namespace) -> int:
         first = saved_head(_read_json(args.file, "tree head"))
     except ValueError as exc:
         raise BadInput(f"{args.file}: {exc}") from None
-    _offline_or_server(args, "--db", args.db)
+    option, source = _offline_source(args)
     keys = [_read_key(k) for k in args.keys]
-    if args.db is not None:
-        from miaopi_server.offline import database_consistency
+    if option:
+        import sqlite3
+
+        from miaopi_server.offline import AuditUnavailable
 
         if not keys:
-            raise BadInput("a public key is needed with --db: --key PEM")
-        if not args.db.is_file():
-            raise BadInput(f"cannot open audit database {args.db}: no such file")
+            raise BadInput(f"a public key is needed with {option}: --key PEM")
         try:
-            second, path = database_consistency(args.db, first.tree_size)
+            if option == "--store":  # PostgreSQL's driver only for --store
+                from miaopi_server.offline import store_consistency
+
+                second, path = store_consistency(source, first.tree_size)
+            else:
+                from miaopi_server.offline import database_consistency
+
+                if not args.db.is_file():
+                    raise BadInput(f"cannot open audit database {args.db}: no such file")
+                second, path = database_consistency(args.db, first.tree_size)
         except ValueError as exc:
             print(f"NOT consistent: {exc}")
             return FAILED
+        except sqlite3.Error as exc:
+            raise BadInput(f"cannot read audit database {args.db}: {exc}") from None
+        except AuditUnavailable as exc:  # the message names the database without its password
+            raise BadInput(str(exc)) from None
         proof = [h.hex() for h in path]
     else:
         with _client(args, args.target, "supervisor") as c:
@@ -863,12 +876,19 @@ def _add_audit_parsers(sub: Any) -> None:
         "prove-consistency",
         help="check that the trail still holds every record a saved tree head signed",
         description="FILE: a saved decision (its receipt's tree head), or a tree head such as "
-        "the witness file. The server (--target) or a database (--db, offline, needs --key) "
-        "proves that its latest signed tree extends it (RFC 9162).",
+        "the witness file. The server (--target) or a database (offline, needs --key: --db, "
+        "or --store for a PostgreSQL trail) proves that its latest signed tree extends it "
+        "(RFC 9162).",
     )
     s.add_argument("file", type=Path, metavar="FILE", help='saved decision or head; "-": stdin')
-    s.add_argument(
+    source = s.add_mutually_exclusive_group()
+    source.add_argument(
         "--db", type=Path, metavar="FILE", help="audit database (or a copy), instead of --target"
+    )
+    source.add_argument(
+        "--store",
+        metavar="DSN",
+        help="a shared PostgreSQL trail, read-only: postgresql://USER@HOST:PORT/DB",
     )
     _add_keys(s, "; default: the server's")
     s.add_argument("--json", action="store_true", help="print the result as JSON")

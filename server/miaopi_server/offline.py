@@ -16,7 +16,11 @@ if TYPE_CHECKING:  # what each name is, for type checkers; at run time see _HOME
     from miaopi_server.audit.canonical import canonical
     from miaopi_server.audit.decision_json import decision_json, json_value, material_json
     from miaopi_server.audit.merkle import leaf_hash, root_from_inclusion, roots_from_consistency
-    from miaopi_server.audit.postgres.readonly import store_records, verify_store
+    from miaopi_server.audit.postgres.readonly import (
+        store_consistency,
+        store_records,
+        verify_store,
+    )
     from miaopi_server.audit.record import hash_body
     from miaopi_server.audit.seal import key_id_of, public_key_from_pem, verify_seal
     from miaopi_server.audit.sqlite_verify import database_consistency, verify_database
@@ -84,6 +88,7 @@ _HOME = {
     "root_from_inclusion": "miaopi_server.audit.merkle",
     "roots_from_consistency": "miaopi_server.audit.merkle",
     "shanghai_today": "miaopi_server.clock",
+    "store_consistency": "miaopi_server.audit.postgres.readonly",
     "store_records": "miaopi_server.audit.postgres.readonly",
     "verify_database": "miaopi_server.audit.sqlite_verify",
     "verify_seal": "miaopi_server.audit.seal",
@@ -129,6 +134,7 @@ __all__ = [
     "roots_from_consistency",
     "sealed_summary",
     "shanghai_today",
+    "store_consistency",
     "store_records",
     "verify_database",
     "verify_seal",

@@ -111,15 +111,23 @@ def database_consistency(path: Path, first: int) -> tuple[TreeHead, list[bytes]]
     conn = connect_readonly(path)
     try:
         conn.execute("BEGIN")
-        head = latest_head(conn) if has_tree(conn) else None
-        if head is None:
-            raise ValueError(f"{path} has no signed tree head")
-        try:
-            return head, merkle.consistency_proof(first, head.tree_size, CachedNodes(conn))
-        except LookupError as exc:
-            raise ValueError(f"{path}: the tree is incomplete: {exc}") from None
+        return snapshot_consistency(conn, first, str(path))
     finally:
         conn.close()
+
+
+def snapshot_consistency(
+    conn: Connection, first: int, where: str
+) -> tuple[TreeHead, list[bytes]]:
+    """database_consistency on a connection already in one read snapshot (either backend);
+    `where` names the trail in messages."""
+    head = latest_head(conn) if has_tree(conn) else None
+    if head is None:
+        raise ValueError(f"{where} has no signed tree head")
+    try:
+        return head, merkle.consistency_proof(first, head.tree_size, CachedNodes(conn))
+    except LookupError as exc:
+        raise ValueError(f"{where}: the tree is incomplete: {exc}") from None
 
 
 def check_records(

@@ -1,5 +1,6 @@
-"""Reading a shared PostgreSQL trail from outside the servers: `miaopi audit verify --store`
-and `miaopi audit export --store` (a supervision office checking the database itself).
+"""Reading a shared PostgreSQL trail from outside the servers: `miaopi audit verify --store`,
+`miaopi audit prove-consistency --store` and `miaopi audit export --store` (a supervision
+office checking the database itself).
 
 One connection, one REPEATABLE READ READ ONLY transaction (and the session's
 default_transaction_read_only on: nothing here can write, whatever SQL the shared code runs),
@@ -21,7 +22,7 @@ from psycopg import conninfo
 
 from miaopi_server.audit.dialect import Cursor
 from miaopi_server.audit.postgres.conn import DOWN, PgConn, placeholders, where
-from miaopi_server.audit.sqlite_verify import verify_snapshot
+from miaopi_server.audit.sqlite_verify import snapshot_consistency, verify_snapshot
 from miaopi_server.audit.store import Verification
 from miaopi_server.audit.treehead import TreeHead
 from miaopi_server.errors import AuditUnavailable
@@ -134,6 +135,14 @@ def verify_store(
     the tree and its signed heads, and that the trail extends `witness`."""
     with snapshot(dsn) as conn:
         return verify_snapshot(conn, keys, from_seq, to_seq, witness)
+
+
+def store_consistency(dsn: str, first: int) -> tuple[TreeHead, list[bytes]]:
+    """database_consistency for the PostgreSQL trail `dsn` names: its latest signed head and
+    the proof that its first `first` records are a prefix of it, read in one snapshot;
+    ValueError when there is no such head or proof."""
+    with snapshot(dsn) as conn:
+        return snapshot_consistency(conn, first, where(dsn))
 
 
 def store_records(dsn: str, item_code: str = "") -> Iterator[tuple[int, str, str]]:
