@@ -116,9 +116,7 @@ def database_consistency(path: Path, first: int) -> tuple[TreeHead, list[bytes]]
         conn.close()
 
 
-def snapshot_consistency(
-    conn: Connection, first: int, where: str
-) -> tuple[TreeHead, list[bytes]]:
+def snapshot_consistency(conn: Connection, first: int, where: str) -> tuple[TreeHead, list[bytes]]:
     """database_consistency on a connection already in one read snapshot (either backend);
     `where` names the trail in messages."""
     head = latest_head(conn) if has_tree(conn) else None
