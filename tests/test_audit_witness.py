@@ -344,11 +344,21 @@ class TestConsistencyProofs:
         code, out, _ = run("audit", "prove-consistency", str(saved), "--db", str(cut),
                            "--key", str(pem))  # fmt: skip
         assert code == 1 and out.startswith("NOT consistent")
+        code, out, _ = run("audit", "prove-consistency", str(saved), "--db", str(cut),
+                           "--key", str(pem), "--json")  # fmt: skip
+        got = json.loads(out)
+        assert code == 1 and got["ok"] is False and got["first"] == first and got["reason"]
         garbage = tmp_path / "not-a-database.sqlite3"
         garbage.write_bytes("not a database, 不是数据库\n".encode() * 200)
         code, out, err = run("audit", "prove-consistency", str(saved), "--db", str(garbage),
                              "--key", str(pem))  # fmt: skip
         assert code == 2 and f"cannot read audit database {garbage}" in err, (out, err)
+        other = tmp_path / "other.sqlite3"  # a database, but not an audit trail
+        with sqlite3.connect(other) as conn:
+            conn.execute("CREATE TABLE t (x)")
+        code, out, err = run("audit", "prove-consistency", str(saved), "--db", str(other),
+                             "--key", str(pem))  # fmt: skip
+        assert code == 2 and f"audit database {other} is not an audit trail" in err, (out, err)
         # A forged later head (another key) is not accepted either.
         code, out, _ = run("audit", "prove-consistency", str(saved), "--db", str(db),
                            "--key", str(TestBehindOrForked.pem(tmp_path / "x")))  # fmt: skip

@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -317,32 +318,32 @@ def test_a_start_publication_is_recorded_once_by_stores_starting_together(
     assert stores[0].verify().ok
 
 
-def test_a_relayed_publication_is_recorded_once_per_act(open_store: Opener, tmp_path: Path) -> None:
-    """`--workers` processes all reload on one signal: of a set the trail's latest
-    publication holds already, none records it again, decided in the writer's transaction;
-    a set published before but not latest (a roll-back) is recorded, once."""
+def test_an_act_of_all_workers_is_recorded_once(open_store: Opener, tmp_path: Path) -> None:
+    """`--workers` processes all carry out one reload (one act): recorded once, decided in
+    the writer's transaction. Another act is recorded even with the same set (as a second
+    SIGHUP to one process is); an act id already recorded with another set (a worker
+    signalled directly, reading an old act) still records its set, as an event of its own."""
     stores = [open_store(tmp_path / "node1", "n1"), open_store(tmp_path / "node2", "n2")]
     newer = PublishedSet("sha256:set-b", {"rulesets/a.yaml": "item: 新\n"}, {"A@2": "sha256:a2"})
     barrier = threading.Barrier(8)
+    acts = [str(uuid.uuid4()) for _ in range(3)]
 
-    def relay(published: PublishedSet, i: int) -> Any:
+    def carry_out(act: str, published: PublishedSet, i: int) -> Any:
         barrier.wait(timeout=20)
-        return stores[i % 2].publish_relayed(published, {"trigger": "SIGHUP", "by": "signal"})
+        details = {"trigger": "SIGHUP", "by": "signal"}
+        return stores[i % 2].publish_act(published, details, act)
 
-    for published in (SET, newer, SET):
+    for act, published in zip(acts, (SET, newer, newer), strict=True):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            made = [r for r in pool.map(relay, [published] * 8, range(8)) if r is not None]
-        assert len(made) == 1
-    # Between decisions and other events, the latest publication is still found.
-    fill(stores[0], (3,))
-    stores[0].record_event({"type": "dry_run", "by": "sup"})
-    assert stores[1].publish_relayed(SET, {"trigger": "watch", "by": ""}) is None
-    # A deliberate act (ReloadRulesets) is recorded whatever the trail holds.
-    assert stores[1].publish(SET, {"trigger": "rpc", "by": "admin"}) is not None
-    published = [e for e in events(stores[0]) if e["type"] == "ruleset_published"]
-    assert [(e["set_digest"], e["trigger"]) for e in published] == [
-        ("sha256:set-a", "SIGHUP"), ("sha256:set-b", "SIGHUP"), ("sha256:set-a", "SIGHUP"),
-        ("sha256:set-a", "rpc"),
+            made = pool.map(carry_out, [act] * 8, [published] * 8, range(8))
+            recorded = [r for r in made if r is not None]
+        assert len(recorded) == 1 and recorded[0].decision_id == f"event-{act}"
+    stale = stores[0].publish_act(SET, {"trigger": "SIGHUP", "by": "signal"}, acts[1])
+    assert stale is not None and stale.decision_id not in {f"event-{a}" for a in acts}
+    published = [e for e in events(stores[1]) if e["type"] == "ruleset_published"]
+    assert [(e["id"], e["set_digest"]) for e in published] == [
+        (f"event-{acts[0]}", "sha256:set-a"), (f"event-{acts[1]}", "sha256:set-b"),
+        (f"event-{acts[2]}", "sha256:set-b"), (stale.decision_id, "sha256:set-a"),
     ]  # fmt: skip
     assert stores[0].verify().ok
 

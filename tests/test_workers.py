@@ -177,7 +177,34 @@ def test_reload_reaches_every_worker(workers, rules, tmp_path):
     reloads = _reloads(workers, 5)
     assert sorted(e["trigger"] for e in reloads[2:]) == ["SIGHUP", "SIGHUP", "rpc"]
     assert _publications(state) == [("start", ""), ("SIGHUP", "signal"), ("rpc", "anonymous")]
+    # Another SIGHUP, the files unchanged: another act, on the record once (as for one process).
+    workers.signal(signal.SIGHUP)
+    assert len(_reloads(workers, 7)) == 7
+    assert _publications(state)[3:] == [("SIGHUP", "signal")]
     assert (rules / SENIOR_FILE).exists()
+
+
+def test_a_watched_change_is_published_by_one_worker_for_all(rules, tmp_path):
+    """With --watch, worker 0 watches; what it publishes the other worker reloads too, and
+    the change is on the record once."""
+    state = tmp_path / "state"
+    server = ServerProcess(rules, state, "--watch", "0.2", "--workers", "2")
+    try:
+        before = _digests(server.target, 8)
+        set_amount(rules, 444)
+        # Worker 0 on the change, then both on the SIGHUP relayed for it.
+        done = _reloads(server, 3)
+        assert sorted((e["trigger"], e.get("worker")) for e in done) == [
+            ("SIGHUP", 0),
+            ("SIGHUP", 1),
+            ("watch", 0),
+        ]
+        after = _digests(server.target, 8)
+        assert len(after) == 1 and after != before
+        assert _publications(state) == [("start", ""), ("watch", "")]
+    finally:
+        server.signal(signal.SIGTERM)
+        server.wait(30)
 
 
 def test_sigterm_stops_all_and_a_dead_worker_stops_the_set(rules, tmp_path):

@@ -363,6 +363,15 @@ def _read_json(spec: Path, what: str) -> Any:
         raise BadInput(f"cannot read {what} {spec}: {exc}") from None
 
 
+def _not_consistent(as_json: bool, first: int, reason: str) -> int:
+    """No later signed tree to check against (none, incomplete, or shorter than `first`)."""
+    if as_json:
+        print_json({"ok": False, "reason": reason, "first": first, "second": 0, "proof": []})
+    else:
+        print(f"NOT consistent: {reason}")
+    return FAILED
+
+
 def _cmd_audit_prove_consistency(args: argparse.Namespace) -> int:
     from .consistency import check_consistency, head_from_json, saved_head
 
@@ -391,8 +400,7 @@ def _cmd_audit_prove_consistency(args: argparse.Namespace) -> int:
                     raise BadInput(f"cannot open audit database {args.db}: no such file")
                 second, path = database_consistency(args.db, first.tree_size)
         except ValueError as exc:
-            print(f"NOT consistent: {exc}")
-            return FAILED
+            return _not_consistent(args.json, first.tree_size, str(exc))
         except sqlite3.Error as exc:
             raise BadInput(f"cannot read audit database {args.db}: {exc}") from None
         except AuditUnavailable as exc:  # the message names the database without its password
@@ -407,8 +415,7 @@ def _cmd_audit_prove_consistency(args: argparse.Namespace) -> int:
             except ClientError as exc:
                 if exc.code != "INVALID_ARGUMENT":
                     raise
-                print(f"NOT consistent: {exc.message}")
-                return FAILED
+                return _not_consistent(args.json, first.tree_size, exc.message)
         second, proof = head_from_json(got["second"]), got["proof"]
     check = check_consistency(first, second, proof, keys)
     if args.json:

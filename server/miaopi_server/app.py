@@ -271,7 +271,7 @@ async def create_server(settings: Settings) -> Running:
         store.on_batch = metrics.audit_batch
     try:
         # The set now serving goes on the record (archived) unless it already is.
-        await holder.record_start(Publisher(store, relayed=settings.worker_index >= 0))
+        await holder.record_start(Publisher(store))
         authenticator = open_authenticator(settings)
     except BaseException:  # e.g. a bad credentials file: nothing opened so far stays open
         store.close()
@@ -312,7 +312,7 @@ async def create_server(settings: Settings) -> Running:
         node_name(settings),
         authenticator,
         RateLimiter(settings.rate_per_second, settings.rate_burst),
-        on_reload=workers.notify_reloaded if settings.worker_index >= 0 else None,
+        relay=workers.Relay(settings.state_dir) if settings.worker_index >= 0 else None,
         provider=provider,
         licences_deadline=settings.elicense_deadline_ms / 1000,
         metrics=metrics,
@@ -368,8 +368,10 @@ async def create_server(settings: Settings) -> Running:
     await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
     watcher = None
-    if settings.watch_seconds > 0:
-        watcher = asyncio.create_task(watch(holder, settings.watch_seconds))
+    # With --workers, worker 0 watches and relays what it published to the others.
+    if settings.watch_seconds > 0 and settings.worker_index <= 0:
+        relay = workers.Relay(settings.state_dir) if settings.worker_index == 0 else None
+        watcher = asyncio.create_task(watch(holder, settings.watch_seconds, relay=relay))
     alerts = None
     if settings.alert_interval_seconds > 0:
         alerts = asyncio.create_task(
@@ -396,13 +398,16 @@ async def serve(settings: Settings, supervisor: int = 0) -> None:
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[object]] = set()
 
+    is_worker = settings.worker_index >= 0
+
     def on_sighup() -> None:
-        task = loop.create_task(running.holder.reload("SIGHUP", "signal"))
+        # A worker's SIGHUP is the act its supervisor (or a fellow worker) wrote down.
+        act = workers.current_act(settings.state_dir) if is_worker else ""
+        task = loop.create_task(running.holder.reload("SIGHUP", "signal", act))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    is_worker = settings.worker_index >= 0
     log.info(
         "worker.started" if is_worker else "server.started",
         listen=f"{host}:{running.port}",
@@ -475,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                 args,
                 settings.listen,
                 settings.workers,
+                settings.state_dir,
                 lambda: _prepare_shared_state(settings),
                 (lambda: _worker_set_metrics(settings)) if settings.metrics_listen else None,
             )

@@ -31,7 +31,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from miaopi_server.audit import merkle
 from miaopi_server.audit.canonical import GENESIS_HASH, sha256_hex
@@ -66,12 +66,7 @@ from miaopi_server.audit.sqlite_outbox import (
     take_due,
     undelivered,
 )
-from miaopi_server.audit.sqlite_rulesets import (
-    archive_set,
-    find_set,
-    is_archived,
-    latest_published,
-)
+from miaopi_server.audit.sqlite_rulesets import archive_set, find_set, is_archived
 from miaopi_server.audit.sqlite_tree import (
     CachedNodes,
     TreeGrowth,
@@ -538,9 +533,12 @@ class ChainStore:
             for pending, fut in batch:
                 if isinstance(pending, PendingEvent):
                     insert()  # a purge sees every case recorded before it
-                    if pending.unless and self._on_record(pending):
-                        refused.append((fut, _OnRecord()))
-                        continue
+                    if pending.unless:
+                        unrecorded = self._unless_on_record(pending)
+                        if unrecorded is None:
+                            refused.append((fut, _OnRecord()))
+                            continue
+                        pending = unrecorded
                     seq += 1
                     event = self._insert_event(seq, prev, pending)
                     tree.add(event.record_hash)
@@ -695,7 +693,10 @@ class ChainStore:
         return self.append(self._event(details, attachment)).result()
 
     def _event(
-        self, details: dict[str, Any], attachment: Any = None, unless: str = ""
+        self,
+        details: dict[str, Any],
+        attachment: Any = None,
+        unless: Literal["", "archived", "act"] = "",
     ) -> PendingEvent:
         return PendingEvent(
             event_id=f"event-{uuid.uuid4()}",
@@ -716,32 +717,42 @@ class ChainStore:
         """`publish` unless the set is archived already (None then), checked in the writer's
         transaction: of several processes or nodes starting on one trail with the same set,
         one records it."""
-        return self._publish_unless("archived", published, details)
+        return self._append_unless(
+            self._event(_published(published, details), published, unless="archived")
+        )
 
-    def publish_relayed(
-        self, published: PublishedSet, details: dict[str, Any]
+    def publish_act(
+        self, published: PublishedSet, details: dict[str, Any], act: str
     ) -> StoredRecord | None:
-        """`publish` unless the trail's latest publication is of this set (None then),
-        checked in the writer's transaction: of the `--workers` processes that all reload on
-        one signal or one file change, one records it."""
-        return self._publish_unless("latest", published, details)
+        """`publish` as the event of `act` (its id: event-ACT) unless the trail holds that
+        event already (None then), checked in the writer's transaction: the `--workers`
+        processes that all carry out one reload record it once."""
+        event = replace(self._event(_published(published, details), published, unless="act"),
+                        event_id=f"event-{act}")  # fmt: skip
+        return self._append_unless(event)
 
-    def _publish_unless(
-        self, unless: str, published: PublishedSet, details: dict[str, Any]
-    ) -> StoredRecord | None:
-        event = self._event(_published(published, details), published, unless=unless)
+    def _append_unless(self, event: PendingEvent) -> StoredRecord | None:
         try:
             return self.append(event).result()
         except _OnRecord:
             return None
 
-    def _on_record(self, event: PendingEvent) -> bool:
-        """In the writer's transaction: whether the trail holds `event`'s publication as
-        its `unless` says."""
+    def _unless_on_record(self, event: PendingEvent) -> PendingEvent | None:
+        """In the writer's transaction: None when the trail holds `event`'s publication as
+        its `unless` says, else the event to record."""
         digest: str = event.attachment.set_digest
         if event.unless == "archived":
-            return is_archived(self._writer, digest)
-        return latest_published(self._writer) == digest
+            return None if is_archived(self._writer, digest) else event
+        row = self._writer.execute(
+            "SELECT body FROM records WHERE decision_id = ?", (event.event_id,)
+        ).fetchone()
+        if row is None:
+            return event
+        if json.loads(row[0])["event"].get("set_digest") == digest:
+            return None
+        # The act's event recorded another set (a worker signalled directly, reading an
+        # act that is not its own): this publication is recorded, as an event of its own.
+        return replace(event, event_id=f"event-{uuid.uuid4()}")
 
     def published_set(self, digest: str) -> PublishedSet | None:
         """The archived set of this set digest, or holding an item version of this digest."""

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from miaopi_server.audit.canonical import canonical, sha256_hex
 from miaopi_server.audit.treehead import TreeHead
@@ -103,9 +103,9 @@ class PendingEvent:
     attachment: Any = field(default=None, compare=False)
     # A publication recorded only if, as seen in the writer's transaction, its attachment's
     # set is not "archived" yet (a start's: once per set on a trail however many nodes
-    # start), or is not the trail's "latest" publication (a signal or file change every
-    # `--workers` process acts on: once per act). "": always.
-    unless: str = field(default="", compare=False)
+    # start), or its "act" is not on the trail yet: one reload every `--workers` process
+    # carries out, whose event id they share (ops/workers.py). "": always.
+    unless: Literal["", "archived", "act"] = field(default="", compare=False)
 
     def canonical_body(self, seq: int, prev_hash: str, extra: dict[str, Any]) -> bytes:
         event = {**self.details, **extra, "id": self.event_id, "at": self.at}

@@ -35,25 +35,6 @@ def is_archived(conn: Connection, set_digest: str) -> bool:
     return row is not None
 
 
-# Events are few beside decisions, and a publication is rarely far behind the latest event.
-_LATEST_EVENTS = 64
-
-
-def latest_published(conn: Connection) -> str | None:
-    """The set digest of the trail's latest "ruleset_published" event, looked for among its
-    last 64 events (events have no item code: the records_item index finds them); None when
-    there is none there."""
-    rows = conn.execute(
-        "SELECT body FROM records WHERE item_code = '' AND kind = 'event' ORDER BY seq DESC"
-        f" LIMIT {_LATEST_EVENTS}"
-    ).fetchall()
-    for (body,) in rows:
-        event = json.loads(body)["event"]
-        if event.get("type") == "ruleset_published":
-            return str(event["set_digest"])
-    return None
-
-
 def find_set(conn: Connection, digest: str) -> PublishedSet | None:
     """The archived set with this set digest, or the first published set holding an item
     version of this digest; None when there is none."""

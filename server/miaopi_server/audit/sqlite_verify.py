@@ -41,6 +41,7 @@ from miaopi_server.audit.sqlite_tree import (
 )
 from miaopi_server.audit.store import Verification
 from miaopi_server.audit.treehead import TreeHead
+from miaopi_server.errors import AuditUnavailable
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -107,10 +108,13 @@ def verify_snapshot(
 
 def database_consistency(path: Path, first: int) -> tuple[TreeHead, list[bytes]]:
     """The latest signed head of the database at `path` and the RFC 9162 proof that its first
-    `first` records are a prefix of it; ValueError when there is no such head or proof."""
+    `first` records are a prefix of it; ValueError when there is no such head or proof,
+    AuditUnavailable when the database is not an audit trail."""
     conn = connect_readonly(path)
     try:
         conn.execute("BEGIN")
+        if "records" not in dialect_of(conn).tables(conn):
+            raise AuditUnavailable(f"audit database {path} is not an audit trail")
         return snapshot_consistency(conn, first, str(path))
     finally:
         conn.close()

@@ -99,11 +99,11 @@ class AuditStore(Protocol):
         transaction: processes and nodes starting together with one set record it once."""
         ...
 
-    def publish_relayed(
-        self, published: PublishedSet, details: dict[str, Any]
+    def publish_act(
+        self, published: PublishedSet, details: dict[str, Any], act: str
     ) -> StoredRecord | None:
-        """`publish` unless the trail's latest publication is of this set (None), decided in
-        the write transaction: `--workers` processes reloading on one signal record it once."""
+        """`publish` as the event of `act` unless the trail holds it (None), decided in the
+        write transaction: the `--workers` processes carrying out one reload record it once."""
         ...
 
     def published_set(self, digest: str) -> PublishedSet | None:

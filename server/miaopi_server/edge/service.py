@@ -55,6 +55,7 @@ from miaopi_server.ops.lookups import gather
 from miaopi_server.ops.metrics import Metrics
 from miaopi_server.ops.publish import RPC
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
+from miaopi_server.ops.workers import Relay
 from miaopi_server.rules.model import Item
 from miaopi_server.sources.model import Provider
 
@@ -71,7 +72,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         authenticator: Authenticator | None,
         limiter: RateLimiter | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
-        on_reload: Callable[[], None] | None = None,
+        relay: Relay | None = None,
         provider: Provider | None = None,
         licences_deadline: float = 1.0,
         metrics: Metrics | None = None,
@@ -87,7 +88,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self.opener = CaseOpener(holder, authenticator)
         self._recorder = Recorder(store, node_id, self.opener)
         self._clock = clock
-        self._on_reload = on_reload  # --workers: tell the other processes to reload too
+        self._relay = relay  # --workers: the other processes carry out the same reload
         self._provider = provider  # shared data (四免); None: cases decide on their own facts
         self._licences_deadline = licences_deadline  # seconds the e-license library may take
         self._metrics = metrics  # --metrics-listen; None: nothing is measured
@@ -374,9 +375,10 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
         principal = await self.guard(context, "ReloadRulesets")
-        result = await self._holder.reload(RPC, principal.id)
-        if result.applied and self._on_reload is not None:
-            self._on_reload()
+        act = self._relay.new_act() if self._relay is not None else ""
+        result = await self._holder.reload(RPC, principal.id, act)
+        if result.applied and self._relay is not None:
+            self._relay(act)
         return convert.reload_response(result)
 
     async def GetRulesetStatus(

@@ -7,11 +7,10 @@ commit, content-addressed by that digest (once: the same text published again is
 record, but stored once). If the record cannot be written the set does not go live. At
 start-up a set already archived is not recorded again: a restart publishes nothing, and of
 several processes (`--workers`) or nodes (one PostgreSQL trail) starting with the same set one
-records it. The store decides that in its write transaction (store.publish_new). Likewise the
-`--workers` processes, which all reload on one SIGHUP (the supervisor relays it, and turns a
-ReloadRulesets served by one worker into one for all) or one file change (`--watch`), record
-that act once: a set that is the trail's latest publication is not recorded again by them
-(store.publish_relayed). The RPC's own publication, by its principal, is always recorded.
+records it. The store decides that in its write transaction (store.publish_new). Likewise one
+reload carried out by every `--workers` process (a SIGHUP to the supervisor, a ReloadRulesets
+or a file change one worker acted on first) is one act with an id of its own
+(ops/workers.py): it is recorded once, as the event of that act (store.publish_act).
 """
 
 from __future__ import annotations
@@ -41,21 +40,20 @@ class Publisher:
     """Records the sets going live in `store`."""
 
     store: AuditStore
-    # One of several `--workers` processes: a relayed act (not "rpc") is recorded once.
-    relayed: bool = False
 
     def record(
-        self, staged: staging.Staged, catalog: Catalog, trigger: str, by: str
+        self, staged: staging.Staged, catalog: Catalog, trigger: str, by: str, act: str = ""
     ) -> StoredRecord | None:
         """Archive and record `staged` (loaded as `catalog`), published by `trigger` ("rpc",
         "SIGHUP", "watch", "start") on behalf of `by` (a principal id, or "" for the server
-        itself). None when nothing new was recorded: at start-up a set already archived,
-        and in a relayed act a set that is the trail's latest publication.
+        itself), as part of `act` (one reload all `--workers` processes carry out; "" for a
+        process on its own). None when nothing new was recorded: at start-up a set already
+        archived, and an act another worker recorded already.
         Raises AuditUnavailable when it cannot be recorded, OSError when the copy is gone."""
         published = PublishedSet(staged.digest, staged.texts(), versions(catalog))
         details = {"trigger": trigger, "by": by}
         if trigger == START:
             return self.store.publish_new(published, details)
-        if self.relayed and trigger != RPC:
-            return self.store.publish_relayed(published, details)
+        if act:
+            return self.store.publish_act(published, details, act)
         return self.store.publish(published, details)

@@ -35,6 +35,7 @@ from miaopi_server.errors import Diagnostic, RuleFileError
 from miaopi_server.ops import staging
 from miaopi_server.ops.gate import Admitted, GatePolicy, admit, admit_last_good
 from miaopi_server.ops.publish import START, Publisher, versions
+from miaopi_server.ops.workers import Relay
 
 log = structlog.get_logger("miaopi.reload")
 SERVING_LAST_GOOD = "MP195"  # start-up refused the directory and serves the last good set
@@ -123,9 +124,10 @@ class CatalogHolder:
         await asyncio.to_thread(publisher.record, self.staged, self._catalog, START, "")
         self.publisher = publisher
 
-    async def reload(self, trigger: str, by: str = "") -> ReloadResult:
+    async def reload(self, trigger: str, by: str = "", act: str = "") -> ReloadResult:
         """Publish the rules directory as it is now: through the gate, on the record, live.
-        `trigger` says what asked ("rpc", "SIGHUP", "watch"), `by` who (a principal id)."""
+        `trigger` says what asked ("rpc", "SIGHUP", "watch"), `by` who (a principal id),
+        `act` which reload of all `--workers` processes this is ("": this process's own)."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             old = self._catalog
@@ -147,7 +149,7 @@ class CatalogHolder:
             if self.publisher is not None:
                 try:
                     await asyncio.to_thread(
-                        self.publisher.record, admitted.staged, new, trigger, by
+                        self.publisher.record, admitted.staged, new, trigger, by, act
                     )
                 except Exception as exc:  # AuditUnavailable: no rules serve off the record
                     log.error("rules.publish_not_recorded", trigger=trigger, error=str(exc))
@@ -263,9 +265,14 @@ async def open_holder(root: Path, gate: GateSettings, grace_seconds: float) -> C
 
 
 async def watch(
-    holder: CatalogHolder, interval: float, stopped: Callable[[], bool] = lambda: False
+    holder: CatalogHolder,
+    interval: float,
+    stopped: Callable[[], bool] = lambda: False,
+    relay: Relay | None = None,
 ) -> None:
-    """Poll the rules directory; reload once a change has settled for one interval."""
+    """Poll the rules directory; reload once a change has settled for one interval. With
+    `relay` (the one watching worker of `--workers`), a reload is an act the other workers
+    carry out too."""
     pending: tuple[tuple[str, int, int], ...] | None = None
     while not stopped():
         await asyncio.sleep(interval)
@@ -280,4 +287,7 @@ async def watch(
             pending = now
             continue
         pending = None
-        await holder.reload("watch")
+        act = relay.new_act() if relay is not None else ""
+        result = await holder.reload("watch", act=act)
+        if result.applied and relay is not None:
+            relay(act)

@@ -8,10 +8,14 @@ the database's write lock, so the hash chain runs through all of them in seq ord
 unique request_id index keeps idempotency across workers.
 
 Signals: SIGTERM / SIGINT stop every worker (each drains its in-flight calls); SIGHUP is
-forwarded, so every worker reloads the rule files; a worker that served ReloadRulesets sends
-the supervisor SIGUSR1, which becomes a SIGHUP for all. A worker that dies stops the others and
-the supervisor exits non-zero, for the process manager to restart the whole set. A worker whose
-supervisor disappears stops itself.
+forwarded, so every worker reloads the rule files; a worker that served ReloadRulesets (or,
+with `--watch`, worker 0, the one that watches) sends the supervisor SIGUSR1, which becomes a
+SIGHUP for all. Each such reload is one act: its id is written to the state directory's
+`reload-act` file before the workers are signalled (by the supervisor for a SIGHUP, by the
+worker for its own reload), each worker reads it with the signal, and the act's publication is
+recorded once however many workers carry it out (ops/publish.py). A worker that dies stops the
+others and the supervisor exits non-zero, for the process manager to restart the whole set. A
+worker whose supervisor disappears stops itself.
 
 With `--metrics-listen` the supervisor serves the set's metrics: the workers write theirs into
 files of a directory it gives them, and it sums them (ops/metrics.py).
@@ -26,7 +30,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
@@ -35,6 +41,43 @@ from miaopi_server.ops.metrics import WorkerSetMetrics
 log = structlog.get_logger("miaopi.workers")
 READY = "miaopi-worker-ready"  # the line a worker prints on stdout once it serves
 SUPERVISOR_ENV = "MIAOPI_SUPERVISOR_PID"  # set for workers: who may be sent SIGUSR1
+ACT_FILE = "reload-act"  # in the state directory: the id of the reload the workers carry out
+
+
+def new_act() -> str:
+    return str(uuid.uuid4())
+
+
+def write_act(state_dir: Path, act: str) -> None:
+    """Make `act` the reload the next SIGHUP stands for (whole, by rename)."""
+    path = state_dir / ACT_FILE
+    part = path.with_name(f"{ACT_FILE}.{os.getpid()}.part")
+    part.write_text(act, encoding="ascii")
+    os.replace(part, path)
+
+
+def current_act(state_dir: Path) -> str:
+    """The reload a SIGHUP to this worker stands for; "" when there is none to read (the
+    reload is then recorded as this worker's own)."""
+    try:
+        act = (state_dir / ACT_FILE).read_text(encoding="ascii").strip()
+        return str(uuid.UUID(act))
+    except (OSError, ValueError):
+        return ""
+
+
+class Relay:
+    """A worker's reload made every worker's: the act's id is written first, then the
+    supervisor is asked (SIGUSR1) to relay a SIGHUP to all."""
+
+    new_act = staticmethod(new_act)
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+
+    def __call__(self, act: str) -> None:
+        write_act(self.state_dir, act)
+        notify_reloaded()
 
 
 class PortError(OSError):
@@ -83,6 +126,7 @@ def supervise(
     argv: list[str],
     listen: str,
     workers: int,
+    state_dir: Path,
     prepare: Callable[[], None],
     metrics: Callable[[], WorkerSetMetrics] | None = None,
 ) -> int:
@@ -100,7 +144,9 @@ def supervise(
         raise
     procs: list[subprocess.Popen[str]] = []
     try:
-        return _start_and_run(argv, listen, workers, reservation, exporter, procs, pending)
+        return _start_and_run(
+            argv, listen, workers, reservation, exporter, procs, pending, state_dir
+        )
     finally:
         if exporter is not None:
             for p in procs:
@@ -116,6 +162,7 @@ def _start_and_run(
     exporter: WorkerSetMetrics | None,
     procs: list[subprocess.Popen[str]],
     pending: list[int],
+    state_dir: Path,
 ) -> int:
     env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
     if exporter is not None:
@@ -144,7 +191,7 @@ def _start_and_run(
     finally:
         reservation.close()
     log.info("server.started", listen=listen, workers=workers, pids=[p.pid for p in procs])
-    return _run(procs, pending)
+    return _run(procs, pending, state_dir)
 
 
 def _wait_ready(proc: subprocess.Popen[str], pending: list[int]) -> str | None:
@@ -163,7 +210,7 @@ def _wait_ready(proc: subprocess.Popen[str], pending: list[int]) -> str | None:
             return f"exited with {exit_code(proc.returncode)}"
 
 
-def _run(procs: list[subprocess.Popen[str]], pending: list[int]) -> int:
+def _run(procs: list[subprocess.Popen[str]], pending: list[int], state_dir: Path) -> int:
     while True:
         while pending:
             signum = pending.pop(0)
@@ -172,7 +219,9 @@ def _run(procs: list[subprocess.Popen[str]], pending: list[int]) -> int:
                 codes = [exit_code(c) for c in _stop(procs)]
                 log.info("server.stopped", exit_codes=codes)
                 return next((c for c in codes if c != 0), 0)
-            for p in procs:  # SIGHUP, or SIGUSR1 from a worker that reloaded over RPC
+            if signum == signal.SIGHUP:  # a new act; SIGUSR1: the worker that asked wrote it
+                write_act(state_dir, new_act())
+            for p in procs:
                 p.send_signal(signal.SIGHUP)
         for i, p in enumerate(procs):
             if p.poll() is not None:
