@@ -49,11 +49,16 @@ def new_act() -> str:
 
 
 def write_act(state_dir: Path, act: str) -> None:
-    """Make `act` the reload the next SIGHUP stands for (whole, by rename)."""
+    """Make `act` the reload the next SIGHUP stands for (whole, by rename). If it cannot be
+    written the relay goes ahead: the workers then read an older act, and a set other than
+    the one that act recorded is recorded by each of them, so nothing goes unrecorded."""
     path = state_dir / ACT_FILE
     part = path.with_name(f"{ACT_FILE}.{os.getpid()}.part")
-    part.write_text(act, encoding="ascii")
-    os.replace(part, path)
+    try:
+        part.write_text(act, encoding="ascii")
+        os.replace(part, path)
+    except OSError as exc:
+        log.warning("workers.act_not_written", path=str(path), error=exc.strerror)
 
 
 def current_act(state_dir: Path) -> str:
