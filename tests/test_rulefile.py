@@ -126,6 +126,39 @@ class TestDiagnostics:
             (27, 19, "MP105"),
         ]
 
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "{1: a}",  # passed lint and the gate; every Decide firing it was INTERNAL, recorded
+            "{null: a}",
+            "!!binary aGVsbG8=",  # reached the window as [104.0, 101.0, 108.0, 108.0, 111.0]
+            "!!set {a}",
+            "9007199254740993",  # reached the window as 9007199254740992
+            "-1.0e+16",
+            "9" * 5000,  # MP199: int() refuses more than 4,300 digits
+            "{a: " * 16 + "[1]" + "}" * 16,  # the window's client could not read the response
+            "[" * 300 + "1" + "]" * 300,  # MP199: RecursionError building the value
+        ],
+    )
+    def test_output_a_decision_cannot_carry_refused(self, tmp_path, value):
+        """An output value with no faithful proto3 JSON / Struct form is MP105 at the value,
+        not MP199, and not a decision the window cannot get."""
+        text = GOOD + f"    outputs: {{amount: [{{value: {value}}}]}}\n"
+        root = write(tmp_path, text)
+        assert codes(root) == [(23, 32, "MP105")]
+        (message,) = [d.message for d in compile_directory(root)[1] if d.code == "MP105"]
+        assert "输出 amount 的值" in message
+
+    def test_output_values_within_bounds_load(self, tmp_path):
+        """The bounds leave room: 10^15, a date, text, and lists and mappings 16 deep."""
+        text = GOOD + (
+            "    outputs:\n"
+            "      amount: 1000000000000000\n"
+            "      start: 2026-01-01\n"
+            "      table: " + "{a: " * 15 + "[1, x]" + "}" * 15 + "\n"
+        )
+        assert codes(write(tmp_path, text)) == []
+
     def test_duplicate_rule_id(self, tmp_path):
         """Two rules with one id are refused."""
         rule = GOOD[GOOD.index("  - id: old") :]
