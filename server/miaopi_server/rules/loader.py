@@ -253,7 +253,9 @@ class _FileLoader:
     def int_of(self, node: yaml.Node, what: str, minimum: int = 0) -> int:
         if not isinstance(node, yaml.ScalarNode) or node.tag != _INT_TAG or node.style:
             raise self.invalid(node, "MP101", f"{what} 应为整数")
-        value = int(node.value)
+        # As YAML reads it (0x14, 0b101, 1:30, 017 = 15), as the schema check and every
+        # editor do; int(node.value) raised ValueError (MP199) on the first three.
+        value = int(self.constructed(node, what))
         if value < minimum:
             raise self.invalid(node, "MP105", f"{what} 不能小于 {minimum}")
         return value
@@ -265,7 +267,10 @@ class _FileLoader:
             or node.style
         ):
             raise self.invalid(node, "MP101", f"{what} 应为数字")
-        return int(node.value) if node.tag == _INT_TAG else float(node.value)
+        value = self.constructed(node, what)  # as YAML reads it, like int_of
+        if not math.isfinite(value):  # .inf, .nan: float() raised ValueError (MP199) on them
+            raise self.invalid(node, "MP105", f"{what} 不能是无穷大或 NaN")
+        return float(value) if node.tag == _FLOAT_TAG else int(value)
 
     def bool_of(self, node: yaml.Node, what: str) -> bool:
         if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL_TAG or node.style:
