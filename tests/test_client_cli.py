@@ -554,7 +554,8 @@ class TestReplay:
     ) -> None:
         """A line with an integer of more than 4,300 digits, or nested past Python's recursion,
         was a ValueError / RecursionError traceback from `replay`, `rules test` and `decide
-        --facts`; it is a bad line (exit 2) like any other invalid JSON."""
+        --facts` (and such a saved decision from `verify-receipt` and `notice --from`); it is
+        bad input (exit 2) like any other invalid JSON."""
         lines = EXAMPLES.read_text(encoding="utf-8").splitlines()
         lines[4] = '{"case_id": "x", "item_code": "GF00012000", "facts": ' + value
         path = write_cases(tmp_path / "bad.jsonl", lines)
@@ -564,6 +565,11 @@ class TestReplay:
         facts.write_text(value, encoding="utf-8")
         assert main(["decide", "--item", "GF00012000", "--facts", str(facts)]) == 2
         assert f"facts {facts}: invalid JSON: {problem}" in capsys.readouterr().err
+        # A saved decision, to check its receipt or print its notice: the same.
+        assert main(["verify-receipt", str(facts), "--key", str(facts)]) == 2
+        assert f"decision {facts}: invalid JSON: {problem}" in capsys.readouterr().err
+        assert main(["notice", "--from", str(facts), "--html", str(tmp_path / "n.html")]) == 2
+        assert f"cannot read decision {facts}: {problem}" in capsys.readouterr().err
 
     def test_today_needs_rulesets(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--today is for in-process replay only (the server keeps its own clock)."""
