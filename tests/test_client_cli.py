@@ -545,6 +545,32 @@ class TestReplay:
         assert f"{path}:5: invalid JSON" in captured.err
         assert captured.out == ""
 
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [("9" * 5000, "a number with too many digits"), ("[" * 100_000, "nested too deeply")],
+    )
+    def test_json_python_will_not_build_is_a_bad_line(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, problem: str
+    ) -> None:
+        """A line with an integer of more than 4,300 digits, or nested past Python's recursion,
+        was a ValueError / RecursionError traceback from `replay`, `rules test` and `decide
+        --facts` (and such a saved decision from `verify-receipt` and `notice --from`); it is
+        bad input (exit 2) like any other invalid JSON."""
+        lines = EXAMPLES.read_text(encoding="utf-8").splitlines()
+        lines[4] = '{"case_id": "x", "item_code": "GF00012000", "facts": ' + value
+        path = write_cases(tmp_path / "bad.jsonl", lines)
+        assert main(["replay", str(path), "--rulesets", str(RULESETS)]) == 2
+        assert f"{path}:5: invalid JSON: {problem}" in capsys.readouterr().err
+        facts = tmp_path / "facts.json"
+        facts.write_text(value, encoding="utf-8")
+        assert main(["decide", "--item", "GF00012000", "--facts", str(facts)]) == 2
+        assert f"facts {facts}: invalid JSON: {problem}" in capsys.readouterr().err
+        # A saved decision, to check its receipt or print its notice: the same.
+        assert main(["verify-receipt", str(facts), "--key", str(facts)]) == 2
+        assert f"decision {facts}: invalid JSON: {problem}" in capsys.readouterr().err
+        assert main(["notice", "--from", str(facts), "--html", str(tmp_path / "n.html")]) == 2
+        assert f"cannot read decision {facts}: {problem}" in capsys.readouterr().err
+
     def test_today_needs_rulesets(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--today is for in-process replay only (the server keeps its own clock)."""
         assert main(["replay", str(EXAMPLES), "--today", "2026-01-01"]) == 2

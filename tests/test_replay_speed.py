@@ -116,6 +116,15 @@ class TestWireFacts:
         assert isinstance(want, CaseInvalid)
         assert info.value.violations == want.violations
 
+    @pytest.mark.parametrize("facts", [{"a": {"n": "x\ud800"}}, {"a": {"\udc00": 1}}])
+    def test_lone_surrogate_is_the_cases_error(self, facts: dict[str, Any]) -> None:
+        """A lone surrogate (a case file's "\\ud800") has no UTF-8 form and cannot travel in a
+        Struct: `miaopi replay --target` died with a UnicodeEncodeError traceback; it is the
+        case's INVALID_ARGUMENT, as `rules test` decides such a case."""
+        with pytest.raises(ClientError) as info:
+            facts_struct(facts)
+        assert info.value.code == "INVALID_ARGUMENT"
+
     def test_beyond_a_double_is_the_cases_error(self) -> None:
         """A number no double holds cannot travel in a Struct: INVALID_ARGUMENT, not a crash."""
         facts = {"a": {"n": 10**309}}

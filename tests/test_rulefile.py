@@ -126,6 +126,81 @@ class TestDiagnostics:
             (27, 19, "MP105"),
         ]
 
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "{1: a}",  # passed lint and the gate; every Decide firing it was INTERNAL, recorded
+            "{null: a}",
+            "!!binary aGVsbG8=",  # reached the window as [104.0, 101.0, 108.0, 108.0, 111.0]
+            "!!set {a}",
+            "9007199254740993",  # reached the window as 9007199254740992
+            "-1.0e+16",
+            "9" * 5000,  # MP199: int() refuses more than 4,300 digits
+            "{a: " * 16 + "[1]" + "}" * 16,  # the window's client could not read the response
+            "[" * 300 + "1" + "]" * 300,  # MP199: RecursionError building the value
+        ],
+    )
+    def test_output_a_decision_cannot_carry_refused(self, tmp_path, value):
+        """An output value with no faithful proto3 JSON / Struct form is MP105 at the value,
+        not MP199, and not a decision the window cannot get."""
+        text = GOOD + f"    outputs: {{amount: [{{value: {value}}}]}}\n"
+        root = write(tmp_path, text)
+        assert codes(root) == [(23, 32, "MP105")]
+        (message,) = [d.message for d in compile_directory(root)[1] if d.code == "MP105"]
+        assert "输出 amount 的值" in message
+
+    def test_output_values_within_bounds_load(self, tmp_path):
+        """The bounds leave room: 10^15, a date, text, and lists and mappings 16 deep."""
+        text = GOOD + (
+            "    outputs:\n"
+            "      amount: 1000000000000000\n"
+            "      start: 2026-01-01\n"
+            "      table: " + "{a: " * 15 + "[1, x]" + "}" * 15 + "\n"
+        )
+        assert codes(write(tmp_path, text)) == []
+
+    @pytest.mark.parametrize(
+        ("written", "days"), [("0x14", 20), ("0b10100", 20), ("1:30", 90), ("024", 20), ("2_0", 20)]
+    )
+    def test_yaml_integer_forms_read_as_yaml_reads_them(self, tmp_path, written, days):
+        """A time limit written 0x14, 0b10100 or 1:30 was MP199 (int() on the scalar's text);
+        024, YAML 1.1's octal 20, was read as 24 where the schema check and editors read 20."""
+        text = GOOD.replace("statutory_working_days: 5", f"statutory_working_days: {written}")
+        root = write(tmp_path, text)
+        assert codes(root) == []
+        (c,), _ = compile_directory(root)
+        assert c.item.statutory_days == days
+
+    @pytest.mark.parametrize(
+        ("field", "where", "code"),
+        [
+            ("{type: integer, max: .inf}", (13, 37), "MP105"),  # was MP199: float(".inf")
+            ("{type: number, min: .nan}", (13, 36), "MP105"),
+            ("{type: integer, max: 1:30.5}", None, None),  # YAML's 5430.5, as editors read it
+            ("{type: string, max_length: " + "9" * 5000 + "}", (13, 43), "MP105"),  # was MP199
+        ],
+    )
+    def test_field_bounds_yaml_cannot_turn_into_numbers(self, tmp_path, field, where, code):
+        """Bounds YAML reads as .inf / .nan or as an integer Python will not convert are located
+        errors, not MP199."""
+        text = GOOD.replace("  person.tags: {type: string_list}", f"  person.tags: {field}")
+        assert codes(write(tmp_path, text)) == ([] if where is None else [(*where, code)])
+
+    @pytest.mark.parametrize(
+        "when",
+        [
+            "person.age >= " + "9" * 5000,
+            "person.born <= application.date - " + "9" * 5000 + " days",
+            "person.born <= application.date - 1" + "0" * 16 + " days",
+        ],
+    )
+    def test_huge_numbers_in_conditions_are_mp210(self, tmp_path, when):
+        """A literal or period of more than 4,300 digits was MP199 (ValueError from int()); like
+        any number beyond 10^15 it is MP210, located at the number (a period too)."""
+        text = GOOD.replace("  person.tags: {type: string_list}", "  person.born: {type: date}")
+        text = text.replace("when: person.age >= 60", f"when: {when}")
+        assert [c for *_, c in codes(write(tmp_path, text))] == ["MP210"]
+
     def test_duplicate_rule_id(self, tmp_path):
         """Two rules with one id are refused."""
         rule = GOOD[GOOD.index("  - id: old") :]

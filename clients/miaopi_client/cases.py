@@ -252,7 +252,18 @@ def parse_line(path: Path, n: int, raw: bytes | str) -> Case | str | None:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return f"{path}:{n}: invalid JSON: {exc.msg} (column {exc.colno})"
+    except (ValueError, RecursionError) as exc:  # valid JSON that Python will not build
+        return f"{path}:{n}: invalid JSON: {unbuildable(exc)}"
     return _case(path, n, obj)
+
+
+def unbuildable(exc: ValueError | RecursionError) -> str:
+    """Why json.loads could not build a document that parses (it raised these as tracebacks
+    from `rules test`, `replay` and `decide --facts`): an integer of more than 4,300 digits
+    (int()'s limit), or arrays and objects nested deeper than Python's recursion."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "a number with too many digits"
 
 
 def _maybe_int_beyond_64_bits(v: Any) -> bool:

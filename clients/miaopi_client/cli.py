@@ -18,7 +18,7 @@ from typing import Any
 
 from . import render
 from .alerts_cli import add_alerts_parser
-from .cases import count_lines, load_cases
+from .cases import count_lines, load_cases, unbuildable
 from .client import TLS, CaseFileError, Client, ClientError
 from .cmdline import (
     BAD_INPUT,
@@ -523,6 +523,8 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
         saved = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
         raise BadInput(f"decision {spec}: invalid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"decision {spec}: invalid JSON: {unbuildable(exc)}") from None
     if duplicates:  # a reader could take either value: the file says two things
         print(f"receipt FAILED: duplicate key {duplicates[0]!r}, the decision is ambiguous")
         return FAILED

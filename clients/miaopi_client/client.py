@@ -87,6 +87,10 @@ def facts_struct(facts: dict[str, Any]) -> struct_pb2.Struct:
         raise ClientError(
             "INVALID_ARGUMENT", "facts 中有超出范围的数字（超过双精度浮点数的范围）"
         ) from None
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in a case file): no UTF-8 form
+        raise ClientError(
+            "INVALID_ARGUMENT", "facts 中有无法以 UTF-8 表示的文字（孤立的代理项）"
+        ) from None
     return s
 
 

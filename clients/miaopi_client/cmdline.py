@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cases import unbuildable
 from .client import MiaopiClientError
 
 OK, FAILED, BAD_INPUT, NOT_FOUND = 0, 1, 2, 3
@@ -43,6 +44,8 @@ def read_facts(spec: str) -> dict[str, Any]:
         facts = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"facts {spec}: invalid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"facts {spec}: invalid JSON: {unbuildable(exc)}") from None
     if not isinstance(facts, dict):
         raise BadInput(f"facts {spec}: must be a JSON object nested by subject")
     return facts

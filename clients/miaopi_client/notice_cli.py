@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .cases import unbuildable
 from .client import Client, ClientError
 from .cmdline import OK, BadInput, read_saved_decision
 
@@ -85,6 +86,8 @@ def _saved_record(path: Path) -> dict[str, Any]:
         saved = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"cannot read decision {path}: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"cannot read decision {path}: {unbuildable(exc)}") from None
     if not isinstance(saved, dict):
         raise BadInput(f"decision {path}: must be a JSON object (a saved decision)")
     # `decide --json` prints the decision itself; a record wraps it as {"decision": ...}

@@ -327,7 +327,7 @@ class _Parser:
             if self.tok.kind != "name" or self.tok.text not in UNITS:
                 raise self.error("数字后面应为单位 days、months 或 years")
             unit = UNITS[self.take().text]
-            term = ast.Shift(term, sign * int(number.text), unit, t.pos)
+            term = ast.Shift(term, sign * _bounded_int(number), unit, t.pos)
 
     def parse_path(self, what: str) -> ast.Path:
         if self.tok.kind != "name":
@@ -344,14 +344,31 @@ class _Parser:
             return ast.Const(_unquote(t.text, t.pos), t.pos)
         if t.kind == "number":
             self.take()
-            value: float | int = float(t.text) if "." in t.text else int(t.text)
+            if "." not in t.text:
+                return ast.Const(_bounded_int(t), t.pos)
+            value = float(t.text)
             if not abs(value) <= MAX_NUMBER:
-                raise ExprSyntaxError("MP210", "数字超出范围（绝对值不超过 10^15）", t.pos)
+                raise _out_of_range(t)
             return ast.Const(value, t.pos)
         if self.at("true", "false"):
             self.take()
             return ast.Const(t.text == "true", t.pos)
         raise self.error("此处应为字段、文字、数字或 true / false")
+
+
+def _out_of_range(t: Token) -> ExprSyntaxError:
+    return ExprSyntaxError("MP210", "数字超出范围（绝对值不超过 10^15）", t.pos)
+
+
+def _bounded_int(t: Token) -> int:
+    """A whole number token's value, within ±MAX_NUMBER (a literal or a period). Its length is
+    checked first: int() refuses more than 4,300 digits (a ValueError, reported as MP199)."""
+    if len(t.text.lstrip("-").lstrip("0")) > len(str(MAX_NUMBER)):
+        raise _out_of_range(t)
+    value = int(t.text)
+    if abs(value) > MAX_NUMBER:
+        raise _out_of_range(t)
+    return value
 
 
 def parse(source: str) -> ast.Expr:

@@ -22,7 +22,7 @@ import yaml
 from miaopi_server.errors import Diagnostic
 from miaopi_server.lang import ast
 from miaopi_server.lang.compiler import MAX_LIST_VALUES
-from miaopi_server.lang.parser import ExprSyntaxError, parse, parse_value
+from miaopi_server.lang.parser import MAX_NUMBER, ExprSyntaxError, parse, parse_value
 from miaopi_server.rules.bindings import check_e_licenses, read_sources
 from miaopi_server.rules.fieldtypes import (
     FIELD_TYPES,
@@ -253,7 +253,9 @@ class _FileLoader:
     def int_of(self, node: yaml.Node, what: str, minimum: int = 0) -> int:
         if not isinstance(node, yaml.ScalarNode) or node.tag != _INT_TAG or node.style:
             raise self.invalid(node, "MP101", f"{what} 应为整数")
-        value = int(node.value)
+        # As YAML reads it (0x14, 0b101, 1:30, 017 = 15), as the schema check and every
+        # editor do; int(node.value) raised ValueError (MP199) on the first three.
+        value = int(self.constructed(node, what))
         if value < minimum:
             raise self.invalid(node, "MP105", f"{what} 不能小于 {minimum}")
         return value
@@ -265,7 +267,10 @@ class _FileLoader:
             or node.style
         ):
             raise self.invalid(node, "MP101", f"{what} 应为数字")
-        return int(node.value) if node.tag == _INT_TAG else float(node.value)
+        value = self.constructed(node, what)  # as YAML reads it, like int_of
+        if not math.isfinite(value):  # .inf, .nan: float() raised ValueError (MP199) on them
+            raise self.invalid(node, "MP105", f"{what} 不能是无穷大或 NaN")
+        return float(value) if node.tag == _FLOAT_TAG else int(value)
 
     def bool_of(self, node: yaml.Node, what: str) -> bool:
         if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL_TAG or node.style:
@@ -685,7 +690,7 @@ class _FileLoader:
 
     def default(self, node: yaml.Node, field: Field) -> Any:
         """A default must be a value a case could send for this field."""
-        value = _construct(node)
+        value = self.constructed(node, f"{field.path} 的缺省值")
         if isinstance(value, dt.date):  # an unquoted YAML date
             value = value.isoformat()
         problem = self.field_types[field.kind].problem(field, value)
@@ -865,12 +870,24 @@ class _FileLoader:
             raise _Invalid()
         return Rule(rid, when, outcome, message, basis, outputs)
 
+    def constructed(self, node: yaml.Node, what: str) -> Any:
+        """A YAML value as PyYAML builds it; MP105 (not MP199) for one it cannot build: an
+        integer of more than 4,300 digits (Python's int() limit), or lists and mappings
+        nested deeper than its recursion walks (a few hundred levels)."""
+        try:
+            return _construct(node)
+        except ValueError:
+            raise self.invalid(node, "MP105", f"{what}{_TOO_BIG}") from None
+        except RecursionError:
+            raise self.invalid(node, "MP105", f"{what}嵌套过深") from None
+
     def output_value(self, node: yaml.Node, name: str) -> Any:
-        """An output's value; .inf and .nan have no JSON form, so no decision could carry
-        (or record) them."""
-        value = _construct(node)
-        if _non_finite(value):
-            self.diag(node, "MP105", f"输出 {name} 的值不能是无穷大或 NaN")
+        """An output's value, as a decision carries it (its proto3 JSON and the response's
+        Struct): see _output_problem."""
+        value = self.constructed(node, f"输出 {name} 的值")
+        problem = _output_problem(value)
+        if problem is not None:
+            self.diag(node, "MP105", f"输出 {name} 的值{problem}")
         return value
 
     def outputs(self, node: yaml.Node, rid: str) -> tuple[tuple[str, tuple[OutputCase, ...]], ...]:
@@ -916,14 +933,37 @@ class _FileLoader:
         return tuple(out)
 
 
-def _non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_non_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_non_finite(v) for v in value)
-    return False
+_TOO_BIG = "超出范围（绝对值不超过 10^15）"
+# Lists and mappings in an output's value, one inside another: the response's Struct spends
+# two or three of protobuf's 100 nesting levels on each, and a window's client refuses to
+# read a deeper response ("Exception deserializing response!", after the decision was
+# recorded). Amounts and dates need none; a small table needs two.
+MAX_OUTPUT_NESTING = 16
+
+
+def _output_problem(value: Any, depth: int = 0) -> str | None:
+    """Why a decision could not carry an output's value as the file writes it, or None.
+    .inf and .nan have no JSON form; a mapping key that is not text (`{1: a}`, `{null: a}`)
+    has none either (the response could not be built, after the decision was recorded); a
+    number beyond 10^15 (the bound of conditions and case values) may not survive the
+    double a Struct holds; `!!binary` and `!!set` would reach the window as a list of byte
+    values or of the set's members; see MAX_OUTPUT_NESTING."""
+    if value is None or isinstance(value, (bool, str, dt.date)):
+        return None
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            return "不能是无穷大或 NaN"
+        return _TOO_BIG if abs(value) > MAX_NUMBER else None
+    if isinstance(value, (list, dict)) and depth >= MAX_OUTPUT_NESTING:
+        return f"嵌套过深（列表、映射不超过 {MAX_OUTPUT_NESTING} 层）"
+    if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+        return "中映射的键须为文字"
+    if isinstance(value, (list, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        problems = (_output_problem(v, depth + 1) for v in items)
+        return next((p for p in problems if p is not None), None)
+    kinds = "数字、文字、日期、true/false、列表和映射"
+    return f"不能是 YAML 的 {type(value).__name__} 类型（只能是{kinds}）"
 
 
 def _construct(node: yaml.Node) -> Any:
