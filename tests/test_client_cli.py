@@ -226,6 +226,34 @@ class TestLoadCases:
         assert "expected.outcome must be one of" in problems[2]
         assert problems[3].startswith(f"{path}:6: duplicate case_id 'a'")
 
+    def test_text_without_a_utf8_form_is_a_bad_line(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A lone surrogate (JSON's "\\ud800") in case_id, item_code or a material cannot
+        travel in a request or be printed: the line is bad, named with all its problems
+        (`replay --target` decided such a case, then died printing its summary)."""
+        path = tmp_path / "c.jsonl"
+        path.write_text(
+            '{"case_id": "a\\ud800", "item_code": "GF00012000",'
+            ' "expected": {"outcome": "REJECT"}}\n'
+            '{"case_id": "b", "item_code": "GF\\udc00", "materials": ["证件", "x\\ud834"],'
+            ' "expected": {"outcome": "REJECT"}}\n'
+            '{"case_id": "c", "item_code": "GF00012000", "materials": ["身份证"],'
+            ' "expected": {"outcome": "REJECT"}}\n',
+            encoding="utf-8",
+        )
+        with pytest.raises(CaseFileError) as info:
+            load_cases(path)
+        assert info.value.problems == [
+            f"{path}:1: case_id holds a lone surrogate (e.g. \\ud800), which no UTF-8 text can"
+            " carry",
+            f"{path}:2: item_code holds a lone surrogate (e.g. \\ud800), which no UTF-8 text can"
+            " carry; materials holds a lone surrogate (e.g. \\ud800), which no UTF-8 text can"
+            " carry",
+        ]
+        assert main(["--target", "127.0.0.1:1", "replay", str(path)]) == 2
+        assert f"{path}:1: case_id holds a lone surrogate" in capsys.readouterr().err
+
     def test_line_separators_inside_strings(self, tmp_path: Path) -> None:
         """Only \\n (or \\r\\n) ends a line: U+2028 and U+0085 inside a string, which JSON
         writers leave unescaped, stay part of the case, and line numbers stay right."""

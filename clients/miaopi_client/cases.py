@@ -70,6 +70,21 @@ def _is_str_list(v: Any) -> bool:
     return True
 
 
+_NO_UTF8 = "holds a lone surrogate (e.g. \\ud800), which no UTF-8 text can carry"
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` has a UTF-8 form: JSON's \\ud800 escapes make strings that have none,
+    and a request, a report line or a terminal cannot carry them."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _problems(obj: Any) -> list[str]:
     """Everything wrong with one parsed line, in key order."""
     if not isinstance(obj, dict):
@@ -79,14 +94,20 @@ def _problems(obj: Any) -> list[str]:
         out.append(f"unknown key(s) {', '.join(sorted(set(obj) - CASE_KEYS))}")
     if not isinstance(obj.get("case_id", ""), str):
         out.append("case_id must be a string")
+    elif not _utf8(obj.get("case_id", "")):
+        out.append(f"case_id {_NO_UTF8}")
     if "item_code" not in obj:
         out.append("missing item_code")
     elif not isinstance(obj["item_code"], str) or not obj["item_code"]:
         out.append("item_code must be a non-empty string")
+    elif not _utf8(obj["item_code"]):
+        out.append(f"item_code {_NO_UTF8}")
     if not isinstance(obj.get("facts", {}), dict):
         out.append("facts must be a JSON object")
     if not _is_str_list(obj.get("materials", [])):
         out.append("materials must be a list of strings")
+    elif not all(_utf8(m) for m in obj.get("materials", [])):
+        out.append(f"materials {_NO_UTF8}")
     if "sourced" in obj and not (
         isinstance(obj["sourced"], dict) and isinstance(obj["sourced"].get("consent", ""), str)
     ):
