@@ -399,10 +399,11 @@ async def serve(settings: Settings, supervisor: int = 0) -> None:
     reloads: set[asyncio.Task[object]] = set()
 
     is_worker = settings.worker_index >= 0
+    # A worker's SIGHUP is the act its supervisor (or a fellow worker) wrote down.
+    acts = workers.SighupActs(settings.state_dir) if is_worker else None
 
     def on_sighup() -> None:
-        # A worker's SIGHUP is the act its supervisor (or a fellow worker) wrote down.
-        act = workers.current_act(settings.state_dir) if is_worker else ""
+        act = acts.next() if acts is not None else ""
         task = loop.create_task(running.holder.reload("SIGHUP", "signal", act))
         reloads.add(task)
         task.add_done_callback(reloads.discard)

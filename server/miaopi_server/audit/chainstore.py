@@ -533,12 +533,9 @@ class ChainStore:
             for pending, fut in batch:
                 if isinstance(pending, PendingEvent):
                     insert()  # a purge sees every case recorded before it
-                    if pending.unless:
-                        unrecorded = self._unless_on_record(pending)
-                        if unrecorded is None:
-                            refused.append((fut, _OnRecord()))
-                            continue
-                        pending = unrecorded
+                    if pending.unless and self._on_record(pending):
+                        refused.append((fut, _OnRecord()))
+                        continue
                     seq += 1
                     event = self._insert_event(seq, prev, pending)
                     tree.add(event.record_hash)
@@ -724,12 +721,14 @@ class ChainStore:
     def publish_act(
         self, published: PublishedSet, details: dict[str, Any], act: str
     ) -> StoredRecord | None:
-        """`publish` as the event of `act` (its id: event-ACT) unless the trail holds that
-        event already (None then), checked in the writer's transaction: the `--workers`
-        processes that all carry out one reload record it once."""
-        event = replace(self._event(_published(published, details), published, unless="act"),
-                        event_id=f"event-{act}")  # fmt: skip
-        return self._append_unless(event)
+        """`publish` as `act`'s event for this set unless the trail holds it (None then),
+        checked in the writer's transaction: the `--workers` processes that all carry out one
+        reload record it once. The event's id is made of the act and the set digest, so an
+        act some worker carried out with another set (the files changed meanwhile) records
+        that set too, once."""
+        event_id = f"event-{uuid.uuid5(uuid.UUID(act), published.set_digest)}"
+        event = self._event(_published(published, details), published, unless="act")
+        return self._append_unless(replace(event, event_id=event_id))
 
     def _append_unless(self, event: PendingEvent) -> StoredRecord | None:
         try:
@@ -737,22 +736,15 @@ class ChainStore:
         except _OnRecord:
             return None
 
-    def _unless_on_record(self, event: PendingEvent) -> PendingEvent | None:
-        """In the writer's transaction: None when the trail holds `event`'s publication as
-        its `unless` says, else the event to record."""
-        digest: str = event.attachment.set_digest
+    def _on_record(self, event: PendingEvent) -> bool:
+        """In the writer's transaction: whether the trail holds `event`'s publication as its
+        `unless` says (its set archived, or the event of its act and set)."""
         if event.unless == "archived":
-            return None if is_archived(self._writer, digest) else event
+            return is_archived(self._writer, event.attachment.set_digest)
         row = self._writer.execute(
-            "SELECT body FROM records WHERE decision_id = ?", (event.event_id,)
+            "SELECT 1 FROM records WHERE decision_id = ?", (event.event_id,)
         ).fetchone()
-        if row is None:
-            return event
-        if json.loads(row[0])["event"].get("set_digest") == digest:
-            return None
-        # The act's event recorded another set (a worker signalled directly, reading an
-        # act that is not its own): this publication is recorded, as an event of its own.
-        return replace(event, event_id=f"event-{uuid.uuid4()}")
+        return row is not None
 
     def published_set(self, digest: str) -> PublishedSet | None:
         """The archived set of this set digest, or holding an item version of this digest."""

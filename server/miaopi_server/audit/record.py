@@ -103,8 +103,8 @@ class PendingEvent:
     attachment: Any = field(default=None, compare=False)
     # A publication recorded only if, as seen in the writer's transaction, its attachment's
     # set is not "archived" yet (a start's: once per set on a trail however many nodes
-    # start), or its "act" is not on the trail yet: one reload every `--workers` process
-    # carries out, whose event id they share (ops/workers.py). "": always.
+    # start), or the event of its "act" and set is not on the trail yet: one reload every
+    # `--workers` process carries out, whose event id they share (ops/workers.py). "": always.
     unless: Literal["", "archived", "act"] = field(default="", compare=False)
 
     def canonical_body(self, seq: int, prev_hash: str, extra: dict[str, Any]) -> bytes:

@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 import structlog
@@ -54,8 +54,10 @@ from miaopi_server.ops.logs import LogSampler
 from miaopi_server.ops.lookups import gather
 from miaopi_server.ops.metrics import Metrics
 from miaopi_server.ops.publish import RPC
+
+if TYPE_CHECKING:  # the relay's type only: its module brings the metrics library
+    from miaopi_server.ops.workers import Relay
 from miaopi_server.ops.reload import CatalogHolder, catalog_digest
-from miaopi_server.ops.workers import Relay
 from miaopi_server.rules.model import Item
 from miaopi_server.sources.model import Provider
 

@@ -26,6 +26,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -35,7 +36,9 @@ from miaopi_server.errors import Diagnostic, RuleFileError
 from miaopi_server.ops import staging
 from miaopi_server.ops.gate import Admitted, GatePolicy, admit, admit_last_good
 from miaopi_server.ops.publish import START, Publisher, versions
-from miaopi_server.ops.workers import Relay
+
+if TYPE_CHECKING:  # the relay's type only: its module brings the metrics library
+    from miaopi_server.ops.workers import Relay
 
 log = structlog.get_logger("miaopi.reload")
 SERVING_LAST_GOOD = "MP195"  # start-up refused the directory and serves the last good set

@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import structlog
@@ -50,25 +51,55 @@ def new_act() -> str:
 
 def write_act(state_dir: Path, act: str) -> None:
     """Make `act` the reload the next SIGHUP stands for (whole, by rename). If it cannot be
-    written the relay goes ahead: the workers then read an older act, and a set other than
-    the one that act recorded is recorded by each of them, so nothing goes unrecorded."""
+    written, the previous act is removed too: the workers then read none, and each records
+    its reload as its own (the same act more than once, never a reload left unrecorded)."""
     path = state_dir / ACT_FILE
     part = path.with_name(f"{ACT_FILE}.{os.getpid()}.part")
     try:
         part.write_text(act, encoding="ascii")
         os.replace(part, path)
     except OSError as exc:
-        log.warning("workers.act_not_written", path=str(path), error=exc.strerror)
+        log.warning("workers.act_not_written", path=str(exc.filename or path), error=str(exc))
+        clear_act(state_dir)
+        with suppress(OSError):
+            part.unlink()
+
+
+def clear_act(state_dir: Path) -> None:
+    """No act to read (a supervisor starting: its workers' acts are its own)."""
+    try:
+        (state_dir / ACT_FILE).unlink()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # none there
+    except OSError as exc:  # e.g. a directory in its place: read as none all the same
+        log.warning("workers.act_not_cleared", path=str(state_dir / ACT_FILE), error=str(exc))
 
 
 def current_act(state_dir: Path) -> str:
-    """The reload a SIGHUP to this worker stands for; "" when there is none to read (the
-    reload is then recorded as this worker's own)."""
+    """The act the file names; "" when there is none to read."""
     try:
         act = (state_dir / ACT_FILE).read_text(encoding="ascii").strip()
         return str(uuid.UUID(act))
     except (OSError, ValueError):
         return ""
+
+
+class SighupActs:
+    """What each SIGHUP to a worker stands for: the act its supervisor (or a fellow worker)
+    wrote down before the signal. An act this worker read at an earlier SIGHUP is not the
+    new one (it could not be written, or the worker was signalled directly): that reload is
+    the worker's own, recorded as such ("")."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        self._read: set[str] = set()
+
+    def next(self) -> str:
+        act = current_act(self.state_dir)
+        if not act or act in self._read:
+            return ""
+        self._read.add(act)
+        return act
 
 
 class Relay:
@@ -169,6 +200,7 @@ def _start_and_run(
     pending: list[int],
     state_dir: Path,
 ) -> int:
+    clear_act(state_dir)  # an act left by an earlier run is none of these workers'
     env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
     if exporter is not None:
         env.update(exporter.worker_env)
@@ -258,11 +290,14 @@ def announce_ready() -> None:
 
 
 def notify_reloaded() -> None:
-    """After a ReloadRulesets RPC: ask the supervisor to make every worker reload. Only a
-    supervisor that started this process is signalled (SIGUSR1 would end a shell)."""
+    """After a reload of this worker's own (ReloadRulesets, or the watch): ask the supervisor
+    to make every worker reload. Only a supervisor that started this process is signalled
+    (SIGUSR1 would end a shell); one that is gone meanwhile is not an error (this worker
+    stops by itself when it notices)."""
     parent = os.getppid()
     if os.environ.get(SUPERVISOR_ENV) == str(parent):
-        os.kill(parent, signal.SIGUSR1)
+        with suppress(ProcessLookupError):
+            os.kill(parent, signal.SIGUSR1)
 
 
 def orphaned(parent: int) -> bool:
