@@ -341,6 +341,28 @@ class TestOddInput:
         bad = violations(lambda: review.ListTasks(ask, metadata=md("sup")))
         assert set(bad) == {"item_code", "page_size"}
 
+    def test_an_outcome_the_server_has_no_name_for(self, stubs: tuple[Any, Any]) -> None:
+        """proto3 enums are open: outcome 99 reached pb.Outcome.Name, a ValueError, INTERNAL.
+        Now the rule book refuses it with the request's other problems."""
+        approval, review = stubs
+        decision_id = review_case(approval)
+        review.ClaimTask(rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil"))
+        decide = rpb.DecideTaskRequest(decision_id=decision_id, outcome=99)  # type: ignore[arg-type]
+        bad = violations(lambda: review.DecideTask(decide, metadata=md("rev-civil")))
+        assert set(bad) == {"outcome", "reasons", "justification"}  # the verdict was APPROVE
+        assert bad["outcome"] == "人工决定须为 APPROVE 或 REJECT"
+
+    def test_kpi_months_a_calendar_cannot_hold(self, stubs: tuple[Any, Any]) -> None:
+        """0001-01 starts before UTC can say (OverflowError: INTERNAL); full-width digits were
+        read as 2026-11 and answered under the month as sent."""
+        _, review = stubs
+        for month in ("0001-01", "9999-12", "２０２６-11", "2026-13", "2026-00"):
+            ask = rpb.GetKpisRequest(month=month)
+            assert set(violations(lambda a=ask: review.GetKpis(a, metadata=md("sup")))) == {
+                "month"
+            }, month
+        assert review.GetKpis(rpb.GetKpisRequest(month="0001-02"), metadata=md("sup")).month
+
 
 class TestConcurrentClaims:
     def test_two_processes_one_winner(self, tmp_path: Path) -> None:

@@ -308,7 +308,11 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
     async def DecideTask(
         self, request: rpb.DecideTaskRequest, context: grpc.aio.ServicerContext
     ) -> rpb.DecideTaskResponse:
-        outcome = pb.Outcome.Name(request.outcome).removeprefix("OUTCOME_")
+        # An outcome this server has no name for (proto3 enums are open) is refused with the
+        # action's other problems by the rule book, as an unnamed one is.
+        known = request.outcome in pb.Outcome.values()
+        outcome = pb.Outcome.Name(request.outcome) if known else str(request.outcome)
+        outcome = outcome.removeprefix("OUTCOME_")
         return await self._move(
             context,
             "DecideTask",
