@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from miaopi_server.settings import Settings, parse_args
 
 
@@ -92,3 +94,19 @@ class TestSettings:
             "audit_busy_timeout_ms",
             "grace_seconds",
         }
+
+
+def test_a_listen_address_grpc_cannot_bind_as_written_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """gRPC took a port past 65535 modulo 65536: `--listen 127.0.0.1:99999` served on 34463.
+    --listen is checked as --metrics-listen and --console-listen are, and the message no
+    longer names --metrics-listen for the others."""
+    assert parse_args(["--listen", "[::]:50051"]).listen == "[::]:50051"
+    for flag in ("--listen", "--metrics-listen", "--console-listen"):
+        for bad in ("127.0.0.1:99999", "garbage", "127.0.0.1:²"):
+            with pytest.raises(SystemExit) as exc:
+                parse_args([flag, bad])
+            assert exc.value.code == 2
+            err = capsys.readouterr().err
+            assert f"argument {flag}: needs HOST:PORT (a port from 0 to 65535), not {bad!r}" in err
