@@ -341,6 +341,14 @@ class TestCredentialsFile:
             "reviewer", "*", "440605",
         )  # fmt: skip
 
+    def test_a_credentials_file_that_is_not_text_is_named(self, tmp_path):
+        """Bytes that are not UTF-8 (a binary file given by mistake) were a UnicodeDecodeError
+        traceback from miaopi-server; now the file and the byte are named."""
+        bad = tmp_path / "creds.yaml"
+        bad.write_bytes(b"principals: []\n\xff\xfe")
+        with pytest.raises(CredentialsError, match=r"creds.yaml: not UTF-8 text \(byte 15\)"):
+            Authenticator.from_file(bad)
+
     def test_a_bad_credentials_file_leaves_nothing_running(self, tmp_path):
         """create_server refuses a malformed credentials file, and what it had opened by then
         (the audit store's writer and checkpoint threads, the rule set) is closed again."""
