@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from miaopi_server.settings import Settings, parse_args
+from miaopi_server.settings import Settings, number_problems, parse_args
 
 
 class TestSettings:
@@ -110,3 +110,30 @@ def test_a_listen_address_grpc_cannot_bind_as_written_is_refused(
             assert exc.value.code == 2
             err = capsys.readouterr().err
             assert f"argument {flag}: needs HOST:PORT (a port from 0 to 65535), not {bad!r}" in err
+
+
+def test_numbers_no_setting_means_are_named_all_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each of these started the server before, meaning something else (number_problems)."""
+    from miaopi_server.app import main
+
+    code = main([
+        "--rate", "-1", "--claim-idle", "-5", "--alert-interval", "-1", "--watch", "nan",
+        "--response-hours", "-3", "--listen", "127.0.0.1:0",
+    ])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    for words in (
+        "--rate must be at least 0 (0: unlimited), not -1.0",
+        "--claim-idle must be more than 0, not -5.0",
+        "--alert-interval must be at least 0 (0: off), not -1.0",
+        "--watch must be at least 0 (0: off), not nan",
+        "--response-hours must be more than 0, not -3.0",
+    ):
+        assert words in err
+    assert main(["--rate", "5", "--burst", "0.5"]) == 2
+    assert "--burst must be at least 1 while --rate limits, not 0.5" in capsys.readouterr().err
+    assert number_problems(Settings()) == []
+    unlimited = Settings(rate_per_second=0, rate_burst=0, alert_interval_seconds=0)
+    assert number_problems(unlimited) == []

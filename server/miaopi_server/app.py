@@ -45,7 +45,7 @@ from miaopi_server.ops.metrics import (
 from miaopi_server.ops.publish import Publisher
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.ops.webhook import Webhook, WebhookMisconfigured, run_deliveries
-from miaopi_server.settings import Settings, parse_args
+from miaopi_server.settings import Settings, number_problems, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
 from miaopi_server.sources.http import HttpPlatform
 from miaopi_server.sources.model import Provider
@@ -471,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
             "(the rule-set check cannot be turned off)",
             file=sys.stderr,
         )
+        return 2
+    if problems := number_problems(settings):
+        print(f"miaopi-server: {'; '.join(problems)}", file=sys.stderr)
         return 2
     try:
         if settings.reanchor_witness:

@@ -4,6 +4,7 @@ point (from the command line) and passed down."""
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,28 @@ class Settings:
     webhook_secret_file: Path | None = None
     webhook_timeout_seconds: float = 5.0
     webhook_retry_seconds: float = 2.0
+
+
+def number_problems(settings: Settings) -> list[str]:
+    """Numbers no setting means, each named (all at once). Before, each started the server
+    and meant something else: --rate -1 or nan no limit, --burst below 1 every request
+    refused, --claim-idle -5 every claim lapsed at once, --alert-interval -1 and --watch -1
+    off, --response-hours -3 no task ever responded to."""
+    checks = (
+        ("--rate", settings.rate_per_second, 0.0, "at least 0 (0: unlimited)"),
+        ("--watch", settings.watch_seconds, 0.0, "at least 0 (0: off)"),
+        ("--alert-interval", settings.alert_interval_seconds, 0.0, "at least 0 (0: off)"),
+        ("--claim-idle", settings.claim_idle_seconds, None, "more than 0"),
+        ("--response-hours", settings.response_working_hours, None, "more than 0"),
+    )
+    problems = []
+    for flag, value, least, wanted in checks:
+        if not math.isfinite(value) or (value < least if least is not None else value <= 0):
+            problems.append(f"{flag} must be {wanted}, not {value}")
+    burst = settings.rate_burst
+    if settings.rate_per_second > 0 and not (math.isfinite(burst) and burst >= 1):
+        problems.append(f"--burst must be at least 1 while --rate limits, not {burst}")
+    return problems
 
 
 def _host_port(listen: str) -> str:
