@@ -137,3 +137,27 @@ def test_numbers_no_setting_means_are_named_all_at_once(
     assert number_problems(Settings()) == []
     unlimited = Settings(rate_per_second=0, rate_burst=0, alert_interval_seconds=0)
     assert number_problems(unlimited) == []
+
+
+def test_connection_limits_grpc_cannot_take(capsys: pytest.CaptureFixture[str]) -> None:
+    """nan or inf seconds were a ValueError / OverflowError traceback turning them into
+    milliseconds, 1e12 an OverflowError from gRPC's C int; -1 bytes or connections meant no
+    limit. Named, all at once, exit 2."""
+    from miaopi_server.app import main
+
+    code = main([
+        "--handshake-timeout", "nan", "--idle-timeout", "1e12", "--max-connection-age", "inf",
+        "--connection-age-grace", "-1", "--max-request-bytes", "-1", "--max-connections", "0",
+    ])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    for words in (
+        "--handshake-timeout must be more than 0 and up to 2147483 seconds, not nan",
+        "--idle-timeout must be more than 0 and up to 2147483 seconds, not 1000000000000.0",
+        "--max-connection-age must be more than 0 and up to 2147483 seconds, not inf",
+        "--connection-age-grace must be from 0 up to 2147483 seconds, not -1.0",
+        "--max-request-bytes must be from 1 to 2147483647, not -1",
+        "--max-connections must be from 1 to 2147483647, not 0",
+    ):
+        assert words in err
+    assert number_problems(Settings(connection_age_grace_seconds=0)) == []

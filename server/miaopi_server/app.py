@@ -460,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return storeadmin.main(args[1:])
     settings = parse_args(args)
+    if problems := number_problems(settings):
+        print(f"miaopi-server: {'; '.join(problems)}", file=sys.stderr)
+        return 2
     worker = {"worker": settings.worker_index} if settings.worker_index >= 0 else {}
     logs.configure(settings.log_format, settings.log_level, extra=worker)
     if settings.workers < 1:
@@ -471,9 +474,6 @@ def main(argv: list[str] | None = None) -> int:
             "(the rule-set check cannot be turned off)",
             file=sys.stderr,
         )
-        return 2
-    if problems := number_problems(settings):
-        print(f"miaopi-server: {'; '.join(problems)}", file=sys.stderr)
         return 2
     try:
         if settings.reanchor_witness:

@@ -101,6 +101,26 @@ def number_problems(settings: Settings) -> list[str]:
     for flag, value, least, wanted in checks:
         if not math.isfinite(value) or (value < least if least is not None else value <= 0):
             problems.append(f"{flag} must be {wanted}, not {value}")
+    # gRPC's channel arguments are C ints: the timers in milliseconds. nan and inf were a
+    # ValueError / OverflowError traceback, 1e12 seconds an OverflowError from gRPC; -1 bytes
+    # or connections meant no limit at all.
+    longest = (2**31 - 1) // 1000
+    timers = (
+        ("--handshake-timeout", settings.handshake_timeout_seconds, False),
+        ("--idle-timeout", settings.idle_connection_seconds, False),
+        ("--max-connection-age", settings.max_connection_age_seconds, False),
+        ("--connection-age-grace", settings.connection_age_grace_seconds, True),
+    )
+    for flag, value, zero in timers:
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0) and value <= longest):
+            low = "from 0" if zero else "more than 0 and"
+            problems.append(f"{flag} must be {low} up to {longest} seconds, not {value}")
+    for flag, count in (
+        ("--max-request-bytes", settings.max_request_bytes),
+        ("--max-connections", settings.max_connections),
+    ):
+        if not 1 <= count <= 2**31 - 1:
+            problems.append(f"{flag} must be from 1 to {2**31 - 1}, not {count}")
     burst = settings.rate_burst
     if settings.rate_per_second > 0 and not (math.isfinite(burst) and burst >= 1):
         problems.append(f"--burst must be at least 1 while --rate limits, not {burst}")
