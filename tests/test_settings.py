@@ -103,6 +103,7 @@ def test_a_listen_address_grpc_cannot_bind_as_written_is_refused(
     --listen is checked as --metrics-listen and --console-listen are, and the message no
     longer names --metrics-listen for the others."""
     assert parse_args(["--listen", "[::]:50051"]).listen == "[::]:50051"
+    assert parse_args(["--listen", "unix:/run/miaopi.sock"]).listen == "unix:/run/miaopi.sock"
     for flag in ("--listen", "--metrics-listen", "--console-listen"):
         for bad in ("127.0.0.1:99999", "garbage", "127.0.0.1:²"):
             with pytest.raises(SystemExit) as exc:

@@ -135,10 +135,17 @@ def _host_port(listen: str) -> str:
     return listen
 
 
+def _listen(listen: str) -> str:
+    """--listen: HOST:PORT, or a Unix socket gRPC serves ("unix:PATH", one process only)."""
+    if listen.startswith(("unix:", "unix-abstract:")):
+        return listen
+    return _host_port(listen)
+
+
 def parse_args(argv: list[str] | None) -> Settings:
     p = argparse.ArgumentParser(prog="miaopi-server", description="秒批 instant approval server")
     # Checked here: gRPC took a port past 65535 modulo 65536 (99999 served on 34463).
-    p.add_argument("--listen", type=_host_port, help="HOST:PORT (port 0 picks a free one)")
+    p.add_argument("--listen", type=_listen, help="HOST:PORT (port 0 picks a free one)")
     p.add_argument("--rulesets", type=Path, help="rule files directory")
     p.add_argument(
         "--state-dir",
