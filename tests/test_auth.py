@@ -341,6 +341,37 @@ class TestCredentialsFile:
             "reviewer", "*", "440605",
         )  # fmt: skip
 
+    def test_a_credentials_file_that_is_not_text_is_named(self, tmp_path):
+        """Bytes that are not UTF-8 (a binary file given by mistake) were a UnicodeDecodeError
+        traceback from miaopi-server; now the file and the byte are named."""
+        bad = tmp_path / "creds.yaml"
+        bad.write_bytes(b"principals: []\n\xff\xfe")
+        with pytest.raises(CredentialsError, match=r"creds.yaml: not UTF-8 text \(byte 15\)"):
+            Authenticator.from_file(bad)
+
+    def test_tls_files_that_are_not_pem_are_named_before_anything_starts(self, tmp_path):
+        """A certificate or key file holding something else was 'cannot listen on HOST:PORT:
+        Failed to bind to address' (gRPC's words for any bad credential), after the rule set
+        and the audit store were opened; a directory was the bare '[Errno 21]'. Now each
+        names the options and the files, before anything is opened."""
+        import asyncio
+        import threading
+
+        from miaopi_server.app import create_server
+
+        junk = tmp_path / "junk.pem"
+        junk.write_bytes(b"\xff\xfe not pem")
+        before = {t.name for t in threading.enumerate()}
+        for cert, key in ((junk, junk), (tmp_path, tmp_path)):
+            settings = Settings(
+                listen="127.0.0.1:0", rulesets=RULESETS, state_dir=tmp_path / "s",
+                tls_cert=cert, tls_key=key,
+            )  # fmt: skip
+            with pytest.raises(OSError, match=r"^--tls-cert .* / --tls-key .*: not a PEM cert"):
+                asyncio.run(create_server(settings))
+        assert not (tmp_path / "s").exists()  # nothing opened, no store made
+        assert {t.name for t in threading.enumerate()} == before
+
     def test_a_bad_credentials_file_leaves_nothing_running(self, tmp_path):
         """create_server refuses a malformed credentials file, and what it had opened by then
         (the audit store's writer and checkpoint threads, the rule set) is closed again."""

@@ -295,6 +295,29 @@ DECISION = {
 }
 
 
+class TestNumberOptions:
+    def test_numbers_past_the_wire_or_below_zero_are_bad_input(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Before: alerts --after 10**23 and review list --page-size 10**11 were a ValueError
+        traceback from protobuf, audit verify --from 10**23 an OverflowError from SQLite, and
+        audit verify --from -3 checked from the first record as if it were not given. Now each
+        is exit 2 naming the option and its range, before anything is read or sent."""
+        huge = "99999999999999999999999"
+        for argv, words in (
+            (["alerts", "--after", huge], f"--after: must be from 0 to {2**63 - 1}, not {huge}"),
+            (["alerts", "--after", "-1"], "--after: must be from 0 to"),
+            (["review", "list", "--page-size", "99999999999"], "--page-size: must be from 0 to"),
+            (["review", "list", "--limit", "-3"], "--limit: must be from 0 to"),
+            (["audit", "verify", "--db", "x", "--key", "y", "--from", huge], "--from: must be"),
+            (["audit", "verify", "--db", "x", "--key", "y", "--from", "-3"], "--from: must be"),
+            (["audit", "verify", "--to", "1e3"], "--to: not a whole number: '1e3'"),
+        ):
+            assert main(["--target", "127.0.0.1:1", *argv]) == 2, argv
+            err = capsys.readouterr().err
+            assert words in err and "Traceback" not in err, argv
+
+
 class TestCompare:
     @pytest.mark.parametrize(
         ("expected", "outcome", "decision", "mismatches"),

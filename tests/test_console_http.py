@@ -268,6 +268,61 @@ class TestDecideForm:
         assert (got.task.state, got.task.overridden) == ("decided", True)
 
 
+class TestFormBodies:
+    """A POST whose body is not a form the console's pages send is refused (400) before the
+    CSRF check and changes nothing. Before, aiohttp's request.post() made %FF a U+FFFD that
+    was recorded as the reviewer's reason; raw non-UTF-8 bytes, an unknown charset and a
+    broken multipart body were HTTP 500s (console.crashed); a multipart file field's repr was
+    recorded as a reason."""
+
+    def test_bodies_that_are_not_text_or_not_a_form(
+        self, server: LiveServer, stubs: tuple[Any, Any]
+    ) -> None:
+        import http.client
+
+        approval, review = stubs
+        decision_id = review_case(approval)
+        client = signed_in(server, "rev-civil")
+        csrf = client.csrf()
+        assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
+        form = "application/x-www-form-urlencoded"
+        fields = f"csrf={csrf}&outcome=APPROVE&reasons=".encode()
+        part = b'--B\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
+        multipart = b"".join(
+            part % (name.encode(), extra, value)
+            for name, extra, value in (
+                ("csrf", b"", csrf.encode()), ("outcome", b"", b"APPROVE"),
+                ("reasons", b'; filename="r.txt"', b"abc"),
+            )
+        ) + b"--B--\r\n"  # fmt: skip
+        bodies = [
+            (form, fields + b"%FF%FE"),
+            (form, fields + b"\xff\xfe"),
+            (form + "; charset=bogus", fields + b"x"),
+            ("multipart/form-data; boundary=B", multipart),
+            ("multipart/form-data; boundary=B", multipart[:40]),
+            ("multipart/form-data", b"x"),
+        ]
+        port = urllib.parse.urlsplit(client.base).port
+        with capture_logs() as logs:
+            for content_type, body in bodies:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+                conn.request("POST", f"/cases/{decision_id}/decide", body, {
+                    "Content-Type": content_type, "Cookie": client._cookie_header(),
+                })  # fmt: skip
+                reply = conn.getresponse()
+                assert reply.status == 400, (content_type, body)
+                assert "表单无法读取" in reply.read().decode()
+                conn.close()
+        assert not [e for e in logs if e["event"] == "console.crashed"]
+        assert state_of(review, decision_id) == "claimed"  # nothing decided
+        reply = client.post(
+            f"/cases/{decision_id}/decide",
+            {"csrf": csrf, "outcome": "APPROVE", "reasons": "核查无误\n材料齐全"},
+        )
+        assert reply.status == 303 and state_of(review, decision_id) == "decided"
+
+
 class TestSuspendAndEscalate:
     def test_the_assignee_suspends_for_an_art45_ground_and_resumes(
         self, server: LiveServer, stubs: tuple[Any, Any]

@@ -213,7 +213,8 @@ def test_the_option(capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit) as exc:
             parse_args(["--metrics-listen", bad])
         assert exc.value.code == 2
-        assert f"--metrics-listen needs HOST:PORT, not {bad!r}" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"--metrics-listen: needs HOST:PORT (a port from 0 to 65535), not {bad!r}" in err
 
 
 def test_a_taken_metrics_port_stops_the_start(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import datetime as dt
 import io
 import itertools
 import json
@@ -23,6 +24,7 @@ from miaopi.v1 import approval_pb2_grpc as pb_grpc
 from miaopi.v1 import review_pb2 as rpb
 from miaopi.v1 import review_pb2_grpc as rpb_grpc
 from miaopi_server.audit import seal
+from miaopi_server.clock import SHANGHAI
 from tests.casework_support import md, write_credentials
 from tests.conftest import ServerProcess
 from tests.postgres import PostgresServer, migrated_database
@@ -251,3 +253,37 @@ def test_database_down_fails_closed_and_service_resumes(nodes: Nodes) -> None:
     for side in (0, 1):  # both nodes serve again
         d = nodes.approval[side].Decide(senior(f"after-{side}"), metadata=md("win")).decision
         assert d.receipt.seq > 0
+
+
+def test_a_nul_in_a_reviewers_text_is_refused_and_kpis_still_answer(nodes: Nodes) -> None:
+    """PostgreSQL stores no NUL. Before, a supplement request whose materials held one was
+    recorded (escaped in the task's JSON) and from then on every GetKpis of the month failed
+    ("unsupported Unicode escape sequence" reading that JSON); an escalation note or a rating
+    comment with one was "audit unavailable"; a decision id with one, UNAVAILABLE from a read.
+    Now each is the request's INVALID_ARGUMENT, as on SQLite (tests/test_review.py)."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    def bad_fields(call: Any) -> set[str]:
+        with pytest.raises(grpc.RpcError) as info:
+            call()
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+        status = rpc_status.from_call(info.value)
+        found = error_details_pb2.BadRequest()
+        assert status is not None and status.details[0].Unpack(found)
+        return {v.field for v in found.field_violations}
+
+    review = nodes.review[0]
+    decision_id = review_case(nodes.approval[0])
+    review.ClaimTask(rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil"))
+    ask = rpb.RequestSupplementRequest(decision_id=decision_id, materials=["m\x00"], note="n")
+    assert bad_fields(lambda: review.RequestSupplement(ask, metadata=md("rev-civil"))) == {
+        "materials[0]"
+    }
+    escalate = rpb.EscalateTaskRequest(decision_id=decision_id, note="督办\x00")
+    assert bad_fields(lambda: review.EscalateTask(escalate, metadata=md("sup"))) == {"note"}
+    get = rpb.GetTaskRequest(decision_id="a\x00b")
+    assert bad_fields(lambda: review.GetTask(get, metadata=md("sup"))) == {"decision_id"}
+    month = dt.datetime.now(SHANGHAI).strftime("%Y-%m")
+    kpis = review.GetKpis(rpb.GetKpisRequest(month=month, by="item"), metadata=md("sup"))
+    assert kpis.total.cases >= 1

@@ -86,6 +86,30 @@ class TestReload:
             status = stub.GetRulesetStatus(pb.GetRulesetStatusRequest())
             assert not status.last_reload.applied and status.last_reload.diagnostics
 
+    def test_a_file_name_that_is_not_utf8_is_named(self, server):
+        """A rule file named in another system's encoding (bytes that are not UTF-8) made
+        staging's digest raise UnicodeEncodeError: rules.reload_failed with a traceback, and a
+        diagnostic of Python's words naming only the directory. Now it is MP100 at the file,
+        its bytes escaped, and the old set keeps serving."""
+        import os
+
+        from structlog.testing import capture_logs
+
+        odd = os.fsencode(server.root) + b"/\xb9\xe6\xd4\xf2.yaml"  # 规则 in GBK
+        with open(odd, "wb") as f:
+            f.write(b"item: {code: X1}\n")
+        with grpc.insecure_channel(server.target) as ch, capture_logs() as logs:
+            stub = pb_grpc.ApprovalServiceStub(ch)
+            before = stub.Decide(centenarian_request()).decision.ruleset.digest
+            result = stub.ReloadRulesets(pb.ReloadRulesetsRequest())
+            assert not result.applied
+            assert list(result.diagnostics) == [
+                "rules/\\xb9\\xe6\\xd4\\xf2.yaml:1:1: error MP100: 文件名不是 UTF-8 编码：请改名"
+            ]
+            time.sleep(0.5)  # the file watch looks at it too
+            assert stub.Decide(centenarian_request()).decision.ruleset.digest == before
+        assert not [e for e in logs if e["event"] == "rules.reload_failed"]
+
     def test_file_watch_picks_up_changes(self, server):
         """Saving a rule file is enough: the watcher reloads it."""
         with grpc.insecure_channel(server.target) as ch:

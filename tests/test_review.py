@@ -264,6 +264,106 @@ class TestReview:
         assert verify_database(copy, keys).reason == "hash mismatch"
 
 
+class TestOddInput:
+    """What a caller may put in a ReviewService request that no reviewer writes: each is the
+    request's INVALID_ARGUMENT naming the field, never INTERNAL, and nothing is recorded."""
+
+    def test_control_characters_in_an_actions_text_are_refused_field_by_field(
+        self, stubs: tuple[Any, Any]
+    ) -> None:
+        """A NUL was recorded as written on SQLite; on PostgreSQL it was "audit unavailable"
+        (escalations, ratings) or, in a supplement request's materials, recorded and then
+        made every GetKpis of the month fail (tests/test_postgres_nodes.py)."""
+        approval, review = stubs
+        decision_id = review_case(approval)
+        review.ClaimTask(rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil"))
+        ask = rpb.RequestSupplementRequest(
+            decision_id=decision_id, materials=["hukou_book", "照片\x00"], note="请补\x1b[31m"
+        )
+        bad = violations(lambda: review.RequestSupplement(ask, metadata=md("rev-civil")))
+        assert bad == {"materials[1]": "含有控制字符", "note": "含有控制字符"}
+        decide = rpb.DecideTaskRequest(
+            decision_id=decision_id, outcome=pb.OUTCOME_REJECT, reasons=["不符\x00"],
+            legal_basis=["第三条\x7f"], justification="核查\x00",
+        )  # fmt: skip
+        bad = violations(lambda: review.DecideTask(decide, metadata=md("rev-civil")))
+        assert set(bad) == {"reasons[0]", "legal_basis[0]", "justification"}
+        escalate = rpb.EscalateTaskRequest(decision_id=decision_id, note="\x00")
+        assert violations(lambda: review.EscalateTask(escalate, metadata=md("sup"))) == {
+            "note": "含有控制字符"
+        }
+        # tabs and line breaks are text: a justification is written in a text box
+        decide = rpb.DecideTaskRequest(
+            decision_id=decision_id, outcome=pb.OUTCOME_REJECT, reasons=["户籍\t核查\r\n不符"],
+            legal_basis=["第三条"], justification="现场核查：\n户籍已迁出",
+        )  # fmt: skip
+        decided = review.DecideTask(decide, metadata=md("rev-civil")).task
+        assert decided.state == "decided"
+        rate = rpb.RateCaseRequest(decision_id=decision_id, score=4, comment="好\x00")
+        assert violations(lambda: review.RateCase(rate, metadata=md("win"))) == {
+            "comment": "含有控制字符"
+        }
+        task = review.GetTask(rpb.GetTaskRequest(decision_id=decision_id), metadata=md("sup")).task
+        assert task.escalations == 0 and task.last_seq == decided.last_seq  # nothing recorded
+
+    def test_a_decision_id_that_no_decision_has_is_named(self, stubs: tuple[Any, Any]) -> None:
+        """A NUL made PostgreSQL refuse the lookup, answered UNAVAILABLE ("audit unavailable")
+        and logged as a crash."""
+        approval, review = stubs
+        for odd in ("a\x00b", "\u202eid", " id", "x" * 129):
+            get = rpb.GetTaskRequest(decision_id=odd)
+            assert set(violations(lambda g=get: review.GetTask(g, metadata=md("sup")))) == {
+                "decision_id"
+            }
+            claim = rpb.ClaimTaskRequest(decision_id=odd)
+            assert set(
+                violations(lambda c=claim: review.ClaimTask(c, metadata=md("rev-civil")))
+            ) == {"decision_id"}
+            got = pb.GetDecisionRequest(decision_id=odd)
+            assert set(violations(lambda g=got: approval.GetDecision(g, metadata=md("sup")))) == {
+                "decision_id"
+            }
+
+    def test_forged_page_tokens_and_item_filters(self, stubs: tuple[Any, Any]) -> None:
+        """A token whose decision id is a lone surrogate ("\\ud800" in its JSON) was INTERNAL
+        (the store could not encode it); an item filter with a NUL "audit unavailable" on
+        PostgreSQL."""
+        import base64
+
+        _, review = stubs
+        for key in (b'["2026-01-01T00:00:00", "\\ud800"]', b'["2026-01-01T00:00:00", "\\u0000"]'):
+            token = base64.urlsafe_b64encode(key).decode()
+            ask = rpb.ListTasksRequest(page_token=token)
+            assert set(violations(lambda a=ask: review.ListTasks(a, metadata=md("sup")))) == {
+                "page_token"
+            }
+        ask = rpb.ListTasksRequest(item_code="GF\x00", page_size=-1)
+        bad = violations(lambda: review.ListTasks(ask, metadata=md("sup")))
+        assert set(bad) == {"item_code", "page_size"}
+
+    def test_an_outcome_the_server_has_no_name_for(self, stubs: tuple[Any, Any]) -> None:
+        """proto3 enums are open: outcome 99 reached pb.Outcome.Name, a ValueError, INTERNAL.
+        Now the rule book refuses it with the request's other problems."""
+        approval, review = stubs
+        decision_id = review_case(approval)
+        review.ClaimTask(rpb.ClaimTaskRequest(decision_id=decision_id), metadata=md("rev-civil"))
+        decide = rpb.DecideTaskRequest(decision_id=decision_id, outcome=99)  # type: ignore[arg-type]
+        bad = violations(lambda: review.DecideTask(decide, metadata=md("rev-civil")))
+        assert set(bad) == {"outcome", "reasons", "justification"}  # the verdict was APPROVE
+        assert bad["outcome"] == "人工决定须为 APPROVE 或 REJECT"
+
+    def test_kpi_months_a_calendar_cannot_hold(self, stubs: tuple[Any, Any]) -> None:
+        """0001-01 starts before UTC can say (OverflowError: INTERNAL); full-width digits were
+        read as 2026-11 and answered under the month as sent."""
+        _, review = stubs
+        for month in ("0001-01", "9999-12", "２０２６-11", "2026-13", "2026-00"):
+            ask = rpb.GetKpisRequest(month=month)
+            assert set(violations(lambda a=ask: review.GetKpis(a, metadata=md("sup")))) == {
+                "month"
+            }, month
+        assert review.GetKpis(rpb.GetKpisRequest(month="0001-02"), metadata=md("sup")).month
+
+
 class TestConcurrentClaims:
     def test_two_processes_one_winner(self, tmp_path: Path) -> None:
         """Two server processes on one store; each of ten tasks is claimed through both at

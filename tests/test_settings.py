@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from miaopi_server.settings import Settings, parse_args
+import pytest
+
+from miaopi_server.settings import Settings, number_problems, parse_args
 
 
 class TestSettings:
@@ -92,3 +94,71 @@ class TestSettings:
             "audit_busy_timeout_ms",
             "grace_seconds",
         }
+
+
+def test_a_listen_address_grpc_cannot_bind_as_written_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """gRPC took a port past 65535 modulo 65536: `--listen 127.0.0.1:99999` served on 34463.
+    --listen is checked as --metrics-listen and --console-listen are, and the message no
+    longer names --metrics-listen for the others."""
+    assert parse_args(["--listen", "[::]:50051"]).listen == "[::]:50051"
+    assert parse_args(["--listen", "unix:/run/miaopi.sock"]).listen == "unix:/run/miaopi.sock"
+    for flag in ("--listen", "--metrics-listen", "--console-listen"):
+        for bad in ("127.0.0.1:99999", "garbage", "127.0.0.1:²"):
+            with pytest.raises(SystemExit) as exc:
+                parse_args([flag, bad])
+            assert exc.value.code == 2
+            err = capsys.readouterr().err
+            assert f"argument {flag}: needs HOST:PORT (a port from 0 to 65535), not {bad!r}" in err
+
+
+def test_numbers_no_setting_means_are_named_all_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each of these started the server before, meaning something else (number_problems)."""
+    from miaopi_server.app import main
+
+    code = main([
+        "--rate", "-1", "--claim-idle", "-5", "--alert-interval", "-1", "--watch", "nan",
+        "--response-hours", "-3", "--listen", "127.0.0.1:0",
+    ])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    for words in (
+        "--rate must be at least 0 (0: unlimited), not -1.0",
+        "--claim-idle must be more than 0, not -5.0",
+        "--alert-interval must be at least 0 (0: off), not -1.0",
+        "--watch must be at least 0 (0: off), not nan",
+        "--response-hours must be more than 0, not -3.0",
+    ):
+        assert words in err
+    assert main(["--rate", "5", "--burst", "0.5"]) == 2
+    assert "--burst must be at least 1 while --rate limits, not 0.5" in capsys.readouterr().err
+    assert number_problems(Settings()) == []
+    unlimited = Settings(rate_per_second=0, rate_burst=0, alert_interval_seconds=0)
+    assert number_problems(unlimited) == []
+
+
+def test_connection_limits_grpc_cannot_take(capsys: pytest.CaptureFixture[str]) -> None:
+    """nan or inf seconds were a ValueError / OverflowError traceback turning them into
+    milliseconds, 1e12 an OverflowError from gRPC's C int; -1 bytes or connections meant no
+    limit. Named, all at once, exit 2."""
+    from miaopi_server.app import main
+
+    code = main([
+        "--handshake-timeout", "nan", "--idle-timeout", "1e12", "--max-connection-age", "inf",
+        "--connection-age-grace", "-1", "--max-request-bytes", "-1", "--max-connections", "0",
+    ])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    for words in (
+        "--handshake-timeout must be more than 0 and up to 2147483 seconds, not nan",
+        "--idle-timeout must be more than 0 and up to 2147483 seconds, not 1000000000000.0",
+        "--max-connection-age must be more than 0 and up to 2147483 seconds, not inf",
+        "--connection-age-grace must be from 0 up to 2147483 seconds, not -1.0",
+        "--max-request-bytes must be from 1 to 2147483647, not -1",
+        "--max-connections must be from 1 to 2147483647, not 0",
+    ):
+        assert words in err
+    assert number_problems(Settings(connection_age_grace_seconds=0)) == []

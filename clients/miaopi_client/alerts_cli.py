@@ -11,7 +11,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from .client import Client
-from .cmdline import OK
+from .cmdline import OK, seq_arg
 
 Connect = Callable[[argparse.Namespace, str], Client]
 
@@ -31,7 +31,7 @@ def add_alerts_parser(sub: Any, connect: Connect) -> None:
         description="Alerts raised by the server's scheduler, oldest first. Resume with "
         "--after SEQ (the last # printed): none is lost or repeated, also across a restart.",
     )
-    s.add_argument("--after", type=int, default=0, metavar="SEQ", help="after this alert")
+    s.add_argument("--after", type=seq_arg, default=0, metavar="SEQ", help="after this alert")
     s.add_argument("--follow", action="store_true", help="keep watching for new alerts")
     s.add_argument("--json", action="store_true", help="one JSON object per line")
 

@@ -31,6 +31,7 @@ from .cmdline import (
     print_json,
     read_facts,
     read_saved_decision,
+    seq_arg,
 )
 from .kpi_cli import add_kpi_parser
 from .notice_cli import add_notice_parser
@@ -842,7 +843,7 @@ def _add_audit_parsers(sub: Any) -> None:
     s.add_argument(
         "--from",
         dest="from_seq",
-        type=int,
+        type=seq_arg,
         default=0,
         metavar="N",
         help="first sequence number (default 1)",
@@ -850,7 +851,7 @@ def _add_audit_parsers(sub: Any) -> None:
     s.add_argument(
         "--to",
         dest="to_seq",
-        type=int,
+        type=seq_arg,
         default=0,
         metavar="N",
         help="last sequence number (default: the latest)",

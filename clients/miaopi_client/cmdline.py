@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,28 @@ def read_saved_decision(spec: str, path: Path) -> tuple[str, bytes | None]:
         raise BadInput(f"cannot read decision {spec}: {exc}") from None
     except NoticeFileError as exc:
         raise BadInput(f"notice {spec}: {exc}") from None
+
+
+MAX_SEQ = 2**63 - 1  # an audit record's or an alert's seq: int64 on the wire and in the stores
+MAX_INT32 = 2**31 - 1
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """argparse type of a whole-number option from `low` to `high`. Before, a number past what
+    the wire or the store holds was a traceback: ValueError from protobuf (alerts --after,
+    review list --page-size) or OverflowError from SQLite (audit verify --from); a negative
+    --from or --to was taken as the default."""
+
+    def parse(s: str) -> int:
+        try:
+            n = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {s[:32]!r}") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, not {s[:32]}")
+        return n
+
+    return parse
+
+
+seq_arg = whole_number(0, MAX_SEQ)  # a sequence number option (0: its default)

@@ -14,7 +14,7 @@ from miaopi.v1 import approval_pb2 as pb
 from miaopi.v1 import review_pb2 as rpb
 
 from .client import Client
-from .cmdline import OK, print_json
+from .cmdline import MAX_INT32, OK, print_json, whole_number
 
 Connect = Callable[[argparse.Namespace, str], Client]
 
@@ -77,9 +77,17 @@ def add_review_parsers(sub: Any, connect: Connect) -> None:
         help="only this state (repeat; default: every state not final)",
     )
     s.add_argument("--escalated", action="store_true", help="only tasks escalated (督办)")
-    s.add_argument("--limit", type=int, default=0, help="at most this many (default: every page)")
     s.add_argument(
-        "--page-size", type=int, default=50, help="tasks asked for per call (default 50)"
+        "--limit",
+        type=whole_number(0, MAX_INT32),
+        default=0,
+        help="at most this many (default: every page)",
+    )
+    s.add_argument(
+        "--page-size",
+        type=whole_number(0, MAX_INT32),
+        default=50,
+        help="tasks asked for per call (default 50)",
     )
 
     def list_tasks(args: argparse.Namespace) -> int:

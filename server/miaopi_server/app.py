@@ -45,7 +45,7 @@ from miaopi_server.ops.metrics import (
 from miaopi_server.ops.publish import Publisher
 from miaopi_server.ops.reload import CatalogHolder, GateSettings, open_holder, watch
 from miaopi_server.ops.webhook import Webhook, WebhookMisconfigured, run_deliveries
-from miaopi_server.settings import Settings, parse_args
+from miaopi_server.settings import Settings, number_problems, parse_args
 from miaopi_server.sources.embedded import EmbeddedRegistry, RegistryInvalid
 from miaopi_server.sources.http import HttpPlatform
 from miaopi_server.sources.model import Provider
@@ -179,6 +179,29 @@ def open_authenticator(settings: Settings) -> Authenticator | None:
     return Authenticator.from_file(path)
 
 
+def check_tls_files(settings: Settings) -> None:
+    """--tls-cert/--tls-key (and --tls-client-ca) as PEM the server can serve with, checked
+    before anything starts. gRPC only says that it could not bind: a key file holding
+    something else was 'cannot listen on 127.0.0.1:50051: Failed to bind to address'."""
+    if not (settings.tls_cert and settings.tls_key):
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:  # password "": an encrypted key (which gRPC cannot use) is refused, never prompted for
+        context.load_cert_chain(settings.tls_cert, settings.tls_key, password="")
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise OSError(
+            f"--tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: not a PEM "
+            f"certificate and its unencrypted private key: {exc}"
+        ) from None
+    if settings.tls_client_ca:
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_ca)
+        except (OSError, ValueError) as exc:
+            raise OSError(
+                f"--tls-client-ca {settings.tls_client_ca}: not PEM CA certificates: {exc}"
+            ) from None
+
+
 def server_credentials(settings: Settings) -> grpc.ServerCredentials:
     assert settings.tls_cert and settings.tls_key
     ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
@@ -251,6 +274,7 @@ def gate_settings(settings: Settings) -> GateSettings:
 async def create_server(settings: Settings) -> Running:
     """Build and start a server; `settings.listen` may use port 0 (the bound port is returned).
     The rule set goes live through the gate (ops/gate.py), like every later one."""
+    check_tls_files(settings)
     platform = open_platform(settings)  # checked first: a misconfiguration stops the start
     hook = open_webhook(settings)
     holder = await open_holder(settings.rulesets, gate_settings(settings), settings.grace_seconds)
@@ -461,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return storeadmin.main(args[1:])
     settings = parse_args(args)
+    if problems := number_problems(settings):
+        print(f"miaopi-server: {'; '.join(problems)}", file=sys.stderr)
+        return 2
     worker = {"worker": settings.worker_index} if settings.worker_index >= 0 else {}
     logs.configure(settings.log_format, settings.log_level, extra=worker)
     if settings.workers < 1:

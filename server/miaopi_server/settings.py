@@ -4,6 +4,7 @@ point (from the command line) and passed down."""
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,48 @@ class Settings:
     webhook_retry_seconds: float = 2.0
 
 
+def number_problems(settings: Settings) -> list[str]:
+    """Numbers no setting means, each named (all at once). Before, each started the server
+    and meant something else: --rate -1 or nan no limit, --burst below 1 every request
+    refused, --claim-idle -5 every claim lapsed at once, --alert-interval -1 and --watch -1
+    off, --response-hours -3 no task ever responded to."""
+    checks = (
+        ("--rate", settings.rate_per_second, 0.0, "at least 0 (0: unlimited)"),
+        ("--watch", settings.watch_seconds, 0.0, "at least 0 (0: off)"),
+        ("--alert-interval", settings.alert_interval_seconds, 0.0, "at least 0 (0: off)"),
+        ("--claim-idle", settings.claim_idle_seconds, None, "more than 0"),
+        ("--response-hours", settings.response_working_hours, None, "more than 0"),
+    )
+    problems = []
+    for flag, value, least, wanted in checks:
+        if not math.isfinite(value) or (value < least if least is not None else value <= 0):
+            problems.append(f"{flag} must be {wanted}, not {value}")
+    # gRPC's channel arguments are C ints: the timers in milliseconds. nan and inf were a
+    # ValueError / OverflowError traceback, 1e12 seconds an OverflowError from gRPC; -1 bytes
+    # or connections meant no limit at all.
+    longest = (2**31 - 1) // 1000
+    timers = (
+        ("--handshake-timeout", settings.handshake_timeout_seconds, False),
+        ("--idle-timeout", settings.idle_connection_seconds, False),
+        ("--max-connection-age", settings.max_connection_age_seconds, False),
+        ("--connection-age-grace", settings.connection_age_grace_seconds, True),
+    )
+    for flag, value, zero in timers:
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0) and value <= longest):
+            low = "from 0" if zero else "more than 0 and"
+            problems.append(f"{flag} must be {low} up to {longest} seconds, not {value}")
+    for flag, count in (
+        ("--max-request-bytes", settings.max_request_bytes),
+        ("--max-connections", settings.max_connections),
+    ):
+        if not 1 <= count <= 2**31 - 1:
+            problems.append(f"{flag} must be from 1 to {2**31 - 1}, not {count}")
+    burst = settings.rate_burst
+    if settings.rate_per_second > 0 and not (math.isfinite(burst) and burst >= 1):
+        problems.append(f"--burst must be at least 1 while --rate limits, not {burst}")
+    return problems
+
+
 def _host_port(listen: str) -> str:
     try:
         split_listen(listen)
@@ -92,9 +135,17 @@ def _host_port(listen: str) -> str:
     return listen
 
 
+def _listen(listen: str) -> str:
+    """--listen: HOST:PORT, or a Unix socket gRPC serves ("unix:PATH", one process only)."""
+    if listen.startswith(("unix:", "unix-abstract:")):
+        return listen
+    return _host_port(listen)
+
+
 def parse_args(argv: list[str] | None) -> Settings:
     p = argparse.ArgumentParser(prog="miaopi-server", description="秒批 instant approval server")
-    p.add_argument("--listen", help="HOST:PORT (port 0 picks a free one)")
+    # Checked here: gRPC took a port past 65535 modulo 65536 (99999 served on 34463).
+    p.add_argument("--listen", type=_listen, help="HOST:PORT (port 0 picks a free one)")
     p.add_argument("--rulesets", type=Path, help="rule files directory")
     p.add_argument(
         "--state-dir",

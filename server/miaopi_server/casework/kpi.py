@@ -81,8 +81,12 @@ class Kpis:
 def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) in UTC of a YYYY-MM month in Asia/Shanghai; ValueError when malformed."""
     year, _, mon = month.partition("-")
-    if len(year) != 4 or len(mon) != 2 or not (year + mon).isdigit():
+    # ASCII digits: str.isdigit() also takes '２０２６' and '²', which int() reads or refuses.
+    if len(year) != 4 or len(mon) != 2 or not (year + mon).isascii() or not (year + mon).isdigit():
         raise ValueError(f"month must be YYYY-MM, got {month[:16]!r}")
+    # January of year 1 begins before UTC can say (OverflowError), December 9999 ends after.
+    if not "0001-02" <= month <= "9999-11":
+        raise ValueError(f"month must be between 0001-02 and 9999-11, got {month!r}")
     start = dt.datetime(int(year), int(mon), 1, tzinfo=SHANGHAI)
     nxt = dt.datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=SHANGHAI)
     return start.astimezone(dt.UTC), nxt.astimezone(dt.UTC)

@@ -9,6 +9,7 @@ missing part at once).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +25,18 @@ APPROVE, REJECT = "APPROVE", "REJECT"
 ART45_REASONS = ("hearing", "tendering", "auction", "testing", "inspection", "quarantine",
                  "appraisal", "expert_review")  # fmt: skip
 MAX_TEXT = 2000
+# Control characters (tab and line breaks aside: notes are written in a text box) and lone
+# surrogates. They mean nothing in what a reviewer or a citizen writes, and PostgreSQL can
+# store no NUL: a NUL in a note refused the write as "audit unavailable", and one in the
+# materials of a recorded supplement request made every GetKpis of its month fail.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_violations(name: str, text: str) -> list[FieldViolation]:
+    """A control character in a free-text field of an action."""
+    if _CONTROL.search(text):
+        return [FieldViolation(name, "含有控制字符")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,13 @@ def _check_input(task: Task, a: Action) -> None:
     for name, text in (("justification", a.justification), ("note", a.note)):
         if len(text) > MAX_TEXT:
             bad.append(FieldViolation(name, f"不能超过 {MAX_TEXT} 字"))
+        bad += text_violations(name, text)
+    bad += text_violations("reason", a.reason)
+    for name, texts in (
+        ("reasons", a.reasons), ("legal_basis", a.legal_basis), ("materials", a.materials)
+    ):  # fmt: skip
+        for i, text in enumerate(texts):
+            bad += text_violations(f"{name}[{i}]", text)
     if a.action == s.DECIDE:
         if a.outcome not in (APPROVE, REJECT):
             bad.append(FieldViolation("outcome", "人工决定须为 APPROVE 或 REJECT"))

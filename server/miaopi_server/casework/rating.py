@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from miaopi_server.casework import states as s
-from miaopi_server.casework.model import Action, Task
+from miaopi_server.casework.model import Action, Task, text_violations
 from miaopi_server.errors import CaseInvalid, FieldViolation
 
 RATE = "rate"
@@ -36,6 +36,7 @@ def check_rating(task: Task, a: Action) -> dict[str, Any]:
         bad.append(FieldViolation("score", "评分须为 1 至 5"))
     if len(a.note) > MAX_COMMENT:
         bad.append(FieldViolation("comment", f"不能超过 {MAX_COMMENT} 字"))
+    bad += text_violations("comment", a.note)
     if bad:
         raise CaseInvalid(bad)
     if task.state not in RATEABLE:

@@ -210,6 +210,8 @@ class Authenticator:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise CredentialsError(f"{path}: {exc}") from exc
+        except UnicodeDecodeError as exc:  # a ValueError: was a traceback at start-up
+            raise CredentialsError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
         return cls.from_data(data, str(path))
 
     @classmethod

@@ -17,12 +17,13 @@ MAX_REQUEST_ID = 128
 MAX_WINDOW_ID = 64
 MAX_OPERATOR_ID = 64
 MAX_CONSENT_REFERENCE = 128
+MAX_DECISION_ID = 128  # a UUID; longer is no decision's
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's bigint
 
 
-def _identifier(name: str, value: str, limit: int) -> list[FieldViolation]:
+def identifier(name: str, value: str, limit: int) -> list[FieldViolation]:
     """Identifiers travel into receipts, logs and metadata: bounded, and printable (no control,
     format or line-separator characters, e.g. U+202E or U+2028)."""
     if len(value) > limit:
@@ -32,13 +33,21 @@ def _identifier(name: str, value: str, limit: int) -> list[FieldViolation]:
     return []
 
 
+def decision_id_violations(decision_id: str) -> list[FieldViolation]:
+    """A decision id to look up: required, bounded and printable. A NUL in it made the
+    PostgreSQL store refuse the query, which answered UNAVAILABLE ("audit unavailable")."""
+    if not decision_id:
+        return [FieldViolation("decision_id", "必填")]
+    return identifier("decision_id", decision_id, MAX_DECISION_ID)
+
+
 def envelope_violations(request: pb.DecideRequest) -> list[FieldViolation]:
     """The identifiers around a case: bounded, printable (they are sealed into receipts)."""
     return [
-        *_identifier("request_id", request.request_id, MAX_REQUEST_ID),
-        *_identifier("window.window_id", request.window.window_id, MAX_WINDOW_ID),
-        *_identifier("window.operator_id", request.window.operator_id, MAX_OPERATOR_ID),
-        *_identifier("consent.reference", request.consent.reference, MAX_CONSENT_REFERENCE),
+        *identifier("request_id", request.request_id, MAX_REQUEST_ID),
+        *identifier("window.window_id", request.window.window_id, MAX_WINDOW_ID),
+        *identifier("window.operator_id", request.window.operator_id, MAX_OPERATOR_ID),
+        *identifier("consent.reference", request.consent.reference, MAX_CONSENT_REFERENCE),
     ]
 
 
@@ -106,7 +115,7 @@ def parse_list_request(
         else ""
     )
     for name, value, limit in (("item_code", request.item_code, 64), ("window_id", window_id, 64)):
-        violations += _identifier(name, value, limit)
+        violations += identifier(name, value, limit)
     if violations:
         return None, violations
     query = ListQuery(

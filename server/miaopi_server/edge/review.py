@@ -40,6 +40,7 @@ from miaopi_server.edge.auth import (
     may_see,
     within_jurisdiction,
 )
+from miaopi_server.edge.requests import decision_id_violations, identifier
 from miaopi_server.edge.service import ApprovalService, add_service
 from miaopi_server.edge.status import abort
 from miaopi_server.errors import CaseInvalid, DecisionNotFound, FieldViolation, MiaopiError
@@ -65,6 +66,7 @@ DEFAULT_PAGE, MAX_PAGE = 50, 500
 ALERT_PAGE = 100
 OPEN_STATES = [s.OPEN, s.CLAIMED, s.AWAITING_SUPPLEMENT, s.SUSPENDED, s.SUPPLEMENT_PENDING]
 MAX_PAGE_TOKEN = 256
+MAX_ITEM_CODE = 64  # as ListDecisions' filter
 SUPERVISING = frozenset({"supervisor", "admin", "anonymous"})
 
 
@@ -83,6 +85,8 @@ def decode_task_token(token: str) -> tuple[str, str] | None:
     except (UnicodeError, binascii.Error, ValueError):
         return None
     if not isinstance(key, list) or len(key) != 2 or not all(isinstance(k, str) and k for k in key):
+        return None
+    if decision_id_violations(key[1]):  # e.g. "\ud800" or a NUL, which no store can compare
         return None
     try:
         dt.datetime.fromisoformat(key[0])
@@ -172,8 +176,8 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
     async def _visible(
         self, context: grpc.aio.ServicerContext, principal: Principal, rpc: str, decision_id: str
     ) -> tuple[Task, int]:
-        if not decision_id:
-            await abort(context, CaseInvalid([FieldViolation("decision_id", "必填")]))
+        if bad := decision_id_violations(decision_id):
+            await abort(context, CaseInvalid(bad))
         # Store reads run in a thread: a stalled database must not freeze the event loop.
         found = await asyncio.to_thread(self._store.task, decision_id)
         if found is None:  # a case the rules closed at once has its decision record only
@@ -194,6 +198,7 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
             for st in request.states
             if st not in s.STATE_NAMES
         ]
+        violations += identifier("item_code", request.item_code, MAX_ITEM_CODE)
         if not 0 <= request.page_size <= MAX_PAGE:
             violations.append(FieldViolation("page_size", f"须在 0 至 {MAX_PAGE} 之间"))
         after = ("", "")
@@ -303,7 +308,11 @@ class ReviewService(rpb_grpc.ReviewServiceServicer):  # type: ignore[misc]  # no
     async def DecideTask(
         self, request: rpb.DecideTaskRequest, context: grpc.aio.ServicerContext
     ) -> rpb.DecideTaskResponse:
-        outcome = pb.Outcome.Name(request.outcome).removeprefix("OUTCOME_")
+        # An outcome this server has no name for (proto3 enums are open) is refused with the
+        # action's other problems by the rule book, as an unnamed one is.
+        known = request.outcome in pb.Outcome.values()
+        outcome = pb.Outcome.Name(request.outcome) if known else str(request.outcome)
+        outcome = outcome.removeprefix("OUTCOME_")
         return await self._move(
             context,
             "DecideTask",

@@ -37,6 +37,7 @@ from miaopi_server.edge.auth import (
 from miaopi_server.edge.dryrun import dry_run
 from miaopi_server.edge.opener import CaseOpener
 from miaopi_server.edge.requests import (
+    decision_id_violations,
     encode_page_token,
     envelope_violations,
     parse_list_request,
@@ -273,6 +274,8 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self, request: pb.GetDecisionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDecisionResponse:
         principal = await self.guard(context, "GetDecision")
+        if bad := decision_id_violations(request.decision_id):
+            await abort(context, CaseInvalid(bad, subject="查询请求"))
         # Store reads run in a thread: a stalled database must not freeze the event loop.
         record = await asyncio.to_thread(self._store.get, request.decision_id)
         if record is None:

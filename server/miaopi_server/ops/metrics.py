@@ -140,8 +140,9 @@ class TaskGauges(Collector):
 def split_listen(listen: str) -> tuple[str, int]:
     """HOST:PORT (an IPv6 host in brackets) as (host, port); ValueError otherwise."""
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--metrics-listen needs HOST:PORT, not {listen!r}")
+    # Said without the option's name: --listen, --metrics-listen and --console-listen take it.
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"needs HOST:PORT (a port from 0 to 65535), not {listen!r}")
     return host.strip("[]"), int(port)
 
 

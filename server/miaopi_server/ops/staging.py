@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from miaopi_server.errors import Diagnostic, RuleFileError
+
 STAGED_DIR = "rulesets"
 LAST_GOOD = "last-good.json"
 KEEP_SECONDS = 600.0  # a staged copy is only read while it is checked and loaded
@@ -74,6 +76,18 @@ def set_digest(name: str, files: list[tuple[str, bytes]]) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def _surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _escaped(rel: Path) -> str:
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
 def stage(root: Path, state_dir: Path) -> Staged:
     """Copy the rule files under `root` into the state directory; raises OSError."""
     base = state_dir / STAGED_DIR
@@ -81,8 +95,20 @@ def stage(root: Path, state_dir: Path) -> Staged:
     name = root.resolve().name or "rulesets"
     tmp = base / f".tmp-{os.getpid()}-{time.monotonic_ns()}"
     files: list[tuple[str, bytes]] = []
+    found = set_files(root)
+    # A name that is not UTF-8 (a file copied from another system) cannot be digested,
+    # archived or named in a decision; it was a UnicodeEncodeError traceback ending the reload
+    # with an unlocated message. Every such file is named, its bytes escaped.
+    unnamed = [
+        Diagnostic(f"{name}/{_escaped(p.relative_to(root))}", 1, 1, "MP100",
+                   "文件名不是 UTF-8 编码：请改名")
+        for p in found
+        if _surrogates(str(p.relative_to(root)))
+    ]  # fmt: skip
+    if unnamed:
+        raise RuleFileError(unnamed)
     try:
-        for path in set_files(root):
+        for path in found:
             rel = path.relative_to(root)
             data = path.read_bytes()
             files.append((str(rel), data))

@@ -4,6 +4,7 @@ and turning a servicer's refusal into a page."""
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,36 @@ class Console:
 
 CONSOLE = web.AppKey("console", Console)
 SESSION = web.RequestKey("session", Session)  # the signed-in session of a request
+FORM = web.RequestKey("form", dict)  # a POST's fields, read once (read_form)
+FORM_TYPE = "application/x-www-form-urlencoded"  # what every form of the console sends
+
+
+async def read_form(request: web.Request) -> dict[str, str] | None:
+    """A POST's fields (the first value of each name), or None when the body is not a form
+    the console's pages send: another content type (multipart: a file's repr became a
+    reviewer's reason), an unknown charset, or bytes that are not text in it (aiohttp's
+    request.post() turned %FF into U+FFFD, recorded as written, and raw non-UTF-8 bytes or a
+    broken multipart body into an HTTP 500)."""
+    if request.content_type != FORM_TYPE:
+        return None
+    charset = request.charset or "utf-8"
+    try:
+        text = (await request.read()).decode(charset)
+        pairs = urllib.parse.parse_qsl(
+            text, keep_blank_values=True, encoding=charset, errors="strict"
+        )
+    except (LookupError, UnicodeError, ValueError):
+        return None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    request[FORM] = form
+    return form
+
+
+def form_of(request: web.Request) -> dict[str, str]:
+    """The fields of a POST the middleware read (security.session_and_csrf)."""
+    return request[FORM]
 
 
 def console_of(request: web.Request) -> Console:

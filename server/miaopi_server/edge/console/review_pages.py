@@ -20,6 +20,7 @@ from miaopi_server.edge.console.base import (
     SESSION,
     console_of,
     context,
+    form_of,
     refusal_page,
     render,
     session_of,
@@ -207,7 +208,7 @@ async def act(request: web.Request) -> web.StreamResponse:
     if action is None:
         raise web.HTTPNotFound()
     decision_id = request.match_info["decision_id"]
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form = form_of(request)
     console = console_of(request)
     method = getattr(console.review, action.rpc)
     try:

@@ -23,6 +23,7 @@ from miaopi_server.edge.console.base import (
     SIGNIN_COOKIE,
     console_of,
     peer_common_name,
+    read_form,
     render,
 )
 from miaopi_server.edge.console.sessions import Session
@@ -86,8 +87,13 @@ async def session_and_csrf(request: web.Request, handler: Handler) -> web.Stream
     if session is not None:
         request[SESSION] = session
     if request.method == "POST":
-        form = await request.post()
-        given = str(form.get(CSRF_FIELD, ""))
+        form = await read_form(request)
+        if form is None:
+            return render(
+                request, "error.html", 400, title="请求无效",
+                message="表单无法读取：请从本系统的页面提交（UTF-8 编码的表单）。",
+            )  # fmt: skip
+        given = form.get(CSRF_FIELD, "")
         if session is not None and request.path != "/signin":
             expected = session.csrf
         else:

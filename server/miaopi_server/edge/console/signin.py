@@ -16,6 +16,7 @@ from miaopi_server.edge.console.base import (
     SIGNIN_COOKIE,
     console_of,
     context,
+    form_of,
     peer_common_name,
     refusal_page,
     render,
@@ -66,7 +67,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     """Sign in with a token typed into the form, or ("使用数字证书登录") with the client
     certificate of this connection: the principal gRPC maps that certificate to."""
     console = console_of(request)
-    form = await request.post()
+    form = form_of(request)
     if form.get("method") == "certificate":
         name = peer_common_name(request) if console.certificates else ""
         if not name:
@@ -75,7 +76,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
             )
         credential = Credential(cert_common_name=name)
     else:
-        token = str(form.get("token", "")).strip()
+        token = form.get("token", "").strip()
         if not token:
             return _form(request, 400, "请输入令牌。")
         credential = Credential(token=token)
