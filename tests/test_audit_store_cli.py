@@ -78,6 +78,20 @@ class Trail:
         self.run_sql(self.pg.dsn(), f"CREATE DATABASE {name} TEMPLATE {source}")
         return self.pg.dsn(name)
 
+    def rolled_back(self) -> tuple[str, int]:
+        """A copy whose records after the third-last signed head are gone with their heads
+        and nodes: a shorter trail, consistent in itself; its DSN and size."""
+        dsn, kept = self.copy(), self.heads[-3]
+        self.run_sql(
+            dsn,
+            "DELETE FROM cases WHERE seq > %s",
+            "DELETE FROM records WHERE seq > %s",
+            "DELETE FROM tree_heads WHERE tree_size > %s",
+            "DELETE FROM tree_nodes WHERE ((idx + 1) << level) > %s",
+            args=(kept,),
+        )
+        return dsn, kept
+
     def verify(self, dsn: str, *extra: str) -> tuple[int, str, str]:
         return run("audit", "verify", "--store", dsn, "--key", str(self.pem), *extra)
 
@@ -178,16 +192,7 @@ def test_a_tampered_record_is_found_by_its_seq(trail: Trail) -> None:
 def test_a_database_rolled_back_behind_its_witness_fails(trail: Trail) -> None:
     """The last records gone with their heads and nodes: a shorter trail consistent in itself
     (it verifies on its own), which only the witness gives away."""
-    dsn = trail.copy()
-    kept = trail.heads[-3]
-    trail.run_sql(
-        dsn,
-        "DELETE FROM cases WHERE seq > %s",
-        "DELETE FROM records WHERE seq > %s",
-        "DELETE FROM tree_heads WHERE tree_size > %s",
-        "DELETE FROM tree_nodes WHERE ((idx + 1) << level) > %s",
-        args=(kept,),
-    )
+    dsn, kept = trail.rolled_back()
     code, out, _ = trail.verify(dsn, "--no-witness")
     assert (code, out.strip()) == (0, f"audit trail OK: {kept} records")
     code, out, _ = trail.verify(dsn, "--witness", str(trail.witness))
@@ -209,16 +214,7 @@ def test_a_saved_head_is_proved_against_the_trail_itself(trail: Trail) -> None:
     code, out, _ = run("audit", "prove-consistency", str(trail.witness), "--store", trail.dsn,
                        "--key", str(trail.pem), "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["ok"] is True and json.loads(out)["second"] == size
-    dsn = trail.copy()
-    kept = trail.heads[-3]
-    trail.run_sql(
-        dsn,
-        "DELETE FROM cases WHERE seq > %s",
-        "DELETE FROM records WHERE seq > %s",
-        "DELETE FROM tree_heads WHERE tree_size > %s",
-        "DELETE FROM tree_nodes WHERE ((idx + 1) << level) > %s",
-        args=(kept,),
-    )
+    dsn, _ = trail.rolled_back()
     code, out, _ = run("audit", "prove-consistency", str(trail.witness), "--store", dsn,
                        "--key", str(trail.pem))  # fmt: skip
     assert code == 1 and out.startswith("NOT consistent"), out

@@ -62,6 +62,16 @@ def signed_in(server: LiveServer, who: str) -> Http:
     return client
 
 
+def claimed_case(server: LiveServer, approval: Any, who: str) -> tuple[Http, str, str]:
+    """A case for review, claimed through the console by `who`: (their client, its CSRF
+    token, the case's decision id)."""
+    decision_id = review_case(approval)
+    client = signed_in(server, who)
+    csrf = client.csrf()
+    assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
+    return client, csrf, decision_id
+
+
 def text(reply: Any) -> str:
     """The page's words, whitespace collapsed."""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", reply.body)).split())
@@ -227,10 +237,7 @@ class TestDecideForm:
         self, server: LiveServer, stubs: tuple[Any, Any]
     ) -> None:
         approval, review = stubs
-        decision_id = review_case(approval)
-        client = signed_in(server, "rev-civil")
-        csrf = client.csrf()
-        assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
+        client, csrf, decision_id = claimed_case(server, approval, "rev-civil")
         reply = client.post(
             f"/cases/{decision_id}/decide", {"csrf": csrf, "outcome": "REJECT", "reasons": ""}
         )
@@ -281,10 +288,7 @@ class TestFormBodies:
         import http.client
 
         approval, review = stubs
-        decision_id = review_case(approval)
-        client = signed_in(server, "rev-civil")
-        csrf = client.csrf()
-        assert client.post(f"/cases/{decision_id}/claim", {"csrf": csrf}).status == 303
+        client, csrf, decision_id = claimed_case(server, approval, "rev-civil")
         form = "application/x-www-form-urlencoded"
         fields = f"csrf={csrf}&outcome=APPROVE&reasons=".encode()
         part = b'--B\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
