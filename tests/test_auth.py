@@ -341,6 +341,28 @@ class TestCredentialsFile:
             "reviewer", "*", "440605",
         )  # fmt: skip
 
+    def test_a_credentials_file_without_principals_is_refused(self, tmp_path):
+        """No principal: every call would be refused, so the server does not start on it."""
+        empty = tmp_path / "creds.yaml"
+        empty.write_text("principals: []\n", encoding="utf-8")
+        with pytest.raises(CredentialsError, match="principals is empty"):
+            Authenticator.from_file(empty)
+
+    def test_credentials_given_with_auth_off_are_said_to_be_ignored(self, tmp_path):
+        from structlog.testing import capture_logs
+
+        from miaopi_server.app import open_authenticator
+        from miaopi_server.settings import Settings
+
+        settings = Settings(insecure_no_auth=True, credentials=tmp_path / "creds.yaml")
+        with capture_logs() as logs:
+            assert open_authenticator(settings) is None
+        said = [e["event"] for e in logs]
+        assert said == ["auth.disabled", "auth.credentials_ignored"]
+        with capture_logs() as logs:
+            assert open_authenticator(Settings(insecure_no_auth=True)) is None
+        assert [e["event"] for e in logs] == ["auth.disabled"]
+
     def test_a_credentials_file_that_is_not_text_is_named(self, tmp_path):
         """Bytes that are not UTF-8 (a binary file given by mistake) were a UnicodeDecodeError
         traceback from miaopi-server; now the file and the byte are named."""

@@ -136,6 +136,11 @@ def test_numbers_no_setting_means_are_named_all_at_once(
     assert main(["--rate", "5", "--burst", "0.5"]) == 2
     assert "--burst must be at least 1 while --rate limits, not 0.5" in capsys.readouterr().err
     assert number_problems(Settings()) == []
+    for workers in (0, -1, 65, 10_000):  # 10,000 began starting as many processes
+        assert number_problems(Settings(workers=workers)) == [
+            f"--workers must be from 1 to 64, not {workers}"
+        ]
+    assert number_problems(Settings(workers=64)) == []
     unlimited = Settings(rate_per_second=0, rate_burst=0, alert_interval_seconds=0)
     assert number_problems(unlimited) == []
 

@@ -168,6 +168,9 @@ def open_authenticator(settings: Settings) -> Authenticator | None:
             note="authentication is OFF (--insecure-no-auth): anyone reaching the port may "
             "decide any item as any window",
         )
+        if settings.credentials is not None:  # given, and not used: said, not silently
+            log.warning("auth.credentials_ignored", path=str(settings.credentials),
+                        note="--credentials is not read with --insecure-no-auth")  # fmt: skip
         return None
     path = settings.credentials
     if path is None:
@@ -490,9 +493,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     worker = {"worker": settings.worker_index} if settings.worker_index >= 0 else {}
     logs.configure(settings.log_format, settings.log_level, extra=worker)
-    if settings.workers < 1:
-        print("miaopi-server: --workers must be at least 1", file=sys.stderr)
-        return 2
     if settings.gate_seconds <= 0 or settings.gate_cases < 1:
         print(
             "miaopi-server: --gate-seconds must be positive and --gate-cases at least 1 "

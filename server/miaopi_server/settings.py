@@ -85,6 +85,11 @@ class Settings:
     webhook_retry_seconds: float = 2.0
 
 
+# Server processes under one supervisor: each is a Python process using about a core, and a
+# node has far fewer; a mistyped count must not fork thousands.
+MAX_WORKERS = 64
+
+
 def number_problems(settings: Settings) -> list[str]:
     """Numbers no setting means, each named (all at once). Before, each started the server
     and meant something else: --rate -1 or nan no limit, --burst below 1 every request
@@ -121,6 +126,8 @@ def number_problems(settings: Settings) -> list[str]:
     ):
         if not 1 <= count <= 2**31 - 1:
             problems.append(f"{flag} must be from 1 to {2**31 - 1}, not {count}")
+    if not 1 <= settings.workers <= MAX_WORKERS:  # 10,000 began starting 10,000 processes
+        problems.append(f"--workers must be from 1 to {MAX_WORKERS}, not {settings.workers}")
     burst = settings.rate_burst
     if settings.rate_per_second > 0 and not (math.isfinite(burst) and burst >= 1):
         problems.append(f"--burst must be at least 1 while --rate limits, not {burst}")

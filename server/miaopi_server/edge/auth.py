@@ -225,6 +225,8 @@ class Authenticator:
             or not isinstance(data["principals"], Sequence)
         ):
             raise CredentialsError(f"{where}: expected a mapping with one key, principals: [...]")
+        if not data["principals"]:  # a server that refuses every call is no server
+            raise CredentialsError(f"{where}: principals is empty: no one could call the server")
         seen: set[str] = set()
         for i, entry in enumerate(data["principals"]):
             here = f"{where}: principals[{i}]"
