@@ -299,7 +299,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     p.add_argument(
         "--workers",
         type=int,
-        help="server processes sharing the port and the audit trail (one per core; "
+        help="server processes sharing the port and the audit trail, 1 to 64 (one per core; "
         "rate limits apply per process)",
     )
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
