@@ -18,7 +18,7 @@ from miaopi_server.casework.deadlines import (
     deadlines,
     working_days_between,
 )
-from miaopi_server.casework.model import Action, Task, act, supplement_due
+from miaopi_server.casework.model import MAX_ITEMS, MAX_TEXT, Action, Task, act, supplement_due
 from miaopi_server.casework.opening import kind_of, rules_verdict
 from miaopi_server.decision.decide import Decision, Reason
 from miaopi_server.errors import CaseInvalid
@@ -180,6 +180,19 @@ class TestDecide:
         assert [v.field for v in err.value.violations] == ["reasons", "legal_basis"]
         with pytest.raises(CaseInvalid, match="outcome"):
             do(t, s.DECIDE, outcome="MANUAL_REVIEW", reasons=("x",))
+
+    def test_lists_are_bounded_in_count_and_length_all_at_once(self) -> None:
+        """Reasons, legal bases and materials go into the record and onto the notice: at
+        most MAX_ITEMS each, every one at most MAX_TEXT long (before, only the request's
+        size bounded them)."""
+        t = do(task(), s.CLAIM)
+        with pytest.raises(CaseInvalid) as err:
+            do(t, s.DECIDE, outcome="REJECT", reasons=("理由",) * (MAX_ITEMS + 1),
+               legal_basis=("依据", "条" * (MAX_TEXT + 1)))  # fmt: skip
+        assert [v.field for v in err.value.violations] == ["reasons", "legal_basis[1]"]
+        most = do(t, s.DECIDE, outcome="REJECT", reasons=("理由",) * MAX_ITEMS,
+                  legal_basis=("条" * MAX_TEXT,))  # fmt: skip
+        assert most.state == s.DECIDED
 
     def test_override_needs_a_justification_and_is_flagged(self) -> None:
         t = do(task(rules_verdict="APPROVE"), s.CLAIM)

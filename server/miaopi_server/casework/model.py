@@ -25,6 +25,9 @@ APPROVE, REJECT = "APPROVE", "REJECT"
 ART45_REASONS = ("hearing", "tendering", "auction", "testing", "inspection", "quarantine",
                  "appraisal", "expert_review")  # fmt: skip
 MAX_TEXT = 2000
+# Reasons, legal bases and materials of one action: they go into the record and onto the
+# notice, each line to be read; before, only the request's size bounded them.
+MAX_ITEMS = 50
 # Control characters (tab and line breaks aside: notes are written in a text box) and lone
 # surrogates. They mean nothing in what a reviewer or a citizen writes, and PostgreSQL can
 # store no NUL: a NUL in a note refused the write as "audit unavailable", and one in the
@@ -186,7 +189,11 @@ def _check_input(task: Task, a: Action) -> None:
     for name, texts in (
         ("reasons", a.reasons), ("legal_basis", a.legal_basis), ("materials", a.materials)
     ):  # fmt: skip
+        if len(texts) > MAX_ITEMS:
+            bad.append(FieldViolation(name, f"不能超过 {MAX_ITEMS} 项"))
         for i, text in enumerate(texts):
+            if len(text) > MAX_TEXT:
+                bad.append(FieldViolation(f"{name}[{i}]", f"不能超过 {MAX_TEXT} 字"))
             bad += text_violations(f"{name}[{i}]", text)
     if a.action == s.DECIDE:
         if a.outcome not in (APPROVE, REJECT):
