@@ -380,10 +380,7 @@ class ApprovalService(pb_grpc.ApprovalServiceServicer):  # type: ignore[misc]  #
         self, request: pb.ReloadRulesetsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadRulesetsResponse:
         principal = await self.guard(context, "ReloadRulesets")
-        act = self._relay.new_act() if self._relay is not None else ""
-        result = await self._holder.reload(RPC, principal.id, act)
-        if result.applied and self._relay is not None:
-            self._relay(act)
+        result = await self._holder.reload_own(RPC, principal.id, self._relay)
         return convert.reload_response(result)
 
     async def GetRulesetStatus(

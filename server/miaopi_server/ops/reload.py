@@ -127,6 +127,17 @@ class CatalogHolder:
         await asyncio.to_thread(publisher.record, self.staged, self._catalog, START, "")
         self.publisher = publisher
 
+    async def reload_own(
+        self, trigger: str, by: str = "", relay: Relay | None = None
+    ) -> ReloadResult:
+        """`reload` asked of this process itself (ReloadRulesets, the watch); with `relay`
+        (`--workers`), once it applied, an act every other worker carries out too."""
+        act = relay.new_act() if relay is not None else ""
+        result = await self.reload(trigger, by, act)
+        if result.applied and relay is not None:
+            relay(act)
+        return result
+
     async def reload(self, trigger: str, by: str = "", act: str = "") -> ReloadResult:
         """Publish the rules directory as it is now: through the gate, on the record, live.
         `trigger` says what asked ("rpc", "SIGHUP", "watch"), `by` who (a principal id),
@@ -290,7 +301,4 @@ async def watch(
             pending = now
             continue
         pending = None
-        act = relay.new_act() if relay is not None else ""
-        result = await holder.reload("watch", act=act)
-        if result.applied and relay is not None:
-            relay(act)
+        await holder.reload_own("watch", relay=relay)
