@@ -141,6 +141,11 @@ def test_numbers_no_setting_means_are_named_all_at_once(
             f"--workers must be from 1 to 64, not {workers}"
         ]
     assert number_problems(Settings(workers=64)) == []
+    gate = "--gate-seconds must be positive and --gate-cases at least 1 (the rule-set check"
+    for off in (Settings(gate_seconds=0), Settings(gate_cases=0)):
+        assert [p for p in number_problems(off) if p.startswith(gate)] == [
+            f"{gate} cannot be turned off)"
+        ]
     unlimited = Settings(rate_per_second=0, rate_burst=0, alert_interval_seconds=0)
     assert number_problems(unlimited) == []
 

@@ -493,13 +493,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     worker = {"worker": settings.worker_index} if settings.worker_index >= 0 else {}
     logs.configure(settings.log_format, settings.log_level, extra=worker)
-    if settings.gate_seconds <= 0 or settings.gate_cases < 1:
-        print(
-            "miaopi-server: --gate-seconds must be positive and --gate-cases at least 1 "
-            "(the rule-set check cannot be turned off)",
-            file=sys.stderr,
-        )
-        return 2
     try:
         if settings.reanchor_witness:
             return reanchor(settings)

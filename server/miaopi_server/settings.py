@@ -126,6 +126,11 @@ def number_problems(settings: Settings) -> list[str]:
     ):
         if not 1 <= count <= 2**31 - 1:
             problems.append(f"{flag} must be from 1 to {2**31 - 1}, not {count}")
+    if settings.gate_seconds <= 0 or settings.gate_cases < 1:
+        problems.append(
+            "--gate-seconds must be positive and --gate-cases at least 1 "
+            "(the rule-set check cannot be turned off)"
+        )
     if not 1 <= settings.workers <= MAX_WORKERS:  # 10,000 began starting 10,000 processes
         problems.append(f"--workers must be from 1 to {MAX_WORKERS}, not {settings.workers}")
     burst = settings.rate_burst
