@@ -254,6 +254,21 @@ class TestLoadCases:
         assert main(["--target", "127.0.0.1:1", "replay", str(path)]) == 2
         assert f"{path}:1: case_id holds a lone surrogate" in capsys.readouterr().err
 
+    @pytest.mark.parametrize(
+        ("document", "why"),
+        [('{"tree_size": ' + "9" * 5000 + "}", "a number with too many digits"),
+         ("[" * 100_000 + "]" * 100_000, "nested too deeply")],
+    )  # fmt: skip
+    def test_a_head_file_python_cannot_build_is_bad_input(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], document: str, why: str
+    ) -> None:
+        """prove-consistency's FILE, as the case and facts files: a traceback before."""
+        head = tmp_path / "head.json"
+        head.write_text(document, encoding="utf-8")
+        code = main(["audit", "prove-consistency", str(head), "--db", "x", "--key", "y"])
+        assert code == 2
+        assert f"cannot read tree head {head}: invalid JSON: {why}" in capsys.readouterr().err
+
     def test_line_separators_inside_strings(self, tmp_path: Path) -> None:
         """Only \\n (or \\r\\n) ends a line: U+2028 and U+0085 inside a string, which JSON
         writers leave unescaped, stay part of the case, and line numbers stay right."""

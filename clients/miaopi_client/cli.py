@@ -362,6 +362,8 @@ def _read_json(spec: Path, what: str) -> Any:
         return json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInput(f"cannot read {what} {spec}: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # valid JSON Python will not build
+        raise BadInput(f"cannot read {what} {spec}: invalid JSON: {unbuildable(exc)}") from None
 
 
 def _not_consistent(as_json: bool, first: int, reason: str) -> int:
